@@ -1,0 +1,58 @@
+// The graph IR as read from a file: inputs, nodes with their attributes (each value keeps its
+// source position), outputs. Nothing here knows YAML: importers can build a GraphDef too.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "framework/error.hpp"
+#include "framework/shape.hpp"
+
+namespace fg {
+
+// An attribute value: a scalar (kept as its text), a list, a map, or null.
+struct Value {
+  enum class Kind { null, scalar, list, map };
+  Kind kind = Kind::null;
+  std::string scalar;
+  bool quoted = false;  // the scalar was written in quotes (so `"3"` is a string, not a number)
+  std::vector<Value> items;
+  std::vector<std::pair<std::string, Value>> entries;
+  SourceLoc loc;
+
+  std::string describe() const;  // "the list [3, 3]", "the string 'relu'", ...
+};
+
+struct Attr {
+  Value value;
+  SourceLoc key_loc;
+};
+
+struct NodeDef {
+  std::string name;
+  std::string op;
+  SourceLoc loc;     // the node's mapping
+  SourceLoc op_loc;  // the op value
+  std::vector<std::string> inputs;
+  std::vector<SourceLoc> input_locs;
+  std::map<std::string, Attr> attrs;  // everything but name / op / input / inputs
+};
+
+struct InputDef {
+  std::string name;
+  Dims shape;  // without the batch; kDynamic for null
+  DType dtype = DType::f32;
+  SourceLoc loc;
+};
+
+struct GraphDef {
+  std::string name;
+  std::string file;  // for messages
+  std::vector<InputDef> inputs;
+  std::vector<NodeDef> nodes;  // file order
+  std::vector<std::string> outputs;
+  std::vector<SourceLoc> output_locs;
+};
+
+}  // namespace fg

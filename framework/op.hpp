@@ -1,0 +1,147 @@
+// The interface every op implements, built-in or registered from outside the core.
+// An op's life has three steps:
+//   parse    reads its attributes by name (AttrReader), once per node;
+//   infer    pure shape/dtype inference and validation, on possibly-dynamic shapes; throws fg::Error;
+//   compile  for concrete shapes, builds a Kernel (oneDNN primitives, reordered weights) that the
+//            runtime executes. See runtime/kernel.hpp.
+// Ops also declare their weights (Keras names and shapes) and their FLOPs.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "framework/error.hpp"
+#include "framework/graph_def.hpp"
+#include "framework/shape.hpp"
+
+namespace fg {
+
+class Kernel;
+struct KernelContext;
+
+// Reads a node's attributes by name with Keras defaults; records which keys were read so that
+// the compiler can reject unknown keys with a "did you mean".
+class AttrReader {
+ public:
+  AttrReader(const NodeDef& node, const std::string& file);
+
+  bool has(const std::string& key) const;
+  int64_t get_int(const std::string& key);                       // required
+  int64_t get_int(const std::string& key, int64_t fallback);     // optional
+  double get_float(const std::string& key);
+  double get_float(const std::string& key, double fallback);
+  bool get_bool(const std::string& key, bool fallback);
+  std::string get_string(const std::string& key);
+  std::string get_string(const std::string& key, const std::string& fallback);
+  // One of `choices` (e.g. padding: valid/same), with a did-you-mean on a miss.
+  std::string get_choice(const std::string& key, const std::vector<std::string>& choices,
+                         const std::string& fallback);
+  // Keras tuple arguments: an int n expands to [n]*count; a list must have `count` ints.
+  std::vector<int64_t> get_ints(const std::string& key, size_t count);
+  std::vector<int64_t> get_ints(const std::string& key, size_t count, std::vector<int64_t> fallback);
+  // A list of any length of ints (null items become kDynamic when allow_null).
+  std::vector<int64_t> get_int_list(const std::string& key, bool allow_null = false);
+  std::vector<double> get_float_list(const std::string& key);
+  // Positive-value checks point at the value.
+  int64_t get_positive_int(const std::string& key);
+  int64_t get_positive_int(const std::string& key, int64_t fallback);
+  std::vector<int64_t> get_positive_ints(const std::string& key, size_t count);
+  std::vector<int64_t> get_positive_ints(const std::string& key, size_t count,
+                                         std::vector<int64_t> fallback);
+  // An activation name (Keras's list), validated with a did-you-mean.
+  std::string get_activation(const std::string& key, const std::string& fallback);
+
+  // Where a key's value is (or the node when absent), and an error pointing there.
+  SourceLoc loc_of(const std::string& key) const;
+  Error error(const std::string& key, const std::string& message) const;
+
+  const std::vector<std::string>& used_keys() const { return used_; }
+
+ private:
+  const Attr* find(const std::string& key);
+  const Attr& require(const std::string& key);
+
+  const NodeDef& node_;
+  std::string file_;
+  std::vector<std::string> used_;
+};
+
+// The Keras activation names we know, in the order docs list them.
+const std::vector<std::string>& activation_names();
+
+// What `infer` sees: the node, its input types, and helpers to build errors that point at the
+// node (or one of its inputs / attributes) in the YAML.
+class InferContext {
+ public:
+  InferContext(const NodeDef& node, const std::string& file, std::vector<TensorType> inputs,
+               std::vector<std::string> input_names);
+
+  const std::vector<TensorType>& inputs() const { return inputs_; }
+  const TensorType& input(size_t i) const { return inputs_.at(i); }
+  size_t num_inputs() const { return inputs_.size(); }
+  const std::string& input_name(size_t i) const { return input_names_.at(i); }
+  const NodeDef& node() const { return node_; }
+  const std::string& file() const { return file_; }
+
+  Error error(const std::string& message) const;                         // at the node
+  Error input_error(size_t i, const std::string& message) const;         // at input i's reference
+  Error attr_error(const std::string& key, const std::string& message) const;  // at the attribute
+
+  // Common checks; each throws a clear error.
+  void expect_inputs(size_t count) const;
+  void expect_inputs_at_least(size_t count) const;
+  void expect_rank(size_t i, int rank) const;
+  void expect_rank_at_least(size_t i, int rank) const;
+  void expect_dtype(size_t i, DType dtype) const;
+  // Every input shape, one per line, for merge messages.
+  std::string describe_inputs() const;
+
+ private:
+  const NodeDef& node_;
+  std::string file_;
+  std::vector<TensorType> inputs_;
+  std::vector<std::string> input_names_;
+};
+
+// How `graph-runner init` fills a weight (Keras defaults).
+enum class Init {
+  zeros,
+  ones,
+  glorot_uniform,   // limit sqrt(6 / (fan_in + fan_out))
+  orthogonal,       // Keras recurrent_initializer; per [units, k*units] block
+  uniform_embedding,  // Keras Embedding: uniform(-0.05, 0.05)
+  lstm_bias,        // zeros, forget gate (second quarter) ones
+};
+
+struct WeightSpec {
+  std::string param;  // "kernel", "bias", ... ; the file key is "<node>.<param>"
+  Dims shape;         // Keras shape
+  Init init = Init::zeros;
+  int64_t fan_in = 0, fan_out = 0;  // for glorot
+  bool trainable = true;
+};
+
+class Op {
+ public:
+  virtual ~Op() = default;
+
+  // Reads attributes. Unknown keys are rejected by the compiler after this returns.
+  virtual void parse(AttrReader& attrs) = 0;
+  // Output types for the given inputs (shapes may be dynamic). Pure; throws fg::Error.
+  virtual std::vector<TensorType> infer(const InferContext& ctx) const = 0;
+  // Weights for the given inputs (only per-sample dims are used). Default: none.
+  virtual std::vector<WeightSpec> weights(const InferContext& ctx) const;
+  // FLOPs for one sample (2 x multiply-accumulates of matmuls), given concrete per-sample dims.
+  virtual double flops_per_sample(const InferContext& ctx, const std::vector<TensorType>& outputs) const;
+  // Masks: if false, a masked input is an error (as in Keras). If true and the op's output is
+  // masked but the op does not produce the mask itself, the first masked input's mask passes on.
+  virtual bool supports_masking() const { return false; }
+  virtual bool produces_mask() const { return false; }
+  // Builds the executable kernel for concrete shapes.
+  virtual std::unique_ptr<Kernel> compile(KernelContext& ctx) const = 0;
+};
+
+}  // namespace fg

@@ -1,0 +1,90 @@
+// The executable side of an op: Op::compile builds a Kernel for concrete shapes; the executor
+// calls Kernel::execute once per run. compile does all the expensive work (primitive
+// descriptors, post-ops, weight reorders, once); execute only runs primitives.
+//
+// Memory: every tensor lives in a dnnl::memory whose desc the plan fixed. By default each
+// output is in the plain layout (Keras order, row major: onednn::plain_desc); a kernel may set
+// ctx.dst_descs[i] to another layout (the planner then reorders for consumers that need plain).
+// Temporary buffers a kernel needs during execute are declared as ctx.temp_descs and come
+// from the activation arena (so concurrent runs never share them).
+#pragma once
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "framework/error.hpp"
+#include "framework/graph_def.hpp"
+#include "framework/shape.hpp"
+#include "runtime/tensor.hpp"
+
+namespace fg {
+
+class WeightCache;
+
+struct KernelContext {
+  const dnnl::engine& engine;
+  const NodeDef& node;
+  std::string file;
+  std::vector<TensorType> inputs;   // concrete
+  std::vector<TensorType> outputs;  // concrete
+  std::vector<dnnl::memory::desc> src_descs;   // how each input is stored (plain today)
+  std::vector<dnnl::memory::desc> dst_descs;   // prefilled plain; a kernel may change them
+  std::vector<dnnl::memory::desc> temp_descs;  // temporaries the kernel asks for
+  int threads = 1;
+  WeightCache* weight_cache = nullptr;
+  const std::function<const Tensor&(const std::string& param)>* weight_lookup = nullptr;
+
+  // A weight as loaded (f32, Keras shape), e.g. weight("kernel").
+  const Tensor& weight(const std::string& param) const;
+  // A weight reordered once from `user_desc` (describing the Keras bytes) to `want_desc`;
+  // cached across plans of the same model, keyed by node, param and desc.
+  dnnl::memory weight_memory(const std::string& param, const dnnl::memory::desc& user_desc,
+                             const dnnl::memory::desc& want_desc);
+  // A derived constant (e.g. a re-ordered bias), built once by `make` and cached like above.
+  dnnl::memory constant(const std::string& key, const dnnl::memory::desc& want_desc,
+                        const std::function<dnnl::memory()>& make);
+  Error error(const std::string& message) const;
+};
+
+struct ExecContext {
+  dnnl::stream& stream;
+  const std::vector<dnnl::memory>& srcs;
+  const std::vector<dnnl::memory>& dsts;
+  const std::vector<dnnl::memory>& temps;
+  // Masks ([batch, steps] uint8, 1 = keep), nullptr where there is none.
+  const std::vector<const uint8_t*>& src_masks;
+  const std::vector<uint8_t*>& dst_masks;  // only for ops that produce_mask()
+  int threads = 1;
+};
+
+class Kernel {
+ public:
+  virtual ~Kernel() = default;
+  // Must be safe to call from several threads at once with different contexts.
+  virtual void execute(ExecContext& ctx) const = 0;
+  // oneDNN implementation name(s) for --per-node ("jit:avx2"), or "" for plain C++.
+  virtual std::string impl_info() const { return ""; }
+};
+
+// A kernel that runs one oneDNN primitive with SRC/DST (and fixed extra args): enough for
+// eltwise, softmax, pooling, reorder-like ops.
+class PrimitiveKernel : public Kernel {
+ public:
+  PrimitiveKernel(dnnl::primitive prim, std::string impl, std::vector<std::pair<int, dnnl::memory>> fixed_args,
+                  std::vector<int> src_args = {DNNL_ARG_SRC}, std::vector<int> dst_args = {DNNL_ARG_DST});
+  void execute(ExecContext& ctx) const override;
+  std::string impl_info() const override { return impl_; }
+
+ private:
+  dnnl::primitive prim_;
+  std::string impl_;
+  std::vector<std::pair<int, dnnl::memory>> fixed_args_;
+  std::vector<int> src_args_, dst_args_;
+};
+
+}  // namespace fg

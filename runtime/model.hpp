@@ -1,0 +1,58 @@
+// Running a compiled graph: Model owns the CompiledGraph, the weights, and a cache of Plans
+// (one per concrete input-shape signature). run() is thread-safe: plans are shared, each call
+// borrows its own activation arena.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "framework/compiler.hpp"
+#include "runtime/tensor.hpp"
+#include "runtime/weights.hpp"
+
+namespace fg {
+
+class Plan;
+class WeightCache;
+
+struct RunOptions {
+  // When set, every node's output is copied here by node name (graph-runner --dump-intermediates).
+  std::map<std::string, Tensor>* intermediates = nullptr;
+};
+
+struct ModelOptions {
+  int threads = 0;  // 0 = all cores
+};
+
+class Model {
+ public:
+  Model(std::shared_ptr<const CompiledGraph> graph, WeightStore weights, ModelOptions options = {});
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const CompiledGraph& graph() const { return *graph_; }
+  const WeightStore& weights() const { return weights_; }
+
+  // Inputs by graph-input name; outputs by output name. Throws fg::Error for missing / unknown
+  // inputs, wrong dtypes or shapes that do not fit the declared ones.
+  std::map<std::string, Tensor> run(const std::map<std::string, Tensor>& inputs,
+                                    const RunOptions& options = {}) const;
+
+  // The plan for these full input shapes (built and cached on first use).
+  std::shared_ptr<Plan> plan_for(const std::vector<Dims>& input_shapes) const;
+  size_t cached_plans() const;
+
+ private:
+  std::shared_ptr<const CompiledGraph> graph_;
+  WeightStore weights_;
+  ModelOptions options_;
+  std::unique_ptr<WeightCache> weight_cache_;
+  mutable std::mutex mutex_;
+  mutable std::map<std::vector<Dims>, std::shared_ptr<Plan>> plans_;
+};
+
+}  // namespace fg
