@@ -1,0 +1,24 @@
+// Factories of the built-in ops (one per op), defined in layers/<op>.cpp and listed in
+// layers/registry.cpp. Each returns an OpInfo {name, create, summary}.
+#pragma once
+
+#include "framework/registry.hpp"
+
+namespace fg::layers {
+
+// ---- convolution and pooling ----
+
+
+// ---- dense, shape and activation ops ----
+
+
+// ---- recurrent and embedding ----
+
+
+// ---- normalization and merges ----
+
+
+// ---- fusion ops ----
+
+
+}  // namespace fg::layers

@@ -1,0 +1,59 @@
+#include "runtime/kernel.hpp"
+
+#include <fmt/format.h>
+
+#include "runtime/weight_cache.hpp"
+
+namespace fg {
+
+const Tensor& KernelContext::weight(const std::string& param) const {
+  if (weight_lookup == nullptr) throw error("internal: no weights bound for compile");
+  return (*weight_lookup)(param);
+}
+
+dnnl::memory KernelContext::weight_memory(const std::string& param, const dnnl::memory::desc& user_desc,
+                                          const dnnl::memory::desc& want_desc) {
+  const Tensor& host = weight(param);
+  if (user_desc.get_size() != host.bytes())
+    throw error(fmt::format("internal: weight '{}' has {} bytes but its oneDNN desc wants {}", param,
+                            host.bytes(), user_desc.get_size()));
+  return constant(param, want_desc, [&]() {
+    dnnl::memory user(user_desc, engine, const_cast<void*>(host.raw()));
+    dnnl::memory dst(want_desc, engine);
+    dnnl::stream stream(engine);
+    dnnl::reorder(user, dst).execute(stream, user, dst);
+    stream.wait();
+    return dst;
+  });
+}
+
+dnnl::memory KernelContext::constant(const std::string& key, const dnnl::memory::desc& want_desc,
+                                     const std::function<dnnl::memory()>& make) {
+  if (weight_cache == nullptr) return make();
+  return weight_cache->get_or_make(node.name + "." + key, want_desc, make);
+}
+
+Error KernelContext::error(const std::string& message) const {
+  Error e(message);
+  e.at(node.loc).node(node.name, node.op);
+  return e;
+}
+
+PrimitiveKernel::PrimitiveKernel(dnnl::primitive prim, std::string impl,
+                                 std::vector<std::pair<int, dnnl::memory>> fixed_args, std::vector<int> src_args,
+                                 std::vector<int> dst_args)
+    : prim_(std::move(prim)),
+      impl_(std::move(impl)),
+      fixed_args_(std::move(fixed_args)),
+      src_args_(std::move(src_args)),
+      dst_args_(std::move(dst_args)) {}
+
+void PrimitiveKernel::execute(ExecContext& ctx) const {
+  std::unordered_map<int, dnnl::memory> args;
+  for (const auto& [arg, mem] : fixed_args_) args.emplace(arg, mem);
+  for (size_t i = 0; i < src_args_.size() && i < ctx.srcs.size(); ++i) args.emplace(src_args_[i], ctx.srcs[i]);
+  for (size_t i = 0; i < dst_args_.size() && i < ctx.dsts.size(); ++i) args.emplace(dst_args_[i], ctx.dsts[i]);
+  prim_.execute(ctx.stream, args);
+}
+
+}  // namespace fg

@@ -1,0 +1,40 @@
+// Helpers shared by the tests: deterministic random tensors, running a YAML graph, comparing to
+// a reference with a stated tolerance, and capturing compile errors.
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "framework/error.hpp"
+#include "runtime/tensor.hpp"
+
+namespace fg::test {
+
+// Uniform values in [lo, hi), deterministic for a seed.
+Tensor random_tensor(const Dims& shape, uint64_t seed, float lo = -1.f, float hi = 1.f);
+// Uniform ints in [lo, hi].
+Tensor random_ints(const Dims& shape, uint64_t seed, int lo, int hi);
+Tensor make_tensor(const Dims& shape, const std::vector<float>& values);
+Tensor make_int_tensor(const Dims& shape, const std::vector<int>& values);
+std::vector<double> to_doubles(const Tensor& t);
+
+// Compiles the YAML text, binds the weights ("<node>.<param>" -> Keras-shaped f32 tensor) and runs
+// it once. Returns the outputs by output name. Throws fg::Error like the library does.
+std::map<std::string, Tensor> run_yaml(const std::string& yaml, const std::map<std::string, Tensor>& inputs,
+                                       const std::map<std::string, Tensor>& weights, int threads = 0);
+
+// Every element close: |got - want| <= atol + rtol * |want|. Reports the first mismatches.
+void check_close(const Tensor& got, const std::vector<double>& want, double rtol = 1e-5, double atol = 1e-5);
+void check_shape(const Tensor& got, const Dims& want);
+
+// The message of the fg::Error that compiling this YAML throws, or "" if it compiles.
+std::string compile_error(const std::string& yaml, const std::string& file = "test.yaml");
+
+// Absolute path of a file in the source tree (e.g. "graphs/multimodal_fusion.yaml").
+std::string source_path(const std::string& relative);
+
+}  // namespace fg::test
