@@ -7,6 +7,16 @@ namespace fg {
 
 void register_builtin_ops(OpRegistry& registry) {
   // ---- convolution and pooling ----
+  registry.add(layers::conv1d_op());
+  registry.add(layers::conv2d_op());
+  registry.add(layers::max_pooling1d_op());
+  registry.add(layers::max_pooling2d_op());
+  registry.add(layers::average_pooling1d_op());
+  registry.add(layers::average_pooling2d_op());
+  registry.add(layers::global_average_pooling1d_op());
+  registry.add(layers::global_average_pooling2d_op());
+  registry.add(layers::global_max_pooling1d_op());
+  registry.add(layers::global_max_pooling2d_op());
 
 
   // ---- dense, shape and activation ops ----
