@@ -96,9 +96,8 @@ class Conv final : public Op {
           .hint("use strides: 1 with the dilation, or dilation_rate: 1 with the strides");
     activation_ = attrs.get_activation("activation", "linear");
     use_bias_ = attrs.get_bool("use_bias", true);
-    if (attrs.has("data_format") &&
-        attrs.get_choice("data_format", {"channels_last", "channels_first"}, "channels_last") !=
-            "channels_last")
+    if (attrs.get_choice("data_format", {"channels_last", "channels_first"}, "channels_last") !=
+        "channels_last")
       throw attrs.error("data_format", "only data_format: channels_last is supported")
           .hint(
               "FusionGraph tensors are channels-last like Keras's default; transpose the data "

@@ -74,9 +74,8 @@ class GlobalPooling final : public Op {
 
   void parse(AttrReader& attrs) override {
     keepdims_ = attrs.get_bool("keepdims", false);
-    if (attrs.has("data_format") &&
-        attrs.get_choice("data_format", {"channels_last", "channels_first"}, "channels_last") !=
-            "channels_last")
+    if (attrs.get_choice("data_format", {"channels_last", "channels_first"}, "channels_last") !=
+        "channels_last")
       throw attrs.error("data_format", "only data_format: channels_last is supported")
           .hint(
               "FusionGraph tensors are channels-last like Keras's default; transpose the data "

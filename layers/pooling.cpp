@@ -39,12 +39,11 @@ class Pooling final : public Op {
   void parse(AttrReader& attrs) override {
     const size_t n = static_cast<size_t>(spatial_);
     pool_ = attrs.get_positive_ints("pool_size", n, std::vector<int64_t>(n, 2));
-    // Keras strides=None means strides = pool_size.
-    strides_ = attrs.has("strides") ? attrs.get_positive_ints("strides", n) : pool_;
+    // Keras strides=None (absent or null) means strides = pool_size.
+    strides_ = attrs.get_positive_ints("strides", n, pool_);
     padding_ = attrs.get_choice("padding", {"valid", "same"}, "valid");
-    if (attrs.has("data_format") &&
-        attrs.get_choice("data_format", {"channels_last", "channels_first"}, "channels_last") !=
-            "channels_last")
+    if (attrs.get_choice("data_format", {"channels_last", "channels_first"}, "channels_last") !=
+        "channels_last")
       throw attrs.error("data_format", "only data_format: channels_last is supported")
           .hint(
               "FusionGraph tensors are channels-last like Keras's default; transpose the data "

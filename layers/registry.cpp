@@ -1,6 +1,7 @@
 // The built-in ops, one line each. Ops registered from outside the core use OpRegistry::add the
 // same way (see docs/extending.md).
 #include "framework/registry.hpp"
+
 #include "layers/builtin_ops.hpp"
 
 namespace fg {
@@ -18,19 +19,13 @@ void register_builtin_ops(OpRegistry& registry) {
   registry.add(layers::global_max_pooling1d_op());
   registry.add(layers::global_max_pooling2d_op());
 
-
   // ---- dense, shape and activation ops ----
-
 
   // ---- recurrent and embedding ----
 
-
   // ---- normalization and merges ----
 
-
   // ---- fusion ops ----
-
-
 }
 
 }  // namespace fg
