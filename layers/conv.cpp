@@ -197,12 +197,10 @@ class Conv final : public Op {
     const memory::desc wei_any(wei_dims, onednn::dt::f32, onednn::tag::any);
     const memory::desc bias_desc =
         use_bias_ ? memory::desc({filters_}, onednn::dt::f32, onednn::tag::a) : memory::desc();
-    // Let oneDNN pick blocked src/dst layouts (nCw8c / nChw8c): forced nwc dispatches 1D convs
-    // to a kernel about 8x slower. A 2D conv on few input channels reads NHWC directly at the
-    // same speed (measured), which saves the input reorder.
-    const bool direct_src = spatial_ == 2 && cin < 8;
-    const memory::desc src_want =
-        direct_src ? src_user : memory::desc(src_user.dims(), onednn::dt::f32, onednn::tag::any);
+    // Let oneDNN pick src/dst layouts (blocked nCw8c / nChw8c on AVX2, nwc / nhwc on AVX-512):
+    // forcing nwc dispatches 1D convs to a kernel about 8x slower, and forcing nhwc with few
+    // channels gives the reference kernel. The kernel reorders in and out when needed.
+    const memory::desc src_want(src_user.dims(), onednn::dt::f32, onednn::tag::any);
     const memory::desc dst_any(dst_user.dims(), onednn::dt::f32, onednn::tag::any);
 
     dnnl::post_ops ops;
