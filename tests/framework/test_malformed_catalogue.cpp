@@ -83,7 +83,7 @@ TEST_CASE("every malformed graph in the catalogue is rejected as its comments sa
       for (const auto& w : graph.warnings()) warnings += w.format() + "\n";
       CAPTURE(warnings);
       CHECK_MESSAGE(!want.warnings.empty(), "compiled without error, but an error was expected");
-      for (const auto& w : want.warnings) CHECK_MESSAGE(warnings.find(w) != std::string::npos, std::string("missing warning: ") + w);
+      for (const auto& w : want.warnings) CHECK_MESSAGE(warnings.find(w) != std::string::npos, (std::string("missing warning: ") + w));
       continue;
     } catch (const fg::Error& e) {
       message = e.what();
@@ -99,7 +99,7 @@ TEST_CASE("every malformed graph in the catalogue is rejected as its comments sa
         CHECK(e.node_name() == want.node);
         CHECK(e.loc().line == line_of_node(text, want.node));
       }
-      for (const auto& t : want.texts) CHECK_MESSAGE(message.find(t) != std::string::npos, std::string("missing text: ") + t);
+      for (const auto& t : want.texts) CHECK_MESSAGE(message.find(t) != std::string::npos, (std::string("missing text: ") + t));
     }
   }
 }
