@@ -114,7 +114,7 @@ class Conv final : public Op {
       throw ctx
           .input_error(0, fmt::format("{} needs a float32 input, got {} of shape {}", op,
                                       dtype_name(in.dtype), format_shape(in.shape)))
-          .hint("int32 inputs are usually token ids: put an embedding node before the convolution");
+          .hint("int32 tensors are token ids: put an embedding node before the convolution");
     if (in.rank() != spatial_ + 2) {
       std::string hint =
           spatial_ == 1

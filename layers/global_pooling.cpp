@@ -90,7 +90,7 @@ class GlobalPooling final : public Op {
       throw ctx
           .input_error(0, fmt::format("{} needs a float32 input, got {} of shape {}", op,
                                       dtype_name(in.dtype), format_shape(in.shape)))
-          .hint("int32 inputs are usually token ids: put an embedding node before the pooling");
+          .hint("int32 tensors are token ids: put an embedding node before the pooling");
     if (in.rank() != spatial_ + 2) {
       const std::string layout =
           spatial_ == 1 ? "[batch, steps, channels]" : "[batch, height, width, channels]";
