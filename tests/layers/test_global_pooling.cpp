@@ -125,7 +125,8 @@ namespace {
 // Runs global_average_pooling1d's kernel directly with a mask, as the executor does for a
 // masked input (the embedding op that produces masks in a graph lives on another branch).
 Tensor run_masked_gap(const Tensor& x, const std::vector<uint8_t>& mask) {
-  const auto* info = fg::OpRegistry::builtins().find("global_average_pooling1d");
+  const fg::OpRegistry registry = fg::OpRegistry::builtins();
+  const auto* info = registry.find("global_average_pooling1d");
   REQUIRE(info != nullptr);
   auto op = info->create();
   fg::NodeDef node;
