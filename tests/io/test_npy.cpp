@@ -174,13 +174,21 @@ TEST_CASE("npy writes are atomic") {
 }
 
 TEST_CASE("npy files written by numpy read back, and ours load in numpy") {
-  if (std::system("python3 -c 'import numpy' >/dev/null 2>&1") != 0) {
+  // the python3 on PATH may lack numpy while the system one (python3-numpy) has it
+  std::string python;
+  for (const char* candidate : {"python3", "/usr/bin/python3"}) {
+    if (std::system((std::string(candidate) + " -c 'import numpy' >/dev/null 2>&1").c_str()) == 0) {
+      python = candidate;
+      break;
+    }
+  }
+  if (python.empty()) {
     MESSAGE("python3 with numpy is not available; skipping the cross-check");
     return;
   }
   TempDir dir;
   const std::string a = dir.file("np.npy"), b = dir.file("ours.npy");
-  std::string script = "python3 -c \"import numpy as np; np.save('" + a +
+  std::string script = python + " -c \"import numpy as np; np.save('" + a +
                        "', (np.arange(42, dtype=np.float64).reshape(6, 7) * 0.5 - 3)); "
                        "x = np.load('" + b + "'); "
                        "assert x.dtype == np.int32 and x.shape == (3, 2), (x.dtype, x.shape); "
