@@ -32,7 +32,8 @@ class TempDir {
   // Names of all entries in the directory (to find leftover temp files).
   std::vector<std::string> entries() const {
     std::vector<std::string> out;
-    for (const auto& e : std::filesystem::directory_iterator(path_)) out.push_back(e.path().filename());
+    for (const auto& e : std::filesystem::directory_iterator(path_))
+      out.push_back(e.path().filename());
     return out;
   }
 
@@ -72,7 +73,8 @@ void check_error(Fn&& fn, const std::vector<std::string>& words) {
     thrown = true;
     std::string what = e.what();
     INFO("message: " << what);
-    for (const auto& w : words) CHECK_MESSAGE(what.find(w) != std::string::npos, "missing '" << w << "'");
+    for (const auto& w : words)
+      CHECK_MESSAGE(what.find(w) != std::string::npos, "missing '" << w << "'");
   }
   CHECK_MESSAGE(thrown, "expected an fg::Error");
 }

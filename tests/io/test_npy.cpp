@@ -26,7 +26,8 @@ std::string npy_file(const std::string& dict, const std::string& data, int major
   return out + header + data;
 }
 
-std::string dict(const std::string& descr, const std::string& shape, const std::string& fortran = "False") {
+std::string dict(const std::string& descr, const std::string& shape,
+                 const std::string& fortran = "False") {
   return "{'descr': '" + descr + "', 'fortran_order': " + fortran + ", 'shape': " + shape + ", }";
 }
 
@@ -34,7 +35,8 @@ std::string dict(const std::string& descr, const std::string& shape, const std::
 
 TEST_CASE("npy round trip for float32 and int32 in several shapes") {
   TempDir dir;
-  for (fg::Dims shape : {fg::Dims{2, 3}, fg::Dims{7}, fg::Dims{}, fg::Dims{0, 3}, fg::Dims{1, 13, 5}}) {
+  for (fg::Dims shape :
+       {fg::Dims{2, 3}, fg::Dims{7}, fg::Dims{}, fg::Dims{0, 3}, fg::Dims{1, 13, 5}}) {
     INFO("shape " << fg::format_shape(shape));
     Tensor f(DType::f32, shape);
     Tensor n(DType::i32, shape);
@@ -64,7 +66,8 @@ TEST_CASE("write_npy writes a numpy-style 1.0 header padded to 64 bytes") {
   std::string bytes = fg::test::read_bytes(dir.file("t.npy"));
   REQUIRE(bytes.size() > 10);
   CHECK(bytes.substr(0, 8) == std::string("\x93NUMPY\x01\x00", 8));
-  size_t header_len = static_cast<unsigned char>(bytes[8]) | static_cast<unsigned char>(bytes[9]) << 8;
+  size_t header_len = static_cast<unsigned char>(bytes[8]) | static_cast<unsigned char>(bytes[9])
+                                                                 << 8;
   CHECK((10 + header_len) % 64 == 0);
   std::string header = bytes.substr(10, header_len);
   CHECK(header.rfind("{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }", 0) == 0);
@@ -93,8 +96,9 @@ TEST_CASE("npy reader accepts versions 2.0 and 3.0, other dtypes and numpy's spe
   for (size_t i = 0; i < 4; ++i) CHECK(c.data<float>()[i] == static_cast<float>(i4[i]));
 
   // double quotes, keys in another order, Python 2 longs, no trailing comma
-  write_bytes(dir.file("py2.npy"),
-              npy_file(R"({"shape": (2L, 2L), "fortran_order": False, "descr": "<i4"})", raw_of(i4)));
+  write_bytes(
+      dir.file("py2.npy"),
+      npy_file(R"({"shape": (2L, 2L), "fortran_order": False, "descr": "<i4"})", raw_of(i4)));
   Tensor d = fg::read_npy(dir.file("py2.npy"), DType::i32);
   CHECK(d.shape() == fg::Dims{2, 2});
   CHECK(d.data<int32_t>()[2] == 16777217);
@@ -115,32 +119,78 @@ TEST_CASE("malformed npy files give clear errors") {
   const std::vector<Case> cases = {
       {"wrong magic", "PK\x03\x04" + v1.substr(4), DType::f32, {"not an .npy file", "magic"}},
       {"three bytes", "\x93NU", DType::f32, {"not an .npy file", "only 3 bytes"}},
-      {"unknown version", bad_version, DType::f32, {"unsupported .npy format version 4.0", "1.0, 2.0 or 3.0"}},
-      {"lying header", npy_file(dict("<f4", "(10,)"), raw_of(f3)), DType::f32,
+      {"unknown version",
+       bad_version,
+       DType::f32,
+       {"unsupported .npy format version 4.0", "1.0, 2.0 or 3.0"}},
+      {"lying header",
+       npy_file(dict("<f4", "(10,)"), raw_of(f3)),
+       DType::f32,
        {"shape (10,)", "needs 40 bytes", "the file has 12", "lying header"}},
-      {"trailing garbage", v1 + "junk", DType::f32, {"4 bytes of trailing garbage", "needs 12 bytes", "found 16"}},
-      {"fortran order", npy_file(dict("<f4", "(3,)", "True"), raw_of(f3)), DType::f32, {"Fortran-order", "ascontiguousarray"}},
-      {"big-endian", npy_file(dict(">f4", "(3,)"), raw_of(f3)), DType::f32, {"big-endian dtype '>f4'", "'<f4'"}},
-      {"float16", npy_file(dict("<f2", "(6,)"), raw_of(f3)), DType::f32,
+      {"trailing garbage",
+       v1 + "junk",
+       DType::f32,
+       {"4 bytes of trailing garbage", "needs 12 bytes", "found 16"}},
+      {"fortran order",
+       npy_file(dict("<f4", "(3,)", "True"), raw_of(f3)),
+       DType::f32,
+       {"Fortran-order", "ascontiguousarray"}},
+      {"big-endian",
+       npy_file(dict(">f4", "(3,)"), raw_of(f3)),
+       DType::f32,
+       {"big-endian dtype '>f4'", "'<f4'"}},
+      {"float16",
+       npy_file(dict("<f2", "(6,)"), raw_of(f3)),
+       DType::f32,
        {"unsupported dtype '<f2'", "'<f4', '<f8', '<i4', '<i8'"}},
-      {"object dtype", npy_file(dict("|O", "(3,)"), raw_of(f3)), DType::f32, {"unsupported dtype '|O'"}},
-      {"no byte order", npy_file(dict("|i4", "(3,)"), raw_of(f3)), DType::i32, {"'|i4'", "ambiguous"}},
-      {"unclosed dict", npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': (3,), ", raw_of(f3)), DType::f32,
+      {"object dtype",
+       npy_file(dict("|O", "(3,)"), raw_of(f3)),
+       DType::f32,
+       {"unsupported dtype '|O'"}},
+      {"no byte order",
+       npy_file(dict("|i4", "(3,)"), raw_of(f3)),
+       DType::i32,
+       {"'|i4'", "ambiguous"}},
+      {"unclosed dict",
+       npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': (3,), ", raw_of(f3)),
+       DType::f32,
        {"malformed header", "expected"}},
-      {"missing shape", npy_file("{'descr': '<f4', 'fortran_order': False}", raw_of(f3)), DType::f32,
+      {"missing shape",
+       npy_file("{'descr': '<f4', 'fortran_order': False}", raw_of(f3)),
+       DType::f32,
        {"no 'shape' key"}},
-      {"unexpected key", npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': (3,), 'x': 1}", raw_of(f3)),
-       DType::f32, {"unexpected key 'x'"}},
-      {"duplicate key", npy_file("{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (3,)}", raw_of(f3)),
-       DType::f32, {"duplicate key 'descr'"}},
-      {"negative dim", npy_file(dict("<f4", "(-3,)"), raw_of(f3)), DType::f32, {"negative dimension"}},
-      {"bad bool", npy_file(dict("<f4", "(3,)", "0"), raw_of(f3)), DType::f32, {"expected True or False"}},
-      {"header length past the end", std::string("\x93NUMPY\x01\x00\xff\x00{", 11), DType::f32,
+      {"unexpected key",
+       npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': (3,), 'x': 1}", raw_of(f3)),
+       DType::f32,
+       {"unexpected key 'x'"}},
+      {"duplicate key",
+       npy_file("{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (3,)}",
+                raw_of(f3)),
+       DType::f32,
+       {"duplicate key 'descr'"}},
+      {"negative dim",
+       npy_file(dict("<f4", "(-3,)"), raw_of(f3)),
+       DType::f32,
+       {"negative dimension"}},
+      {"bad bool",
+       npy_file(dict("<f4", "(3,)", "0"), raw_of(f3)),
+       DType::f32,
+       {"expected True or False"}},
+      {"header length past the end",
+       std::string("\x93NUMPY\x01\x00\xff\x00{", 11),
+       DType::f32,
        {"header length says 255 bytes", "only 1 bytes follow"}},
-      {"floats as int32", v1, DType::i32, {"expected int32 data", "'<f4'", "not converted to int32"}},
-      {"int64 out of int32 range", npy_file(dict("<i8", "(2,)"), raw_of(big)), DType::i32,
+      {"floats as int32",
+       v1,
+       DType::i32,
+       {"expected int32 data", "'<f4'", "not converted to int32"}},
+      {"int64 out of int32 range",
+       npy_file(dict("<i8", "(2,)"), raw_of(big)),
+       DType::i32,
        {"value 4294967296 at flat index 1", "does not fit into int32"}},
-      {"overflowing shape", npy_file(dict("<f4", "(4294967296, 4294967296, 4294967296)"), raw_of(f3)), DType::f32,
+      {"overflowing shape",
+       npy_file(dict("<f4", "(4294967296, 4294967296, 4294967296)"), raw_of(f3)),
+       DType::f32,
        {"too many elements"}},
   };
   for (size_t i = 0; i < cases.size(); ++i) {
@@ -160,13 +210,15 @@ TEST_CASE("npy errors name the graph input") {
   write_bytes(dir.file("tokens.npy"), npy_file(dict("<f4", "(3,)"), raw_of(f3)));
   check_error([&] { fg::read_npy(dir.file("tokens.npy"), DType::i32, "tokens"); },
               {"tokens.npy", "input 'tokens'", "expected int32 data"});
-  check_error([&] { fg::read_npy(dir.file("none.npy"), DType::f32, "image"); }, {"none.npy", "cannot open"});
+  check_error([&] { fg::read_npy(dir.file("none.npy"), DType::f32, "image"); },
+              {"none.npy", "cannot open"});
 }
 
 TEST_CASE("npy writes are atomic") {
   TempDir dir;
   Tensor t(DType::f32, {4});
-  check_error([&] { fg::write_npy(dir.file("missing/dir/x.npy"), t); }, {"cannot create temporary file"});
+  check_error([&] { fg::write_npy(dir.file("missing/dir/x.npy"), t); },
+              {"cannot create temporary file"});
   std::filesystem::create_directory(dir.file("x.npy"));
   check_error([&] { fg::write_npy(dir.file("x.npy"), t); }, {"x.npy", "renaming"});
   CHECK(dir.entries() == std::vector<std::string>{"x.npy"});
@@ -190,7 +242,9 @@ TEST_CASE("npy files written by numpy read back, and ours load in numpy") {
   const std::string a = dir.file("np.npy"), b = dir.file("ours.npy");
   std::string script = python + " -c \"import numpy as np; np.save('" + a +
                        "', (np.arange(42, dtype=np.float64).reshape(6, 7) * 0.5 - 3)); "
-                       "x = np.load('" + b + "'); "
+                       "x = np.load('" +
+                       b +
+                       "'); "
                        "assert x.dtype == np.int32 and x.shape == (3, 2), (x.dtype, x.shape); "
                        "assert (x.ravel() == np.array([5, -6, 7, -8, 9, -10])).all(), x\"";
   Tensor ours(DType::i32, {3, 2});

@@ -56,8 +56,9 @@ void check_against(const Tensor& t, double (*reference)(uint16_t)) {
   int bad = 0;
   for (uint32_t i = 0; i < 65536; ++i) {
     double want = reference(static_cast<uint16_t>(i));
-    bool ok = std::isnan(want) ? std::isnan(p[i]) : (static_cast<double>(p[i]) == want &&
-                                                      std::signbit(p[i]) == std::signbit(want));
+    bool ok = std::isnan(want)
+                  ? std::isnan(p[i])
+                  : (static_cast<double>(p[i]) == want && std::signbit(p[i]) == std::signbit(want));
     if (!ok && bad++ < 5) FAIL_CHECK("pattern " << i << ": got " << p[i] << ", want " << want);
   }
   CHECK(bad == 0);
@@ -182,56 +183,85 @@ TEST_CASE("malformed safetensors files give clear errors") {
   const std::vector<Case> cases = {
       {"empty file", "", {"too short", "at least 8 bytes", "found 0"}},
       {"five bytes", std::string("\x05\0\0\0\0", 5), {"too short", "found 5"}},
-      {"absurd header length", le_bytes(1ull << 40, 8) + "{}", {"header length 1099511627776", "absurd"}},
-      {"header longer than the file", le_bytes(1000, 8) + "{\"w\":1}",
+      {"absurd header length",
+       le_bytes(1ull << 40, 8) + "{}",
+       {"header length 1099511627776", "absurd"}},
+      {"header longer than the file",
+       le_bytes(1000, 8) + "{\"w\":1}",
        {"header length says 1000 bytes", "only 7 bytes follow", "truncated"}},
-      {"bad JSON", st_file(R"({"w":{"dtype":"F32",})", ""), {"bad safetensors header", "malformed JSON at byte"}},
-      {"trailing comma", st_file(R"({"w":{"dtype":"F32","shape":[6],"data_offsets":[0,24]},})", f24),
+      {"bad JSON",
+       st_file(R"({"w":{"dtype":"F32",})", ""),
+       {"bad safetensors header", "malformed JSON at byte"}},
+      {"trailing comma",
+       st_file(R"({"w":{"dtype":"F32","shape":[6],"data_offsets":[0,24]},})", f24),
        {"trailing comma in object"}},
       {"text after the object", st_file(R"({} x)", ""), {"unexpected text after"}},
       {"not an object", st_file(R"([1,2])", ""), {"must be a JSON object", "found array"}},
-      {"non-object entry", st_file(one("3"), ""), {"tensor 'w'", "entry is a JSON number", "expected an object"}},
-      {"wrong dtype string", st_file(one(R"({"dtype":"FP32","shape":[6],"data_offsets":[0,24]})"), f24),
+      {"non-object entry",
+       st_file(one("3"), ""),
+       {"tensor 'w'", "entry is a JSON number", "expected an object"}},
+      {"wrong dtype string",
+       st_file(one(R"({"dtype":"FP32","shape":[6],"data_offsets":[0,24]})"), f24),
        {"tensor 'w'", "unsupported dtype 'FP32'", "'F32', 'F16', 'BF16'", "did you mean 'F32'"}},
-      {"F64 dtype", st_file(one(R"({"dtype":"F64","shape":[3],"data_offsets":[0,24]})"), f24),
+      {"F64 dtype",
+       st_file(one(R"({"dtype":"F64","shape":[3],"data_offsets":[0,24]})"), f24),
        {"unsupported dtype 'F64'", "valid dtypes are"}},
-      {"shape does not match the bytes", st_file(one(R"({"dtype":"F32","shape":[2,3],"data_offsets":[0,20]})"),
-                                                 std::string(20, '\0')),
+      {"shape does not match the bytes",
+       st_file(one(R"({"dtype":"F32","shape":[2,3],"data_offsets":[0,20]})"),
+               std::string(20, '\0')),
        {"tensor 'w'", "shape (2, 3) of F32 needs 6 x 4 bytes", "span 20 bytes"}},
-      {"negative dim", st_file(one(R"({"dtype":"F32","shape":[-2,3],"data_offsets":[0,24]})"), f24),
+      {"negative dim",
+       st_file(one(R"({"dtype":"F32","shape":[-2,3],"data_offsets":[0,24]})"), f24),
        {"negative dimension -2"}},
-      {"fractional dim", st_file(one(R"({"dtype":"F32","shape":[2.5],"data_offsets":[0,24]})"), f24),
+      {"fractional dim",
+       st_file(one(R"({"dtype":"F32","shape":[2.5],"data_offsets":[0,24]})"), f24),
        {"must be an integer, found 2.5"}},
-      {"offsets outside the data", st_file(one(R"({"dtype":"F32","shape":[100],"data_offsets":[0,400]})"), f24),
+      {"offsets outside the data",
+       st_file(one(R"({"dtype":"F32","shape":[100],"data_offsets":[0,400]})"), f24),
        {"data_offsets [0, 400] lie outside the data section", "24 bytes"}},
-      {"truncated data", st_file(one(R"({"dtype":"F32","shape":[6],"data_offsets":[0,24]})"), f24.substr(0, 13)),
+      {"truncated data",
+       st_file(one(R"({"dtype":"F32","shape":[6],"data_offsets":[0,24]})"), f24.substr(0, 13)),
        {"outside the data section", "13 bytes", "truncated"}},
       {"overlapping tensors",
-       st_file(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}})",
-               f24),
+       st_file(
+           R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}})",
+           f24),
        {"'a' [0, 16]", "'b' [8, 24]", "overlap"}},
       {"duplicate key",
-       st_file(R"({"w":{"dtype":"F32","shape":[6],"data_offsets":[0,24]},"w":{"dtype":"F32","shape":[6],"data_offsets":[0,24]}})",
-               f24),
+       st_file(
+           R"({"w":{"dtype":"F32","shape":[6],"data_offsets":[0,24]},"w":{"dtype":"F32","shape":[6],"data_offsets":[0,24]}})",
+           f24),
        {"duplicate key \"w\""}},
-      {"missing data_offsets", st_file(one(R"({"dtype":"F32","shape":[6]})"), f24), {"no \"data_offsets\""}},
-      {"misspelt field", st_file(one(R"({"dtpye":"F32","shape":[6],"data_offsets":[0,24]})"), f24),
+      {"missing data_offsets",
+       st_file(one(R"({"dtype":"F32","shape":[6]})"), f24),
+       {"no \"data_offsets\""}},
+      {"misspelt field",
+       st_file(one(R"({"dtpye":"F32","shape":[6],"data_offsets":[0,24]})"), f24),
        {"unknown field \"dtpye\"", "did you mean 'dtype'"}},
-      {"trailing bytes", st_file(one(R"({"dtype":"F32","shape":[4],"data_offsets":[0,16]})"), f24),
+      {"trailing bytes",
+       st_file(one(R"({"dtype":"F32","shape":[4],"data_offsets":[0,16]})"), f24),
        {"8 trailing bytes belong to no tensor"}},
-      {"begin after end", st_file(one(R"({"dtype":"F32","shape":[0],"data_offsets":[16,8]})"), f24),
+      {"begin after end",
+       st_file(one(R"({"dtype":"F32","shape":[0],"data_offsets":[16,8]})"), f24),
        {"bad data_offsets [16, 8]", "begin <= end"}},
-      {"three offsets", st_file(one(R"({"dtype":"F32","shape":[6],"data_offsets":[0,12,24]})"), f24),
+      {"three offsets",
+       st_file(one(R"({"dtype":"F32","shape":[6],"data_offsets":[0,12,24]})"), f24),
        {"[begin, end]", "found 3 items"}},
-      {"metadata with a number", st_file(R"({"__metadata__":{"epoch":3}})", ""),
+      {"metadata with a number",
+       st_file(R"({"__metadata__":{"epoch":3}})", ""),
        {"\"__metadata__\" value of \"epoch\" must be a string", "found number"}},
       {"bad escape", st_file(R"({"w\q":1})", ""), {"unknown escape '\\q'"}},
       {"element count overflow",
-       st_file(one(R"({"dtype":"F32","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,24]})"), f24),
+       st_file(
+           one(R"({"dtype":"F32","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,24]})"),
+           f24),
        {"too many elements"}},
-      {"huge offset number", st_file(one(R"({"dtype":"F32","shape":[6],"data_offsets":[0,99999999999999999999]})"), f24),
+      {"huge offset number",
+       st_file(one(R"({"dtype":"F32","shape":[6],"data_offsets":[0,99999999999999999999]})"), f24),
        {"must be an integer, found 99999999999999999999"}},
-      {"deep nesting", st_file(std::string(100, '[') + std::string(100, ']'), ""), {"nesting deeper than 64"}},
+      {"deep nesting",
+       st_file(std::string(100, '[') + std::string(100, ']'), ""),
+       {"nesting deeper than 64"}},
   };
   for (size_t i = 0; i < cases.size(); ++i) {
     const Case& c = cases[i];
@@ -255,8 +285,11 @@ TEST_CASE("reading a missing file or a directory as safetensors fails clearly") 
 TEST_CASE("safetensors writing refuses int32 tensors and leaves no file") {
   TempDir dir;
   Tensor ints(DType::i32, {3});
-  check_error([&] { fg::write_safetensors(dir.file("i.safetensors"), {{"t.ids", ints}}); },
-              {"tensor 't.ids'", "int32", "F32 only"});
+  check_error(
+      [&] {
+        fg::write_safetensors(dir.file("i.safetensors"), {{"t.ids", ints}});
+      },
+      {"tensor 't.ids'", "int32", "F32 only"});
   CHECK(dir.entries().empty());
 }
 
@@ -272,15 +305,21 @@ TEST_CASE("safetensors writes are atomic") {
     CHECK(dir.entries() == std::vector<std::string>{"w.safetensors"});
   }
   SUBCASE("a missing target directory fails before anything is written") {
-    check_error([&] { fg::write_safetensors(dir.file("no/such/dir/w.safetensors"), {{"a.w", make_f32({4}, 0)}}); },
-                {"cannot create temporary file", "No such file or directory"});
+    check_error(
+        [&] {
+          fg::write_safetensors(dir.file("no/such/dir/w.safetensors"), {{"a.w", make_f32({4}, 0)}});
+        },
+        {"cannot create temporary file", "No such file or directory"});
     CHECK(dir.entries() == std::vector<std::string>{"w.safetensors"});
   }
   SUBCASE("a failing rename removes the temp file") {
     // the target is a directory: the temp file is written, the rename fails
     std::filesystem::create_directory(dir.file("target.safetensors"));
-    check_error([&] { fg::write_safetensors(dir.file("target.safetensors"), {{"a.w", make_f32({4}, 0)}}); },
-                {"target.safetensors", "renaming"});
+    check_error(
+        [&] {
+          fg::write_safetensors(dir.file("target.safetensors"), {{"a.w", make_f32({4}, 0)}});
+        },
+        {"target.safetensors", "renaming"});
     auto entries = dir.entries();
     std::sort(entries.begin(), entries.end());
     CHECK(entries == std::vector<std::string>{"target.safetensors", "w.safetensors"});
@@ -291,11 +330,15 @@ TEST_CASE("safetensors writes are atomic") {
     if (::access(dir.path().c_str(), W_OK) == 0) {
       MESSAGE("running with privileges that ignore directory permissions; skipping this part");
     } else {
-      check_error([&] { fg::write_safetensors(path, {{"a.w", make_f32({9}, 0)}}); },
-                  {"cannot create temporary file", "Permission denied"});
+      check_error(
+          [&] {
+            fg::write_safetensors(path, {{"a.w", make_f32({9}, 0)}});
+          },
+          {"cannot create temporary file", "Permission denied"});
     }
     ::chmod(dir.path().c_str(), 0755);
     CHECK(dir.entries() == std::vector<std::string>{"w.safetensors"});
   }
-  CHECK((fg::test::read_bytes(path) == before || fg::read_safetensors(path).tensors.at("a.w").size() == 5));
+  CHECK((fg::test::read_bytes(path) == before ||
+         fg::read_safetensors(path).tensors.at("a.w").size() == 5));
 }
