@@ -52,7 +52,7 @@ inline AxisPlan plan_axis(int64_t in, int64_t k, int64_t s, int64_t d, const std
 }
 
 // Keras activations on a [..., C] array (softmax over the last axis).
-inline void apply_activation(Array& a, const std::string& act) {
+inline void activate_last_axis(Array& a, const std::string& act) {
   if (act == "linear") return;
   const int64_t C = a.shape.back();
   if (act == "softmax") {
@@ -108,7 +108,7 @@ inline Array conv2d(const Array& x, const Array& kernel, const std::vector<doubl
           }
           y.data[((b * ph.out + oh) * pw.out + ow) * F + f] = acc;
         }
-  apply_activation(y, activation);
+  activate_last_axis(y, activation);
   return y;
 }
 
