@@ -18,9 +18,22 @@ namespace fg {
 class Plan;
 class WeightCache;
 
+// Time of one executed step (a node, or a layout conversion the plan inserted).
+struct StepTiming {
+  std::string name;    // node name, or "<node>/to_plain"
+  std::string op;      // op name ("reorder" for inserted conversions)
+  std::string branch;  // the graph input the node descends from ("" for fusion nodes)
+  std::string impl;    // oneDNN implementation(s), e.g. "jit:avx2"; "" for plain C++
+  double start_ms = 0, duration_ms = 0;  // from the start of the run
+  double flops = 0;    // for the whole batch
+};
+
 struct RunOptions {
   // When set, every node's output is copied here by node name (graph-runner --dump-intermediates).
   std::map<std::string, Tensor>* intermediates = nullptr;
+  // When set, filled with one entry per executed step (the stream is waited on after each
+  // step, so the times are exact but the run is slightly slower).
+  std::vector<StepTiming>* profile = nullptr;
 };
 
 struct ModelOptions {

@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "runtime/onednn/onednn.hpp"
@@ -168,7 +169,11 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes, co
       }
     }
     steps_.push_back(std::move(step));
-    for (auto& s : after) steps_.push_back(std::move(s));
+    step_flops_.push_back(graph.node_stats(i, types_).flops * static_cast<double>(types_[n.outputs[0]].shape[0]));
+    for (auto& s : after) {
+      steps_.push_back(std::move(s));
+      step_flops_.push_back(0);
+    }
   }
   plan_memory();
 }
@@ -219,6 +224,12 @@ void Plan::plan_memory() {
     arena_bytes_ = std::max(arena_bytes_, offset + align_up(buf.bytes));
     placed.push_back(b);
   }
+}
+
+double Plan::flops() const {
+  double total = 0;
+  for (double f : step_flops_) total += f;
+  return total;
 }
 
 size_t Plan::unplanned_bytes() const {
@@ -289,11 +300,33 @@ std::map<std::string, Tensor> Plan::run(const std::vector<const Tensor*>& inputs
     return out;
   };
   const auto& tensors = graph_.tensors();
+  using clock = std::chrono::steady_clock;
+  const auto run_start = clock::now();
+  if (options.profile) options.profile->clear();
   for (size_t s = 0; s < steps_.size(); ++s) {
     const Step& st = steps_[s];
     auto& a = state->args[s];
     ExecContext ctx{state->stream, a.srcs, a.dsts, a.temps, a.src_masks, a.dst_masks, threads_};
+    const auto step_start = clock::now();
     st.kernel->execute(ctx);
+    if (options.profile) {
+      state->stream.wait();
+      const auto step_end = clock::now();
+      StepTiming t;
+      t.name = st.name;
+      t.impl = st.kernel->impl_info();
+      t.start_ms = std::chrono::duration<double, std::milli>(step_start - run_start).count();
+      t.duration_ms = std::chrono::duration<double, std::milli>(step_end - step_start).count();
+      if (st.node >= 0) {
+        const CompiledNode& n = graph_.nodes()[st.node];
+        t.op = n.def->op;
+        t.branch = n.branch;
+        t.flops = step_flops_[s];
+      } else {
+        t.op = "reorder";
+      }
+      options.profile->push_back(std::move(t));
+    }
     if (options.intermediates) {
       state->stream.wait();
       for (int t : st.out_tensors) (*options.intermediates)[tensors[t].name] = copy_out(t);

@@ -32,6 +32,7 @@ class Plan {
 
   size_t arena_bytes() const { return arena_bytes_; }
   size_t unplanned_bytes() const;  // sum of all buffer sizes, i.e. without reuse
+  double flops() const;            // whole batch, all steps
   const std::vector<TensorType>& types() const { return types_; }
 
   struct Step {
@@ -62,6 +63,7 @@ class Plan {
   std::vector<Buffer> buffers_;
   std::vector<int> tensor_buffer_, mask_buffer_;  // per tensor id
   std::vector<Step> steps_;
+  std::vector<double> step_flops_;  // per step, whole batch
   size_t arena_bytes_ = 0;
   mutable std::mutex pool_mutex_;
   mutable std::vector<std::unique_ptr<ExecState>> pool_;
