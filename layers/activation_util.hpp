@@ -28,5 +28,7 @@ class ActivationStep {
 
 // True when append_activation() can fuse it (or it is linear).
 bool activation_fuses(const std::string& activation);
+// True when an op with an `activation` attribute can apply it: fused, or as an ActivationStep.
+bool activation_supported(const std::string& activation);
 
 }  // namespace fg::layers

@@ -10,6 +10,12 @@ namespace fg::layers {
 
 
 // ---- dense, shape and activation ops ----
+OpInfo dense_op();
+OpInfo flatten_op();
+OpInfo reshape_op();
+OpInfo dropout_op();
+OpInfo activation_op();
+OpInfo softmax_op();
 
 
 // ---- recurrent and embedding ----
