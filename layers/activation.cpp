@@ -50,9 +50,7 @@ class ActivationKernel final : public Kernel {
 class Activation final : public Op {
  public:
   void parse(AttrReader& attrs) override {
-    if (!attrs.has("activation"))
-      throw attrs.error("activation", "activation needs the attribute `activation`")
-          .hint("e.g. activation: relu");
+    attrs.get_string("activation");  // required: "missing required attribute"
     activation_ = attrs.get_activation("activation", "linear");
     if (!activation_supported(activation_))
       throw attrs.error("activation",

@@ -17,8 +17,23 @@ class Dropout final : public Op {
       throw attrs.error("rate", fmt::format("dropout rate must be in [0, 1), got {}", rate_))
           .hint("rate is the fraction of inputs dropped in training, e.g. 0.5");
     // Training-only Keras arguments: read (so they are not unknown keys) and ignored.
-    if (attrs.has("noise_shape")) attrs.get_int_list("noise_shape", /*allow_null=*/true);
-    if (attrs.has("seed")) attrs.get_int("seed");
+    if (attrs.has("noise_shape")) {
+      // null (the Keras default) or a list of ints with nulls.
+      bool is_list = false;
+      std::string scalar;
+      try {
+        scalar = attrs.get_string("noise_shape", "");
+      } catch (const Error&) {
+        is_list = true;
+      }
+      if (is_list)
+        attrs.get_int_list("noise_shape", /*allow_null=*/true);
+      else if (!scalar.empty())
+        throw attrs.error("noise_shape",
+                          "attribute 'noise_shape' must be a list of integers "
+                          "(null for a dimension) or null");
+    }
+    attrs.get_int("seed", 0);
   }
 
   std::vector<TensorType> infer(const InferContext& ctx) const override {
