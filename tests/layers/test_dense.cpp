@@ -6,6 +6,8 @@
 #include "framework/op.hpp"
 #include "framework/registry.hpp"
 #include "framework/yaml_loader.hpp"
+#include "runtime/model.hpp"
+#include "runtime/weights.hpp"
 #include "tests/reference/dense_act.hpp"
 #include "tests/test_util.hpp"
 
@@ -159,4 +161,36 @@ TEST_CASE("dense errors") {
   e = compile_error(yaml("{shape: [7]}", "units: 3, unit: 4"));
   CHECK(!e.empty());
   CHECK(compile_error(yaml("{shape: [7]}", "units: 3")) == "");
+}
+
+TEST_CASE("dense rank 5 input") {
+  check_dense(2, {2, 3, 2, 13}, 5, "relu", true, 41);
+}
+
+TEST_CASE("dense in one model at several batch sizes and lengths") {
+  // One Model, several plans: the prepacked kernel is shared between them (and must stay right).
+  auto def = load_graph_string(
+      "name: t\ninputs:\n  x: {shape: [13]}\n  s: {shape: [null, 13]}\nnodes:\n"
+      "  - {name: d, op: dense, input: x, units: 33, activation: gelu}\n"
+      "  - {name: e, op: dense, input: s, units: 10, activation: softmax}\noutputs: [d, e]\n");
+  auto graph = std::make_shared<CompiledGraph>(compile_graph(def, OpRegistry::builtins()));
+  Tensor kd = random_tensor({13, 33}, 1), bd = random_tensor({33}, 2);
+  Tensor ke = random_tensor({13, 10}, 3), be = random_tensor({10}, 4);
+  WeightStore store;
+  store.set("d.kernel", kd);
+  store.set("d.bias", bd);
+  store.set("e.kernel", ke);
+  store.set("e.bias", be);
+  Model model(graph, std::move(store));
+  for (auto [batch, len] : {std::pair<int64_t, int64_t>{1, 7}, {4, 13}, {1, 127}, {4, 7}}) {
+    CAPTURE(batch);
+    CAPTURE(len);
+    Tensor x = random_tensor({batch, 13}, 10 + batch),
+           s = random_tensor({batch, len, 13}, 20 + len);
+    auto out = model.run({{"x", x}, {"s", s}});
+    check_close(out.at("d"),
+                ref::dense(to_doubles(x), {batch, 13}, to_doubles(kd), to_doubles(bd), 33, "gelu"));
+    check_close(out.at("e"), ref::dense(to_doubles(s), {batch, len, 13}, to_doubles(ke),
+                                        to_doubles(be), 10, "softmax"));
+  }
 }
