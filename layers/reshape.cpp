@@ -29,10 +29,11 @@ class ReshapeKernel final : public Kernel {
   dnnl::memory::desc dst_view_;
 };
 
+// Keras style: (5, 5), (-1, 3), (91,)
 std::string format_target(const std::vector<int64_t>& t) {
-  std::string out = "[";
+  std::string out = "(";
   for (size_t i = 0; i < t.size(); ++i) out += (i ? ", " : "") + std::to_string(t[i]);
-  return out + "]";
+  return out + (t.size() == 1 ? ",)" : ")");
 }
 
 class Reshape final : public Op {
@@ -76,15 +77,15 @@ class Reshape final : public Op {
     out.masked = false;
     out.shape = {x.shape[0]};
     for (int64_t d : target_) out.shape.push_back(d);
-    const std::string in_desc = format_shape(Dims(x.shape.begin() + 1, x.shape.end()));
+    const std::string in_desc = format_shape(x.shape);
     if (unknown_at >= 0) {
       if (count == kDynamic) {
         out.shape[1 + unknown_at] = kDynamic;  // resolved when the input dims are known
       } else if (count % known != 0) {
         throw ctx.attr_error(
             "target_shape",
-            fmt::format("cannot reshape the per-sample shape {} ({} elements) to target_shape {}: "
-                        "{} is not a multiple of the {} elements of the known dimensions",
+            fmt::format("cannot reshape {} ({} elements per sample) to target_shape {}: {} is not "
+                        "a multiple of the {} elements of the known dimensions",
                         in_desc, count, format_target(target_), count, known));
       } else {
         out.shape[1 + unknown_at] = count / known;
@@ -92,8 +93,8 @@ class Reshape final : public Op {
     } else if (count != kDynamic && count != known) {
       throw ctx.attr_error(
           "target_shape",
-          fmt::format("cannot reshape the per-sample shape {} ({} elements) to target_shape {} "
-                      "({} elements)",
+          fmt::format("cannot reshape {} ({} elements per sample) to target_shape {} ({} "
+                      "elements)",
                       in_desc, count, format_target(target_), known));
     }
     return {out};

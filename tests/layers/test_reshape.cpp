@@ -57,7 +57,7 @@ TEST_CASE("reshape resolves -1 from a dynamic dim at bind time") {
   // A count mismatch is caught once the dim is known.
   auto def2 = load_graph_string(reshape_yaml("[null, 6]", "[4, 3]"));
   auto g2 = compile_graph(def2, OpRegistry::builtins());
-  CHECK_THROWS_WITH_AS(g2.bind({{1, 5, 6}}), doctest::Contains("(30 elements)"), Error);
+  CHECK_THROWS_WITH_AS(g2.bind({{1, 5, 6}}), doctest::Contains("(30 elements per sample)"), Error);
   CHECK_NOTHROW(g2.bind({{1, 2, 6}}));
 }
 
@@ -66,8 +66,8 @@ TEST_CASE("reshape errors") {
   CHECK(e.find("only one can be inferred") != std::string::npos);
   CHECK(e.find("test.yaml:5:") != std::string::npos);
   e = compile_error(reshape_yaml("[7, 13]", "[10, 9]"));
-  CHECK(e.find("(7, 13) (91 elements)") != std::string::npos);
-  CHECK(e.find("[10, 9] (90 elements)") != std::string::npos);
+  CHECK(e.find("(None, 7, 13) (91 elements per sample)") != std::string::npos);
+  CHECK(e.find("target_shape (10, 9) (90 elements)") != std::string::npos);
   e = compile_error(reshape_yaml("[7, 13]", "[-1, 5]"));
   CHECK(e.find("91 elements") != std::string::npos);
   CHECK(e.find("not a multiple") != std::string::npos);
