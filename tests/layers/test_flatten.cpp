@@ -67,3 +67,15 @@ TEST_CASE("flatten rejects masks") {
   auto op = OpRegistry::builtins().find("flatten")->create();
   CHECK_FALSE(op->supports_masking());
 }
+
+TEST_CASE("flatten copies int32 tensors too") {
+  Tensor x = random_ints({4, 3, 5}, 2, -1000, 1000);
+  auto out = run_yaml(
+      "name: t\ninputs:\n  x: {shape: [3, 5], dtype: int32}\nnodes:\n"
+      "  - {name: f, op: flatten, input: x}\n  - {name: d, op: dropout, input: f, rate: 0.1}\n"
+      "outputs: [d]\n",
+      {{"x", x}}, {});
+  check_shape(out.at("d"), {4, 15});
+  CHECK(out.at("d").dtype() == DType::i32);
+  check_close(out.at("d"), to_doubles(x), 0, 0);
+}
