@@ -81,3 +81,12 @@ TEST_CASE("activation errors") {
   CHECK(e.find("float32") != std::string::npos);
   CHECK(OpRegistry::builtins().find("activation")->create()->supports_masking());
 }
+
+TEST_CASE("activation on a large tensor uses the threaded paths") {
+  Tensor x = random_tensor({4, 127, 256}, 12, -4.f, 4.f);
+  for (const std::string act : {"softsign", "selu", "log_softmax"}) {
+    CAPTURE(act);
+    auto out = run_yaml(act_yaml("[127, 256]", "activation: " + act), {{"x", x}}, {}, 2);
+    check_close(out.at("a"), ref::apply_activation(act, to_doubles(x), {4, 127, 256}), 1e-5, 1e-5);
+  }
+}
