@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "framework/error.hpp"
 #include "runtime/onednn/onednn.hpp"
 
 namespace fg::layers {
@@ -13,6 +14,11 @@ bool activation_fuses(const std::string& activation) {
   return onednn::eltwise_for(activation, alg, alpha, beta);
 }
 
+bool activation_supported(const std::string& activation) {
+  return activation_fuses(activation) || activation == "softmax" || activation == "log_softmax" ||
+         activation == "softsign";
+}
+
 std::optional<ActivationStep> ActivationStep::make(const std::string& activation,
                                                    const dnnl::memory::desc& desc,
                                                    const dnnl::engine& engine) {
@@ -20,20 +26,14 @@ std::optional<ActivationStep> ActivationStep::make(const std::string& activation
   ActivationStep step;
   step.activation_ = activation;
   if (activation == "softmax" || activation == "log_softmax") {
-    int axis = desc.data.ndims - 1;
-    if (activation == "softmax") {
-      dnnl::softmax_forward::desc d(dnnl::prop_kind::forward_inference, desc, axis);
-      dnnl::softmax_forward::primitive_desc pd(d, engine);
-      step.impl_ = onednn::impl_name(pd);
-      step.prim_ = dnnl::softmax_forward(pd);
-    } else {
-      dnnl::logsoftmax_forward::desc d(dnnl::prop_kind::forward_inference, desc, axis);
-      dnnl::logsoftmax_forward::primitive_desc pd(d, engine);
-      step.impl_ = onednn::impl_name(pd);
-      step.prim_ = dnnl::logsoftmax_forward(pd);
-    }
+    const int axis = desc.data.ndims - 1;  // Keras activations act on the last axis
+    auto pd = onednn::make_softmax_pd(desc, desc, axis, activation == "log_softmax");
+    step.impl_ = onednn::impl_name(pd);
+    step.prim_ = dnnl::softmax_v2_forward(pd);
+  } else if (activation == "softsign") {
+    step.impl_ = "c++";  // no oneDNN 2.6 eltwise for softsign
   } else {
-    step.impl_ = "c++";  // softsign: no oneDNN 2.6 eltwise
+    throw Error("activation '" + activation + "' has no oneDNN post-op and no separate step");
   }
   return step;
 }

@@ -14,7 +14,9 @@ class ActivationStep {
  public:
   // For an activation that cannot be a post-op: the step that applies it in place to a tensor
   // with desc `desc` (plain, last axis = channels). Returns nullopt for "linear" and for
-  // activations that append_activation() fuses.
+  // activations that append_activation() fuses. softmax / log_softmax run over the last
+  // *logical* dim of `desc`: pass a desc in Keras dims order (e.g. ctx.dst_descs[i]), never a
+  // channels_first_view() ({N, C, spatial}), whose last logical dim is a spatial one.
   static std::optional<ActivationStep> make(const std::string& activation, const dnnl::memory::desc& desc,
                                             const dnnl::engine& engine);
   void execute(dnnl::stream& stream, const dnnl::memory& data) const;
@@ -28,5 +30,7 @@ class ActivationStep {
 
 // True when append_activation() can fuse it (or it is linear).
 bool activation_fuses(const std::string& activation);
+// True when an op with an `activation` attribute can apply it: fused, or as an ActivationStep.
+bool activation_supported(const std::string& activation);
 
 }  // namespace fg::layers

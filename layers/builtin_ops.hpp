@@ -20,6 +20,12 @@ OpInfo global_max_pooling2d_op();
 
 
 // ---- dense, shape and activation ops ----
+OpInfo dense_op();
+OpInfo flatten_op();
+OpInfo reshape_op();
+OpInfo dropout_op();
+OpInfo activation_op();
+OpInfo softmax_op();
 
 
 // ---- recurrent and embedding ----

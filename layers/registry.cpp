@@ -20,6 +20,12 @@ void register_builtin_ops(OpRegistry& registry) {
   registry.add(layers::global_max_pooling2d_op());
 
   // ---- dense, shape and activation ops ----
+  registry.add(layers::dense_op());
+  registry.add(layers::flatten_op());
+  registry.add(layers::reshape_op());
+  registry.add(layers::dropout_op());
+  registry.add(layers::activation_op());
+  registry.add(layers::softmax_op());
 
   // ---- recurrent and embedding ----
 

@@ -72,7 +72,41 @@ dnnl::pooling_forward::primitive_desc make_pool_pd(bool max, const memory::desc&
 
 // ---- inner product / matmul (layers/dense.cpp) ----
 
+// The Keras Dense kernel [in, units] (row major) as oneDNN inner-product weights {O=units, I=in}:
+// tag `io` (I outer, O inner) describes exactly the Keras bytes.
+memory::desc dense_kernel_desc(memory::dim in, memory::dim units);
+// inner_product_forward (forward_inference) for a 2D src {N, in} -> dst {N, units}: weights
+// `any` (reorder the Keras kernel into pd.weights_desc() once), bias {units} when `bias`.
+dnnl::inner_product_forward::primitive_desc make_inner_product_pd(const memory::desc& src,
+                                                                  const memory::desc& dst, bool bias,
+                                                                  const dnnl::primitive_attr& attr);
+// The Keras kernel [in, units] as matmul weights {1, ..., 1, in, units} for a rank-`rank` matmul
+// (plain row major: the same bytes), and the bias {1, ..., 1, units}.
+memory::desc dense_matmul_kernel_desc(int rank, memory::dim in, memory::dim units);
+memory::desc dense_matmul_bias_desc(int rank, memory::dim units);
+// matmul for src {d0, ..., in} -> dst {d0, ..., units} (rank >= 3, Keras Dense on the last axis):
+// weights `any` broadcast over the leading dims, bias {1, ..., units} when `bias`.
+dnnl::matmul::primitive_desc make_dense_matmul_pd(const memory::desc& src, const memory::desc& dst,
+                                                  bool bias, const dnnl::primitive_attr& attr);
+
 // ---- eltwise / softmax (layers/activation.cpp, layers/softmax.cpp) ----
+
+// eltwise_forward (forward_inference) with src and dst in `data`'s layout (in place allowed).
+dnnl::eltwise_forward::primitive_desc make_eltwise_pd(const memory::desc& data, dnnl::algorithm alg,
+                                                      float alpha, float beta);
+// Softmax (or log-softmax when `log`) over `axis`, a logical dim of the descs (Keras order for
+// plain descs). oneDNN 2.6 has a jit kernel only when `axis` is the innermost dim in memory; for
+// other axes it picks `ref:any` (about 30x slower): use axis_innermost_desc() and reorders.
+dnnl::softmax_v2_forward::primitive_desc make_softmax_pd(const memory::desc& src,
+                                                         const memory::desc& dst, int axis,
+                                                         bool log);
+// `dims` laid out with `axis` innermost and the other dims row major in their order.
+memory::desc axis_innermost_desc(const memory::dims& dims, memory::data_type type, int axis);
+// A reorder (copy / layout change) between two descs of the same dims.
+dnnl::reorder::primitive_desc make_reorder_pd(const memory::desc& src, const memory::desc& dst);
+// The same memory seen through another desc of the same byte size (e.g. a reshape of a plain
+// tensor): wraps the handle, no copy.
+memory view_as(const memory& mem, const memory::desc& desc);
 
 // ---- normalization (layers/batch_normalization.cpp, layers/layer_normalization.cpp) ----
 

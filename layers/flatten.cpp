@@ -1,0 +1,64 @@
+// Keras Flatten: [B, d1, ..., dn] -> [B, d1 * ... * dn] in C order (for NHWC that is H, W, C, as
+// Keras channels_last). The plain bytes are identical: one oneDNN reorder from the input's
+// layout into the output buffer seen with the input's dims (a plain copy today).
+#include <fmt/format.h>
+
+#include "layers/builtin_ops.hpp"
+#include "runtime/kernel.hpp"
+#include "runtime/onednn/onednn.hpp"
+
+namespace fg::layers {
+namespace {
+
+// Copies input 0 into output 0, whose plain bytes are the input's in C order (flatten, reshape).
+class ViewCopyKernel final : public Kernel {
+ public:
+  ViewCopyKernel(dnnl::reorder::primitive_desc pd, dnnl::memory::desc dst_view)
+      : prim_(pd), impl_(onednn::impl_name(pd)), dst_view_(std::move(dst_view)) {}
+
+  void execute(ExecContext& ctx) const override {
+    if (ctx.srcs[0].get_data_handle() == ctx.dsts[0].get_data_handle() &&
+        ctx.srcs[0].get_desc() == dst_view_)
+      return;  // the planner aliased the output to the input: nothing to copy
+    dnnl::memory dst = onednn::view_as(ctx.dsts[0], dst_view_);
+    prim_.execute(ctx.stream, {{DNNL_ARG_FROM, ctx.srcs[0]}, {DNNL_ARG_TO, dst}});
+  }
+  std::string impl_info() const override { return impl_; }
+
+ private:
+  dnnl::reorder prim_;
+  std::string impl_;
+  dnnl::memory::desc dst_view_;
+};
+
+class Flatten final : public Op {
+ public:
+  void parse(AttrReader& attrs) override {}
+
+  std::vector<TensorType> infer(const InferContext& ctx) const override {
+    ctx.expect_inputs(1);
+    const TensorType& x = ctx.input(0);
+    ctx.expect_rank_at_least(0, 1);
+    TensorType out = x;
+    out.masked = false;
+    // Keras flattens a [B] tensor to [B, 1].
+    out.shape = {x.shape[0], x.rank() == 1 ? Dim{1} : sample_elements(x.shape)};
+    return {out};
+  }
+
+  std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
+    const auto view = onednn::plain_desc(ctx.inputs[0]);
+    if (view.get_size() != ctx.dst_descs[0].get_size())
+      throw ctx.error("internal: flatten output size differs from its input");
+    return std::make_unique<ViewCopyKernel>(onednn::make_reorder_pd(ctx.src_descs[0], view), view);
+  }
+};
+
+}  // namespace
+
+OpInfo flatten_op() {
+  return {"flatten", [] { return std::make_unique<Flatten>(); },
+          "Keras Flatten: [B, ...] -> [B, prod] in C order"};
+}
+
+}  // namespace fg::layers

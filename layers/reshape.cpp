@@ -1,0 +1,121 @@
+// Keras Reshape: per-sample target_shape with at most one -1. The plain bytes are identical: one
+// oneDNN reorder from the input's layout into the output buffer seen with the input's dims.
+#include <fmt/format.h>
+
+#include "layers/builtin_ops.hpp"
+#include "runtime/kernel.hpp"
+#include "runtime/onednn/onednn.hpp"
+
+namespace fg::layers {
+namespace {
+
+class ReshapeKernel final : public Kernel {
+ public:
+  ReshapeKernel(dnnl::reorder::primitive_desc pd, dnnl::memory::desc dst_view)
+      : prim_(pd), impl_(onednn::impl_name(pd)), dst_view_(std::move(dst_view)) {}
+
+  void execute(ExecContext& ctx) const override {
+    if (ctx.srcs[0].get_data_handle() == ctx.dsts[0].get_data_handle() &&
+        ctx.srcs[0].get_desc() == dst_view_)
+      return;  // aliased by the planner: nothing to copy
+    dnnl::memory dst = onednn::view_as(ctx.dsts[0], dst_view_);
+    prim_.execute(ctx.stream, {{DNNL_ARG_FROM, ctx.srcs[0]}, {DNNL_ARG_TO, dst}});
+  }
+  std::string impl_info() const override { return impl_; }
+
+ private:
+  dnnl::reorder prim_;
+  std::string impl_;
+  dnnl::memory::desc dst_view_;
+};
+
+// Keras style: (5, 5), (-1, 3), (91,)
+std::string format_target(const std::vector<int64_t>& t) {
+  std::string out = "(";
+  for (size_t i = 0; i < t.size(); ++i) out += (i ? ", " : "") + std::to_string(t[i]);
+  return out + (t.size() == 1 ? ",)" : ")");
+}
+
+class Reshape final : public Op {
+ public:
+  void parse(AttrReader& attrs) override {
+    target_ = attrs.get_int_list("target_shape");
+    int unknown = 0;
+    for (int64_t d : target_) {
+      if (d == -1) {
+        ++unknown;
+      } else if (d < 1) {
+        throw attrs.error("target_shape",
+                          fmt::format("target_shape {} has the dimension {}: every dimension must "
+                                      "be positive, or -1 (once) to be inferred",
+                                      format_target(target_), d));
+      }
+    }
+    if (unknown > 1)
+      throw attrs
+          .error("target_shape",
+                 fmt::format("target_shape {} has {} dimensions of -1; only one can be "
+                             "inferred",
+                             format_target(target_), unknown))
+          .hint("give every dimension but one explicitly");
+  }
+
+  std::vector<TensorType> infer(const InferContext& ctx) const override {
+    ctx.expect_inputs(1);
+    const TensorType& x = ctx.input(0);
+    ctx.expect_rank_at_least(0, 1);
+    const Dim count = sample_elements(x.shape);  // kDynamic when a per-sample dim is unknown
+    Dim known = 1;
+    int unknown_at = -1;
+    for (size_t i = 0; i < target_.size(); ++i) {
+      if (target_[i] == -1)
+        unknown_at = static_cast<int>(i);
+      else
+        known = dim_mul(known, target_[i]);
+    }
+    TensorType out = x;
+    out.masked = false;
+    out.shape = {x.shape[0]};
+    for (int64_t d : target_) out.shape.push_back(d);
+    const std::string in_desc = format_shape(x.shape);
+    if (unknown_at >= 0) {
+      if (count == kDynamic) {
+        out.shape[1 + unknown_at] = kDynamic;  // resolved when the input dims are known
+      } else if (count % known != 0) {
+        throw ctx.attr_error(
+            "target_shape",
+            fmt::format("cannot reshape {} ({} elements per sample) to target_shape {}: {} is not "
+                        "a multiple of the {} elements of the known dimensions",
+                        in_desc, count, format_target(target_), count, known));
+      } else {
+        out.shape[1 + unknown_at] = count / known;
+      }
+    } else if (count != kDynamic && count != known) {
+      throw ctx.attr_error(
+          "target_shape",
+          fmt::format("cannot reshape {} ({} elements per sample) to target_shape {} ({} "
+                      "elements)",
+                      in_desc, count, format_target(target_), known));
+    }
+    return {out};
+  }
+
+  std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
+    const auto view = onednn::plain_desc(ctx.inputs[0]);
+    if (view.get_size() != ctx.dst_descs[0].get_size())
+      throw ctx.error("internal: reshape output size differs from its input");
+    return std::make_unique<ReshapeKernel>(onednn::make_reorder_pd(ctx.src_descs[0], view), view);
+  }
+
+ private:
+  std::vector<int64_t> target_;
+};
+
+}  // namespace
+
+OpInfo reshape_op() {
+  return {"reshape", [] { return std::make_unique<Reshape>(); },
+          "Keras Reshape: per-sample target_shape, one -1 allowed"};
+}
+
+}  // namespace fg::layers

@@ -1,0 +1,92 @@
+// activation: every Keras activation against its formula, ranks 2-4, batch 1 and 4; gelu
+// approximate; errors.
+#include <fmt/format.h>
+
+#include "framework/op.hpp"
+#include "framework/registry.hpp"
+#include "tests/reference/dense_act.hpp"
+#include "tests/test_util.hpp"
+
+using namespace fg;
+using namespace fg::test;
+
+namespace {
+std::string act_yaml(const std::string& shape, const std::string& attrs) {
+  return fmt::format(
+      "name: t\ninputs:\n  x: {{shape: {}}}\nnodes:\n  - {{name: a, op: activation, input: x, "
+      "{}}}\n"
+      "outputs: [a]\n",
+      shape, attrs);
+}
+}  // namespace
+
+TEST_CASE("activation matches every formula") {
+  struct Case {
+    std::string list;
+    Dims per;
+  };
+  for (const auto& act : activation_names())
+    for (const Case& c :
+         {Case{"[13]", {13}}, Case{"[7, 127]", {7, 127}}, Case{"[3, 5, 8]", {3, 5, 8}}})
+      for (int64_t batch : {1, 4}) {
+        CAPTURE(act);
+        CAPTURE(c.list);
+        CAPTURE(batch);
+        Dims shape{batch};
+        shape.insert(shape.end(), c.per.begin(), c.per.end());
+        Tensor x = random_tensor(shape, 77 + batch, -4.f, 4.f);
+        auto out = run_yaml(act_yaml(c.list, "activation: " + act), {{"x", x}}, {});
+        check_shape(out.at("a"), shape);
+        check_close(out.at("a"), ref::apply_activation(act, to_doubles(x), shape), 1e-5, 1e-5);
+      }
+}
+
+TEST_CASE("activation edge values") {
+  // Large magnitudes: saturation without NaN or overflow.
+  Tensor x = make_tensor({1, 8}, {-30.f, -6.f, -1e-3f, 0.f, 1e-3f, 6.f, 30.f, 80.f});
+  for (const auto& act : activation_names()) {
+    CAPTURE(act);
+    auto out = run_yaml(act_yaml("[8]", "activation: " + act), {{"x", x}}, {});
+    check_close(out.at("a"), ref::apply_activation(act, to_doubles(x), {1, 8}), 1e-5, 1e-5);
+  }
+}
+
+TEST_CASE("activation gelu approximate uses the tanh form") {
+  Tensor x = random_tensor({4, 127}, 5, -4.f, 4.f);
+  auto out = run_yaml(act_yaml("[127]", "activation: gelu, approximate: true"), {{"x", x}}, {});
+  check_close(out.at("a"), ref::apply_activation("gelu", to_doubles(x), {4, 127}, true), 1e-5,
+              1e-5);
+  // ... which differs from the exact form the default uses.
+  auto exact = run_yaml(act_yaml("[127]", "activation: gelu"), {{"x", x}}, {});
+  check_close(exact.at("a"), ref::apply_activation("gelu", to_doubles(x), {4, 127}), 1e-5, 1e-5);
+  double diff = 0;
+  for (size_t i = 0; i < x.size(); ++i)
+    diff = std::max(
+        diff, double(std::fabs(out.at("a").data<float>()[i] - exact.at("a").data<float>()[i])));
+  CHECK(diff > 1e-4);
+}
+
+TEST_CASE("activation errors") {
+  std::string e = compile_error(act_yaml("[7]", "activation: rellu"));
+  CHECK(e.find("unknown activation 'rellu'") != std::string::npos);
+  CHECK(e.find("did you mean 'relu'?") != std::string::npos);
+  CHECK(e.find("test.yaml:5:") != std::string::npos);
+  e = compile_error(act_yaml("[7]", "approximate: true"));
+  CHECK(e.find("missing required attribute 'activation'") != std::string::npos);
+  e = compile_error(act_yaml("[7]", "activation: relu, approximate: true"));
+  CHECK(e.find("only applies to gelu") != std::string::npos);
+  e = compile_error(
+      "name: t\ninputs:\n  x: {shape: [7], dtype: int32}\nnodes:\n"
+      "  - {name: a, op: activation, input: x, activation: relu}\noutputs: [a]\n");
+  CHECK(e.find("float32") != std::string::npos);
+  CHECK(OpRegistry::builtins().find("activation")->create()->supports_masking());
+}
+
+TEST_CASE("activation on a large tensor uses the threaded paths") {
+  Tensor x = random_tensor({4, 127, 256}, 12, -4.f, 4.f);
+  for (const std::string act : {"softsign", "selu", "log_softmax"}) {
+    CAPTURE(act);
+    auto out = run_yaml(act_yaml("[127, 256]", "activation: " + act), {{"x", x}}, {}, 2);
+    check_close(out.at("a"), ref::apply_activation(act, to_doubles(x), {4, 127, 256}), 1e-5, 1e-5);
+  }
+}

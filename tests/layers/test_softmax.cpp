@@ -1,0 +1,65 @@
+// softmax layer: last, first-feature and middle axes on ranks 2-4, batch 1 and 4; errors.
+#include <fmt/format.h>
+
+#include "framework/op.hpp"
+#include "framework/registry.hpp"
+#include "tests/reference/dense_act.hpp"
+#include "tests/test_util.hpp"
+
+using namespace fg;
+using namespace fg::test;
+
+namespace {
+std::string softmax_yaml(const std::string& shape, const std::string& attrs) {
+  return fmt::format(
+      "name: t\ninputs:\n  x: {{shape: {}}}\nnodes:\n  - {{name: s, op: softmax, input: x{}}}\n"
+      "outputs: [s]\n",
+      shape, attrs.empty() ? "" : ", " + attrs);
+}
+}  // namespace
+
+TEST_CASE("softmax over every axis against the reference") {
+  struct Case {
+    std::string list;
+    Dims per;
+  };
+  for (const Case& c : {Case{"[13]", {13}}, Case{"[127]", {127}}, Case{"[7, 13]", {7, 13}},
+                        Case{"[5, 7, 3]", {5, 7, 3}}, Case{"[4, 16, 8]", {4, 16, 8}}})
+    for (int64_t batch : {1, 4}) {
+      Dims shape{batch};
+      shape.insert(shape.end(), c.per.begin(), c.per.end());
+      const int rank = static_cast<int>(shape.size());
+      Tensor x = random_tensor(shape, 3 + batch, -5.f, 5.f);
+      for (int axis = -rank; axis < rank; ++axis) {
+        CAPTURE(c.list);
+        CAPTURE(batch);
+        CAPTURE(axis);
+        auto out = run_yaml(softmax_yaml(c.list, fmt::format("axis: {}", axis)), {{"x", x}}, {});
+        check_shape(out.at("s"), shape);
+        check_close(out.at("s"), ref::softmax(to_doubles(x), shape, axis < 0 ? axis + rank : axis),
+                    1e-5, 1e-6);
+      }
+    }
+}
+
+TEST_CASE("softmax default axis is the last") {
+  Tensor x = random_tensor({4, 7, 13}, 8, -3.f, 3.f);
+  auto out = run_yaml(softmax_yaml("[7, 13]", ""), {{"x", x}}, {});
+  check_close(out.at("s"), ref::softmax(to_doubles(x), {4, 7, 13}, 2), 1e-5, 1e-6);
+}
+
+TEST_CASE("softmax errors") {
+  std::string e = compile_error(softmax_yaml("[7, 13]", "axis: 3"));
+  CHECK(e.find("axis 3 is out of range for the rank-3 input") != std::string::npos);
+  CHECK(e.find("-3..2") != std::string::npos);
+  CHECK(e.find("test.yaml:5:") != std::string::npos);
+  e = compile_error(softmax_yaml("[7, 13]", "axis: -4"));
+  CHECK(e.find("out of range") != std::string::npos);
+  e = compile_error(softmax_yaml("[7]", "axis: last"));
+  CHECK(e.find("'axis' must be an integer") != std::string::npos);
+  e = compile_error(
+      "name: t\ninputs:\n  x: {shape: [7], dtype: int32}\nnodes:\n"
+      "  - {name: s, op: softmax, input: x}\noutputs: [s]\n");
+  CHECK(e.find("float32") != std::string::npos);
+  CHECK(OpRegistry::builtins().find("softmax")->create()->supports_masking());
+}
