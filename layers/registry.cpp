@@ -16,6 +16,15 @@ void register_builtin_ops(OpRegistry& registry) {
 
 
   // ---- normalization and merges ----
+  registry.add(layers::batch_normalization_op());
+  registry.add(layers::layer_normalization_op());
+  registry.add(layers::concatenate_op());
+  registry.add(layers::add_op());
+  registry.add(layers::subtract_op());
+  registry.add(layers::multiply_op());
+  registry.add(layers::average_op());
+  registry.add(layers::maximum_op());
+  registry.add(layers::minimum_op());
 
 
   // ---- fusion ops ----
