@@ -4,7 +4,6 @@
 #pragma once
 
 #include <oneapi/dnnl/dnnl.hpp>
-
 #include <string>
 #include <vector>
 
@@ -17,7 +16,7 @@
 namespace fg::test {
 
 struct DirectResult {
-  TensorType type;            // what infer said (shape, masked)
+  TensorType type;  // what infer said (shape, masked)
   Tensor out;
   std::vector<uint8_t> mask;  // [batch, steps] when type.masked
 };
@@ -40,11 +39,13 @@ inline DirectResult run_direct(const std::string& yaml, const std::vector<Tensor
   std::vector<dnnl::memory::desc> src_descs, dst_descs;
   for (const auto& t : types) src_descs.push_back(onednn::plain_desc(t));
   dst_descs.push_back(onednn::plain_desc(outs[0]));
-  KernelContext kctx{eng, *node.def, "t.yaml", types, outs, src_descs, dst_descs, {}, 1, nullptr, nullptr};
+  KernelContext kctx{eng,       *node.def, "t.yaml", types,   outs,   src_descs,
+                     dst_descs, {},        1,        nullptr, nullptr};
   auto kernel = node.op->compile(kctx);
   DirectResult r{outs[0], Tensor(outs[0].dtype, outs[0].shape), {}};
   std::vector<dnnl::memory> srcs, dsts, temps;
-  for (size_t i = 0; i < ins.size(); ++i) srcs.emplace_back(src_descs[i], eng, const_cast<void*>(ins[i].raw()));
+  for (size_t i = 0; i < ins.size(); ++i)
+    srcs.emplace_back(src_descs[i], eng, const_cast<void*>(ins[i].raw()));
   dsts.emplace_back(kctx.dst_descs[0], eng, r.out.mutable_data<float>());
   std::vector<const uint8_t*> src_masks;
   for (const auto& m : masks) src_masks.push_back(m.empty() ? nullptr : m.data());

@@ -48,7 +48,8 @@ outputs: [bn]
   if (c.scale) w["bn.gamma"] = gamma;
   if (c.center) w["bn.beta"] = beta;
   auto out = run_yaml(yaml, {{"x", x}}, w);
-  auto want = ref::batch_norm(to_doubles(x), c.shape, axis, c.scale ? to_doubles(gamma) : std::vector<double>{},
+  auto want = ref::batch_norm(to_doubles(x), c.shape, axis,
+                              c.scale ? to_doubles(gamma) : std::vector<double>{},
                               c.center ? to_doubles(beta) : std::vector<double>{}, to_doubles(mean),
                               to_doubles(var), c.epsilon);
   check_shape(out.at("bn"), c.shape);
@@ -116,9 +117,10 @@ outputs: [bn]
 
 TEST_CASE("batch_normalization errors") {
   auto yaml = [](const std::string& attrs, const std::string& input = "{shape: [4, 13]}") {
-    return fmt::format("name: t\ninputs:\n  x: {}\nnodes:\n  - {{name: bn, op: batch_normalization, "
-                       "input: x{}}}\noutputs: [bn]\n",
-                       input, attrs);
+    return fmt::format(
+        "name: t\ninputs:\n  x: {}\nnodes:\n  - {{name: bn, op: batch_normalization, "
+        "input: x{}}}\noutputs: [bn]\n",
+        input, attrs);
   };
   std::string e = compile_error(yaml(", axis: 3"));
   CHECK(e.find("axis 3 is out of range") != std::string::npos);
@@ -128,6 +130,7 @@ TEST_CASE("batch_normalization errors") {
   CHECK(compile_error(yaml(", epsilon: 0")).find("epsilon must be > 0") != std::string::npos);
   CHECK(compile_error(yaml(", epsilon: -1")).find("epsilon must be > 0") != std::string::npos);
   CHECK(compile_error(yaml(", axes: 1")).find("axes") != std::string::npos);
-  CHECK(compile_error(yaml("", "{shape: [13], dtype: int32}")).find("float32") != std::string::npos);
+  CHECK(compile_error(yaml("", "{shape: [13], dtype: int32}")).find("float32") !=
+        std::string::npos);
   CHECK(compile_error(yaml("")) == "");
 }

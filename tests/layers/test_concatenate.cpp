@@ -31,7 +31,8 @@ void check_concat(const std::vector<Dims>& shapes, int axis, uint64_t seed) {
     xs.push_back(to_doubles(feeds[name]));
   }
   const std::string yaml = fmt::format(
-      "name: t\ninputs:\n{}nodes:\n  - {{name: c, op: concatenate, inputs: [{}], axis: {}}}\noutputs: [c]\n",
+      "name: t\ninputs:\n{}nodes:\n  - {{name: c, op: concatenate, inputs: [{}], axis: "
+      "{}}}\noutputs: [c]\n",
       inputs, names, axis);
   const int rank = static_cast<int>(shapes[0].size());
   const int a = axis < 0 ? axis + rank : axis;
@@ -45,7 +46,8 @@ void check_concat(const std::vector<Dims>& shapes, int axis, uint64_t seed) {
 
 std::string two_inputs(const std::string& a, const std::string& b, const std::string& attrs = "") {
   return fmt::format(
-      "name: t\ninputs:\n  a: {}\n  b: {}\nnodes:\n  - {{name: c, op: concatenate, inputs: [a, b]{}}}\n"
+      "name: t\ninputs:\n  a: {}\n  b: {}\nnodes:\n  - {{name: c, op: concatenate, inputs: [a, "
+      "b]{}}}\n"
       "outputs: [c]\n",
       a, b, attrs);
 }
@@ -76,8 +78,9 @@ TEST_CASE("concatenate on a middle axis") {
 TEST_CASE("concatenate accepts dynamic dims and infers the output shape") {
   CHECK(compile_error(two_inputs("{shape: [null, 8]}", "{shape: [null, 4]}")) == "");
   CHECK(compile_error(two_inputs("{shape: [null, 8]}", "{shape: [5, 4]}")) == "");
-  CHECK(compile_error(two_inputs("{shape: [3, 8]}", "{shape: [null, 4]}", ", axis: 1")) == "");
-  CHECK(compile_error(two_inputs("{shape: [7], dtype: int32}", "{shape: [3], dtype: int32}")) == "");
+  CHECK(compile_error(two_inputs("{shape: [3, 8]}", "{shape: [null, 8]}", ", axis: 1")) == "");
+  CHECK(compile_error(two_inputs("{shape: [7], dtype: int32}", "{shape: [3], dtype: int32}")) ==
+        "");
 }
 
 TEST_CASE("concatenate masks: AND on the feature axis, joined on the steps axis") {
@@ -116,8 +119,10 @@ outputs: [fusion]
   CHECK(e.find("fusion") != std::string::npos);
   CHECK(e.find("'audio_dense' has rank 3") != std::string::npos);
   CHECK(e.find("\n  text_lstm: (None, 32)\n  audio_dense: (None, 250, 256)") != std::string::npos);
-  CHECK(e.find("apply global_average_pooling1d, global_max_pooling1d or flatten to the rank-3 input(s) "
-               "to make them rank 2") != std::string::npos);
+  CHECK(
+      e.find(
+          "apply global_average_pooling1d, global_max_pooling1d or flatten to the rank-3 input(s) "
+          "to make them rank 2") != std::string::npos);
   CHECK(e.find("test.yaml:6:") != std::string::npos);  // points at the node's inputs line
 
   // Three inputs: the majority rank wins; the rank-4 input gets the 2d pooling hint.
@@ -141,21 +146,23 @@ TEST_CASE("concatenate dim mismatch names the input and axis") {
   CAPTURE(e);
   CHECK(e.find("'b' has 7 on axis 1 where 'a' has 5") != std::string::npos);
   CHECK(e.find("\n  a: (None, 5, 3)\n  b: (None, 7, 4)") != std::string::npos);
-  const std::string e2 = compile_error(two_inputs("{shape: [5, 3]}", "{shape: [5, 4]}", ", axis: 1"));
+  const std::string e2 =
+      compile_error(two_inputs("{shape: [5, 3]}", "{shape: [5, 4]}", ", axis: 1"));
   CHECK(e2.find("'b' has 4 on axis 2 where 'a' has 3") != std::string::npos);
 }
 
 TEST_CASE("concatenate errors for axis, dtype and input count") {
   std::string e = compile_error(two_inputs("{shape: [5, 3]}", "{shape: [5, 4]}", ", axis: 3"));
   CHECK(e.find("axis 3 is out of range for rank-3 inputs") != std::string::npos);
-  CHECK(compile_error(two_inputs("{shape: [5, 3]}", "{shape: [5, 4]}", ", axis: -4")).find("out of range") !=
-        std::string::npos);
-  CHECK(compile_error(two_inputs("{shape: [5, 3]}", "{shape: [5, 4]}", ", axis: 0")).find("batch axis") !=
-        std::string::npos);
+  CHECK(compile_error(two_inputs("{shape: [5, 3]}", "{shape: [5, 4]}", ", axis: -4"))
+            .find("out of range") != std::string::npos);
+  CHECK(compile_error(two_inputs("{shape: [5, 3]}", "{shape: [5, 4]}", ", axis: 0"))
+            .find("batch axis") != std::string::npos);
   e = compile_error(two_inputs("{shape: [3]}", "{shape: [4], dtype: int32}"));
   CHECK(e.find("same dtype") != std::string::npos);
   CHECK(e.find("'b' is int32") != std::string::npos);
   e = compile_error(
-      "name: t\ninputs:\n  a: {shape: [3]}\nnodes:\n  - {name: c, op: concatenate, inputs: [a]}\noutputs: [c]\n");
+      "name: t\ninputs:\n  a: {shape: [3]}\nnodes:\n  - {name: c, op: concatenate, inputs: "
+      "[a]}\noutputs: [c]\n");
   CHECK(e != "");
 }

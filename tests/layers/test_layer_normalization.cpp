@@ -20,9 +20,9 @@ std::string dims_list(const Dims& shape) {
 }
 
 struct LnCase {
-  Dims shape;                   // batch included
-  std::string axis = "-1";      // as written in the YAML
-  std::vector<int> axes;        // the normalized axes, non-negative (empty: last)
+  Dims shape;               // batch included
+  std::string axis = "-1";  // as written in the YAML
+  std::vector<int> axes;    // the normalized axes, non-negative (empty: last)
   double epsilon = 0.001;
   bool center = true, scale = true;
 };
@@ -50,7 +50,8 @@ outputs: [ln]
   if (c.scale) w["ln.gamma"] = gamma;
   if (c.center) w["ln.beta"] = beta;
   auto out = run_yaml(yaml, {{"x", x}}, w);
-  auto want = ref::layer_norm(to_doubles(x), c.shape, c.axes, c.scale ? to_doubles(gamma) : std::vector<double>{},
+  auto want = ref::layer_norm(to_doubles(x), c.shape, c.axes,
+                              c.scale ? to_doubles(gamma) : std::vector<double>{},
                               c.center ? to_doubles(beta) : std::vector<double>{}, c.epsilon);
   check_shape(out.at("ln"), c.shape);
   check_close(out.at("ln"), want, 1e-5, 1e-5);
@@ -117,9 +118,10 @@ outputs: [ln]
 
 TEST_CASE("layer_normalization errors") {
   auto yaml = [](const std::string& attrs, const std::string& input = "{shape: [3, 4, 13]}") {
-    return fmt::format("name: t\ninputs:\n  x: {}\nnodes:\n  - {{name: ln, op: layer_normalization, "
-                       "input: x{}}}\noutputs: [ln]\n",
-                       input, attrs);
+    return fmt::format(
+        "name: t\ninputs:\n  x: {}\nnodes:\n  - {{name: ln, op: layer_normalization, "
+        "input: x{}}}\noutputs: [ln]\n",
+        input, attrs);
   };
   std::string e = compile_error(yaml(", axis: [1, 3]"));
   CHECK(e.find("trailing axes") != std::string::npos);
@@ -132,6 +134,7 @@ TEST_CASE("layer_normalization errors") {
   CHECK(compile_error(yaml(", axis: []")).find("non-empty") != std::string::npos);
   CHECK(compile_error(yaml(", axis: relu")).find("axis") != std::string::npos);
   CHECK(compile_error(yaml(", epsilon: 0")).find("epsilon must be > 0") != std::string::npos);
-  CHECK(compile_error(yaml("", "{shape: [13], dtype: int32}")).find("float32") != std::string::npos);
+  CHECK(compile_error(yaml("", "{shape: [13], dtype: int32}")).find("float32") !=
+        std::string::npos);
   CHECK(compile_error(yaml(", axis: [2, 3]")) == "");
 }

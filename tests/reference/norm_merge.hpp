@@ -16,11 +16,14 @@ inline int64_t product(const std::vector<int64_t>& shape, size_t from, size_t to
 }
 
 // Keras BatchNormalization at inference over `axis` (non-negative); gamma/beta may be empty.
-inline std::vector<double> batch_norm(const std::vector<double>& x, const std::vector<int64_t>& shape, int axis,
-                                      const std::vector<double>& gamma, const std::vector<double>& beta,
-                                      const std::vector<double>& mean, const std::vector<double>& var,
-                                      double epsilon) {
-  const int64_t outer = product(shape, 0, axis), c = shape[axis], inner = product(shape, axis + 1, shape.size());
+inline std::vector<double> batch_norm(const std::vector<double>& x,
+                                      const std::vector<int64_t>& shape, int axis,
+                                      const std::vector<double>& gamma,
+                                      const std::vector<double>& beta,
+                                      const std::vector<double>& mean,
+                                      const std::vector<double>& var, double epsilon) {
+  const int64_t outer = product(shape, 0, axis), c = shape[axis],
+                inner = product(shape, axis + 1, shape.size());
   std::vector<double> y(x.size());
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t k = 0; k < c; ++k)
@@ -37,8 +40,10 @@ inline std::vector<double> batch_norm(const std::vector<double>& x, const std::v
 // Keras LayerNormalization over the axes in `axes` (non-negative, sorted): either the trailing
 // axes, or any set (computed generally by gathering). gamma/beta have the normalized dims'
 // shape (flattened in axis order); empty means off.
-inline std::vector<double> layer_norm(const std::vector<double>& x, const std::vector<int64_t>& shape,
-                                      const std::vector<int>& axes, const std::vector<double>& gamma,
+inline std::vector<double> layer_norm(const std::vector<double>& x,
+                                      const std::vector<int64_t>& shape,
+                                      const std::vector<int>& axes,
+                                      const std::vector<double>& gamma,
                                       const std::vector<double>& beta, double epsilon) {
   const size_t rank = shape.size();
   std::vector<bool> norm(rank, false);
@@ -70,7 +75,8 @@ inline std::vector<double> layer_norm(const std::vector<double>& x, const std::v
     double mean = 0, var = 0;
     for (int64_t j = 0; j < n_norm; ++j) mean += x[base + offs[j]];
     mean /= static_cast<double>(n_norm);
-    for (int64_t j = 0; j < n_norm; ++j) var += (x[base + offs[j]] - mean) * (x[base + offs[j]] - mean);
+    for (int64_t j = 0; j < n_norm; ++j)
+      var += (x[base + offs[j]] - mean) * (x[base + offs[j]] - mean);
     var /= static_cast<double>(n_norm);
     for (int64_t j = 0; j < n_norm; ++j) {
       double v = (x[base + offs[j]] - mean) / std::sqrt(var + epsilon);
@@ -97,7 +103,8 @@ inline std::vector<double> concat(const std::vector<std::vector<double>>& xs,
 
 // Elementwise merge of inputs of equal rank, size-1 dims broadcasting to `out_shape`.
 // kind: add, subtract, multiply, average, maximum, minimum.
-inline std::vector<double> merge(const std::string& kind, const std::vector<std::vector<double>>& xs,
+inline std::vector<double> merge(const std::string& kind,
+                                 const std::vector<std::vector<double>>& xs,
                                  const std::vector<std::vector<int64_t>>& shapes,
                                  const std::vector<int64_t>& out_shape) {
   const size_t rank = out_shape.size();
@@ -118,11 +125,16 @@ inline std::vector<double> merge(const std::string& kind, const std::vector<std:
     }
     double r = v[0];
     for (size_t i = 1; i < v.size(); ++i) {
-      if (kind == "add" || kind == "average") r += v[i];
-      else if (kind == "subtract") r -= v[i];
-      else if (kind == "multiply") r *= v[i];
-      else if (kind == "maximum") r = v[i] > r ? v[i] : r;
-      else if (kind == "minimum") r = v[i] < r ? v[i] : r;
+      if (kind == "add" || kind == "average")
+        r += v[i];
+      else if (kind == "subtract")
+        r -= v[i];
+      else if (kind == "multiply")
+        r *= v[i];
+      else if (kind == "maximum")
+        r = v[i] > r ? v[i] : r;
+      else if (kind == "minimum")
+        r = v[i] < r ? v[i] : r;
     }
     if (kind == "average") r /= static_cast<double>(v.size());
     y[o] = r;
