@@ -134,3 +134,22 @@ TEST_CASE("batch_normalization errors") {
         std::string::npos);
   CHECK(compile_error(yaml("")) == "");
 }
+
+TEST_CASE("batch_normalization runs with a dynamic steps dim bound at run time") {
+  const std::string yaml =
+      "name: t\ninputs:\n  x: {shape: [null, 13]}\nnodes:\n  - {name: bn, op: batch_normalization, "
+      "input: x}\n"
+      "outputs: [bn]\n";
+  std::map<std::string, Tensor> w{{"bn.gamma", random_tensor({13}, 1, 0.5f, 1.5f)},
+                                  {"bn.beta", random_tensor({13}, 2)},
+                                  {"bn.moving_mean", random_tensor({13}, 3)},
+                                  {"bn.moving_variance", random_tensor({13}, 4, 0.1f, 2.f)}};
+  for (Dim steps : {Dim{3}, Dim{9}}) {
+    Tensor x = random_tensor({2, steps, 13}, 5);
+    auto out = run_yaml(yaml, {{"x", x}}, w);
+    check_close(out.at("bn"),
+                ref::batch_norm(to_doubles(x), {2, steps, 13}, 2, to_doubles(w["bn.gamma"]),
+                                to_doubles(w["bn.beta"]), to_doubles(w["bn.moving_mean"]),
+                                to_doubles(w["bn.moving_variance"]), 0.001));
+  }
+}

@@ -166,3 +166,15 @@ TEST_CASE("concatenate errors for axis, dtype and input count") {
       "[a]}\noutputs: [c]\n");
   CHECK(e != "");
 }
+
+TEST_CASE("concatenate runs with dynamic dims bound at run time") {
+  const std::string yaml = two_inputs("{shape: [null, 8]}", "{shape: [null, 4]}");
+  for (Dim steps : {Dim{1}, Dim{7}}) {
+    Tensor a = random_tensor({5, steps, 8}, 1), b = random_tensor({5, steps, 4}, 2);
+    auto out = run_yaml(yaml, {{"a", a}, {"b", b}}, {});
+    check_shape(out.at("c"), {5, steps, 12});
+    check_close(out.at("c"),
+                ref::concat({to_doubles(a), to_doubles(b)}, {{5, steps, 8}, {5, steps, 4}}, 2), 0,
+                0);
+  }
+}
