@@ -141,6 +141,25 @@ outputs: [c]
         std::string::npos);
 }
 
+TEST_CASE("concatenate rank mismatch with a dynamic audio length, as in the seed model") {
+  const std::string e = compile_error(R"(name: seed
+inputs:
+  text_lstm: {shape: [32]}
+  image_dense: {shape: [256]}
+  audio_dense: {shape: [null, 256]}
+nodes:
+  - {name: fusion, op: concatenate, inputs: [text_lstm, image_dense, audio_dense]}
+outputs: [fusion]
+)");
+  CAPTURE(e);
+  CHECK(e.find("test.yaml:7:") != std::string::npos);
+  CHECK(e.find("\n  text_lstm: (None, 32)\n  image_dense: (None, 256)\n  audio_dense: (None, None, "
+               "256)\n") != std::string::npos);
+  CHECK(e.find("hint: apply global_average_pooling1d, global_max_pooling1d or flatten to the "
+               "rank-3 input(s) to "
+               "make them rank 2") != std::string::npos);
+}
+
 TEST_CASE("concatenate dim mismatch names the input and axis") {
   const std::string e = compile_error(two_inputs("{shape: [5, 3]}", "{shape: [7, 4]}"));
   CAPTURE(e);
