@@ -197,3 +197,13 @@ TEST_CASE("concatenate runs with dynamic dims bound at run time") {
                 0);
   }
 }
+
+TEST_CASE("concatenate joins int32 tensors") {
+  const std::string yaml =
+      two_inputs("{shape: [3, 2], dtype: int32}", "{shape: [3, 5], dtype: int32}", ", axis: -1");
+  Tensor a = random_ints({2, 3, 2}, 1, -50, 50), b = random_ints({2, 3, 5}, 2, -50, 50);
+  auto out = run_yaml(yaml, {{"a", a}, {"b", b}}, {});
+  REQUIRE(out.at("c").dtype() == DType::i32);
+  check_close(out.at("c"), ref::concat({to_doubles(a), to_doubles(b)}, {{2, 3, 2}, {2, 3, 5}}, 2),
+              0, 0);
+}

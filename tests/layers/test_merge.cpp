@@ -134,3 +134,20 @@ TEST_CASE("merge errors for input count and dtype") {
   CHECK(compile_error("name: t\ninputs:\n  a: {shape: [null, 3]}\n  b: {shape: [4, 1]}\nnodes:\n"
                       "  - {name: m, op: add, inputs: [a, b]}\noutputs: [m]\n") == "");
 }
+
+TEST_CASE("merges of int32 tensors") {
+  for (const std::string kind : {"add", "subtract", "multiply", "maximum", "minimum"}) {
+    CAPTURE(kind);
+    const std::string yaml = fmt::format(
+        "name: t\ninputs:\n  a: {{shape: [3, 4], dtype: int32}}\n  b: {{shape: [1, 4], dtype: "
+        "int32}}\nnodes:\n"
+        "  - {{name: m, op: {}, inputs: [a, b]}}\noutputs: [m]\n",
+        kind);
+    Tensor a = random_ints({5, 3, 4}, 1, -100, 100), b = random_ints({5, 1, 4}, 2, -100, 100);
+    auto out = run_yaml(yaml, {{"a", a}, {"b", b}}, {});
+    REQUIRE(out.at("m").dtype() == DType::i32);
+    check_close(out.at("m"),
+                ref::merge(kind, {to_doubles(a), to_doubles(b)}, {{5, 3, 4}, {5, 1, 4}}, {5, 3, 4}),
+                0, 0);
+  }
+}
