@@ -32,6 +32,15 @@ OpInfo softmax_op();
 
 
 // ---- normalization and merges ----
+OpInfo batch_normalization_op();
+OpInfo layer_normalization_op();
+OpInfo concatenate_op();
+OpInfo add_op();
+OpInfo subtract_op();
+OpInfo multiply_op();
+OpInfo average_op();
+OpInfo maximum_op();
+OpInfo minimum_op();
 
 
 // ---- fusion ops ----

@@ -30,6 +30,15 @@ void register_builtin_ops(OpRegistry& registry) {
   // ---- recurrent and embedding ----
 
   // ---- normalization and merges ----
+  registry.add(layers::batch_normalization_op());
+  registry.add(layers::layer_normalization_op());
+  registry.add(layers::concatenate_op());
+  registry.add(layers::add_op());
+  registry.add(layers::subtract_op());
+  registry.add(layers::multiply_op());
+  registry.add(layers::average_op());
+  registry.add(layers::maximum_op());
+  registry.add(layers::minimum_op());
 
   // ---- fusion ops ----
 }

@@ -110,7 +110,26 @@ memory view_as(const memory& mem, const memory::desc& desc);
 
 // ---- normalization (layers/batch_normalization.cpp, layers/layer_normalization.cpp) ----
 
+// Inference batch normalization with the given (moving) mean and variance: `data` has the
+// channels on logical dim 1 (e.g. {outer, C} or {outer, C, inner}); mean/variance/scale/shift
+// are {C}. scale/shift say whether gamma/beta are passed (DNNL_ARG_SCALE / DNNL_ARG_SHIFT).
+dnnl::batch_normalization_forward::primitive_desc make_batch_norm_pd(const memory::desc& data, float epsilon,
+                                                                     bool scale, bool shift);
+// Inference layer normalization over the last logical dim of `data` (mean and variance
+// computed per row); scale/shift as above, each {last dim}.
+dnnl::layer_normalization_forward::primitive_desc make_layer_norm_pd(const memory::desc& data, float epsilon,
+                                                                     bool scale, bool shift);
+
 // ---- binary / concat (layers/merge.cpp, layers/concatenate.cpp) ----
+
+// dst = src0 <alg> src1 (src1 may have size-1 dims that broadcast), then dst = post_alpha * dst
+// when post_alpha != 1 (eltwise_linear post-op: averages and the negated subtract).
+dnnl::binary::primitive_desc make_binary_pd(dnnl::algorithm alg, const memory::desc& src0,
+                                            const memory::desc& src1, const memory::desc& dst,
+                                            float post_alpha = 1.f);
+// Concatenation of `srcs` along logical dim `axis` into `dst`.
+dnnl::concat::primitive_desc make_concat_pd(const memory::desc& dst, int axis,
+                                            const std::vector<memory::desc>& srcs);
 
 // ---- rnn (layers/lstm.cpp, layers/gru.cpp) ----
 

@@ -1,0 +1,131 @@
+// batch_normalization (Keras BatchNormalization) at inference:
+//   y = gamma * (x - moving_mean) / sqrt(moving_variance + epsilon) + beta
+// over the channels on `axis`. Runs oneDNN batch_normalization_forward with global statistics.
+#include <fmt/format.h>
+
+#include "layers/builtin_ops.hpp"
+#include "runtime/kernel.hpp"
+#include "runtime/onednn/onednn.hpp"
+
+namespace fg::layers {
+namespace {
+
+class BatchNormKernel final : public Kernel {
+ public:
+  BatchNormKernel(dnnl::batch_normalization_forward::primitive_desc pd, dnnl::memory::desc view,
+                  std::vector<std::pair<int, dnnl::memory>> params)
+      : prim_(pd), impl_(onednn::impl_name(pd)), view_(view), params_(std::move(params)) {}
+
+  void execute(ExecContext& ctx) const override {
+    // The plain src/dst bytes seen through the channels-on-dim-1 view.
+    dnnl::memory src(view_, ctx.srcs[0].get_engine(), ctx.srcs[0].get_data_handle());
+    dnnl::memory dst(view_, ctx.dsts[0].get_engine(), ctx.dsts[0].get_data_handle());
+    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}};
+    for (const auto& [arg, mem] : params_) args.emplace(arg, mem);
+    prim_.execute(ctx.stream, args);
+  }
+  std::string impl_info() const override { return impl_; }
+
+ private:
+  dnnl::batch_normalization_forward prim_;
+  std::string impl_;
+  dnnl::memory::desc view_;
+  std::vector<std::pair<int, dnnl::memory>> params_;
+};
+
+class BatchNormalization final : public Op {
+ public:
+  void parse(AttrReader& attrs) override {
+    axis_ = static_cast<int>(attrs.get_int("axis", -1));
+    epsilon_ = attrs.get_float("epsilon", 0.001);
+    if (!(epsilon_ > 0))
+      throw attrs.error("epsilon", fmt::format("epsilon must be > 0, got {}", epsilon_));
+    momentum_ = attrs.get_float("momentum", 0.99);  // training only; accepted and ignored
+    center_ = attrs.get_bool("center", true);
+    scale_ = attrs.get_bool("scale", true);
+  }
+
+  std::vector<TensorType> infer(const InferContext& ctx) const override {
+    ctx.expect_inputs(1);
+    ctx.expect_rank_at_least(0, 2);
+    ctx.expect_dtype(0, DType::f32);
+    channels(ctx);          // validates the axis
+    return {ctx.input(0)};  // the mask (if any) passes on
+  }
+
+  std::vector<WeightSpec> weights(const InferContext& ctx) const override {
+    const Dim c = channels(ctx);
+    if (c == kDynamic)
+      throw ctx.input_error(0, fmt::format("batch_normalization needs a known size on axis {} to "
+                                           "create its weights, got input shape {}",
+                                           axis_, format_shape(ctx.input(0).shape)));
+    std::vector<WeightSpec> specs;
+    if (scale_) specs.push_back({"gamma", {c}, Init::ones});
+    if (center_) specs.push_back({"beta", {c}, Init::zeros});
+    WeightSpec mean{"moving_mean", {c}, Init::zeros};
+    mean.trainable = false;
+    WeightSpec var{"moving_variance", {c}, Init::ones};
+    var.trainable = false;
+    specs.push_back(mean);
+    specs.push_back(var);
+    return specs;
+  }
+
+  bool supports_masking() const override { return true; }
+
+  std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
+    const Dims& shape = ctx.inputs[0].shape;
+    const int rank = static_cast<int>(shape.size());
+    const int axis = normalize_axis(axis_, rank);
+    Dim outer = 1, inner = 1;
+    for (int i = 0; i < axis; ++i) outer = dim_mul(outer, shape[i]);
+    for (int i = axis + 1; i < rank; ++i) inner = dim_mul(inner, shape[i]);
+    const Dim c = shape[axis];
+    // oneDNN wants the channels on logical dim 1. Last axis: [N, mid, C] bytes are nhwc with
+    // W = 1 (the fast nspc kernels); any other axis: [outer, C, inner] bytes are nchw with W = 1.
+    dnnl::memory::desc view;
+    if (axis == rank - 1) {
+      Dim mid = 1;
+      for (int i = 1; i < axis; ++i) mid = dim_mul(mid, shape[i]);
+      view = dnnl::memory::desc({shape[0], c, mid, 1}, onednn::dt::f32, onednn::tag::nhwc);
+    } else {
+      view = dnnl::memory::desc({outer, c, inner, 1}, onednn::dt::f32, onednn::tag::nchw);
+    }
+    auto pd = onednn::make_batch_norm_pd(view, static_cast<float>(epsilon_), scale_, center_);
+    const auto vec = onednn::plain_desc(Dims{c});
+    std::vector<std::pair<int, dnnl::memory>> params;
+    params.emplace_back(DNNL_ARG_MEAN, ctx.weight_memory("moving_mean", vec, pd.mean_desc()));
+    params.emplace_back(DNNL_ARG_VARIANCE,
+                        ctx.weight_memory("moving_variance", vec, pd.variance_desc()));
+    if (scale_) params.emplace_back(DNNL_ARG_SCALE, ctx.weight_memory("gamma", vec, vec));
+    if (center_) params.emplace_back(DNNL_ARG_SHIFT, ctx.weight_memory("beta", vec, vec));
+    return std::make_unique<BatchNormKernel>(pd, view, std::move(params));
+  }
+
+ private:
+  Dim channels(const InferContext& ctx) const {
+    const int rank = ctx.input(0).rank();
+    const int axis = normalize_axis(axis_, rank);
+    if (axis < 0)
+      throw ctx.attr_error(
+          "axis", fmt::format("axis {} is out of range for a rank-{} input {} "
+                              "(valid: {} to {})",
+                              axis_, rank, format_shape(ctx.input(0).shape), -rank, rank - 1));
+    if (axis == 0)
+      throw ctx.attr_error("axis", "batch_normalization cannot normalize over the batch axis 0");
+    return ctx.input(0).shape[axis];
+  }
+
+  int axis_ = -1;
+  double epsilon_ = 0.001, momentum_ = 0.99;
+  bool center_ = true, scale_ = true;
+};
+
+}  // namespace
+
+OpInfo batch_normalization_op() {
+  return {"batch_normalization", [] { return std::make_unique<BatchNormalization>(); },
+          "Keras BatchNormalization at inference (moving statistics)"};
+}
+
+}  // namespace fg::layers

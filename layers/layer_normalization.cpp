@@ -1,0 +1,219 @@
+// layer_normalization (Keras LayerNormalization): per sample, mean and variance over the
+// normalized axes, y = gamma * (x - mean) / sqrt(var + epsilon) + beta.
+// `axis` is an int or a list; a list must be exactly the trailing axes (e.g. [-2, -1]), so the
+// normalized elements are contiguous and oneDNN layer_normalization_forward runs on a
+// {rows, normalized size} view. A single non-last int axis runs as plain C++ (oneDNN has no
+// layer normalization over a middle dim).
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "layers/builtin_ops.hpp"
+#include "runtime/kernel.hpp"
+#include "runtime/onednn/onednn.hpp"
+
+namespace fg::layers {
+namespace {
+
+class LayerNormKernel final : public Kernel {
+ public:
+  LayerNormKernel(dnnl::layer_normalization_forward::primitive_desc pd, dnnl::memory::desc view,
+                  std::vector<std::pair<int, dnnl::memory>> params)
+      : prim_(pd), impl_(onednn::impl_name(pd)), view_(view), params_(std::move(params)) {}
+
+  void execute(ExecContext& ctx) const override {
+    dnnl::memory src(view_, ctx.srcs[0].get_engine(), ctx.srcs[0].get_data_handle());
+    dnnl::memory dst(view_, ctx.dsts[0].get_engine(), ctx.dsts[0].get_data_handle());
+    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}};
+    for (const auto& [arg, mem] : params_) args.emplace(arg, mem);
+    prim_.execute(ctx.stream, args);
+  }
+  std::string impl_info() const override { return impl_; }
+
+ private:
+  dnnl::layer_normalization_forward prim_;
+  std::string impl_;
+  dnnl::memory::desc view_;
+  std::vector<std::pair<int, dnnl::memory>> params_;
+};
+
+// A single non-last axis (oneDNN normalizes the last dim only): plain C++ over the
+// [outer, c, inner] view, double accumulation; gamma/beta are {c}.
+class MiddleAxisLayerNormKernel final : public Kernel {
+ public:
+  MiddleAxisLayerNormKernel(Dim outer, Dim c, Dim inner, double epsilon, dnnl::memory gamma,
+                            dnnl::memory beta)
+      : outer_(outer),
+        c_(c),
+        inner_(inner),
+        epsilon_(epsilon),
+        gamma_mem_(gamma),
+        beta_mem_(beta),
+        gamma_(gamma ? static_cast<const float*>(gamma.get_data_handle()) : nullptr),
+        beta_(beta ? static_cast<const float*>(beta.get_data_handle()) : nullptr) {}
+
+  void execute(ExecContext& ctx) const override {
+    const auto* src = static_cast<const float*>(ctx.srcs[0].get_data_handle());
+    auto* dst = static_cast<float*>(ctx.dsts[0].get_data_handle());
+    const int64_t n = outer_ * inner_;
+#pragma omp parallel for num_threads(ctx.threads > 0 ? ctx.threads : 1) schedule(static)
+    for (int64_t r = 0; r < n; ++r) {
+      const int64_t o = r / inner_, i = r % inner_;
+      const float* x = src + o * c_ * inner_ + i;
+      float* y = dst + o * c_ * inner_ + i;
+      double mean = 0, var = 0;
+      for (Dim k = 0; k < c_; ++k) mean += x[k * inner_];
+      mean /= static_cast<double>(c_);
+      for (Dim k = 0; k < c_; ++k) {
+        const double d = x[k * inner_] - mean;
+        var += d * d;
+      }
+      var /= static_cast<double>(c_);
+      const double inv = 1.0 / std::sqrt(var + epsilon_);
+      for (Dim k = 0; k < c_; ++k) {
+        double v = (x[k * inner_] - mean) * inv;
+        if (gamma_) v *= gamma_[k];
+        if (beta_) v += beta_[k];
+        y[k * inner_] = static_cast<float>(v);
+      }
+    }
+  }
+
+ private:
+  Dim outer_, c_, inner_;
+  double epsilon_;
+  dnnl::memory gamma_mem_, beta_mem_;  // keep the cached weights alive
+  const float* gamma_;
+  const float* beta_;
+};
+
+class LayerNormalization final : public Op {
+ public:
+  void parse(AttrReader& attrs) override {
+    if (attrs.has("axis")) {
+      try {
+        axes_ = {attrs.get_int("axis")};
+      } catch (const Error&) {
+        axes_ = attrs.get_int_list("axis");
+        if (axes_.empty())
+          throw attrs.error("axis", "axis must be an int or a non-empty list of ints");
+      }
+    }
+    epsilon_ = attrs.get_float("epsilon", 0.001);
+    if (!(epsilon_ > 0))
+      throw attrs.error("epsilon", fmt::format("epsilon must be > 0, got {}", epsilon_));
+    center_ = attrs.get_bool("center", true);
+    scale_ = attrs.get_bool("scale", true);
+  }
+
+  std::vector<TensorType> infer(const InferContext& ctx) const override {
+    ctx.expect_inputs(1);
+    ctx.expect_rank_at_least(0, 2);
+    ctx.expect_dtype(0, DType::f32);
+    first_axis(ctx);        // validates the axes
+    return {ctx.input(0)};  // the mask (if any) passes on
+  }
+
+  std::vector<WeightSpec> weights(const InferContext& ctx) const override {
+    const Dims& shape = ctx.input(0).shape;
+    const int first = first_axis(ctx);
+    Dims param = first < 0 ? Dims{shape[-first]} : Dims(shape.begin() + first, shape.end());
+    const int param_axis0 = first < 0 ? -first : first;
+    for (size_t i = 0; i < param.size(); ++i)
+      if (param[i] == kDynamic)
+        throw ctx.input_error(0,
+                              fmt::format("layer_normalization needs a known size on axis {} to "
+                                          "create its weights, got input shape {}",
+                                          param_axis0 + static_cast<int>(i), format_shape(shape)));
+    std::vector<WeightSpec> specs;
+    if (scale_) specs.push_back({"gamma", param, Init::ones});
+    if (center_) specs.push_back({"beta", param, Init::zeros});
+    return specs;
+  }
+
+  bool supports_masking() const override { return true; }
+
+  std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
+    const Dims& shape = ctx.inputs[0].shape;
+    const int rank = static_cast<int>(shape.size());
+    if (axes_.size() == 1 && normalize_axis(static_cast<int>(axes_[0]), rank) != rank - 1) {
+      const int axis = normalize_axis(static_cast<int>(axes_[0]), rank);
+      Dim outer = 1, inner = 1;
+      for (int i = 0; i < axis; ++i) outer = dim_mul(outer, shape[i]);
+      for (int i = axis + 1; i < rank; ++i) inner = dim_mul(inner, shape[i]);
+      const auto vec = onednn::plain_desc(Dims{shape[axis]});
+      dnnl::memory gamma, beta;
+      if (scale_) gamma = ctx.weight_memory("gamma", vec, vec);
+      if (center_) beta = ctx.weight_memory("beta", vec, vec);
+      return std::make_unique<MiddleAxisLayerNormKernel>(outer, shape[axis], inner, epsilon_, gamma,
+                                                         beta);
+    }
+    int first = rank;
+    for (int64_t a : axes_) first = std::min(first, normalize_axis(static_cast<int>(a), rank));
+    Dim rows = 1, cols = 1;
+    for (int i = 0; i < first; ++i) rows = dim_mul(rows, shape[i]);
+    for (int i = first; i < rank; ++i) cols = dim_mul(cols, shape[i]);
+    dnnl::memory::desc view({rows, cols}, onednn::dt::f32, onednn::tag::ab);
+    auto pd = onednn::make_layer_norm_pd(view, static_cast<float>(epsilon_), scale_, center_);
+    // gamma / beta have the normalized dims' shape; their bytes are the flat {cols} vector.
+    const auto vec = onednn::plain_desc(Dims{cols});
+    std::vector<std::pair<int, dnnl::memory>> params;
+    if (scale_) params.emplace_back(DNNL_ARG_SCALE, ctx.weight_memory("gamma", vec, vec));
+    if (center_) params.emplace_back(DNNL_ARG_SHIFT, ctx.weight_memory("beta", vec, vec));
+    return std::make_unique<LayerNormKernel>(pd, view, std::move(params));
+  }
+
+ private:
+  // The first normalized axis when the axes are exactly first..rank-1; for a single other
+  // axis a, returns -a.
+  int first_axis(const InferContext& ctx) const {
+    const int rank = ctx.input(0).rank();
+    std::vector<int> axes;
+    for (int64_t a : axes_) {
+      const int n = normalize_axis(static_cast<int>(a), rank);
+      if (n < 0)
+        throw ctx.attr_error(
+            "axis", fmt::format("axis {} is out of range for a rank-{} input {} "
+                                "(valid: {} to {})",
+                                a, rank, format_shape(ctx.input(0).shape), -rank, rank - 1));
+      if (n == 0)
+        throw ctx.attr_error("axis", "layer_normalization cannot normalize over the batch axis 0");
+      if (std::find(axes.begin(), axes.end(), n) != axes.end())
+        throw ctx.attr_error("axis", fmt::format("axis {} is listed twice", a));
+      axes.push_back(n);
+    }
+    std::sort(axes.begin(), axes.end());
+    if (axes.size() == 1 && axes[0] != rank - 1) return -axes[0];
+    const int first = axes.front();
+    if (axes.back() != rank - 1 || static_cast<int>(axes.size()) != rank - first) {
+      Error e = ctx.attr_error(
+          "axis", fmt::format("layer_normalization supports only trailing axes (an int, or a list "
+                              "ending at the last axis with no gaps); got {} for a rank-{} input",
+                              describe_axes(), rank));
+      e.hint(fmt::format("use axis: -1, or a list like [{}, -1]", -2));
+      throw e;
+    }
+    return first;
+  }
+
+  std::string describe_axes() const {
+    if (axes_.size() == 1) return std::to_string(axes_[0]);
+    std::string out = "[";
+    for (size_t i = 0; i < axes_.size(); ++i) out += (i ? ", " : "") + std::to_string(axes_[i]);
+    return out + "]";
+  }
+
+  std::vector<int64_t> axes_{-1};
+  double epsilon_ = 0.001;
+  bool center_ = true, scale_ = true;
+};
+
+}  // namespace
+
+OpInfo layer_normalization_op() {
+  return {"layer_normalization", [] { return std::make_unique<LayerNormalization>(); },
+          "Keras LayerNormalization over the trailing axes"};
+}
+
+}  // namespace fg::layers

@@ -1,0 +1,286 @@
+// The Keras merge layers add, subtract, multiply, average, maximum, minimum: one class
+// parameterised by kind. Inputs have equal rank and dtype; every non-batch dim is equal or 1
+// (size-1 dims broadcast, as in Keras _Merge); subtract takes exactly 2 inputs.
+// Runs a chain of oneDNN binary primitives (src1 may broadcast); average adds and scales by
+// 1/n with an eltwise_linear post-op on the last step. Output mask = AND of the input masks.
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "layers/builtin_ops.hpp"
+#include "runtime/kernel.hpp"
+#include "runtime/onednn/onednn.hpp"
+
+namespace fg::layers {
+namespace {
+
+enum class MergeKind { add, subtract, multiply, average, maximum, minimum };
+
+const char* kind_name(MergeKind kind) {
+  switch (kind) {
+    case MergeKind::add:
+      return "add";
+    case MergeKind::subtract:
+      return "subtract";
+    case MergeKind::multiply:
+      return "multiply";
+    case MergeKind::average:
+      return "average";
+    case MergeKind::maximum:
+      return "maximum";
+    case MergeKind::minimum:
+      return "minimum";
+  }
+  return "?";
+}
+
+dnnl::algorithm binary_alg(MergeKind kind) {
+  switch (kind) {
+    case MergeKind::subtract:
+      return dnnl::algorithm::binary_sub;
+    case MergeKind::multiply:
+      return dnnl::algorithm::binary_mul;
+    case MergeKind::maximum:
+      return dnnl::algorithm::binary_max;
+    case MergeKind::minimum:
+      return dnnl::algorithm::binary_min;
+    default:
+      return dnnl::algorithm::binary_add;
+  }
+}
+
+std::string list_inputs(const InferContext& ctx) {
+  std::string out;
+  for (size_t i = 0; i < ctx.num_inputs(); ++i)
+    out += fmt::format("\n  {}: {}", ctx.input_name(i), format_shape(ctx.input(i).shape));
+  return out;
+}
+
+// One binary primitive: dst = a <op> srcs[src1], where a is srcs[src0] or (src0 < 0) dst.
+struct Step {
+  dnnl::binary prim;
+  int src0;
+  int src1;
+};
+
+class MergeKernel final : public Kernel {
+ public:
+  MergeKernel(std::vector<Step> steps, int copy_first, std::vector<Dims> in_shapes, Dims out_shape,
+              std::string impl)
+      : steps_(std::move(steps)),
+        copy_first_(copy_first),
+        in_shapes_(std::move(in_shapes)),
+        out_shape_(std::move(out_shape)),
+        impl_(std::move(impl)) {}
+
+  void execute(ExecContext& ctx) const override {
+    if (copy_first_ >= 0) broadcast_copy(ctx, copy_first_);
+    for (const Step& s : steps_) {
+      const dnnl::memory& a = s.src0 < 0 ? ctx.dsts[0] : ctx.srcs[s.src0];
+      s.prim.execute(
+          ctx.stream,
+          {{DNNL_ARG_SRC_0, a}, {DNNL_ARG_SRC_1, ctx.srcs[s.src1]}, {DNNL_ARG_DST, ctx.dsts[0]}});
+    }
+    write_mask(ctx);
+  }
+  std::string impl_info() const override { return impl_; }
+
+ private:
+  // dst = srcs[i] broadcast to the output shape (when no input has the full shape). Both dtypes
+  // are 4 bytes, so the copy is by uint32.
+  void broadcast_copy(ExecContext& ctx, int i) const {
+    ctx.stream.wait();
+    const Dims& in = in_shapes_[i];
+    const int rank = static_cast<int>(out_shape_.size());
+    std::vector<int64_t> in_strides(rank, 0);
+    int64_t stride = 1;
+    for (int d = rank - 1; d >= 0; --d) {
+      in_strides[d] = in[d] == 1 ? 0 : stride;
+      stride *= in[d];
+    }
+    const auto* src = static_cast<const uint32_t*>(ctx.srcs[i].get_data_handle());
+    auto* dst = static_cast<uint32_t*>(ctx.dsts[0].get_data_handle());
+    const int64_t total = num_elements(out_shape_);
+#pragma omp parallel for num_threads(ctx.threads > 0 ? ctx.threads : 1) schedule(static)
+    for (int64_t o = 0; o < total; ++o) {
+      int64_t rest = o, off = 0;
+      for (int d = rank - 1; d >= 0; --d) {
+        off += (rest % out_shape_[d]) * in_strides[d];
+        rest /= out_shape_[d];
+      }
+      dst[o] = src[off];
+    }
+  }
+
+  void write_mask(ExecContext& ctx) const {
+    if (ctx.dst_masks.empty() || ctx.dst_masks[0] == nullptr) return;
+    const Dim batch = out_shape_[0], steps = out_shape_[1];
+    uint8_t* dst = ctx.dst_masks[0];
+    std::fill(dst, dst + batch * steps, uint8_t{1});
+    for (size_t i = 0; i < ctx.src_masks.size(); ++i) {
+      const uint8_t* src = ctx.src_masks[i];
+      if (!src) continue;
+      const Dim in_steps = in_shapes_[i][1];  // equal to steps, or 1 (broadcast)
+      for (Dim b = 0; b < batch; ++b)
+        for (Dim t = 0; t < steps; ++t)
+          dst[b * steps + t] = dst[b * steps + t] && src[b * in_steps + (in_steps == 1 ? 0 : t)];
+    }
+  }
+
+  std::vector<Step> steps_;
+  int copy_first_;
+  std::vector<Dims> in_shapes_;
+  Dims out_shape_;
+  std::string impl_;
+};
+
+class Merge final : public Op {
+ public:
+  explicit Merge(MergeKind kind) : kind_(kind) {}
+
+  void parse(AttrReader&) override {}
+
+  std::vector<TensorType> infer(const InferContext& ctx) const override {
+    const size_t n = ctx.num_inputs();
+    if (kind_ == MergeKind::subtract) {
+      if (n != 2)
+        throw ctx
+            .error(fmt::format("subtract takes exactly 2 inputs, got {}:{}", n, list_inputs(ctx)))
+            .hint("for a - b - c, chain two subtract nodes, or add the negated terms");
+    } else if (n < 2) {
+      throw ctx.error(fmt::format("{} takes at least 2 inputs, got {}", kind_name(kind_), n));
+    }
+    for (size_t i = 1; i < n; ++i)
+      if (ctx.input(i).dtype != ctx.input(0).dtype)
+        throw ctx.input_error(
+            i,
+            fmt::format("inputs of {} must have the same dtype, but '{}' is {} and '{}' is {}:{}",
+                        kind_name(kind_), ctx.input_name(i), dtype_name(ctx.input(i).dtype),
+                        ctx.input_name(0), dtype_name(ctx.input(0).dtype), list_inputs(ctx)));
+    if (kind_ == MergeKind::average && ctx.input(0).dtype != DType::f32)
+      throw ctx.input_error(
+          0, fmt::format("average needs float32 inputs, got {}", dtype_name(ctx.input(0).dtype)));
+    const int rank = ctx.input(0).rank();
+    for (size_t i = 1; i < n; ++i)
+      if (ctx.input(i).rank() != rank)
+        throw ctx.input_error(
+            i,
+            fmt::format("inputs of {} must have equal rank, but '{}' has rank {} and '{}' has rank "
+                        "{}:{}",
+                        kind_name(kind_), ctx.input_name(i), ctx.input(i).rank(), ctx.input_name(0),
+                        rank, list_inputs(ctx)));
+    TensorType out = ctx.input(0);
+    out.masked = false;
+    for (int d = 0; d < rank; ++d) {
+      // The dim is the one known value other than 1 (batch: equal, no broadcasting).
+      Dim value = kDynamic;
+      size_t from = n;
+      bool all_one = true, any_dynamic = false;
+      for (size_t i = 0; i < n; ++i) {
+        const Dim v = ctx.input(i).shape[d];
+        if (v == kDynamic) {
+          any_dynamic = true;
+          all_one = false;
+          continue;
+        }
+        if (v == 1 && d > 0) continue;
+        all_one = false;
+        if (from == n) {
+          from = i;
+          value = v;
+        } else if (v != value) {
+          throw ctx.input_error(
+              i,
+              fmt::format("inputs of {} must have equal shapes (size-1 dims broadcast), but '{}' "
+                          "has {} on axis {} where '{}' has {}:{}",
+                          kind_name(kind_), ctx.input_name(i), v, d, ctx.input_name(from), value,
+                          list_inputs(ctx)));
+        }
+      }
+      out.shape[d] = from != n ? value : (all_one && !any_dynamic ? 1 : kDynamic);
+    }
+    for (size_t i = 0; i < n; ++i) out.masked = out.masked || ctx.input(i).masked;
+    return {out};
+  }
+
+  bool supports_masking() const override { return true; }
+  bool produces_mask() const override { return true; }
+
+  std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
+    const size_t n = ctx.inputs.size();
+    const Dims& out_shape = ctx.outputs[0].shape;
+    const auto& dst = ctx.dst_descs[0];
+    const dnnl::algorithm alg = binary_alg(kind_);
+    const float last_alpha = kind_ == MergeKind::average ? 1.f / static_cast<float>(n) : 1.f;
+    auto full = [&](size_t i) { return ctx.inputs[i].shape == out_shape; };
+    std::vector<Step> steps;
+    std::string impl;
+    auto add_step = [&](int src0, int src1, float alpha) {
+      const auto& d0 = src0 < 0 ? dst : ctx.src_descs[src0];
+      auto pd = onednn::make_binary_pd(alg, d0, ctx.src_descs[src1], dst, alpha);
+      if (impl.empty()) impl = onednn::impl_name(pd);
+      steps.push_back({dnnl::binary(pd), src0, src1});
+    };
+    int copy_first = -1;
+    if (kind_ == MergeKind::subtract) {
+      if (full(0)) {
+        add_step(0, 1, 1.f);
+      } else if (full(1)) {
+        add_step(1, 0, -1.f);  // -(b - a)
+      } else {
+        copy_first = 0;
+        add_step(-1, 1, 1.f);
+      }
+    } else {
+      std::vector<int> order;
+      for (size_t i = 0; i < n; ++i)
+        if (full(i)) {
+          order.push_back(static_cast<int>(i));
+          break;
+        }
+      const bool has_full = !order.empty();
+      if (!has_full) order.push_back(0);
+      for (size_t i = 0; i < n; ++i)
+        if (static_cast<int>(i) != order[0]) order.push_back(static_cast<int>(i));
+      if (!has_full) copy_first = 0;
+      for (size_t k = 1; k < n; ++k) {
+        const int src0 = (k == 1 && has_full) ? order[0] : -1;
+        add_step(src0, order[k], k == n - 1 ? last_alpha : 1.f);
+      }
+    }
+    std::vector<Dims> in_shapes;
+    for (const auto& in : ctx.inputs) in_shapes.push_back(in.shape);
+    return std::make_unique<MergeKernel>(std::move(steps), copy_first, std::move(in_shapes),
+                                         out_shape, impl);
+  }
+
+ private:
+  MergeKind kind_;
+};
+
+OpInfo merge_info(MergeKind kind, const char* summary) {
+  return {kind_name(kind), [kind] { return std::make_unique<Merge>(kind); }, summary};
+}
+
+}  // namespace
+
+OpInfo add_op() {
+  return merge_info(MergeKind::add, "Keras Add: elementwise sum of 2+ inputs");
+}
+OpInfo subtract_op() {
+  return merge_info(MergeKind::subtract, "Keras Subtract: a - b of exactly 2 inputs");
+}
+OpInfo multiply_op() {
+  return merge_info(MergeKind::multiply, "Keras Multiply: elementwise product of 2+ inputs");
+}
+OpInfo average_op() {
+  return merge_info(MergeKind::average, "Keras Average: elementwise mean of 2+ inputs");
+}
+OpInfo maximum_op() {
+  return merge_info(MergeKind::maximum, "Keras Maximum: elementwise max of 2+ inputs");
+}
+OpInfo minimum_op() {
+  return merge_info(MergeKind::minimum, "Keras Minimum: elementwise min of 2+ inputs");
+}
+
+}  // namespace fg::layers
