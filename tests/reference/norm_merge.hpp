@@ -9,7 +9,7 @@
 
 namespace fg::ref {
 
-inline int64_t product(const std::vector<int64_t>& shape, size_t from, size_t to) {
+inline int64_t dims_product(const std::vector<int64_t>& shape, size_t from, size_t to) {
   int64_t p = 1;
   for (size_t i = from; i < to; ++i) p *= shape[i];
   return p;
@@ -22,8 +22,8 @@ inline std::vector<double> batch_norm(const std::vector<double>& x,
                                       const std::vector<double>& beta,
                                       const std::vector<double>& mean,
                                       const std::vector<double>& var, double epsilon) {
-  const int64_t outer = product(shape, 0, axis), c = shape[axis],
-                inner = product(shape, axis + 1, shape.size());
+  const int64_t outer = dims_product(shape, 0, axis), c = shape[axis],
+                inner = dims_product(shape, axis + 1, shape.size());
   std::vector<double> y(x.size());
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t k = 0; k < c; ++k)
@@ -91,11 +91,11 @@ inline std::vector<double> layer_norm(const std::vector<double>& x,
 // Concatenation along `axis` (non-negative).
 inline std::vector<double> concat(const std::vector<std::vector<double>>& xs,
                                   const std::vector<std::vector<int64_t>>& shapes, int axis) {
-  const int64_t outer = product(shapes[0], 0, axis);
+  const int64_t outer = dims_product(shapes[0], 0, axis);
   std::vector<double> y;
   for (int64_t o = 0; o < outer; ++o)
     for (size_t i = 0; i < xs.size(); ++i) {
-      const int64_t chunk = product(shapes[i], axis, shapes[i].size());
+      const int64_t chunk = dims_product(shapes[i], axis, shapes[i].size());
       for (int64_t j = 0; j < chunk; ++j) y.push_back(xs[i][o * chunk + j]);
     }
   return y;
@@ -108,7 +108,7 @@ inline std::vector<double> merge(const std::string& kind,
                                  const std::vector<std::vector<int64_t>>& shapes,
                                  const std::vector<int64_t>& out_shape) {
   const size_t rank = out_shape.size();
-  const int64_t total = product(out_shape, 0, rank);
+  const int64_t total = dims_product(out_shape, 0, rank);
   std::vector<double> y(total);
   for (int64_t o = 0; o < total; ++o) {
     std::vector<int64_t> idx(rank);
