@@ -114,3 +114,7 @@ std::string compile_error(const std::string& yaml, const std::string& file) {
 std::string source_path(const std::string& relative) { return std::string(FG_SOURCE_DIR) + "/" + relative; }
 
 }  // namespace fg::test
+
+namespace fg::test {
+std::string graph_runner_path() { return FG_GRAPH_RUNNER; }
+}  // namespace fg::test

@@ -36,5 +36,7 @@ std::string compile_error(const std::string& yaml, const std::string& file = "te
 
 // Absolute path of a file in the source tree (e.g. "graphs/multimodal_fusion.yaml").
 std::string source_path(const std::string& relative);
+// Absolute path of the graph-runner binary built with the tests.
+std::string graph_runner_path();
 
 }  // namespace fg::test

@@ -19,7 +19,7 @@ struct Result {
 };
 
 Result run(const std::string& args) {
-  std::string cmd = std::string(FG_GRAPH_RUNNER) + " " + args + " 2>&1";
+  std::string cmd = fg::test::graph_runner_path() + " " + args + " 2>&1";
   Result r;
   FILE* pipe = popen(cmd.c_str(), "r");
   REQUIRE(pipe != nullptr);

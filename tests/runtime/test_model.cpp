@@ -153,7 +153,7 @@ TEST_CASE("one model runs from several threads at once with the single-threaded 
 }
 
 TEST_CASE("the reference graph runs on oneDNN primitives (ONEDNN_VERBOSE)") {
-  std::string cmd = std::string("ONEDNN_VERBOSE=1 ") + FG_GRAPH_RUNNER + " run " +
+  std::string cmd = std::string("ONEDNN_VERBOSE=1 ") + fg::test::graph_runner_path() + " run " +
                     fg::test::source_path("graphs/multimodal_fusion.yaml") +
                     " --dim text=20 --dim audio=2000 --output-dir /tmp/fg_verbose_out_" + std::to_string(::getpid()) + " 2>&1";
   FILE* pipe = popen(cmd.c_str(), "r");
