@@ -13,6 +13,9 @@ namespace fg::layers {
 
 
 // ---- recurrent and embedding ----
+OpInfo embedding_op();
+OpInfo lstm_op();
+OpInfo gru_op();
 
 
 // ---- normalization and merges ----

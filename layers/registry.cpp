@@ -13,6 +13,9 @@ void register_builtin_ops(OpRegistry& registry) {
 
 
   // ---- recurrent and embedding ----
+  registry.add(layers::embedding_op());
+  registry.add(layers::lstm_op());
+  registry.add(layers::gru_op());
 
 
   // ---- normalization and merges ----
