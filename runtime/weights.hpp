@@ -1,14 +1,20 @@
 // Weights: a map "<node>.<param>" -> f32 tensor in the Keras shape.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "framework/compiler.hpp"
 #include "runtime/tensor.hpp"
 
 namespace fg {
+
+// The initial value of one weight: deterministic in (seed, key), independent of the standard
+// library's random engines. See docs/formats.md for the initialisers.
+Tensor initial_weight(const std::string& key, const WeightSpec& spec, uint64_t seed);
 
 class WeightStore {
  public:
@@ -30,6 +36,12 @@ class WeightStore {
 
   // Writes all tensors as F32 safetensors, atomically (temp file + rename).
   void save_safetensors(const std::string& path) const;
+
+  // The same checks and initial values for an explicit list of "<node>.<param>" -> spec
+  // (what CompiledGraph::all_weights() returns); the graph versions call these.
+  using SpecList = std::vector<std::pair<std::string, WeightSpec>>;
+  void validate(const SpecList& specs) const;
+  static WeightStore initialize(const SpecList& specs, uint64_t seed);
 
  private:
   std::map<std::string, Tensor> tensors_;

@@ -1,0 +1,374 @@
+// GraphDef -> CompiledGraph: op lookup and attribute parsing, reference checks, a deterministic
+// topological schedule (file order breaks ties), cycle reports, symbolic shape inference.
+#include "framework/compiler.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <set>
+
+namespace fg {
+
+namespace {
+
+Error at_node(Error e, const NodeDef& n) {
+  if (e.node_name().empty()) e.node(n.name, n.op);
+  if (!e.loc().known()) e.at(n.loc);
+  return e;
+}
+
+// Reports the nodes of one cycle among `remaining` (node indices not scheduled).
+std::string describe_cycle(const GraphDef& def, const std::vector<std::vector<int>>& preds,
+                           const std::vector<bool>& remaining, int& first) {
+  // Walk predecessors inside `remaining` until a node repeats.
+  int start = -1;
+  for (size_t i = 0; i < remaining.size(); ++i)
+    if (remaining[i]) { start = static_cast<int>(i); break; }
+  std::vector<int> path;
+  std::vector<int> seen_at(def.nodes.size(), -1);
+  int cur = start;
+  while (seen_at[cur] < 0) {
+    seen_at[cur] = static_cast<int>(path.size());
+    path.push_back(cur);
+    int next = -1;
+    for (int p : preds[cur])
+      if (p >= 0 && remaining[p]) { next = p; break; }
+    cur = next;
+  }
+  std::vector<int> cycle(path.begin() + seen_at[cur], path.end());
+  std::reverse(cycle.begin(), cycle.end());  // producer -> consumer order
+  auto lowest = std::min_element(cycle.begin(), cycle.end());
+  std::rotate(cycle.begin(), lowest, cycle.end());
+  first = cycle.front();
+  std::string out;
+  for (int i : cycle) out += def.nodes[i].name + " -> ";
+  return out + def.nodes[cycle.front()].name;
+}
+
+}  // namespace
+
+CompiledGraph compile_graph(std::shared_ptr<const GraphDef> def_ptr, const OpRegistry& registry) {
+  const GraphDef& def = *def_ptr;
+  const std::string& file = def.file;
+  CompiledGraph g;
+  g.def_ = def_ptr;
+
+  // Names: inputs and nodes share one namespace.
+  std::map<std::string, int> input_index, node_index;
+  for (size_t i = 0; i < def.inputs.size(); ++i) input_index[def.inputs[i].name] = static_cast<int>(i);
+  for (size_t i = 0; i < def.nodes.size(); ++i) {
+    const NodeDef& n = def.nodes[i];
+    if (input_index.count(n.name))
+      throw Error(fmt::format("node name '{}' is already the name of a graph input", n.name))
+          .at(n.loc).node(n.name, n.op).hint("rename the node");
+    auto [it, fresh] = node_index.emplace(n.name, static_cast<int>(i));
+    if (!fresh) {
+      const NodeDef& first = def.nodes[it->second];
+      throw Error(fmt::format("duplicate node name '{}' (first defined at line {})", n.name, first.loc.line))
+          .at(n.loc).node(n.name, n.op).hint("every node needs a unique name");
+    }
+  }
+  std::vector<std::string> all_names;
+  for (const auto& in : def.inputs) all_names.push_back(in.name);
+  for (const auto& n : def.nodes) all_names.push_back(n.name);
+
+  // Ops and attributes.
+  std::vector<std::unique_ptr<Op>> ops(def.nodes.size());
+  for (size_t i = 0; i < def.nodes.size(); ++i) {
+    const NodeDef& n = def.nodes[i];
+    const OpInfo* info = registry.find(n.op);
+    if (info == nullptr) {
+      Error e(fmt::format("unknown op '{}'", n.op));
+      e.at(n.op_loc).node(n.name, n.op);
+      std::string best = closest_match(n.op, registry.names());
+      e.hint(best.empty() ? "known ops: " + quoted_list(registry.names()) : fmt::format("did you mean '{}'?", best));
+      throw e;
+    }
+    ops[i] = info->create();
+    AttrReader reader(n, file);
+    auto unknown_key_error = [&]() -> std::optional<Error> {
+      for (const auto& [key, attr] : n.attrs) {
+        const auto& used = reader.used_keys();
+        if (std::find(used.begin(), used.end(), key) != used.end()) continue;
+        Error e(fmt::format("unknown attribute '{}' for op '{}'", key, n.op));
+        e.at(attr.key_loc).node(n.name, n.op);
+        std::string best = closest_match(key, used);
+        e.hint(best.empty() ? (used.empty() ? std::string("this op takes no attributes")
+                                            : "known attributes: " + quoted_list(used))
+                            : fmt::format("did you mean '{}'?", best));
+        return e;
+      }
+      return std::nullopt;
+    };
+    try {
+      ops[i]->parse(reader);
+    } catch (Error& e) {
+      // A misspelt key often shows up first as a missing required one: report the misspelling.
+      if (auto unknown = unknown_key_error(); unknown && !unknown->hint_text().empty() &&
+                                               unknown->hint_text().rfind("did you mean", 0) == 0)
+        throw *unknown;
+      throw at_node(e, n);
+    }
+    if (auto unknown = unknown_key_error()) throw *unknown;
+  }
+
+  // References.
+  std::vector<std::vector<int>> preds(def.nodes.size());  // node index, or -1 for graph inputs
+  for (size_t i = 0; i < def.nodes.size(); ++i) {
+    const NodeDef& n = def.nodes[i];
+    for (size_t k = 0; k < n.inputs.size(); ++k) {
+      const std::string& ref = n.inputs[k];
+      if (node_index.count(ref)) {
+        preds[i].push_back(node_index[ref]);
+      } else if (input_index.count(ref)) {
+        preds[i].push_back(-1);
+      } else {
+        Error e(fmt::format("input '{}' is not a node or a graph input", ref));
+        e.at(n.input_locs[k]).node(n.name, n.op).input(static_cast<int>(k));
+        std::string best = closest_match(ref, all_names);
+        e.hint(best.empty() ? "known names: " + quoted_list(all_names) : fmt::format("did you mean '{}'?", best));
+        throw e;
+      }
+      if (ref == n.name)
+        throw Error(fmt::format("node '{}' takes its own output as input", n.name))
+            .at(n.input_locs[k]).node(n.name, n.op).hint("a graph cannot have cycles");
+    }
+  }
+  for (size_t k = 0; k < def.outputs.size(); ++k) {
+    const std::string& o = def.outputs[k];
+    if (!node_index.count(o) && !input_index.count(o)) {
+      Error e(fmt::format("output '{}' is not a node or a graph input", o));
+      e.at(def.output_locs[k]);
+      std::string best = closest_match(o, all_names);
+      if (!best.empty()) e.hint(fmt::format("did you mean '{}'?", best));
+      throw e;
+    }
+    for (size_t j = 0; j < k; ++j)
+      if (def.outputs[j] == o) throw Error(fmt::format("output '{}' is listed twice", o)).at(def.output_locs[k]);
+  }
+
+  // Schedule: Kahn's algorithm, the ready node earliest in the file first.
+  std::vector<int> pending(def.nodes.size(), 0);
+  std::vector<std::vector<int>> succs(def.nodes.size());
+  for (size_t i = 0; i < def.nodes.size(); ++i)
+    for (int p : preds[i])
+      if (p >= 0) {
+        ++pending[i];
+        succs[p].push_back(static_cast<int>(i));
+      }
+  std::set<int> ready;
+  for (size_t i = 0; i < def.nodes.size(); ++i)
+    if (pending[i] == 0) ready.insert(static_cast<int>(i));
+  std::vector<int> order;
+  while (!ready.empty()) {
+    int i = *ready.begin();
+    ready.erase(ready.begin());
+    order.push_back(i);
+    for (int s : succs[i])
+      if (--pending[s] == 0) ready.insert(s);
+  }
+  if (order.size() != def.nodes.size()) {
+    std::vector<bool> remaining(def.nodes.size(), true);
+    for (int i : order) remaining[i] = false;
+    int first = 0;
+    std::string cycle = describe_cycle(def, preds, remaining, first);
+    throw Error(fmt::format("the graph has a cycle: {}", cycle))
+        .at(def.nodes[first].loc).node(def.nodes[first].name, def.nodes[first].op)
+        .hint("a node cannot depend on its own output; check the `input`/`inputs` of these nodes");
+  }
+
+  // Tensors: graph inputs first.
+  std::map<std::string, int> tensor_of;
+  std::vector<std::set<std::string>> branches;  // per tensor: graph inputs it descends from
+  for (size_t i = 0; i < def.inputs.size(); ++i) {
+    const InputDef& in = def.inputs[i];
+    TensorInfo t;
+    t.name = in.name;
+    t.type.shape = {kDynamic};
+    t.type.shape.insert(t.type.shape.end(), in.shape.begin(), in.shape.end());
+    t.type.dtype = in.dtype;
+    t.input_index = static_cast<int>(i);
+    tensor_of[in.name] = static_cast<int>(g.tensors_.size());
+    g.input_tensors_.push_back(static_cast<int>(g.tensors_.size()));
+    g.tensors_.push_back(t);
+    branches.push_back({in.name});
+  }
+
+  // Infer in schedule order.
+  for (int idx : order) {
+    const NodeDef& n = def.nodes[idx];
+    CompiledNode cn;
+    cn.def = &n;
+    cn.op = std::move(ops[idx]);
+    std::vector<TensorType> in_types;
+    std::set<std::string> branch;
+    for (const auto& ref : n.inputs) {
+      int t = tensor_of.at(ref);
+      cn.inputs.push_back(t);
+      in_types.push_back(g.tensors_[t].type);
+      branch.insert(branches[t].begin(), branches[t].end());
+    }
+    for (size_t k = 0; k < in_types.size(); ++k) {
+      if (in_types[k].masked && !cn.op->supports_masking())
+        throw Error(fmt::format("op '{}' does not support masking, but input '{}' carries a mask (from an "
+                                "embedding with mask_zero: true)", n.op, n.inputs[k]))
+            .at(n.input_locs[k]).node(n.name, n.op).input(static_cast<int>(k))
+            .hint("set mask_zero: false on the embedding, or consume the mask first (lstm, gru, "
+                  "global_average_pooling1d)");
+    }
+    InferContext ctx(n, file, in_types, n.inputs);
+    std::vector<TensorType> out_types;
+    try {
+      out_types = cn.op->infer(ctx);
+    } catch (Error& e) {
+      throw at_node(e, n);
+    }
+    if (out_types.empty()) throw Error("internal: the op inferred no output").at(n.loc).node(n.name, n.op);
+    for (size_t k = 0; k < out_types.size(); ++k) {
+      TensorInfo t;
+      t.name = k == 0 ? n.name : fmt::format("{}:{}", n.name, k);
+      t.type = out_types[k];
+      if (!cn.op->supports_masking() && !cn.op->produces_mask()) t.type.masked = false;
+      t.producer = static_cast<int>(g.nodes_.size());
+      tensor_of[t.name] = static_cast<int>(g.tensors_.size());
+      cn.outputs.push_back(static_cast<int>(g.tensors_.size()));
+      g.tensors_.push_back(t);
+      branches.push_back(branch);
+    }
+    cn.branch = branch.size() == 1 ? *branch.begin() : "";
+    g.nodes_.push_back(std::move(cn));
+  }
+  for (const auto& o : def.outputs) g.output_tensors_.push_back(tensor_of.at(o));
+
+  // Warnings: nodes that reach no output.
+  std::vector<bool> live(g.tensors_.size(), false);
+  for (int t : g.output_tensors_) live[t] = true;
+  for (auto it = g.nodes_.rbegin(); it != g.nodes_.rend(); ++it) {
+    bool used = false;
+    for (int t : it->outputs) used = used || live[t];
+    if (used) {
+      for (int t : it->inputs) live[t] = true;
+    } else {
+      g.warnings_.push_back(Diagnostic{it->def->loc, it->def->name,
+                                       "this node does not reach any output and will not run"});
+    }
+  }
+  for (size_t i = 0; i < g.input_tensors_.size(); ++i)
+    if (!live[g.input_tensors_[i]])
+      g.warnings_.push_back(Diagnostic{def.inputs[i].loc, "", fmt::format("input '{}' is not used by any output", def.inputs[i].name)});
+  return g;
+}
+
+int CompiledGraph::find_tensor(const std::string& name) const {
+  for (size_t i = 0; i < tensors_.size(); ++i)
+    if (tensors_[i].name == name) return static_cast<int>(i);
+  return -1;
+}
+
+InferContext CompiledGraph::context_for(size_t node, const std::vector<TensorType>& types) const {
+  const CompiledNode& n = nodes_[node];
+  std::vector<TensorType> in;
+  for (int t : n.inputs) in.push_back(types[t]);
+  return InferContext(*n.def, def_->file, std::move(in), n.def->inputs);
+}
+
+std::vector<TensorType> CompiledGraph::bind(const std::vector<Dims>& input_shapes) const {
+  if (input_shapes.size() != input_tensors_.size())
+    throw Error(fmt::format("expected {} input shapes, got {}", input_tensors_.size(), input_shapes.size()));
+  std::vector<TensorType> types(tensors_.size());
+  for (size_t i = 0; i < input_tensors_.size(); ++i) {
+    const TensorInfo& t = tensors_[input_tensors_[i]];
+    const Dims& s = input_shapes[i];
+    bool fits = s.size() == t.type.shape.size();
+    for (size_t k = 0; fits && k < s.size(); ++k)
+      fits = s[k] >= 1 && (t.type.shape[k] == kDynamic || t.type.shape[k] == s[k]);
+    if (!fits)
+      throw Error(fmt::format("input '{}' expects shape {} (batch first), got {}", t.name, format_shape(t.type.shape),
+                              format_shape(s)))
+          .at(def_->inputs[i].loc).tensor(t.name);
+    types[input_tensors_[i]] = TensorType{s, t.type.dtype, false};
+  }
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    const CompiledNode& n = nodes_[i];
+    InferContext ctx = context_for(i, types);
+    std::vector<TensorType> out;
+    try {
+      out = n.op->infer(ctx);
+    } catch (Error& e) {
+      throw at_node(e, *n.def);
+    }
+    if (out.size() != n.outputs.size()) throw Error("internal: output count changed on bind").node(n.def->name, n.def->op);
+    for (size_t k = 0; k < out.size(); ++k) {
+      if (!n.op->supports_masking() && !n.op->produces_mask()) out[k].masked = false;
+      if (!out[k].is_concrete())
+        throw Error(fmt::format("output shape {} is not concrete after binding the inputs", format_shape(out[k].shape)))
+            .at(n.def->loc).node(n.def->name, n.def->op);
+      types[n.outputs[k]] = out[k];
+    }
+  }
+  return types;
+}
+
+std::vector<Dims> CompiledGraph::concrete_input_shapes(int64_t batch,
+                                                       const std::map<std::string, std::vector<int64_t>>& dims) const {
+  std::vector<Dims> out;
+  for (const auto& in : def_->inputs) {
+    Dims s{batch};
+    auto it = dims.find(in.name);
+    size_t used = 0;
+    for (Dim d : in.shape) {
+      if (d != kDynamic) {
+        s.push_back(d);
+      } else if (it != dims.end() && used < it->second.size()) {
+        s.push_back(it->second[used++]);
+      } else {
+        throw Error(fmt::format("input '{}' has a null dimension; give its size with --dim {}=N", in.name, in.name))
+            .at(in.loc);
+      }
+    }
+    if (it != dims.end() && used != it->second.size())
+      throw Error(fmt::format("--dim {} gives {} size(s) but the input has {} null dimension(s)", in.name,
+                              it->second.size(), used));
+    out.push_back(s);
+  }
+  for (const auto& [name, values] : dims) {
+    bool known = false;
+    for (const auto& in : def_->inputs) known = known || in.name == name;
+    if (!known) {
+      std::vector<std::string> names;
+      for (const auto& in : def_->inputs) names.push_back(in.name);
+      throw Error(fmt::format("--dim names '{}', which is not a graph input", name)).hint(did_you_mean(name, names));
+    }
+  }
+  return out;
+}
+
+std::vector<WeightSpec> CompiledGraph::node_weights(size_t node, const std::vector<TensorType>& types) const {
+  InferContext ctx = context_for(node, types);
+  try {
+    return nodes_[node].op->weights(ctx);
+  } catch (Error& e) {
+    throw at_node(e, *nodes_[node].def);
+  }
+}
+
+NodeStats CompiledGraph::node_stats(size_t node, const std::vector<TensorType>& types) const {
+  NodeStats s;
+  for (const auto& w : node_weights(node, types)) s.params += num_elements(w.shape);
+  InferContext ctx = context_for(node, types);
+  std::vector<TensorType> outs;
+  for (int t : nodes_[node].outputs) outs.push_back(types[t]);
+  s.flops = nodes_[node].op->flops_per_sample(ctx, outs);
+  return s;
+}
+
+std::vector<std::pair<std::string, WeightSpec>> CompiledGraph::all_weights() const {
+  std::vector<TensorType> types;
+  for (const auto& t : tensors_) types.push_back(t.type);
+  std::vector<std::pair<std::string, WeightSpec>> out;
+  for (size_t i = 0; i < nodes_.size(); ++i)
+    for (auto& w : node_weights(i, types)) out.emplace_back(nodes_[i].def->name + "." + w.param, w);
+  return out;
+}
+
+}  // namespace fg

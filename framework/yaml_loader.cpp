@@ -1,0 +1,249 @@
+// YAML -> GraphDef. yaml-cpp gives every node a Mark (0-based line/column); we keep them
+// 1-based in SourceLoc so every later error can point at the text a person must change.
+#include "framework/yaml_loader.hpp"
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace fg {
+
+namespace {
+
+SourceLoc loc_of(const YAML::Node& n, const std::string& file) {
+  const YAML::Mark m = n.Mark();
+  if (m.is_null()) return SourceLoc{file, 0, 0};
+  return SourceLoc{file, m.line + 1, m.column + 1};
+}
+
+Error error_at(const YAML::Node& n, const std::string& file, const std::string& message) {
+  Error e(message);
+  e.at(loc_of(n, file));
+  return e;
+}
+
+Value to_value(const YAML::Node& n, const std::string& file) {
+  Value v;
+  v.loc = loc_of(n, file);
+  switch (n.Type()) {
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined:
+      v.kind = Value::Kind::null;
+      break;
+    case YAML::NodeType::Scalar:
+      v.kind = Value::Kind::scalar;
+      v.scalar = n.Scalar();
+      v.quoted = n.Tag() == "!";
+      // `null` / `~` written as plain scalars are nulls (yaml-cpp reports them as Null already)
+      break;
+    case YAML::NodeType::Sequence:
+      v.kind = Value::Kind::list;
+      for (const auto& item : n) v.items.push_back(to_value(item, file));
+      break;
+    case YAML::NodeType::Map:
+      v.kind = Value::Kind::map;
+      for (const auto& kv : n) v.entries.emplace_back(kv.first.Scalar(), to_value(kv.second, file));
+      break;
+  }
+  return v;
+}
+
+void check_map(const YAML::Node& n, const std::string& file, const std::string& what) {
+  if (!n.IsMap()) {
+    std::string found = n.IsSequence() ? "a list" : n.IsScalar() ? fmt::format("'{}'", n.Scalar()) : "nothing";
+    throw error_at(n, file, fmt::format("{} must be a mapping, got {}", what, found));
+  }
+}
+
+// Rejects keys outside `known` (with a did-you-mean) and duplicate keys.
+void check_keys(const YAML::Node& map, const std::string& file, const std::vector<std::string>& known,
+                const std::string& where) {
+  std::set<std::string> seen;
+  for (const auto& kv : map) {
+    const std::string key = kv.first.Scalar();
+    if (!seen.insert(key).second)
+      throw error_at(kv.first, file, fmt::format("duplicate key '{}' in {}", key, where));
+    if (std::find(known.begin(), known.end(), key) == known.end()) {
+      Error e = error_at(kv.first, file, fmt::format("unknown key '{}' in {}", key, where));
+      std::string best = closest_match(key, known);
+      e.hint(best.empty() ? "known keys: " + quoted_list(known) : fmt::format("did you mean '{}'?", best));
+      throw e;
+    }
+  }
+}
+
+std::string scalar_of(const YAML::Node& n, const std::string& file, const std::string& what) {
+  if (!n.IsScalar() || n.Scalar().empty())
+    throw error_at(n, file, fmt::format("{} must be a name (a string)", what));
+  return n.Scalar();
+}
+
+void check_name(const YAML::Node& n, const std::string& file, const std::string& name, const std::string& what) {
+  for (char c : name) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'))
+      throw error_at(n, file, fmt::format("{} '{}' may only use letters, digits, '_' and '-'", what, name))
+          .hint("weights are addressed as <node>.<param>, so names cannot contain '.' or spaces");
+  }
+}
+
+InputDef parse_input(const std::string& name, const YAML::Node& key, const YAML::Node& spec,
+                     const std::string& file) {
+  InputDef in;
+  in.name = name;
+  in.loc = loc_of(key, file);
+  check_name(key, file, name, "input name");
+  check_map(spec, file, fmt::format("input '{}'", name));
+  check_keys(spec, file, {"shape", "dtype"}, fmt::format("input '{}'", name));
+  YAML::Node shape = spec["shape"];
+  if (!shape) throw error_at(spec, file, fmt::format("input '{}' has no shape", name)).hint("add `shape: [...]` without the batch dimension, e.g. shape: [224, 224, 3]; use null for any length");
+  if (!shape.IsSequence() || shape.size() == 0)
+    throw error_at(shape, file, fmt::format("the shape of input '{}' must be a non-empty list of sizes (null for any length)", name))
+        .hint("the batch dimension is implicit: write shape: [224, 224, 3] for images");
+  for (const auto& d : shape) {
+    if (d.IsNull()) {
+      in.shape.push_back(kDynamic);
+      continue;
+    }
+    int64_t v = 0;
+    try {
+      v = d.as<int64_t>();
+    } catch (const YAML::Exception&) {
+      throw error_at(d, file, fmt::format("a dimension of input '{}' must be a positive integer or null, got '{}'", name, d.Scalar()));
+    }
+    if (v < 1) throw error_at(d, file, fmt::format("a dimension of input '{}' must be a positive integer or null, got {}", name, v));
+    in.shape.push_back(v);
+  }
+  if (YAML::Node dtype = spec["dtype"]) {
+    std::string s = scalar_of(dtype, file, "dtype");
+    if (s == "float32") in.dtype = DType::f32;
+    else if (s == "int32") in.dtype = DType::i32;
+    else {
+      Error e = error_at(dtype, file, fmt::format("unknown dtype '{}' for input '{}'", s, name));
+      std::string best = closest_match(s, {"float32", "int32"});
+      e.hint(best.empty() ? "use float32 or int32" : fmt::format("did you mean '{}'?", best));
+      throw e;
+    }
+  }
+  return in;
+}
+
+NodeDef parse_node(const YAML::Node& n, const std::string& file, size_t index) {
+  NodeDef node;
+  node.loc = loc_of(n, file);
+  check_map(n, file, fmt::format("node #{} in `nodes`", index + 1));
+  std::set<std::string> seen;
+  for (const auto& kv : n) {
+    const std::string key = kv.first.Scalar();
+    if (!seen.insert(key).second)
+      throw error_at(kv.first, file, fmt::format("duplicate key '{}' in node #{}", key, index + 1));
+  }
+  YAML::Node name = n["name"];
+  if (!name) throw error_at(n, file, fmt::format("node #{} has no name", index + 1)).hint("add `name: <unique name>`");
+  node.name = scalar_of(name, file, "a node's name");
+  check_name(name, file, node.name, "node name");
+  YAML::Node op = n["op"];
+  if (!op) throw error_at(n, file, fmt::format("node '{}' has no op", node.name)).hint("add `op: <op name>`, e.g. op: dense");
+  node.op = scalar_of(op, file, "op");
+  node.op_loc = loc_of(op, file);
+  YAML::Node input = n["input"], inputs = n["inputs"];
+  if (input && inputs)
+    throw error_at(inputs, file, fmt::format("node '{}' has both `input` and `inputs`", node.name)).node(node.name, node.op).hint("use `input: x` for one input or `inputs: [a, b]` for several");
+  if (input) {
+    if (input.IsSequence())
+      throw error_at(input, file, "`input` takes one name").node(node.name, node.op).hint("use `inputs: [a, b]` for several inputs");
+    node.inputs.push_back(scalar_of(input, file, "input"));
+    node.input_locs.push_back(loc_of(input, file));
+  } else if (inputs) {
+    if (inputs.IsScalar()) {
+      node.inputs.push_back(inputs.Scalar());
+      node.input_locs.push_back(loc_of(inputs, file));
+    } else if (inputs.IsSequence() && inputs.size() > 0) {
+      for (const auto& i : inputs) {
+        node.inputs.push_back(scalar_of(i, file, "an entry of inputs"));
+        node.input_locs.push_back(loc_of(i, file));
+      }
+    } else {
+      throw error_at(inputs, file, "`inputs` must be a non-empty list of names").node(node.name, node.op);
+    }
+  } else {
+    throw error_at(n, file, fmt::format("node '{}' has no input", node.name)).node(node.name, node.op).hint("add `input: <node or input name>`");
+  }
+  for (const auto& kv : n) {
+    const std::string key = kv.first.Scalar();
+    if (key == "name" || key == "op" || key == "input" || key == "inputs") continue;
+    node.attrs[key] = Attr{to_value(kv.second, file), loc_of(kv.first, file)};
+  }
+  return node;
+}
+
+std::shared_ptr<GraphDef> parse_root(const YAML::Node& root, const std::string& file) {
+  auto g = std::make_shared<GraphDef>();
+  g->file = file;
+  if (!root.IsDefined() || root.IsNull()) throw Error("the graph file is empty").in_file(file).hint("a graph has `name`, `inputs`, `nodes` and `outputs`");
+  check_map(root, file, "a graph file");
+  check_keys(root, file, {"name", "description", "inputs", "nodes", "outputs"}, "the graph");
+  if (YAML::Node name = root["name"]) g->name = scalar_of(name, file, "the graph's name");
+  YAML::Node inputs = root["inputs"];
+  if (!inputs) throw error_at(root, file, "the graph has no `inputs`").hint("add e.g. `inputs: {image: {shape: [224, 224, 3]}}`");
+  check_map(inputs, file, "`inputs`");
+  if (inputs.size() == 0) throw error_at(inputs, file, "`inputs` is empty");
+  std::set<std::string> seen;
+  for (const auto& kv : inputs) {
+    std::string name = scalar_of(kv.first, file, "an input name");
+    if (!seen.insert(name).second) throw error_at(kv.first, file, fmt::format("duplicate input '{}'", name));
+    g->inputs.push_back(parse_input(name, kv.first, kv.second, file));
+  }
+  YAML::Node nodes = root["nodes"];
+  if (!nodes) throw error_at(root, file, "the graph has no `nodes`").hint("add `nodes:` with a list of `{name, op, input, ...}`");
+  if (!nodes.IsSequence() || nodes.size() == 0)
+    throw error_at(nodes, file, "`nodes` must be a non-empty list").hint("each entry is a mapping like `- {name: d, op: dense, input: x, units: 10}`");
+  size_t i = 0;
+  for (const auto& n : nodes) g->nodes.push_back(parse_node(n, file, i++));
+  YAML::Node outputs = root["outputs"];
+  if (!outputs) throw error_at(root, file, "the graph has no `outputs`").hint("add `outputs: [<node name>]`");
+  if (outputs.IsScalar()) {
+    g->outputs.push_back(outputs.Scalar());
+    g->output_locs.push_back(loc_of(outputs, file));
+  } else if (outputs.IsSequence() && outputs.size() > 0) {
+    for (const auto& o : outputs) {
+      g->outputs.push_back(scalar_of(o, file, "an output"));
+      g->output_locs.push_back(loc_of(o, file));
+    }
+  } else {
+    throw error_at(outputs, file, "`outputs` must be a non-empty list of node names");
+  }
+  return g;
+}
+
+}  // namespace
+
+std::shared_ptr<GraphDef> load_graph_string(const std::string& text, const std::string& file) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    Error err(fmt::format("YAML syntax error: {}", e.msg));
+    err.at(SourceLoc{file, e.mark.line + 1, e.mark.column + 1});
+    throw err;
+  }
+  try {
+    return parse_root(root, file);
+  } catch (const YAML::Exception& e) {
+    Error err(fmt::format("malformed graph: {}", e.msg));
+    err.at(SourceLoc{file, e.mark.line + 1, e.mark.column + 1});
+    throw err;
+  }
+}
+
+std::shared_ptr<GraphDef> load_graph_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot open the graph file").in_file(path).hint("check the path");
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return load_graph_string(buffer.str(), path);
+}
+
+}  // namespace fg

@@ -1,0 +1,319 @@
+#include "runtime/plan.hpp"
+
+#include <fmt/format.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "runtime/onednn/onednn.hpp"
+#include "runtime/weight_cache.hpp"
+
+namespace fg {
+
+namespace {
+constexpr size_t kAlign = 64;
+size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+// Copies between two memories of the same logical tensor (a reorder in oneDNN terms).
+class ReorderKernel final : public Kernel {
+ public:
+  ReorderKernel(const dnnl::memory::desc& src, const dnnl::memory::desc& dst, const dnnl::engine& engine)
+      : pd_(dnnl::reorder::primitive_desc(engine, src, engine, dst)), prim_(pd_) {}
+  void execute(ExecContext& ctx) const override {
+    prim_.execute(ctx.stream, {{DNNL_ARG_FROM, ctx.srcs[0]}, {DNNL_ARG_TO, ctx.dsts[0]}});
+  }
+  std::string impl_info() const override { return pd_.impl_info_str(); }
+
+ private:
+  dnnl::reorder::primitive_desc pd_;
+  dnnl::reorder prim_;
+};
+}  // namespace
+
+struct Plan::ExecState {
+  dnnl::stream stream;
+  std::shared_ptr<void> arena;
+  std::vector<dnnl::memory> memories;  // per buffer
+  struct StepArgs {
+    std::vector<dnnl::memory> srcs, dsts, temps;
+    std::vector<const uint8_t*> src_masks;
+    std::vector<uint8_t*> dst_masks;
+  };
+  std::vector<StepArgs> args;  // per step
+};
+
+Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes, const WeightStore& weights,
+           WeightCache& cache, int threads)
+    : graph_(graph), threads_(threads) {
+  types_ = graph.bind(input_shapes);
+  omp_set_num_threads(threads_);
+  const dnnl::engine& engine = onednn::cpu_engine();
+  const auto& tensors = graph.tensors();
+  tensor_buffer_.assign(tensors.size(), -1);
+  mask_buffer_.assign(tensors.size(), -1);
+
+  auto new_buffer = [&](const dnnl::memory::desc& desc) {
+    Buffer b;
+    b.desc = desc;
+    b.bytes = desc.get_size();
+    buffers_.push_back(b);
+    return static_cast<int>(buffers_.size() - 1);
+  };
+  auto mask_buffer_desc = [&](const TensorType& t) {
+    Dim steps = t.shape.size() > 1 ? t.shape[1] : 1;
+    return dnnl::memory::desc({t.shape[0], steps}, dnnl::memory::data_type::u8, dnnl::memory::format_tag::ab);
+  };
+
+  for (size_t i = 0; i < graph.input_tensors().size(); ++i) {
+    int t = graph.input_tensors()[i];
+    int b = new_buffer(onednn::plain_desc(types_[t]));
+    buffers_[b].input = static_cast<int>(i);
+    tensor_buffer_[t] = b;
+  }
+
+  // Live nodes only: those that reach an output.
+  std::vector<bool> live(tensors.size(), false);
+  for (int t : graph.output_tensors()) live[t] = true;
+  std::vector<bool> node_live(graph.nodes().size(), false);
+  for (int i = static_cast<int>(graph.nodes().size()) - 1; i >= 0; --i) {
+    const auto& n = graph.nodes()[i];
+    for (int t : n.outputs) node_live[i] = node_live[i] || live[t];
+    if (node_live[i])
+      for (int t : n.inputs) live[t] = true;
+  }
+
+  for (size_t i = 0; i < graph.nodes().size(); ++i) {
+    if (!node_live[i]) continue;
+    const CompiledNode& n = graph.nodes()[i];
+    const NodeDef& def = *n.def;
+    std::function<const Tensor&(const std::string&)> lookup = [&](const std::string& param) -> const Tensor& {
+      const Tensor* w = weights.find(def.name + "." + param);
+      if (w == nullptr)
+        throw Error(fmt::format("weight '{}.{}' is missing", def.name, param)).at(def.loc).node(def.name, def.op)
+            .hint("run `graph-runner init` to create weights, or check the weights file");
+      return *w;
+    };
+    KernelContext kctx{engine, def, graph.def().file};
+    for (int t : n.inputs) {
+      kctx.inputs.push_back(types_[t]);
+      kctx.src_descs.push_back(buffers_[tensor_buffer_[t]].desc);
+    }
+    for (int t : n.outputs) {
+      kctx.outputs.push_back(types_[t]);
+      kctx.dst_descs.push_back(onednn::plain_desc(types_[t]));
+    }
+    kctx.threads = threads_;
+    kctx.weight_cache = &cache;
+    kctx.weight_lookup = &lookup;
+    std::unique_ptr<Kernel> kernel;
+    try {
+      kernel = n.op->compile(kctx);
+    } catch (Error& e) {
+      if (e.node_name().empty()) e.node(def.name, def.op);
+      if (!e.loc().known()) e.at(def.loc);
+      throw;
+    } catch (const dnnl::error& e) {
+      throw Error(fmt::format("oneDNN could not build a primitive for shapes {}: {}",
+                              format_shape(kctx.inputs.empty() ? Dims{} : kctx.inputs[0].shape), e.what()))
+          .at(def.loc).node(def.name, def.op);
+    }
+    if (!kernel) throw Error("internal: compile returned no kernel").node(def.name, def.op);
+
+    Step step;
+    step.node = static_cast<int>(i);
+    step.name = def.name;
+    step.kernel = std::move(kernel);
+    for (int t : n.inputs) {
+      step.srcs.push_back(tensor_buffer_[t]);
+      step.src_masks.push_back(mask_buffer_[t]);
+    }
+    for (const auto& d : kctx.temp_descs) step.temps.push_back(new_buffer(d));
+    std::vector<Step> after;
+    for (size_t k = 0; k < n.outputs.size(); ++k) {
+      int t = n.outputs[k];
+      dnnl::memory::desc plain = onednn::plain_desc(types_[t]);
+      int b = new_buffer(kctx.dst_descs[k]);
+      step.dsts.push_back(b);
+      if (kctx.dst_descs[k] != plain) {
+        // The kernel writes another layout: convert to plain for the consumers.
+        int pb = new_buffer(plain);
+        Step conv;
+        conv.name = def.name + "/to_plain";
+        conv.kernel = std::make_shared<ReorderKernel>(kctx.dst_descs[k], plain, engine);
+        conv.srcs = {b};
+        conv.dsts = {pb};
+        conv.out_tensors = {t};
+        after.push_back(std::move(conv));
+        tensor_buffer_[t] = pb;
+      } else {
+        tensor_buffer_[t] = b;
+        step.out_tensors.push_back(t);
+      }
+      // Masks: produced here, or passed on from the first masked input.
+      if (types_[t].masked) {
+        if (n.op->produces_mask()) {
+          mask_buffer_[t] = new_buffer(mask_buffer_desc(types_[t]));
+          step.dst_masks.push_back(mask_buffer_[t]);
+        } else {
+          for (int in : n.inputs)
+            if (mask_buffer_[in] >= 0) {
+              mask_buffer_[t] = mask_buffer_[in];
+              break;
+            }
+          step.dst_masks.push_back(-1);
+        }
+      } else {
+        step.dst_masks.push_back(-1);
+      }
+    }
+    steps_.push_back(std::move(step));
+    for (auto& s : after) steps_.push_back(std::move(s));
+  }
+  plan_memory();
+}
+
+Plan::~Plan() = default;
+
+void Plan::plan_memory() {
+  auto touch = [&](int b, int step) {
+    if (b < 0) return;
+    Buffer& buf = buffers_[b];
+    if (buf.first < 0) buf.first = step;
+    buf.first = std::min(buf.first, step);
+    buf.last = std::max(buf.last, step);
+  };
+  for (size_t s = 0; s < steps_.size(); ++s) {
+    const Step& st = steps_[s];
+    for (auto* list : {&st.srcs, &st.dsts, &st.temps, &st.src_masks, &st.dst_masks})
+      for (int b : *list) touch(b, static_cast<int>(s));
+  }
+  // A masked input's mask lives as long as every alias of it: extend through consumers.
+  const int end = static_cast<int>(steps_.size());
+  for (int t : graph_.output_tensors()) {
+    touch(tensor_buffer_[t], end);
+    touch(mask_buffer_[t], end);
+  }
+  // Greedy by size: the largest buffers first, each at the lowest offset that does not overlap a
+  // placed buffer whose lifetime overlaps.
+  std::vector<int> order;
+  for (size_t b = 0; b < buffers_.size(); ++b)
+    if (buffers_[b].input < 0 && buffers_[b].first >= 0) order.push_back(static_cast<int>(b));
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return buffers_[a].bytes > buffers_[b].bytes; });
+  std::vector<int> placed;
+  arena_bytes_ = 0;
+  for (int b : order) {
+    Buffer& buf = buffers_[b];
+    std::vector<std::pair<size_t, size_t>> busy;
+    for (int p : placed) {
+      const Buffer& o = buffers_[p];
+      if (o.first <= buf.last && buf.first <= o.last) busy.emplace_back(o.offset, o.offset + align_up(o.bytes));
+    }
+    std::sort(busy.begin(), busy.end());
+    size_t offset = 0;
+    for (const auto& [lo, hi] : busy) {
+      if (offset + align_up(buf.bytes) <= lo) break;
+      offset = std::max(offset, hi);
+    }
+    buf.offset = offset;
+    arena_bytes_ = std::max(arena_bytes_, offset + align_up(buf.bytes));
+    placed.push_back(b);
+  }
+}
+
+size_t Plan::unplanned_bytes() const {
+  size_t total = 0;
+  for (const auto& b : buffers_)
+    if (b.input < 0) total += align_up(b.bytes);
+  return total;
+}
+
+std::unique_ptr<Plan::ExecState> Plan::make_state() const {
+  auto state = std::make_unique<ExecState>();
+  const dnnl::engine& engine = onednn::cpu_engine();
+  state->stream = dnnl::stream(engine);
+  size_t bytes = std::max(arena_bytes_, kAlign);
+  void* p = ::operator new[](bytes, std::align_val_t(kAlign));
+  std::memset(p, 0, bytes);
+  state->arena = std::shared_ptr<void>(p, [](void* q) { ::operator delete[](q, std::align_val_t(kAlign)); });
+  char* base = static_cast<char*>(p);
+  for (const auto& b : buffers_) {
+    if (b.input >= 0 || b.first < 0) {
+      state->memories.emplace_back(b.desc, engine, nullptr);
+    } else {
+      state->memories.emplace_back(b.desc, engine, base + b.offset);
+    }
+  }
+  for (const auto& st : steps_) {
+    ExecState::StepArgs a;
+    for (int b : st.srcs) a.srcs.push_back(state->memories[b]);
+    for (int b : st.dsts) a.dsts.push_back(state->memories[b]);
+    for (int b : st.temps) a.temps.push_back(state->memories[b]);
+    for (int b : st.src_masks)
+      a.src_masks.push_back(b < 0 ? nullptr : static_cast<const uint8_t*>(state->memories[b].get_data_handle()));
+    for (int b : st.dst_masks)
+      a.dst_masks.push_back(b < 0 ? nullptr : static_cast<uint8_t*>(state->memories[b].get_data_handle()));
+    state->args.push_back(std::move(a));
+  }
+  return state;
+}
+
+std::map<std::string, Tensor> Plan::run(const std::vector<const Tensor*>& inputs, const RunOptions& options) const {
+  std::unique_ptr<ExecState> state;
+  {
+    std::lock_guard<std::mutex> lock(pool_mutex_);
+    if (!pool_.empty()) {
+      state = std::move(pool_.back());
+      pool_.pop_back();
+    }
+  }
+  if (!state) state = make_state();
+  struct Return {
+    const Plan* plan;
+    std::unique_ptr<ExecState>& state;
+    ~Return() {
+      std::lock_guard<std::mutex> lock(plan->pool_mutex_);
+      plan->pool_.push_back(std::move(state));
+    }
+  } give_back{this, state};
+
+  omp_set_num_threads(threads_);
+  for (size_t i = 0; i < buffers_.size(); ++i)
+    if (buffers_[i].input >= 0) state->memories[i].set_data_handle(const_cast<void*>(inputs[buffers_[i].input]->raw()));
+
+  auto copy_out = [&](int tensor) {
+    const TensorType& type = types_[tensor];
+    Tensor out(type.dtype, type.shape);
+    const dnnl::memory& mem = state->memories[tensor_buffer_[tensor]];
+    std::memcpy(out.mutable_data<void>(), mem.get_data_handle(), out.bytes());
+    return out;
+  };
+  const auto& tensors = graph_.tensors();
+  for (size_t s = 0; s < steps_.size(); ++s) {
+    const Step& st = steps_[s];
+    auto& a = state->args[s];
+    ExecContext ctx{state->stream, a.srcs, a.dsts, a.temps, a.src_masks, a.dst_masks, threads_};
+    st.kernel->execute(ctx);
+    if (options.intermediates) {
+      state->stream.wait();
+      for (int t : st.out_tensors) (*options.intermediates)[tensors[t].name] = copy_out(t);
+    }
+  }
+  state->stream.wait();
+  std::map<std::string, Tensor> outputs;
+  const auto& names = graph_.def().outputs;
+  for (size_t k = 0; k < names.size(); ++k) {
+    int t = graph_.output_tensors()[k];
+    if (tensors[t].producer < 0) {
+      const Tensor* in = inputs[tensors[t].input_index];
+      Tensor copy(in->dtype(), in->shape());
+      std::memcpy(copy.mutable_data<void>(), in->raw(), in->bytes());
+      outputs[names[k]] = copy;
+    } else {
+      outputs[names[k]] = copy_out(t);
+    }
+  }
+  return outputs;
+}
+
+}  // namespace fg
