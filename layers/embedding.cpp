@@ -15,10 +15,19 @@ namespace {
 
 class EmbeddingKernel final : public Kernel {
  public:
-  EmbeddingKernel(Dims sample_dims, int64_t rows, int64_t steps, int64_t input_dim, int64_t output_dim, bool mask_zero,
-                  dnnl::memory table, std::string node, std::string op, SourceLoc loc)
-      : sample_dims_(std::move(sample_dims)), rows_(rows), steps_(steps), input_dim_(input_dim), output_dim_(output_dim), mask_zero_(mask_zero),
-        table_(std::move(table)), node_(std::move(node)), op_(std::move(op)), loc_(std::move(loc)) {}
+  EmbeddingKernel(Dims sample_dims, int64_t rows, int64_t steps, int64_t input_dim,
+                  int64_t output_dim, bool mask_zero, dnnl::memory table, std::string node,
+                  std::string op, SourceLoc loc)
+      : sample_dims_(std::move(sample_dims)),
+        rows_(rows),
+        steps_(steps),
+        input_dim_(input_dim),
+        output_dim_(output_dim),
+        mask_zero_(mask_zero),
+        table_(std::move(table)),
+        node_(std::move(node)),
+        op_(std::move(op)),
+        loc_(std::move(loc)) {}
 
   void execute(ExecContext& ctx) const override {
     ctx.stream.wait();
@@ -31,12 +40,14 @@ class EmbeddingKernel final : public Kernel {
     for (int64_t n = 0; n < count; ++n) {
       const int32_t id = ids[n];
       if (id < 0 || id >= input_dim_) {
-        Error e(fmt::format("index {} at batch row {}, position {} is out of range for input_dim {} "
-                            "(valid ids are 0 to {})",
-                            id, n / steps_, position(n % steps_), input_dim_, input_dim_ - 1));
+        Error e(
+            fmt::format("index {} at batch row {}, position {} is out of range for input_dim {} "
+                        "(valid ids are 0 to {})",
+                        id, n / steps_, position(n % steps_), input_dim_, input_dim_ - 1));
         e.at(loc_).node(node_, op_);
         e.hint(id < 0 ? "token ids must be non-negative"
-                      : "the vocabulary is larger than input_dim: raise input_dim or re-tokenize the input");
+                      : "the vocabulary is larger than input_dim: raise input_dim or re-tokenize "
+                        "the input");
         throw e;
       }
     }
@@ -44,7 +55,8 @@ class EmbeddingKernel final : public Kernel {
     const int threads = std::max(1, ctx.threads);
 #pragma omp parallel for num_threads(threads) schedule(static) if (count > 64)
     for (int64_t n = 0; n < count; ++n)
-      std::memcpy(dst + n * output_dim_, table + static_cast<int64_t>(ids[n]) * output_dim_, row_bytes);
+      std::memcpy(dst + n * output_dim_, table + static_cast<int64_t>(ids[n]) * output_dim_,
+                  row_bytes);
     if (mask_zero_ && !ctx.dst_masks.empty() && ctx.dst_masks[0] != nullptr) {
       uint8_t* mask = ctx.dst_masks[0];
       for (int64_t n = 0; n < count; ++n) mask[n] = ids[n] != 0 ? 1 : 0;
@@ -74,26 +86,36 @@ class EmbeddingKernel final : public Kernel {
 class Embedding final : public Op {
  public:
   void parse(AttrReader& attrs) override {
-    input_dim_ = attrs.get_positive_int("input_dim");
-    output_dim_ = attrs.get_positive_int("output_dim");
+    // Read every key before validating: the compiler reports unread keys of a failed parse as
+    // misspellings.
+    input_dim_ = attrs.get_int("input_dim");
+    output_dim_ = attrs.get_int("output_dim");
     mask_zero_ = attrs.get_bool("mask_zero", false);
+    for (const char* key : {"input_dim", "output_dim"}) {
+      const int64_t v = std::string(key) == "input_dim" ? input_dim_ : output_dim_;
+      if (v < 1)
+        throw attrs.error(key,
+                          fmt::format("attribute '{}' must be a positive integer, got {}", key, v));
+    }
   }
 
   std::vector<TensorType> infer(const InferContext& ctx) const override {
     ctx.expect_inputs(1);
     const TensorType& in = ctx.input(0);
     if (in.dtype != DType::i32) {
-      Error e = ctx.input_error(0, fmt::format("embedding takes integer token ids (int32), got {}",
-                                               format_type(in)));
-      e.hint("declare the graph input with dtype: int32 (embedding looks rows up by id; it does not "
-             "accept float features)");
+      Error e = ctx.input_error(
+          0, fmt::format("embedding takes integer token ids (int32), got {}", format_type(in)));
+      e.hint(
+          "declare the graph input with dtype: int32 (embedding looks rows up by id; it does not "
+          "accept float features)");
       throw e;
     }
     ctx.expect_rank_at_least(0, 2);
     if (mask_zero_ && in.rank() != 2)
-      throw ctx.attr_error("mask_zero", fmt::format("mask_zero needs [batch, steps] ids (a mask is one flag "
-                                                    "per step), got {}",
-                                                    format_shape(in.shape)));
+      throw ctx.attr_error("mask_zero",
+                           fmt::format("mask_zero needs [batch, steps] ids (a mask is one flag "
+                                       "per step), got {}",
+                                       format_shape(in.shape)));
     TensorType out;
     out.dtype = DType::f32;
     out.shape = in.shape;
@@ -105,7 +127,9 @@ class Embedding final : public Op {
   std::vector<WeightSpec> weights(const InferContext&) const override {
     return {{"embeddings", {input_dim_, output_dim_}, Init::uniform_embedding}};
   }
-  double flops_per_sample(const InferContext&, const std::vector<TensorType>&) const override { return 0.0; }
+  double flops_per_sample(const InferContext&, const std::vector<TensorType>&) const override {
+    return 0.0;
+  }
   bool produces_mask() const override { return mask_zero_; }
 
   std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
@@ -115,10 +139,12 @@ class Embedding final : public Op {
     const Tensor& w = ctx.weight("embeddings");
     if (w.shape() != Dims{input_dim_, output_dim_})
       throw ctx.error(fmt::format("weight '{}.embeddings' has shape {}, expected {}", ctx.node.name,
-                                  format_shape(w.shape()), format_shape({input_dim_, output_dim_})));
+                                  format_shape(w.shape()),
+                                  format_shape({input_dim_, output_dim_})));
     const auto desc = onednn::plain_desc(Dims{input_dim_, output_dim_});
     dnnl::memory table = ctx.weight_memory("embeddings", desc, desc);
-    return std::make_unique<EmbeddingKernel>(Dims(in.begin() + 1, in.end()), in[0], steps, input_dim_, output_dim_, mask_zero_, table,
+    return std::make_unique<EmbeddingKernel>(Dims(in.begin() + 1, in.end()), in[0], steps,
+                                             input_dim_, output_dim_, mask_zero_, table,
                                              ctx.node.name, ctx.node.op, ctx.node.loc);
   }
 

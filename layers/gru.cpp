@@ -12,16 +12,22 @@ class Gru final : public Op {
  public:
   void parse(AttrReader& attrs) override {
     config_.cell = RnnCell::gru;
-    parse_rnn_common(attrs, config_);
     config_.reset_after = attrs.get_bool("reset_after", true);
+    parse_rnn_common(attrs, config_);
   }
-  std::vector<TensorType> infer(const InferContext& ctx) const override { return infer_rnn(ctx, config_); }
-  std::vector<WeightSpec> weights(const InferContext& ctx) const override { return rnn_weights(ctx, config_); }
+  std::vector<TensorType> infer(const InferContext& ctx) const override {
+    return infer_rnn(ctx, config_);
+  }
+  std::vector<WeightSpec> weights(const InferContext& ctx) const override {
+    return rnn_weights(ctx, config_);
+  }
   double flops_per_sample(const InferContext& ctx, const std::vector<TensorType>&) const override {
     return rnn_flops(ctx, config_);
   }
   bool supports_masking() const override { return true; }
-  std::unique_ptr<Kernel> compile(KernelContext& ctx) const override { return compile_rnn(ctx, config_); }
+  std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
+    return compile_rnn(ctx, config_);
+  }
 
  private:
   RnnConfig config_;

@@ -1,8 +1,8 @@
 #include "layers/recurrent_util.hpp"
 
-#include <Eigen/Core>
 #include <fmt/format.h>
 
+#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -15,8 +15,12 @@ namespace {
 
 using ActFn = float (*)(float);
 
-float sigmoid_f(float x) { return 1.f / (1.f + std::exp(-x)); }
-float softplus_f(float x) { return x > 20.f ? x : std::log1p(std::exp(x)); }
+float sigmoid_f(float x) {
+  return 1.f / (1.f + std::exp(-x));
+}
+float softplus_f(float x) {
+  return x > 20.f ? x : std::log1p(std::exp(x));
+}
 
 // Keras (tf.keras 2.x) activation formulas, elementwise. softmax / log_softmax are not
 // elementwise and are rejected for recurrent layers.
@@ -48,7 +52,9 @@ const std::map<std::string, ActFn>& activation_table() {
   return table;
 }
 
-ActFn activation_fn(const std::string& name) { return activation_table().at(name); }
+ActFn activation_fn(const std::string& name) {
+  return activation_table().at(name);
+}
 
 using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using RowVector = Eigen::Matrix<float, 1, Eigen::Dynamic>;
@@ -71,19 +77,9 @@ class RnnKernel final : public Kernel {
   void execute(ExecContext& ctx) const override {
     const uint8_t* mask = ctx.src_masks.empty() ? nullptr : ctx.src_masks[0];
     std::vector<int64_t> lengths;
-    bool right_padded = true, full = true;
-    if (mask != nullptr) {
-      lengths.resize(static_cast<size_t>(batch));
-      for (int64_t b = 0; b < batch; ++b) {
-        const uint8_t* row = mask + b * steps;
-        int64_t len = 0;
-        while (len < steps && row[len] != 0) ++len;
-        for (int64_t t = len; t < steps; ++t)
-          if (row[t] != 0) right_padded = false;
-        if (len < steps) full = false;
-        lengths[static_cast<size_t>(b)] = len;
-      }
-    }
+    const bool right_padded = mask == nullptr || right_padded_lengths(mask, batch, steps, lengths);
+    bool full = true;
+    for (int64_t len : lengths) full = full && len == steps;
     if (has_onednn && right_padded)
       run_onednn(ctx, (mask != nullptr && !full) ? &lengths : nullptr);
     else
@@ -98,8 +94,9 @@ class RnnKernel final : public Kernel {
   void run_onednn(ExecContext& ctx, const std::vector<int64_t>* lengths) const {
     const dnnl::engine eng = ctx.srcs[0].get_engine();
     dnnl::memory src(prim.src_layer, eng, ctx.srcs[0].get_data_handle());
-    void* layer_ptr = cfg.return_sequences ? ctx.dsts[0].get_data_handle()
-                                           : ctx.temps[static_cast<size_t>(temp_layer)].get_data_handle();
+    void* layer_ptr = cfg.return_sequences
+                          ? ctx.dsts[0].get_data_handle()
+                          : ctx.temps[static_cast<size_t>(temp_layer)].get_data_handle();
     dnnl::memory dst_layer(prim.dst_layer, eng, layer_ptr);
     std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC_LAYER, src},
                                                {DNNL_ARG_WEIGHTS_LAYER, weights_layer},
@@ -107,8 +104,10 @@ class RnnKernel final : public Kernel {
                                                {DNNL_ARG_BIAS, bias},
                                                {DNNL_ARG_DST_LAYER, dst_layer}};
     if (!cfg.return_sequences)
-      args.emplace(DNNL_ARG_DST_ITER, dnnl::memory(prim.dst_iter, eng, ctx.dsts[0].get_data_handle()));
-    if (temp_cell >= 0) args.emplace(DNNL_ARG_DST_ITER_C, ctx.temps[static_cast<size_t>(temp_cell)]);
+      args.emplace(DNNL_ARG_DST_ITER,
+                   dnnl::memory(prim.dst_iter, eng, ctx.dsts[0].get_data_handle()));
+    if (temp_cell >= 0)
+      args.emplace(DNNL_ARG_DST_ITER_C, ctx.temps[static_cast<size_t>(temp_cell)]);
     prim.prim.execute(ctx.stream, args);
     if (lengths == nullptr) return;
     // Right-padded rows: the state after step len-1 is final (later steps never feed back into
@@ -123,13 +122,17 @@ class RnnKernel final : public Kernel {
       if (cfg.return_sequences) {
         for (int64_t t = len; t < steps; ++t) {
           float* out = dst + (b * steps + t) * units;
-          if (last != nullptr) std::memcpy(out, last, row_bytes);
-          else std::memset(out, 0, row_bytes);
+          if (last != nullptr)
+            std::memcpy(out, last, row_bytes);
+          else
+            std::memset(out, 0, row_bytes);
         }
       } else {
         float* out = dst + b * units;
-        if (last != nullptr) std::memcpy(out, last, row_bytes);
-        else std::memset(out, 0, row_bytes);
+        if (last != nullptr)
+          std::memcpy(out, last, row_bytes);
+        else
+          std::memset(out, 0, row_bytes);
       }
     }
   }
@@ -138,7 +141,8 @@ class RnnKernel final : public Kernel {
     ctx.stream.wait();
     const float* src = static_cast<const float*>(ctx.srcs[0].get_data_handle());
     float* dst = static_cast<float*>(ctx.dsts[0].get_data_handle());
-    float* scratch = static_cast<float*>(ctx.temps[static_cast<size_t>(temp_scratch)].get_data_handle());
+    float* scratch =
+        static_cast<float*>(ctx.temps[static_cast<size_t>(temp_scratch)].get_data_handle());
     const int threads = std::max(1, ctx.threads);
 #pragma omp parallel for num_threads(threads) schedule(static) if (batch > 1)
     for (int64_t b = 0; b < batch; ++b) run_row(b, src, dst, scratch + b * scratch_per_row(), mask);
@@ -147,8 +151,10 @@ class RnnKernel final : public Kernel {
   // One batch row, exact Keras semantics: masked steps keep the state and repeat the output.
   void run_row(int64_t b, const float* src, float* dst, float* scratch, const uint8_t* mask) const {
     const int64_t U = units, GU = gates * units;
-    Eigen::Map<const RowMatrix> W(static_cast<const float*>(kernel_plain.get_data_handle()), features, GU);
-    Eigen::Map<const RowMatrix> R(static_cast<const float*>(recurrent_plain.get_data_handle()), U, GU);
+    Eigen::Map<const RowMatrix> W(static_cast<const float*>(kernel_plain.get_data_handle()),
+                                  features, GU);
+    Eigen::Map<const RowMatrix> R(static_cast<const float*>(recurrent_plain.get_data_handle()), U,
+                                  GU);
     Eigen::Map<const RowVector> b_in(bias_in.data(), GU), b_rec(bias_rec.data(), GU);
     float* h = scratch;
     float* aux = h + U;  // LSTM: cell state c; GRU (reset_after=False): r * h
@@ -185,7 +191,7 @@ class RnnKernel final : public Kernel {
         } else {
           ghv.head(2 * U).noalias() = hv * R.leftCols(2 * U);
           for (int64_t j = 0; j < U; ++j) {
-            gx[j] = rec_act(gx[j] + gh[j]);  // z
+            gx[j] = rec_act(gx[j] + gh[j]);                  // z
             aux[j] = rec_act(gx[U + j] + gh[U + j]) * h[j];  // r * h
           }
           ghv.tail(U).noalias() = auxv * R.rightCols(U);
@@ -196,40 +202,75 @@ class RnnKernel final : public Kernel {
           }
         }
       }
-      if (cfg.return_sequences) std::memcpy(dst + (b * steps + t) * U, h, static_cast<size_t>(U) * sizeof(float));
+      if (cfg.return_sequences)
+        std::memcpy(dst + (b * steps + t) * U, h, static_cast<size_t>(U) * sizeof(float));
     }
     if (!cfg.return_sequences) std::memcpy(dst + b * U, h, static_cast<size_t>(U) * sizeof(float));
   }
 };
 
-const char* cell_name(RnnCell cell) { return cell == RnnCell::lstm ? "lstm" : "gru"; }
+const char* cell_name(RnnCell cell) {
+  return cell == RnnCell::lstm ? "lstm" : "gru";
+}
 
 }  // namespace
 
-bool rnn_activation_known(const std::string& name) { return activation_table().count(name) != 0; }
+bool right_padded_lengths(const uint8_t* mask, int64_t batch, int64_t steps,
+                          std::vector<int64_t>& lengths) {
+  lengths.assign(static_cast<size_t>(batch), 0);
+  for (int64_t b = 0; b < batch; ++b) {
+    const uint8_t* row = mask + b * steps;
+    int64_t len = 0;
+    while (len < steps && row[len] != 0) ++len;
+    for (int64_t t = len; t < steps; ++t)
+      if (row[t] != 0) return false;
+    lengths[static_cast<size_t>(b)] = len;
+  }
+  return true;
+}
 
-float rnn_activation(const std::string& name, float x) { return activation_fn(name)(x); }
+bool rnn_activation_known(const std::string& name) {
+  return activation_table().count(name) != 0;
+}
+
+float rnn_activation(const std::string& name, float x) {
+  return activation_fn(name)(x);
+}
 
 void parse_rnn_common(AttrReader& attrs, RnnConfig& config) {
-  config.units = attrs.get_positive_int("units");
+  // Read every key before validating: the compiler reports unread keys of a failed parse as
+  // misspellings.
+  config.units = attrs.get_int("units");
   config.return_sequences = attrs.get_bool("return_sequences", false);
-  for (const char* key : {"activation", "recurrent_activation"}) {
-    const std::string fallback = std::string(key) == "activation" ? "tanh" : "sigmoid";
-    std::string name = attrs.get_activation(key, fallback);
-    if (!rnn_activation_known(name)) {
-      std::vector<std::string> known;
-      for (const auto& [k, fn] : activation_table()) known.push_back(k);
-      throw attrs.error(key, fmt::format("activation '{}' is not elementwise and cannot be used inside a "
-                                         "recurrent cell; use one of {}",
-                                         name, quoted_list(known)));
-    }
-    (std::string(key) == "activation" ? config.activation : config.recurrent_activation) = name;
-  }
+  config.activation = attrs.get_string("activation", "tanh");
+  config.recurrent_activation = attrs.get_string("recurrent_activation", "sigmoid");
   config.use_bias = attrs.get_bool("use_bias", true);
+  const double dropout = attrs.get_float("dropout", 0.0);
+  const double recurrent_dropout = attrs.get_float("recurrent_dropout", 0.0);
+
+  if (config.units < 1)
+    throw attrs.error(
+        "units", fmt::format("attribute 'units' must be a positive integer, got {}", config.units));
+  // The core's activation list plus hard_sigmoid / exponential (older Keras LSTM/GRU used
+  // hard_sigmoid as recurrent_activation); softmax and log_softmax are not elementwise.
+  for (const char* key : {"activation", "recurrent_activation"}) {
+    const bool main = std::string(key) == "activation";
+    const std::string& name = main ? config.activation : config.recurrent_activation;
+    if (rnn_activation_known(name)) continue;
+    attrs.get_activation(key,
+                         main ? "tanh" : "sigmoid");  // throws "unknown activation" + did-you-mean
+    std::vector<std::string> known;
+    for (const auto& [k, fn] : activation_table()) known.push_back(k);
+    throw attrs.error(key,
+                      fmt::format("activation '{}' is not elementwise and cannot be used inside a "
+                                  "recurrent cell; use one of {}",
+                                  name, quoted_list(known)));
+  }
   for (const char* key : {"dropout", "recurrent_dropout"}) {
-    const double rate = attrs.get_float(key, 0.0);
+    const double rate = std::string(key) == "dropout" ? dropout : recurrent_dropout;
     if (!(rate >= 0.0 && rate < 1.0))
-      throw attrs.error(key, fmt::format("{} must be in [0, 1), got {} (it is ignored at inference)", key, rate));
+      throw attrs.error(
+          key, fmt::format("{} must be in [0, 1), got {} (it is ignored at inference)", key, rate));
   }
 }
 
@@ -239,8 +280,9 @@ std::vector<TensorType> infer_rnn(const InferContext& ctx, const RnnConfig& conf
   ctx.expect_dtype(0, DType::f32);
   const TensorType& in = ctx.input(0);
   if (in.shape[2] == kDynamic)
-    throw ctx.input_error(0, fmt::format("{} needs a known feature size (last axis) to size its kernel, got {}",
-                                         cell_name(config.cell), format_shape(in.shape)));
+    throw ctx.input_error(
+        0, fmt::format("{} needs a known feature size (last axis) to size its kernel, got {}",
+                       cell_name(config.cell), format_shape(in.shape)));
   TensorType out;
   out.dtype = DType::f32;
   if (config.return_sequences) {

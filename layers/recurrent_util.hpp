@@ -7,6 +7,7 @@
 //            with holes (masked steps keep the state, as Keras does).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,8 +26,8 @@ struct RnnConfig {
   std::string activation = "tanh";
   std::string recurrent_activation = "sigmoid";
   bool use_bias = true;
-  bool reset_after = true;        // gru only
-  bool unit_forget_bias = true;   // lstm only; affects the initialiser only
+  bool reset_after = true;       // gru only
+  bool unit_forget_bias = true;  // lstm only; affects the initialiser only
   int gates() const { return cell == RnnCell::lstm ? 4 : 3; }
 };
 
@@ -37,6 +38,11 @@ std::vector<TensorType> infer_rnn(const InferContext& ctx, const RnnConfig& conf
 std::vector<WeightSpec> rnn_weights(const InferContext& ctx, const RnnConfig& config);
 double rnn_flops(const InferContext& ctx, const RnnConfig& config);
 std::unique_ptr<Kernel> compile_rnn(KernelContext& ctx, const RnnConfig& config);
+
+// True when every row of the [batch, steps] mask is 1...1 0...0 (then the oneDNN path runs and
+// `lengths` holds each row's valid length); false when some row has a hole.
+bool right_padded_lengths(const uint8_t* mask, int64_t batch, int64_t steps,
+                          std::vector<int64_t>& lengths);
 
 // The activations the plain path evaluates (Keras formulas); others are rejected at the attribute.
 bool rnn_activation_known(const std::string& name);

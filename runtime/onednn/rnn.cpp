@@ -6,9 +6,13 @@
 
 namespace fg::onednn {
 
-int rnn_gates(RnnKind kind) { return kind == RnnKind::lstm ? 4 : 3; }
+int rnn_gates(RnnKind kind) {
+  return kind == RnnKind::lstm ? 4 : 3;
+}
 
-int rnn_bias_gates(RnnKind kind) { return kind == RnnKind::gru ? 3 : 4; }
+int rnn_bias_gates(RnnKind kind) {
+  return kind == RnnKind::gru ? 3 : 4;
+}
 
 memory::desc rnn_keras_weights_desc(int64_t in, int gates, int64_t units) {
   return memory::desc({1, 1, in, gates, units}, dt::f32, tag::ldigo);
@@ -20,7 +24,8 @@ RnnPrimitive make_rnn_forward(RnnKind kind, int64_t steps, int64_t batch, int64_
   RnnPrimitive r;
   r.src_layer = memory::desc({steps, batch, features}, dt::f32, tag::ntc);
   r.dst_layer = memory::desc({steps, batch, units}, dt::f32, tag::ntc);
-  r.dst_iter = with_dst_iter ? memory::desc({1, 1, batch, units}, dt::f32, tag::ldnc) : memory::desc();
+  r.dst_iter =
+      with_dst_iter ? memory::desc({1, 1, batch, units}, dt::f32, tag::ldnc) : memory::desc();
   if (kind == RnnKind::lstm) r.dst_iter_c = r.dst_iter;
   memory::desc wl({1, 1, features, gates, units}, dt::f32, tag::any);
   memory::desc wi({1, 1, units, gates, units}, dt::f32, tag::any);
@@ -55,8 +60,9 @@ RnnPrimitive make_rnn_forward(RnnKind kind, int64_t steps, int64_t batch, int64_
       r.prim = dnnl::lbr_gru_forward(pd);
     }
   } catch (const dnnl::error& e) {
-    throw Error(fmt::format("internal: oneDNN could not build the RNN primitive (T={}, N={}, F={}, units={}): {}",
-                            steps, batch, features, units, e.what()));
+    throw Error(fmt::format(
+        "internal: oneDNN could not build the RNN primitive (T={}, N={}, F={}, units={}): {}",
+        steps, batch, features, units, e.what()));
   }
   return r;
 }

@@ -51,7 +51,8 @@ inline std::vector<double> rnn(const RnnArgs& a) {
   const int64_t U = a.units, G = a.lstm ? 4 : 3, GU = G * U, F = a.features;
   auto act = [&](double v) { return activation(a.activation, v); };
   auto ract = [&](double v) { return activation(a.recurrent_activation, v); };
-  std::vector<double> out(static_cast<size_t>(a.batch * (a.return_sequences ? a.steps : 1) * U), 0.0);
+  std::vector<double> out(static_cast<size_t>(a.batch * (a.return_sequences ? a.steps : 1) * U),
+                          0.0);
   for (int64_t b = 0; b < a.batch; ++b) {
     std::vector<double> h(U, 0.0), c(U, 0.0);
     for (int64_t t = 0; t < a.steps; ++t) {
@@ -108,7 +109,8 @@ inline std::vector<double> rnn(const RnnArgs& a) {
 }
 
 // Embedding: ids [n] (all in range), table [input_dim, output_dim] -> [n, output_dim].
-inline std::vector<double> embedding(const std::vector<int>& ids, const float* table, int64_t output_dim) {
+inline std::vector<double> embedding(const std::vector<int>& ids, const float* table,
+                                     int64_t output_dim) {
   std::vector<double> out;
   out.reserve(ids.size() * static_cast<size_t>(output_dim));
   for (int id : ids)
