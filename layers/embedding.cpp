@@ -91,12 +91,18 @@ class Embedding final : public Op {
     input_dim_ = attrs.get_int("input_dim");
     output_dim_ = attrs.get_int("output_dim");
     mask_zero_ = attrs.get_bool("mask_zero", false);
+    input_length_ =
+        attrs.get_int("input_length", 0);  // Keras 2: optional, checked against the input
     for (const char* key : {"input_dim", "output_dim"}) {
       const int64_t v = std::string(key) == "input_dim" ? input_dim_ : output_dim_;
       if (v < 1)
         throw attrs.error(key,
                           fmt::format("attribute '{}' must be a positive integer, got {}", key, v));
     }
+    if (attrs.has("input_length") && input_length_ < 1)
+      throw attrs.error("input_length",
+                        fmt::format("attribute 'input_length' must be a positive integer, got {}",
+                                    input_length_));
   }
 
   std::vector<TensorType> infer(const InferContext& ctx) const override {
@@ -111,6 +117,10 @@ class Embedding final : public Op {
       throw e;
     }
     ctx.expect_rank_at_least(0, 2);
+    if (input_length_ > 0 && in.shape[1] != kDynamic && in.shape[1] != input_length_)
+      throw ctx.attr_error("input_length",
+                           fmt::format("input_length is {} but the ids have {} steps (shape {})",
+                                       input_length_, in.shape[1], format_shape(in.shape)));
     if (mask_zero_ && in.rank() != 2)
       throw ctx.attr_error("mask_zero",
                            fmt::format("mask_zero needs [batch, steps] ids (a mask is one flag "
@@ -151,6 +161,7 @@ class Embedding final : public Op {
  private:
   int64_t input_dim_ = 0, output_dim_ = 0;
   bool mask_zero_ = false;
+  int64_t input_length_ = 0;  // 0 = not given
 };
 
 }  // namespace

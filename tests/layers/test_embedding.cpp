@@ -115,6 +115,9 @@ TEST_CASE("embedding weights and attribute errors") {
             .find("mask_zero") != std::string::npos);
   CHECK(compile_error(graph("[3, 4]", "input_dim: 5, output_dim: 8, mask_zero: true"))
             .find("mask_zero") != std::string::npos);
+  CHECK(compile_error(graph("[7]", "input_dim: 5, output_dim: 8, input_length: 7")) == "");
+  CHECK(compile_error(graph("[7]", "input_dim: 5, output_dim: 8, input_length: 6"))
+            .find("input_length is 6") != std::string::npos);
   std::string msg = compile_error(
       "name: t\ninputs:\n  x: {shape: [7]}\nnodes:\n"
       "  - {name: emb, op: embedding, input: x, input_dim: 5, output_dim: 8}\noutputs: [emb]\n");
