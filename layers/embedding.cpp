@@ -144,6 +144,9 @@ class Embedding final : public Op {
 
   std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
     const Dims& in = ctx.inputs.at(0).shape;
+    if (ctx.src_descs.at(0) != onednn::plain_desc(ctx.inputs.at(0)) ||
+        ctx.dst_descs.at(0) != onednn::plain_desc(ctx.outputs.at(0)))
+      throw ctx.error("internal: embedding expects plain (row-major) input and output layouts");
     int64_t steps = 1;
     for (size_t i = 1; i < in.size(); ++i) steps *= in[i];
     const Tensor& w = ctx.weight("embeddings");

@@ -325,6 +325,10 @@ std::unique_ptr<Kernel> compile_rnn(KernelContext& ctx, const RnnConfig& config)
   auto k = std::make_unique<RnnKernel>();
   k->cfg = config;
   const Dims& in = ctx.inputs.at(0).shape;
+  // The kernel reads and writes the Keras row-major bytes (oneDNN ntc / ldnc views of them).
+  if (ctx.src_descs.at(0) != onednn::plain_desc(ctx.inputs.at(0)) ||
+      ctx.dst_descs.at(0) != onednn::plain_desc(ctx.outputs.at(0)))
+    throw ctx.error("internal: lstm/gru expect plain (row-major) input and output layouts");
   k->batch = in[0];
   k->steps = in[1];
   k->features = in[2];

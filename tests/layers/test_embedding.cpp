@@ -98,6 +98,19 @@ TEST_CASE("embedding index out of range names the node, row, position and value"
   CHECK(message.find("index -3") != std::string::npos);
 }
 
+TEST_CASE("embedding index out of range in rank-3 ids gives the full position") {
+  Tensor table = random_tensor({10, 4}, 3);
+  Tensor ids = make_int_tensor({1, 2, 3}, {1, 2, 3, 4, 11, 9});
+  std::string message;
+  try {
+    run_yaml(graph("[2, 3]", "input_dim: 10, output_dim: 4"), {{"ids", ids}},
+             {{"emb.embeddings", table}});
+  } catch (const Error& e) {
+    message = e.what();
+  }
+  CHECK(message.find("index 11 at batch row 0, position (1, 1)") != std::string::npos);
+}
+
 TEST_CASE("embedding weights and attribute errors") {
   auto def = load_graph_string(graph("[7]", "input_dim: 50, output_dim: 8"), "t.yaml");
   auto g = compile_graph(def, OpRegistry::builtins());
