@@ -43,6 +43,7 @@ struct InputDef {
   std::string name;
   Dims shape;  // without the batch; kDynamic for null
   DType dtype = DType::f32;
+  Dims default_shape;  // optional: sizes graph-runner uses for null dims when no --dim is given
   SourceLoc loc;
 };
 

@@ -96,7 +96,7 @@ InputDef parse_input(const std::string& name, const YAML::Node& key, const YAML:
   in.loc = loc_of(key, file);
   check_name(key, file, name, "input name");
   check_map(spec, file, fmt::format("input '{}'", name));
-  check_keys(spec, file, {"shape", "dtype"}, fmt::format("input '{}'", name));
+  check_keys(spec, file, {"shape", "dtype", "default_shape"}, fmt::format("input '{}'", name));
   YAML::Node shape = spec["shape"];
   if (!shape) throw error_at(spec, file, fmt::format("input '{}' has no shape", name)).hint("add `shape: [...]` without the batch dimension, e.g. shape: [224, 224, 3]; use null for any length");
   if (!shape.IsSequence() || shape.size() == 0)
@@ -115,6 +115,23 @@ InputDef parse_input(const std::string& name, const YAML::Node& key, const YAML:
     }
     if (v < 1) throw error_at(d, file, fmt::format("a dimension of input '{}' must be a positive integer or null, got {}", name, v));
     in.shape.push_back(v);
+  }
+  if (YAML::Node example = spec["default_shape"]) {
+    if (!example.IsSequence() || example.size() != in.shape.size())
+      throw error_at(example, file, fmt::format("default_shape of input '{}' must be a list of {} sizes like its shape", name, in.shape.size()));
+    size_t k = 0;
+    for (const auto& d : example) {
+      int64_t v = 0;
+      try {
+        v = d.as<int64_t>();
+      } catch (const YAML::Exception&) {
+        v = 0;
+      }
+      if (v < 1 || (in.shape[k] != kDynamic && in.shape[k] != v))
+        throw error_at(d, file, fmt::format("default_shape of input '{}' must give a positive size for each dim, equal to the shape's fixed sizes", name));
+      in.default_shape.push_back(v);
+      ++k;
+    }
   }
   if (YAML::Node dtype = spec["dtype"]) {
     std::string s = scalar_of(dtype, file, "dtype");

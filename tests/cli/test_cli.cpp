@@ -1,0 +1,133 @@
+// graph-runner as a user runs it: exit codes, messages, files written.
+#include <doctest/doctest.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "runtime/npy.hpp"
+#include "tests/test_util.hpp"
+
+namespace {
+
+struct Result {
+  int code = -1;
+  std::string out;  // stdout and stderr together
+};
+
+Result run(const std::string& args) {
+  std::string cmd = std::string(FG_GRAPH_RUNNER) + " " + args + " 2>&1";
+  Result r;
+  FILE* pipe = popen(cmd.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) r.out.append(buf.data(), n);
+  int status = pclose(pipe);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+std::string graph(const std::string& name) { return fg::test::source_path("graphs/" + name); }
+
+std::string temp_dir(const std::string& name) {
+  auto dir = std::filesystem::temp_directory_path() / ("fg_cli_" + name + "_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir.string();
+}
+
+}  // namespace
+
+TEST_CASE("validate: ok for the reference graph, exit 1 with the message for the seed as written") {
+  Result ok = run("validate " + graph("multimodal_fusion.yaml"));
+  CHECK(ok.code == 0);
+  CHECK(ok.out.find("multimodal_fusion.yaml: ok") != std::string::npos);
+  Result bad = run("validate " + graph("seed_as_written.yaml"));
+  CHECK(bad.code == 1);
+  CHECK(bad.out.find("seed_as_written.yaml:34:") != std::string::npos);
+  CHECK(bad.out.find("node 'fusion' (concatenate)") != std::string::npos);
+  CHECK(bad.out.find("hint:") != std::string::npos);
+}
+
+TEST_CASE("bad usage exits 2") {
+  CHECK(run("").code == 2);
+  CHECK(run("frobnicate").code == 2);
+  CHECK(run("summary").code == 2);
+  CHECK(run("summary " + graph("multimodal_fusion.yaml") + " --dim text").code == 2);
+  CHECK(run("summary " + graph("multimodal_fusion.yaml") + " --dim text=abc").code == 2);
+  CHECK(run("summary " + graph("multimodal_fusion.yaml") + " --batch 0").code == 2);
+}
+
+TEST_CASE("--help works on every command and shows examples") {
+  for (const char* c : {"validate", "summary", "dot", "init", "run"}) {
+    CAPTURE(c);
+    Result r = run(std::string(c) + " --help");
+    CHECK(r.code == 0);
+    CHECK(r.out.find("Example") != std::string::npos);
+  }
+  Result top = run("--help");
+  CHECK(top.code == 0);
+  CHECK(top.out.find("graph-runner run graphs/multimodal_fusion.yaml") != std::string::npos);
+}
+
+TEST_CASE("summary prints the Keras-style table and JSON") {
+  Result r = run("summary " + graph("multimodal_fusion.yaml") + " --dim text=100 --dim audio=16000");
+  CHECK(r.code == 0);
+  CHECK(r.out.find("Total params: 44,944,586") != std::string::npos);
+  CHECK(r.out.find("FLOPs per sample: 4,006,960,512") != std::string::npos);
+  Result j = run("summary " + graph("multimodal_fusion.yaml") + " --dim text=100 --dim audio=16000 --json");
+  CHECK(j.code == 0);
+  CHECK(j.out.find("\"total_params\": 44944586") != std::string::npos);
+  Result unknown = run("summary " + graph("multimodal_fusion.yaml") + " --dim txt=100");
+  CHECK(unknown.code == 1);
+  CHECK(unknown.out.find("did you mean 'text'?") != std::string::npos);
+}
+
+TEST_CASE("dot output is accepted by Graphviz when it is installed") {
+  std::string dir = temp_dir("dot");
+  Result r = run("dot " + graph("multimodal_fusion.yaml") + " -o " + dir + "/g.dot");
+  CHECK(r.code == 0);
+  CHECK(std::filesystem::file_size(dir + "/g.dot") > 100);
+  if (std::system("command -v dot >/dev/null 2>&1") == 0) {
+    std::string cmd = "dot -Tsvg " + dir + "/g.dot -o " + dir + "/g.svg";
+    CHECK(std::system(cmd.c_str()) == 0);
+    CHECK(std::filesystem::file_size(dir + "/g.svg") > 1000);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("init then run a small graph writes the outputs and prints the top classes") {
+  std::string dir = temp_dir("run");
+  const std::string yaml = dir + "/small.yaml";
+  {
+    std::ofstream f(yaml);
+    f << "name: small\ninputs:\n  x: {shape: [6]}\nnodes:\n"
+         "  - {name: h, op: dense, input: x, units: 5, activation: relu}\n"
+         "  - {name: p, op: dense, input: h, units: 4, activation: softmax}\n"
+         "outputs: [p]\n";
+  }
+  Result init = run("init " + yaml + " -o " + dir + "/w.safetensors --seed 3");
+  CHECK(init.code == 0);
+  CHECK(init.out.find("4 tensors") != std::string::npos);
+  Result r = run("run " + yaml + " --weights " + dir + "/w.safetensors --batch 2 --output-dir " + dir +
+                 "/out --dump-intermediates " + dir + "/dump");
+  CAPTURE(r.out);
+  CHECK(r.code == 0);
+  CHECK(r.out.find("sample 1: class") != std::string::npos);
+  fg::Tensor p = fg::read_npy(dir + "/out/p.npy", fg::DType::f32);
+  CHECK(p.shape() == fg::Dims{2, 4});
+  double sum = 0;
+  for (int i = 0; i < 4; ++i) sum += p.data<float>()[i];
+  CHECK(sum == doctest::Approx(1.0).epsilon(1e-5));
+  CHECK(std::filesystem::exists(dir + "/dump/h.npy"));
+  CHECK(std::filesystem::exists(dir + "/dump/p.npy"));
+  // unknown input name -> usage error with a suggestion
+  Result bad = run("run " + yaml + " --input y=foo.npy");
+  CHECK(bad.code == 2);
+  CHECK(bad.out.find("did you mean 'x'?") != std::string::npos);
+  std::filesystem::remove_all(dir);
+}

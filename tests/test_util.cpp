@@ -1,0 +1,116 @@
+#include "tests/test_util.hpp"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "framework/compiler.hpp"
+#include "framework/yaml_loader.hpp"
+#include "runtime/model.hpp"
+
+namespace fg::test {
+
+namespace {
+uint64_t splitmix(uint64_t& state) {
+  uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+}  // namespace
+
+Tensor random_tensor(const Dims& shape, uint64_t seed, float lo, float hi) {
+  Tensor t(DType::f32, shape);
+  float* p = t.mutable_data<float>();
+  uint64_t state = seed * 7919 + 17;
+  for (size_t i = 0; i < t.size(); ++i) {
+    double u = static_cast<double>(splitmix(state) >> 11) / 9007199254740992.0;
+    p[i] = static_cast<float>(lo + (hi - lo) * u);
+  }
+  return t;
+}
+
+Tensor random_ints(const Dims& shape, uint64_t seed, int lo, int hi) {
+  Tensor t(DType::i32, shape);
+  int32_t* p = t.mutable_data<int32_t>();
+  uint64_t state = seed * 104729 + 3;
+  for (size_t i = 0; i < t.size(); ++i)
+    p[i] = lo + static_cast<int32_t>(splitmix(state) % static_cast<uint64_t>(hi - lo + 1));
+  return t;
+}
+
+Tensor make_tensor(const Dims& shape, const std::vector<float>& values) {
+  Tensor t(DType::f32, shape);
+  REQUIRE(values.size() == t.size());
+  std::copy(values.begin(), values.end(), t.mutable_data<float>());
+  return t;
+}
+
+Tensor make_int_tensor(const Dims& shape, const std::vector<int>& values) {
+  Tensor t(DType::i32, shape);
+  REQUIRE(values.size() == t.size());
+  std::copy(values.begin(), values.end(), t.mutable_data<int32_t>());
+  return t;
+}
+
+std::vector<double> to_doubles(const Tensor& t) {
+  std::vector<double> out(t.size());
+  if (t.dtype() == DType::f32) {
+    for (size_t i = 0; i < t.size(); ++i) out[i] = t.data<float>()[i];
+  } else {
+    for (size_t i = 0; i < t.size(); ++i) out[i] = t.data<int32_t>()[i];
+  }
+  return out;
+}
+
+std::map<std::string, Tensor> run_yaml(const std::string& yaml, const std::map<std::string, Tensor>& inputs,
+                                       const std::map<std::string, Tensor>& weights, int threads) {
+  auto def = load_graph_string(yaml, "test.yaml");
+  auto graph = std::make_shared<CompiledGraph>(compile_graph(def, OpRegistry::builtins()));
+  WeightStore store;
+  for (const auto& [key, t] : weights) store.set(key, t);
+  Model model(graph, std::move(store), ModelOptions{threads});
+  return model.run(inputs);
+}
+
+void check_close(const Tensor& got, const std::vector<double>& want, double rtol, double atol) {
+  REQUIRE(got.size() == want.size());
+  std::vector<double> g = to_doubles(got);
+  size_t bad = 0;
+  double worst = 0;
+  size_t worst_i = 0;
+  for (size_t i = 0; i < g.size(); ++i) {
+    double err = std::fabs(g[i] - want[i]);
+    double tol = atol + rtol * std::fabs(want[i]);
+    if (!(err <= tol)) {  // also catches NaN
+      if (bad < 5) INFO(fmt::format("element {}: got {}, want {}", i, g[i], want[i]));
+      ++bad;
+      if (!(err <= worst)) {
+        worst = err;
+        worst_i = i;
+      }
+    }
+  }
+  if (bad) {
+    FAIL_CHECK(fmt::format("{} of {} elements differ; worst at {}: got {}, want {} (rtol {}, atol {})", bad, g.size(),
+                           worst_i, g[worst_i], want[worst_i], rtol, atol));
+  }
+}
+
+void check_shape(const Tensor& got, const Dims& want) {
+  CHECK_MESSAGE(got.shape() == want, fmt::format("shape {} != {}", format_shape(got.shape()), format_shape(want)));
+}
+
+std::string compile_error(const std::string& yaml, const std::string& file) {
+  try {
+    auto def = load_graph_string(yaml, file);
+    compile_graph(def, OpRegistry::builtins());
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+std::string source_path(const std::string& relative) { return std::string(FG_SOURCE_DIR) + "/" + relative; }
+
+}  // namespace fg::test
