@@ -2,8 +2,11 @@
 // reset_after variants (oneDNN lbr_gru and vanilla gru).
 #include <doctest/doctest.h>
 
+#include <thread>
+
 #include "framework/compiler.hpp"
 #include "framework/yaml_loader.hpp"
+#include "runtime/model.hpp"
 #include "tests/layers/recurrent_test_util.hpp"
 
 using fg::test::check_rnn;
@@ -125,4 +128,65 @@ TEST_CASE("gru attribute and input errors") {
       "4}\n"
       "outputs: [r]\n");
   CHECK(msg.find("rank-3") != std::string::npos);
+}
+
+TEST_CASE("gru runs concurrently from two threads on one model") {
+  // Kernels keep no per-call state: two runs at once (one masked with holes, one right-padded)
+  // must both match the reference.
+  const std::string yaml =
+      "name: t\ninputs:\n  ids: {shape: [9], dtype: int32}\nnodes:\n"
+      "  - {name: e, op: embedding, input: ids, input_dim: 20, output_dim: 5, mask_zero: true}\n"
+      "  - {name: r, op: gru, input: e, units: 6, return_sequences: true}\noutputs: [r]\n";
+  fg::Tensor table = fg::test::random_tensor({20, 5}, 1);
+  fg::Tensor kernel = fg::test::random_tensor({5, 18}, 2, -0.5f, 0.5f);
+  fg::Tensor recurrent = fg::test::random_tensor({6, 18}, 3, -0.5f, 0.5f);
+  fg::Tensor bias = fg::test::random_tensor({2, 18}, 4, -0.5f, 0.5f);
+  auto graph = std::make_shared<fg::CompiledGraph>(
+      fg::compile_graph(fg::load_graph_string(yaml, "t.yaml"), fg::OpRegistry::builtins()));
+  fg::WeightStore store;
+  store.set("e.embeddings", table);
+  store.set("r.kernel", kernel);
+  store.set("r.recurrent_kernel", recurrent);
+  store.set("r.bias", bias);
+  fg::Model model(graph, std::move(store), fg::ModelOptions{2});
+  const std::vector<std::vector<int>> id_sets = {
+      {1, 0, 3, 4, 0, 6, 7, 8, 9, 0, 2, 2, 0, 0, 5, 5, 5, 5},   // holes
+      {1, 2, 3, 4, 5, 6, 0, 0, 0, 7, 7, 7, 7, 7, 7, 7, 7, 7}};  // right-padded
+  std::vector<std::vector<double>> want;
+  for (const auto& ids : id_sets) {
+    std::vector<float> x;
+    std::vector<uint8_t> mask;
+    for (int id : ids) {
+      for (int f = 0; f < 5; ++f) x.push_back(table.data<float>()[id * 5 + f]);
+      mask.push_back(id != 0);
+    }
+    fg::ref::RnnArgs a;
+    a.lstm = false;
+    a.batch = 2;
+    a.steps = 9;
+    a.features = 5;
+    a.units = 6;
+    a.return_sequences = true;
+    a.x = x.data();
+    a.kernel = kernel.data<float>();
+    a.recurrent = recurrent.data<float>();
+    a.bias = bias.data<float>();
+    a.mask = mask.data();
+    want.push_back(fg::ref::rnn(a));
+  }
+  std::vector<std::vector<double>> got(2);
+  auto work = [&](size_t k) {
+    for (int rep = 0; rep < 20; ++rep) {
+      auto out = model.run({{"ids", fg::test::make_int_tensor({2, 9}, id_sets[k])}});
+      got[k] = fg::test::to_doubles(out.at("r"));
+    }
+  };
+  std::thread t0(work, 0), t1(work, 1);
+  t0.join();
+  t1.join();
+  for (size_t k = 0; k < 2; ++k) {
+    REQUIRE(got[k].size() == want[k].size());
+    for (size_t i = 0; i < want[k].size(); ++i)
+      CHECK(got[k][i] == doctest::Approx(want[k][i]).epsilon(1e-5));
+  }
 }
