@@ -311,6 +311,15 @@ std::vector<TensorType> CompiledGraph::bind(const std::vector<Dims>& input_shape
 
 std::vector<Dims> CompiledGraph::concrete_input_shapes(int64_t batch,
                                                        const std::map<std::string, std::vector<int64_t>>& dims) const {
+  for (const auto& [name, values] : dims) {
+    bool known = false;
+    for (const auto& in : def_->inputs) known = known || in.name == name;
+    if (!known) {
+      std::vector<std::string> names;
+      for (const auto& in : def_->inputs) names.push_back(in.name);
+      throw Error(fmt::format("--dim names '{}', which is not a graph input", name)).hint(did_you_mean(name, names));
+    }
+  }
   std::vector<Dims> out;
   for (const auto& in : def_->inputs) {
     Dims s{batch};
@@ -330,15 +339,6 @@ std::vector<Dims> CompiledGraph::concrete_input_shapes(int64_t batch,
       throw Error(fmt::format("--dim {} gives {} size(s) but the input has {} null dimension(s)", in.name,
                               it->second.size(), used));
     out.push_back(s);
-  }
-  for (const auto& [name, values] : dims) {
-    bool known = false;
-    for (const auto& in : def_->inputs) known = known || in.name == name;
-    if (!known) {
-      std::vector<std::string> names;
-      for (const auto& in : def_->inputs) names.push_back(in.name);
-      throw Error(fmt::format("--dim names '{}', which is not a graph input", name)).hint(did_you_mean(name, names));
-    }
   }
   return out;
 }

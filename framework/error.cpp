@@ -100,15 +100,16 @@ size_t edit_distance(std::string_view a, std::string_view b) {
 }  // namespace
 
 std::string closest_match(std::string_view word, const std::vector<std::string>& candidates) {
+  // Close spellings win; a candidate that contains the word (or the reverse, "pool" ->
+  // "max_pooling2d") counts as just close enough when nothing closer exists.
+  const size_t threshold = std::max<size_t>(2, word.size() / 3);
   std::string best;
-  size_t best_distance = std::max<size_t>(2, word.size() / 3) + 1;
+  size_t best_distance = threshold + 1;
   for (const auto& candidate : candidates) {
     size_t d = edit_distance(word, candidate);
-    // a candidate that contains the word (or the reverse) is a good guess too: "pool" -> "max_pooling2d"
-    if (d >= best_distance && word.size() >= 3 &&
-        (candidate.find(word) != std::string::npos || word.find(candidate) != std::string_view::npos)) {
-      d = best_distance - 1;
-    }
+    if (d > threshold && word.size() >= 3 &&
+        (candidate.find(word) != std::string::npos || word.find(candidate) != std::string_view::npos))
+      d = threshold;
     if (d < best_distance) {
       best_distance = d;
       best = candidate;

@@ -244,6 +244,12 @@ std::shared_ptr<GraphDef> load_graph_string(const std::string& text, const std::
   } catch (const YAML::Exception& e) {
     Error err(fmt::format("YAML syntax error: {}", e.msg));
     err.at(SourceLoc{file, e.mark.line + 1, e.mark.column + 1});
+    if (e.msg.find("end of map flow") != std::string::npos)
+      err.hint("a '{' opened before this point is not closed with '}'");
+    else if (e.msg.find("end of sequence flow") != std::string::npos)
+      err.hint("a '[' opened before this point is not closed with ']'");
+    else if (e.msg.find("illegal map value") != std::string::npos || e.msg.find("bad indentation") != std::string::npos)
+      err.hint("check the indentation: keys of one mapping must start in the same column");
     throw err;
   }
   try {

@@ -13,7 +13,8 @@ bool activation_fuses(const std::string& activation) {
   return onednn::eltwise_for(activation, alg, alpha, beta);
 }
 
-std::optional<ActivationStep> ActivationStep::make(const std::string& activation, const dnnl::memory::desc& desc,
+std::optional<ActivationStep> ActivationStep::make(const std::string& activation,
+                                                   const dnnl::memory::desc& desc,
                                                    const dnnl::engine& engine) {
   if (activation_fuses(activation)) return std::nullopt;
   ActivationStep step;
@@ -49,6 +50,8 @@ void ActivationStep::execute(dnnl::stream& stream, const dnnl::memory& data) con
   for (int64_t i = 0; i < n; ++i) p[i] = p[i] / (1.f + std::fabs(p[i]));
 }
 
-std::string ActivationStep::impl_info() const { return impl_; }
+std::string ActivationStep::impl_info() const {
+  return impl_;
+}
 
 }  // namespace fg::layers

@@ -7,6 +7,16 @@
 namespace fg::layers {
 
 // ---- convolution and pooling ----
+OpInfo conv1d_op();
+OpInfo conv2d_op();
+OpInfo max_pooling1d_op();
+OpInfo max_pooling2d_op();
+OpInfo average_pooling1d_op();
+OpInfo average_pooling2d_op();
+OpInfo global_average_pooling1d_op();
+OpInfo global_average_pooling2d_op();
+OpInfo global_max_pooling1d_op();
+OpInfo global_max_pooling2d_op();
 
 
 // ---- dense, shape and activation ops ----

@@ -10,12 +10,18 @@ namespace fg {
 
 std::string_view JsonValue::kind_name() const {
   switch (kind) {
-    case Kind::null: return "null";
-    case Kind::boolean: return "boolean";
-    case Kind::number: return "number";
-    case Kind::string: return "string";
-    case Kind::array: return "array";
-    case Kind::object: return "object";
+    case Kind::null:
+      return "null";
+    case Kind::boolean:
+      return "boolean";
+    case Kind::number:
+      return "number";
+    case Kind::string:
+      return "string";
+    case Kind::array:
+      return "array";
+    case Kind::object:
+      return "object";
   }
   return "?";
 }
@@ -62,7 +68,8 @@ class Parser {
   bool at_end() const { return pos_ >= s_.size(); }
   char peek() const { return at_end() ? '\0' : s_[pos_]; }
   void skip_ws() {
-    while (!at_end() && (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r'))
+    while (!at_end() &&
+           (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r'))
       ++pos_;
   }
   void expect(char c, const char* context) {
@@ -193,10 +200,14 @@ class Parser {
     for (int i = 0; i < 4; ++i) {
       char c = s_[pos_++];
       code <<= 4;
-      if (c >= '0' && c <= '9') code |= c - '0';
-      else if (c >= 'a' && c <= 'f') code |= c - 'a' + 10;
-      else if (c >= 'A' && c <= 'F') code |= c - 'A' + 10;
-      else fail("bad hex digit in \\u escape");
+      if (c >= '0' && c <= '9')
+        code |= c - '0';
+      else if (c >= 'a' && c <= 'f')
+        code |= c - 'a' + 10;
+      else if (c >= 'A' && c <= 'F')
+        code |= c - 'A' + 10;
+      else
+        fail("bad hex digit in \\u escape");
     }
     return code;
   }
@@ -239,14 +250,30 @@ class Parser {
       if (at_end()) fail("unterminated escape in string");
       char e = s_[pos_++];
       switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
+        case '"':
+          out += '"';
+          break;
+        case '\\':
+          out += '\\';
+          break;
+        case '/':
+          out += '/';
+          break;
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
+        case 'n':
+          out += '\n';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case 't':
+          out += '\t';
+          break;
         case 'u': {
           unsigned cp = hex4();
           if (cp >= 0xD800 && cp <= 0xDBFF) {
@@ -261,7 +288,9 @@ class Parser {
           append_utf8(out, cp);
           break;
         }
-        default: --pos_; fail(fmt::format("unknown escape '\\{}' in string", e));
+        default:
+          --pos_;
+          fail(fmt::format("unknown escape '\\{}' in string", e));
       }
     }
   }
@@ -272,6 +301,8 @@ class Parser {
 
 }  // namespace
 
-JsonValue parse_json(std::string_view text) { return Parser(text).parse_document(); }
+JsonValue parse_json(std::string_view text) {
+  return Parser(text).parse_document();
+}
 
 }  // namespace fg

@@ -16,9 +16,9 @@ struct JsonValue {
   enum class Kind { null, boolean, number, string, array, object };
   Kind kind = Kind::null;
   bool boolean = false;
-  std::string text;  // the number's text, or the (unescaped) string
-  std::vector<JsonValue> items;                              // array
-  std::vector<std::pair<std::string, JsonValue>> members;    // object, in file order
+  std::string text;              // the number's text, or the (unescaped) string
+  std::vector<JsonValue> items;  // array
+  std::vector<std::pair<std::string, JsonValue>> members;  // object, in file order
 
   // "null", "boolean", "number", "string", "array", "object"
   std::string_view kind_name() const;

@@ -9,7 +9,8 @@
 #include "framework/error.hpp"
 #include "runtime/file_io.hpp"
 
-static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the .npy reader assumes a little-endian host");
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+              "the .npy reader assumes a little-endian host");
 
 namespace fg {
 
@@ -71,7 +72,8 @@ class DictParser {
   }
   char peek() const { return pos_ < s_.size() ? s_[pos_] : '\0'; }
   void ws() {
-    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\n' || s_[pos_] == '\t' || s_[pos_] == '\r'))
+    while (pos_ < s_.size() &&
+           (s_[pos_] == ' ' || s_[pos_] == '\n' || s_[pos_] == '\t' || s_[pos_] == '\r'))
       ++pos_;
   }
   void expect(char c) {
@@ -148,23 +150,26 @@ Tensor read_npy(const std::string& path, DType want, const std::string& input_na
   const unsigned char* p = file->data();
   const size_t size = file->size();
   if (size < 10 || std::memcmp(p, "\x93NUMPY", 6) != 0) {
-    throw error(fmt::format("not an .npy file: expected the magic \"\\x93NUMPY\" at the start, "
-                            "found {}",
-                            size < 6 ? fmt::format("only {} bytes", size) : std::string("other bytes")));
+    throw error(
+        fmt::format("not an .npy file: expected the magic \"\\x93NUMPY\" at the start, "
+                    "found {}",
+                    size < 6 ? fmt::format("only {} bytes", size) : std::string("other bytes")));
   }
   const int major = p[6], minor = p[7];
   if ((major < 1 || major > 3) || minor != 0) {
-    throw error(fmt::format("unsupported .npy format version {}.{}; expected 1.0, 2.0 or 3.0", major,
-                            minor));
+    throw error(fmt::format("unsupported .npy format version {}.{}; expected 1.0, 2.0 or 3.0",
+                            major, minor));
   }
   size_t prefix = major == 1 ? 10 : 12;
-  if (size < prefix) throw error(fmt::format("file is truncated: {} bytes, shorter than the preamble", size));
-  size_t header_len = major == 1 ? (p[8] | (p[9] << 8))
-                                 : (size_t(p[8]) | size_t(p[9]) << 8 | size_t(p[10]) << 16 |
-                                    size_t(p[11]) << 24);
+  if (size < prefix)
+    throw error(fmt::format("file is truncated: {} bytes, shorter than the preamble", size));
+  size_t header_len =
+      major == 1 ? (p[8] | (p[9] << 8))
+                 : (size_t(p[8]) | size_t(p[9]) << 8 | size_t(p[10]) << 16 | size_t(p[11]) << 24);
   if (header_len > size - prefix) {
-    throw error(fmt::format("header length says {} bytes, but only {} bytes follow (truncated file?)",
-                            header_len, size - prefix));
+    throw error(
+        fmt::format("header length says {} bytes, but only {} bytes follow (truncated file?)",
+                    header_len, size - prefix));
   }
   Header h;
   try {
@@ -177,21 +182,24 @@ Tensor read_npy(const std::string& path, DType want, const std::string& input_na
         .hint("save with np.save(path, np.ascontiguousarray(a))");
   }
   const std::string& d = h.descr;
-  const bool valid_order = d.size() == 3 && (d[0] == '<' || d[0] == '=' || d[0] == '>' || d[0] == '|');
+  const bool valid_order =
+      d.size() == 3 && (d[0] == '<' || d[0] == '=' || d[0] == '>' || d[0] == '|');
   const bool known = valid_order && (d.substr(1) == "f4" || d.substr(1) == "f8" ||
                                      d.substr(1) == "i4" || d.substr(1) == "i8");
   if (!known) {
-    throw error(fmt::format("unsupported dtype '{}'; expected one of '<f4', '<f8', '<i4', '<i8'", d));
+    throw error(
+        fmt::format("unsupported dtype '{}'; expected one of '<f4', '<f8', '<i4', '<i8'", d));
   }
   if (d[0] == '>') {
-    throw error(fmt::format("big-endian dtype '{}' is not supported; expected little-endian '<{}'", d,
-                            d.substr(1)))
+    throw error(fmt::format("big-endian dtype '{}' is not supported; expected little-endian '<{}'",
+                            d, d.substr(1)))
         .hint("convert with a.astype(a.dtype.newbyteorder('<'))");
   }
   if (d[0] == '|') {
-    throw error(fmt::format("dtype '{}' has no byte order ('|'), which is ambiguous for a {}-byte "
-                            "type; expected '<{}'",
-                            d, d[2], d.substr(1)));
+    throw error(
+        fmt::format("dtype '{}' has no byte order ('|'), which is ambiguous for a {}-byte "
+                    "type; expected '<{}'",
+                    d, d[2], d.substr(1)));
   }
   const char kind = d[1];
   const size_t item = d[2] == '4' ? 4 : 8;
@@ -206,23 +214,30 @@ Tensor read_npy(const std::string& path, DType want, const std::string& input_na
   const size_t found = size - offset;
   const size_t n = static_cast<size_t>(count);
   if (n > found / item) {
-    throw error(fmt::format("header says shape {} of '{}' = {} elements, which needs {} bytes of data, "
-                            "but the file has {} (truncated file or lying header)",
-                            format_shape(h.shape), d, count, n <= SIZE_MAX / item ? fmt::format("{}", n * item) : std::string("too many"), found));
+    throw error(fmt::format(
+        "header says shape {} of '{}' = {} elements, which needs {} bytes of data, "
+        "but the file has {} (truncated file or lying header)",
+        format_shape(h.shape), d, count,
+        n <= SIZE_MAX / item ? fmt::format("{}", n * item) : std::string("too many"), found));
   }
   if (n * item != found) {
-    throw error(fmt::format("{} bytes of trailing garbage: shape {} of '{}' needs {} bytes of data, "
-                            "found {}",
-                            found - n * item, format_shape(h.shape), d, n * item, found));
+    throw error(
+        fmt::format("{} bytes of trailing garbage: shape {} of '{}' needs {} bytes of data, "
+                    "found {}",
+                    found - n * item, format_shape(h.shape), d, n * item, found));
   }
   const unsigned char* src = p + offset;
   Tensor t(want, h.shape);
   if (want == DType::f32) {
     float* dst = t.mutable_data<float>();
-    if (kind == 'f' && item == 4) convert<float>(src, dst, n);
-    else if (kind == 'f') convert<double>(src, dst, n);
-    else if (item == 4) convert<int32_t>(src, dst, n);
-    else convert<int64_t>(src, dst, n);
+    if (kind == 'f' && item == 4)
+      convert<float>(src, dst, n);
+    else if (kind == 'f')
+      convert<double>(src, dst, n);
+    else if (item == 4)
+      convert<int32_t>(src, dst, n);
+    else
+      convert<int64_t>(src, dst, n);
     return t;
   }
   if (kind == 'f') {
@@ -240,7 +255,8 @@ Tensor read_npy(const std::string& path, DType want, const std::string& input_na
     int64_t v;
     std::memcpy(&v, src + 8 * i, 8);
     if (v < std::numeric_limits<int32_t>::min() || v > std::numeric_limits<int32_t>::max()) {
-      throw error(fmt::format("value {} at flat index {} does not fit into int32 (data is '<i8')", v, i));
+      throw error(
+          fmt::format("value {} at flat index {} does not fit into int32 (data is '<i8')", v, i));
     }
     dst[i] = static_cast<int32_t>(v);
   }
@@ -250,9 +266,9 @@ Tensor read_npy(const std::string& path, DType want, const std::string& input_na
 void write_npy(const std::string& path, const Tensor& tensor) {
   if (tensor.raw() == nullptr || static_cast<size_t>(num_elements(tensor.shape())) != tensor.size())
     throw Error("cannot write an empty (default-constructed) tensor").in_file(path);
-  std::string header = fmt::format("{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}",
-                                   tensor.dtype() == DType::f32 ? "<f4" : "<i4",
-                                   format_shape(tensor.shape()));
+  std::string header =
+      fmt::format("{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}",
+                  tensor.dtype() == DType::f32 ? "<f4" : "<i4", format_shape(tensor.shape()));
   size_t total = 10 + header.size() + 1;
   header.append((64 - total % 64) % 64, ' ');
   header += '\n';
@@ -262,8 +278,9 @@ void write_npy(const std::string& path, const Tensor& tensor) {
   preamble += '\x00';
   preamble += static_cast<char>(header.size() & 0xFF);
   preamble += static_cast<char>(header.size() >> 8);
-  write_file_atomic(path, {preamble, header,
-                           std::string_view(static_cast<const char*>(tensor.raw()), tensor.bytes())});
+  write_file_atomic(
+      path,
+      {preamble, header, std::string_view(static_cast<const char*>(tensor.raw()), tensor.bytes())});
 }
 
 }  // namespace fg

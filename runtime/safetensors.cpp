@@ -65,24 +65,32 @@ int64_t get_int(const JsonValue& v, const std::string& what, const std::string& 
   int64_t out = 0;
   if (!v.as_int64(out)) {
     std::string found = v.kind == JsonValue::Kind::number ? v.text : std::string(v.kind_name());
-    throw Error(fmt::format("{} must be an integer, found {}", what, found)).in_file(path).tensor(name);
+    throw Error(fmt::format("{} must be an integer, found {}", what, found))
+        .in_file(path)
+        .tensor(name);
   }
   return out;
 }
 
 Entry parse_entry(const std::string& name, const JsonValue& v, uint64_t data_size,
                   const std::string& path) {
-  auto error = [&](const std::string& message) { return Error(message).in_file(path).tensor(name); };
+  auto error = [&](const std::string& message) {
+    return Error(message).in_file(path).tensor(name);
+  };
   if (v.kind != JsonValue::Kind::object) {
-    throw error(fmt::format("entry is a JSON {}, expected an object with \"dtype\", \"shape\" "
-                            "and \"data_offsets\"",
-                            v.kind_name()));
+    throw error(
+        fmt::format("entry is a JSON {}, expected an object with \"dtype\", \"shape\" "
+                    "and \"data_offsets\"",
+                    v.kind_name()));
   }
   const JsonValue *dtype = nullptr, *shape = nullptr, *offsets = nullptr;
   for (const auto& [key, value] : v.members) {
-    if (key == "dtype") dtype = &value;
-    else if (key == "shape") shape = &value;
-    else if (key == "data_offsets") offsets = &value;
+    if (key == "dtype")
+      dtype = &value;
+    else if (key == "shape")
+      shape = &value;
+    else if (key == "data_offsets")
+      offsets = &value;
     else
       throw error(fmt::format("unknown field \"{}\" in entry", key))
           .hint(did_you_mean(key, {"dtype", "shape", "data_offsets"}));
@@ -97,12 +105,15 @@ Entry parse_entry(const std::string& name, const JsonValue& v, uint64_t data_siz
     throw error(fmt::format("\"dtype\" must be a string, found {}", dtype->kind_name()));
   e.dtype = dtype->text;
   if (std::find(kDtypes.begin(), kDtypes.end(), e.dtype) == kDtypes.end()) {
-    throw error(fmt::format("unsupported dtype '{}'; valid dtypes are {}", e.dtype, quoted_list(kDtypes)))
-        .hint(closest_match(e.dtype, kDtypes).empty() ? "convert the tensor to float32 before saving"
-                                                      : did_you_mean(e.dtype, kDtypes));
+    throw error(
+        fmt::format("unsupported dtype '{}'; valid dtypes are {}", e.dtype, quoted_list(kDtypes)))
+        .hint(closest_match(e.dtype, kDtypes).empty()
+                  ? "convert the tensor to float32 before saving"
+                  : did_you_mean(e.dtype, kDtypes));
   }
   if (shape->kind != JsonValue::Kind::array)
-    throw error(fmt::format("\"shape\" must be an array of integers, found {}", shape->kind_name()));
+    throw error(
+        fmt::format("\"shape\" must be an array of integers, found {}", shape->kind_name()));
   for (const JsonValue& d : shape->items) {
     int64_t dim = get_int(d, "every dimension in \"shape\"", path, name);
     if (dim < 0) throw error(fmt::format("negative dimension {} in shape", dim));
@@ -119,9 +130,10 @@ Entry parse_entry(const std::string& name, const JsonValue& v, uint64_t data_siz
   if (begin < 0 || end < begin)
     throw error(fmt::format("bad data_offsets [{}, {}]: expected 0 <= begin <= end", begin, end));
   if (static_cast<uint64_t>(end) > data_size) {
-    throw error(fmt::format("data_offsets [{}, {}] lie outside the data section, which has {} bytes "
-                            "(the file may be truncated)",
-                            begin, end, data_size));
+    throw error(
+        fmt::format("data_offsets [{}, {}] lie outside the data section, which has {} bytes "
+                    "(the file may be truncated)",
+                    begin, end, data_size));
   }
   e.begin = static_cast<uint64_t>(begin);
   e.end = static_cast<uint64_t>(end);
@@ -135,9 +147,9 @@ Entry parse_entry(const std::string& name, const JsonValue& v, uint64_t data_siz
   uint64_t item = e.dtype == "F32" ? 4 : 2;
   uint64_t count_u = static_cast<uint64_t>(count);
   if (count_u > data_size / item || count_u * item != e.end - e.begin) {
-    throw error(fmt::format("shape {} of {} needs {} x {} bytes, but data_offsets [{}, {}] span {} bytes",
-                            format_shape(e.shape), e.dtype, count, item, e.begin, e.end,
-                            e.end - e.begin));
+    throw error(
+        fmt::format("shape {} of {} needs {} x {} bytes, but data_offsets [{}, {}] span {} bytes",
+                    format_shape(e.shape), e.dtype, count, item, e.begin, e.end, e.end - e.begin));
   }
   return e;
 }
@@ -151,7 +163,8 @@ void check_layout(std::vector<Entry>& entries, uint64_t data_size, const std::st
   for (const Entry& e : entries) {
     if (e.begin < covered) {
       throw Error(fmt::format("tensors '{}' [{}, {}] and '{}' [{}, {}] overlap in the data section",
-                              previous->name, previous->begin, previous->end, e.name, e.begin, e.end))
+                              previous->name, previous->begin, previous->end, e.name, e.begin,
+                              e.end))
           .in_file(path);
     }
     if (e.begin > covered) {
@@ -209,9 +222,10 @@ SafetensorsContents read_safetensors(const std::string& path) {
         .in_file(path);
   }
   if (header_len > size - 8) {
-    throw Error(fmt::format("header length says {} bytes, but only {} bytes follow the 8-byte length "
-                            "(truncated file?)",
-                            header_len, size - 8))
+    throw Error(
+        fmt::format("header length says {} bytes, but only {} bytes follow the 8-byte length "
+                    "(truncated file?)",
+                    header_len, size - 8))
         .in_file(path);
   }
   std::string_view header(reinterpret_cast<const char*>(file->data()) + 8, header_len);
@@ -222,7 +236,8 @@ SafetensorsContents read_safetensors(const std::string& path) {
     throw Error("bad safetensors header: " + e.message()).in_file(path);
   }
   if (root.kind != JsonValue::Kind::object) {
-    throw Error(fmt::format("the header must be a JSON object, found {}", root.kind_name())).in_file(path);
+    throw Error(fmt::format("the header must be a JSON object, found {}", root.kind_name()))
+        .in_file(path);
   }
   const unsigned char* data = file->data() + 8 + header_len;
   const uint64_t data_size = size - 8 - header_len;
@@ -236,8 +251,8 @@ SafetensorsContents read_safetensors(const std::string& path) {
             .in_file(path);
       for (const auto& [key, item] : value.members) {
         if (item.kind != JsonValue::Kind::string)
-          throw Error(fmt::format("\"__metadata__\" value of \"{}\" must be a string, found {}", key,
-                                  item.kind_name()))
+          throw Error(fmt::format("\"__metadata__\" value of \"{}\" must be a string, found {}",
+                                  key, item.kind_name()))
               .in_file(path);
         out.metadata[key] = item.text;
       }
@@ -255,10 +270,14 @@ namespace {
 std::string json_string(const std::string& s) {
   std::string out = "\"";
   for (unsigned char c : s) {
-    if (c == '"') out += "\\\"";
-    else if (c == '\\') out += "\\\\";
-    else if (c < 0x20) out += fmt::format("\\u{:04x}", c);
-    else out += static_cast<char>(c);
+    if (c == '"')
+      out += "\\\"";
+    else if (c == '\\')
+      out += "\\\\";
+    else if (c < 0x20)
+      out += fmt::format("\\u{:04x}", c);
+    else
+      out += static_cast<char>(c);
   }
   return out + "\"";
 }
@@ -280,7 +299,8 @@ void write_safetensors(const std::string& path, const std::map<std::string, Tens
   std::vector<std::string_view> parts(2);
   uint64_t offset = 0;
   for (const auto& [name, t] : tensors) {
-    if (name == "__metadata__") throw Error("'__metadata__' is reserved and cannot name a tensor").in_file(path);
+    if (name == "__metadata__")
+      throw Error("'__metadata__' is reserved and cannot name a tensor").in_file(path);
     if (t.dtype() != DType::f32) {
       throw Error(fmt::format("cannot write a {} tensor: safetensors output is F32 only",
                               dtype_name(t.dtype())))
@@ -290,7 +310,8 @@ void write_safetensors(const std::string& path, const std::map<std::string, Tens
     if (t.raw() == nullptr || static_cast<size_t>(num_elements(t.shape())) != t.size())
       throw Error("cannot write an empty (default-constructed) tensor").in_file(path).tensor(name);
     std::string shape;
-    for (size_t i = 0; i < t.shape().size(); ++i) shape += (i ? "," : "") + std::to_string(t.shape()[i]);
+    for (size_t i = 0; i < t.shape().size(); ++i)
+      shape += (i ? "," : "") + std::to_string(t.shape()[i]);
     if (header.size() > 1) header += ",";
     header += fmt::format("{}:{{\"dtype\":\"F32\",\"shape\":[{}],\"data_offsets\":[{},{}]}}",
                           json_string(name), shape, offset, offset + t.bytes());

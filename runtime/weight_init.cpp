@@ -22,8 +22,8 @@ class SplitMix64 {
     return z ^ (z >> 31);
   }
   double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }  // [0, 1)
-  double normal() {                                                            // Box-Muller
-    double u1 = 1.0 - uniform();                                               // (0, 1]
+  double normal() {                                                           // Box-Muller
+    double u1 = 1.0 - uniform();                                              // (0, 1]
     double u2 = uniform();
     return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
   }
@@ -87,14 +87,18 @@ void keras_fans(const Dims& s, int64_t& fan_in, int64_t& fan_out) {
 Tensor initial_weight(const std::string& key, const WeightSpec& spec, uint64_t seed) {
   for (Dim d : spec.shape)
     if (d < 0)
-      throw Error(fmt::format("cannot initialise a weight of unknown shape {}", format_shape(spec.shape)))
+      throw Error(
+          fmt::format("cannot initialise a weight of unknown shape {}", format_shape(spec.shape)))
           .tensor(key);
   Tensor t(DType::f32, spec.shape);
   SplitMix64 rng(key_seed(key, seed));
   float* p = t.mutable_data<float>();
   switch (spec.init) {
-    case Init::zeros: break;
-    case Init::ones: std::fill(p, p + t.size(), 1.0f); break;
+    case Init::zeros:
+      break;
+    case Init::ones:
+      std::fill(p, p + t.size(), 1.0f);
+      break;
     case Init::glorot_uniform: {
       int64_t fan_in = spec.fan_in, fan_out = spec.fan_out;
       if (fan_in + fan_out <= 0) keras_fans(spec.shape, fan_in, fan_out);
@@ -102,8 +106,12 @@ Tensor initial_weight(const std::string& key, const WeightSpec& spec, uint64_t s
       fill_uniform(t, rng, -limit, limit);
       break;
     }
-    case Init::orthogonal: fill_orthogonal(t, rng, key); break;
-    case Init::uniform_embedding: fill_uniform(t, rng, -0.05, 0.05); break;
+    case Init::orthogonal:
+      fill_orthogonal(t, rng, key);
+      break;
+    case Init::uniform_embedding:
+      fill_uniform(t, rng, -0.05, 0.05);
+      break;
     case Init::lstm_bias: {
       if (t.size() % 4 != 0)
         throw Error(fmt::format("an LSTM bias needs a size divisible by 4 (four gates), found {}",

@@ -26,9 +26,13 @@ const Tensor* WeightStore::find(const std::string& key) const {
   return it == tensors_.end() ? nullptr : &it->second;
 }
 
-void WeightStore::save_safetensors(const std::string& path) const { write_safetensors(path, tensors_); }
+void WeightStore::save_safetensors(const std::string& path) const {
+  write_safetensors(path, tensors_);
+}
 
-void WeightStore::validate(const CompiledGraph& graph) const { validate(graph.all_weights()); }
+void WeightStore::validate(const CompiledGraph& graph) const {
+  validate(graph.all_weights());
+}
 
 WeightStore WeightStore::initialize(const CompiledGraph& graph, uint64_t seed) {
   return initialize(graph.all_weights(), seed);
@@ -55,8 +59,8 @@ void WeightStore::validate(const SpecList& specs) const {
     const Tensor* t = find(key);
     if (t == nullptr) {
       ++missing;
-      problems.push_back(fmt::format("missing tensor '{}' ({}): expected Keras shape {}", key, where,
-                                     format_shape(spec.shape)));
+      problems.push_back(fmt::format("missing tensor '{}' ({}): expected Keras shape {}", key,
+                                     where, format_shape(spec.shape)));
     } else if (t->dtype() != DType::f32) {
       problems.push_back(fmt::format("tensor '{}' ({}): expected float32, found {}", key, where,
                                      dtype_name(t->dtype())));
@@ -78,14 +82,16 @@ void WeightStore::validate(const SpecList& specs) const {
                                                  : fmt::format(": did you mean '{}'?", guess)));
   }
   if (problems.empty()) return;
-  std::string message = fmt::format("the weights do not match the graph ({} problem{}):",
-                                    problems.size(), problems.size() == 1 ? "" : "s");
+  std::string message =
+      fmt::format("the weights do not match the graph ({} problem{}):", problems.size(),
+                  problems.size() == 1 ? "" : "s");
   for (const auto& p : problems) message += "\n  " + p;
   Error error(message);
   error.in_file(source_);
   if (!specs.empty() && missing == specs.size()) {
-    error.hint("none of the graph's weights is in the file; keys must be '<node>.<param>' "
-               "(graph-runner init writes a matching file)");
+    error.hint(
+        "none of the graph's weights is in the file; keys must be '<node>.<param>' "
+        "(graph-runner init writes a matching file)");
   }
   throw error;
 }

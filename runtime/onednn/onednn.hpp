@@ -46,7 +46,29 @@ bool append_activation(dnnl::post_ops& ops, const std::string& activation);
 
 // ---- convolution (layers/conv.cpp) ----
 
+// Window geometry in oneDNN's conventions: one entry per spatial axis; dilation 0 = none.
+struct WindowGeometry {
+  memory::dims strides, dilation, pad_l, pad_r;
+};
+
+// The user desc of a Keras conv kernel ([k, cin, filters] or [kh, kw, cin, filters]) with
+// oneDNN's logical dims {O, I, spatial...} (tags wio / hwio).
+memory::desc keras_conv_kernel_desc(const Dims& keras_kernel_shape);
+
+// A forward-inference convolution pd. src/weights/dst are usually format_tag::any descs;
+// `bias` may be a zero desc (no bias). `attr` carries the fused post-ops.
+dnnl::convolution_forward::primitive_desc make_conv_pd(const memory::desc& src, const memory::desc& weights,
+                                                        const memory::desc& bias, const memory::desc& dst,
+                                                        const WindowGeometry& geometry,
+                                                        const dnnl::primitive_attr& attr,
+                                                        const dnnl::engine& engine);
+
 // ---- pooling (layers/pooling.cpp) ----
+
+// A forward-inference pooling pd (max, or average excluding padding as Keras does).
+dnnl::pooling_forward::primitive_desc make_pool_pd(bool max, const memory::desc& src, const memory::desc& dst,
+                                                   const memory::dims& kernel, const WindowGeometry& geometry,
+                                                   const dnnl::engine& engine);
 
 // ---- inner product / matmul (layers/dense.cpp) ----
 

@@ -122,5 +122,5 @@ nodes:
   - {name: d, op: dense, input: x, units: "4"}
 outputs: [d]
 )");
-  CHECK(m.find("test.yaml:4:41: error: node 'd' (dense): attribute 'units' must be an integer") == 0);
+  CHECK(m.find("test.yaml:4:43: error: node 'd' (dense): attribute 'units' must be an integer") == 0);
 }

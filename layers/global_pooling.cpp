@@ -1,0 +1,174 @@
+// global_{average,max}_pooling{1,2}d (Keras GlobalAveragePooling1D/2D, GlobalMaxPooling1D/2D,
+// channels-last): reduce over the steps (1d) or height and width (2d) to [batch, channels].
+// Unmasked: oneDNN pooling_forward with the window = the whole input. global_average_pooling1d
+// also takes a mask (Keras: mean over the unmasked steps only), computed in plain C++/OpenMP.
+#include <fmt/format.h>
+
+#include <vector>
+
+#include "layers/builtin_ops.hpp"
+#include "runtime/kernel.hpp"
+#include "runtime/onednn/onednn.hpp"
+
+namespace fg::layers {
+namespace {
+
+using dnnl::memory;
+
+class GlobalPoolKernel final : public Kernel {
+ public:
+  GlobalPoolKernel(dnnl::pooling_forward prim, std::string impl, memory::desc src_view,
+                   memory::desc dst_view, int64_t batch, int64_t steps, int64_t channels)
+      : prim_(std::move(prim)),
+        impl_(std::move(impl)),
+        src_view_(src_view),
+        dst_view_(dst_view),
+        batch_(batch),
+        steps_(steps),
+        channels_(channels) {}
+
+  void execute(ExecContext& ctx) const override {
+    const uint8_t* mask = ctx.src_masks.empty() ? nullptr : ctx.src_masks[0];
+    if (mask != nullptr) {
+      masked_mean(static_cast<const float*>(ctx.srcs[0].get_data_handle()), mask,
+                  static_cast<float*>(ctx.dsts[0].get_data_handle()));
+      return;
+    }
+    const dnnl::engine engine = ctx.stream.get_engine();
+    memory src(src_view_, engine, ctx.srcs[0].get_data_handle());
+    memory dst(dst_view_, engine, ctx.dsts[0].get_data_handle());
+    prim_.execute(ctx.stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
+  }
+
+  std::string impl_info() const override { return impl_; }
+
+ private:
+  // Keras: sum(x * mask) / sum(mask) over the steps. A row with every step masked gives 0
+  // (Keras would divide 0 by 0 and give NaN).
+  void masked_mean(const float* src, const uint8_t* mask, float* dst) const {
+    const int64_t T = steps_, C = channels_;
+#pragma omp parallel for
+    for (int64_t b = 0; b < batch_; ++b) {
+      std::vector<double> acc(static_cast<size_t>(C), 0.0);
+      int64_t count = 0;
+      for (int64_t t = 0; t < T; ++t) {
+        if (!mask[b * T + t]) continue;
+        ++count;
+        const float* row = src + (b * T + t) * C;
+        for (int64_t c = 0; c < C; ++c) acc[c] += row[c];
+      }
+      const double scale = count > 0 ? 1.0 / static_cast<double>(count) : 0.0;
+      for (int64_t c = 0; c < C; ++c) dst[b * C + c] = static_cast<float>(acc[c] * scale);
+    }
+  }
+
+  dnnl::pooling_forward prim_;
+  std::string impl_;
+  memory::desc src_view_, dst_view_;
+  int64_t batch_, steps_, channels_;
+};
+
+class GlobalPooling final : public Op {
+ public:
+  GlobalPooling(int spatial, bool max) : spatial_(spatial), max_(max) {}
+
+  void parse(AttrReader& attrs) override {
+    keepdims_ = attrs.get_bool("keepdims", false);
+    if (attrs.get_choice("data_format", {"channels_last", "channels_first"}, "channels_last") !=
+        "channels_last")
+      throw attrs.error("data_format", "only data_format: channels_last is supported")
+          .hint(
+              "FusionGraph tensors are channels-last like Keras's default; transpose the data "
+              "instead");
+  }
+
+  std::vector<TensorType> infer(const InferContext& ctx) const override {
+    ctx.expect_inputs(1);
+    const TensorType& in = ctx.input(0);
+    const std::string op = op_name();
+    if (in.dtype != DType::f32)
+      throw ctx
+          .input_error(0, fmt::format("{} needs a float32 input, got {} of shape {}", op,
+                                      dtype_name(in.dtype), format_shape(in.shape)))
+          .hint("int32 tensors are token ids: put an embedding node before the pooling");
+    if (in.rank() != spatial_ + 2) {
+      const std::string layout =
+          spatial_ == 1 ? "[batch, steps, channels]" : "[batch, height, width, channels]";
+      std::string hint = "reshape the input to " + layout;
+      if (spatial_ == 1 && in.rank() == 4)
+        hint = fmt::format("for images use global_{}_pooling2d", max_ ? "max" : "average");
+      if (spatial_ == 2 && in.rank() == 3)
+        hint = fmt::format("for sequences use global_{}_pooling1d", max_ ? "max" : "average");
+      throw ctx
+          .input_error(0, fmt::format("{} needs a rank-{} input {}, got rank {} with shape {}", op,
+                                      spatial_ + 2, layout, in.rank(), format_shape(in.shape)))
+          .hint(hint);
+    }
+    for (int i = 1; i <= spatial_; ++i)
+      if (in.shape[i] == 0)
+        throw ctx.input_error(
+            0, fmt::format("{} needs a non-empty input, got shape {}", op, format_shape(in.shape)));
+    Dims out{in.shape[0]};
+    if (keepdims_)
+      for (int i = 0; i < spatial_; ++i) out.push_back(1);
+    out.push_back(in.shape.back());
+    return {TensorType{out, DType::f32, false}};  // the mask is consumed
+  }
+
+  bool supports_masking() const override { return spatial_ == 1 && !max_; }
+
+  std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
+    const TensorType& in = ctx.inputs.at(0);
+    if (ctx.src_descs.at(0) != onednn::plain_desc(in))
+      throw ctx.error("internal: global pooling expects its input in the plain layout");
+    const memory::desc src = onednn::channels_first_view(in.shape);
+    // [batch, 1..., channels]: the same bytes as the [batch, channels] (or keepdims) output.
+    Dims out_shape{in.shape[0]};
+    for (int i = 0; i < spatial_; ++i) out_shape.push_back(1);
+    out_shape.push_back(in.shape.back());
+    const memory::desc dst = onednn::channels_first_view(out_shape);
+    onednn::WindowGeometry g;
+    memory::dims kernel;
+    for (int i = 1; i <= spatial_; ++i) {
+      kernel.push_back(in.shape[i]);
+      g.strides.push_back(1);
+      g.dilation.push_back(0);
+      g.pad_l.push_back(0);
+      g.pad_r.push_back(0);
+    }
+    auto pd = onednn::make_pool_pd(max_, src, dst, kernel, g, ctx.engine);
+    const int64_t steps = spatial_ == 1 ? in.shape[1] : in.shape[1] * in.shape[2];
+    return std::make_unique<GlobalPoolKernel>(dnnl::pooling_forward(pd), onednn::impl_name(pd), src,
+                                              dst, in.shape[0], steps, in.shape.back());
+  }
+
+ private:
+  std::string op_name() const {
+    return fmt::format("global_{}_pooling{}d", max_ ? "max" : "average", spatial_);
+  }
+
+  int spatial_;
+  bool max_;
+  bool keepdims_ = false;
+};
+
+}  // namespace
+
+OpInfo global_average_pooling1d_op() {
+  return {"global_average_pooling1d", [] { return std::make_unique<GlobalPooling>(1, false); },
+          "mean over the steps, mask-aware (Keras GlobalAveragePooling1D)"};
+}
+OpInfo global_average_pooling2d_op() {
+  return {"global_average_pooling2d", [] { return std::make_unique<GlobalPooling>(2, false); },
+          "mean over height and width (Keras GlobalAveragePooling2D)"};
+}
+OpInfo global_max_pooling1d_op() {
+  return {"global_max_pooling1d", [] { return std::make_unique<GlobalPooling>(1, true); },
+          "max over the steps (Keras GlobalMaxPooling1D)"};
+}
+OpInfo global_max_pooling2d_op() {
+  return {"global_max_pooling2d", [] { return std::make_unique<GlobalPooling>(2, true); },
+          "max over height and width (Keras GlobalMaxPooling2D)"};
+}
+
+}  // namespace fg::layers

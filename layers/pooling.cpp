@@ -1,0 +1,135 @@
+// max_pooling1d/2d and average_pooling1d/2d (Keras MaxPooling*/AveragePooling*, channels-last),
+// on oneDNN pooling_forward. One class serves all four.
+#include <fmt/format.h>
+
+#include "layers/builtin_ops.hpp"
+#include "layers/window_util.hpp"
+#include "runtime/kernel.hpp"
+#include "runtime/onednn/onednn.hpp"
+
+namespace fg::layers {
+namespace {
+
+using dnnl::memory;
+
+// Runs one primitive on the plain NWC / NHWC tensors seen channels-first (same bytes).
+class ViewKernel final : public Kernel {
+ public:
+  ViewKernel(dnnl::primitive prim, std::string impl, memory::desc src_view, memory::desc dst_view)
+      : prim_(std::move(prim)), impl_(std::move(impl)), src_view_(src_view), dst_view_(dst_view) {}
+
+  void execute(ExecContext& ctx) const override {
+    const dnnl::engine engine = ctx.stream.get_engine();
+    memory src(src_view_, engine, ctx.srcs[0].get_data_handle());
+    memory dst(dst_view_, engine, ctx.dsts[0].get_data_handle());
+    prim_.execute(ctx.stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
+  }
+  std::string impl_info() const override { return impl_; }
+
+ private:
+  dnnl::primitive prim_;
+  std::string impl_;
+  memory::desc src_view_, dst_view_;
+};
+
+class Pooling final : public Op {
+ public:
+  Pooling(int spatial, bool max) : spatial_(spatial), max_(max) {}
+
+  void parse(AttrReader& attrs) override {
+    const size_t n = static_cast<size_t>(spatial_);
+    pool_ = attrs.get_positive_ints("pool_size", n, std::vector<int64_t>(n, 2));
+    // Keras strides=None (absent or null) means strides = pool_size.
+    strides_ = attrs.get_positive_ints("strides", n, pool_);
+    padding_ = attrs.get_choice("padding", {"valid", "same"}, "valid");
+    if (attrs.get_choice("data_format", {"channels_last", "channels_first"}, "channels_last") !=
+        "channels_last")
+      throw attrs.error("data_format", "only data_format: channels_last is supported")
+          .hint(
+              "FusionGraph tensors are channels-last like Keras's default; transpose the data "
+              "instead");
+  }
+
+  std::vector<TensorType> infer(const InferContext& ctx) const override {
+    ctx.expect_inputs(1);
+    const TensorType& in = ctx.input(0);
+    const std::string op = op_name();
+    if (in.dtype != DType::f32)
+      throw ctx
+          .input_error(0, fmt::format("{} needs a float32 input, got {} of shape {}", op,
+                                      dtype_name(in.dtype), format_shape(in.shape)))
+          .hint("int32 tensors are token ids: put an embedding node before the pooling");
+    if (in.rank() != spatial_ + 2) {
+      const std::string layout =
+          spatial_ == 1 ? "[batch, steps, channels]" : "[batch, height, width, channels]";
+      throw ctx
+          .input_error(0, fmt::format("{} needs a rank-{} input {}, got rank {} with shape {}", op,
+                                      spatial_ + 2, layout, in.rank(), format_shape(in.shape)))
+          .hint(spatial_ == 1
+                    ? "add a channels axis with reshape (target_shape [steps, 1])"
+                    : "add a channels axis with reshape (target_shape [height, width, 1])");
+    }
+    Dims out{in.shape[0]};
+    for (Dim d : window_output_dims(ctx, axes(in.shape), padding_, "pool_size")) out.push_back(d);
+    out.push_back(in.shape.back());
+    return {TensorType{out, DType::f32, false}};
+  }
+
+  std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
+    const TensorType& in = ctx.inputs.at(0);
+    if (ctx.src_descs.at(0) != onednn::plain_desc(in))
+      throw ctx.error("internal: pooling expects its input in the plain layout");
+    const memory::desc src = onednn::channels_first_view(in.shape);
+    const memory::desc dst = onednn::channels_first_view(ctx.outputs.at(0).shape);
+    onednn::WindowGeometry g;
+    for (const WindowAxis& a : axes(in.shape)) {
+      const WindowPad pad = window_padding(a, padding_);
+      g.strides.push_back(a.s);
+      g.dilation.push_back(0);
+      g.pad_l.push_back(pad.left);
+      g.pad_r.push_back(pad.right);
+    }
+    // Plain nwc/nhwc in and out: blocked layouts are faster inside oneDNN but the reorders in
+    // and out of a lone pooling cost more than they save.
+    auto pd = onednn::make_pool_pd(max_, src, dst, memory::dims(pool_.begin(), pool_.end()), g,
+                                   ctx.engine);
+    return std::make_unique<ViewKernel>(dnnl::pooling_forward(pd), onednn::impl_name(pd), src, dst);
+  }
+
+ private:
+  std::string op_name() const {
+    return fmt::format("{}_pooling{}d", max_ ? "max" : "average", spatial_);
+  }
+
+  std::vector<WindowAxis> axes(const Dims& in_shape) const {
+    std::vector<WindowAxis> out;
+    for (int i = 0; i < spatial_; ++i) out.push_back({in_shape[1 + i], pool_[i], strides_[i], 1});
+    return out;
+  }
+
+  int spatial_;
+  bool max_;
+  std::vector<int64_t> pool_, strides_;
+  std::string padding_ = "valid";
+};
+
+}  // namespace
+
+OpInfo max_pooling1d_op() {
+  return {"max_pooling1d", [] { return std::make_unique<Pooling>(1, true); },
+          "max over windows of steps (Keras MaxPooling1D)"};
+}
+OpInfo max_pooling2d_op() {
+  return {"max_pooling2d", [] { return std::make_unique<Pooling>(2, true); },
+          "max over 2D windows (Keras MaxPooling2D)"};
+}
+OpInfo average_pooling1d_op() {
+  return {"average_pooling1d", [] { return std::make_unique<Pooling>(1, false); },
+          "mean over windows of steps, padding excluded (Keras AveragePooling1D)"};
+}
+OpInfo average_pooling2d_op() {
+  return {"average_pooling2d", [] { return std::make_unique<Pooling>(2, false); },
+          "mean over 2D windows, padding excluded (Keras AveragePooling2D)"};
+}
+
+}  // namespace fg::layers
