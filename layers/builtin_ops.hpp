@@ -29,6 +29,9 @@ OpInfo softmax_op();
 
 
 // ---- recurrent and embedding ----
+OpInfo embedding_op();
+OpInfo lstm_op();
+OpInfo gru_op();
 
 
 // ---- normalization and merges ----

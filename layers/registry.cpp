@@ -28,6 +28,9 @@ void register_builtin_ops(OpRegistry& registry) {
   registry.add(layers::softmax_op());
 
   // ---- recurrent and embedding ----
+  registry.add(layers::embedding_op());
+  registry.add(layers::lstm_op());
+  registry.add(layers::gru_op());
 
   // ---- normalization and merges ----
   registry.add(layers::batch_normalization_op());

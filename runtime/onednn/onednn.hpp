@@ -133,4 +133,31 @@ dnnl::concat::primitive_desc make_concat_pd(const memory::desc& dst, int axis,
 
 // ---- rnn (layers/lstm.cpp, layers/gru.cpp) ----
 
+// Unidirectional (left to right), single-layer RNN for inference. Keras gate orders map onto
+// oneDNN's directly: LSTM i,f,c,o = oneDNN i,f,c~,o; GRU z,r,h = oneDNN u,r,o.
+enum class RnnKind { lstm, gru, lbr_gru };  // lbr_gru = Keras GRU(reset_after=True)
+
+int rnn_gates(RnnKind kind);       // 4, 3, 3
+int rnn_bias_gates(RnnKind kind);  // 4, 3, 4 (lbr: u, r, o-input, o-recurrent)
+
+struct RnnPrimitive {
+  dnnl::primitive prim;
+  memory::desc src_layer;      // {T, N, F} ntc: the Keras [N, T, F] bytes
+  memory::desc dst_layer;      // {T, N, U} ntc: the Keras [N, T, U] bytes
+  memory::desc dst_iter;       // {1, 1, N, U} ldnc (the [N, U] bytes), zero desc if not asked for
+  memory::desc dst_iter_c;     // LSTM with dst_iter: the last cell state (oneDNN needs both or neither)
+  memory::desc weights_layer;  // the layout the primitive chose (weights `any`)
+  memory::desc weights_iter;
+  memory::desc bias;           // {1, 1, bias_gates, U} ldgo
+  std::string impl;
+};
+
+// Builds the primitive for `steps` x `batch` x `features` -> `units`. With `with_dst_iter` the
+// primitive also writes the last hidden state (DNNL_ARG_DST_ITER).
+RnnPrimitive make_rnn_forward(RnnKind kind, int64_t steps, int64_t batch, int64_t features,
+                              int64_t units, bool with_dst_iter, const dnnl::engine& engine);
+
+// The Keras kernel [in, G*U] bytes as {1, 1, in, G, U} ldigo (in = features or units).
+memory::desc rnn_keras_weights_desc(int64_t in, int gates, int64_t units);
+
 }  // namespace fg::onednn

@@ -1,0 +1,177 @@
+// keras.layers.Embedding: integer ids [B, T, ...] -> [B, T, ..., output_dim] rows of the
+// `embeddings` table. oneDNN 2.6 has no gather primitive, so this is plain C++ with OpenMP.
+// Out-of-range ids are an error (never clamped). See docs/ops/recurrent_embedding.md.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <cstring>
+
+#include "layers/builtin_ops.hpp"
+#include "runtime/kernel.hpp"
+#include "runtime/onednn/onednn.hpp"
+
+namespace fg::layers {
+namespace {
+
+class EmbeddingKernel final : public Kernel {
+ public:
+  EmbeddingKernel(Dims sample_dims, int64_t rows, int64_t steps, int64_t input_dim,
+                  int64_t output_dim, bool mask_zero, dnnl::memory table, std::string node,
+                  std::string op, SourceLoc loc)
+      : sample_dims_(std::move(sample_dims)),
+        rows_(rows),
+        steps_(steps),
+        input_dim_(input_dim),
+        output_dim_(output_dim),
+        mask_zero_(mask_zero),
+        table_(std::move(table)),
+        node_(std::move(node)),
+        op_(std::move(op)),
+        loc_(std::move(loc)) {}
+
+  void execute(ExecContext& ctx) const override {
+    ctx.stream.wait();
+    const int32_t* ids = static_cast<const int32_t*>(ctx.srcs[0].get_data_handle());
+    float* dst = static_cast<float*>(ctx.dsts[0].get_data_handle());
+    const float* table = static_cast<const float*>(table_.get_data_handle());
+    const int64_t count = rows_ * steps_;
+    // Validate first (serially, outside any parallel region), so that the error names the first
+    // bad id and nothing is thrown from inside OpenMP.
+    for (int64_t n = 0; n < count; ++n) {
+      const int32_t id = ids[n];
+      if (id < 0 || id >= input_dim_) {
+        Error e(
+            fmt::format("index {} at batch row {}, position {} is out of range for input_dim {} "
+                        "(valid ids are 0 to {})",
+                        id, n / steps_, position(n % steps_), input_dim_, input_dim_ - 1));
+        e.at(loc_).node(node_, op_);
+        e.hint(id < 0 ? "token ids must be non-negative"
+                      : "the vocabulary is larger than input_dim: raise input_dim or re-tokenize "
+                        "the input");
+        throw e;
+      }
+    }
+    const size_t row_bytes = static_cast<size_t>(output_dim_) * sizeof(float);
+    const int threads = std::max(1, ctx.threads);
+#pragma omp parallel for num_threads(threads) schedule(static) if (count > 64)
+    for (int64_t n = 0; n < count; ++n)
+      std::memcpy(dst + n * output_dim_, table + static_cast<int64_t>(ids[n]) * output_dim_,
+                  row_bytes);
+    if (mask_zero_ && !ctx.dst_masks.empty() && ctx.dst_masks[0] != nullptr) {
+      uint8_t* mask = ctx.dst_masks[0];
+      for (int64_t n = 0; n < count; ++n) mask[n] = ids[n] != 0 ? 1 : 0;
+    }
+  }
+
+ private:
+  // The position within a sample: "t" for [B, T] ids, "(i, j)" for higher ranks.
+  std::string position(int64_t flat) const {
+    if (sample_dims_.size() == 1) return std::to_string(flat);
+    std::vector<int64_t> index(sample_dims_.size());
+    for (size_t k = sample_dims_.size(); k-- > 0;) {
+      index[k] = flat % sample_dims_[k];
+      flat /= sample_dims_[k];
+    }
+    return fmt::format("({})", fmt::join(index, ", "));
+  }
+
+  Dims sample_dims_;
+  int64_t rows_, steps_, input_dim_, output_dim_;
+  bool mask_zero_;
+  dnnl::memory table_;
+  std::string node_, op_;
+  SourceLoc loc_;
+};
+
+class Embedding final : public Op {
+ public:
+  void parse(AttrReader& attrs) override {
+    // Read every key before validating: the compiler reports unread keys of a failed parse as
+    // misspellings.
+    input_dim_ = attrs.get_int("input_dim");
+    output_dim_ = attrs.get_int("output_dim");
+    mask_zero_ = attrs.get_bool("mask_zero", false);
+    input_length_ =
+        attrs.get_int("input_length", 0);  // Keras 2: optional, checked against the input
+    for (const char* key : {"input_dim", "output_dim"}) {
+      const int64_t v = std::string(key) == "input_dim" ? input_dim_ : output_dim_;
+      if (v < 1)
+        throw attrs.error(key,
+                          fmt::format("attribute '{}' must be a positive integer, got {}", key, v));
+    }
+    if (attrs.has("input_length") && input_length_ < 1)
+      throw attrs.error("input_length",
+                        fmt::format("attribute 'input_length' must be a positive integer, got {}",
+                                    input_length_));
+  }
+
+  std::vector<TensorType> infer(const InferContext& ctx) const override {
+    ctx.expect_inputs(1);
+    const TensorType& in = ctx.input(0);
+    if (in.dtype != DType::i32) {
+      Error e = ctx.input_error(
+          0, fmt::format("embedding takes integer token ids (int32), got {}", format_type(in)));
+      e.hint(
+          "declare the graph input with dtype: int32 (embedding looks rows up by id; it does not "
+          "accept float features)");
+      throw e;
+    }
+    ctx.expect_rank_at_least(0, 2);
+    if (input_length_ > 0 && in.shape[1] != kDynamic && in.shape[1] != input_length_)
+      throw ctx.attr_error("input_length",
+                           fmt::format("input_length is {} but the ids have {} steps (shape {})",
+                                       input_length_, in.shape[1], format_shape(in.shape)));
+    if (mask_zero_ && in.rank() != 2)
+      throw ctx.attr_error("mask_zero",
+                           fmt::format("mask_zero needs [batch, steps] ids (a mask is one flag "
+                                       "per step), got {}",
+                                       format_shape(in.shape)));
+    TensorType out;
+    out.dtype = DType::f32;
+    out.shape = in.shape;
+    out.shape.push_back(output_dim_);
+    out.masked = mask_zero_;
+    return {out};
+  }
+
+  std::vector<WeightSpec> weights(const InferContext&) const override {
+    return {{"embeddings", {input_dim_, output_dim_}, Init::uniform_embedding}};
+  }
+  double flops_per_sample(const InferContext&, const std::vector<TensorType>&) const override {
+    return 0.0;
+  }
+  bool produces_mask() const override { return mask_zero_; }
+
+  std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
+    const Dims& in = ctx.inputs.at(0).shape;
+    if (ctx.src_descs.at(0) != onednn::plain_desc(ctx.inputs.at(0)) ||
+        ctx.dst_descs.at(0) != onednn::plain_desc(ctx.outputs.at(0)))
+      throw ctx.error("internal: embedding expects plain (row-major) input and output layouts");
+    int64_t steps = 1;
+    for (size_t i = 1; i < in.size(); ++i) steps *= in[i];
+    const Tensor& w = ctx.weight("embeddings");
+    if (w.shape() != Dims{input_dim_, output_dim_})
+      throw ctx.error(fmt::format("weight '{}.embeddings' has shape {}, expected {}", ctx.node.name,
+                                  format_shape(w.shape()),
+                                  format_shape({input_dim_, output_dim_})));
+    const auto desc = onednn::plain_desc(Dims{input_dim_, output_dim_});
+    dnnl::memory table = ctx.weight_memory("embeddings", desc, desc);
+    return std::make_unique<EmbeddingKernel>(Dims(in.begin() + 1, in.end()), in[0], steps,
+                                             input_dim_, output_dim_, mask_zero_, table,
+                                             ctx.node.name, ctx.node.op, ctx.node.loc);
+  }
+
+ private:
+  int64_t input_dim_ = 0, output_dim_ = 0;
+  bool mask_zero_ = false;
+  int64_t input_length_ = 0;  // 0 = not given
+};
+
+}  // namespace
+
+OpInfo embedding_op() {
+  return {"embedding", [] { return std::make_unique<Embedding>(); },
+          "lookup of int32 token ids in an [input_dim, output_dim] table, Keras Embedding"};
+}
+
+}  // namespace fg::layers

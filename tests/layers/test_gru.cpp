@@ -1,0 +1,192 @@
+// gru against the naive Keras-formula reference (tests/reference/recurrent.hpp), both
+// reset_after variants (oneDNN lbr_gru and vanilla gru).
+#include <doctest/doctest.h>
+
+#include <thread>
+
+#include "framework/compiler.hpp"
+#include "framework/yaml_loader.hpp"
+#include "runtime/model.hpp"
+#include "tests/layers/recurrent_test_util.hpp"
+
+using fg::test::check_rnn;
+using fg::test::compile_error;
+using fg::test::RnnCase;
+
+namespace {
+
+RnnCase gru_case(int64_t batch, int64_t steps, int64_t features, int64_t units, bool seq,
+                 bool reset_after, int mask = 0) {
+  RnnCase c;
+  c.lstm = false;
+  c.batch = batch;
+  c.steps = steps;
+  c.features = features;
+  c.units = units;
+  c.return_sequences = seq;
+  c.reset_after = reset_after;
+  c.mask = mask;
+  c.seed = static_cast<uint64_t>(batch * 1000 + steps * 100 + features * 10 + units +
+                                 (reset_after ? 7 : 0));
+  return c;
+}
+
+std::string one_node(const std::string& node) {
+  return "name: t\ninputs:\n  x: {shape: [7, 3]}\nnodes:\n  - " + node + "\noutputs: [r]\n";
+}
+
+}  // namespace
+
+TEST_CASE("gru matches the reference on odd and round shapes without a mask") {
+  for (bool reset_after : {true, false})
+    for (bool seq : {false, true}) {
+      check_rnn(gru_case(1, 7, 3, 7, seq, reset_after));
+      check_rnn(gru_case(3, 7, 3, 1, seq, reset_after));
+      check_rnn(gru_case(1, 1, 64, 32, seq, reset_after));
+      check_rnn(gru_case(3, 1, 127, 13, seq, reset_after));
+      check_rnn(gru_case(3, 100, 64, 32, seq, reset_after));
+      check_rnn(gru_case(1, 100, 127, 13, seq, reset_after));
+    }
+}
+
+TEST_CASE("gru with a right-padded mask keeps the state of the last valid step") {
+  for (bool reset_after : {true, false})
+    for (bool seq : {false, true}) {
+      check_rnn(gru_case(3, 7, 3, 7, seq, reset_after, 1));  // rows: full, all masked, half
+      check_rnn(gru_case(1, 7, 64, 13, seq, reset_after, 1));
+      check_rnn(gru_case(3, 100, 127, 32, seq, reset_after, 1));
+      check_rnn(gru_case(3, 1, 3, 1, seq, reset_after, 1));
+    }
+}
+
+TEST_CASE("gru with a mask with holes skips masked steps") {
+  for (bool reset_after : {true, false})
+    for (bool seq : {false, true}) {
+      check_rnn(gru_case(3, 7, 3, 7, seq, reset_after, 2));
+      check_rnn(gru_case(1, 7, 64, 13, seq, reset_after, 2));
+      check_rnn(gru_case(3, 100, 127, 32, seq, reset_after, 2));
+      check_rnn(gru_case(3, 1, 3, 1, seq, reset_after, 2));
+    }
+}
+
+TEST_CASE("gru without bias and with other activations uses the exact C++ cell") {
+  for (bool reset_after : {true, false}) {
+    RnnCase c = gru_case(3, 7, 13, 7, true, reset_after);
+    c.use_bias = false;
+    check_rnn(c);
+    c.use_bias = true;
+    c.activation = "elu";
+    c.recurrent_activation = "hard_sigmoid";
+    check_rnn(c);
+    c.mask = 1;
+    check_rnn(c);
+    c.activation = "swish";
+    c.recurrent_activation = "sigmoid";
+    c.return_sequences = false;
+    c.mask = 2;
+    check_rnn(c);
+  }
+}
+
+TEST_CASE("gru weights shapes, initialisers and flops") {
+  auto check = [](const std::string& extra, const std::string& bias_shape) {
+    auto def = fg::load_graph_string(
+        one_node("{name: r, op: gru, input: x, units: 5" + extra + "}"), "t.yaml");
+    auto graph = fg::compile_graph(def, fg::OpRegistry::builtins());
+    auto w = graph.all_weights();
+    REQUIRE(w.size() == 3);
+    CHECK(w[0].first == "r.kernel");
+    CHECK(fg::format_shape(w[0].second.shape) == "(3, 15)");
+    CHECK(w[0].second.init == fg::Init::glorot_uniform);
+    CHECK(w[0].second.fan_in == 3);
+    CHECK(w[0].second.fan_out == 15);
+    CHECK(w[1].first == "r.recurrent_kernel");
+    CHECK(fg::format_shape(w[1].second.shape) == "(5, 15)");
+    CHECK(w[1].second.init == fg::Init::orthogonal);
+    CHECK(w[2].first == "r.bias");
+    CHECK(fg::format_shape(w[2].second.shape) == bias_shape);
+    CHECK(w[2].second.init == fg::Init::zeros);
+    auto stats = graph.node_stats(0, graph.bind({{2, 7, 3}}));
+    CHECK(stats.flops == doctest::Approx(2.0 * 7 * (3 * 15 + 5 * 15)));
+  };
+  check("", "(2, 15)");
+  check(", reset_after: false", "(15,)");
+}
+
+TEST_CASE("gru attribute and input errors") {
+  auto err = [](const std::string& node) { return compile_error(one_node(node)); };
+  CHECK(err("{name: r, op: gru, input: x}").find("units") != std::string::npos);
+  CHECK(err("{name: r, op: gru, input: x, units: -2}").find("positive") != std::string::npos);
+  CHECK(err("{name: r, op: gru, input: x, units: 4, recurrent_activation: log_softmax}")
+            .find("not elementwise") != std::string::npos);
+  CHECK(err("{name: r, op: gru, input: x, units: 4, reset_after: maybe}").find("reset_after") !=
+        std::string::npos);
+  CHECK(err("{name: r, op: gru, input: x, units: 4, unit_forget_bias: true}")
+            .find("unit_forget_bias") != std::string::npos);
+  std::string msg = compile_error(
+      "name: t\ninputs:\n  x: {shape: [7, 3, 2]}\nnodes:\n  - {name: r, op: gru, input: x, units: "
+      "4}\n"
+      "outputs: [r]\n");
+  CHECK(msg.find("rank-3") != std::string::npos);
+}
+
+TEST_CASE("gru runs concurrently from two threads on one model") {
+  // Kernels keep no per-call state: two runs at once (one masked with holes, one right-padded)
+  // must both match the reference.
+  const std::string yaml =
+      "name: t\ninputs:\n  ids: {shape: [9], dtype: int32}\nnodes:\n"
+      "  - {name: e, op: embedding, input: ids, input_dim: 20, output_dim: 5, mask_zero: true}\n"
+      "  - {name: r, op: gru, input: e, units: 6, return_sequences: true}\noutputs: [r]\n";
+  fg::Tensor table = fg::test::random_tensor({20, 5}, 1);
+  fg::Tensor kernel = fg::test::random_tensor({5, 18}, 2, -0.5f, 0.5f);
+  fg::Tensor recurrent = fg::test::random_tensor({6, 18}, 3, -0.5f, 0.5f);
+  fg::Tensor bias = fg::test::random_tensor({2, 18}, 4, -0.5f, 0.5f);
+  auto graph = std::make_shared<fg::CompiledGraph>(
+      fg::compile_graph(fg::load_graph_string(yaml, "t.yaml"), fg::OpRegistry::builtins()));
+  fg::WeightStore store;
+  store.set("e.embeddings", table);
+  store.set("r.kernel", kernel);
+  store.set("r.recurrent_kernel", recurrent);
+  store.set("r.bias", bias);
+  fg::Model model(graph, std::move(store), fg::ModelOptions{2});
+  const std::vector<std::vector<int>> id_sets = {
+      {1, 0, 3, 4, 0, 6, 7, 8, 9, 0, 2, 2, 0, 0, 5, 5, 5, 5},   // holes
+      {1, 2, 3, 4, 5, 6, 0, 0, 0, 7, 7, 7, 7, 7, 7, 7, 7, 7}};  // right-padded
+  std::vector<std::vector<double>> want;
+  for (const auto& ids : id_sets) {
+    std::vector<float> x;
+    std::vector<uint8_t> mask;
+    for (int id : ids) {
+      for (int f = 0; f < 5; ++f) x.push_back(table.data<float>()[id * 5 + f]);
+      mask.push_back(id != 0);
+    }
+    fg::ref::RnnArgs a;
+    a.lstm = false;
+    a.batch = 2;
+    a.steps = 9;
+    a.features = 5;
+    a.units = 6;
+    a.return_sequences = true;
+    a.x = x.data();
+    a.kernel = kernel.data<float>();
+    a.recurrent = recurrent.data<float>();
+    a.bias = bias.data<float>();
+    a.mask = mask.data();
+    want.push_back(fg::ref::rnn(a));
+  }
+  std::vector<std::vector<double>> got(2);
+  auto work = [&](size_t k) {
+    for (int rep = 0; rep < 20; ++rep) {
+      auto out = model.run({{"ids", fg::test::make_int_tensor({2, 9}, id_sets[k])}});
+      got[k] = fg::test::to_doubles(out.at("r"));
+    }
+  };
+  std::thread t0(work, 0), t1(work, 1);
+  t0.join();
+  t1.join();
+  for (size_t k = 0; k < 2; ++k) {
+    REQUIRE(got[k].size() == want[k].size());
+    for (size_t i = 0; i < want[k].size(); ++i)
+      CHECK(got[k][i] == doctest::Approx(want[k][i]).epsilon(1e-5));
+  }
+}

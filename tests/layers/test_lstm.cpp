@@ -1,0 +1,190 @@
+// lstm against the naive Keras-formula reference (tests/reference/recurrent.hpp).
+#include <doctest/doctest.h>
+
+#include "framework/compiler.hpp"
+#include "framework/yaml_loader.hpp"
+#include "layers/recurrent_util.hpp"
+#include "tests/layers/recurrent_test_util.hpp"
+
+using fg::test::check_rnn;
+using fg::test::compile_error;
+using fg::test::RnnCase;
+
+namespace {
+
+RnnCase lstm_case(int64_t batch, int64_t steps, int64_t features, int64_t units, bool seq,
+                  int mask = 0) {
+  RnnCase c;
+  c.lstm = true;
+  c.batch = batch;
+  c.steps = steps;
+  c.features = features;
+  c.units = units;
+  c.return_sequences = seq;
+  c.mask = mask;
+  c.seed = static_cast<uint64_t>(batch * 1000 + steps * 100 + features * 10 + units);
+  return c;
+}
+
+const std::string kHeader = "name: t\ninputs:\n  x: {shape: [7, 3]}\nnodes:\n";
+
+std::string one_node(const std::string& node) {
+  return kHeader + "  - " + node + "\noutputs: [r]\n";
+}
+
+}  // namespace
+
+TEST_CASE("lstm matches the reference on odd and round shapes without a mask") {
+  for (bool seq : {false, true}) {
+    check_rnn(lstm_case(1, 7, 3, 7, seq));
+    check_rnn(lstm_case(3, 7, 3, 1, seq));
+    check_rnn(lstm_case(1, 1, 64, 32, seq));
+    check_rnn(lstm_case(3, 1, 127, 13, seq));
+    check_rnn(lstm_case(3, 100, 64, 32, seq));
+    check_rnn(lstm_case(1, 100, 127, 13, seq));
+    check_rnn(lstm_case(3, 7, 127, 1, seq));
+  }
+}
+
+TEST_CASE("lstm with a right-padded mask keeps the state of the last valid step") {
+  for (bool seq : {false, true}) {
+    check_rnn(lstm_case(3, 7, 3, 7, seq, 1));  // rows: full, all masked, half
+    check_rnn(lstm_case(1, 7, 64, 13, seq, 1));
+    check_rnn(lstm_case(3, 100, 127, 32, seq, 1));
+    check_rnn(lstm_case(3, 1, 3, 1, seq, 1));
+  }
+}
+
+TEST_CASE("lstm with a mask with holes skips masked steps") {
+  for (bool seq : {false, true}) {
+    check_rnn(lstm_case(3, 7, 3, 7, seq, 2));
+    check_rnn(lstm_case(1, 7, 64, 13, seq, 2));
+    check_rnn(lstm_case(3, 100, 127, 32, seq, 2));
+    check_rnn(lstm_case(3, 1, 3, 1, seq, 2));
+  }
+}
+
+TEST_CASE("lstm without bias and with other activations uses the exact C++ cell") {
+  RnnCase c = lstm_case(3, 7, 13, 7, true);
+  c.use_bias = false;
+  check_rnn(c);
+  c.use_bias = true;
+  c.activation = "relu";
+  c.recurrent_activation = "hard_sigmoid";
+  check_rnn(c);
+  c.mask = 1;
+  check_rnn(c);
+  c.activation = "softsign";
+  c.recurrent_activation = "sigmoid";
+  c.return_sequences = false;
+  c.mask = 2;
+  check_rnn(c);
+}
+
+TEST_CASE("lstm weights shapes, initialisers and flops") {
+  auto def = fg::load_graph_string(
+      one_node("{name: r, op: lstm, input: x, units: 5, unit_forget_bias: false}"), "t.yaml");
+  auto graph = fg::compile_graph(def, fg::OpRegistry::builtins());
+  auto w = graph.all_weights();
+  REQUIRE(w.size() == 3);
+  CHECK(w[0].first == "r.kernel");
+  CHECK(fg::format_shape(w[0].second.shape) == "(3, 20)");
+  CHECK(w[0].second.init == fg::Init::glorot_uniform);
+  CHECK(w[0].second.fan_in == 3);
+  CHECK(w[0].second.fan_out == 20);
+  CHECK(w[1].first == "r.recurrent_kernel");
+  CHECK(fg::format_shape(w[1].second.shape) == "(5, 20)");
+  CHECK(w[1].second.init == fg::Init::orthogonal);
+  CHECK(w[2].first == "r.bias");
+  CHECK(fg::format_shape(w[2].second.shape) == "(20,)");
+  CHECK(w[2].second.init == fg::Init::zeros);
+  auto types = graph.bind({{2, 7, 3}});
+  const size_t node = 0;
+  auto stats = graph.node_stats(node, types);
+  CHECK(stats.params == 3 * 20 + 5 * 20 + 20);
+  CHECK(stats.flops == doctest::Approx(2.0 * 7 * (3 * 20 + 5 * 20)));
+
+  auto def2 = fg::load_graph_string(
+      one_node("{name: r, op: lstm, input: x, units: 5, use_bias: false}"), "t.yaml");
+  auto graph2 = fg::compile_graph(def2, fg::OpRegistry::builtins());
+  CHECK(graph2.all_weights().size() == 2);
+  auto def3 = fg::load_graph_string(one_node("{name: r, op: lstm, input: x, units: 5}"), "t.yaml");
+  auto graph3 = fg::compile_graph(def3, fg::OpRegistry::builtins());
+  CHECK(graph3.all_weights()[2].second.init == fg::Init::lstm_bias);
+}
+
+TEST_CASE("lstm shape rule with a dynamic number of steps") {
+  const std::string yaml =
+      "name: t\ninputs:\n  x: {shape: [null, 3]}\nnodes:\n"
+      "  - {name: r, op: lstm, input: x, units: 4, return_sequences: true, dropout: 0.2, "
+      "recurrent_dropout: 0.1}\n"
+      "outputs: [r]\n";
+  CHECK(compile_error(yaml) == "");
+  std::map<std::string, fg::Tensor> weights{
+      {"r.kernel", fg::test::random_tensor({3, 16}, 1)},
+      {"r.recurrent_kernel", fg::test::random_tensor({4, 16}, 2)},
+      {"r.bias", fg::test::random_tensor({16}, 3)}};
+  for (int64_t steps : {1, 5}) {
+    auto out =
+        fg::test::run_yaml(yaml, {{"x", fg::test::random_tensor({2, steps, 3}, 4)}}, weights);
+    fg::test::check_shape(out.at("r"), {2, steps, 4});
+  }
+}
+
+TEST_CASE("lstm attribute and input errors") {
+  auto err = [](const std::string& node) { return compile_error(one_node(node)); };
+  CHECK(err("{name: r, op: lstm, input: x}").find("units") != std::string::npos);
+  CHECK(err("{name: r, op: lstm, input: x, units: 0}").find("positive") != std::string::npos);
+  CHECK(err("{name: r, op: lstm, input: x, units: 0, return_sequences: true, use_bias: false}")
+            .find("positive") != std::string::npos);
+  CHECK(
+      err("{name: r, op: lstm, input: x, units: 4, activation: softmax}").find("not elementwise") !=
+      std::string::npos);
+  CHECK(err("{name: r, op: lstm, input: x, units: 4, recurrent_activation: sigmoidd}")
+            .find("did you mean") != std::string::npos);
+  CHECK(err("{name: r, op: lstm, input: x, units: 4, dropout: 1.5}").find("dropout") !=
+        std::string::npos);
+  CHECK(err("{name: r, op: lstm, input: x, units: 4, recurrent_dropout: -0.1}")
+            .find("recurrent_dropout") != std::string::npos);
+  CHECK(err("{name: r, op: lstm, input: x, unit: 4}").find("units") != std::string::npos);
+  CHECK(err("{name: r, op: lstm, input: x, units: 4, reset_after: true}").find("reset_after") !=
+        std::string::npos);
+  // rank 2 input
+  std::string msg = compile_error(
+      "name: t\ninputs:\n  x: {shape: [7]}\nnodes:\n  - {name: r, op: lstm, input: x, units: "
+      "4}\noutputs: [r]\n");
+  CHECK(msg.find("rank-3") != std::string::npos);
+  // int input
+  msg = compile_error(
+      "name: t\ninputs:\n  x: {shape: [7, 3], dtype: int32}\nnodes:\n  - {name: r, op: lstm, "
+      "input: x, units: 4}\n"
+      "outputs: [r]\n");
+  CHECK(msg.find("float32") != std::string::npos);
+  CHECK(msg.find("embedding") != std::string::npos);
+  // unknown feature size
+  msg = compile_error(
+      "name: t\ninputs:\n  x: {shape: [7, null]}\nnodes:\n  - {name: r, op: lstm, input: x, units: "
+      "4}\n"
+      "outputs: [r]\n");
+  CHECK(msg.find("feature size") != std::string::npos);
+}
+
+TEST_CASE("right-padded masks are told apart from masks with holes") {
+  std::vector<int64_t> lengths;
+  const std::vector<uint8_t> padded{1, 1, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1};
+  REQUIRE(fg::layers::right_padded_lengths(padded.data(), 3, 4, lengths));
+  CHECK(lengths == std::vector<int64_t>{2, 0, 4});
+  const std::vector<uint8_t> hole{1, 1, 0, 0, 0, 1, 1, 1};
+  CHECK_FALSE(fg::layers::right_padded_lengths(hole.data(), 2, 4, lengths));
+  const std::vector<uint8_t> inner{1, 0, 1};
+  CHECK_FALSE(fg::layers::right_padded_lengths(inner.data(), 1, 3, lengths));
+  // The mask patterns the reference tests use really take the intended path.
+  for (int64_t steps : {1, 7, 100}) {
+    RnnCase c = lstm_case(3, steps, 3, 1, false, 1);
+    auto m = fg::test::case_mask(c);
+    CHECK(fg::layers::right_padded_lengths(m.data(), 3, steps, lengths));
+    c.mask = 2;
+    m = fg::test::case_mask(c);
+    if (steps > 1) CHECK_FALSE(fg::layers::right_padded_lengths(m.data(), 3, steps, lengths));
+  }
+}

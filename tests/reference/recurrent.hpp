@@ -1,0 +1,121 @@
+// Naive references for the recurrent and embedding layers, written from the Keras formulas:
+// plain loops, double accumulation, no oneDNN. Data is row-major in Keras shapes.
+//
+// LSTM (kernel [F, 4u], recurrent [u, 4u], bias [4u], gate order i, f, c, o):
+//   i = ra(x Wi + h Ui + bi)   f = ra(x Wf + h Uf + bf)   o = ra(x Wo + h Uo + bo)
+//   c = f * c + i * a(x Wc + h Uc + bc)                      h = o * a(c)
+// GRU (gate order z, r, h; reset_after: bias [2, 3u] = input row, recurrent row):
+//   reset_after=True:   z = ra(x Wz + bz_in + h Uz + bz_rec)   r likewise
+//                       hh = a(x Wh + bh_in + r * (h Uh + bh_rec))
+//   reset_after=False:  z = ra(x Wz + h Uz + bz)  r likewise   hh = a(x Wh + (r * h) Uh + bh)
+//   h = z * h + (1 - z) * hh
+// Masks (Keras): a masked step keeps the state; with return_sequences its output repeats the
+// previous output (zeros before the first valid step).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace fg::ref {
+
+inline double activation(const std::string& name, double x) {
+  if (name == "tanh") return std::tanh(x);
+  if (name == "sigmoid") return 1.0 / (1.0 + std::exp(-x));
+  if (name == "linear") return x;
+  if (name == "relu") return x > 0 ? x : 0.0;
+  if (name == "hard_sigmoid") return std::fmin(std::fmax(0.2 * x + 0.5, 0.0), 1.0);
+  if (name == "elu") return x > 0 ? x : std::exp(x) - 1.0;
+  if (name == "softsign") return x / (1.0 + std::fabs(x));
+  if (name == "swish") return x / (1.0 + std::exp(-x));
+  throw std::runtime_error("reference: unknown activation " + name);
+}
+
+struct RnnArgs {
+  bool lstm = true;  // else GRU
+  int64_t batch = 1, steps = 1, features = 1, units = 1;
+  bool return_sequences = false;
+  bool reset_after = true;  // GRU
+  std::string activation = "tanh", recurrent_activation = "sigmoid";
+  const float* x = nullptr;          // [B, T, F]
+  const float* kernel = nullptr;     // [F, G*u]
+  const float* recurrent = nullptr;  // [u, G*u]
+  const float* bias = nullptr;       // LSTM [4u]; GRU [2, 3u] or [3u]; nullptr = no bias
+  const uint8_t* mask = nullptr;     // [B, T] or nullptr
+};
+
+// Returns [B, u] or [B, T, u].
+inline std::vector<double> rnn(const RnnArgs& a) {
+  const int64_t U = a.units, G = a.lstm ? 4 : 3, GU = G * U, F = a.features;
+  auto act = [&](double v) { return activation(a.activation, v); };
+  auto ract = [&](double v) { return activation(a.recurrent_activation, v); };
+  std::vector<double> out(static_cast<size_t>(a.batch * (a.return_sequences ? a.steps : 1) * U),
+                          0.0);
+  for (int64_t b = 0; b < a.batch; ++b) {
+    std::vector<double> h(U, 0.0), c(U, 0.0);
+    for (int64_t t = 0; t < a.steps; ++t) {
+      const bool valid = a.mask == nullptr || a.mask[b * a.steps + t] != 0;
+      if (valid) {
+        const float* x = a.x + (b * a.steps + t) * F;
+        // xw[g] = x W[:, g] + input bias; hu[g] = h U[:, g] (+ recurrent bias for reset_after)
+        std::vector<double> xw(GU, 0.0), hu(GU, 0.0);
+        for (int64_t g = 0; g < GU; ++g) {
+          double s = 0;
+          for (int64_t f = 0; f < F; ++f) s += double(x[f]) * double(a.kernel[f * GU + g]);
+          if (a.bias) s += a.bias[g];
+          xw[g] = s;
+          double r = 0;
+          for (int64_t k = 0; k < U; ++k) r += h[k] * double(a.recurrent[k * GU + g]);
+          if (a.bias && !a.lstm && a.reset_after) r += a.bias[GU + g];
+          hu[g] = r;
+        }
+        std::vector<double> nh(U);
+        if (a.lstm) {
+          for (int64_t j = 0; j < U; ++j) {
+            double i = ract(xw[j] + hu[j]), f = ract(xw[U + j] + hu[U + j]);
+            double cc = act(xw[2 * U + j] + hu[2 * U + j]), o = ract(xw[3 * U + j] + hu[3 * U + j]);
+            c[j] = f * c[j] + i * cc;
+            nh[j] = o * act(c[j]);
+          }
+        } else if (a.reset_after) {
+          for (int64_t j = 0; j < U; ++j) {
+            double z = ract(xw[j] + hu[j]), r = ract(xw[U + j] + hu[U + j]);
+            double hh = act(xw[2 * U + j] + r * hu[2 * U + j]);
+            nh[j] = z * h[j] + (1 - z) * hh;
+          }
+        } else {
+          std::vector<double> z(U), rh(U);
+          for (int64_t j = 0; j < U; ++j) {
+            z[j] = ract(xw[j] + hu[j]);
+            rh[j] = ract(xw[U + j] + hu[U + j]) * h[j];
+          }
+          for (int64_t j = 0; j < U; ++j) {
+            double s = xw[2 * U + j];
+            for (int64_t k = 0; k < U; ++k) s += rh[k] * double(a.recurrent[k * GU + 2 * U + j]);
+            nh[j] = z[j] * h[j] + (1 - z[j]) * act(s);
+          }
+        }
+        h = nh;
+      }
+      if (a.return_sequences)
+        for (int64_t j = 0; j < U; ++j) out[(b * a.steps + t) * U + j] = h[j];
+    }
+    if (!a.return_sequences)
+      for (int64_t j = 0; j < U; ++j) out[b * U + j] = h[j];
+  }
+  return out;
+}
+
+// Embedding: ids [n] (all in range), table [input_dim, output_dim] -> [n, output_dim].
+inline std::vector<double> embedding(const std::vector<int>& ids, const float* table,
+                                     int64_t output_dim) {
+  std::vector<double> out;
+  out.reserve(ids.size() * static_cast<size_t>(output_dim));
+  for (int id : ids)
+    for (int64_t j = 0; j < output_dim; ++j) out.push_back(table[id * output_dim + j]);
+  return out;
+}
+
+}  // namespace fg::ref
