@@ -21,7 +21,7 @@
 
 namespace fg::ref {
 
-inline double activation(const std::string& name, double x) {
+inline double rnn_activation(const std::string& name, double x) {
   if (name == "tanh") return std::tanh(x);
   if (name == "sigmoid") return 1.0 / (1.0 + std::exp(-x));
   if (name == "linear") return x;
@@ -49,8 +49,8 @@ struct RnnArgs {
 // Returns [B, u] or [B, T, u].
 inline std::vector<double> rnn(const RnnArgs& a) {
   const int64_t U = a.units, G = a.lstm ? 4 : 3, GU = G * U, F = a.features;
-  auto act = [&](double v) { return activation(a.activation, v); };
-  auto ract = [&](double v) { return activation(a.recurrent_activation, v); };
+  auto act = [&](double v) { return rnn_activation(a.activation, v); };
+  auto ract = [&](double v) { return rnn_activation(a.recurrent_activation, v); };
   std::vector<double> out(static_cast<size_t>(a.batch * (a.return_sequences ? a.steps : 1) * U),
                           0.0);
   for (int64_t b = 0; b < a.batch; ++b) {
