@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "runtime/weight_cache.hpp"
 
 namespace fg {
@@ -39,6 +41,15 @@ Error KernelContext::error(const std::string& message) const {
   return e;
 }
 
+void KernelContext::add_scratchpad(const dnnl::primitive_desc_base& pd) {
+  scratchpad_bytes = std::max(scratchpad_bytes, pd.scratchpad_desc().get_size());
+}
+
+void execute_primitive(const dnnl::primitive& prim, ExecContext& ctx, std::unordered_map<int, dnnl::memory> args) {
+  args.emplace(DNNL_ARG_SCRATCHPAD, ctx.scratchpad);
+  prim.execute(ctx.stream, args);
+}
+
 PrimitiveKernel::PrimitiveKernel(dnnl::primitive prim, std::string impl,
                                  std::vector<std::pair<int, dnnl::memory>> fixed_args, std::vector<int> src_args,
                                  std::vector<int> dst_args)
@@ -53,7 +64,7 @@ void PrimitiveKernel::execute(ExecContext& ctx) const {
   for (const auto& [arg, mem] : fixed_args_) args.emplace(arg, mem);
   for (size_t i = 0; i < src_args_.size() && i < ctx.srcs.size(); ++i) args.emplace(src_args_[i], ctx.srcs[i]);
   for (size_t i = 0; i < dst_args_.size() && i < ctx.dsts.size(); ++i) args.emplace(dst_args_[i], ctx.dsts[i]);
-  prim_.execute(ctx.stream, args);
+  execute_primitive(prim_, ctx, std::move(args));
 }
 
 }  // namespace fg

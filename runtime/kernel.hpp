@@ -7,6 +7,12 @@
 // ctx.dst_descs[i] to another layout (the planner then reorders for consumers that need plain).
 // Temporary buffers a kernel needs during execute are declared as ctx.temp_descs and come
 // from the activation arena (so concurrent runs never share them).
+//
+// Scratchpads: every oneDNN primitive is created with a user-managed scratchpad
+// (onednn::make_attr()); compile registers each primitive descriptor with
+// ctx.add_scratchpad(pd), and execute runs primitives through execute_primitive(), which passes
+// the call's scratchpad. One scratchpad (the largest any step needs) lives in each run's arena,
+// so concurrent runs of one plan never share primitive scratch memory.
 #pragma once
 
 #include <oneapi/dnnl/dnnl.hpp>
@@ -15,6 +21,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "framework/error.hpp"
@@ -38,6 +45,7 @@ struct KernelContext {
   int threads = 1;
   WeightCache* weight_cache = nullptr;
   const std::function<const Tensor&(const std::string& param)>* weight_lookup = nullptr;
+  size_t scratchpad_bytes = 0;  // the largest scratchpad of the kernel's primitives
 
   // A weight as loaded (f32, Keras shape), e.g. weight("kernel").
   const Tensor& weight(const std::string& param) const;
@@ -49,6 +57,8 @@ struct KernelContext {
   dnnl::memory constant(const std::string& key, const dnnl::memory::desc& want_desc,
                         const std::function<dnnl::memory()>& make);
   Error error(const std::string& message) const;
+  // Records that a primitive built from `pd` (with onednn::make_attr()) runs in this kernel.
+  void add_scratchpad(const dnnl::primitive_desc_base& pd);
 };
 
 struct ExecContext {
@@ -59,8 +69,12 @@ struct ExecContext {
   // Masks ([batch, steps] uint8, 1 = keep), nullptr where there is none.
   const std::vector<const uint8_t*>& src_masks;
   const std::vector<uint8_t*>& dst_masks;  // only for ops that produce_mask()
+  const dnnl::memory& scratchpad;          // this run's scratchpad (see add_scratchpad)
   int threads = 1;
 };
+
+// Executes a primitive with `args` plus this run's scratchpad.
+void execute_primitive(const dnnl::primitive& prim, ExecContext& ctx, std::unordered_map<int, dnnl::memory> args);
 
 class Kernel {
  public:

@@ -20,10 +20,11 @@ size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 class ReorderKernel final : public Kernel {
  public:
   ReorderKernel(const dnnl::memory::desc& src, const dnnl::memory::desc& dst, const dnnl::engine& engine)
-      : pd_(dnnl::reorder::primitive_desc(engine, src, engine, dst)), prim_(pd_) {}
+      : pd_(dnnl::reorder::primitive_desc(engine, src, engine, dst, onednn::make_attr())), prim_(pd_) {}
   void execute(ExecContext& ctx) const override {
-    prim_.execute(ctx.stream, {{DNNL_ARG_FROM, ctx.srcs[0]}, {DNNL_ARG_TO, ctx.dsts[0]}});
+    execute_primitive(prim_, ctx, {{DNNL_ARG_FROM, ctx.srcs[0]}, {DNNL_ARG_TO, ctx.dsts[0]}});
   }
+  size_t scratchpad_bytes() const { return pd_.scratchpad_desc().get_size(); }
   std::string impl_info() const override { return pd_.impl_info_str(); }
 
  private:
@@ -120,6 +121,7 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes, co
           .at(def.loc).node(def.name, def.op);
     }
     if (!kernel) throw Error("internal: compile returned no kernel").node(def.name, def.op);
+    scratchpad_bytes_ = std::max(scratchpad_bytes_, kctx.scratchpad_bytes);
 
     Step step;
     step.node = static_cast<int>(i);
@@ -141,7 +143,9 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes, co
         int pb = new_buffer(plain);
         Step conv;
         conv.name = def.name + "/to_plain";
-        conv.kernel = std::make_shared<ReorderKernel>(kctx.dst_descs[k], plain, engine);
+        auto reorder = std::make_shared<ReorderKernel>(kctx.dst_descs[k], plain, engine);
+        scratchpad_bytes_ = std::max(scratchpad_bytes_, reorder->scratchpad_bytes());
+        conv.kernel = reorder;
         conv.srcs = {b};
         conv.dsts = {pb};
         conv.out_tensors = {t};
@@ -175,6 +179,11 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes, co
       step_flops_.push_back(0);
     }
   }
+  // One scratchpad for every primitive of the plan, live through the whole run.
+  scratchpad_buffer_ = new_buffer(dnnl::memory::desc({static_cast<dnnl::memory::dim>(std::max<size_t>(scratchpad_bytes_, 1))},
+                                                      dnnl::memory::data_type::u8, dnnl::memory::format_tag::a));
+  buffers_[scratchpad_buffer_].first = 0;
+  buffers_[scratchpad_buffer_].last = static_cast<int>(steps_.size());
   plan_memory();
 }
 
@@ -306,7 +315,8 @@ std::map<std::string, Tensor> Plan::run(const std::vector<const Tensor*>& inputs
   for (size_t s = 0; s < steps_.size(); ++s) {
     const Step& st = steps_[s];
     auto& a = state->args[s];
-    ExecContext ctx{state->stream, a.srcs, a.dsts, a.temps, a.src_masks, a.dst_masks, threads_};
+    ExecContext ctx{state->stream, a.srcs, a.dsts, a.temps, a.src_masks, a.dst_masks,
+                    state->memories[scratchpad_buffer_], threads_};
     const auto step_start = clock::now();
     st.kernel->execute(ctx);
     if (options.profile) {

@@ -65,6 +65,8 @@ class Plan {
   std::vector<Step> steps_;
   std::vector<double> step_flops_;  // per step, whole batch
   size_t arena_bytes_ = 0;
+  size_t scratchpad_bytes_ = 0;
+  int scratchpad_buffer_ = -1;
   mutable std::mutex pool_mutex_;
   mutable std::vector<std::unique_ptr<ExecState>> pool_;
 };

@@ -41,6 +41,12 @@ memory::desc channels_first_view(const Dims& keras_shape, DType dtype) {
   return memory::desc(cf, to_dnnl(dtype), t);
 }
 
+dnnl::primitive_attr make_attr() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
 std::string impl_name(const dnnl::primitive_desc_base& pd) { return pd.impl_info_str(); }
 
 memory reorder_to(const memory& src, const memory::desc& want, dnnl::stream& stream) {

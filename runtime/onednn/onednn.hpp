@@ -31,6 +31,10 @@ memory::desc plain_desc(const Dims& shape, DType dtype = DType::f32);
 // [N, spatial..., C] bytes seen as {N, C, spatial...} (tags nwc, nhwc, ndhwc).
 memory::desc channels_first_view(const Dims& keras_shape, DType dtype = DType::f32);
 
+// Attributes every primitive is created with: a user-managed scratchpad (see kernel.hpp), so
+// that concurrent runs of one primitive never share scratch memory.
+dnnl::primitive_attr make_attr();
+
 // impl_info_str() of a primitive descriptor, e.g. "jit:avx2".
 std::string impl_name(const dnnl::primitive_desc_base& pd);
 
