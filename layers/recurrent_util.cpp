@@ -70,7 +70,7 @@ class RnnKernel final : public Kernel {
   dnnl::memory kernel_plain, recurrent_plain;      // Keras layouts, for the plain path
   std::vector<float> bias_in, bias_rec;            // [G*U] each (bias_rec only for reset_after)
   ActFn act = nullptr, rec_act = nullptr;
-  int temp_layer = -1, temp_cell = -1, temp_scratch = -1;
+  int temp_layer = -1, temp_cell = -1, temp_scratch = -1, temp_scratchpad = -1;
 
   int64_t scratch_per_row() const { return 2 * units + 2 * gates * units; }
 
@@ -108,6 +108,8 @@ class RnnKernel final : public Kernel {
                    dnnl::memory(prim.dst_iter, eng, ctx.dsts[0].get_data_handle()));
     if (temp_cell >= 0)
       args.emplace(DNNL_ARG_DST_ITER_C, ctx.temps[static_cast<size_t>(temp_cell)]);
+    if (temp_scratchpad >= 0)
+      args.emplace(DNNL_ARG_SCRATCHPAD, ctx.temps[static_cast<size_t>(temp_scratchpad)]);
     prim.prim.execute(ctx.stream, args);
     if (lengths == nullptr) return;
     // Right-padded rows: the state after step len-1 is final (later steps never feed back into
@@ -389,6 +391,10 @@ std::unique_ptr<Kernel> compile_rnn(KernelContext& ctx, const RnnConfig& config)
     if (!config.return_sequences) {
       k->temp_layer = static_cast<int>(ctx.temp_descs.size());
       ctx.temp_descs.push_back(onednn::plain_desc(Dims{k->batch, k->steps, k->units}));
+    }
+    if (k->prim.scratchpad.get_size() > 0) {
+      k->temp_scratchpad = static_cast<int>(ctx.temp_descs.size());
+      ctx.temp_descs.push_back(k->prim.scratchpad);
     }
     if (!k->prim.dst_iter_c.is_zero()) {
       k->temp_cell = static_cast<int>(ctx.temp_descs.size());

@@ -153,6 +153,7 @@ struct RnnPrimitive {
   memory::desc weights_layer;  // the layout the primitive chose (weights `any`)
   memory::desc weights_iter;
   memory::desc bias;           // {1, 1, bias_gates, U} ldgo
+  memory::desc scratchpad;     // user scratchpad (DNNL_ARG_SCRATCHPAD): one per concurrent run
   std::string impl;
 };
 

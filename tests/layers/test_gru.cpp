@@ -1,6 +1,7 @@
 // gru against the naive Keras-formula reference (tests/reference/recurrent.hpp), both
 // reset_after variants (oneDNN lbr_gru and vanilla gru).
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include <thread>
 
@@ -130,17 +131,22 @@ TEST_CASE("gru attribute and input errors") {
   CHECK(msg.find("rank-3") != std::string::npos);
 }
 
-TEST_CASE("gru runs concurrently from two threads on one model") {
-  // Kernels keep no per-call state: two runs at once (one masked with holes, one right-padded)
-  // must both match the reference.
-  const std::string yaml =
-      "name: t\ninputs:\n  ids: {shape: [9], dtype: int32}\nnodes:\n"
-      "  - {name: e, op: embedding, input: ids, input_dim: 20, output_dim: 5, mask_zero: true}\n"
-      "  - {name: r, op: gru, input: e, units: 6, return_sequences: true}\noutputs: [r]\n";
+namespace {
+
+// Three runs at once on one model (one mask with holes: plain path; two right-padded: the same
+// oneDNN primitive executing concurrently); each must match the reference.
+void check_concurrent(bool lstm) {
+  const int64_t G = lstm ? 4 : 3;
+  const std::string yaml = fmt::format(
+      "name: t\ninputs:\n  ids: {{shape: [9], dtype: int32}}\nnodes:\n"
+      "  - {{name: e, op: embedding, input: ids, input_dim: 20, output_dim: 5, mask_zero: true}}\n"
+      "  - {{name: r, op: {}, input: e, units: 6, return_sequences: true}}\noutputs: [r]\n",
+      lstm ? "lstm" : "gru");
   fg::Tensor table = fg::test::random_tensor({20, 5}, 1);
-  fg::Tensor kernel = fg::test::random_tensor({5, 18}, 2, -0.5f, 0.5f);
-  fg::Tensor recurrent = fg::test::random_tensor({6, 18}, 3, -0.5f, 0.5f);
-  fg::Tensor bias = fg::test::random_tensor({2, 18}, 4, -0.5f, 0.5f);
+  fg::Tensor kernel = fg::test::random_tensor({5, G * 6}, 2, -0.5f, 0.5f);
+  fg::Tensor recurrent = fg::test::random_tensor({6, G * 6}, 3, -0.5f, 0.5f);
+  fg::Tensor bias =
+      fg::test::random_tensor(lstm ? fg::Dims{G * 6} : fg::Dims{2, G * 6}, 4, -0.5f, 0.5f);
   auto graph = std::make_shared<fg::CompiledGraph>(
       fg::compile_graph(fg::load_graph_string(yaml, "t.yaml"), fg::OpRegistry::builtins()));
   fg::WeightStore store;
@@ -151,7 +157,8 @@ TEST_CASE("gru runs concurrently from two threads on one model") {
   fg::Model model(graph, std::move(store), fg::ModelOptions{2});
   const std::vector<std::vector<int>> id_sets = {
       {1, 0, 3, 4, 0, 6, 7, 8, 9, 0, 2, 2, 0, 0, 5, 5, 5, 5},   // holes
-      {1, 2, 3, 4, 5, 6, 0, 0, 0, 7, 7, 7, 7, 7, 7, 7, 7, 7}};  // right-padded
+      {1, 2, 3, 4, 5, 6, 0, 0, 0, 7, 7, 7, 7, 7, 7, 7, 7, 7},   // right-padded
+      {3, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}};  // right-padded, one row all masked
   std::vector<std::vector<double>> want;
   for (const auto& ids : id_sets) {
     std::vector<float> x;
@@ -161,7 +168,7 @@ TEST_CASE("gru runs concurrently from two threads on one model") {
       mask.push_back(id != 0);
     }
     fg::ref::RnnArgs a;
-    a.lstm = false;
+    a.lstm = lstm;
     a.batch = 2;
     a.steps = 9;
     a.features = 5;
@@ -174,19 +181,26 @@ TEST_CASE("gru runs concurrently from two threads on one model") {
     a.mask = mask.data();
     want.push_back(fg::ref::rnn(a));
   }
-  std::vector<std::vector<double>> got(2);
+  std::vector<std::vector<double>> got(id_sets.size());
   auto work = [&](size_t k) {
     for (int rep = 0; rep < 20; ++rep) {
       auto out = model.run({{"ids", fg::test::make_int_tensor({2, 9}, id_sets[k])}});
       got[k] = fg::test::to_doubles(out.at("r"));
     }
   };
-  std::thread t0(work, 0), t1(work, 1);
-  t0.join();
-  t1.join();
-  for (size_t k = 0; k < 2; ++k) {
+  std::vector<std::thread> threads;
+  for (size_t k = 0; k < id_sets.size(); ++k) threads.emplace_back(work, k);
+  for (auto& t : threads) t.join();
+  for (size_t k = 0; k < id_sets.size(); ++k) {
     REQUIRE(got[k].size() == want[k].size());
     for (size_t i = 0; i < want[k].size(); ++i)
       CHECK(got[k][i] == doctest::Approx(want[k][i]).epsilon(1e-5));
   }
+}
+
+}  // namespace
+
+TEST_CASE("gru and lstm run concurrently from three threads on one model") {
+  check_concurrent(false);
+  check_concurrent(true);
 }
