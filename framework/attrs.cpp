@@ -10,18 +10,22 @@ namespace fg {
 
 std::string Value::describe() const {
   switch (kind) {
-    case Kind::null: return "null";
-    case Kind::scalar: return quoted ? fmt::format("the string \"{}\"", scalar) : fmt::format("'{}'", scalar);
-    case Kind::list: return fmt::format("a list of {} item(s)", items.size());
-    case Kind::map: return "a mapping";
+    case Kind::null:
+      return "null";
+    case Kind::scalar:
+      return quoted ? fmt::format("the string \"{}\"", scalar) : fmt::format("'{}'", scalar);
+    case Kind::list:
+      return fmt::format("a list of {} item(s)", items.size());
+    case Kind::map:
+      return "a mapping";
   }
   return "?";
 }
 
 const std::vector<std::string>& activation_names() {
   static const std::vector<std::string> names = {
-      "linear", "relu", "relu6", "sigmoid", "tanh", "softmax", "log_softmax", "elu",
-      "selu", "softplus", "softsign", "swish", "silu", "gelu", "mish"};
+      "linear", "relu",     "relu6",    "sigmoid", "tanh", "softmax", "log_softmax", "elu",
+      "selu",   "softplus", "softsign", "swish",   "silu", "gelu",    "mish"};
   return names;
 }
 
@@ -47,7 +51,9 @@ bool parse_float(const Value& v, double& out) {
 
 AttrReader::AttrReader(const NodeDef& node, const std::string& file) : node_(node), file_(file) {}
 
-bool AttrReader::has(const std::string& key) const { return node_.attrs.count(key) > 0; }
+bool AttrReader::has(const std::string& key) const {
+  return node_.attrs.count(key) > 0;
+}
 
 const Attr* AttrReader::find(const std::string& key) {
   if (std::find(used_.begin(), used_.end(), key) == used_.end()) used_.push_back(key);
@@ -61,7 +67,9 @@ const Attr& AttrReader::require(const std::string& key) {
   const Attr* a = find(key);
   if (a == nullptr) {
     Error e(fmt::format("missing required attribute '{}'", key));
-    e.at(node_.loc).node(node_.name, node_.op).hint(fmt::format("add `{}: <value>` to the node", key));
+    e.at(node_.loc)
+        .node(node_.name, node_.op)
+        .hint(fmt::format("add `{}: <value>` to the node", key));
     throw e;
   }
   return *a;
@@ -132,7 +140,8 @@ std::string AttrReader::get_choice(const std::string& key, const std::vector<std
                                    const std::string& fallback) {
   std::string s = get_string(key, fallback);
   if (std::find(choices.begin(), choices.end(), s) != choices.end()) return s;
-  Error e = error(key, fmt::format("attribute '{}' must be one of {}, got '{}'", key, quoted_list(choices), s));
+  Error e = error(
+      key, fmt::format("attribute '{}' must be one of {}, got '{}'", key, quoted_list(choices), s));
   std::string best = closest_match(s, choices);
   if (!best.empty()) e.hint(fmt::format("did you mean '{}'?", best));
   throw e;
@@ -146,7 +155,8 @@ std::vector<int64_t> AttrReader::get_ints(const std::string& key, size_t count) 
   if (v.kind != Value::Kind::list)
     throw type_error(*this, key, v, count == 1 ? "an integer" : "an integer or a list of integers");
   if (v.items.size() != count)
-    throw error(key, fmt::format("attribute '{}' must have {} value(s), got {}", key, count, v.items.size()));
+    throw error(key, fmt::format("attribute '{}' must have {} value(s), got {}", key, count,
+                                 v.items.size()));
   std::vector<int64_t> out;
   for (const auto& item : v.items) {
     int64_t x;
@@ -156,7 +166,8 @@ std::vector<int64_t> AttrReader::get_ints(const std::string& key, size_t count) 
   return out;
 }
 
-std::vector<int64_t> AttrReader::get_ints(const std::string& key, size_t count, std::vector<int64_t> fallback) {
+std::vector<int64_t> AttrReader::get_ints(const std::string& key, size_t count,
+                                          std::vector<int64_t> fallback) {
   return find(key) ? get_ints(key, count) : fallback;
 }
 
@@ -193,7 +204,8 @@ std::vector<double> AttrReader::get_float_list(const std::string& key) {
 
 int64_t AttrReader::get_positive_int(const std::string& key) {
   int64_t v = get_int(key);
-  if (v < 1) throw error(key, fmt::format("attribute '{}' must be a positive integer, got {}", key, v));
+  if (v < 1)
+    throw error(key, fmt::format("attribute '{}' must be a positive integer, got {}", key, v));
   return v;
 }
 
@@ -204,7 +216,8 @@ int64_t AttrReader::get_positive_int(const std::string& key, int64_t fallback) {
 std::vector<int64_t> AttrReader::get_positive_ints(const std::string& key, size_t count) {
   auto v = get_ints(key, count);
   for (int64_t x : v)
-    if (x < 1) throw error(key, fmt::format("attribute '{}' must hold positive integers, got {}", key, x));
+    if (x < 1)
+      throw error(key, fmt::format("attribute '{}' must hold positive integers, got {}", key, x));
   return v;
 }
 
@@ -219,14 +232,15 @@ std::string AttrReader::get_activation(const std::string& key, const std::string
   if (std::find(names.begin(), names.end(), s) != names.end()) return s;
   Error e = error(key, fmt::format("unknown activation '{}'", s));
   std::string best = closest_match(s, names);
-  e.hint(best.empty() ? "known activations: " + quoted_list(names) : fmt::format("did you mean '{}'?", best));
+  e.hint(best.empty() ? "known activations: " + quoted_list(names)
+                      : fmt::format("did you mean '{}'?", best));
   throw e;
 }
 
 // ---- InferContext ----
 
-InferContext::InferContext(const NodeDef& node, const std::string& file, std::vector<TensorType> inputs,
-                           std::vector<std::string> input_names)
+InferContext::InferContext(const NodeDef& node, const std::string& file,
+                           std::vector<TensorType> inputs, std::vector<std::string> input_names)
     : node_(node), file_(file), inputs_(std::move(inputs)), input_names_(std::move(input_names)) {}
 
 Error InferContext::error(const std::string& message) const {
@@ -253,7 +267,8 @@ Error InferContext::attr_error(const std::string& key, const std::string& messag
 void InferContext::expect_inputs(size_t count) const {
   if (inputs_.size() != count)
     throw error(fmt::format("expects {} input(s), got {}", count, inputs_.size()))
-        .hint(count == 1 ? "use `input: <name>`" : fmt::format("use `inputs: [...]` with {} names", count));
+        .hint(count == 1 ? "use `input: <name>`"
+                         : fmt::format("use `inputs: [...]` with {} names", count));
 }
 
 void InferContext::expect_inputs_at_least(size_t count) const {
@@ -265,23 +280,27 @@ void InferContext::expect_inputs_at_least(size_t count) const {
 void InferContext::expect_rank(size_t i, int rank) const {
   const TensorType& t = input(i);
   if (t.rank() != rank)
-    throw input_error(i, fmt::format("expects a rank-{} input (batch included), got '{}' with shape {} (rank {})",
-                                     rank, input_name(i), format_shape(t.shape), t.rank()));
+    throw input_error(
+        i, fmt::format("expects a rank-{} input (batch included), got '{}' with shape {} (rank {})",
+                       rank, input_name(i), format_shape(t.shape), t.rank()));
 }
 
 void InferContext::expect_rank_at_least(size_t i, int rank) const {
   const TensorType& t = input(i);
   if (t.rank() < rank)
-    throw input_error(i, fmt::format("expects an input of rank {} or more (batch included), got '{}' with shape {}",
-                                     rank, input_name(i), format_shape(t.shape)));
+    throw input_error(
+        i,
+        fmt::format("expects an input of rank {} or more (batch included), got '{}' with shape {}",
+                    rank, input_name(i), format_shape(t.shape)));
 }
 
 void InferContext::expect_dtype(size_t i, DType dtype) const {
   const TensorType& t = input(i);
   if (t.dtype != dtype) {
-    Error e = input_error(i, fmt::format("expects a {} input, got '{}' of dtype {}", dtype_name(dtype),
-                                         input_name(i), dtype_name(t.dtype)));
-    if (t.dtype == DType::i32) e.hint("int32 tensors are token ids: pass them through an `embedding` first");
+    Error e = input_error(i, fmt::format("expects a {} input, got '{}' of dtype {}",
+                                         dtype_name(dtype), input_name(i), dtype_name(t.dtype)));
+    if (t.dtype == DType::i32)
+      e.hint("int32 tensors are token ids: pass them through an `embedding` first");
     throw e;
   }
 }
@@ -295,8 +314,12 @@ std::string InferContext::describe_inputs() const {
 
 // ---- Op defaults ----
 
-std::vector<WeightSpec> Op::weights(const InferContext&) const { return {}; }
+std::vector<WeightSpec> Op::weights(const InferContext&) const {
+  return {};
+}
 
-double Op::flops_per_sample(const InferContext&, const std::vector<TensorType>&) const { return 0; }
+double Op::flops_per_sample(const InferContext&, const std::vector<TensorType>&) const {
+  return 0;
+}
 
 }  // namespace fg

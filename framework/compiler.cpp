@@ -23,7 +23,10 @@ std::string describe_cycle(const GraphDef& def, const std::vector<std::vector<in
   // Walk predecessors inside `remaining` until a node repeats.
   int start = -1;
   for (size_t i = 0; i < remaining.size(); ++i)
-    if (remaining[i]) { start = static_cast<int>(i); break; }
+    if (remaining[i]) {
+      start = static_cast<int>(i);
+      break;
+    }
   std::vector<int> path;
   std::vector<int> seen_at(def.nodes.size(), -1);
   int cur = start;
@@ -32,7 +35,10 @@ std::string describe_cycle(const GraphDef& def, const std::vector<std::vector<in
     path.push_back(cur);
     int next = -1;
     for (int p : preds[cur])
-      if (p >= 0 && remaining[p]) { next = p; break; }
+      if (p >= 0 && remaining[p]) {
+        next = p;
+        break;
+      }
     cur = next;
   }
   std::vector<int> cycle(path.begin() + seen_at[cur], path.end());
@@ -55,17 +61,23 @@ CompiledGraph compile_graph(std::shared_ptr<const GraphDef> def_ptr, const OpReg
 
   // Names: inputs and nodes share one namespace.
   std::map<std::string, int> input_index, node_index;
-  for (size_t i = 0; i < def.inputs.size(); ++i) input_index[def.inputs[i].name] = static_cast<int>(i);
+  for (size_t i = 0; i < def.inputs.size(); ++i)
+    input_index[def.inputs[i].name] = static_cast<int>(i);
   for (size_t i = 0; i < def.nodes.size(); ++i) {
     const NodeDef& n = def.nodes[i];
     if (input_index.count(n.name))
       throw Error(fmt::format("node name '{}' is already the name of a graph input", n.name))
-          .at(n.loc).node(n.name, n.op).hint("rename the node");
+          .at(n.loc)
+          .node(n.name, n.op)
+          .hint("rename the node");
     auto [it, fresh] = node_index.emplace(n.name, static_cast<int>(i));
     if (!fresh) {
       const NodeDef& first = def.nodes[it->second];
-      throw Error(fmt::format("duplicate node name '{}' (first defined at line {})", n.name, first.loc.line))
-          .at(n.loc).node(n.name, n.op).hint("every node needs a unique name");
+      throw Error(fmt::format("duplicate node name '{}' (first defined at line {})", n.name,
+                              first.loc.line))
+          .at(n.loc)
+          .node(n.name, n.op)
+          .hint("every node needs a unique name");
     }
   }
   std::vector<std::string> all_names;
@@ -81,7 +93,8 @@ CompiledGraph compile_graph(std::shared_ptr<const GraphDef> def_ptr, const OpReg
       Error e(fmt::format("unknown op '{}'", n.op));
       e.at(n.op_loc).node(n.name, n.op);
       std::string best = closest_match(n.op, registry.names());
-      e.hint(best.empty() ? "known ops: " + quoted_list(registry.names()) : fmt::format("did you mean '{}'?", best));
+      e.hint(best.empty() ? "known ops: " + quoted_list(registry.names())
+                          : fmt::format("did you mean '{}'?", best));
       throw e;
     }
     ops[i] = info->create();
@@ -105,7 +118,7 @@ CompiledGraph compile_graph(std::shared_ptr<const GraphDef> def_ptr, const OpReg
     } catch (Error& e) {
       // A misspelt key often shows up first as a missing required one: report the misspelling.
       if (auto unknown = unknown_key_error(); unknown && !unknown->hint_text().empty() &&
-                                               unknown->hint_text().rfind("did you mean", 0) == 0)
+                                              unknown->hint_text().rfind("did you mean", 0) == 0)
         throw *unknown;
       throw at_node(e, n);
     }
@@ -126,12 +139,15 @@ CompiledGraph compile_graph(std::shared_ptr<const GraphDef> def_ptr, const OpReg
         Error e(fmt::format("input '{}' is not a node or a graph input", ref));
         e.at(n.input_locs[k]).node(n.name, n.op).input(static_cast<int>(k));
         std::string best = closest_match(ref, all_names);
-        e.hint(best.empty() ? "known names: " + quoted_list(all_names) : fmt::format("did you mean '{}'?", best));
+        e.hint(best.empty() ? "known names: " + quoted_list(all_names)
+                            : fmt::format("did you mean '{}'?", best));
         throw e;
       }
       if (ref == n.name)
         throw Error(fmt::format("node '{}' takes its own output as input", n.name))
-            .at(n.input_locs[k]).node(n.name, n.op).hint("a graph cannot have cycles");
+            .at(n.input_locs[k])
+            .node(n.name, n.op)
+            .hint("a graph cannot have cycles");
     }
   }
   for (size_t k = 0; k < def.outputs.size(); ++k) {
@@ -144,7 +160,8 @@ CompiledGraph compile_graph(std::shared_ptr<const GraphDef> def_ptr, const OpReg
       throw e;
     }
     for (size_t j = 0; j < k; ++j)
-      if (def.outputs[j] == o) throw Error(fmt::format("output '{}' is listed twice", o)).at(def.output_locs[k]);
+      if (def.outputs[j] == o)
+        throw Error(fmt::format("output '{}' is listed twice", o)).at(def.output_locs[k]);
   }
 
   // Schedule: Kahn's algorithm, the ready node earliest in the file first.
@@ -173,7 +190,8 @@ CompiledGraph compile_graph(std::shared_ptr<const GraphDef> def_ptr, const OpReg
     int first = 0;
     std::string cycle = describe_cycle(def, preds, remaining, first);
     throw Error(fmt::format("the graph has a cycle: {}", cycle))
-        .at(def.nodes[first].loc).node(def.nodes[first].name, def.nodes[first].op)
+        .at(def.nodes[first].loc)
+        .node(def.nodes[first].name, def.nodes[first].op)
         .hint("a node cannot depend on its own output; check the `input`/`inputs` of these nodes");
   }
 
@@ -210,11 +228,16 @@ CompiledGraph compile_graph(std::shared_ptr<const GraphDef> def_ptr, const OpReg
     }
     for (size_t k = 0; k < in_types.size(); ++k) {
       if (in_types[k].masked && !cn.op->supports_masking())
-        throw Error(fmt::format("op '{}' does not support masking, but input '{}' carries a mask (from an "
-                                "embedding with mask_zero: true)", n.op, n.inputs[k]))
-            .at(n.input_locs[k]).node(n.name, n.op).input(static_cast<int>(k))
-            .hint("set mask_zero: false on the embedding, or consume the mask first (lstm, gru, "
-                  "global_average_pooling1d)");
+        throw Error(
+            fmt::format("op '{}' does not support masking, but input '{}' carries a mask (from an "
+                        "embedding with mask_zero: true)",
+                        n.op, n.inputs[k]))
+            .at(n.input_locs[k])
+            .node(n.name, n.op)
+            .input(static_cast<int>(k))
+            .hint(
+                "set mask_zero: false on the embedding, or consume the mask first (lstm, gru, "
+                "global_average_pooling1d)");
     }
     InferContext ctx(n, file, in_types, n.inputs);
     std::vector<TensorType> out_types;
@@ -223,7 +246,8 @@ CompiledGraph compile_graph(std::shared_ptr<const GraphDef> def_ptr, const OpReg
     } catch (Error& e) {
       throw at_node(e, n);
     }
-    if (out_types.empty()) throw Error("internal: the op inferred no output").at(n.loc).node(n.name, n.op);
+    if (out_types.empty())
+      throw Error("internal: the op inferred no output").at(n.loc).node(n.name, n.op);
     for (size_t k = 0; k < out_types.size(); ++k) {
       TensorInfo t;
       t.name = k == 0 ? n.name : fmt::format("{}:{}", n.name, k);
@@ -255,7 +279,9 @@ CompiledGraph compile_graph(std::shared_ptr<const GraphDef> def_ptr, const OpReg
   }
   for (size_t i = 0; i < g.input_tensors_.size(); ++i)
     if (!live[g.input_tensors_[i]])
-      g.warnings_.push_back(Diagnostic{def.inputs[i].loc, "", fmt::format("input '{}' is not used by any output", def.inputs[i].name)});
+      g.warnings_.push_back(
+          Diagnostic{def.inputs[i].loc, "",
+                     fmt::format("input '{}' is not used by any output", def.inputs[i].name)});
   return g;
 }
 
@@ -274,7 +300,8 @@ InferContext CompiledGraph::context_for(size_t node, const std::vector<TensorTyp
 
 std::vector<TensorType> CompiledGraph::bind(const std::vector<Dims>& input_shapes) const {
   if (input_shapes.size() != input_tensors_.size())
-    throw Error(fmt::format("expected {} input shapes, got {}", input_tensors_.size(), input_shapes.size()));
+    throw Error(fmt::format("expected {} input shapes, got {}", input_tensors_.size(),
+                            input_shapes.size()));
   std::vector<TensorType> types(tensors_.size());
   for (size_t i = 0; i < input_tensors_.size(); ++i) {
     const TensorInfo& t = tensors_[input_tensors_[i]];
@@ -283,9 +310,10 @@ std::vector<TensorType> CompiledGraph::bind(const std::vector<Dims>& input_shape
     for (size_t k = 0; fits && k < s.size(); ++k)
       fits = s[k] >= 1 && (t.type.shape[k] == kDynamic || t.type.shape[k] == s[k]);
     if (!fits)
-      throw Error(fmt::format("input '{}' expects shape {} (batch first), got {}", t.name, format_shape(t.type.shape),
-                              format_shape(s)))
-          .at(def_->inputs[i].loc).tensor(t.name);
+      throw Error(fmt::format("input '{}' expects shape {} (batch first), got {}", t.name,
+                              format_shape(t.type.shape), format_shape(s)))
+          .at(def_->inputs[i].loc)
+          .tensor(t.name);
     types[input_tensors_[i]] = TensorType{s, t.type.dtype, false};
   }
   for (size_t i = 0; i < nodes_.size(); ++i) {
@@ -297,27 +325,31 @@ std::vector<TensorType> CompiledGraph::bind(const std::vector<Dims>& input_shape
     } catch (Error& e) {
       throw at_node(e, *n.def);
     }
-    if (out.size() != n.outputs.size()) throw Error("internal: output count changed on bind").node(n.def->name, n.def->op);
+    if (out.size() != n.outputs.size())
+      throw Error("internal: output count changed on bind").node(n.def->name, n.def->op);
     for (size_t k = 0; k < out.size(); ++k) {
       if (!n.op->supports_masking() && !n.op->produces_mask()) out[k].masked = false;
       if (!out[k].is_concrete())
-        throw Error(fmt::format("output shape {} is not concrete after binding the inputs", format_shape(out[k].shape)))
-            .at(n.def->loc).node(n.def->name, n.def->op);
+        throw Error(fmt::format("output shape {} is not concrete after binding the inputs",
+                                format_shape(out[k].shape)))
+            .at(n.def->loc)
+            .node(n.def->name, n.def->op);
       types[n.outputs[k]] = out[k];
     }
   }
   return types;
 }
 
-std::vector<Dims> CompiledGraph::concrete_input_shapes(int64_t batch,
-                                                       const std::map<std::string, std::vector<int64_t>>& dims) const {
+std::vector<Dims> CompiledGraph::concrete_input_shapes(
+    int64_t batch, const std::map<std::string, std::vector<int64_t>>& dims) const {
   for (const auto& [name, values] : dims) {
     bool known = false;
     for (const auto& in : def_->inputs) known = known || in.name == name;
     if (!known) {
       std::vector<std::string> names;
       for (const auto& in : def_->inputs) names.push_back(in.name);
-      throw Error(fmt::format("--dim names '{}', which is not a graph input", name)).hint(did_you_mean(name, names));
+      throw Error(fmt::format("--dim names '{}', which is not a graph input", name))
+          .hint(did_you_mean(name, names));
     }
   }
   std::vector<Dims> out;
@@ -331,19 +363,21 @@ std::vector<Dims> CompiledGraph::concrete_input_shapes(int64_t batch,
       } else if (it != dims.end() && used < it->second.size()) {
         s.push_back(it->second[used++]);
       } else {
-        throw Error(fmt::format("input '{}' has a null dimension; give its size with --dim {}=N", in.name, in.name))
+        throw Error(fmt::format("input '{}' has a null dimension; give its size with --dim {}=N",
+                                in.name, in.name))
             .at(in.loc);
       }
     }
     if (it != dims.end() && used != it->second.size())
-      throw Error(fmt::format("--dim {} gives {} size(s) but the input has {} null dimension(s)", in.name,
-                              it->second.size(), used));
+      throw Error(fmt::format("--dim {} gives {} size(s) but the input has {} null dimension(s)",
+                              in.name, it->second.size(), used));
     out.push_back(s);
   }
   return out;
 }
 
-std::vector<WeightSpec> CompiledGraph::node_weights(size_t node, const std::vector<TensorType>& types) const {
+std::vector<WeightSpec> CompiledGraph::node_weights(size_t node,
+                                                    const std::vector<TensorType>& types) const {
   InferContext ctx = context_for(node, types);
   try {
     return nodes_[node].op->weights(ctx);

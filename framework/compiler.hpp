@@ -23,10 +23,10 @@ struct CompiledNode {
 };
 
 struct TensorInfo {
-  std::string name;     // the producing node (or graph input) name
+  std::string name;  // the producing node (or graph input) name
   TensorType type;
-  int producer = -1;    // node index, -1 for a graph input
-  int input_index = -1; // graph-input index when producer == -1
+  int producer = -1;     // node index, -1 for a graph input
+  int input_index = -1;  // graph-input index when producer == -1
 };
 
 // Per-node figures for `summary` (per sample).
@@ -50,8 +50,8 @@ class CompiledGraph {
   std::vector<TensorType> bind(const std::vector<Dims>& input_shapes) const;
   // Input types with the given overrides for dynamic dims (name -> per-sample dims).
   // `dims` maps an input name to values for its null dims in order; batch fills dim 0.
-  std::vector<Dims> concrete_input_shapes(int64_t batch,
-                                          const std::map<std::string, std::vector<int64_t>>& dims) const;
+  std::vector<Dims> concrete_input_shapes(
+      int64_t batch, const std::map<std::string, std::vector<int64_t>>& dims) const;
 
   // Weight specs of a node, for the given (concrete or symbolic) tensor types.
   std::vector<WeightSpec> node_weights(size_t node, const std::vector<TensorType>& types) const;

@@ -58,7 +58,8 @@ void Error::reformat() {
   }
   out += "error: ";
   if (!node_.empty()) {
-    out += op_.empty() ? fmt::format("node '{}': ", node_) : fmt::format("node '{}' ({}): ", node_, op_);
+    out += op_.empty() ? fmt::format("node '{}': ", node_)
+                       : fmt::format("node '{}' ({}): ", node_, op_);
   }
   if (!tensor_.empty()) out += fmt::format("tensor '{}': ", tensor_);
   out += message_;
@@ -108,7 +109,8 @@ std::string closest_match(std::string_view word, const std::vector<std::string>&
   for (const auto& candidate : candidates) {
     size_t d = edit_distance(word, candidate);
     if (d > threshold && word.size() >= 3 &&
-        (candidate.find(word) != std::string::npos || word.find(candidate) != std::string_view::npos))
+        (candidate.find(word) != std::string::npos ||
+         word.find(candidate) != std::string_view::npos))
       d = threshold;
     if (d < best_distance) {
       best_distance = d;

@@ -1,8 +1,9 @@
 // The interface every op implements, built-in or registered from outside the core.
 // An op's life has three steps:
 //   parse    reads its attributes by name (AttrReader), once per node;
-//   infer    pure shape/dtype inference and validation, on possibly-dynamic shapes; throws fg::Error;
-//   compile  for concrete shapes, builds a Kernel (oneDNN primitives, reordered weights) that the
+//   infer    pure shape/dtype inference and validation, on possibly-dynamic shapes; throws
+//   fg::Error; compile  for concrete shapes, builds a Kernel (oneDNN primitives, reordered weights)
+//   that the
 //            runtime executes. See runtime/kernel.hpp.
 // Ops also declare their weights (Keras names and shapes) and their FLOPs.
 #pragma once
@@ -29,8 +30,8 @@ class AttrReader {
   AttrReader(const NodeDef& node, const std::string& file);
 
   bool has(const std::string& key) const;
-  int64_t get_int(const std::string& key);                       // required
-  int64_t get_int(const std::string& key, int64_t fallback);     // optional
+  int64_t get_int(const std::string& key);                    // required
+  int64_t get_int(const std::string& key, int64_t fallback);  // optional
   double get_float(const std::string& key);
   double get_float(const std::string& key, double fallback);
   bool get_bool(const std::string& key, bool fallback);
@@ -41,7 +42,8 @@ class AttrReader {
                          const std::string& fallback);
   // Keras tuple arguments: an int n expands to [n]*count; a list must have `count` ints.
   std::vector<int64_t> get_ints(const std::string& key, size_t count);
-  std::vector<int64_t> get_ints(const std::string& key, size_t count, std::vector<int64_t> fallback);
+  std::vector<int64_t> get_ints(const std::string& key, size_t count,
+                                std::vector<int64_t> fallback);
   // A list of any length of ints (null items become kDynamic when allow_null).
   std::vector<int64_t> get_int_list(const std::string& key, bool allow_null = false);
   std::vector<double> get_float_list(const std::string& key);
@@ -86,8 +88,8 @@ class InferContext {
   const NodeDef& node() const { return node_; }
   const std::string& file() const { return file_; }
 
-  Error error(const std::string& message) const;                         // at the node
-  Error input_error(size_t i, const std::string& message) const;         // at input i's reference
+  Error error(const std::string& message) const;                  // at the node
+  Error input_error(size_t i, const std::string& message) const;  // at input i's reference
   Error attr_error(const std::string& key, const std::string& message) const;  // at the attribute
 
   // Common checks; each throws a clear error.
@@ -110,10 +112,10 @@ class InferContext {
 enum class Init {
   zeros,
   ones,
-  glorot_uniform,   // limit sqrt(6 / (fan_in + fan_out))
-  orthogonal,       // Keras recurrent_initializer; per [units, k*units] block
+  glorot_uniform,     // limit sqrt(6 / (fan_in + fan_out))
+  orthogonal,         // Keras recurrent_initializer; per [units, k*units] block
   uniform_embedding,  // Keras Embedding: uniform(-0.05, 0.05)
-  lstm_bias,        // zeros, forget gate (second quarter) ones
+  lstm_bias,          // zeros, forget gate (second quarter) ones
 };
 
 struct WeightSpec {
@@ -135,7 +137,8 @@ class Op {
   // Weights for the given inputs (only per-sample dims are used). Default: none.
   virtual std::vector<WeightSpec> weights(const InferContext& ctx) const;
   // FLOPs for one sample (2 x multiply-accumulates of matmuls), given concrete per-sample dims.
-  virtual double flops_per_sample(const InferContext& ctx, const std::vector<TensorType>& outputs) const;
+  virtual double flops_per_sample(const InferContext& ctx,
+                                  const std::vector<TensorType>& outputs) const;
   // Masks: if false, a masked input is an error (as in Keras). If true and the op's output is
   // masked but the op does not produce the mask itself, the first masked input's mask passes on.
   virtual bool supports_masking() const { return false; }

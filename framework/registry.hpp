@@ -14,9 +14,9 @@
 namespace fg {
 
 struct OpInfo {
-  std::string name;                        // the YAML `op:` value, Keras snake_case
+  std::string name;  // the YAML `op:` value, Keras snake_case
   std::function<std::unique_ptr<Op>()> create;
-  std::string summary;                     // one line for docs and --help
+  std::string summary;  // one line for docs and --help
 };
 
 class OpRegistry {

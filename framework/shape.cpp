@@ -10,13 +10,17 @@ namespace fg {
 
 std::string_view dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::f32: return "float32";
-    case DType::i32: return "int32";
+    case DType::f32:
+      return "float32";
+    case DType::i32:
+      return "int32";
   }
   return "?";
 }
 
-size_t dtype_size(DType) { return 4; }
+size_t dtype_size(DType) {
+  return 4;
+}
 
 bool TensorType::is_concrete() const {
   for (Dim d : shape)

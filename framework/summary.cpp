@@ -21,7 +21,8 @@ std::string group_digits(int64_t value) {
 namespace {
 
 // Types for the summary: concrete where the dims are given, symbolic otherwise.
-std::vector<TensorType> summary_types(const CompiledGraph& g, const SummaryOptions& o, bool& concrete) {
+std::vector<TensorType> summary_types(const CompiledGraph& g, const SummaryOptions& o,
+                                      bool& concrete) {
   std::vector<TensorType> symbolic;
   for (const auto& t : g.tensors()) symbolic.push_back(t.type);
   bool need_dims = false;
@@ -42,9 +43,12 @@ std::vector<TensorType> summary_types(const CompiledGraph& g, const SummaryOptio
 std::string json_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\', out += c;
-    else if (static_cast<unsigned char>(c) < 0x20) out += fmt::format("\\u{:04x}", c);
-    else out += c;
+    if (c == '"' || c == '\\')
+      out += '\\', out += c;
+    else if (static_cast<unsigned char>(c) < 0x20)
+      out += fmt::format("\\u{:04x}", c);
+    else
+      out += c;
   }
   return out;
 }
@@ -89,8 +93,9 @@ std::string format_summary_table(const Summary& s) {
   for (const auto& r : s.rows) {
     std::string inputs;
     for (size_t i = 0; i < r.inputs.size(); ++i) inputs += (i ? ", " : "") + r.inputs[i];
-    cells.push_back({fmt::format("{} ({})", r.node, r.op), format_shape(r.shape), group_digits(r.params),
-                     r.flops < 0 ? "?" : group_digits(static_cast<int64_t>(std::llround(r.flops))), inputs});
+    cells.push_back(
+        {fmt::format("{} ({})", r.node, r.op), format_shape(r.shape), group_digits(r.params),
+         r.flops < 0 ? "?" : group_digits(static_cast<int64_t>(std::llround(r.flops))), inputs});
   }
   std::array<size_t, 5> width{};
   for (const auto& row : cells)
@@ -105,7 +110,8 @@ std::string format_summary_table(const Summary& s) {
     std::string line;
     for (size_t c = 0; c < 5; ++c) {
       bool right = c == 2 || c == 3;
-      line += right ? fmt::format("{:>{}}  ", cells[r][c], width[c]) : fmt::format("{:<{}}  ", cells[r][c], width[c]);
+      line += right ? fmt::format("{:>{}}  ", cells[r][c], width[c])
+                    : fmt::format("{:<{}}  ", cells[r][c], width[c]);
     }
     while (!line.empty() && line.back() == ' ') line.pop_back();
     out += line + "\n";
@@ -114,9 +120,11 @@ std::string format_summary_table(const Summary& s) {
   out += heavy + "\n";
   out += fmt::format("Total params: {}\n", group_digits(s.total_params));
   out += fmt::format("Trainable params: {}\n", group_digits(s.trainable_params));
-  out += fmt::format("Non-trainable params: {}\n", group_digits(s.total_params - s.trainable_params));
+  out +=
+      fmt::format("Non-trainable params: {}\n", group_digits(s.total_params - s.trainable_params));
   if (s.total_flops >= 0)
-    out += fmt::format("FLOPs per sample: {} ({:.3f} GFLOP)\n", group_digits(static_cast<int64_t>(std::llround(s.total_flops))),
+    out += fmt::format("FLOPs per sample: {} ({:.3f} GFLOP)\n",
+                       group_digits(static_cast<int64_t>(std::llround(s.total_flops))),
                        s.total_flops / 1e9);
   else
     out += "FLOPs per sample: ? (give sizes for the null dims with --dim NAME=SIZE)\n";
@@ -130,22 +138,28 @@ std::string format_summary_json(const Summary& s) {
     const auto& r = s.rows[i];
     std::string shape = "[";
     for (size_t k = 0; k < r.shape.size(); ++k)
-      shape += (k ? ", " : "") + (r.shape[k] == kDynamic ? std::string("null") : std::to_string(r.shape[k]));
+      shape += (k ? ", " : "") +
+               (r.shape[k] == kDynamic ? std::string("null") : std::to_string(r.shape[k]));
     shape += "]";
     std::string inputs = "[";
-    for (size_t k = 0; k < r.inputs.size(); ++k) inputs += fmt::format("{}\"{}\"", k ? ", " : "", json_escape(r.inputs[k]));
+    for (size_t k = 0; k < r.inputs.size(); ++k)
+      inputs += fmt::format("{}\"{}\"", k ? ", " : "", json_escape(r.inputs[k]));
     inputs += "]";
     out += fmt::format(
-        "    {{\"name\": \"{}\", \"op\": \"{}\", \"output_shape\": {}, \"params\": {}, \"flops\": {}, "
+        "    {{\"name\": \"{}\", \"op\": \"{}\", \"output_shape\": {}, \"params\": {}, \"flops\": "
+        "{}, "
         "\"inputs\": {}, \"branch\": \"{}\"}}{}\n",
         json_escape(r.node), json_escape(r.op), shape, r.params,
-        r.flops < 0 ? std::string("null") : std::to_string(static_cast<int64_t>(std::llround(r.flops))), inputs,
-        json_escape(r.branch), i + 1 < s.rows.size() ? "," : "");
+        r.flops < 0 ? std::string("null")
+                    : std::to_string(static_cast<int64_t>(std::llround(r.flops))),
+        inputs, json_escape(r.branch), i + 1 < s.rows.size() ? "," : "");
   }
   out += "  ],\n";
-  out += fmt::format("  \"total_params\": {},\n  \"trainable_params\": {},\n  \"flops_per_sample\": {}\n}}\n",
-                     s.total_params, s.trainable_params,
-                     s.total_flops < 0 ? std::string("null") : std::to_string(static_cast<int64_t>(std::llround(s.total_flops))));
+  out += fmt::format(
+      "  \"total_params\": {},\n  \"trainable_params\": {},\n  \"flops_per_sample\": {}\n}}\n",
+      s.total_params, s.trainable_params,
+      s.total_flops < 0 ? std::string("null")
+                        : std::to_string(static_cast<int64_t>(std::llround(s.total_flops))));
   return out;
 }
 
@@ -155,30 +169,44 @@ std::string format_dot(const CompiledGraph& g, const SummaryOptions& o) {
   if (o.batch <= 0)
     for (auto& t : types) t.shape[0] = kDynamic;
   static const char* colors[] = {"#e8f0fe", "#e6f4ea", "#fef7e0", "#fce8e6", "#f3e8fd", "#e0f7fa"};
-  std::string out = fmt::format("digraph \"{}\" {{\n  rankdir=TB;\n  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\", fillcolor=white];\n  edge [fontname=\"Helvetica\", fontsize=10];\n", json_escape(g.def().name));
+  std::string out = fmt::format(
+      "digraph \"{}\" {{\n  rankdir=TB;\n  node [shape=box, style=\"rounded,filled\", "
+      "fontname=\"Helvetica\", fillcolor=white];\n  edge [fontname=\"Helvetica\", fontsize=10];\n",
+      json_escape(g.def().name));
   const auto& inputs = g.def().inputs;
   for (size_t b = 0; b < inputs.size(); ++b) {
-    out += fmt::format("  subgraph \"cluster_{}\" {{\n    label=\"{} branch\";\n    style=filled;\n    color=\"{}\";\n", json_escape(inputs[b].name), json_escape(inputs[b].name), colors[b % 6]);
-    out += fmt::format("    \"{}\" [shape=ellipse, label=\"{}\\n{} {}\"];\n", json_escape(inputs[b].name),
-                       json_escape(inputs[b].name), format_shape(types[g.input_tensors()[b]].shape), dtype_name(inputs[b].dtype));
+    out += fmt::format(
+        "  subgraph \"cluster_{}\" {{\n    label=\"{} branch\";\n    style=filled;\n    "
+        "color=\"{}\";\n",
+        json_escape(inputs[b].name), json_escape(inputs[b].name), colors[b % 6]);
+    out +=
+        fmt::format("    \"{}\" [shape=ellipse, label=\"{}\\n{} {}\"];\n",
+                    json_escape(inputs[b].name), json_escape(inputs[b].name),
+                    format_shape(types[g.input_tensors()[b]].shape), dtype_name(inputs[b].dtype));
     for (const auto& n : g.nodes())
       if (n.branch == inputs[b].name)
-        out += fmt::format("    \"{}\" [label=\"{}\\n{}\"];\n", json_escape(n.def->name), json_escape(n.def->name), json_escape(n.def->op));
+        out += fmt::format("    \"{}\" [label=\"{}\\n{}\"];\n", json_escape(n.def->name),
+                           json_escape(n.def->name), json_escape(n.def->op));
     out += "  }\n";
   }
   for (const auto& n : g.nodes())
     if (n.branch.empty())
-      out += fmt::format("  \"{}\" [label=\"{}\\n{}\", fillcolor=\"#fff3c4\"];\n", json_escape(n.def->name), json_escape(n.def->name), json_escape(n.def->op));
+      out +=
+          fmt::format("  \"{}\" [label=\"{}\\n{}\", fillcolor=\"#fff3c4\"];\n",
+                      json_escape(n.def->name), json_escape(n.def->name), json_escape(n.def->op));
   const auto& tensors = g.tensors();
   for (const auto& n : g.nodes())
     for (int t : n.inputs)
-      out += fmt::format("  \"{}\" -> \"{}\" [label=\"{}\"];\n", json_escape(tensors[t].name), json_escape(n.def->name),
-                         format_shape(types[t].shape));
+      out += fmt::format("  \"{}\" -> \"{}\" [label=\"{}\"];\n", json_escape(tensors[t].name),
+                         json_escape(n.def->name), format_shape(types[t].shape));
   for (size_t k = 0; k < g.output_tensors().size(); ++k) {
     int t = g.output_tensors()[k];
-    out += fmt::format("  \"output:{}\" [shape=ellipse, label=\"output\\n{}\"];\n  \"{}\" -> \"output:{}\" [label=\"{}\"];\n",
-                       json_escape(g.def().outputs[k]), json_escape(g.def().outputs[k]), json_escape(tensors[t].name),
-                       json_escape(g.def().outputs[k]), format_shape(types[t].shape));
+    out += fmt::format(
+        "  \"output:{}\" [shape=ellipse, label=\"output\\n{}\"];\n  \"{}\" -> \"output:{}\" "
+        "[label=\"{}\"];\n",
+        json_escape(g.def().outputs[k]), json_escape(g.def().outputs[k]),
+        json_escape(tensors[t].name), json_escape(g.def().outputs[k]),
+        format_shape(types[t].shape));
   }
   return out + "}\n";
 }

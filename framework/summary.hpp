@@ -10,8 +10,8 @@
 namespace fg {
 
 struct SummaryOptions {
-  int64_t batch = 0;                                   // 0: show the batch as None
-  std::map<std::string, std::vector<int64_t>> dims;    // sizes for null dims, per input
+  int64_t batch = 0;                                 // 0: show the batch as None
+  std::map<std::string, std::vector<int64_t>> dims;  // sizes for null dims, per input
 };
 
 struct SummaryRow {

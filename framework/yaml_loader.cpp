@@ -53,14 +53,16 @@ Value to_value(const YAML::Node& n, const std::string& file) {
 
 void check_map(const YAML::Node& n, const std::string& file, const std::string& what) {
   if (!n.IsMap()) {
-    std::string found = n.IsSequence() ? "a list" : n.IsScalar() ? fmt::format("'{}'", n.Scalar()) : "nothing";
+    std::string found = n.IsSequence() ? "a list"
+                        : n.IsScalar() ? fmt::format("'{}'", n.Scalar())
+                                       : "nothing";
     throw error_at(n, file, fmt::format("{} must be a mapping, got {}", what, found));
   }
 }
 
 // Rejects keys outside `known` (with a did-you-mean) and duplicate keys.
-void check_keys(const YAML::Node& map, const std::string& file, const std::vector<std::string>& known,
-                const std::string& where) {
+void check_keys(const YAML::Node& map, const std::string& file,
+                const std::vector<std::string>& known, const std::string& where) {
   std::set<std::string> seen;
   for (const auto& kv : map) {
     const std::string key = kv.first.Scalar();
@@ -69,7 +71,8 @@ void check_keys(const YAML::Node& map, const std::string& file, const std::vecto
     if (std::find(known.begin(), known.end(), key) == known.end()) {
       Error e = error_at(kv.first, file, fmt::format("unknown key '{}' in {}", key, where));
       std::string best = closest_match(key, known);
-      e.hint(best.empty() ? "known keys: " + quoted_list(known) : fmt::format("did you mean '{}'?", best));
+      e.hint(best.empty() ? "known keys: " + quoted_list(known)
+                          : fmt::format("did you mean '{}'?", best));
       throw e;
     }
   }
@@ -81,10 +84,12 @@ std::string scalar_of(const YAML::Node& n, const std::string& file, const std::s
   return n.Scalar();
 }
 
-void check_name(const YAML::Node& n, const std::string& file, const std::string& name, const std::string& what) {
+void check_name(const YAML::Node& n, const std::string& file, const std::string& name,
+                const std::string& what) {
   for (char c : name) {
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'))
-      throw error_at(n, file, fmt::format("{} '{}' may only use letters, digits, '_' and '-'", what, name))
+      throw error_at(n, file,
+                     fmt::format("{} '{}' may only use letters, digits, '_' and '-'", what, name))
           .hint("weights are addressed as <node>.<param>, so names cannot contain '.' or spaces");
   }
 }
@@ -98,9 +103,17 @@ InputDef parse_input(const std::string& name, const YAML::Node& key, const YAML:
   check_map(spec, file, fmt::format("input '{}'", name));
   check_keys(spec, file, {"shape", "dtype", "default_shape"}, fmt::format("input '{}'", name));
   YAML::Node shape = spec["shape"];
-  if (!shape) throw error_at(spec, file, fmt::format("input '{}' has no shape", name)).hint("add `shape: [...]` without the batch dimension, e.g. shape: [224, 224, 3]; use null for any length");
+  if (!shape)
+    throw error_at(spec, file, fmt::format("input '{}' has no shape", name))
+        .hint(
+            "add `shape: [...]` without the batch dimension, e.g. shape: [224, 224, 3]; use null "
+            "for any length");
   if (!shape.IsSequence() || shape.size() == 0)
-    throw error_at(shape, file, fmt::format("the shape of input '{}' must be a non-empty list of sizes (null for any length)", name))
+    throw error_at(
+        shape, file,
+        fmt::format(
+            "the shape of input '{}' must be a non-empty list of sizes (null for any length)",
+            name))
         .hint("the batch dimension is implicit: write shape: [224, 224, 3] for images");
   for (const auto& d : shape) {
     if (d.IsNull()) {
@@ -111,14 +124,24 @@ InputDef parse_input(const std::string& name, const YAML::Node& key, const YAML:
     try {
       v = d.as<int64_t>();
     } catch (const YAML::Exception&) {
-      throw error_at(d, file, fmt::format("a dimension of input '{}' must be a positive integer or null, got '{}'", name, d.Scalar()));
+      throw error_at(
+          d, file,
+          fmt::format("a dimension of input '{}' must be a positive integer or null, got '{}'",
+                      name, d.Scalar()));
     }
-    if (v < 1) throw error_at(d, file, fmt::format("a dimension of input '{}' must be a positive integer or null, got {}", name, v));
+    if (v < 1)
+      throw error_at(
+          d, file,
+          fmt::format("a dimension of input '{}' must be a positive integer or null, got {}", name,
+                      v));
     in.shape.push_back(v);
   }
   if (YAML::Node example = spec["default_shape"]) {
     if (!example.IsSequence() || example.size() != in.shape.size())
-      throw error_at(example, file, fmt::format("default_shape of input '{}' must be a list of {} sizes like its shape", name, in.shape.size()));
+      throw error_at(
+          example, file,
+          fmt::format("default_shape of input '{}' must be a list of {} sizes like its shape", name,
+                      in.shape.size()));
     size_t k = 0;
     for (const auto& d : example) {
       int64_t v = 0;
@@ -128,15 +151,20 @@ InputDef parse_input(const std::string& name, const YAML::Node& key, const YAML:
         v = 0;
       }
       if (v < 1 || (in.shape[k] != kDynamic && in.shape[k] != v))
-        throw error_at(d, file, fmt::format("default_shape of input '{}' must give a positive size for each dim, equal to the shape's fixed sizes", name));
+        throw error_at(d, file,
+                       fmt::format("default_shape of input '{}' must give a positive size for each "
+                                   "dim, equal to the shape's fixed sizes",
+                                   name));
       in.default_shape.push_back(v);
       ++k;
     }
   }
   if (YAML::Node dtype = spec["dtype"]) {
     std::string s = scalar_of(dtype, file, "dtype");
-    if (s == "float32") in.dtype = DType::f32;
-    else if (s == "int32") in.dtype = DType::i32;
+    if (s == "float32")
+      in.dtype = DType::f32;
+    else if (s == "int32")
+      in.dtype = DType::i32;
     else {
       Error e = error_at(dtype, file, fmt::format("unknown dtype '{}' for input '{}'", s, name));
       std::string best = closest_match(s, {"float32", "int32"});
@@ -158,19 +186,27 @@ NodeDef parse_node(const YAML::Node& n, const std::string& file, size_t index) {
       throw error_at(kv.first, file, fmt::format("duplicate key '{}' in node #{}", key, index + 1));
   }
   YAML::Node name = n["name"];
-  if (!name) throw error_at(n, file, fmt::format("node #{} has no name", index + 1)).hint("add `name: <unique name>`");
+  if (!name)
+    throw error_at(n, file, fmt::format("node #{} has no name", index + 1))
+        .hint("add `name: <unique name>`");
   node.name = scalar_of(name, file, "a node's name");
   check_name(name, file, node.name, "node name");
   YAML::Node op = n["op"];
-  if (!op) throw error_at(n, file, fmt::format("node '{}' has no op", node.name)).hint("add `op: <op name>`, e.g. op: dense");
+  if (!op)
+    throw error_at(n, file, fmt::format("node '{}' has no op", node.name))
+        .hint("add `op: <op name>`, e.g. op: dense");
   node.op = scalar_of(op, file, "op");
   node.op_loc = loc_of(op, file);
   YAML::Node input = n["input"], inputs = n["inputs"];
   if (input && inputs)
-    throw error_at(inputs, file, fmt::format("node '{}' has both `input` and `inputs`", node.name)).node(node.name, node.op).hint("use `input: x` for one input or `inputs: [a, b]` for several");
+    throw error_at(inputs, file, fmt::format("node '{}' has both `input` and `inputs`", node.name))
+        .node(node.name, node.op)
+        .hint("use `input: x` for one input or `inputs: [a, b]` for several");
   if (input) {
     if (input.IsSequence())
-      throw error_at(input, file, "`input` takes one name").node(node.name, node.op).hint("use `inputs: [a, b]` for several inputs");
+      throw error_at(input, file, "`input` takes one name")
+          .node(node.name, node.op)
+          .hint("use `inputs: [a, b]` for several inputs");
     node.inputs.push_back(scalar_of(input, file, "input"));
     node.input_locs.push_back(loc_of(input, file));
   } else if (inputs) {
@@ -183,10 +219,13 @@ NodeDef parse_node(const YAML::Node& n, const std::string& file, size_t index) {
         node.input_locs.push_back(loc_of(i, file));
       }
     } else {
-      throw error_at(inputs, file, "`inputs` must be a non-empty list of names").node(node.name, node.op);
+      throw error_at(inputs, file, "`inputs` must be a non-empty list of names")
+          .node(node.name, node.op);
     }
   } else {
-    throw error_at(n, file, fmt::format("node '{}' has no input", node.name)).node(node.name, node.op).hint("add `input: <node or input name>`");
+    throw error_at(n, file, fmt::format("node '{}' has no input", node.name))
+        .node(node.name, node.op)
+        .hint("add `input: <node or input name>`");
   }
   for (const auto& kv : n) {
     const std::string key = kv.first.Scalar();
@@ -199,28 +238,38 @@ NodeDef parse_node(const YAML::Node& n, const std::string& file, size_t index) {
 std::shared_ptr<GraphDef> parse_root(const YAML::Node& root, const std::string& file) {
   auto g = std::make_shared<GraphDef>();
   g->file = file;
-  if (!root.IsDefined() || root.IsNull()) throw Error("the graph file is empty").in_file(file).hint("a graph has `name`, `inputs`, `nodes` and `outputs`");
+  if (!root.IsDefined() || root.IsNull())
+    throw Error("the graph file is empty")
+        .in_file(file)
+        .hint("a graph has `name`, `inputs`, `nodes` and `outputs`");
   check_map(root, file, "a graph file");
   check_keys(root, file, {"name", "description", "inputs", "nodes", "outputs"}, "the graph");
   if (YAML::Node name = root["name"]) g->name = scalar_of(name, file, "the graph's name");
   YAML::Node inputs = root["inputs"];
-  if (!inputs) throw error_at(root, file, "the graph has no `inputs`").hint("add e.g. `inputs: {image: {shape: [224, 224, 3]}}`");
+  if (!inputs)
+    throw error_at(root, file, "the graph has no `inputs`")
+        .hint("add e.g. `inputs: {image: {shape: [224, 224, 3]}}`");
   check_map(inputs, file, "`inputs`");
   if (inputs.size() == 0) throw error_at(inputs, file, "`inputs` is empty");
   std::set<std::string> seen;
   for (const auto& kv : inputs) {
     std::string name = scalar_of(kv.first, file, "an input name");
-    if (!seen.insert(name).second) throw error_at(kv.first, file, fmt::format("duplicate input '{}'", name));
+    if (!seen.insert(name).second)
+      throw error_at(kv.first, file, fmt::format("duplicate input '{}'", name));
     g->inputs.push_back(parse_input(name, kv.first, kv.second, file));
   }
   YAML::Node nodes = root["nodes"];
-  if (!nodes) throw error_at(root, file, "the graph has no `nodes`").hint("add `nodes:` with a list of `{name, op, input, ...}`");
+  if (!nodes)
+    throw error_at(root, file, "the graph has no `nodes`")
+        .hint("add `nodes:` with a list of `{name, op, input, ...}`");
   if (!nodes.IsSequence() || nodes.size() == 0)
-    throw error_at(nodes, file, "`nodes` must be a non-empty list").hint("each entry is a mapping like `- {name: d, op: dense, input: x, units: 10}`");
+    throw error_at(nodes, file, "`nodes` must be a non-empty list")
+        .hint("each entry is a mapping like `- {name: d, op: dense, input: x, units: 10}`");
   size_t i = 0;
   for (const auto& n : nodes) g->nodes.push_back(parse_node(n, file, i++));
   YAML::Node outputs = root["outputs"];
-  if (!outputs) throw error_at(root, file, "the graph has no `outputs`").hint("add `outputs: [<node name>]`");
+  if (!outputs)
+    throw error_at(root, file, "the graph has no `outputs`").hint("add `outputs: [<node name>]`");
   if (outputs.IsScalar()) {
     g->outputs.push_back(outputs.Scalar());
     g->output_locs.push_back(loc_of(outputs, file));
@@ -248,7 +297,8 @@ std::shared_ptr<GraphDef> load_graph_string(const std::string& text, const std::
       err.hint("a '{' opened before this point is not closed with '}'");
     else if (e.msg.find("end of sequence flow") != std::string::npos)
       err.hint("a '[' opened before this point is not closed with ']'");
-    else if (e.msg.find("illegal map value") != std::string::npos || e.msg.find("bad indentation") != std::string::npos)
+    else if (e.msg.find("illegal map value") != std::string::npos ||
+             e.msg.find("bad indentation") != std::string::npos)
       err.hint("check the indentation: keys of one mapping must start in the same column");
     throw err;
   }

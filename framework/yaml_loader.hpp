@@ -11,6 +11,7 @@ namespace fg {
 // `file` is used in messages. Throws fg::Error for syntax errors and schema errors
 // (unknown top-level keys, malformed inputs, nodes without name or op, ...).
 std::shared_ptr<GraphDef> load_graph_file(const std::string& path);
-std::shared_ptr<GraphDef> load_graph_string(const std::string& text, const std::string& file = "<string>");
+std::shared_ptr<GraphDef> load_graph_string(const std::string& text,
+                                            const std::string& file = "<string>");
 
 }  // namespace fg

@@ -27,11 +27,11 @@ class ActivationKernel final : public Kernel {
     dnnl::memory src = ctx.srcs[0];
     const dnnl::memory& dst = ctx.dsts[0];
     if (copy) {
-      copy->execute(ctx.stream, {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}});
+      execute_primitive(*copy, ctx, {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}});
       src = dst;
     }
     for (const auto& p : prims) {
-      p.execute(ctx.stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
+      execute_primitive(p, ctx, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
       src = dst;
     }
     if (softsign) {
@@ -79,6 +79,7 @@ class Activation final : public Op {
     const bool same = src == dst;
     auto add_copy = [&] {
       auto pd = onednn::make_reorder_pd(src, dst);
+      ctx.add_scratchpad(pd);
       kernel->copy = dnnl::reorder(pd);
       kernel->impl = onednn::impl_name(pd);
     };
@@ -94,6 +95,7 @@ class Activation final : public Op {
       if (same) add_copy();
     } else if (onednn::eltwise_for(name, alg, alpha, beta)) {
       auto pd = onednn::make_eltwise_pd(dst, alg, alpha, beta);
+      ctx.add_scratchpad(pd);
       add(dnnl::eltwise_forward(pd), onednn::impl_name(pd));
     } else if (name == "selu") {
       // selu(x) = scale * elu(x, alpha), Keras constants. An eltwise post-op on an eltwise
@@ -102,11 +104,14 @@ class Activation final : public Op {
           onednn::make_eltwise_pd(dst, dnnl::algorithm::eltwise_elu, 1.6732632423543772f, 0.f);
       auto scale =
           onednn::make_eltwise_pd(dst, dnnl::algorithm::eltwise_linear, 1.0507009873554805f, 0.f);
+      ctx.add_scratchpad(elu);
+      ctx.add_scratchpad(scale);
       add(dnnl::eltwise_forward(elu), onednn::impl_name(elu));
       add(dnnl::eltwise_forward(scale), onednn::impl_name(scale));
     } else if (name == "softmax" || name == "log_softmax") {
       const int axis = ctx.inputs[0].rank() - 1;
       auto pd = onednn::make_softmax_pd(dst, dst, axis, name == "log_softmax");
+      ctx.add_scratchpad(pd);
       add(dnnl::softmax_v2_forward(pd), onednn::impl_name(pd));
     } else if (name == "softsign") {
       kernel->softsign = true;

@@ -21,13 +21,14 @@ bool activation_supported(const std::string& activation) {
 
 std::optional<ActivationStep> ActivationStep::make(const std::string& activation,
                                                    const dnnl::memory::desc& desc,
-                                                   const dnnl::engine& engine) {
+                                                   KernelContext& ctx) {
   if (activation_fuses(activation)) return std::nullopt;
   ActivationStep step;
   step.activation_ = activation;
   if (activation == "softmax" || activation == "log_softmax") {
     const int axis = desc.data.ndims - 1;  // Keras activations act on the last axis
     auto pd = onednn::make_softmax_pd(desc, desc, axis, activation == "log_softmax");
+    ctx.add_scratchpad(pd);
     step.impl_ = onednn::impl_name(pd);
     step.prim_ = dnnl::softmax_v2_forward(pd);
   } else if (activation == "softsign") {
@@ -38,12 +39,12 @@ std::optional<ActivationStep> ActivationStep::make(const std::string& activation
   return step;
 }
 
-void ActivationStep::execute(dnnl::stream& stream, const dnnl::memory& data) const {
+void ActivationStep::execute(ExecContext& ctx, const dnnl::memory& data) const {
   if (prim_) {
-    prim_->execute(stream, {{DNNL_ARG_SRC, data}, {DNNL_ARG_DST, data}});
+    execute_primitive(*prim_, ctx, {{DNNL_ARG_SRC, data}, {DNNL_ARG_DST, data}});
     return;
   }
-  stream.wait();
+  ctx.stream.wait();
   float* p = static_cast<float*>(data.get_data_handle());
   const int64_t n = static_cast<int64_t>(data.get_desc().get_size() / sizeof(float));
 #pragma omp parallel for

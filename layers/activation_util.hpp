@@ -4,9 +4,10 @@
 #pragma once
 
 #include <oneapi/dnnl/dnnl.hpp>
-
 #include <optional>
 #include <string>
+
+#include "runtime/kernel.hpp"
 
 namespace fg::layers {
 
@@ -17,9 +18,10 @@ class ActivationStep {
   // activations that append_activation() fuses. softmax / log_softmax run over the last
   // *logical* dim of `desc`: pass a desc in Keras dims order (e.g. ctx.dst_descs[i]), never a
   // channels_first_view() ({N, C, spatial}), whose last logical dim is a spatial one.
-  static std::optional<ActivationStep> make(const std::string& activation, const dnnl::memory::desc& desc,
-                                            const dnnl::engine& engine);
-  void execute(dnnl::stream& stream, const dnnl::memory& data) const;
+  // Registers its primitive's scratchpad with `ctx`.
+  static std::optional<ActivationStep> make(const std::string& activation,
+                                            const dnnl::memory::desc& desc, KernelContext& ctx);
+  void execute(ExecContext& ctx, const dnnl::memory& data) const;
   std::string impl_info() const;
 
  private:

@@ -22,7 +22,7 @@ class BatchNormKernel final : public Kernel {
     dnnl::memory dst(view_, ctx.dsts[0].get_engine(), ctx.dsts[0].get_data_handle());
     std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}};
     for (const auto& [arg, mem] : params_) args.emplace(arg, mem);
-    prim_.execute(ctx.stream, args);
+    execute_primitive(prim_, ctx, std::move(args));
   }
   std::string impl_info() const override { return impl_; }
 
@@ -92,6 +92,7 @@ class BatchNormalization final : public Op {
       view = dnnl::memory::desc({outer, c, inner, 1}, onednn::dt::f32, onednn::tag::nchw);
     }
     auto pd = onednn::make_batch_norm_pd(view, static_cast<float>(epsilon_), scale_, center_);
+    ctx.add_scratchpad(pd);
     const auto vec = onednn::plain_desc(Dims{c});
     std::vector<std::pair<int, dnnl::memory>> params;
     params.emplace_back(DNNL_ARG_MEAN, ctx.weight_memory("moving_mean", vec, pd.mean_desc()));

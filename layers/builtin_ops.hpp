@@ -18,7 +18,6 @@ OpInfo global_average_pooling2d_op();
 OpInfo global_max_pooling1d_op();
 OpInfo global_max_pooling2d_op();
 
-
 // ---- dense, shape and activation ops ----
 OpInfo dense_op();
 OpInfo flatten_op();
@@ -27,12 +26,10 @@ OpInfo dropout_op();
 OpInfo activation_op();
 OpInfo softmax_op();
 
-
 // ---- recurrent and embedding ----
 OpInfo embedding_op();
 OpInfo lstm_op();
 OpInfo gru_op();
-
 
 // ---- normalization and merges ----
 OpInfo batch_normalization_op();
@@ -45,8 +42,6 @@ OpInfo average_op();
 OpInfo maximum_op();
 OpInfo minimum_op();
 
-
 // ---- fusion ops ----
-
 
 }  // namespace fg::layers

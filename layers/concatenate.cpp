@@ -54,7 +54,7 @@ class ConcatKernel final : public Kernel {
     std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_DST, ctx.dsts[0]}};
     for (size_t i = 0; i < ctx.srcs.size(); ++i)
       args.emplace(DNNL_ARG_MULTIPLE_SRC + static_cast<int>(i), ctx.srcs[i]);
-    prim_.execute(ctx.stream, args);
+    execute_primitive(prim_, ctx, args);
     if (ctx.dst_masks.empty() || ctx.dst_masks[0] == nullptr) return;
     uint8_t* dst_mask = ctx.dst_masks[0];
     for (Dim b = 0; b < batch_; ++b) {
@@ -169,6 +169,7 @@ class Concatenate final : public Op {
     const int axis = normalize_axis(axis_, rank);
     std::vector<dnnl::memory::desc> srcs(ctx.src_descs.begin(), ctx.src_descs.end());
     auto pd = onednn::make_concat_pd(ctx.dst_descs[0], axis, srcs);
+    ctx.add_scratchpad(pd);
     std::vector<Dim> steps;
     for (const auto& in : ctx.inputs) steps.push_back(in.shape[1]);
     return std::make_unique<ConcatKernel>(pd, axis, ctx.outputs[0].shape[0], std::move(steps),

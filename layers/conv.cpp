@@ -43,15 +43,16 @@ class ConvKernel final : public Kernel {
     memory src = src_user;
     if (src_reorder_) {
       src = ctx.temps[src_temp_];
-      src_reorder_->execute(ctx.stream, src_user, src);
+      execute_primitive(*src_reorder_, ctx, {{DNNL_ARG_FROM, src_user}, {DNNL_ARG_TO, src}});
     }
     memory dst = dst_reorder_ ? ctx.temps[dst_temp_] : dst_user;
     std::unordered_map<int, memory> args{
         {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights_}, {DNNL_ARG_DST, dst}};
     if (bias_) args.emplace(DNNL_ARG_BIAS, *bias_);
-    prim_.execute(ctx.stream, args);
-    if (dst_reorder_) dst_reorder_->execute(ctx.stream, dst, dst_user);
-    if (activation_) activation_->execute(ctx.stream, ctx.dsts[0]);
+    execute_primitive(prim_, ctx, std::move(args));
+    if (dst_reorder_)
+      execute_primitive(*dst_reorder_, ctx, {{DNNL_ARG_FROM, dst}, {DNNL_ARG_TO, dst_user}});
+    if (activation_) activation_->execute(ctx, ctx.dsts[0]);
   }
 
   std::string impl_info() const override {
@@ -208,6 +209,7 @@ class Conv final : public Op {
     dnnl::primitive_attr attr;
     attr.set_post_ops(ops);
     auto pd = onednn::make_conv_pd(src_want, wei_any, bias_desc, dst_any, g, attr, ctx.engine);
+    ctx.add_scratchpad(pd);
 
     memory weights = ctx.weight_memory(
         "kernel", onednn::keras_conv_kernel_desc(ctx.weight("kernel").shape()), pd.weights_desc());
@@ -218,18 +220,20 @@ class Conv final : public Op {
     std::optional<dnnl::reorder> src_reorder, dst_reorder;
     int src_temp = -1, dst_temp = -1;
     if (pd.src_desc() != src_user) {
-      src_reorder = dnnl::reorder(
-          dnnl::reorder::primitive_desc(ctx.engine, src_user, ctx.engine, pd.src_desc()));
+      auto reorder_pd = onednn::make_reorder_pd(src_user, pd.src_desc());
+      ctx.add_scratchpad(reorder_pd);
+      src_reorder = dnnl::reorder(reorder_pd);
       src_temp = static_cast<int>(ctx.temp_descs.size());
       ctx.temp_descs.push_back(pd.src_desc());
     }
     if (pd.dst_desc() != dst_user) {
-      dst_reorder = dnnl::reorder(
-          dnnl::reorder::primitive_desc(ctx.engine, pd.dst_desc(), ctx.engine, dst_user));
+      auto reorder_pd = onednn::make_reorder_pd(pd.dst_desc(), dst_user);
+      ctx.add_scratchpad(reorder_pd);
+      dst_reorder = dnnl::reorder(reorder_pd);
       dst_temp = static_cast<int>(ctx.temp_descs.size());
       ctx.temp_descs.push_back(pd.dst_desc());
     }
-    auto activation = ActivationStep::make(activation_, ctx.dst_descs.at(0), ctx.engine);
+    auto activation = ActivationStep::make(activation_, ctx.dst_descs.at(0), ctx);
     return std::make_unique<ConvKernel>(
         dnnl::convolution_forward(pd), onednn::impl_name(pd), weights, bias, src_user, dst_user,
         std::move(src_reorder), src_temp, std::move(dst_reorder), dst_temp, std::move(activation));

@@ -27,8 +27,8 @@ class DenseKernel final : public Kernel {
     std::unordered_map<int, dnnl::memory> args{
         {DNNL_ARG_SRC, ctx.srcs[0]}, {DNNL_ARG_WEIGHTS, weights_}, {DNNL_ARG_DST, ctx.dsts[0]}};
     if (bias_) args.emplace(DNNL_ARG_BIAS, *bias_);
-    prim_.execute(ctx.stream, args);
-    if (step_) step_->execute(ctx.stream, ctx.dsts[0]);
+    execute_primitive(prim_, ctx, std::move(args));
+    if (step_) step_->execute(ctx, ctx.dsts[0]);
   }
 
   std::string impl_info() const override {
@@ -103,7 +103,7 @@ class Dense final : public Op {
     dnnl::post_ops ops;
     std::optional<ActivationStep> step;
     if (!onednn::append_activation(ops, activation_))
-      step = ActivationStep::make(activation_, ctx.dst_descs[0], ctx.engine);
+      step = ActivationStep::make(activation_, ctx.dst_descs[0], ctx);
     dnnl::primitive_attr attr;
     attr.set_post_ops(ops);
 
@@ -114,6 +114,7 @@ class Dense final : public Op {
     const auto bias_user = onednn::plain_desc(Dims{units_});
     if (rank == 2) {
       auto pd = onednn::make_inner_product_pd(ctx.src_descs[0], ctx.dst_descs[0], use_bias_, attr);
+      ctx.add_scratchpad(pd);
       weights =
           ctx.weight_memory("kernel", onednn::dense_kernel_desc(in, units_), pd.weights_desc());
       if (use_bias_) bias = ctx.weight_memory("bias", bias_user, pd.bias_desc());
@@ -121,6 +122,7 @@ class Dense final : public Op {
       impl = onednn::impl_name(pd);
     } else {
       auto pd = onednn::make_dense_matmul_pd(ctx.src_descs[0], ctx.dst_descs[0], use_bias_, attr);
+      ctx.add_scratchpad(pd);
       weights = ctx.weight_memory("kernel", onednn::dense_matmul_kernel_desc(rank, in, units_),
                                   pd.weights_desc());
       if (use_bias_)

@@ -45,6 +45,7 @@ class Dropout final : public Op {
 
   std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
     auto pd = onednn::make_reorder_pd(ctx.src_descs[0], ctx.dst_descs[0]);
+    ctx.add_scratchpad(pd);
     return std::make_unique<PrimitiveKernel>(dnnl::reorder(pd), onednn::impl_name(pd),
                                              std::vector<std::pair<int, dnnl::memory>>{});
   }

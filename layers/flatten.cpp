@@ -21,7 +21,7 @@ class ViewCopyKernel final : public Kernel {
         ctx.srcs[0].get_desc() == dst_view_)
       return;  // the planner aliased the output to the input: nothing to copy
     dnnl::memory dst = onednn::view_as(ctx.dsts[0], dst_view_);
-    prim_.execute(ctx.stream, {{DNNL_ARG_FROM, ctx.srcs[0]}, {DNNL_ARG_TO, dst}});
+    execute_primitive(prim_, ctx, {{DNNL_ARG_FROM, ctx.srcs[0]}, {DNNL_ARG_TO, dst}});
   }
   std::string impl_info() const override { return impl_; }
 
@@ -50,7 +50,9 @@ class Flatten final : public Op {
     const auto view = onednn::plain_desc(ctx.inputs[0]);
     if (view.get_size() != ctx.dst_descs[0].get_size())
       throw ctx.error("internal: flatten output size differs from its input");
-    return std::make_unique<ViewCopyKernel>(onednn::make_reorder_pd(ctx.src_descs[0], view), view);
+    auto pd = onednn::make_reorder_pd(ctx.src_descs[0], view);
+    ctx.add_scratchpad(pd);
+    return std::make_unique<ViewCopyKernel>(pd, view);
   }
 };
 

@@ -37,7 +37,7 @@ class GlobalPoolKernel final : public Kernel {
     const dnnl::engine engine = ctx.stream.get_engine();
     memory src(src_view_, engine, ctx.srcs[0].get_data_handle());
     memory dst(dst_view_, engine, ctx.dsts[0].get_data_handle());
-    prim_.execute(ctx.stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
+    execute_primitive(prim_, ctx, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
   }
 
   std::string impl_info() const override { return impl_; }
@@ -137,6 +137,7 @@ class GlobalPooling final : public Op {
       g.pad_r.push_back(0);
     }
     auto pd = onednn::make_pool_pd(max_, src, dst, kernel, g, ctx.engine);
+    ctx.add_scratchpad(pd);
     const int64_t steps = spatial_ == 1 ? in.shape[1] : in.shape[1] * in.shape[2];
     return std::make_unique<GlobalPoolKernel>(dnnl::pooling_forward(pd), onednn::impl_name(pd), src,
                                               dst, in.shape[0], steps, in.shape.back());

@@ -27,7 +27,7 @@ class LayerNormKernel final : public Kernel {
     dnnl::memory dst(view_, ctx.dsts[0].get_engine(), ctx.dsts[0].get_data_handle());
     std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}};
     for (const auto& [arg, mem] : params_) args.emplace(arg, mem);
-    prim_.execute(ctx.stream, args);
+    execute_primitive(prim_, ctx, std::move(args));
   }
   std::string impl_info() const override { return impl_; }
 
@@ -156,6 +156,7 @@ class LayerNormalization final : public Op {
     for (int i = first; i < rank; ++i) cols = dim_mul(cols, shape[i]);
     dnnl::memory::desc view({rows, cols}, onednn::dt::f32, onednn::tag::ab);
     auto pd = onednn::make_layer_norm_pd(view, static_cast<float>(epsilon_), scale_, center_);
+    ctx.add_scratchpad(pd);
     // gamma / beta have the normalized dims' shape; their bytes are the flat {cols} vector.
     const auto vec = onednn::plain_desc(Dims{cols});
     std::vector<std::pair<int, dnnl::memory>> params;

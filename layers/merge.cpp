@@ -77,8 +77,8 @@ class MergeKernel final : public Kernel {
     if (copy_first_ >= 0) broadcast_copy(ctx, copy_first_);
     for (const Step& s : steps_) {
       const dnnl::memory& a = s.src0 < 0 ? ctx.dsts[0] : ctx.srcs[s.src0];
-      s.prim.execute(
-          ctx.stream,
+      execute_primitive(
+          s.prim, ctx,
           {{DNNL_ARG_SRC_0, a}, {DNNL_ARG_SRC_1, ctx.srcs[s.src1]}, {DNNL_ARG_DST, ctx.dsts[0]}});
     }
     write_mask(ctx);
@@ -218,6 +218,7 @@ class Merge final : public Op {
     auto add_step = [&](int src0, int src1, float alpha) {
       const auto& d0 = src0 < 0 ? dst : ctx.src_descs[src0];
       auto pd = onednn::make_binary_pd(alg, d0, ctx.src_descs[src1], dst, alpha);
+      ctx.add_scratchpad(pd);
       if (impl.empty()) impl = onednn::impl_name(pd);
       steps.push_back({dnnl::binary(pd), src0, src1});
     };

@@ -22,7 +22,7 @@ class ViewKernel final : public Kernel {
     const dnnl::engine engine = ctx.stream.get_engine();
     memory src(src_view_, engine, ctx.srcs[0].get_data_handle());
     memory dst(dst_view_, engine, ctx.dsts[0].get_data_handle());
-    prim_.execute(ctx.stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
+    execute_primitive(prim_, ctx, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
   }
   std::string impl_info() const override { return impl_; }
 
@@ -93,6 +93,7 @@ class Pooling final : public Op {
     // and out of a lone pooling cost more than they save.
     auto pd = onednn::make_pool_pd(max_, src, dst, memory::dims(pool_.begin(), pool_.end()), g,
                                    ctx.engine);
+    ctx.add_scratchpad(pd);
     return std::make_unique<ViewKernel>(dnnl::pooling_forward(pd), onednn::impl_name(pd), src, dst);
   }
 

@@ -19,7 +19,7 @@ class ReshapeKernel final : public Kernel {
         ctx.srcs[0].get_desc() == dst_view_)
       return;  // aliased by the planner: nothing to copy
     dnnl::memory dst = onednn::view_as(ctx.dsts[0], dst_view_);
-    prim_.execute(ctx.stream, {{DNNL_ARG_FROM, ctx.srcs[0]}, {DNNL_ARG_TO, dst}});
+    execute_primitive(prim_, ctx, {{DNNL_ARG_FROM, ctx.srcs[0]}, {DNNL_ARG_TO, dst}});
   }
   std::string impl_info() const override { return impl_; }
 
@@ -104,7 +104,9 @@ class Reshape final : public Op {
     const auto view = onednn::plain_desc(ctx.inputs[0]);
     if (view.get_size() != ctx.dst_descs[0].get_size())
       throw ctx.error("internal: reshape output size differs from its input");
-    return std::make_unique<ReshapeKernel>(onednn::make_reorder_pd(ctx.src_descs[0], view), view);
+    auto pd = onednn::make_reorder_pd(ctx.src_descs[0], view);
+    ctx.add_scratchpad(pd);
+    return std::make_unique<ReshapeKernel>(pd, view);
   }
 
  private:

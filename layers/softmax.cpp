@@ -22,9 +22,9 @@ class MiddleAxisSoftmaxKernel final : public Kernel {
 
   void execute(ExecContext& ctx) const override {
     const dnnl::memory& tmp = ctx.temps[0];
-    to_tmp_.execute(ctx.stream, {{DNNL_ARG_FROM, ctx.srcs[0]}, {DNNL_ARG_TO, tmp}});
-    softmax_.execute(ctx.stream, {{DNNL_ARG_SRC, tmp}, {DNNL_ARG_DST, tmp}});
-    from_tmp_.execute(ctx.stream, {{DNNL_ARG_FROM, tmp}, {DNNL_ARG_TO, ctx.dsts[0]}});
+    execute_primitive(to_tmp_, ctx, {{DNNL_ARG_FROM, ctx.srcs[0]}, {DNNL_ARG_TO, tmp}});
+    execute_primitive(softmax_, ctx, {{DNNL_ARG_SRC, tmp}, {DNNL_ARG_DST, tmp}});
+    execute_primitive(from_tmp_, ctx, {{DNNL_ARG_FROM, tmp}, {DNNL_ARG_TO, ctx.dsts[0]}});
   }
   std::string impl_info() const override { return impl_; }
 
@@ -61,14 +61,17 @@ class Softmax final : public Op {
     for (int i = axis + 1; i < x.rank(); ++i) inner *= x.shape[i];
     if (inner == 1 || axis == x.rank() - 1) {
       auto pd = onednn::make_softmax_pd(src, dst, axis, false);
+      ctx.add_scratchpad(pd);
       return std::make_unique<PrimitiveKernel>(dnnl::softmax_v2_forward(pd), onednn::impl_name(pd),
                                                std::vector<std::pair<int, dnnl::memory>>{});
     }
     const auto tmp = onednn::axis_innermost_desc(onednn::to_dims(x.shape), onednn::dt::f32, axis);
     ctx.temp_descs.push_back(tmp);
     auto to_pd = onednn::make_reorder_pd(src, tmp);
+    ctx.add_scratchpad(to_pd);
     auto sm_pd = onednn::make_softmax_pd(tmp, tmp, axis, false);
     auto from_pd = onednn::make_reorder_pd(tmp, dst);
+    ctx.add_scratchpad(from_pd);
     std::string impl = onednn::impl_name(to_pd) + " + " + onednn::impl_name(sm_pd) + " + " +
                        onednn::impl_name(from_pd);
     return std::make_unique<MiddleAxisSoftmaxKernel>(dnnl::reorder(to_pd),

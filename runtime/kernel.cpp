@@ -13,12 +13,13 @@ const Tensor& KernelContext::weight(const std::string& param) const {
   return (*weight_lookup)(param);
 }
 
-dnnl::memory KernelContext::weight_memory(const std::string& param, const dnnl::memory::desc& user_desc,
+dnnl::memory KernelContext::weight_memory(const std::string& param,
+                                          const dnnl::memory::desc& user_desc,
                                           const dnnl::memory::desc& want_desc) {
   const Tensor& host = weight(param);
   if (user_desc.get_size() != host.bytes())
-    throw error(fmt::format("internal: weight '{}' has {} bytes but its oneDNN desc wants {}", param,
-                            host.bytes(), user_desc.get_size()));
+    throw error(fmt::format("internal: weight '{}' has {} bytes but its oneDNN desc wants {}",
+                            param, host.bytes(), user_desc.get_size()));
   return constant(param, want_desc, [&]() {
     dnnl::memory user(user_desc, engine, const_cast<void*>(host.raw()));
     dnnl::memory dst(want_desc, engine);
@@ -45,14 +46,15 @@ void KernelContext::add_scratchpad(const dnnl::primitive_desc_base& pd) {
   scratchpad_bytes = std::max(scratchpad_bytes, pd.scratchpad_desc().get_size());
 }
 
-void execute_primitive(const dnnl::primitive& prim, ExecContext& ctx, std::unordered_map<int, dnnl::memory> args) {
+void execute_primitive(const dnnl::primitive& prim, ExecContext& ctx,
+                       std::unordered_map<int, dnnl::memory> args) {
   args.emplace(DNNL_ARG_SCRATCHPAD, ctx.scratchpad);
   prim.execute(ctx.stream, args);
 }
 
 PrimitiveKernel::PrimitiveKernel(dnnl::primitive prim, std::string impl,
-                                 std::vector<std::pair<int, dnnl::memory>> fixed_args, std::vector<int> src_args,
-                                 std::vector<int> dst_args)
+                                 std::vector<std::pair<int, dnnl::memory>> fixed_args,
+                                 std::vector<int> src_args, std::vector<int> dst_args)
     : prim_(std::move(prim)),
       impl_(std::move(impl)),
       fixed_args_(std::move(fixed_args)),
@@ -62,8 +64,10 @@ PrimitiveKernel::PrimitiveKernel(dnnl::primitive prim, std::string impl,
 void PrimitiveKernel::execute(ExecContext& ctx) const {
   std::unordered_map<int, dnnl::memory> args;
   for (const auto& [arg, mem] : fixed_args_) args.emplace(arg, mem);
-  for (size_t i = 0; i < src_args_.size() && i < ctx.srcs.size(); ++i) args.emplace(src_args_[i], ctx.srcs[i]);
-  for (size_t i = 0; i < dst_args_.size() && i < ctx.dsts.size(); ++i) args.emplace(dst_args_[i], ctx.dsts[i]);
+  for (size_t i = 0; i < src_args_.size() && i < ctx.srcs.size(); ++i)
+    args.emplace(src_args_[i], ctx.srcs[i]);
+  for (size_t i = 0; i < dst_args_.size() && i < ctx.dsts.size(); ++i)
+    args.emplace(dst_args_[i], ctx.dsts[i]);
   execute_primitive(prim_, ctx, std::move(args));
 }
 

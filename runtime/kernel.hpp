@@ -15,11 +15,10 @@
 // so concurrent runs of one plan never share primitive scratch memory.
 #pragma once
 
-#include <oneapi/dnnl/dnnl.hpp>
-
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <oneapi/dnnl/dnnl.hpp>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -37,8 +36,8 @@ struct KernelContext {
   const dnnl::engine& engine;
   const NodeDef& node;
   std::string file;
-  std::vector<TensorType> inputs;   // concrete
-  std::vector<TensorType> outputs;  // concrete
+  std::vector<TensorType> inputs;              // concrete
+  std::vector<TensorType> outputs;             // concrete
   std::vector<dnnl::memory::desc> src_descs;   // how each input is stored (plain today)
   std::vector<dnnl::memory::desc> dst_descs;   // prefilled plain; a kernel may change them
   std::vector<dnnl::memory::desc> temp_descs;  // temporaries the kernel asks for
@@ -74,7 +73,8 @@ struct ExecContext {
 };
 
 // Executes a primitive with `args` plus this run's scratchpad.
-void execute_primitive(const dnnl::primitive& prim, ExecContext& ctx, std::unordered_map<int, dnnl::memory> args);
+void execute_primitive(const dnnl::primitive& prim, ExecContext& ctx,
+                       std::unordered_map<int, dnnl::memory> args);
 
 class Kernel {
  public:
@@ -89,8 +89,10 @@ class Kernel {
 // eltwise, softmax, pooling, reorder-like ops.
 class PrimitiveKernel : public Kernel {
  public:
-  PrimitiveKernel(dnnl::primitive prim, std::string impl, std::vector<std::pair<int, dnnl::memory>> fixed_args,
-                  std::vector<int> src_args = {DNNL_ARG_SRC}, std::vector<int> dst_args = {DNNL_ARG_DST});
+  PrimitiveKernel(dnnl::primitive prim, std::string impl,
+                  std::vector<std::pair<int, dnnl::memory>> fixed_args,
+                  std::vector<int> src_args = {DNNL_ARG_SRC},
+                  std::vector<int> dst_args = {DNNL_ARG_DST});
   void execute(ExecContext& ctx) const override;
   std::string impl_info() const override { return impl_; }
 

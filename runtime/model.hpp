@@ -25,7 +25,7 @@ struct StepTiming {
   std::string branch;  // the graph input the node descends from ("" for fusion nodes)
   std::string impl;    // oneDNN implementation(s), e.g. "jit:avx2"; "" for plain C++
   double start_ms = 0, duration_ms = 0;  // from the start of the run
-  double flops = 0;    // for the whole batch
+  double flops = 0;                      // for the whole batch
 };
 
 struct RunOptions {

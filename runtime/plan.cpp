@@ -14,13 +14,17 @@ namespace fg {
 
 namespace {
 constexpr size_t kAlign = 64;
-size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+size_t align_up(size_t n) {
+  return (n + kAlign - 1) / kAlign * kAlign;
+}
 
 // Copies between two memories of the same logical tensor (a reorder in oneDNN terms).
 class ReorderKernel final : public Kernel {
  public:
-  ReorderKernel(const dnnl::memory::desc& src, const dnnl::memory::desc& dst, const dnnl::engine& engine)
-      : pd_(dnnl::reorder::primitive_desc(engine, src, engine, dst, onednn::make_attr())), prim_(pd_) {}
+  ReorderKernel(const dnnl::memory::desc& src, const dnnl::memory::desc& dst,
+                const dnnl::engine& engine)
+      : pd_(dnnl::reorder::primitive_desc(engine, src, engine, dst, onednn::make_attr())),
+        prim_(pd_) {}
   void execute(ExecContext& ctx) const override {
     execute_primitive(prim_, ctx, {{DNNL_ARG_FROM, ctx.srcs[0]}, {DNNL_ARG_TO, ctx.dsts[0]}});
   }
@@ -45,8 +49,8 @@ struct Plan::ExecState {
   std::vector<StepArgs> args;  // per step
 };
 
-Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes, const WeightStore& weights,
-           WeightCache& cache, int threads)
+Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
+           const WeightStore& weights, WeightCache& cache, int threads)
     : graph_(graph), threads_(threads) {
   types_ = graph.bind(input_shapes);
   omp_set_num_threads(threads_);
@@ -64,7 +68,8 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes, co
   };
   auto mask_buffer_desc = [&](const TensorType& t) {
     Dim steps = t.shape.size() > 1 ? t.shape[1] : 1;
-    return dnnl::memory::desc({t.shape[0], steps}, dnnl::memory::data_type::u8, dnnl::memory::format_tag::ab);
+    return dnnl::memory::desc({t.shape[0], steps}, dnnl::memory::data_type::u8,
+                              dnnl::memory::format_tag::ab);
   };
 
   for (size_t i = 0; i < graph.input_tensors().size(); ++i) {
@@ -89,10 +94,13 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes, co
     if (!node_live[i]) continue;
     const CompiledNode& n = graph.nodes()[i];
     const NodeDef& def = *n.def;
-    std::function<const Tensor&(const std::string&)> lookup = [&](const std::string& param) -> const Tensor& {
+    std::function<const Tensor&(const std::string&)> lookup =
+        [&](const std::string& param) -> const Tensor& {
       const Tensor* w = weights.find(def.name + "." + param);
       if (w == nullptr)
-        throw Error(fmt::format("weight '{}.{}' is missing", def.name, param)).at(def.loc).node(def.name, def.op)
+        throw Error(fmt::format("weight '{}.{}' is missing", def.name, param))
+            .at(def.loc)
+            .node(def.name, def.op)
             .hint("run `graph-runner init` to create weights, or check the weights file");
       return *w;
     };
@@ -117,8 +125,10 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes, co
       throw;
     } catch (const dnnl::error& e) {
       throw Error(fmt::format("oneDNN could not build a primitive for shapes {}: {}",
-                              format_shape(kctx.inputs.empty() ? Dims{} : kctx.inputs[0].shape), e.what()))
-          .at(def.loc).node(def.name, def.op);
+                              format_shape(kctx.inputs.empty() ? Dims{} : kctx.inputs[0].shape),
+                              e.what()))
+          .at(def.loc)
+          .node(def.name, def.op);
     }
     if (!kernel) throw Error("internal: compile returned no kernel").node(def.name, def.op);
     scratchpad_bytes_ = std::max(scratchpad_bytes_, kctx.scratchpad_bytes);
@@ -173,15 +183,17 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes, co
       }
     }
     steps_.push_back(std::move(step));
-    step_flops_.push_back(graph.node_stats(i, types_).flops * static_cast<double>(types_[n.outputs[0]].shape[0]));
+    step_flops_.push_back(graph.node_stats(i, types_).flops *
+                          static_cast<double>(types_[n.outputs[0]].shape[0]));
     for (auto& s : after) {
       steps_.push_back(std::move(s));
       step_flops_.push_back(0);
     }
   }
   // One scratchpad for every primitive of the plan, live through the whole run.
-  scratchpad_buffer_ = new_buffer(dnnl::memory::desc({static_cast<dnnl::memory::dim>(std::max<size_t>(scratchpad_bytes_, 1))},
-                                                      dnnl::memory::data_type::u8, dnnl::memory::format_tag::a));
+  scratchpad_buffer_ = new_buffer(
+      dnnl::memory::desc({static_cast<dnnl::memory::dim>(std::max<size_t>(scratchpad_bytes_, 1))},
+                         dnnl::memory::data_type::u8, dnnl::memory::format_tag::a));
   buffers_[scratchpad_buffer_].first = 0;
   buffers_[scratchpad_buffer_].last = static_cast<int>(steps_.size());
   plan_memory();
@@ -213,7 +225,8 @@ void Plan::plan_memory() {
   std::vector<int> order;
   for (size_t b = 0; b < buffers_.size(); ++b)
     if (buffers_[b].input < 0 && buffers_[b].first >= 0) order.push_back(static_cast<int>(b));
-  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return buffers_[a].bytes > buffers_[b].bytes; });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int a, int b) { return buffers_[a].bytes > buffers_[b].bytes; });
   std::vector<int> placed;
   arena_bytes_ = 0;
   for (int b : order) {
@@ -221,7 +234,8 @@ void Plan::plan_memory() {
     std::vector<std::pair<size_t, size_t>> busy;
     for (int p : placed) {
       const Buffer& o = buffers_[p];
-      if (o.first <= buf.last && buf.first <= o.last) busy.emplace_back(o.offset, o.offset + align_up(o.bytes));
+      if (o.first <= buf.last && buf.first <= o.last)
+        busy.emplace_back(o.offset, o.offset + align_up(o.bytes));
     }
     std::sort(busy.begin(), busy.end());
     size_t offset = 0;
@@ -255,7 +269,8 @@ std::unique_ptr<Plan::ExecState> Plan::make_state() const {
   size_t bytes = std::max(arena_bytes_, kAlign);
   void* p = ::operator new[](bytes, std::align_val_t(kAlign));
   std::memset(p, 0, bytes);
-  state->arena = std::shared_ptr<void>(p, [](void* q) { ::operator delete[](q, std::align_val_t(kAlign)); });
+  state->arena =
+      std::shared_ptr<void>(p, [](void* q) { ::operator delete[](q, std::align_val_t(kAlign)); });
   char* base = static_cast<char*>(p);
   for (const auto& b : buffers_) {
     if (b.input >= 0 || b.first < 0) {
@@ -270,15 +285,18 @@ std::unique_ptr<Plan::ExecState> Plan::make_state() const {
     for (int b : st.dsts) a.dsts.push_back(state->memories[b]);
     for (int b : st.temps) a.temps.push_back(state->memories[b]);
     for (int b : st.src_masks)
-      a.src_masks.push_back(b < 0 ? nullptr : static_cast<const uint8_t*>(state->memories[b].get_data_handle()));
+      a.src_masks.push_back(
+          b < 0 ? nullptr : static_cast<const uint8_t*>(state->memories[b].get_data_handle()));
     for (int b : st.dst_masks)
-      a.dst_masks.push_back(b < 0 ? nullptr : static_cast<uint8_t*>(state->memories[b].get_data_handle()));
+      a.dst_masks.push_back(b < 0 ? nullptr
+                                  : static_cast<uint8_t*>(state->memories[b].get_data_handle()));
     state->args.push_back(std::move(a));
   }
   return state;
 }
 
-std::map<std::string, Tensor> Plan::run(const std::vector<const Tensor*>& inputs, const RunOptions& options) const {
+std::map<std::string, Tensor> Plan::run(const std::vector<const Tensor*>& inputs,
+                                        const RunOptions& options) const {
   std::unique_ptr<ExecState> state;
   {
     std::lock_guard<std::mutex> lock(pool_mutex_);
@@ -299,7 +317,8 @@ std::map<std::string, Tensor> Plan::run(const std::vector<const Tensor*>& inputs
 
   omp_set_num_threads(threads_);
   for (size_t i = 0; i < buffers_.size(); ++i)
-    if (buffers_[i].input >= 0) state->memories[i].set_data_handle(const_cast<void*>(inputs[buffers_[i].input]->raw()));
+    if (buffers_[i].input >= 0)
+      state->memories[i].set_data_handle(const_cast<void*>(inputs[buffers_[i].input]->raw()));
 
   auto copy_out = [&](int tensor) {
     const TensorType& type = types_[tensor];
@@ -315,8 +334,14 @@ std::map<std::string, Tensor> Plan::run(const std::vector<const Tensor*>& inputs
   for (size_t s = 0; s < steps_.size(); ++s) {
     const Step& st = steps_[s];
     auto& a = state->args[s];
-    ExecContext ctx{state->stream, a.srcs, a.dsts, a.temps, a.src_masks, a.dst_masks,
-                    state->memories[scratchpad_buffer_], threads_};
+    ExecContext ctx{state->stream,
+                    a.srcs,
+                    a.dsts,
+                    a.temps,
+                    a.src_masks,
+                    a.dst_masks,
+                    state->memories[scratchpad_buffer_],
+                    threads_};
     const auto step_start = clock::now();
     st.kernel->execute(ctx);
     if (options.profile) {

@@ -4,11 +4,10 @@
 // and a pool of execution states so that several threads can run the same plan at once.
 #pragma once
 
-#include <oneapi/dnnl/dnnl.hpp>
-
 #include <map>
 #include <memory>
 #include <mutex>
+#include <oneapi/dnnl/dnnl.hpp>
 #include <string>
 #include <vector>
 
@@ -23,21 +22,25 @@ class WeightCache;
 
 class Plan {
  public:
-  Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes, const WeightStore& weights,
-       WeightCache& cache, int threads);
+  Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
+       const WeightStore& weights, WeightCache& cache, int threads);
   ~Plan();
 
   // Inputs in graph-input order (already checked by Model::run).
-  std::map<std::string, Tensor> run(const std::vector<const Tensor*>& inputs, const RunOptions& options) const;
+  std::map<std::string, Tensor> run(const std::vector<const Tensor*>& inputs,
+                                    const RunOptions& options) const;
 
   size_t arena_bytes() const { return arena_bytes_; }
   size_t unplanned_bytes() const;  // sum of all buffer sizes, i.e. without reuse
   double flops() const;            // whole batch, all steps
+  size_t scratchpad_bytes() const {
+    return scratchpad_bytes_;
+  }  // the one primitive scratchpad (in the arena)
   const std::vector<TensorType>& types() const { return types_; }
 
   struct Step {
-    int node = -1;                 // compiled node index, -1 for an inserted reorder
-    std::string name;              // node name (or "<node>/to_plain")
+    int node = -1;     // compiled node index, -1 for an inserted reorder
+    std::string name;  // node name (or "<node>/to_plain")
     std::shared_ptr<Kernel> kernel;
     std::vector<int> srcs, dsts, temps, src_masks, dst_masks;  // buffer ids (-1 = none)
     std::vector<int> out_tensors;  // tensor ids this step completes (for intermediates)

@@ -20,14 +20,14 @@ Tensor::Tensor(DType dtype, Dims shape) : dtype_(dtype), shape_(std::move(shape)
   size_t bytes = std::max<size_t>(64, (size_ * dtype_size(dtype_) + 63) / 64 * 64);
   void* p = ::operator new[](bytes, std::align_val_t(64));
   std::memset(p, 0, bytes);
-  keep_ = std::shared_ptr<const void>(p, [](const void* q) {
-    ::operator delete[](const_cast<void*>(q), std::align_val_t(64));
-  });
+  keep_ = std::shared_ptr<const void>(
+      p, [](const void* q) { ::operator delete[](const_cast<void*>(q), std::align_val_t(64)); });
   data_ = p;
   owned_ = true;
 }
 
-Tensor Tensor::borrow(DType dtype, Dims shape, const void* data, std::shared_ptr<const void> keep_alive) {
+Tensor Tensor::borrow(DType dtype, Dims shape, const void* data,
+                      std::shared_ptr<const void> keep_alive) {
   Tensor t;
   t.dtype_ = dtype;
   t.shape_ = std::move(shape);
@@ -39,7 +39,8 @@ Tensor Tensor::borrow(DType dtype, Dims shape, const void* data, std::shared_ptr
 }
 
 void* Tensor::mutable_ptr() {
-  if (!owned_ && data_ != nullptr) throw Error("this tensor borrows read-only data and cannot be written");
+  if (!owned_ && data_ != nullptr)
+    throw Error("this tensor borrows read-only data and cannot be written");
   return const_cast<void*>(data_);
 }
 

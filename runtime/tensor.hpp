@@ -16,7 +16,8 @@ class Tensor {
   // Owned, zero-filled storage.
   Tensor(DType dtype, Dims shape);
   // Borrowed storage; `keep_alive` owns whatever `data` points into.
-  static Tensor borrow(DType dtype, Dims shape, const void* data, std::shared_ptr<const void> keep_alive);
+  static Tensor borrow(DType dtype, Dims shape, const void* data,
+                       std::shared_ptr<const void> keep_alive);
 
   DType dtype() const { return dtype_; }
   const Dims& shape() const { return shape_; }
@@ -25,10 +26,14 @@ class Tensor {
   bool empty() const { return data_ == nullptr && size_ == 0; }
 
   template <typename T>
-  const T* data() const { return static_cast<const T*>(data_); }
+  const T* data() const {
+    return static_cast<const T*>(data_);
+  }
   // Mutable access; only valid for owned tensors (throws fg::Error otherwise).
   template <typename T>
-  T* mutable_data() { return static_cast<T*>(mutable_ptr()); }
+  T* mutable_data() {
+    return static_cast<T*>(mutable_ptr());
+  }
   const void* raw() const { return data_; }
 
  private:

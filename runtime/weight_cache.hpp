@@ -2,11 +2,10 @@
 // reordered once per (key, layout), not once per input-shape signature.
 #pragma once
 
-#include <oneapi/dnnl/dnnl.hpp>
-
 #include <functional>
 #include <map>
 #include <mutex>
+#include <oneapi/dnnl/dnnl.hpp>
 #include <string>
 #include <vector>
 

@@ -33,9 +33,15 @@ std::string reference_yaml(int64_t image_size) {
   return text;
 }
 
-Array to_array(const fg::Tensor& t) { return Array{t.shape(), fg::test::to_doubles(t)}; }
-std::vector<double> w(const fg::WeightStore& s, const std::string& key) { return fg::test::to_doubles(*s.find(key)); }
-Array wa(const fg::WeightStore& s, const std::string& key) { return to_array(*s.find(key)); }
+Array to_array(const fg::Tensor& t) {
+  return Array{t.shape(), fg::test::to_doubles(t)};
+}
+std::vector<double> w(const fg::WeightStore& s, const std::string& key) {
+  return fg::test::to_doubles(*s.find(key));
+}
+Array wa(const fg::WeightStore& s, const std::string& key) {
+  return to_array(*s.find(key));
+}
 
 Array conv2d(const fg::WeightStore& s, const std::string& n, const Array& x) {
   return fg::ref::conv2d(x, wa(s, n + ".kernel"), w(s, n + ".bias"), 1, 1, 1, 1, "valid", "relu");
@@ -43,8 +49,10 @@ Array conv2d(const fg::WeightStore& s, const std::string& n, const Array& x) {
 Array conv1d(const fg::WeightStore& s, const std::string& n, const Array& x) {
   return fg::ref::conv1d(x, wa(s, n + ".kernel"), w(s, n + ".bias"), 1, 1, "valid", "relu");
 }
-Array dense(const fg::WeightStore& s, const std::string& n, const Array& x, int64_t units, const std::string& act) {
-  return Array{{x.shape[0], units}, fg::ref::dense(x.data, x.shape, w(s, n + ".kernel"), w(s, n + ".bias"), units, act)};
+Array dense(const fg::WeightStore& s, const std::string& n, const Array& x, int64_t units,
+            const std::string& act) {
+  return Array{{x.shape[0], units},
+               fg::ref::dense(x.data, x.shape, w(s, n + ".kernel"), w(s, n + ".bias"), units, act)};
 }
 
 // Every node's output, computed by the references.
@@ -53,7 +61,8 @@ std::map<std::string, Array> reference_outputs(const fg::WeightStore& s, const f
   std::map<std::string, Array> r;
   const int64_t B = text.shape()[0], T = text.shape()[1];
   std::vector<int> ids(text.data<int32_t>(), text.data<int32_t>() + text.size());
-  r["text_embedding"] = Array{{B, T, 64}, fg::ref::embedding(ids, s.find("text_embedding.embeddings")->data<float>(), 64)};
+  r["text_embedding"] = Array{
+      {B, T, 64}, fg::ref::embedding(ids, s.find("text_embedding.embeddings")->data<float>(), 64)};
   std::vector<float> emb(r["text_embedding"].data.begin(), r["text_embedding"].data.end());
   fg::ref::RnnArgs a;
   a.lstm = true;
@@ -74,7 +83,8 @@ std::map<std::string, Array> reference_outputs(const fg::WeightStore& s, const f
   r["image_conv3"] = conv2d(s, "image_conv3", r["image_pool2"]);
   r["image_pool3"] = fg::ref::pool2d(r["image_conv3"], true, 2, 2, 2, 2, "valid");
   const Array& p3 = r["image_pool3"];
-  r["image_flatten"] = Array{{B, p3.size() / B}, p3.data};  // row-major NHWC is Keras's H, W, C order
+  r["image_flatten"] =
+      Array{{B, p3.size() / B}, p3.data};  // row-major NHWC is Keras's H, W, C order
   r["image_dense"] = dense(s, "image_dense", r["image_flatten"], 256, "relu");
 
   r["audio_conv1"] = conv1d(s, "audio_conv1", to_array(audio));
@@ -86,20 +96,25 @@ std::map<std::string, Array> reference_outputs(const fg::WeightStore& s, const f
   r["audio_gap"] = fg::ref::global_pool(r["audio_pool3"], false);
   r["audio_dense"] = dense(s, "audio_dense", r["audio_gap"], 256, "relu");
 
-  r["fusion"] = Array{{B, 544}, fg::ref::concat({r["text_lstm"].data, r["image_dense"].data, r["audio_dense"].data},
-                                                {{B, 32}, {B, 256}, {B, 256}}, 1)};
+  r["fusion"] =
+      Array{{B, 544},
+            fg::ref::concat({r["text_lstm"].data, r["image_dense"].data, r["audio_dense"].data},
+                            {{B, 32}, {B, 256}, {B, 256}}, 1)};
   r["classifier"] = dense(s, "classifier", r["fusion"], 10, "softmax");
   return r;
 }
 
-void check_against_reference(int64_t image_size, int64_t batch, int64_t text_len, int64_t audio_len) {
+void check_against_reference(int64_t image_size, int64_t batch, int64_t text_len,
+                             int64_t audio_len) {
   auto def = fg::load_graph_string(reference_yaml(image_size), "multimodal_fusion.yaml");
-  auto graph = std::make_shared<fg::CompiledGraph>(fg::compile_graph(def, fg::OpRegistry::builtins()));
+  auto graph =
+      std::make_shared<fg::CompiledGraph>(fg::compile_graph(def, fg::OpRegistry::builtins()));
   fg::WeightStore weights = fg::WeightStore::initialize(*graph, 7);
   // Glorot-initialised biases are zero: give them values so that bias handling is checked too.
   for (const auto& [key, t] : weights.tensors())
     if (key.size() > 5 && key.compare(key.size() - 5, 5, ".bias") == 0)
-      weights.set(key, fg::test::random_tensor(t.shape(), std::hash<std::string>{}(key), -0.1f, 0.1f));
+      weights.set(key,
+                  fg::test::random_tensor(t.shape(), std::hash<std::string>{}(key), -0.1f, 0.1f));
   std::map<std::string, fg::Tensor> inputs = {
       {"text", fg::test::random_ints({batch, text_len}, 1, 1, 999)},
       {"image", fg::test::random_tensor({batch, image_size, image_size, 3}, 2, 0.f, 1.f)},

@@ -63,7 +63,8 @@ std::vector<double> to_doubles(const Tensor& t) {
   return out;
 }
 
-std::map<std::string, Tensor> run_yaml(const std::string& yaml, const std::map<std::string, Tensor>& inputs,
+std::map<std::string, Tensor> run_yaml(const std::string& yaml,
+                                       const std::map<std::string, Tensor>& inputs,
                                        const std::map<std::string, Tensor>& weights, int threads) {
   auto def = load_graph_string(yaml, "test.yaml");
   auto graph = std::make_shared<CompiledGraph>(compile_graph(def, OpRegistry::builtins()));
@@ -92,13 +93,15 @@ void check_close(const Tensor& got, const std::vector<double>& want, double rtol
     }
   }
   if (bad) {
-    FAIL_CHECK(fmt::format("{} of {} elements differ; worst at {}: got {}, want {} (rtol {}, atol {})", bad, g.size(),
-                           worst_i, g[worst_i], want[worst_i], rtol, atol));
+    FAIL_CHECK(
+        fmt::format("{} of {} elements differ; worst at {}: got {}, want {} (rtol {}, atol {})",
+                    bad, g.size(), worst_i, g[worst_i], want[worst_i], rtol, atol));
   }
 }
 
 void check_shape(const Tensor& got, const Dims& want) {
-  CHECK_MESSAGE(got.shape() == want, fmt::format("shape {} != {}", format_shape(got.shape()), format_shape(want)));
+  CHECK_MESSAGE(got.shape() == want,
+                fmt::format("shape {} != {}", format_shape(got.shape()), format_shape(want)));
 }
 
 std::string compile_error(const std::string& yaml, const std::string& file) {
@@ -111,10 +114,14 @@ std::string compile_error(const std::string& yaml, const std::string& file) {
   return "";
 }
 
-std::string source_path(const std::string& relative) { return std::string(FG_SOURCE_DIR) + "/" + relative; }
+std::string source_path(const std::string& relative) {
+  return std::string(FG_SOURCE_DIR) + "/" + relative;
+}
 
 }  // namespace fg::test
 
 namespace fg::test {
-std::string graph_runner_path() { return FG_GRAPH_RUNNER; }
+std::string graph_runner_path() {
+  return FG_GRAPH_RUNNER;
+}
 }  // namespace fg::test

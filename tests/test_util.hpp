@@ -24,11 +24,14 @@ std::vector<double> to_doubles(const Tensor& t);
 
 // Compiles the YAML text, binds the weights ("<node>.<param>" -> Keras-shaped f32 tensor) and runs
 // it once. Returns the outputs by output name. Throws fg::Error like the library does.
-std::map<std::string, Tensor> run_yaml(const std::string& yaml, const std::map<std::string, Tensor>& inputs,
-                                       const std::map<std::string, Tensor>& weights, int threads = 0);
+std::map<std::string, Tensor> run_yaml(const std::string& yaml,
+                                       const std::map<std::string, Tensor>& inputs,
+                                       const std::map<std::string, Tensor>& weights,
+                                       int threads = 0);
 
 // Every element close: |got - want| <= atol + rtol * |want|. Reports the first mismatches.
-void check_close(const Tensor& got, const std::vector<double>& want, double rtol = 1e-5, double atol = 1e-5);
+void check_close(const Tensor& got, const std::vector<double>& want, double rtol = 1e-5,
+                 double atol = 1e-5);
 void check_shape(const Tensor& got, const Dims& want);
 
 // The message of the fg::Error that compiling this YAML throws, or "" if it compiles.

@@ -46,13 +46,15 @@ std::map<std::string, std::vector<int64_t>> parse_dims(const std::vector<std::st
   for (const auto& spec : specs) {
     auto eq = spec.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size())
-      throw UsageError(fmt::format("--dim takes NAME=SIZE (e.g. --dim audio=16000), got '{}'", spec));
+      throw UsageError(
+          fmt::format("--dim takes NAME=SIZE (e.g. --dim audio=16000), got '{}'", spec));
     std::string name = spec.substr(0, eq);
     std::vector<int64_t> sizes;
     size_t pos = eq + 1;
     while (pos <= spec.size()) {
       size_t comma = spec.find(',', pos);
-      std::string part = spec.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+      std::string part =
+          spec.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
       try {
         size_t used = 0;
         long long v = std::stoll(part, &used);
@@ -77,13 +79,14 @@ std::shared_ptr<CompiledGraph> load(const std::string& path) {
 }
 
 // Sizes for null dims: --dim, else the input's default_shape, else 100.
-std::map<std::string, std::vector<int64_t>> dims_with_defaults(const CompiledGraph& g,
-                                                              std::map<std::string, std::vector<int64_t>> dims) {
+std::map<std::string, std::vector<int64_t>> dims_with_defaults(
+    const CompiledGraph& g, std::map<std::string, std::vector<int64_t>> dims) {
   for (const auto& in : g.def().inputs) {
     if (dims.count(in.name)) continue;
     std::vector<int64_t> sizes;
     for (size_t k = 0; k < in.shape.size(); ++k)
-      if (in.shape[k] == kDynamic) sizes.push_back(in.default_shape.empty() ? 100 : in.default_shape[k]);
+      if (in.shape[k] == kDynamic)
+        sizes.push_back(in.default_shape.empty() ? 100 : in.default_shape[k]);
     if (!sizes.empty()) dims[in.name] = sizes;
   }
   return dims;
@@ -137,14 +140,15 @@ int cmd_init() {
   store.save_safetensors(opts.output);
   int64_t count = 0;
   for (const auto& [k, t] : store.tensors()) count += static_cast<int64_t>(t.size());
-  std::cout << fmt::format("wrote {} tensors ({} parameters) to {} (seed {})\n", store.tensors().size(),
-                           group_digits(count), opts.output, opts.seed);
+  std::cout << fmt::format("wrote {} tensors ({} parameters) to {} (seed {})\n",
+                           store.tensors().size(), group_digits(count), opts.output, opts.seed);
   return 0;
 }
 
 // Deterministic synthetic input: floats in [0, 1); token ids in [1, vocab) where vocab is the
 // smallest input_dim of the embeddings that read it.
-Tensor synthetic_input(const CompiledGraph& g, const InputDef& in, const Dims& shape, uint64_t seed) {
+Tensor synthetic_input(const CompiledGraph& g, const InputDef& in, const Dims& shape,
+                       uint64_t seed) {
   Tensor t(in.dtype, shape);
   uint64_t state = seed * 0x9e3779b97f4a7c15ULL + std::hash<std::string>{}(in.name);
   auto next = [&]() {
@@ -157,17 +161,20 @@ Tensor synthetic_input(const CompiledGraph& g, const InputDef& in, const Dims& s
   } else {
     int64_t vocab = 100;
     for (const auto& n : g.nodes()) {
-      if (std::find(n.def->inputs.begin(), n.def->inputs.end(), in.name) == n.def->inputs.end()) continue;
+      if (std::find(n.def->inputs.begin(), n.def->inputs.end(), in.name) == n.def->inputs.end())
+        continue;
       auto it = n.def->attrs.find("input_dim");
       if (it != n.def->attrs.end()) {
         try {
-          vocab = std::min<int64_t>(vocab == 100 ? INT32_MAX : vocab, std::stoll(it->second.value.scalar));
+          vocab = std::min<int64_t>(vocab == 100 ? INT32_MAX : vocab,
+                                    std::stoll(it->second.value.scalar));
         } catch (const std::exception&) {
         }
       }
     }
     int32_t* p = t.mutable_data<int32_t>();
-    for (size_t i = 0; i < t.size(); ++i) p[i] = vocab > 1 ? 1 + static_cast<int32_t>(next() % (vocab - 1)) : 0;
+    for (size_t i = 0; i < t.size(); ++i)
+      p[i] = vocab > 1 ? 1 + static_cast<int32_t>(next() % (vocab - 1)) : 0;
   }
   return t;
 }
@@ -184,7 +191,10 @@ int cmd_run() {
   WeightStore weights;
   if (opts.weights.empty()) {
     weights = WeightStore::initialize(*graph, opts.seed);
-    std::cout << fmt::format("weights: Keras-style initial weights, seed {} (pass --weights W.safetensors for trained ones)\n", opts.seed);
+    std::cout << fmt::format(
+        "weights: Keras-style initial weights, seed {} (pass --weights W.safetensors for trained "
+        "ones)\n",
+        opts.seed);
   } else {
     weights = WeightStore::load_safetensors(opts.weights);
     std::cout << "weights: " << opts.weights << "\n";
@@ -201,16 +211,21 @@ int cmd_run() {
   for (const auto& in : def.inputs) names.push_back(in.name);
   for (const auto& [name, file] : files)
     if (std::find(names.begin(), names.end(), name) == names.end())
-      throw UsageError(fmt::format("--input {}: the graph has no input '{}'; {}", name, name, did_you_mean(name, names)));
+      throw UsageError(fmt::format("--input {}: the graph has no input '{}'; {}", name, name,
+                                   did_you_mean(name, names)));
   std::map<std::string, Tensor> inputs;
   int64_t batch = opts.batch;
   for (const auto& in : def.inputs) {
     auto it = files.find(in.name);
     if (it == files.end()) continue;
     Tensor t = read_npy(it->second, in.dtype, in.name);
-    if (t.shape().empty()) throw Error(fmt::format("input '{}' needs at least a batch dimension", in.name)).in_file(it->second);
+    if (t.shape().empty())
+      throw Error(fmt::format("input '{}' needs at least a batch dimension", in.name))
+          .in_file(it->second);
     if (batch > 0 && t.shape()[0] != batch)
-      throw Error(fmt::format("input '{}' has batch {} but --batch is {}", in.name, t.shape()[0], batch)).in_file(it->second);
+      throw Error(
+          fmt::format("input '{}' has batch {} but --batch is {}", in.name, t.shape()[0], batch))
+          .in_file(it->second);
     batch = t.shape()[0];
     inputs[in.name] = t;
   }
@@ -218,8 +233,12 @@ int cmd_run() {
   auto dims = dims_with_defaults(*graph, parse_dims(opts.dims));
   auto shapes = graph->concrete_input_shapes(batch, dims);
   for (size_t i = 0; i < def.inputs.size(); ++i)
-    if (!inputs.count(def.inputs[i].name)) inputs[def.inputs[i].name] = synthetic_input(*graph, def.inputs[i], shapes[i], 1);
-  for (const auto& [name, t] : inputs) std::cout << fmt::format("input {}: {} {}{}\n", name, format_shape(t.shape()), dtype_name(t.dtype()), files.count(name) ? " from " + files[name] : " (synthetic)");
+    if (!inputs.count(def.inputs[i].name))
+      inputs[def.inputs[i].name] = synthetic_input(*graph, def.inputs[i], shapes[i], 1);
+  for (const auto& [name, t] : inputs)
+    std::cout << fmt::format("input {}: {} {}{}\n", name, format_shape(t.shape()),
+                             dtype_name(t.dtype()),
+                             files.count(name) ? " from " + files[name] : " (synthetic)");
 
   Model model(graph, std::move(weights), ModelOptions{opts.threads});
   std::map<std::string, Tensor> intermediates;
@@ -251,9 +270,11 @@ int cmd_run() {
         std::vector<int64_t> idx(classes);
         std::iota(idx.begin(), idx.end(), 0);
         int top = static_cast<int>(std::min<int64_t>(opts.top, classes));
-        std::partial_sort(idx.begin(), idx.begin() + top, idx.end(), [&](int64_t a, int64_t c) { return row[a] > row[c]; });
+        std::partial_sort(idx.begin(), idx.begin() + top, idx.end(),
+                          [&](int64_t a, int64_t c) { return row[a] > row[c]; });
         std::string line = fmt::format("  sample {}: ", b);
-        for (int i = 0; i < top; ++i) line += fmt::format("{}class {} p={:.4f}", i ? ", " : "", idx[i], row[idx[i]]);
+        for (int i = 0; i < top; ++i)
+          line += fmt::format("{}class {} p={:.4f}", i ? ", " : "", idx[i], row[idx[i]]);
         std::cout << line << "\n";
       }
     }
@@ -262,14 +283,19 @@ int cmd_run() {
     std::filesystem::create_directories(opts.dump_dir);
     for (const auto& [name, t] : intermediates)
       write_npy((std::filesystem::path(opts.dump_dir) / (name + ".npy")).string(), t);
-    std::cout << fmt::format("wrote {} intermediate tensors to {}\n", intermediates.size(), opts.dump_dir);
+    std::cout << fmt::format("wrote {} intermediate tensors to {}\n", intermediates.size(),
+                             opts.dump_dir);
   }
   auto plan = model.plan_for(shapes);
-  std::cout << fmt::format("time: first run {:.2f} ms (includes building the plan), then median {:.2f} ms over {} runs\n",
-                           std::chrono::duration<double, std::milli>(t1 - t0).count(), warm[warm.size() / 2], warm.size());
-  std::cout << fmt::format("activation arena: {:.2f} MB planned ({:.2f} MB without reuse), threads {}\n",
-                           plan->arena_bytes() / 1e6, plan->unplanned_bytes() / 1e6,
-                           opts.threads > 0 ? opts.threads : 0);
+  std::cout << fmt::format(
+      "time: first run {:.2f} ms (includes building the plan), then median {:.2f} ms over {} "
+      "runs\n",
+      std::chrono::duration<double, std::milli>(t1 - t0).count(), warm[warm.size() / 2],
+      warm.size());
+  std::cout << fmt::format(
+      "activation arena: {:.2f} MB planned ({:.2f} MB without reuse), threads {}\n",
+      plan->arena_bytes() / 1e6, plan->unplanned_bytes() / 1e6,
+      opts.threads > 0 ? opts.threads : 0);
   return 0;
 }
 
@@ -277,47 +303,74 @@ int cmd_run() {
 
 void add_commands(CLI::App& app) {
   auto* validate = app.add_subcommand("validate", "Check graph files; print `ok` or the errors")
-                       ->footer("Example:\n  graph-runner validate graphs/*.yaml\nExit status: 0 all ok, 1 errors, 2 bad usage.");
-  validate->add_option("graphs", opts.graphs, "Graph YAML files")->required()->check(CLI::ExistingFile);
+                       ->footer(
+                           "Example:\n  graph-runner validate graphs/*.yaml\nExit status: 0 all "
+                           "ok, 1 errors, 2 bad usage.");
+  validate->add_option("graphs", opts.graphs, "Graph YAML files")
+      ->required()
+      ->check(CLI::ExistingFile);
 
   auto add_dims = [](CLI::App* c) {
-    c->add_option("--dim", opts.dims, "Size of an input's null dim: NAME=SIZE (NAME=A,B for several)");
-    c->add_option("--batch", opts.batch, "Batch size to show (default: None)")->check(CLI::PositiveNumber);
+    c->add_option("--dim", opts.dims,
+                  "Size of an input's null dim: NAME=SIZE (NAME=A,B for several)");
+    c->add_option("--batch", opts.batch, "Batch size to show (default: None)")
+        ->check(CLI::PositiveNumber);
   };
-  auto* summary = app.add_subcommand("summary", "Keras-style table: node, op, output shape, params, FLOPs, inputs")
-                      ->footer("Example:\n  graph-runner summary graphs/multimodal_fusion.yaml --dim text=100 --dim audio=16000\n"
-                               "FLOPs are 2 x multiply-accumulates of conv, dense and recurrent matmuls, per sample.");
+  auto* summary =
+      app.add_subcommand("summary",
+                         "Keras-style table: node, op, output shape, params, FLOPs, inputs")
+          ->footer(
+              "Example:\n  graph-runner summary graphs/multimodal_fusion.yaml --dim text=100 --dim "
+              "audio=16000\n"
+              "FLOPs are 2 x multiply-accumulates of conv, dense and recurrent matmuls, per "
+              "sample.");
   summary->add_option("graph", opts.graph, "Graph YAML file")->required()->check(CLI::ExistingFile);
   add_dims(summary);
   summary->add_flag("--json", opts.json, "Print JSON instead of a table");
 
-  auto* dot = app.add_subcommand("dot", "Graphviz DOT of the graph, shapes on the edges, one cluster per modality")
-                  ->footer("Example:\n  graph-runner dot graphs/multimodal_fusion.yaml | dot -Tsvg > graph.svg");
+  auto* dot =
+      app.add_subcommand("dot",
+                         "Graphviz DOT of the graph, shapes on the edges, one cluster per modality")
+          ->footer(
+              "Example:\n  graph-runner dot graphs/multimodal_fusion.yaml | dot -Tsvg > graph.svg");
   dot->add_option("graph", opts.graph, "Graph YAML file")->required()->check(CLI::ExistingFile);
   dot->add_option("-o,--output", opts.output, "Write to this file instead of stdout");
   add_dims(dot);
 
-  auto* init = app.add_subcommand("init", "Write deterministic Keras-style initial weights (safetensors)")
-                   ->footer("Example:\n  graph-runner init graphs/multimodal_fusion.yaml -o weights.safetensors --seed 1");
+  auto* init =
+      app.add_subcommand("init", "Write deterministic Keras-style initial weights (safetensors)")
+          ->footer(
+              "Example:\n  graph-runner init graphs/multimodal_fusion.yaml -o weights.safetensors "
+              "--seed 1");
   init->add_option("graph", opts.graph, "Graph YAML file")->required()->check(CLI::ExistingFile);
   init->add_option("-o,--output", opts.output, "Output .safetensors file")->required();
   init->add_option("--seed", opts.seed, "Random seed (default 0)");
 
-  auto* run = app.add_subcommand("run", "Run the graph on oneDNN and write every output as DIR/<output>.npy")
-                  ->footer("Examples:\n  graph-runner run graphs/multimodal_fusion.yaml\n"
-                           "  graph-runner run g.yaml --weights w.safetensors --input image=img.npy --input text=t.npy --input audio=a.npy\n"
-                           "Without --weights the weights of `init --seed 0` are used; without --input, deterministic synthetic\n"
-                           "inputs of the declared shapes (floats in [0, 1), token ids in [1, input_dim)). Null dims come from\n"
-                           "--dim, else the input's `default_shape` in the YAML, else 100. The batch is --batch (default 1)\n"
-                           "or the inputs' first dimension.");
+  auto* run = app.add_subcommand(
+                     "run", "Run the graph on oneDNN and write every output as DIR/<output>.npy")
+                  ->footer(
+                      "Examples:\n  graph-runner run graphs/multimodal_fusion.yaml\n"
+                      "  graph-runner run g.yaml --weights w.safetensors --input image=img.npy "
+                      "--input text=t.npy --input audio=a.npy\n"
+                      "Without --weights the weights of `init --seed 0` are used; without --input, "
+                      "deterministic synthetic\n"
+                      "inputs of the declared shapes (floats in [0, 1), token ids in [1, "
+                      "input_dim)). Null dims come from\n"
+                      "--dim, else the input's `default_shape` in the YAML, else 100. The batch is "
+                      "--batch (default 1)\n"
+                      "or the inputs' first dimension.");
   run->add_option("graph", opts.graph, "Graph YAML file")->required()->check(CLI::ExistingFile);
   run->add_option("--weights", opts.weights, "Weights (.safetensors)")->check(CLI::ExistingFile);
   run->add_option("--input", opts.inputs, "NAME=FILE.npy for a graph input");
   run->add_option("--output-dir", opts.output_dir, "Where to write <output>.npy (default: out)");
-  run->add_option("--threads", opts.threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
-  run->add_option("--seed", opts.seed, "Seed of the initial weights when --weights is not given (default 0)");
-  run->add_option("--dump-intermediates", opts.dump_dir, "Write every node's output as DIR/<node>.npy");
-  run->add_option("--top", opts.top, "Classes to print per sample for a softmax head (default 3)")->check(CLI::PositiveNumber);
+  run->add_option("--threads", opts.threads, "Threads (default: all cores)")
+      ->check(CLI::NonNegativeNumber);
+  run->add_option("--seed", opts.seed,
+                  "Seed of the initial weights when --weights is not given (default 0)");
+  run->add_option("--dump-intermediates", opts.dump_dir,
+                  "Write every node's output as DIR/<node>.npy");
+  run->add_option("--top", opts.top, "Classes to print per sample for a softmax head (default 3)")
+      ->check(CLI::PositiveNumber);
   add_dims(run);
 }
 

@@ -1,8 +1,8 @@
 // graph-runner: the command line of FusionGraph. Only this file catches every exception:
 // fg::Error -> its message on stderr, exit 1; bad command-line usage -> exit 2.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
 

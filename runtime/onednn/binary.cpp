@@ -7,7 +7,7 @@ dnnl::binary::primitive_desc make_binary_pd(dnnl::algorithm alg, const memory::d
                                             const memory::desc& src1, const memory::desc& dst,
                                             float post_alpha) {
   dnnl::binary::desc d(alg, src0, src1, dst);
-  dnnl::primitive_attr attr;
+  dnnl::primitive_attr attr = make_attr();
   if (post_alpha != 1.f) {
     dnnl::post_ops ops;
     ops.append_eltwise(1.f, dnnl::algorithm::eltwise_linear, post_alpha, 0.f);
@@ -18,7 +18,7 @@ dnnl::binary::primitive_desc make_binary_pd(dnnl::algorithm alg, const memory::d
 
 dnnl::concat::primitive_desc make_concat_pd(const memory::desc& dst, int axis,
                                             const std::vector<memory::desc>& srcs) {
-  return dnnl::concat::primitive_desc(dst, axis, srcs, cpu_engine());
+  return dnnl::concat::primitive_desc(dst, axis, srcs, cpu_engine(), make_attr());
 }
 
 }  // namespace fg::onednn

@@ -19,7 +19,9 @@ dnnl::convolution_forward::primitive_desc make_conv_pd(
   dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference,
                                     dnnl::algorithm::convolution_direct, src, weights, bias, dst,
                                     g.strides, g.dilation, g.pad_l, g.pad_r);
-  return dnnl::convolution_forward::primitive_desc(d, attr, engine);
+  dnnl::primitive_attr user_attr = attr;  // shares the caller's post-ops
+  user_attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return dnnl::convolution_forward::primitive_desc(d, user_attr, engine);
 }
 
 }  // namespace fg::onednn

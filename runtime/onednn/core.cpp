@@ -10,26 +10,34 @@ const dnnl::engine& cpu_engine() {
   return engine;
 }
 
-memory::data_type to_dnnl(DType dtype) { return dtype == DType::i32 ? dt::s32 : dt::f32; }
+memory::data_type to_dnnl(DType dtype) {
+  return dtype == DType::i32 ? dt::s32 : dt::f32;
+}
 
 memory::dims to_dims(const Dims& dims) {
   memory::dims out(dims.begin(), dims.end());
   for (auto d : out)
-    if (d < 0) throw Error("internal: a oneDNN memory needs concrete dims, got " + format_shape(dims));
+    if (d < 0)
+      throw Error("internal: a oneDNN memory needs concrete dims, got " + format_shape(dims));
   return out;
 }
 
 namespace {
 memory::desc row_major(const memory::dims& dims, memory::data_type type) {
   memory::dims strides(dims.size(), 1);
-  for (int i = static_cast<int>(dims.size()) - 2; i >= 0; --i) strides[i] = strides[i + 1] * dims[i + 1];
+  for (int i = static_cast<int>(dims.size()) - 2; i >= 0; --i)
+    strides[i] = strides[i + 1] * dims[i + 1];
   return memory::desc(dims, type, strides);
 }
 }  // namespace
 
-memory::desc plain_desc(const Dims& shape, DType dtype) { return row_major(to_dims(shape), to_dnnl(dtype)); }
+memory::desc plain_desc(const Dims& shape, DType dtype) {
+  return row_major(to_dims(shape), to_dnnl(dtype));
+}
 
-memory::desc plain_desc(const TensorType& type) { return plain_desc(type.shape, type.dtype); }
+memory::desc plain_desc(const TensorType& type) {
+  return plain_desc(type.shape, type.dtype);
+}
 
 memory::desc channels_first_view(const Dims& keras_shape, DType dtype) {
   memory::dims d = to_dims(keras_shape);
@@ -47,7 +55,9 @@ dnnl::primitive_attr make_attr() {
   return attr;
 }
 
-std::string impl_name(const dnnl::primitive_desc_base& pd) { return pd.impl_info_str(); }
+std::string impl_name(const dnnl::primitive_desc_base& pd) {
+  return pd.impl_info_str();
+}
 
 memory reorder_to(const memory& src, const memory::desc& want, dnnl::stream& stream) {
   if (src.get_desc() == want) return src;
@@ -61,17 +71,32 @@ bool eltwise_for(const std::string& activation, dnnl::algorithm& alg, float& alp
   using a = dnnl::algorithm;
   alpha = 0.f;
   beta = 0.f;
-  if (activation == "relu") alg = a::eltwise_relu;
-  else if (activation == "relu6") { alg = a::eltwise_clip; alpha = 0.f; beta = 6.f; }
-  else if (activation == "sigmoid") alg = a::eltwise_logistic;
-  else if (activation == "tanh") alg = a::eltwise_tanh;
-  else if (activation == "elu") { alg = a::eltwise_elu; alpha = 1.f; }
-  else if (activation == "softplus") alg = a::eltwise_soft_relu;
-  else if (activation == "swish" || activation == "silu") { alg = a::eltwise_swish; alpha = 1.f; }
-  else if (activation == "gelu") alg = a::eltwise_gelu_erf;
-  else if (activation == "gelu_approximate") alg = a::eltwise_gelu_tanh;
-  else if (activation == "mish") alg = a::eltwise_mish;
-  else return false;
+  if (activation == "relu")
+    alg = a::eltwise_relu;
+  else if (activation == "relu6") {
+    alg = a::eltwise_clip;
+    alpha = 0.f;
+    beta = 6.f;
+  } else if (activation == "sigmoid")
+    alg = a::eltwise_logistic;
+  else if (activation == "tanh")
+    alg = a::eltwise_tanh;
+  else if (activation == "elu") {
+    alg = a::eltwise_elu;
+    alpha = 1.f;
+  } else if (activation == "softplus")
+    alg = a::eltwise_soft_relu;
+  else if (activation == "swish" || activation == "silu") {
+    alg = a::eltwise_swish;
+    alpha = 1.f;
+  } else if (activation == "gelu")
+    alg = a::eltwise_gelu_erf;
+  else if (activation == "gelu_approximate")
+    alg = a::eltwise_gelu_tanh;
+  else if (activation == "mish")
+    alg = a::eltwise_mish;
+  else
+    return false;
   return true;
 }
 

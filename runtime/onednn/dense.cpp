@@ -52,11 +52,13 @@ Pd with_shared_weights(const memory::desc& src, const memory::desc& dst, const m
 dnnl::inner_product_forward::primitive_desc make_inner_product_pd(
     const memory::desc& src, const memory::desc& dst, bool bias, const dnnl::primitive_attr& attr) {
   using Pd = dnnl::inner_product_forward::primitive_desc;
+  dnnl::primitive_attr user_attr = attr;
+  user_attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   const memory::dim in = src.dims().back(), units = dst.dims().back();
   memory::desc bia = bias ? memory::desc({units}, dt::f32, tag::a) : memory::desc();
   auto make = [&](const memory::desc& s, const memory::desc& d, const memory::desc& w) {
     dnnl::inner_product_forward::desc desc(dnnl::prop_kind::forward_inference, s, w, bia, d);
-    return Pd(desc, attr, cpu_engine());
+    return Pd(desc, user_attr, cpu_engine());
   };
   return with_shared_weights<Pd>(src, dst, memory::desc({units, in}, dt::f32, tag::any), make);
 }
@@ -84,8 +86,10 @@ dnnl::matmul::primitive_desc make_dense_matmul_pd(const memory::desc& src, const
   wd[rank - 1] = units;
   memory::desc bia = bias ? dense_matmul_bias_desc(rank, units) : memory::desc();
   using Pd = dnnl::matmul::primitive_desc;
+  dnnl::primitive_attr user_attr = attr;
+  user_attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   auto make = [&](const memory::desc& s, const memory::desc& d, const memory::desc& w) {
-    return Pd(dnnl::matmul::desc(s, w, bia, d), attr, cpu_engine());
+    return Pd(dnnl::matmul::desc(s, w, bia, d), user_attr, cpu_engine());
   };
   return with_shared_weights<Pd>(src, dst, memory::desc(wd, dt::f32, tag::any), make);
 }

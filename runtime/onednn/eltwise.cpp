@@ -10,7 +10,7 @@ namespace fg::onednn {
 dnnl::eltwise_forward::primitive_desc make_eltwise_pd(const memory::desc& data, dnnl::algorithm alg,
                                                       float alpha, float beta) {
   dnnl::eltwise_forward::desc d(dnnl::prop_kind::forward_inference, alg, data, alpha, beta);
-  return dnnl::eltwise_forward::primitive_desc(d, cpu_engine());
+  return dnnl::eltwise_forward::primitive_desc(d, make_attr(), cpu_engine());
 }
 
 dnnl::softmax_v2_forward::primitive_desc make_softmax_pd(const memory::desc& src,
@@ -20,7 +20,7 @@ dnnl::softmax_v2_forward::primitive_desc make_softmax_pd(const memory::desc& src
     throw Error(fmt::format("internal: softmax axis {} for a rank-{} desc", axis, src.data.ndims));
   const auto alg = log ? dnnl::algorithm::softmax_log : dnnl::algorithm::softmax_accurate;
   dnnl::softmax_v2_forward::desc d(dnnl::prop_kind::forward_inference, alg, src, dst, axis);
-  return dnnl::softmax_v2_forward::primitive_desc(d, cpu_engine());
+  return dnnl::softmax_v2_forward::primitive_desc(d, make_attr(), cpu_engine());
 }
 
 memory::desc axis_innermost_desc(const memory::dims& dims, memory::data_type type, int axis) {
@@ -38,7 +38,7 @@ memory::desc axis_innermost_desc(const memory::dims& dims, memory::data_type typ
 }
 
 dnnl::reorder::primitive_desc make_reorder_pd(const memory::desc& src, const memory::desc& dst) {
-  return dnnl::reorder::primitive_desc(cpu_engine(), src, cpu_engine(), dst);
+  return dnnl::reorder::primitive_desc(cpu_engine(), src, cpu_engine(), dst, make_attr());
 }
 
 memory view_as(const memory& mem, const memory::desc& desc) {

@@ -19,7 +19,7 @@ dnnl::batch_normalization_forward::primitive_desc make_batch_norm_pd(const memor
                                                                      bool shift) {
   dnnl::batch_normalization_forward::desc d(dnnl::prop_kind::forward_inference, data, epsilon,
                                             norm_flags(true, scale, shift));
-  return dnnl::batch_normalization_forward::primitive_desc(d, cpu_engine());
+  return dnnl::batch_normalization_forward::primitive_desc(d, make_attr(), cpu_engine());
 }
 
 dnnl::layer_normalization_forward::primitive_desc make_layer_norm_pd(const memory::desc& data,
@@ -27,7 +27,7 @@ dnnl::layer_normalization_forward::primitive_desc make_layer_norm_pd(const memor
                                                                      bool shift) {
   dnnl::layer_normalization_forward::desc d(dnnl::prop_kind::forward_inference, data, epsilon,
                                             norm_flags(false, scale, shift));
-  return dnnl::layer_normalization_forward::primitive_desc(d, cpu_engine());
+  return dnnl::layer_normalization_forward::primitive_desc(d, make_attr(), cpu_engine());
 }
 
 }  // namespace fg::onednn

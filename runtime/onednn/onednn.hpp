@@ -8,7 +8,6 @@
 #pragma once
 
 #include <oneapi/dnnl/dnnl.hpp>
-
 #include <string>
 #include <vector>
 
@@ -61,17 +60,18 @@ memory::desc keras_conv_kernel_desc(const Dims& keras_kernel_shape);
 
 // A forward-inference convolution pd. src/weights/dst are usually format_tag::any descs;
 // `bias` may be a zero desc (no bias). `attr` carries the fused post-ops.
-dnnl::convolution_forward::primitive_desc make_conv_pd(const memory::desc& src, const memory::desc& weights,
-                                                        const memory::desc& bias, const memory::desc& dst,
-                                                        const WindowGeometry& geometry,
-                                                        const dnnl::primitive_attr& attr,
-                                                        const dnnl::engine& engine);
+dnnl::convolution_forward::primitive_desc make_conv_pd(
+    const memory::desc& src, const memory::desc& weights, const memory::desc& bias,
+    const memory::desc& dst, const WindowGeometry& geometry, const dnnl::primitive_attr& attr,
+    const dnnl::engine& engine);
 
 // ---- pooling (layers/pooling.cpp) ----
 
 // A forward-inference pooling pd (max, or average excluding padding as Keras does).
-dnnl::pooling_forward::primitive_desc make_pool_pd(bool max, const memory::desc& src, const memory::desc& dst,
-                                                   const memory::dims& kernel, const WindowGeometry& geometry,
+dnnl::pooling_forward::primitive_desc make_pool_pd(bool max, const memory::desc& src,
+                                                   const memory::desc& dst,
+                                                   const memory::dims& kernel,
+                                                   const WindowGeometry& geometry,
                                                    const dnnl::engine& engine);
 
 // ---- inner product / matmul (layers/dense.cpp) ----
@@ -82,7 +82,8 @@ memory::desc dense_kernel_desc(memory::dim in, memory::dim units);
 // inner_product_forward (forward_inference) for a 2D src {N, in} -> dst {N, units}: weights
 // `any` (reorder the Keras kernel into pd.weights_desc() once), bias {units} when `bias`.
 dnnl::inner_product_forward::primitive_desc make_inner_product_pd(const memory::desc& src,
-                                                                  const memory::desc& dst, bool bias,
+                                                                  const memory::desc& dst,
+                                                                  bool bias,
                                                                   const dnnl::primitive_attr& attr);
 // The Keras kernel [in, units] as matmul weights {1, ..., 1, in, units} for a rank-`rank` matmul
 // (plain row major: the same bytes), and the bias {1, ..., 1, units}.
@@ -117,12 +118,14 @@ memory view_as(const memory& mem, const memory::desc& desc);
 // Inference batch normalization with the given (moving) mean and variance: `data` has the
 // channels on logical dim 1 (e.g. {outer, C} or {outer, C, inner}); mean/variance/scale/shift
 // are {C}. scale/shift say whether gamma/beta are passed (DNNL_ARG_SCALE / DNNL_ARG_SHIFT).
-dnnl::batch_normalization_forward::primitive_desc make_batch_norm_pd(const memory::desc& data, float epsilon,
-                                                                     bool scale, bool shift);
+dnnl::batch_normalization_forward::primitive_desc make_batch_norm_pd(const memory::desc& data,
+                                                                     float epsilon, bool scale,
+                                                                     bool shift);
 // Inference layer normalization over the last logical dim of `data` (mean and variance
 // computed per row); scale/shift as above, each {last dim}.
-dnnl::layer_normalization_forward::primitive_desc make_layer_norm_pd(const memory::desc& data, float epsilon,
-                                                                     bool scale, bool shift);
+dnnl::layer_normalization_forward::primitive_desc make_layer_norm_pd(const memory::desc& data,
+                                                                     float epsilon, bool scale,
+                                                                     bool shift);
 
 // ---- binary / concat (layers/merge.cpp, layers/concatenate.cpp) ----
 
@@ -146,14 +149,15 @@ int rnn_bias_gates(RnnKind kind);  // 4, 3, 4 (lbr: u, r, o-input, o-recurrent)
 
 struct RnnPrimitive {
   dnnl::primitive prim;
-  memory::desc src_layer;      // {T, N, F} ntc: the Keras [N, T, F] bytes
-  memory::desc dst_layer;      // {T, N, U} ntc: the Keras [N, T, U] bytes
-  memory::desc dst_iter;       // {1, 1, N, U} ldnc (the [N, U] bytes), zero desc if not asked for
-  memory::desc dst_iter_c;     // LSTM with dst_iter: the last cell state (oneDNN needs both or neither)
+  memory::desc src_layer;  // {T, N, F} ntc: the Keras [N, T, F] bytes
+  memory::desc dst_layer;  // {T, N, U} ntc: the Keras [N, T, U] bytes
+  memory::desc dst_iter;   // {1, 1, N, U} ldnc (the [N, U] bytes), zero desc if not asked for
+  memory::desc
+      dst_iter_c;  // LSTM with dst_iter: the last cell state (oneDNN needs both or neither)
   memory::desc weights_layer;  // the layout the primitive chose (weights `any`)
   memory::desc weights_iter;
-  memory::desc bias;           // {1, 1, bias_gates, U} ldgo
-  memory::desc scratchpad;     // user scratchpad (DNNL_ARG_SCRATCHPAD): one per concurrent run
+  memory::desc bias;        // {1, 1, bias_gates, U} ldgo
+  memory::desc scratchpad;  // user scratchpad (DNNL_ARG_SCRATCHPAD): one per concurrent run
   std::string impl;
 };
 

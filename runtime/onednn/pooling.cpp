@@ -14,7 +14,7 @@ dnnl::pooling_forward::primitive_desc make_pool_pd(bool max, const memory::desc&
       max ? dnnl::algorithm::pooling_max : dnnl::algorithm::pooling_avg_exclude_padding;
   dnnl::pooling_forward::desc d(dnnl::prop_kind::forward_inference, alg, src, dst, g.strides,
                                 kernel, g.pad_l, g.pad_r);
-  return dnnl::pooling_forward::primitive_desc(d, engine);
+  return dnnl::pooling_forward::primitive_desc(d, make_attr(), engine);
 }
 
 }  // namespace fg::onednn

@@ -1,12 +1,12 @@
 // graph-runner as a user runs it: exit codes, messages, files written.
 #include <doctest/doctest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "runtime/npy.hpp"
 #include "tests/test_util.hpp"
@@ -31,10 +31,13 @@ Result run(const std::string& args) {
   return r;
 }
 
-std::string graph(const std::string& name) { return fg::test::source_path("graphs/" + name); }
+std::string graph(const std::string& name) {
+  return fg::test::source_path("graphs/" + name);
+}
 
 std::string temp_dir(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() / ("fg_cli_" + name + "_" + std::to_string(::getpid()));
+  auto dir = std::filesystem::temp_directory_path() /
+             ("fg_cli_" + name + "_" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir.string();
@@ -75,11 +78,13 @@ TEST_CASE("--help works on every command and shows examples") {
 }
 
 TEST_CASE("summary prints the Keras-style table and JSON") {
-  Result r = run("summary " + graph("multimodal_fusion.yaml") + " --dim text=100 --dim audio=16000");
+  Result r =
+      run("summary " + graph("multimodal_fusion.yaml") + " --dim text=100 --dim audio=16000");
   CHECK(r.code == 0);
   CHECK(r.out.find("Total params: 44,944,586") != std::string::npos);
   CHECK(r.out.find("FLOPs per sample: 4,006,960,512") != std::string::npos);
-  Result j = run("summary " + graph("multimodal_fusion.yaml") + " --dim text=100 --dim audio=16000 --json");
+  Result j = run("summary " + graph("multimodal_fusion.yaml") +
+                 " --dim text=100 --dim audio=16000 --json");
   CHECK(j.code == 0);
   CHECK(j.out.find("\"total_params\": 44944586") != std::string::npos);
   Result unknown = run("summary " + graph("multimodal_fusion.yaml") + " --dim txt=100");
@@ -113,8 +118,8 @@ TEST_CASE("init then run a small graph writes the outputs and prints the top cla
   Result init = run("init " + yaml + " -o " + dir + "/w.safetensors --seed 3");
   CHECK(init.code == 0);
   CHECK(init.out.find("4 tensors") != std::string::npos);
-  Result r = run("run " + yaml + " --weights " + dir + "/w.safetensors --batch 2 --output-dir " + dir +
-                 "/out --dump-intermediates " + dir + "/dump");
+  Result r = run("run " + yaml + " --weights " + dir + "/w.safetensors --batch 2 --output-dir " +
+                 dir + "/out --dump-intermediates " + dir + "/dump");
   CAPTURE(r.out);
   CHECK(r.code == 0);
   CHECK(r.out.find("sample 1: class") != std::string::npos);

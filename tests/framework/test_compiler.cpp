@@ -102,8 +102,8 @@ outputs: [f, b]
   CHECK(shapes[0] == Dims{4, 7, 2});
   CHECK(shapes[1] == Dims{4, 3});
   CHECK_THROWS_WITH_AS(g.concrete_input_shapes(1, {}), doctest::Contains("--dim a=N"), fg::Error);
-  CHECK_THROWS_WITH_AS(g.concrete_input_shapes(1, {{"a", {7}}, {"c", {1}}}), doctest::Contains("did you mean"),
-                       fg::Error);
+  CHECK_THROWS_WITH_AS(g.concrete_input_shapes(1, {{"a", {7}}, {"c", {1}}}),
+                       doctest::Contains("did you mean"), fg::Error);
 }
 
 TEST_CASE("an error carries file, line, column, node and op, and formats them") {
@@ -122,5 +122,6 @@ nodes:
   - {name: d, op: dense, input: x, units: "4"}
 outputs: [d]
 )");
-  CHECK(m.find("test.yaml:4:43: error: node 'd' (dense): attribute 'units' must be an integer") == 0);
+  CHECK(m.find("test.yaml:4:43: error: node 'd' (dense): attribute 'units' must be an integer") ==
+        0);
 }

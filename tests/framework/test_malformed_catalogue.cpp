@@ -74,7 +74,8 @@ TEST_CASE("every malformed graph in the catalogue is rejected as its comments sa
     const std::string label = "tests/malformed/" + path.filename().string();
     CAPTURE(label);
     Expectation want = read_expectation(text);
-    REQUIRE_MESSAGE((!want.texts.empty() || !want.warnings.empty()), "the file states no expectation");
+    REQUIRE_MESSAGE((!want.texts.empty() || !want.warnings.empty()),
+                    "the file states no expectation");
     std::string message;
     try {
       auto def = fg::load_graph_string(text, label);
@@ -83,7 +84,9 @@ TEST_CASE("every malformed graph in the catalogue is rejected as its comments sa
       for (const auto& w : graph.warnings()) warnings += w.format() + "\n";
       CAPTURE(warnings);
       CHECK_MESSAGE(!want.warnings.empty(), "compiled without error, but an error was expected");
-      for (const auto& w : want.warnings) CHECK_MESSAGE(warnings.find(w) != std::string::npos, (std::string("missing warning: ") + w));
+      for (const auto& w : want.warnings)
+        CHECK_MESSAGE(warnings.find(w) != std::string::npos,
+                      (std::string("missing warning: ") + w));
       continue;
     } catch (const fg::Error& e) {
       message = e.what();
@@ -99,7 +102,8 @@ TEST_CASE("every malformed graph in the catalogue is rejected as its comments sa
         CHECK(e.node_name() == want.node);
         CHECK(e.loc().line == line_of_node(text, want.node));
       }
-      for (const auto& t : want.texts) CHECK_MESSAGE(message.find(t) != std::string::npos, (std::string("missing text: ") + t));
+      for (const auto& t : want.texts)
+        CHECK_MESSAGE(message.find(t) != std::string::npos, (std::string("missing text: ") + t));
     }
   }
 }
@@ -127,7 +131,8 @@ TEST_CASE("every graph under graphs/ except the seed as written validates") {
   namespace fs = std::filesystem;
   int count = 0;
   for (const auto& entry : fs::directory_iterator(fg::test::source_path("graphs"))) {
-    if (entry.path().extension() != ".yaml" || entry.path().filename() == "seed_as_written.yaml") continue;
+    if (entry.path().extension() != ".yaml" || entry.path().filename() == "seed_as_written.yaml")
+      continue;
     CAPTURE(entry.path().string());
     auto def = fg::load_graph_file(entry.path().string());
     CHECK_NOTHROW(fg::compile_graph(def, fg::OpRegistry::builtins()));

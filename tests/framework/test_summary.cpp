@@ -36,17 +36,26 @@ TEST_CASE("summary output shapes follow the Keras shape rules") {
   fg::SummaryOptions o;
   o.dims = {{"text", {100}}, {"audio", {16000}}};
   fg::Summary s = fg::summarize(g, o);
-  std::map<std::string, fg::Dims> want = {
-      {"text_embedding", {-1, 100, 64}}, {"text_lstm", {-1, 32}},
-      {"image_conv1", {-1, 222, 222, 64}}, {"image_pool1", {-1, 111, 111, 64}},
-      {"image_conv2", {-1, 109, 109, 128}}, {"image_pool2", {-1, 54, 54, 128}},
-      {"image_conv3", {-1, 52, 52, 256}}, {"image_pool3", {-1, 26, 26, 256}},
-      {"image_flatten", {-1, 173056}}, {"image_dense", {-1, 256}},
-      {"audio_conv1", {-1, 15998, 64}}, {"audio_pool1", {-1, 3999, 64}},
-      {"audio_conv2", {-1, 3997, 128}}, {"audio_pool2", {-1, 999, 128}},
-      {"audio_conv3", {-1, 997, 256}}, {"audio_pool3", {-1, 249, 256}},
-      {"audio_gap", {-1, 256}}, {"audio_dense", {-1, 256}},
-      {"fusion", {-1, 544}}, {"classifier", {-1, 10}}};
+  std::map<std::string, fg::Dims> want = {{"text_embedding", {-1, 100, 64}},
+                                          {"text_lstm", {-1, 32}},
+                                          {"image_conv1", {-1, 222, 222, 64}},
+                                          {"image_pool1", {-1, 111, 111, 64}},
+                                          {"image_conv2", {-1, 109, 109, 128}},
+                                          {"image_pool2", {-1, 54, 54, 128}},
+                                          {"image_conv3", {-1, 52, 52, 256}},
+                                          {"image_pool3", {-1, 26, 26, 256}},
+                                          {"image_flatten", {-1, 173056}},
+                                          {"image_dense", {-1, 256}},
+                                          {"audio_conv1", {-1, 15998, 64}},
+                                          {"audio_pool1", {-1, 3999, 64}},
+                                          {"audio_conv2", {-1, 3997, 128}},
+                                          {"audio_pool2", {-1, 999, 128}},
+                                          {"audio_conv3", {-1, 997, 256}},
+                                          {"audio_pool3", {-1, 249, 256}},
+                                          {"audio_gap", {-1, 256}},
+                                          {"audio_dense", {-1, 256}},
+                                          {"fusion", {-1, 544}},
+                                          {"classifier", {-1, 10}}};
   CHECK(s.rows.size() == want.size());
   for (const auto& r : s.rows) {
     CAPTURE(r.node);
@@ -83,6 +92,7 @@ TEST_CASE("dot shows every node, shapes on the edges and one cluster per modalit
   CHECK(dot.find("cluster_text") != std::string::npos);
   CHECK(dot.find("cluster_image") != std::string::npos);
   CHECK(dot.find("cluster_audio") != std::string::npos);
-  CHECK(dot.find("\"image_pool3\" -> \"image_flatten\" [label=\"(None, 26, 26, 256)\"]") != std::string::npos);
+  CHECK(dot.find("\"image_pool3\" -> \"image_flatten\" [label=\"(None, 26, 26, 256)\"]") !=
+        std::string::npos);
   CHECK(dot.find("\"audio_dense\" -> \"fusion\" [label=\"(None, 256)\"]") != std::string::npos);
 }

@@ -52,7 +52,11 @@ inline DirectResult run_direct(const std::string& yaml, const std::vector<Tensor
   if (outs[0].masked) r.mask.assign(static_cast<size_t>(outs[0].shape[0] * outs[0].shape[1]), 7);
   std::vector<uint8_t*> dst_masks{outs[0].masked ? r.mask.data() : nullptr};
   dnnl::stream stream(eng);
-  dnnl::memory scratchpad({{std::max<dnnl::memory::dim>(1, static_cast<dnnl::memory::dim>(kctx.scratchpad_bytes))}, dnnl::memory::data_type::u8, dnnl::memory::format_tag::a}, eng);
+  dnnl::memory scratchpad(
+      {{std::max<dnnl::memory::dim>(1, static_cast<dnnl::memory::dim>(kctx.scratchpad_bytes))},
+       dnnl::memory::data_type::u8,
+       dnnl::memory::format_tag::a},
+      eng);
   ExecContext ectx{stream, srcs, dsts, temps, src_masks, dst_masks, scratchpad, 1};
   kernel->execute(ectx);
   stream.wait();

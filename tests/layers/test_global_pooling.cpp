@@ -154,7 +154,11 @@ Tensor run_masked_gap(const Tensor& x, const std::vector<uint8_t>& mask) {
   std::vector<dnnl::memory> srcs{src}, dsts{dst}, temps;
   std::vector<const uint8_t*> src_masks{mask.data()};
   std::vector<uint8_t*> dst_masks{nullptr};
-  dnnl::memory scratchpad({{std::max<dnnl::memory::dim>(1, static_cast<dnnl::memory::dim>(kctx.scratchpad_bytes))}, dnnl::memory::data_type::u8, dnnl::memory::format_tag::a}, engine);
+  dnnl::memory scratchpad(
+      {{std::max<dnnl::memory::dim>(1, static_cast<dnnl::memory::dim>(kctx.scratchpad_bytes))},
+       dnnl::memory::data_type::u8,
+       dnnl::memory::format_tag::a},
+      engine);
   fg::ExecContext ectx{stream, srcs, dsts, temps, src_masks, dst_masks, scratchpad, 1};
   kernel->execute(ectx);
   stream.wait();
