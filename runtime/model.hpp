@@ -58,6 +58,7 @@ class Model {
   // The plan for these full input shapes (built and cached on first use).
   std::shared_ptr<Plan> plan_for(const std::vector<Dims>& input_shapes) const;
   size_t cached_plans() const;
+  int threads() const { return options_.threads; }
 
  private:
   std::shared_ptr<const CompiledGraph> graph_;
