@@ -295,7 +295,7 @@ int cmd_run() {
   std::cout << fmt::format(
       "activation arena: {:.2f} MB planned ({:.2f} MB without reuse), threads {}\n",
       plan->arena_bytes() / 1e6, plan->unplanned_bytes() / 1e6,
-      opts.threads > 0 ? opts.threads : 0);
+      model.threads());
   return 0;
 }
 
