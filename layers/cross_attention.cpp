@@ -199,8 +199,8 @@ class CrossAttention final : public Op {
     const double dq = ctx.input(0).shape[2], dk = ctx.input(1).shape[2];
     const double h = heads_, kd = key_dim_, vd = value_dim_, out = out_dim(ctx.input(0).shape[2]);
     const double q = tq, k = tk;
-    return 2.0 * (q * dq * h * kd + k * dk * h * (kd + vd) + h * q * k * (kd + vd) +
-                  q * h * vd * out);
+    return 2.0 *
+           (q * dq * h * kd + k * dk * h * (kd + vd) + h * q * k * (kd + vd) + q * h * vd * out);
   }
 
   std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
@@ -216,17 +216,19 @@ class CrossAttention final : public Op {
     p.heads = H;
     p.tq = tq;
     p.tk = tk;
-    ctx.temp_descs = {onednn::plain_desc(Dims{B, tq, H * kd}), onednn::plain_desc(Dims{B, tk, H * kd}),
-                      onednn::plain_desc(Dims{B, tk, H * vd}), onednn::plain_desc(Dims{B, H, tq, tk}),
-                      onednn::plain_desc(Dims{B, tq, H * vd})};
-    auto projection = [&](const std::string& name, const memory::desc& src,
-                          const memory::desc& dst, int64_t in, int64_t units) {
+    ctx.temp_descs = {
+        onednn::plain_desc(Dims{B, tq, H * kd}), onednn::plain_desc(Dims{B, tk, H * kd}),
+        onednn::plain_desc(Dims{B, tk, H * vd}), onednn::plain_desc(Dims{B, H, tq, tk}),
+        onednn::plain_desc(Dims{B, tq, H * vd})};
+    auto projection = [&](const std::string& name, const memory::desc& src, const memory::desc& dst,
+                          int64_t in, int64_t units) {
       auto pd = onednn::make_dense_matmul_pd(src, dst, use_bias_, dnnl::primitive_attr());
       ctx.add_scratchpad(pd);
-      Projection pr{dnnl::matmul(pd),
-                    ctx.weight_memory(name + "_kernel", onednn::dense_matmul_kernel_desc(3, in, units),
-                                      pd.weights_desc()),
-                    std::nullopt};
+      Projection pr{
+          dnnl::matmul(pd),
+          ctx.weight_memory(name + "_kernel", onednn::dense_matmul_kernel_desc(3, in, units),
+                            pd.weights_desc()),
+          std::nullopt};
       if (use_bias_)
         pr.bias = ctx.weight_memory(name + "_bias", onednn::dense_matmul_bias_desc(3, units),
                                     pd.bias_desc());

@@ -85,8 +85,8 @@ class LowRankFusion final : public Op {
     const size_t n = ctx.num_inputs();
     if (n < 2)
       throw ctx
-          .error(fmt::format("low_rank_fusion takes at least 2 inputs (one per modality), got {}",
-                             n))
+          .error(
+              fmt::format("low_rank_fusion takes at least 2 inputs (one per modality), got {}", n))
           .hint("list the modality features as `inputs: [a, b, ...]`; for one input use dense");
     Dim batch = kDynamic;
     for (size_t i = 0; i < n; ++i) {
@@ -125,8 +125,8 @@ class LowRankFusion final : public Op {
     std::vector<WeightSpec> out;
     for (size_t m = 0; m < ctx.num_inputs(); ++m) {
       const Dim rows = dim_add(ctx.input(m).shape[1], 1);
-      out.push_back(WeightSpec{fmt::format("factor_{}", m), {rank_, rows, units_},
-                               Init::glorot_uniform, rows, units_});
+      out.push_back(WeightSpec{
+          fmt::format("factor_{}", m), {rank_, rows, units_}, Init::glorot_uniform, rows, units_});
     }
     if (use_bias_) out.push_back(WeightSpec{"bias", {units_}, Init::zeros});
     return out;
@@ -152,15 +152,15 @@ class LowRankFusion final : public Op {
       const int64_t d = ctx.inputs[m].shape[1];
       if (ctx.src_descs[m] != onednn::plain_desc(ctx.inputs[m]))
         throw ctx.error("internal: low_rank_fusion expects its inputs in the plain layout");
-      auto pd = onednn::make_inner_product_pd(ctx.src_descs[m], proj_dst, true,
-                                              dnnl::primitive_attr());
+      auto pd =
+          onednn::make_inner_product_pd(ctx.src_descs[m], proj_dst, true, dnnl::primitive_attr());
       ctx.add_scratchpad(pd);
       if (m == 0) impl = onednn::impl_name(pd);
       const std::string param = fmt::format("factor_{}", m);
       const Tensor& factor = ctx.weight(param);
       if (factor.shape() != Dims{rank_, d + 1, units_})
-        throw ctx.error(fmt::format("internal: weight '{}' has shape {}", param,
-                                    format_shape(factor.shape())));
+        throw ctx.error(
+            fmt::format("internal: weight '{}' has shape {}", param, format_shape(factor.shape())));
       const float* w = factor.data<float>();
       // factor [rank, d + 1, units]: rows 0..d-1 are the kernel {d -> rank * units} (column
       // r * units + u), row d is the bias (multiplies the appended 1).

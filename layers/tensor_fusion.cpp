@@ -55,12 +55,13 @@ class TensorFusionKernel final : public Kernel {
     for (size_t k = 0; k < steps_.size(); ++k) {
       const OuterStep& s = steps_[k];
       void* acc = ctx.temps[s.acc_temp < 0 ? 0 : s.acc_temp].get_data_handle();
-      void* dst = s.dst_temp < 0 ? ctx.dsts[0].get_data_handle()
-                                 : ctx.temps[s.dst_temp].get_data_handle();
-      execute_primitive(s.prim, ctx,
-                        {{DNNL_ARG_SRC, memory(s.acc, engine, acc)},
-                         {DNNL_ARG_WEIGHTS, memory(s.aug, engine, ctx.temps[k + 1].get_data_handle())},
-                         {DNNL_ARG_DST, memory(s.dst, engine, dst)}});
+      void* dst =
+          s.dst_temp < 0 ? ctx.dsts[0].get_data_handle() : ctx.temps[s.dst_temp].get_data_handle();
+      execute_primitive(
+          s.prim, ctx,
+          {{DNNL_ARG_SRC, memory(s.acc, engine, acc)},
+           {DNNL_ARG_WEIGHTS, memory(s.aug, engine, ctx.temps[k + 1].get_data_handle())},
+           {DNNL_ARG_DST, memory(s.dst, engine, dst)}});
     }
   }
 
@@ -126,15 +127,16 @@ class TensorFusion final : public Op {
       if (!overflow) product = next;
     }
     if (overflow || product > max_features_) {
-      const std::string size = overflow ? fmt::format("about {:.3g}", approx)
-                                        : fmt::format("{}", product);
+      const std::string size =
+          overflow ? fmt::format("about {:.3g}", approx) : fmt::format("{}", product);
       throw ctx
           .error(fmt::format("tensor_fusion would produce {} features per sample ({}), more than "
                              "max_features = {}",
                              size, sizes, max_features_))
-          .hint("project the inputs to smaller sizes with a dense node first (e.g. 16 to 32 "
-                "units each), or use low_rank_fusion, whose size does not grow with the "
-                "product; raise max_features only if that size is really intended");
+          .hint(
+              "project the inputs to smaller sizes with a dense node first (e.g. 16 to 32 "
+              "units each), or use low_rank_fusion, whose size does not grow with the "
+              "product; raise max_features only if that size is really intended");
     }
     return {TensorType{{batch, product}, DType::f32, false}};
   }

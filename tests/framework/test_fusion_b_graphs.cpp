@@ -18,19 +18,27 @@
 namespace {
 
 // Keras parameter formulas.
-int64_t dense(int64_t in, int64_t units) { return in * units + units; }
+int64_t dense(int64_t in, int64_t units) {
+  return in * units + units;
+}
 int64_t conv(int64_t kernel_area, int64_t in, int64_t filters) {
   return kernel_area * in * filters + filters;
 }
-int64_t lstm(int64_t in, int64_t units) { return 4 * units * (in + units + 1); }
+int64_t lstm(int64_t in, int64_t units) {
+  return 4 * units * (in + units + 1);
+}
 
 // The reference graph's three encoders (embedding 1000x64 + LSTM 32; image convs + dense 256 on
 // the 26x26x256 flatten; audio convs + dense 256).
-int64_t text_branch() { return 1000 * 64 + lstm(64, 32); }
+int64_t text_branch() {
+  return 1000 * 64 + lstm(64, 32);
+}
 int64_t image_branch() {
   return conv(9, 3, 64) + conv(9, 64, 128) + conv(9, 128, 256) + dense(26 * 26 * 256, 256);
 }
-int64_t audio_convs() { return conv(3, 1, 64) + conv(3, 64, 128) + conv(3, 128, 256); }
+int64_t audio_convs() {
+  return conv(3, 1, 64) + conv(3, 64, 128) + conv(3, 128, 256);
+}
 
 std::string read(const std::string& relative) {
   std::ifstream in(fg::test::source_path(relative));
@@ -71,7 +79,18 @@ void run_small(const std::string& relative, bool has_image) {
   std::map<std::string, fg::Tensor> feeds{{"text", ids},
                                           {"audio", fg::test::random_tensor({B, 400, 1}, 6)}};
   if (has_image) feeds["image"] = fg::test::random_tensor({B, 32, 32, 3}, 8, 0.f, 1.f);
-  auto out = model.run(feeds);
+  std::vector<fg::StepTiming> profile;
+  fg::RunOptions options;
+  options.profile = &profile;
+  auto out = model.run(feeds, options);
+  bool fusion_ran = false;
+  for (const auto& s : profile)
+    if (s.name == "fusion") {
+      fusion_ran = true;
+      CAPTURE(s.impl);
+      CHECK(s.impl.find("ref") == std::string::npos);  // no oneDNN reference kernels
+    }
+  CHECK(fusion_ran);
   const fg::Tensor& y = out.at("classifier");
   fg::test::check_shape(y, {B, 10});
   const float* v = y.data<float>();
@@ -100,16 +119,16 @@ TEST_CASE("multimodal_fusion_tensor validates with the hand-computed parameter c
 TEST_CASE("multimodal_fusion_low_rank validates with the hand-computed parameter count") {
   const int64_t rank = 4, units = 64;
   const int64_t factors = rank * (32 + 1) * units + 2 * rank * (256 + 1) * units + units;
-  const int64_t want = text_branch() + image_branch() + audio_convs() + dense(256, 256) +
-                       factors + dense(units, 10);
+  const int64_t want =
+      text_branch() + image_branch() + audio_convs() + dense(256, 256) + factors + dense(units, 10);
   CHECK(params_of("graphs/multimodal_fusion_low_rank.yaml") == want);
 }
 
 TEST_CASE("multimodal_fusion_cross_attention validates with the hand-computed parameter count") {
   const int64_t heads = 4, key_dim = 8, width = 32;
   // query/key/value kernels [32, 4, 8] + biases [4, 8], output kernel [4, 8, 32] + bias [32]
-  const int64_t attention = 3 * (width * heads * key_dim + heads * key_dim) +
-                            heads * key_dim * width + width;
+  const int64_t attention =
+      3 * (width * heads * key_dim + heads * key_dim) + heads * key_dim * width + width;
   const int64_t want =
       text_branch() + audio_convs() + dense(256, width) + attention + dense(width, 10);
   CHECK(params_of("graphs/multimodal_fusion_cross_attention.yaml") == want);

@@ -55,8 +55,8 @@ void make_weights(const Config& c, const std::string& node, uint64_t seed, ref::
 }
 
 void check_attention(const Config& c, uint64_t seed) {
-  INFO(fmt::format("B {} Tq {} Tk {} dq {} dk {} {}", c.batch, c.tq, c.tk, c.dq, c.dk,
-                   attrs_of(c)));
+  INFO(
+      fmt::format("B {} Tq {} Tk {} dq {} dk {} {}", c.batch, c.tq, c.tk, c.dq, c.dk, attrs_of(c)));
   const std::string yaml = fmt::format(
       "name: t\ninputs:\n  q: {{shape: [{}, {}]}}\n  kv: {{shape: [{}, {}]}}\nnodes:\n"
       "  - {{name: att, op: cross_attention, inputs: [q, kv], {}}}\noutputs: [att]\n",
@@ -75,7 +75,13 @@ void check_attention(const Config& c, uint64_t seed) {
   make_weights(c, "att", seed + 10, a, w);
   auto out = run_yaml(yaml, {{"q", q}, {"kv", kv}}, w);
   check_shape(out.at("att"), {c.batch, c.tq, a.output_dim});
-  check_close(out.at("att"), ref::cross_attention(a), 1e-5, 1e-5);
+  // float32 rounding of the projections and scores (magnitudes ~10 at the larger sizes) shows
+  // as an absolute error on outputs near 0: the absolute part scales with the largest output.
+  const std::vector<double> want = ref::cross_attention(a);
+  double scale = 1;
+  for (double v : want) scale = std::max(scale, std::abs(v));
+  INFO("largest |output| " << scale);
+  check_close(out.at("att"), want, 1e-5, 1e-5 * scale);
 }
 
 }  // namespace
@@ -118,8 +124,8 @@ TEST_CASE("cross_attention weight specs follow Keras MultiHeadAttention") {
   auto g = compile_graph(def, OpRegistry::builtins());
   auto all = g.all_weights();
   std::vector<std::pair<std::string, Dims>> want{
-      {"att.query_kernel", {6, 2, 4}}, {"att.query_bias", {2, 4}},
-      {"att.key_kernel", {10, 2, 4}},  {"att.key_bias", {2, 4}},
+      {"att.query_kernel", {6, 2, 4}},  {"att.query_bias", {2, 4}},
+      {"att.key_kernel", {10, 2, 4}},   {"att.key_bias", {2, 4}},
       {"att.value_kernel", {10, 2, 3}}, {"att.value_bias", {2, 3}},
       {"att.output_kernel", {2, 3, 6}}, {"att.output_bias", {6}}};
   REQUIRE(all.size() == want.size());
@@ -237,8 +243,8 @@ TEST_CASE("cross_attention runs on oneDNN kernels, not reference ones") {
   std::vector<StepTiming> profile;
   RunOptions o;
   o.profile = &profile;
-  auto out = model.run({{"q", random_tensor({2, 7, 16}, 1)}, {"kv", random_tensor({2, 13, 32}, 2)}},
-                       o);
+  auto out =
+      model.run({{"q", random_tensor({2, 7, 16}, 1)}, {"kv", random_tensor({2, 13, 32}, 2)}}, o);
   bool found = false;
   for (const auto& s : profile)
     if (s.name == "att") {

@@ -95,8 +95,8 @@ TEST_CASE("low_rank_fusion attribute and input errors") {
   CHECK(compile_error(lmf_yaml({3, 4}, "rank: 4")).find("units") != std::string::npos);
   CHECK(compile_error(lmf_yaml({3, 4}, "rank: 0, units: 4")) != "");
   CHECK(compile_error(lmf_yaml({3, 4}, "rank: 2, units: -1")) != "");
-  CHECK(compile_error(lmf_yaml({3, 4}, "rank: 2, units: 4, use_bais: false"))
-            .find("use_bias") != std::string::npos);
+  CHECK(compile_error(lmf_yaml({3, 4}, "rank: 2, units: 4, use_bais: false")).find("use_bias") !=
+        std::string::npos);
   std::string e = compile_error(lmf_yaml({3}, "rank: 2, units: 4"));
   CHECK(e.find("at least 2 inputs") != std::string::npos);
   e = compile_error(

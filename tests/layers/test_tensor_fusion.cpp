@@ -46,8 +46,8 @@ void check_fusion(const std::vector<int64_t>& dims, int64_t batch, uint64_t seed
 TEST_CASE("tensor_fusion of two modalities matches the reference") {
   uint64_t seed = 10;
   for (int64_t batch : {1, 5})
-    for (auto dims : std::vector<std::vector<int64_t>>{
-             {1, 1}, {7, 13}, {16, 32}, {127, 3}, {2, 127}, {64, 64}})
+    for (auto dims :
+         std::vector<std::vector<int64_t>>{{1, 1}, {7, 13}, {16, 32}, {127, 3}, {2, 127}, {64, 64}})
       check_fusion(dims, batch, seed++);
 }
 
@@ -63,9 +63,9 @@ TEST_CASE("tensor_fusion of three and four modalities matches the reference") {
 
 TEST_CASE("tensor_fusion element order is C order with the 1 last") {
   // [2; 1] (x) [3, 5; 1] = [6, 10, 2, 3, 5, 1] (values written by hand).
-  auto out = run_yaml(fusion_yaml({1, 2}),
-                      {{"x0", make_tensor({1, 1}, {2.f})}, {"x1", make_tensor({1, 2}, {3.f, 5.f})}},
-                      {});
+  auto out =
+      run_yaml(fusion_yaml({1, 2}),
+               {{"x0", make_tensor({1, 1}, {2.f})}, {"x1", make_tensor({1, 2}, {3.f, 5.f})}}, {});
   check_close(out.at("f"), {6, 10, 2, 3, 5, 1}, 0, 0);
   // three modalities, batch 2: [a; 1] (x) [b; 1] (x) [c; 1]
   out = run_yaml(fusion_yaml({1, 1, 1}),

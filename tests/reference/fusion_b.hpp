@@ -127,8 +127,7 @@ inline std::vector<double> cross_attention(const AttentionArgs& a) {
     for (int64_t o = 0; o < O; ++o) {
       double s = a.bo.empty() ? 0.0 : a.bo[o];
       for (int64_t h = 0; h < H; ++h)
-        for (int64_t e = 0; e < vd; ++e)
-          s += C[(bt * H + h) * vd + e] * a.wo[(h * vd + e) * O + o];
+        for (int64_t e = 0; e < vd; ++e) s += C[(bt * H + h) * vd + e] * a.wo[(h * vd + e) * O + o];
       y[bt * O + o] = s;
     }
   return y;
