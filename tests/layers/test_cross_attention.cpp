@@ -3,6 +3,8 @@
 // keys, an all-masked sample gives zero weights, the query mask passes on); errors.
 #include <fmt/format.h>
 
+#include <thread>
+
 #include "framework/compiler.hpp"
 #include "framework/yaml_loader.hpp"
 #include "runtime/model.hpp"
@@ -293,4 +295,46 @@ TEST_CASE("cross_attention attribute and input errors") {
       "  - {name: att, op: cross_attention, inputs: [q, kv], num_heads: 2, key_dim: 4}\n"
       "outputs: [att]\n");
   CHECK(e.find("float32 key/value input") != std::string::npos);
+}
+
+TEST_CASE("fusion ops give the same results from concurrent runs of one model") {
+  // cross_attention (with a key mask) and both fusion ops in one graph; two threads run it at
+  // once on different inputs and must match the single-threaded results exactly.
+  const std::string yaml =
+      "name: t\ninputs:\n  q: {shape: [7, 16]}\n  ki: {shape: [9], dtype: int32}\n"
+      "  a: {shape: [5]}\n  b: {shape: [6]}\nnodes:\n"
+      "  - {name: ke, op: embedding, input: ki, input_dim: 20, output_dim: 8, mask_zero: true}\n"
+      "  - {name: att, op: cross_attention, inputs: [q, ke], num_heads: 2, key_dim: 4}\n"
+      "  - {name: tf, op: tensor_fusion, inputs: [a, b]}\n"
+      "  - {name: lr, op: low_rank_fusion, inputs: [a, b], rank: 3, units: 4}\n"
+      "outputs: [att, tf, lr]\n";
+  auto g = std::make_shared<CompiledGraph>(
+      compile_graph(load_graph_string(yaml, "t.yaml"), OpRegistry::builtins()));
+  Model model(g, WeightStore::initialize(*g, 3));
+  auto feeds = [](uint64_t seed) {
+    Tensor ids = random_ints({3, 9}, seed, 0, 19);
+    ids.mutable_data<int32_t>()[9] = 0;
+    return std::map<std::string, Tensor>{{"q", random_tensor({3, 7, 16}, seed + 1)},
+                                         {"ki", ids},
+                                         {"a", random_tensor({3, 5}, seed + 2)},
+                                         {"b", random_tensor({3, 6}, seed + 3)}};
+  };
+  const auto in0 = feeds(10), in1 = feeds(20);
+  const auto want0 = model.run(in0), want1 = model.run(in1);
+  std::vector<std::map<std::string, Tensor>> got0(20), got1(20);
+  std::thread t0([&] {
+    for (auto& g0 : got0) g0 = model.run(in0);
+  });
+  std::thread t1([&] {
+    for (auto& g1 : got1) g1 = model.run(in1);
+  });
+  t0.join();
+  t1.join();
+  for (const std::string name : {"att", "tf", "lr"}) {
+    CAPTURE(name);
+    for (size_t i = 0; i < got0.size(); ++i) {
+      check_close(got0[i].at(name), to_doubles(want0.at(name)), 0, 0);
+      check_close(got1[i].at(name), to_doubles(want1.at(name)), 0, 0);
+    }
+  }
 }
