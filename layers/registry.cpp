@@ -44,6 +44,10 @@ void register_builtin_ops(OpRegistry& registry) {
   registry.add(layers::minimum_op());
 
   // ---- fusion ops ----
+  // tensor_fusion, low_rank_fusion, cross_attention
+  registry.add(layers::tensor_fusion_op());
+  registry.add(layers::low_rank_fusion_op());
+  registry.add(layers::cross_attention_op());
 }
 
 }  // namespace fg

@@ -169,4 +169,18 @@ RnnPrimitive make_rnn_forward(RnnKind kind, int64_t steps, int64_t batch, int64_
 // The Keras kernel [in, G*U] bytes as {1, 1, in, G, U} ldigo (in = features or units).
 memory::desc rnn_keras_weights_desc(int64_t in, int gates, int64_t units);
 
+// ---- fusion ops: tensor_fusion, low_rank_fusion, cross_attention ----
+// (layers/tensor_fusion.cpp, layers/low_rank_fusion.cpp, layers/cross_attention.cpp;
+// implemented in runtime/onednn/fusion_tensor_attention.cpp)
+
+// An f32 desc with explicit strides: a view of (part of) a plain tensor, e.g. one head of a
+// [B, T, heads, dim] tensor seen as {B, heads, T, dim}.
+memory::desc strided_desc(const memory::dims& dims, const memory::dims& strides);
+// matmul (forward) dst = src x weights (+ bias), batched over the leading dims (size-1 batch dims
+// of src or weights broadcast); then dst *= scale when scale != 1 (eltwise_linear post-op).
+// `bias` may be a zero desc. All descs are concrete (strided views are fine).
+dnnl::matmul::primitive_desc make_matmul_pd(const memory::desc& src, const memory::desc& weights,
+                                            const memory::desc& bias, const memory::desc& dst,
+                                            float scale = 1.f);
+
 }  // namespace fg::onednn
