@@ -162,6 +162,7 @@ TEST_CASE("bench --json follows the documented schema and its figures are consis
     CHECK(num(cold, k) >= 0);
   CHECK(num(cold, "first_batch") == 1);
   CHECK(num(cold, "total_ms") >= num(cold, "first_run_ms"));
+  CHECK(num(cold, "since_process_start_ms") >= num(cold, "total_ms"));
   const auto& mem = need(root, "memory");
   CHECK(num(mem, "ru_maxrss_bytes") > 1e6);
   CHECK(num(mem, "vm_hwm_bytes") > 1e6);
