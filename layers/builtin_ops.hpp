@@ -43,5 +43,9 @@ OpInfo maximum_op();
 OpInfo minimum_op();
 
 // ---- fusion ops ----
+OpInfo weighted_average_op();
+OpInfo gated_op();
+OpInfo film_op();
+OpInfo upsampling2d_op();
 
 }  // namespace fg::layers
