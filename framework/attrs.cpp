@@ -52,6 +52,7 @@ bool parse_float(const Value& v, double& out) {
 AttrReader::AttrReader(const NodeDef& node, const std::string& file) : node_(node), file_(file) {}
 
 bool AttrReader::has(const std::string& key) const {
+  if (std::find(used_.begin(), used_.end(), key) == used_.end()) used_.push_back(key);
   return node_.attrs.count(key) > 0;
 }
 

@@ -68,7 +68,7 @@ class AttrReader {
 
   const NodeDef& node_;
   std::string file_;
-  std::vector<std::string> used_;
+  mutable std::vector<std::string> used_;  // keys asked for (has() counts: the key is known)
 };
 
 // The Keras activation names we know, in the order docs list them.
