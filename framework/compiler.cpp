@@ -117,9 +117,11 @@ CompiledGraph compile_graph(std::shared_ptr<const GraphDef> def_ptr, const OpReg
       ops[i]->parse(reader);
     } catch (Error& e) {
       // A misspelt key often shows up first as a missing required one: report the misspelling.
-      if (auto unknown = unknown_key_error(); unknown && !unknown->hint_text().empty() &&
-                                              unknown->hint_text().rfind("did you mean", 0) == 0)
-        throw *unknown;
+      // (Only then: when parse stops early on another error, keys not read yet are not unknown.)
+      if (e.message().rfind("missing required attribute", 0) == 0)
+        if (auto unknown = unknown_key_error(); unknown && !unknown->hint_text().empty() &&
+                                                unknown->hint_text().rfind("did you mean", 0) == 0)
+          throw *unknown;
       throw at_node(e, n);
     }
     if (auto unknown = unknown_key_error()) throw *unknown;

@@ -143,6 +143,9 @@ class Op {
   // masked but the op does not produce the mask itself, the first masked input's mask passes on.
   virtual bool supports_masking() const { return false; }
   virtual bool produces_mask() const { return false; }
+  // True when the output is input 0's bytes seen with another shape (flatten, reshape, dropout
+  // at inference): an optimizing plan then aliases the buffer instead of running the kernel.
+  virtual bool is_view() const { return false; }
   // Builds the executable kernel for concrete shapes.
   virtual std::unique_ptr<Kernel> compile(KernelContext& ctx) const = 0;
 };

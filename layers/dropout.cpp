@@ -11,6 +11,7 @@ namespace {
 
 class Dropout final : public Op {
  public:
+  bool is_view() const override { return true; }
   void parse(AttrReader& attrs) override {
     rate_ = attrs.get_float("rate");
     if (!(rate_ >= 0 && rate_ < 1))

@@ -33,6 +33,7 @@ class ViewCopyKernel final : public Kernel {
 
 class Flatten final : public Op {
  public:
+  bool is_view() const override { return true; }
   void parse(AttrReader& attrs) override {}
 
   std::vector<TensorType> infer(const InferContext& ctx) const override {

@@ -26,7 +26,7 @@ std::shared_ptr<Plan> Model::plan_for(const std::vector<Dims>& input_shapes) con
   auto it = plans_.find(input_shapes);
   if (it != plans_.end()) return it->second;
   auto plan =
-      std::make_shared<Plan>(*graph_, input_shapes, weights_, *weight_cache_, options_.threads);
+      std::make_shared<Plan>(*graph_, input_shapes, weights_, *weight_cache_, options_.threads, options_.optimize);
   plans_.emplace(input_shapes, plan);
   return plan;
 }

@@ -38,6 +38,9 @@ struct RunOptions {
 
 struct ModelOptions {
   int threads = 0;  // 0 = all cores
+  // Graph-level optimizations of the plan (views instead of copies, ...). Off gives the plain
+  // one-kernel-per-node plan, which tests compare against.
+  bool optimize = true;
 };
 
 class Model {

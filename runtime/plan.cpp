@@ -35,6 +35,13 @@ class ReorderKernel final : public Kernel {
   dnnl::reorder::primitive_desc pd_;
   dnnl::reorder prim_;
 };
+
+// The step of a view: nothing to run (the output buffer aliases the input's bytes).
+class ViewKernel final : public Kernel {
+ public:
+  void execute(ExecContext&) const override {}
+  std::string impl_info() const override { return "view"; }
+};
 }  // namespace
 
 struct Plan::ExecState {
@@ -50,7 +57,7 @@ struct Plan::ExecState {
 };
 
 Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
-           const WeightStore& weights, WeightCache& cache, int threads)
+           const WeightStore& weights, WeightCache& cache, int threads, bool optimize)
     : graph_(graph), threads_(threads) {
   types_ = graph.bind(input_shapes);
   omp_set_num_threads(threads_);
@@ -94,6 +101,27 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
     if (!node_live[i]) continue;
     const CompiledNode& n = graph.nodes()[i];
     const NodeDef& def = *n.def;
+    if (optimize && n.op->is_view() && n.outputs.size() == 1 && n.inputs.size() == 1 &&
+        buffers_[tensor_buffer_[n.inputs[0]]].desc == onednn::plain_desc(types_[n.inputs[0]])) {
+      // A view: the output is the input's bytes with another shape; no kernel runs.
+      const int in = n.inputs[0], t = n.outputs[0];
+      int b = new_buffer(onednn::plain_desc(types_[t]));
+      buffers_[b].alias = base_of(tensor_buffer_[in]);
+      tensor_buffer_[t] = b;
+      mask_buffer_[t] = types_[t].masked ? mask_buffer_[in] : -1;
+      Step view;
+      view.node = static_cast<int>(i);
+      view.name = def.name;
+      view.kernel = std::make_shared<ViewKernel>();
+      view.srcs = {tensor_buffer_[in]};
+      view.dsts = {b};
+      view.src_masks = {mask_buffer_[in]};
+      view.dst_masks = {-1};
+      view.out_tensors = {t};
+      steps_.push_back(std::move(view));
+      step_flops_.push_back(0);
+      continue;
+    }
     std::function<const Tensor&(const std::string&)> lookup =
         [&](const std::string& param) -> const Tensor& {
       const Tensor* w = weights.find(def.name + "." + param);
@@ -204,7 +232,7 @@ Plan::~Plan() = default;
 void Plan::plan_memory() {
   auto touch = [&](int b, int step) {
     if (b < 0) return;
-    Buffer& buf = buffers_[b];
+    Buffer& buf = buffers_[base_of(b)];
     if (buf.first < 0) buf.first = step;
     buf.first = std::min(buf.first, step);
     buf.last = std::max(buf.last, step);
@@ -224,7 +252,8 @@ void Plan::plan_memory() {
   // placed buffer whose lifetime overlaps.
   std::vector<int> order;
   for (size_t b = 0; b < buffers_.size(); ++b)
-    if (buffers_[b].input < 0 && buffers_[b].first >= 0) order.push_back(static_cast<int>(b));
+    if (buffers_[b].input < 0 && buffers_[b].alias < 0 && buffers_[b].first >= 0)
+      order.push_back(static_cast<int>(b));
   std::stable_sort(order.begin(), order.end(),
                    [&](int a, int b) { return buffers_[a].bytes > buffers_[b].bytes; });
   std::vector<int> placed;
@@ -247,6 +276,8 @@ void Plan::plan_memory() {
     arena_bytes_ = std::max(arena_bytes_, offset + align_up(buf.bytes));
     placed.push_back(b);
   }
+  for (auto& buf : buffers_)
+    if (buf.alias >= 0) buf.offset = buffers_[buf.alias].offset;
 }
 
 double Plan::flops() const {
@@ -258,7 +289,7 @@ double Plan::flops() const {
 size_t Plan::unplanned_bytes() const {
   size_t total = 0;
   for (const auto& b : buffers_)
-    if (b.input < 0) total += align_up(b.bytes);
+    if (b.input < 0 && b.alias < 0) total += align_up(b.bytes);
   return total;
 }
 
@@ -272,7 +303,9 @@ std::unique_ptr<Plan::ExecState> Plan::make_state() const {
   state->arena =
       std::shared_ptr<void>(p, [](void* q) { ::operator delete[](q, std::align_val_t(kAlign)); });
   char* base = static_cast<char*>(p);
-  for (const auto& b : buffers_) {
+  for (const auto& own : buffers_) {
+    Buffer b = own.alias >= 0 ? buffers_[own.alias] : own;  // where the bytes are
+    b.desc = own.desc;                                      // how this buffer sees them
     if (b.input >= 0 || b.first < 0) {
       state->memories.emplace_back(b.desc, engine, nullptr);
     } else {
@@ -316,9 +349,10 @@ std::map<std::string, Tensor> Plan::run(const std::vector<const Tensor*>& inputs
   } give_back{this, state};
 
   omp_set_num_threads(threads_);
-  for (size_t i = 0; i < buffers_.size(); ++i)
-    if (buffers_[i].input >= 0)
-      state->memories[i].set_data_handle(const_cast<void*>(inputs[buffers_[i].input]->raw()));
+  for (size_t i = 0; i < buffers_.size(); ++i) {
+    const int input = buffers_[base_of(static_cast<int>(i))].input;
+    if (input >= 0) state->memories[i].set_data_handle(const_cast<void*>(inputs[input]->raw()));
+  }
 
   auto copy_out = [&](int tensor) {
     const TensorType& type = types_[tensor];

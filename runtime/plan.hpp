@@ -23,7 +23,7 @@ class WeightCache;
 class Plan {
  public:
   Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
-       const WeightStore& weights, WeightCache& cache, int threads);
+       const WeightStore& weights, WeightCache& cache, int threads, bool optimize = true);
   ~Plan();
 
   // Inputs in graph-input order (already checked by Model::run).
@@ -54,7 +54,9 @@ class Plan {
     size_t offset = 0;
     int first = -1, last = -1;  // step range in which the buffer is live
     int input = -1;             // graph input index: bound to the caller's data, not in the arena
+    int alias = -1;             // another buffer whose bytes this one views (flatten, reshape, ...)
   };
+  int base_of(int b) const { return buffers_[b].alias >= 0 ? buffers_[b].alias : b; }
   struct ExecState;
 
   void plan_memory();

@@ -125,3 +125,14 @@ outputs: [d]
   CHECK(m.find("test.yaml:4:43: error: node 'd' (dense): attribute 'units' must be an integer") ==
         0);
 }
+
+TEST_CASE("a value error early in parse is reported as such, not as later keys being unknown") {
+  std::string m = fg::test::compile_error(R"(name: t
+inputs: {x: {shape: [4], dtype: int32}}
+nodes:
+  - {name: e, op: embedding, input: x, input_dim: 0, output_dim: 8}
+outputs: [e]
+)");
+  CHECK(m.find("input_dim") != std::string::npos);
+  CHECK(m.find("unknown attribute") == std::string::npos);
+}
