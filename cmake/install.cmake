@@ -43,6 +43,10 @@ install(TARGETS fusiongraph EXPORT FusionGraphTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+if(BUILD_SHARED_LIBS)
+  # the installed graph-runner finds the installed libfusiongraph.so
+  set_target_properties(graph-runner PROPERTIES INSTALL_RPATH "$ORIGIN/../${CMAKE_INSTALL_LIBDIR}")
+endif()
 install(TARGETS graph-runner RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
 set(FG_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/FusionGraph)

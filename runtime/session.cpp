@@ -63,8 +63,8 @@ Session::Session(std::shared_ptr<const GraphDef> graph, const CompileOptions& op
   const OpRegistry builtins = options.ops ? OpRegistry() : OpRegistry::builtins();
   const OpRegistry& ops = options.ops ? *options.ops : builtins;
   graph_ = std::make_shared<const CompiledGraph>(compile_graph(std::move(graph), ops));
-  model_ =
-      std::make_shared<Model>(graph_, weights_for(*graph_, options), ModelOptions{options.threads});
+  model_ = std::make_shared<Model>(graph_, weights_for(*graph_, options),
+                                   ModelOptions{options.threads, options.optimize});
 }
 
 const std::string& Session::name() const {

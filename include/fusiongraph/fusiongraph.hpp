@@ -39,6 +39,9 @@ struct CompileOptions {
   const OpRegistry* ops = nullptr;
   // OpenMP threads for the primitives and plain loops; 0 = all cores.
   int threads = 0;
+  // Graph-level plan optimizations (views instead of copies, ...); false gives the plain
+  // one-kernel-per-node plan.
+  bool optimize = true;
   // The weights ("<node>.<param>", Keras shapes): at most one of the three sources. A graph
   // without weights needs none; a graph with weights and no source is an error.
   std::string weights_file;            // a safetensors file (memory-mapped)

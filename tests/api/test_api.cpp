@@ -132,6 +132,21 @@ TEST_CASE("api names and types") {
   CHECK(std::string(fg::version()).find('.') != std::string::npos);
 }
 
+TEST_CASE("api optimize off gives the same results") {
+  fg::CompileOptions o = with_weights(dense_weights(4));
+  const char* yaml =
+      "name: g\ninputs:\n  x: {shape: [7]}\nnodes:\n"
+      "  - {name: d, op: dense, input: x, units: 3, activation: relu}\n"
+      "  - {name: r, op: reshape, input: d, target_shape: [3, 1]}\noutputs: [r]\n";
+  fg::Tensor x = fg::test::random_tensor({2, 7}, 12);
+  auto a = fg::load_string(yaml, o).run({{"x", x}});
+  o.optimize = false;
+  auto b = fg::load_string(yaml, o).run({{"x", x}});
+  fg::test::check_shape(a.at("r"), {2, 3, 1});
+  fg::test::check_close(a.at("r"), naive_dense_relu(x, *o.weights));
+  CHECK(fg::to_floats(a.at("r")) == fg::to_floats(b.at("r")));
+}
+
 TEST_CASE("api summary counts parameters") {
   fg::Session s = fg::load_string(kGraph, with_weights(dense_weights(1)));
   const std::string table = s.summary();
