@@ -263,13 +263,19 @@ TEST_CASE("api custom op through a registry") {
       "name: g\ninputs:\n  a: {shape: [13]}\nnodes:\n"
       "  - {name: s, op: scale, input: a, scale: -2.5}\n"
       "  - {name: d, op: dense, input: s, units: 5}\noutputs: [s, d]\n";
-  CHECK(error_of([&] { fg::load_string(yaml, {}); }).find("scale") != std::string::npos);
+  CHECK(error_of([&] { fg::load_string(yaml, {}); }).find("unknown op 'scale'") !=
+        std::string::npos);
 
   fg::OpRegistry ops = fg::OpRegistry::builtins();
   ops.add(scale_op());
   CHECK(ops.find("scale") != nullptr);
   CHECK(ops.find("dense") != nullptr);
-  CHECK(error_of([&] { ops.add(scale_op()); }).find("scale") != std::string::npos);  // taken
+  CHECK(error_of([&] { ops.add(scale_op()); }).find("'scale' is registered twice") !=
+        std::string::npos);
+  // a built-in cannot be replaced silently
+  CHECK(error_of([&] {
+          ops.add({"dense", [] { return std::make_unique<Scale>(); }, ""});
+        }).find("'dense' is registered twice") != std::string::npos);
 
   fg::CompileOptions o;
   o.ops = &ops;
