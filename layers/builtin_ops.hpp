@@ -43,5 +43,14 @@ OpInfo maximum_op();
 OpInfo minimum_op();
 
 // ---- fusion ops ----
+OpInfo weighted_average_op();
+OpInfo gated_op();
+OpInfo film_op();
+OpInfo upsampling2d_op();
+
+// tensor_fusion, low_rank_fusion, cross_attention (docs/ops/fusion_tensor_attention.md)
+OpInfo tensor_fusion_op();
+OpInfo low_rank_fusion_op();
+OpInfo cross_attention_op();
 
 }  // namespace fg::layers

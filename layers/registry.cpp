@@ -44,6 +44,15 @@ void register_builtin_ops(OpRegistry& registry) {
   registry.add(layers::minimum_op());
 
   // ---- fusion ops ----
+  registry.add(layers::weighted_average_op());
+  registry.add(layers::gated_op());
+  registry.add(layers::film_op());
+  registry.add(layers::upsampling2d_op());
+
+  // tensor_fusion, low_rank_fusion, cross_attention
+  registry.add(layers::tensor_fusion_op());
+  registry.add(layers::low_rank_fusion_op());
+  registry.add(layers::cross_attention_op());
 }
 
 }  // namespace fg

@@ -49,6 +49,20 @@ std::shared_ptr<const MappedFile> MappedFile::open(const std::string& path) {
   return file;
 }
 
+void MappedFile::release_resident() const {
+  if (data_ != nullptr && size_ > 0)
+    ::madvise(const_cast<unsigned char*>(data_), size_, MADV_DONTNEED);
+}
+
+void MappedFile::release_resident(const void* begin, size_t bytes) const {
+  const auto* b = static_cast<const unsigned char*>(begin);
+  if (data_ == nullptr || b < data_ || b + bytes > data_ + size_) return;
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  uintptr_t lo = (reinterpret_cast<uintptr_t>(b) + page - 1) / page * page;
+  uintptr_t hi = (reinterpret_cast<uintptr_t>(b) + bytes) / page * page;
+  if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+}
+
 MappedFile::~MappedFile() {
   if (data_ != nullptr) ::munmap(const_cast<unsigned char*>(data_), size_);
 }

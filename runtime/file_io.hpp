@@ -22,6 +22,11 @@ class MappedFile {
   const unsigned char* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // Drops the mapping's pages from this process's resident set (they stay in the page cache
+  // and fault back in on the next access). The mapping stays valid.
+  void release_resident() const;
+  // The same for the whole pages inside [begin, begin + bytes) when they lie in this mapping.
+  void release_resident(const void* begin, size_t bytes) const;
 
  private:
   MappedFile() = default;

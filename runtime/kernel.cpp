@@ -26,6 +26,7 @@ dnnl::memory KernelContext::weight_memory(const std::string& param,
     dnnl::stream stream(engine);
     dnnl::reorder(user, dst).execute(stream, user, dst);
     stream.wait();
+    if (weight_done != nullptr) (*weight_done)(param);
     return dst;
   });
 }

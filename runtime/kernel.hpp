@@ -44,6 +44,8 @@ struct KernelContext {
   int threads = 1;
   WeightCache* weight_cache = nullptr;
   const std::function<const Tensor&(const std::string& param)>* weight_lookup = nullptr;
+  // Called after a weight has been reordered into the cache (drops its mapped pages).
+  const std::function<void(const std::string& param)>* weight_done = nullptr;
   size_t scratchpad_bytes = 0;  // the largest scratchpad of the kernel's primitives
 
   // A weight as loaded (f32, Keras shape), e.g. weight("kernel").

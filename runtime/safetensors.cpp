@@ -262,6 +262,7 @@ SafetensorsContents read_safetensors(const std::string& path) {
   }
   check_layout(entries, data_size, path);
   for (const Entry& e : entries) out.tensors.emplace(e.name, make_tensor(e, data, file));
+  out.file = file;
   return out;
 }
 

@@ -15,9 +15,12 @@
 
 namespace fg {
 
+class MappedFile;
+
 struct SafetensorsContents {
   std::map<std::string, Tensor> tensors;
   std::map<std::string, std::string> metadata;  // "__metadata__" (string values only)
+  std::shared_ptr<const MappedFile> file;       // the mapping borrowed tensors point into
 };
 
 // Throws fg::Error naming the file (and the tensor) on any problem; never reads out of bounds.

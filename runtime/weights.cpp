@@ -6,15 +6,27 @@
 #include <set>
 
 #include "framework/error.hpp"
+#include "runtime/file_io.hpp"
 #include "runtime/safetensors.hpp"
 
 namespace fg {
 
 WeightStore WeightStore::load_safetensors(const std::string& path) {
   WeightStore store;
-  store.tensors_ = read_safetensors(path).tensors;
+  SafetensorsContents contents = read_safetensors(path);
+  store.tensors_ = std::move(contents.tensors);
+  store.file_ = std::move(contents.file);
   store.source_ = path;
   return store;
+}
+
+void WeightStore::release_resident() const {
+  if (file_) file_->release_resident();
+}
+
+void WeightStore::release_resident(const std::string& key) const {
+  const Tensor* t = find(key);
+  if (file_ && t) file_->release_resident(t->raw(), t->bytes());
 }
 
 void WeightStore::set(const std::string& key, Tensor tensor) {

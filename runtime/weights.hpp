@@ -12,6 +12,8 @@
 
 namespace fg {
 
+class MappedFile;
+
 // The initial value of one weight: deterministic in (seed, key), independent of the standard
 // library's random engines. See docs/formats.md for the initialisers.
 Tensor initial_weight(const std::string& key, const WeightSpec& spec, uint64_t seed);
@@ -25,6 +27,10 @@ class WeightStore {
   static WeightStore initialize(const CompiledGraph& graph, uint64_t seed);
 
   void set(const std::string& key, Tensor tensor);
+  // Drops the pages of a memory-mapped weights file from the resident set (after the weights
+  // have been reordered into their primitives' layouts; they fault back in if needed again).
+  void release_resident() const;
+  void release_resident(const std::string& key) const;  // one tensor's pages
   const Tensor* find(const std::string& key) const;
   const std::map<std::string, Tensor>& tensors() const { return tensors_; }
   const std::string& source() const { return source_; }  // file name for messages
@@ -45,6 +51,7 @@ class WeightStore {
 
  private:
   std::map<std::string, Tensor> tensors_;
+  std::shared_ptr<const MappedFile> file_;  // set when loaded from a safetensors file
   std::string source_ = "<weights>";
 };
 

@@ -14,32 +14,13 @@
 #include "framework/compiler.hpp"
 #include "framework/summary.hpp"
 #include "framework/yaml_loader.hpp"
+#include "runtime/cli/profile_report.hpp"
 #include "runtime/model.hpp"
 #include "runtime/npy.hpp"
 #include "runtime/plan.hpp"
 #include "runtime/weights.hpp"
 
 namespace fg::cli {
-
-namespace {
-
-struct Options {
-  std::vector<std::string> graphs;
-  std::string graph;
-  std::vector<std::string> dims;
-  int64_t batch = 0;
-  bool json = false;
-  std::string output;
-  uint64_t seed = 0;
-  std::string weights;
-  std::vector<std::string> inputs;
-  std::string output_dir = "out";
-  std::string dump_dir;
-  int threads = 0;
-  int top = 3;
-};
-
-Options opts;
 
 std::map<std::string, std::vector<int64_t>> parse_dims(const std::vector<std::string>& specs) {
   std::map<std::string, std::vector<int64_t>> out;
@@ -92,6 +73,62 @@ std::map<std::string, std::vector<int64_t>> dims_with_defaults(
   return dims;
 }
 
+// Deterministic synthetic input: floats in [0, 1); token ids in [1, vocab) where vocab is the
+// smallest input_dim of the embeddings that read it.
+Tensor synthetic_input(const CompiledGraph& g, const InputDef& in, const Dims& shape,
+                       uint64_t seed) {
+  Tensor t(in.dtype, shape);
+  uint64_t state = seed * 0x9e3779b97f4a7c15ULL + std::hash<std::string>{}(in.name);
+  auto next = [&]() {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<uint32_t>(state >> 33);
+  };
+  if (in.dtype == DType::f32) {
+    float* p = t.mutable_data<float>();
+    for (size_t i = 0; i < t.size(); ++i) p[i] = static_cast<float>(next() % 1000000) / 1000000.f;
+  } else {
+    int64_t vocab = 100;
+    for (const auto& n : g.nodes()) {
+      if (std::find(n.def->inputs.begin(), n.def->inputs.end(), in.name) == n.def->inputs.end())
+        continue;
+      auto it = n.def->attrs.find("input_dim");
+      if (it != n.def->attrs.end()) {
+        try {
+          vocab = std::min<int64_t>(vocab == 100 ? INT32_MAX : vocab,
+                                    std::stoll(it->second.value.scalar));
+        } catch (const std::exception&) {
+        }
+      }
+    }
+    int32_t* p = t.mutable_data<int32_t>();
+    for (size_t i = 0; i < t.size(); ++i)
+      p[i] = vocab > 1 ? 1 + static_cast<int32_t>(next() % (vocab - 1)) : 0;
+  }
+  return t;
+}
+
+namespace {
+
+struct Options {
+  std::vector<std::string> graphs;
+  std::string graph;
+  std::vector<std::string> dims;
+  int64_t batch = 0;
+  bool json = false;
+  std::string output;
+  uint64_t seed = 0;
+  std::string weights;
+  std::vector<std::string> inputs;
+  std::string output_dir = "out";
+  std::string dump_dir;
+  int threads = 0;
+  int top = 3;
+  bool per_node = false;
+  std::string trace;
+};
+
+Options opts;
+
 int cmd_validate() {
   int failures = 0;
   for (const auto& path : opts.graphs) {
@@ -143,40 +180,6 @@ int cmd_init() {
   std::cout << fmt::format("wrote {} tensors ({} parameters) to {} (seed {})\n",
                            store.tensors().size(), group_digits(count), opts.output, opts.seed);
   return 0;
-}
-
-// Deterministic synthetic input: floats in [0, 1); token ids in [1, vocab) where vocab is the
-// smallest input_dim of the embeddings that read it.
-Tensor synthetic_input(const CompiledGraph& g, const InputDef& in, const Dims& shape,
-                       uint64_t seed) {
-  Tensor t(in.dtype, shape);
-  uint64_t state = seed * 0x9e3779b97f4a7c15ULL + std::hash<std::string>{}(in.name);
-  auto next = [&]() {
-    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
-    return static_cast<uint32_t>(state >> 33);
-  };
-  if (in.dtype == DType::f32) {
-    float* p = t.mutable_data<float>();
-    for (size_t i = 0; i < t.size(); ++i) p[i] = static_cast<float>(next() % 1000000) / 1000000.f;
-  } else {
-    int64_t vocab = 100;
-    for (const auto& n : g.nodes()) {
-      if (std::find(n.def->inputs.begin(), n.def->inputs.end(), in.name) == n.def->inputs.end())
-        continue;
-      auto it = n.def->attrs.find("input_dim");
-      if (it != n.def->attrs.end()) {
-        try {
-          vocab = std::min<int64_t>(vocab == 100 ? INT32_MAX : vocab,
-                                    std::stoll(it->second.value.scalar));
-        } catch (const std::exception&) {
-        }
-      }
-    }
-    int32_t* p = t.mutable_data<int32_t>();
-    for (size_t i = 0; i < t.size(); ++i)
-      p[i] = vocab > 1 ? 1 + static_cast<int32_t>(next() % (vocab - 1)) : 0;
-  }
-  return t;
 }
 
 bool is_softmax_head(const NodeDef& n) {
@@ -286,6 +289,15 @@ int cmd_run() {
     std::cout << fmt::format("wrote {} intermediate tensors to {}\n", intermediates.size(),
                              opts.dump_dir);
   }
+  if (opts.per_node || !opts.trace.empty()) {
+    auto runs = profile_runs(model, inputs, static_cast<int>(warm.size()));
+    ProfileSummary prof = summarize_profile(runs);
+    if (opts.per_node) std::cout << format_profile_table(prof);
+    if (!opts.trace.empty()) {
+      write_chrome_trace(opts.trace, {{fmt::format("batch {}", batch), runs[prof.median_run]}});
+      std::cout << "trace: " << opts.trace << "\n";
+    }
+  }
   auto plan = model.plan_for(shapes);
   std::cout << fmt::format(
       "time: first run {:.2f} ms (includes building the plan), then median {:.2f} ms over {} "
@@ -294,8 +306,7 @@ int cmd_run() {
       warm.size());
   std::cout << fmt::format(
       "activation arena: {:.2f} MB planned ({:.2f} MB without reuse), threads {}\n",
-      plan->arena_bytes() / 1e6, plan->unplanned_bytes() / 1e6,
-      model.threads());
+      plan->arena_bytes() / 1e6, plan->unplanned_bytes() / 1e6, model.threads());
   return 0;
 }
 
@@ -371,7 +382,14 @@ void add_commands(CLI::App& app) {
                   "Write every node's output as DIR/<node>.npy");
   run->add_option("--top", opts.top, "Classes to print per sample for a softmax head (default 3)")
       ->check(CLI::PositiveNumber);
+  run->add_flag("--per-node", opts.per_node,
+                "Profile 5 more runs: time per node and per branch, with share, GFLOP/s and "
+                "oneDNN impl");
+  run->add_option("--trace", opts.trace,
+                  "Write a Chrome trace-event JSON (chrome://tracing, Perfetto) of a profiled run");
   add_dims(run);
+
+  add_bench_command(app);
 }
 
 int run_selected(CLI::App& app) {
@@ -381,6 +399,7 @@ int run_selected(CLI::App& app) {
   if (name == "dot") return cmd_dot();
   if (name == "init") return cmd_init();
   if (name == "run") return cmd_run();
+  if (name == "bench") return cmd_bench();
   throw UsageError("unknown command " + name);
 }
 

@@ -169,4 +169,44 @@ RnnPrimitive make_rnn_forward(RnnKind kind, int64_t steps, int64_t batch, int64_
 // The Keras kernel [in, G*U] bytes as {1, 1, in, G, U} ldigo (in = features or units).
 memory::desc rnn_keras_weights_desc(int64_t in, int gates, int64_t units);
 
+// ---- fusion ops: weighted_average, gated, film, upsampling2d (runtime/onednn/fusion_a.cpp) ----
+
+// dst = scale0 * src0 <alg> scale1 * src1 (binary with common src scales fixed at creation).
+dnnl::binary::primitive_desc make_scaled_binary_pd(dnnl::algorithm alg, const memory::desc& src0,
+                                                   const memory::desc& src1,
+                                                   const memory::desc& dst, float scale0,
+                                                   float scale1);
+// One binary post-op: dst = dst <alg> src1 (src1 may broadcast).
+struct BinaryPostOp {
+  dnnl::algorithm alg;
+  memory::desc src1;
+};
+// dst = src0 <alg> src1, then each post-op in order; at execute the post-op i's src1 goes in
+// DNNL_ARG_ATTR_MULTIPLE_POST_OP(i) | DNNL_ARG_SRC_1.
+dnnl::binary::primitive_desc make_binary_chain_pd(dnnl::algorithm alg, const memory::desc& src0,
+                                                  const memory::desc& src1, const memory::desc& dst,
+                                                  const std::vector<BinaryPostOp>& post_ops);
+// Resampling (forward_inference) of {N, C, H, W} descs: nearest or linear (half-pixel centres).
+dnnl::resampling_forward::primitive_desc make_resampling_pd(bool linear, const memory::desc& src,
+                                                            const memory::desc& dst);
+// A (batched) matmul dst = src @ weights with the given descs (batch dims of size 1 broadcast),
+// for activations on both sides (no weights `any`, no bias).
+dnnl::matmul::primitive_desc make_activation_matmul_pd(const memory::desc& src,
+                                                       const memory::desc& weights,
+                                                       const memory::desc& dst);
+
+// ---- fusion ops: tensor_fusion, low_rank_fusion, cross_attention ----
+// (layers/tensor_fusion.cpp, layers/low_rank_fusion.cpp, layers/cross_attention.cpp;
+// implemented in runtime/onednn/fusion_tensor_attention.cpp)
+
+// An f32 desc with explicit strides: a view of (part of) a plain tensor, e.g. one head of a
+// [B, T, heads, dim] tensor seen as {B, heads, T, dim}.
+memory::desc strided_desc(const memory::dims& dims, const memory::dims& strides);
+// matmul (forward) dst = src x weights (+ bias), batched over the leading dims (size-1 batch dims
+// of src or weights broadcast); then dst *= scale when scale != 1 (eltwise_linear post-op).
+// `bias` may be a zero desc. All descs are concrete (strided views are fine).
+dnnl::matmul::primitive_desc make_matmul_pd(const memory::desc& src, const memory::desc& weights,
+                                            const memory::desc& bias, const memory::desc& dst,
+                                            float scale = 1.f);
+
 }  // namespace fg::onednn

@@ -1,0 +1,137 @@
+// film: feature-wise linear modulation (Perez et al. 2018) of x_1 [B, ..., C] (rank 2, 3 or 4)
+// by a conditioning vector x_2 [B, d]:
+//   gamma = x_2 @ gamma_kernel + gamma_bias     [B, C]
+//   beta  = x_2 @ beta_kernel + beta_bias       [B, C]
+//   y[b, ..., c] = gamma[b, c] * x_1[b, ..., c] + beta[b, c]   (broadcast over the middle dims)
+// oneDNN: two inner products, then a binary mul (gamma broadcast) and a binary add (beta
+// broadcast), on x seen channels-first. The mask of x_1 passes on unchanged.
+#include <fmt/format.h>
+
+#include "layers/builtin_ops.hpp"
+#include "layers/fusion_steps.hpp"
+#include "runtime/kernel.hpp"
+#include "runtime/onednn/onednn.hpp"
+
+namespace fg::layers {
+namespace {
+
+using dnnl::memory;
+
+class Film final : public Op {
+ public:
+  void parse(AttrReader&) override {}
+
+  std::vector<TensorType> infer(const InferContext& ctx) const override {
+    if (ctx.num_inputs() != 2)
+      throw ctx
+          .error(fmt::format("film takes exactly 2 inputs [features, condition], got {}",
+                             ctx.num_inputs()))
+          .hint(
+              "inputs: [x, condition]: x [batch, ..., channels] is modulated by a rank-2 "
+              "condition [batch, d]");
+    for (size_t i = 0; i < 2; ++i)
+      if (ctx.input(i).dtype != DType::f32)
+        throw ctx.input_error(i, fmt::format("film needs float32 inputs, but '{}' is {}",
+                                             ctx.input_name(i), dtype_name(ctx.input(i).dtype)));
+    const TensorType& x = ctx.input(0);
+    const TensorType& c = ctx.input(1);
+    if (x.rank() < 2 || x.rank() > 4)
+      throw ctx.input_error(0, fmt::format("film modulates a tensor of rank 2, 3 or 4 [batch, "
+                                           "..., channels], but '{}' is {}",
+                                           ctx.input_name(0), format_shape(x.shape)));
+    if (x.shape.back() == kDynamic)
+      throw ctx.input_error(0, fmt::format("film needs the channel count (last dim) of '{}' "
+                                           "known, got {}",
+                                           ctx.input_name(0), format_shape(x.shape)));
+    if (c.rank() != 2) {
+      Error e = ctx.input_error(1, fmt::format("film's condition (second input) must be rank 2 "
+                                               "[batch, d], but '{}' is {}",
+                                               ctx.input_name(1), format_shape(c.shape)));
+      if (c.rank() > 2) e.hint("apply global pooling or flatten to the condition first");
+      throw e;
+    }
+    if (c.shape[1] == kDynamic)
+      throw ctx.input_error(
+          1, fmt::format("film needs the condition's size known, got {}", format_shape(c.shape)));
+    if (c.masked)
+      throw ctx.input_error(1, fmt::format("film's condition '{}' carries a mask; only the first "
+                                           "input may be masked",
+                                           ctx.input_name(1)));
+    if (x.shape[0] != kDynamic && c.shape[0] != kDynamic && x.shape[0] != c.shape[0])
+      throw ctx.error(fmt::format("inputs of film must have the same batch size, got {} and {}",
+                                  x.shape[0], c.shape[0]));
+    TensorType out = x;
+    if (out.shape[0] == kDynamic) out.shape[0] = c.shape[0];
+    return {out};
+  }
+
+  std::vector<WeightSpec> weights(const InferContext& ctx) const override {
+    const Dim d = ctx.input(1).shape[1], C = ctx.input(0).shape.back();
+    return {{"gamma_kernel", {d, C}, Init::glorot_uniform, d, C},
+            {"gamma_bias", {C}, Init::ones},
+            {"beta_kernel", {d, C}, Init::glorot_uniform, d, C},
+            {"beta_bias", {C}, Init::zeros}};
+  }
+
+  double flops_per_sample(const InferContext& ctx, const std::vector<TensorType>&) const override {
+    return 4.0 * static_cast<double>(ctx.input(1).shape[1]) *
+           static_cast<double>(ctx.input(0).shape.back());
+  }
+
+  bool supports_masking() const override { return true; }
+
+  std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
+    const Dims& xs = ctx.inputs[0].shape;
+    const Dim B = xs[0], C = xs.back(), d = ctx.inputs[1].shape[1];
+    std::vector<Step> steps;
+    std::string impl;
+    const memory::desc gb = onednn::plain_desc(Dims{B, C});
+    for (const char* which : {"gamma", "beta"}) {
+      ctx.temp_descs.push_back(gb);
+      const int t = static_cast<int>(ctx.temp_descs.size() - 1);
+      auto pd = onednn::make_inner_product_pd(ctx.src_descs[1], gb, true, onednn::make_attr());
+      ctx.add_scratchpad(pd);
+      add_impl(impl, pd);
+      const std::string w = which;
+      steps.push_back(
+          {dnnl::inner_product_forward(pd),
+           {{DNNL_ARG_SRC, StepArg::src(1)},
+            {DNNL_ARG_WEIGHTS,
+             StepArg::constant(ctx.weight_memory(w + "_kernel", onednn::dense_kernel_desc(d, C),
+                                                 pd.weights_desc()))},
+            {DNNL_ARG_BIAS, StepArg::constant(ctx.weight_memory(
+                                w + "_bias", onednn::plain_desc(Dims{C}), pd.bias_desc()))},
+            {DNNL_ARG_DST, StepArg::temp(t)}}});
+    }
+    // x seen channels-first {B, C, spatial...} (tags nwc / nhwc: the same bytes), gamma and beta
+    // [B, C] seen as {B, C, 1, ...}: a broadcast oneDNN's jit binary handles (a channels-last
+    // {B, 1, ..., C} broadcast falls back to ref:any).
+    const memory::desc xview = xs.size() == 2 ? ctx.src_descs[0] : onednn::channels_first_view(xs);
+    Dims bshape(xs.size(), 1);
+    bshape[0] = B;
+    bshape[1] = C;
+    const memory::desc bview = onednn::plain_desc(bshape);
+    // dst = x * gamma, then dst += beta (two binaries: as a post-op the {B, C, 1, ...}
+    // broadcast is ref:any)
+    for (const auto alg : {dnnl::algorithm::binary_mul, dnnl::algorithm::binary_add}) {
+      const bool mul = alg == dnnl::algorithm::binary_mul;
+      auto pd = onednn::make_binary_pd(alg, xview, bview, xview);
+      ctx.add_scratchpad(pd);
+      add_impl(impl, pd);
+      steps.push_back({dnnl::binary(pd),
+                       {{DNNL_ARG_SRC_0, mul ? StepArg::src(0, xview) : StepArg::dst(0, xview)},
+                        {DNNL_ARG_SRC_1, StepArg::temp(mul ? 0 : 1, bview)},
+                        {DNNL_ARG_DST, StepArg::dst(0, xview)}}});
+    }
+    return std::make_unique<StepKernel>(std::move(steps), impl);
+  }
+};
+
+}  // namespace
+
+OpInfo film_op() {
+  return {"film", [] { return std::make_unique<Film>(); },
+          "feature-wise linear modulation: gamma(c) * x + beta(c) (oneDNN inner product, binary)"};
+}
+
+}  // namespace fg::layers

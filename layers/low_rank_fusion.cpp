@@ -1,0 +1,231 @@
+// low_rank_fusion (Liu et al. 2018, Low-rank Multimodal Fusion): M >= 2 inputs [B, d_m] give
+//   y = sum_{r < rank} prod_m ([x_m; 1] W_m[r]) + bias,       shape [B, units],
+// with one factor W_m = `factor_<m>` of Keras shape [rank, d_m + 1, units] per input (row d_m of
+// each W_m[r] multiplies the appended 1) and `bias` [units] (use_bias). The paper's rank
+// weights w_r are folded into the factors (scale factor_0[r] by w_r).
+// oneDNN: per modality an inner product [B, d_m] x {d_m -> rank * units} whose bias is the
+// appended-1 row (weights `any`, rearranged and reordered once); a chain of binary multiplies;
+// and one batched matmul ones[1, rank] x [B, rank, units] (+ bias) for the sum over the rank.
+#include <fmt/format.h>
+
+#include "layers/builtin_ops.hpp"
+#include "runtime/kernel.hpp"
+#include "runtime/onednn/onednn.hpp"
+
+namespace fg::layers {
+namespace {
+
+using dnnl::memory;
+
+struct Projection {
+  dnnl::inner_product_forward prim;
+  memory weights, bias;
+};
+
+class LowRankFusionKernel final : public Kernel {
+ public:
+  LowRankFusionKernel(std::vector<Projection> projections, dnnl::binary multiply, dnnl::matmul sum,
+                      memory ones, std::optional<memory> bias, memory::desc sum_src,
+                      memory::desc sum_dst, std::string impl)
+      : projections_(std::move(projections)),
+        multiply_(std::move(multiply)),
+        sum_(std::move(sum)),
+        ones_(std::move(ones)),
+        bias_(std::move(bias)),
+        sum_src_(sum_src),
+        sum_dst_(sum_dst),
+        impl_(std::move(impl)) {}
+
+  void execute(ExecContext& ctx) const override {
+    // temps[0] accumulates the product over modalities, temps[1] holds one projection.
+    for (size_t m = 0; m < projections_.size(); ++m) {
+      const Projection& p = projections_[m];
+      const memory& dst = m == 0 ? ctx.temps[0] : ctx.temps[1];
+      execute_primitive(p.prim, ctx,
+                        {{DNNL_ARG_SRC, ctx.srcs[m]},
+                         {DNNL_ARG_WEIGHTS, p.weights},
+                         {DNNL_ARG_BIAS, p.bias},
+                         {DNNL_ARG_DST, dst}});
+      if (m > 0)
+        execute_primitive(multiply_, ctx,
+                          {{DNNL_ARG_SRC_0, ctx.temps[0]},
+                           {DNNL_ARG_SRC_1, ctx.temps[1]},
+                           {DNNL_ARG_DST, ctx.temps[0]}});
+    }
+    const dnnl::engine engine = ctx.stream.get_engine();
+    std::unordered_map<int, memory> args{
+        {DNNL_ARG_SRC, ones_},
+        {DNNL_ARG_WEIGHTS, memory(sum_src_, engine, ctx.temps[0].get_data_handle())},
+        {DNNL_ARG_DST, memory(sum_dst_, engine, ctx.dsts[0].get_data_handle())}};
+    if (bias_) args.emplace(DNNL_ARG_BIAS, *bias_);
+    execute_primitive(sum_, ctx, std::move(args));
+  }
+
+  std::string impl_info() const override { return impl_; }
+
+ private:
+  std::vector<Projection> projections_;
+  dnnl::binary multiply_;
+  dnnl::matmul sum_;
+  memory ones_;
+  std::optional<memory> bias_;
+  memory::desc sum_src_, sum_dst_;
+  std::string impl_;
+};
+
+class LowRankFusion final : public Op {
+ public:
+  void parse(AttrReader& attrs) override {
+    rank_ = attrs.get_positive_int("rank");
+    units_ = attrs.get_positive_int("units");
+    use_bias_ = attrs.get_bool("use_bias", true);
+  }
+
+  std::vector<TensorType> infer(const InferContext& ctx) const override {
+    const size_t n = ctx.num_inputs();
+    if (n < 2)
+      throw ctx
+          .error(
+              fmt::format("low_rank_fusion takes at least 2 inputs (one per modality), got {}", n))
+          .hint("list the modality features as `inputs: [a, b, ...]`; for one input use dense");
+    Dim batch = kDynamic;
+    for (size_t i = 0; i < n; ++i) {
+      const TensorType& x = ctx.input(i);
+      if (x.dtype != DType::f32)
+        throw ctx
+            .input_error(i, fmt::format("low_rank_fusion needs float32 inputs, but '{}' is {}",
+                                        ctx.input_name(i), format_type(x)))
+            .hint("int32 inputs are usually token ids: encode them first (embedding + lstm)");
+      if (x.rank() != 2)
+        throw ctx
+            .input_error(i, fmt::format("low_rank_fusion needs rank-2 inputs [batch, features], "
+                                        "but '{}' has shape {}",
+                                        ctx.input_name(i), format_shape(x.shape)))
+            .hint(x.rank() == 3 ? "pool the sequence first (global_average_pooling1d) or take the "
+                                  "last lstm state"
+                                : "flatten the input first");
+      if (x.shape[1] == kDynamic)
+        throw ctx.input_error(
+            i, fmt::format("low_rank_fusion needs the feature size of '{}' known (it sets the "
+                           "factor shape [rank, features + 1, units]), got {}",
+                           ctx.input_name(i), format_shape(x.shape)));
+      if (x.shape[0] != kDynamic) {
+        if (batch != kDynamic && x.shape[0] != batch)
+          throw ctx.input_error(i, fmt::format("inputs of low_rank_fusion must have equal batch "
+                                               "sizes, but '{}' has {} where another has {}",
+                                               ctx.input_name(i), x.shape[0], batch));
+        batch = x.shape[0];
+      }
+    }
+    dim_mul(rank_, units_);  // overflow check of the projection width
+    return {TensorType{{batch, units_}, DType::f32, false}};
+  }
+
+  std::vector<WeightSpec> weights(const InferContext& ctx) const override {
+    std::vector<WeightSpec> out;
+    for (size_t m = 0; m < ctx.num_inputs(); ++m) {
+      const Dim rows = dim_add(ctx.input(m).shape[1], 1);
+      out.push_back(WeightSpec{
+          fmt::format("factor_{}", m), {rank_, rows, units_}, Init::glorot_uniform, rows, units_});
+    }
+    if (use_bias_) out.push_back(WeightSpec{"bias", {units_}, Init::zeros});
+    return out;
+  }
+
+  double flops_per_sample(const InferContext& ctx,
+                          const std::vector<TensorType>& outputs) const override {
+    double rows = 0;
+    for (size_t m = 0; m < ctx.num_inputs(); ++m) rows += ctx.input(m).shape[1] + 1.0;
+    return 2.0 * rows * static_cast<double>(rank_) * static_cast<double>(units_);
+  }
+
+  std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
+    const size_t n = ctx.inputs.size();
+    const int64_t batch = ctx.inputs[0].shape[0];
+    const int64_t width = rank_ * units_;
+    const memory::desc proj_dst = onednn::plain_desc(Dims{batch, width});
+    ctx.temp_descs.push_back(proj_dst);
+    ctx.temp_descs.push_back(proj_dst);
+    std::vector<Projection> projections;
+    std::string impl;
+    for (size_t m = 0; m < n; ++m) {
+      const int64_t d = ctx.inputs[m].shape[1];
+      if (ctx.src_descs[m] != onednn::plain_desc(ctx.inputs[m]))
+        throw ctx.error("internal: low_rank_fusion expects its inputs in the plain layout");
+      auto pd =
+          onednn::make_inner_product_pd(ctx.src_descs[m], proj_dst, true, dnnl::primitive_attr());
+      ctx.add_scratchpad(pd);
+      if (m == 0) impl = onednn::impl_name(pd);
+      const std::string param = fmt::format("factor_{}", m);
+      const Tensor& factor = ctx.weight(param);
+      if (factor.shape() != Dims{rank_, d + 1, units_})
+        throw ctx.error(
+            fmt::format("internal: weight '{}' has shape {}", param, format_shape(factor.shape())));
+      const float* w = factor.data<float>();
+      // factor [rank, d + 1, units]: rows 0..d-1 are the kernel {d -> rank * units} (column
+      // r * units + u), row d is the bias (multiplies the appended 1).
+      memory weights = ctx.constant(param + "/kernel", pd.weights_desc(), [&] {
+        std::vector<float> io(static_cast<size_t>(d * width));
+        for (int64_t r = 0; r < rank_; ++r)
+          for (int64_t i = 0; i < d; ++i)
+            for (int64_t u = 0; u < units_; ++u)
+              io[i * width + r * units_ + u] = w[(r * (d + 1) + i) * units_ + u];
+        memory user(onednn::dense_kernel_desc(d, width), ctx.engine, io.data());
+        memory dst(pd.weights_desc(), ctx.engine);
+        dnnl::stream stream(ctx.engine);
+        dnnl::reorder(user, dst).execute(stream, user, dst);
+        stream.wait();
+        return dst;
+      });
+      memory bias = ctx.constant(param + "/bias", pd.bias_desc(), [&] {
+        std::vector<float> row(static_cast<size_t>(width));
+        for (int64_t r = 0; r < rank_; ++r)
+          for (int64_t u = 0; u < units_; ++u)
+            row[r * units_ + u] = w[(r * (d + 1) + d) * units_ + u];
+        memory user(onednn::plain_desc(Dims{width}), ctx.engine, row.data());
+        memory dst(pd.bias_desc(), ctx.engine);
+        dnnl::stream stream(ctx.engine);
+        dnnl::reorder(user, dst).execute(stream, user, dst);
+        stream.wait();
+        return dst;
+      });
+      projections.push_back({dnnl::inner_product_forward(pd), weights, bias});
+    }
+    auto mul_pd = onednn::make_binary_pd(dnnl::algorithm::binary_mul, proj_dst, proj_dst, proj_dst);
+    ctx.add_scratchpad(mul_pd);
+    // Sum over the rank: ones{1, 1, rank} x {B, rank, units} (+ bias {1, 1, units}).
+    const memory::desc ones_desc = onednn::plain_desc(Dims{1, 1, rank_});
+    const memory::desc sum_src = onednn::plain_desc(Dims{batch, rank_, units_});
+    const memory::desc sum_dst = onednn::plain_desc(Dims{batch, 1, units_});
+    const memory::desc bias_desc =
+        use_bias_ ? onednn::plain_desc(Dims{1, 1, units_}) : memory::desc();
+    auto sum_pd = onednn::make_matmul_pd(ones_desc, sum_src, bias_desc, sum_dst);
+    ctx.add_scratchpad(sum_pd);
+    memory ones = ctx.constant("rank_ones", ones_desc, [&] {
+      memory mem(ones_desc, ctx.engine);
+      float* p = static_cast<float*>(mem.get_data_handle());
+      for (int64_t r = 0; r < rank_; ++r) p[r] = 1.f;
+      return mem;
+    });
+    std::optional<memory> bias;
+    if (use_bias_) bias = ctx.weight_memory("bias", bias_desc, sum_pd.bias_desc());
+    impl += " + " + onednn::impl_name(mul_pd) + " + " + onednn::impl_name(sum_pd);
+    return std::make_unique<LowRankFusionKernel>(std::move(projections), dnnl::binary(mul_pd),
+                                                 dnnl::matmul(sum_pd), ones, std::move(bias),
+                                                 sum_src, sum_dst, std::move(impl));
+  }
+
+ private:
+  int64_t rank_ = 0, units_ = 0;
+  bool use_bias_ = true;
+};
+
+}  // namespace
+
+OpInfo low_rank_fusion_op() {
+  return {"low_rank_fusion", [] { return std::make_unique<LowRankFusion>(); },
+          "Low-rank Multimodal Fusion (Liu et al. 2018): sum over rank of products of factor "
+          "projections (oneDNN inner product, binary, matmul)"};
+}
+
+}  // namespace fg::layers

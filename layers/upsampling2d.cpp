@@ -1,0 +1,70 @@
+// upsampling2d (Keras UpSampling2D, channels_last): [B, H, W, C] -> [B, H*sh, W*sw, C].
+//   interpolation: nearest  repeats every row sh times and every column sw times;
+//                  bilinear as tf.image.resize(method=bilinear, antialias=False): half-pixel
+//                  centres, source coordinate (o + 0.5) / s - 0.5, clamped to the edge pixels.
+// oneDNN resampling_forward (resampling_nearest / resampling_linear) on the plain NHWC bytes.
+#include <fmt/format.h>
+
+#include "layers/builtin_ops.hpp"
+#include "layers/fusion_steps.hpp"
+#include "runtime/kernel.hpp"
+#include "runtime/onednn/onednn.hpp"
+
+namespace fg::layers {
+namespace {
+
+class UpSampling2D final : public Op {
+ public:
+  void parse(AttrReader& attrs) override {
+    bilinear_ = attrs.get_choice("interpolation", {"nearest", "bilinear"}, "nearest") == "bilinear";
+    if (attrs.get_choice("data_format", {"channels_last", "channels_first"}, "channels_last") !=
+        "channels_last")
+      throw attrs.error("data_format", "only data_format: channels_last is supported")
+          .hint("the framework stores images as [batch, height, width, channels]");
+    size_ = attrs.get_positive_ints("size", 2, {2, 2});
+  }
+
+  std::vector<TensorType> infer(const InferContext& ctx) const override {
+    ctx.expect_inputs(1);
+    const TensorType& x = ctx.input(0);
+    if (x.dtype != DType::f32)
+      throw ctx.input_error(
+          0, fmt::format("upsampling2d needs a float32 input, got {}", dtype_name(x.dtype)));
+    if (x.rank() != 4)
+      throw ctx.input_error(0, fmt::format("upsampling2d needs a rank-4 input [batch, height, "
+                                           "width, channels], got {}",
+                                           format_shape(x.shape)));
+    TensorType out = x;
+    out.shape[1] = x.shape[1] == kDynamic ? kDynamic : dim_mul(x.shape[1], size_[0]);
+    out.shape[2] = x.shape[2] == kDynamic ? kDynamic : dim_mul(x.shape[2], size_[1]);
+    return {out};
+  }
+
+  std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
+    const memory_desc_pair views{onednn::channels_first_view(ctx.inputs[0].shape),
+                                 onednn::channels_first_view(ctx.outputs[0].shape)};
+    auto pd = onednn::make_resampling_pd(bilinear_, views.src, views.dst);
+    ctx.add_scratchpad(pd);
+    std::vector<Step> steps;
+    steps.push_back(
+        {dnnl::resampling_forward(pd),
+         {{DNNL_ARG_SRC, StepArg::src(0, views.src)}, {DNNL_ARG_DST, StepArg::dst(0, views.dst)}}});
+    return std::make_unique<StepKernel>(std::move(steps), onednn::impl_name(pd));
+  }
+
+ private:
+  struct memory_desc_pair {
+    dnnl::memory::desc src, dst;
+  };
+  std::vector<int64_t> size_{2, 2};
+  bool bilinear_ = false;
+};
+
+}  // namespace
+
+OpInfo upsampling2d_op() {
+  return {"upsampling2d", [] { return std::make_unique<UpSampling2D>(); },
+          "Keras UpSampling2D: nearest or bilinear (half-pixel) upsampling (oneDNN resampling)"};
+}
+
+}  // namespace fg::layers
