@@ -1,0 +1,30 @@
+// What a custom op needs: the Op interface and its contexts, the registry, kernels and the
+// oneDNN adapter. A custom op is written exactly like a built-in one (see docs/extending.md):
+//
+//   class MyOp final : public fg::Op { parse / infer / weights / flops_per_sample / compile };
+//   fg::OpInfo my_op() { return {"my_op", [] { return std::make_unique<MyOp>(); }, "..."}; }
+//
+//   fg::OpRegistry ops = fg::OpRegistry::builtins();
+//   ops.add(my_op());
+//   fg::CompileOptions options;
+//   options.ops = &ops;
+//   fg::Session session = fg::load("graph.yaml", options);
+//
+// Contents:
+//   framework/op.hpp         Op, AttrReader (attributes, errors at the YAML value), InferContext
+//                            (input types, input_error / attr_error / expect_*), WeightSpec, Init
+//   framework/registry.hpp   OpInfo, OpRegistry (builtins(), add, find, names)
+//   framework/shape.hpp      TensorType, Dims, kDynamic, format_shape, dim_mul / dim_add
+//   runtime/kernel.hpp       Kernel, KernelContext (weights, weight_memory, constant, temps,
+//                            add_scratchpad), ExecContext, execute_primitive, PrimitiveKernel
+//   runtime/onednn/onednn.hpp  the oneDNN 2.x adapter: plain_desc, make_attr, impl_name, and
+//                            primitive-descriptor helpers (inner product, matmul, conv, pooling,
+//                            binary, concat, eltwise, softmax, normalization, rnn)
+#pragma once
+
+#include "framework/op.hpp"
+#include "framework/registry.hpp"
+#include "framework/shape.hpp"
+#include "fusiongraph.hpp"
+#include "runtime/kernel.hpp"
+#include "runtime/onednn/onednn.hpp"

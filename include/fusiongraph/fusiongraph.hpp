@@ -1,0 +1,109 @@
+// FusionGraph's public API: read a YAML graph, compile it with weights, run it with named
+// tensors. This header and <fusiongraph/extension.hpp> (custom ops) are the supported surface;
+// the headers they include are installed with them but are not meant to be included directly.
+//
+//   fg::CompileOptions options;
+//   options.weights_file = "weights.safetensors";  // or options.weights / options.init_seed
+//   fg::Session session = fg::load("graphs/multimodal_fusion.yaml", options);
+//   auto outputs = session.run({{"text", text}, {"image", image}, {"audio", audio}});
+//   const fg::Tensor& probs = outputs.at("classifier");
+//
+// Every failure is an fg::Error (file:line:col, node, op, message, hint). See docs/api.md.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "framework/compiler.hpp"
+#include "framework/error.hpp"
+#include "framework/graph_def.hpp"
+#include "framework/registry.hpp"
+#include "framework/shape.hpp"
+#include "framework/summary.hpp"
+#include "runtime/model.hpp"
+#include "runtime/npy.hpp"
+#include "runtime/tensor.hpp"
+#include "runtime/weights.hpp"
+
+namespace fg {
+
+struct CompileOptions {
+  // The ops the graph may use; nullptr means the built-ins (OpRegistry::builtins()). To add
+  // custom ops: `OpRegistry ops = OpRegistry::builtins(); ops.add(my_op());` and point this at
+  // it (it is only used during compilation; it need not outlive the Session).
+  const OpRegistry* ops = nullptr;
+  // OpenMP threads for the primitives and plain loops; 0 = all cores.
+  int threads = 0;
+  // Graph-level plan optimizations (views instead of copies, ...); false gives the plain
+  // one-kernel-per-node plan.
+  bool optimize = true;
+  // The weights ("<node>.<param>", Keras shapes): at most one of the three sources. A graph
+  // without weights needs none; a graph with weights and no source is an error.
+  std::string weights_file;            // a safetensors file (memory-mapped)
+  std::optional<WeightStore> weights;  // tensors already in memory
+  std::optional<uint64_t> init_seed;   // Keras-style initial weights (as graph-runner init)
+};
+
+// A compiled graph with its weights, ready to run. Cheap to copy (copies share the model);
+// run() may be called from several threads at once.
+class Session {
+ public:
+  // Compiles a graph that was read already (or built by an importer). Throws fg::Error.
+  explicit Session(std::shared_ptr<const GraphDef> graph, const CompileOptions& options = {});
+
+  const std::string& name() const;
+
+  // Graph inputs and outputs in file order.
+  std::vector<std::string> input_names() const;
+  std::vector<std::string> output_names() const;
+  // Declared types: shape[0] is the batch (kDynamic), `null` dims are kDynamic. Unknown names
+  // throw fg::Error with a did-you-mean.
+  TensorType input_type(const std::string& name) const;
+  TensorType output_type(const std::string& name) const;
+  // Concrete output types for concrete input shapes (full shapes, batch first), without
+  // running anything. Throws fg::Error naming the node when the shapes do not fit.
+  std::map<std::string, TensorType> output_types(
+      const std::map<std::string, Dims>& input_shapes) const;
+
+  // Runs the graph: inputs by input name (every input, batch first, same batch), outputs by
+  // output name. Throws fg::Error for missing or unknown inputs, wrong dtypes or shapes.
+  std::map<std::string, Tensor> run(const std::map<std::string, Tensor>& inputs,
+                                    const RunOptions& options = {}) const;
+
+  // Keras-style summary table (parameters, FLOPs per sample) or JSON.
+  std::string summary(const SummaryOptions& options = {}) const;
+  std::string summary_json(const SummaryOptions& options = {}) const;
+  // "<node>.<param>" -> Keras shape and initialiser, for every weight of the graph.
+  std::vector<std::pair<std::string, WeightSpec>> weight_specs() const;
+  const std::vector<Diagnostic>& warnings() const;
+  int threads() const;
+
+  // The layers underneath, for what the facade does not cover (plans, profiling).
+  const CompiledGraph& graph() const;
+  const Model& model() const;
+
+ private:
+  std::shared_ptr<const CompiledGraph> graph_;
+  std::shared_ptr<Model> model_;
+};
+
+// Reads and compiles a graph file / YAML text (`file` names it in messages). Throws fg::Error.
+Session load(const std::string& path, const CompileOptions& options = {});
+Session load_string(const std::string& yaml, const CompileOptions& options = {},
+                    const std::string& file = "<string>");
+
+// Small helpers to make and read host tensors (row major, batch first). Throw fg::Error when
+// `values` does not have as many elements as `shape`.
+Tensor tensor_f32(const Dims& shape, const std::vector<float>& values);
+Tensor tensor_i32(const Dims& shape, const std::vector<int32_t>& values);
+std::vector<float> to_floats(const Tensor& tensor);  // int32 tensors are converted
+
+// The library version, e.g. "0.1.0" (the CMake project version it was built with).
+const char* version();
+
+}  // namespace fg
