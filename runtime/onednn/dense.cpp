@@ -1,4 +1,5 @@
 // Inner product and matmul descriptors for layers/dense.cpp (oneDNN 2.x API).
+#include <cstdlib>
 #include <string>
 
 #include "framework/error.hpp"
@@ -60,6 +61,19 @@ dnnl::inner_product_forward::primitive_desc make_inner_product_pd(
     dnnl::inner_product_forward::desc desc(dnnl::prop_kind::forward_inference, s, w, bia, d);
     return Pd(desc, user_attr, cpu_engine());
   };
+  // A large kernel is used in its Keras layout when oneDNN has a fast (non-ref) kernel for it:
+  // the memory-mapped weights are then used without a copy (a 177 MB dense after flatten would
+  // otherwise be resident twice). At batch 1 such a layer is bound by memory bandwidth, so the
+  // layout costs nothing there.
+  constexpr memory::dim kZeroCopyBytes = 16 << 20;
+  const bool plain_ok = std::getenv("FG_DENSE_PACKED") == nullptr;
+  if (plain_ok && in * units * 4 >= kZeroCopyBytes) {
+    try {
+      Pd pd = make(src, dst, dense_kernel_desc(in, units));
+      if (!is_ref(pd)) return pd;
+    } catch (const dnnl::error&) {
+    }
+  }
   return with_shared_weights<Pd>(src, dst, memory::desc({units, in}, dt::f32, tag::any), make);
 }
 
