@@ -4,32 +4,12 @@
 #include <fmt/format.h>
 
 #include "layers/builtin_ops.hpp"
+#include "layers/view_copy.hpp"
 #include "runtime/kernel.hpp"
 #include "runtime/onednn/onednn.hpp"
 
 namespace fg::layers {
 namespace {
-
-// Copies input 0 into output 0, whose plain bytes are the input's in C order (flatten, reshape).
-class ViewCopyKernel final : public Kernel {
- public:
-  ViewCopyKernel(dnnl::reorder::primitive_desc pd, dnnl::memory::desc dst_view)
-      : prim_(pd), impl_(onednn::impl_name(pd)), dst_view_(std::move(dst_view)) {}
-
-  void execute(ExecContext& ctx) const override {
-    if (ctx.srcs[0].get_data_handle() == ctx.dsts[0].get_data_handle() &&
-        ctx.srcs[0].get_desc() == dst_view_)
-      return;  // the planner aliased the output to the input: nothing to copy
-    dnnl::memory dst = onednn::view_as(ctx.dsts[0], dst_view_);
-    execute_primitive(prim_, ctx, {{DNNL_ARG_FROM, ctx.srcs[0]}, {DNNL_ARG_TO, dst}});
-  }
-  std::string impl_info() const override { return impl_; }
-
- private:
-  dnnl::reorder prim_;
-  std::string impl_;
-  dnnl::memory::desc dst_view_;
-};
 
 class Flatten final : public Op {
  public:

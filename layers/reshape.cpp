@@ -3,31 +3,12 @@
 #include <fmt/format.h>
 
 #include "layers/builtin_ops.hpp"
+#include "layers/view_copy.hpp"
 #include "runtime/kernel.hpp"
 #include "runtime/onednn/onednn.hpp"
 
 namespace fg::layers {
 namespace {
-
-class ReshapeKernel final : public Kernel {
- public:
-  ReshapeKernel(dnnl::reorder::primitive_desc pd, dnnl::memory::desc dst_view)
-      : prim_(pd), impl_(onednn::impl_name(pd)), dst_view_(std::move(dst_view)) {}
-
-  void execute(ExecContext& ctx) const override {
-    if (ctx.srcs[0].get_data_handle() == ctx.dsts[0].get_data_handle() &&
-        ctx.srcs[0].get_desc() == dst_view_)
-      return;  // aliased by the planner: nothing to copy
-    dnnl::memory dst = onednn::view_as(ctx.dsts[0], dst_view_);
-    execute_primitive(prim_, ctx, {{DNNL_ARG_FROM, ctx.srcs[0]}, {DNNL_ARG_TO, dst}});
-  }
-  std::string impl_info() const override { return impl_; }
-
- private:
-  dnnl::reorder prim_;
-  std::string impl_;
-  dnnl::memory::desc dst_view_;
-};
 
 // Keras style: (5, 5), (-1, 3), (91,)
 std::string format_target(const std::vector<int64_t>& t) {
@@ -107,7 +88,7 @@ class Reshape final : public Op {
       throw ctx.error("internal: reshape output size differs from its input");
     auto pd = onednn::make_reorder_pd(ctx.src_descs[0], view);
     ctx.add_scratchpad(pd);
-    return std::make_unique<ReshapeKernel>(pd, view);
+    return std::make_unique<ViewCopyKernel>(pd, view);
   }
 
  private:
