@@ -146,6 +146,11 @@ class Op {
   // True when the output is input 0's bytes seen with another shape (flatten, reshape, dropout
   // at inference): an optimizing plan then aliases the buffer instead of running the kernel.
   virtual bool is_view() const { return false; }
+  // True when compile() accepts inputs in any oneDNN layout: ctx.src_descs[i] is then either the
+  // plain desc or a blocked desc in oneDNN's logical order {N, C, spatial...} (e.g. nChw16c)
+  // that a producer chose. An optimizing plan keeps a tensor blocked only when every consumer
+  // accepts it, so chains of convolution and pooling run without reorders between them.
+  virtual bool accepts_blocked_inputs() const { return false; }
   // Builds the executable kernel for concrete shapes.
   virtual std::unique_ptr<Kernel> compile(KernelContext& ctx) const = 0;
 };

@@ -15,43 +15,39 @@ namespace {
 
 using dnnl::memory;
 
-// Runs the convolution on the plain NWC / NHWC tensors. When the primitive picked a blocked
-// layout for src or dst (the fast path), the kernel reorders in and out through temporaries.
+// Runs the convolution. The input arrives plain (NWC / NHWC) or in the blocked layout its
+// producer chose; when the primitive wants another src layout the kernel reorders it through a
+// temporary. The output is written in the primitive's layout (the plan reorders it to plain
+// where a consumer needs that).
 class ConvKernel final : public Kernel {
  public:
   ConvKernel(dnnl::convolution_forward prim, std::string impl, memory weights,
-             std::optional<memory> bias, memory::desc src_user, memory::desc dst_user,
+             std::optional<memory> bias, memory::desc src_given, memory::desc dst,
              std::optional<dnnl::reorder> src_reorder, int src_temp,
-             std::optional<dnnl::reorder> dst_reorder, int dst_temp,
              std::optional<ActivationStep> activation)
       : prim_(std::move(prim)),
         impl_(std::move(impl)),
         weights_(std::move(weights)),
         bias_(std::move(bias)),
-        src_user_(src_user),
-        dst_user_(dst_user),
+        src_given_(src_given),
+        dst_(dst),
         src_reorder_(std::move(src_reorder)),
-        dst_reorder_(std::move(dst_reorder)),
         src_temp_(src_temp),
-        dst_temp_(dst_temp),
         activation_(std::move(activation)) {}
 
   void execute(ExecContext& ctx) const override {
     const dnnl::engine engine = ctx.stream.get_engine();
-    memory src_user(src_user_, engine, ctx.srcs[0].get_data_handle());
-    memory dst_user(dst_user_, engine, ctx.dsts[0].get_data_handle());
-    memory src = src_user;
+    memory src(src_given_, engine, ctx.srcs[0].get_data_handle());
+    memory dst(dst_, engine, ctx.dsts[0].get_data_handle());
     if (src_reorder_) {
+      memory given = src;
       src = ctx.temps[src_temp_];
-      execute_primitive(*src_reorder_, ctx, {{DNNL_ARG_FROM, src_user}, {DNNL_ARG_TO, src}});
+      execute_primitive(*src_reorder_, ctx, {{DNNL_ARG_FROM, given}, {DNNL_ARG_TO, src}});
     }
-    memory dst = dst_reorder_ ? ctx.temps[dst_temp_] : dst_user;
     std::unordered_map<int, memory> args{
         {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights_}, {DNNL_ARG_DST, dst}};
     if (bias_) args.emplace(DNNL_ARG_BIAS, *bias_);
     execute_primitive(prim_, ctx, std::move(args));
-    if (dst_reorder_)
-      execute_primitive(*dst_reorder_, ctx, {{DNNL_ARG_FROM, dst}, {DNNL_ARG_TO, dst_user}});
     if (activation_) activation_->execute(ctx, ctx.dsts[0]);
   }
 
@@ -64,9 +60,9 @@ class ConvKernel final : public Kernel {
   std::string impl_;
   memory weights_;
   std::optional<memory> bias_;
-  memory::desc src_user_, dst_user_;
-  std::optional<dnnl::reorder> src_reorder_, dst_reorder_;
-  int src_temp_, dst_temp_;
+  memory::desc src_given_, dst_;
+  std::optional<dnnl::reorder> src_reorder_;
+  int src_temp_;
   std::optional<ActivationStep> activation_;
 };
 
@@ -178,9 +174,10 @@ class Conv final : public Op {
   std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
     const TensorType& in = ctx.inputs.at(0);
     const TensorType& out = ctx.outputs.at(0);
-    if (ctx.src_descs.at(0) != onednn::plain_desc(in))
-      throw ctx.error("internal: conv expects its input in the plain layout");
-    const memory::desc src_user = onednn::channels_first_view(in.shape);
+    // The input as stored: plain (seen channels-first) or a producer's blocked layout.
+    const memory::desc src_given = ctx.src_descs.at(0) == onednn::plain_desc(in)
+                                       ? onednn::channels_first_view(in.shape)
+                                       : ctx.src_descs.at(0);
     const memory::desc dst_user = onednn::channels_first_view(out.shape);
     const Dim cin = in.shape.back();
 
@@ -200,15 +197,27 @@ class Conv final : public Op {
         use_bias_ ? memory::desc({filters_}, onednn::dt::f32, onednn::tag::a) : memory::desc();
     // Let oneDNN pick src/dst layouts (blocked nCw8c / nChw8c on AVX2, nwc / nhwc on AVX-512):
     // forcing nwc dispatches 1D convs to a kernel about 8x slower, and forcing nhwc with few
-    // channels gives the reference kernel. The kernel reorders in and out when needed.
-    const memory::desc src_want(src_user.dims(), onednn::dt::f32, onednn::tag::any);
-    const memory::desc dst_any(dst_user.dims(), onednn::dt::f32, onednn::tag::any);
+    // channels gives the reference kernel. The kernel reorders its input when needed; a blocked
+    // output is left to the plan (kept for consumers that accept it, else reordered to plain).
+    // An activation that is not a post-op runs on the plain output afterwards.
+    const bool plain_dst = !activation_fuses(activation_);
+    const memory::desc src_want(src_given.dims(), onednn::dt::f32, onednn::tag::any);
+    const memory::desc dst_any =
+        plain_dst ? dst_user : memory::desc(dst_user.dims(), onednn::dt::f32, onednn::tag::any);
 
     dnnl::post_ops ops;
     onednn::append_activation(ops, activation_);
     dnnl::primitive_attr attr;
     attr.set_post_ops(ops);
-    auto pd = onednn::make_conv_pd(src_want, wei_any, bias_desc, dst_any, g, attr, ctx.engine);
+    // Winograd F(4x4, 3x3) where it pays (see make_conv_pd): 3x3, stride 1, no dilation and at
+    // least kWinogradMinChannels input channels; only in optimized plans, so the unfused plan
+    // (direct algorithm) checks it on whole graphs.
+    constexpr Dim kWinogradMinChannels = 16;
+    const bool winograd = ctx.optimize && spatial_ == 2 && kernel_ == std::vector<int64_t>{3, 3} &&
+                          strides_ == std::vector<int64_t>{1, 1} &&
+                          dilation_ == std::vector<int64_t>{1, 1} && cin >= kWinogradMinChannels;
+    auto pd =
+        onednn::make_conv_pd(src_want, wei_any, bias_desc, dst_any, g, attr, ctx.engine, winograd);
     ctx.add_scratchpad(pd);
 
     memory weights = ctx.weight_memory(
@@ -217,27 +226,24 @@ class Conv final : public Op {
     if (use_bias_)
       bias = ctx.weight_memory("bias", onednn::plain_desc(Dims{filters_}), pd.bias_desc());
 
-    std::optional<dnnl::reorder> src_reorder, dst_reorder;
-    int src_temp = -1, dst_temp = -1;
-    if (pd.src_desc() != src_user) {
-      auto reorder_pd = onednn::make_reorder_pd(src_user, pd.src_desc());
+    std::optional<dnnl::reorder> src_reorder;
+    int src_temp = -1;
+    if (pd.src_desc() != src_given) {
+      auto reorder_pd = onednn::make_reorder_pd(src_given, pd.src_desc());
       ctx.add_scratchpad(reorder_pd);
       src_reorder = dnnl::reorder(reorder_pd);
       src_temp = static_cast<int>(ctx.temp_descs.size());
       ctx.temp_descs.push_back(pd.src_desc());
     }
-    if (pd.dst_desc() != dst_user) {
-      auto reorder_pd = onednn::make_reorder_pd(pd.dst_desc(), dst_user);
-      ctx.add_scratchpad(reorder_pd);
-      dst_reorder = dnnl::reorder(reorder_pd);
-      dst_temp = static_cast<int>(ctx.temp_descs.size());
-      ctx.temp_descs.push_back(pd.dst_desc());
-    }
+    // A blocked output stays blocked for consumers that accept it (the plan decides).
+    if (pd.dst_desc() != dst_user) ctx.dst_descs.at(0) = pd.dst_desc();
     auto activation = ActivationStep::make(activation_, ctx.dst_descs.at(0), ctx);
-    return std::make_unique<ConvKernel>(
-        dnnl::convolution_forward(pd), onednn::impl_name(pd), weights, bias, src_user, dst_user,
-        std::move(src_reorder), src_temp, std::move(dst_reorder), dst_temp, std::move(activation));
+    return std::make_unique<ConvKernel>(dnnl::convolution_forward(pd), onednn::impl_name(pd),
+                                        weights, bias, src_given, pd.dst_desc(),
+                                        std::move(src_reorder), src_temp, std::move(activation));
   }
+
+  bool accepts_blocked_inputs() const override { return true; }
 
  private:
   std::string op_name() const { return spatial_ == 1 ? "conv1d" : "conv2d"; }

@@ -12,7 +12,8 @@ namespace {
 
 using dnnl::memory;
 
-// Runs one primitive on the plain NWC / NHWC tensors seen channels-first (same bytes).
+// Runs one primitive on the plain NWC / NHWC tensors seen channels-first (same bytes), or on
+// blocked ones.
 class ViewKernel final : public Kernel {
  public:
   ViewKernel(dnnl::primitive prim, std::string impl, memory::desc src_view, memory::desc dst_view)
@@ -77,10 +78,15 @@ class Pooling final : public Op {
 
   std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
     const TensorType& in = ctx.inputs.at(0);
-    if (ctx.src_descs.at(0) != onednn::plain_desc(in))
-      throw ctx.error("internal: pooling expects its input in the plain layout");
-    const memory::desc src = onednn::channels_first_view(in.shape);
-    const memory::desc dst = onednn::channels_first_view(ctx.outputs.at(0).shape);
+    // Plain nwc/nhwc in and out (blocked layouts are faster inside oneDNN but reorders in and out
+    // of a lone pooling cost more than they save), or, after a convolution that wrote a blocked
+    // layout, that layout in and out: no reorders in a convolution / pooling chain.
+    const bool plain_src = ctx.src_descs.at(0) == onednn::plain_desc(in);
+    const memory::desc src =
+        plain_src ? onednn::channels_first_view(in.shape) : ctx.src_descs.at(0);
+    const memory::desc dst_plain = onednn::channels_first_view(ctx.outputs.at(0).shape);
+    const memory::desc dst =
+        plain_src ? dst_plain : memory::desc(dst_plain.dims(), onednn::dt::f32, onednn::tag::any);
     onednn::WindowGeometry g;
     for (const WindowAxis& a : axes(in.shape)) {
       const WindowPad pad = window_padding(a, padding_);
@@ -89,13 +95,15 @@ class Pooling final : public Op {
       g.pad_l.push_back(pad.left);
       g.pad_r.push_back(pad.right);
     }
-    // Plain nwc/nhwc in and out: blocked layouts are faster inside oneDNN but the reorders in
-    // and out of a lone pooling cost more than they save.
     auto pd = onednn::make_pool_pd(max_, src, dst, memory::dims(pool_.begin(), pool_.end()), g,
                                    ctx.engine);
     ctx.add_scratchpad(pd);
-    return std::make_unique<ViewKernel>(dnnl::pooling_forward(pd), onednn::impl_name(pd), src, dst);
+    if (pd.dst_desc() != dst_plain) ctx.dst_descs.at(0) = pd.dst_desc();
+    return std::make_unique<ViewKernel>(dnnl::pooling_forward(pd), onednn::impl_name(pd), src,
+                                        pd.dst_desc());
   }
+
+  bool accepts_blocked_inputs() const override { return true; }
 
  private:
   std::string op_name() const {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "runtime/onednn/onednn.hpp"
 #include "runtime/weight_cache.hpp"
 
 namespace fg {
@@ -26,8 +27,7 @@ dnnl::memory KernelContext::weight_memory(const std::string& param,
     dnnl::memory user(user_desc, engine, const_cast<void*>(host.raw()));
     dnnl::memory dst(want_desc, engine);
     dnnl::stream stream(engine);
-    dnnl::reorder(user, dst).execute(stream, user, dst);
-    stream.wait();
+    onednn::reorder_now(user, dst, stream);
     if (weight_done != nullptr) (*weight_done)(param);
     return dst;
   });

@@ -11,7 +11,8 @@
 // Scratchpads: every oneDNN primitive is created with a user-managed scratchpad
 // (onednn::make_attr()); compile registers each primitive descriptor with
 // ctx.add_scratchpad(pd), and execute runs primitives through execute_primitive(), which passes
-// the call's scratchpad. One scratchpad (the largest any step needs) lives in each run's arena,
+// the call's scratchpad. Each step has its own scratchpad (the largest of its primitives), an
+// arena buffer live during that step only,
 // so concurrent runs of one plan never share primitive scratch memory.
 #pragma once
 
@@ -47,6 +48,9 @@ struct KernelContext {
   // Called after a weight has been reordered into the cache (drops its mapped pages).
   const std::function<void(const std::string& param)>* weight_done = nullptr;
   size_t scratchpad_bytes = 0;  // the largest scratchpad of the kernel's primitives
+  // False in the unfused plan (ModelOptions::optimize): kernels then use their most direct
+  // algorithm (e.g. no Winograd convolution), so tests can compare against it.
+  bool optimize = true;
 
   // A weight as loaded (f32, Keras shape), e.g. weight("kernel").
   const Tensor& weight(const std::string& param) const;

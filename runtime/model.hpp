@@ -38,7 +38,8 @@ struct RunOptions {
 
 struct ModelOptions {
   int threads = 0;  // 0 = all cores
-  // Graph-level optimizations of the plan (views instead of copies, ...). Off gives the plain
+  // Graph-level optimizations of the plan (views instead of copies, Winograd
+  // convolutions, ...). Off gives the plain
   // one-kernel-per-node plan, which tests compare against.
   bool optimize = true;
 };

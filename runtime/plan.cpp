@@ -26,7 +26,11 @@ class ReorderKernel final : public Kernel {
       : pd_(dnnl::reorder::primitive_desc(engine, src, engine, dst, onednn::make_attr())),
         prim_(pd_) {}
   void execute(ExecContext& ctx) const override {
-    execute_primitive(prim_, ctx, {{DNNL_ARG_FROM, ctx.srcs[0]}, {DNNL_ARG_TO, ctx.dsts[0]}});
+    // The buffers may be described in other (byte-identical) dims, e.g. plain NHWC vs nhwc.
+    const dnnl::engine engine = ctx.stream.get_engine();
+    dnnl::memory src(pd_.src_desc(), engine, ctx.srcs[0].get_data_handle());
+    dnnl::memory dst(pd_.dst_desc(), engine, ctx.dsts[0].get_data_handle());
+    execute_primitive(prim_, ctx, {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}});
   }
   size_t scratchpad_bytes() const { return pd_.scratchpad_desc().get_size(); }
   std::string impl_info() const override { return pd_.impl_info_str(); }
@@ -42,6 +46,13 @@ class ViewKernel final : public Kernel {
   void execute(ExecContext&) const override {}
   std::string impl_info() const override { return "view"; }
 };
+// The plain bytes of `type` described in the logical dims of `like`: the plain desc itself when
+// `like` has Keras dims, else the channels-first view (nwc / nhwc with dims {N, C, spatial...}).
+dnnl::memory::desc plain_like(const dnnl::memory::desc& like, const TensorType& type) {
+  dnnl::memory::desc plain = onednn::plain_desc(type);
+  if (like.dims() == plain.dims()) return plain;
+  return onednn::channels_first_view(type.shape, type.dtype);
+}
 }  // namespace
 
 struct Plan::ExecState {
@@ -73,6 +84,13 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
     buffers_.push_back(b);
     return static_cast<int>(buffers_.size() - 1);
   };
+  // A step's primitive scratchpad: an arena buffer live during that step only (-1 for 0 bytes).
+  auto new_scratchpad = [&](size_t bytes) {
+    if (bytes == 0) return -1;
+    scratchpad_bytes_ = std::max(scratchpad_bytes_, bytes);
+    return new_buffer(dnnl::memory::desc({static_cast<dnnl::memory::dim>(bytes)},
+                                         dnnl::memory::data_type::u8, dnnl::memory::format_tag::a));
+  };
   auto mask_buffer_desc = [&](const TensorType& t) {
     Dim steps = t.shape.size() > 1 ? t.shape[1] : 1;
     return dnnl::memory::desc({t.shape[0], steps}, dnnl::memory::data_type::u8,
@@ -96,6 +114,21 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
     if (node_live[i])
       for (int t : n.inputs) live[t] = true;
   }
+
+  // A tensor a kernel writes in a blocked layout stays so when it is not a graph output, has no
+  // mask and every live consumer accepts blocked inputs (Op::accepts_blocked_inputs).
+  std::vector<std::vector<int>> consumers(tensors.size());
+  for (size_t i = 0; i < graph.nodes().size(); ++i)
+    if (node_live[i])
+      for (int t : graph.nodes()[i].inputs) consumers[t].push_back(static_cast<int>(i));
+  std::vector<bool> is_output(tensors.size(), false);
+  for (int t : graph.output_tensors()) is_output[t] = true;
+  auto stays_blocked = [&](int t) {
+    if (is_output[t] || types_[t].masked || consumers[t].empty()) return false;
+    for (int c : consumers[t])
+      if (!graph.nodes()[c].op->accepts_blocked_inputs()) return false;
+    return true;
+  };
 
   for (size_t i = 0; i < graph.nodes().size(); ++i) {
     if (!node_live[i]) continue;
@@ -142,6 +175,7 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
       kctx.dst_descs.push_back(onednn::plain_desc(types_[t]));
     }
     kctx.threads = threads_;
+    kctx.optimize = optimize;
     kctx.weight_cache = &cache;
     kctx.weight_lookup = &lookup;
     std::function<void(const std::string&)> done = [&](const std::string& param) {
@@ -163,8 +197,6 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
           .node(def.name, def.op);
     }
     if (!kernel) throw Error("internal: compile returned no kernel").node(def.name, def.op);
-    scratchpad_bytes_ = std::max(scratchpad_bytes_, kctx.scratchpad_bytes);
-
     Step step;
     step.node = static_cast<int>(i);
     step.name = def.name;
@@ -174,19 +206,21 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
       step.src_masks.push_back(mask_buffer_[t]);
     }
     for (const auto& d : kctx.temp_descs) step.temps.push_back(new_buffer(d));
+    step.scratchpad = new_scratchpad(kctx.scratchpad_bytes);
     std::vector<Step> after;
     for (size_t k = 0; k < n.outputs.size(); ++k) {
       int t = n.outputs[k];
       dnnl::memory::desc plain = onednn::plain_desc(types_[t]);
       int b = new_buffer(kctx.dst_descs[k]);
       step.dsts.push_back(b);
-      if (kctx.dst_descs[k] != plain) {
+      if (kctx.dst_descs[k] != plain && !(optimize && stays_blocked(t))) {
         // The kernel writes another layout: convert to plain for the consumers.
         int pb = new_buffer(plain);
         Step conv;
         conv.name = def.name + "/to_plain";
-        auto reorder = std::make_shared<ReorderKernel>(kctx.dst_descs[k], plain, engine);
-        scratchpad_bytes_ = std::max(scratchpad_bytes_, reorder->scratchpad_bytes());
+        auto reorder = std::make_shared<ReorderKernel>(
+            kctx.dst_descs[k], plain_like(kctx.dst_descs[k], types_[t]), engine);
+        conv.scratchpad = new_scratchpad(reorder->scratchpad_bytes());
         conv.kernel = reorder;
         conv.srcs = {b};
         conv.dsts = {pb};
@@ -222,12 +256,12 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
       step_flops_.push_back(0);
     }
   }
-  // One scratchpad for every primitive of the plan, live through the whole run.
-  scratchpad_buffer_ = new_buffer(
-      dnnl::memory::desc({static_cast<dnnl::memory::dim>(std::max<size_t>(scratchpad_bytes_, 1))},
-                         dnnl::memory::data_type::u8, dnnl::memory::format_tag::a));
-  buffers_[scratchpad_buffer_].first = 0;
-  buffers_[scratchpad_buffer_].last = static_cast<int>(steps_.size());
+  // Steps without a scratchpad share a 1-byte one (primitives with none never touch it).
+  no_scratchpad_buffer_ = new_scratchpad(1);
+  buffers_[no_scratchpad_buffer_].first = 0;
+  buffers_[no_scratchpad_buffer_].last = static_cast<int>(steps_.size());
+  for (Step& st : steps_)
+    if (st.scratchpad < 0) st.scratchpad = no_scratchpad_buffer_;
   plan_memory();
 }
 
@@ -245,6 +279,7 @@ void Plan::plan_memory() {
     const Step& st = steps_[s];
     for (auto* list : {&st.srcs, &st.dsts, &st.temps, &st.src_masks, &st.dst_masks})
       for (int b : *list) touch(b, static_cast<int>(s));
+    touch(st.scratchpad, static_cast<int>(s));
   }
   // A masked input's mask lives as long as every alias of it: extend through consumers.
   const int end = static_cast<int>(steps_.size());
@@ -362,7 +397,13 @@ std::map<std::string, Tensor> Plan::run(const std::vector<const Tensor*>& inputs
     const TensorType& type = types_[tensor];
     Tensor out(type.dtype, type.shape);
     const dnnl::memory& mem = state->memories[tensor_buffer_[tensor]];
-    std::memcpy(out.mutable_data<void>(), mem.get_data_handle(), out.bytes());
+    const dnnl::memory::desc desc = mem.get_desc();
+    if (desc == onednn::plain_desc(type)) {
+      std::memcpy(out.mutable_data<void>(), mem.get_data_handle(), out.bytes());
+    } else {  // a blocked intermediate (--dump-intermediates): reorder it to plain
+      dnnl::memory plain(plain_like(desc, type), mem.get_engine(), out.mutable_data<void>());
+      onednn::reorder_now(mem, plain, state->stream);
+    }
     return out;
   };
   const auto& tensors = graph_.tensors();
@@ -378,7 +419,7 @@ std::map<std::string, Tensor> Plan::run(const std::vector<const Tensor*>& inputs
                     a.temps,
                     a.src_masks,
                     a.dst_masks,
-                    state->memories[scratchpad_buffer_],
+                    state->memories[st.scratchpad],
                     threads_};
     const auto step_start = clock::now();
     st.kernel->execute(ctx);

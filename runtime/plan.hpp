@@ -33,9 +33,9 @@ class Plan {
   size_t arena_bytes() const { return arena_bytes_; }
   size_t unplanned_bytes() const;  // sum of all buffer sizes, i.e. without reuse
   double flops() const;            // whole batch, all steps
-  size_t scratchpad_bytes() const {
-    return scratchpad_bytes_;
-  }  // the one primitive scratchpad (in the arena)
+  // The largest primitive scratchpad of one step. Each step's scratchpad is an arena buffer live
+  // during that step only, so it shares bytes with activations that are dead by then.
+  size_t scratchpad_bytes() const { return scratchpad_bytes_; }
   const std::vector<TensorType>& types() const { return types_; }
 
   struct Step {
@@ -43,6 +43,7 @@ class Plan {
     std::string name;  // node name (or "<node>/to_plain")
     std::shared_ptr<Kernel> kernel;
     std::vector<int> srcs, dsts, temps, src_masks, dst_masks;  // buffer ids (-1 = none)
+    int scratchpad = -1;           // buffer id of the step's primitive scratchpad
     std::vector<int> out_tensors;  // tensor ids this step completes (for intermediates)
   };
   const std::vector<Step>& steps() const { return steps_; }
@@ -71,7 +72,7 @@ class Plan {
   std::vector<double> step_flops_;  // per step, whole batch
   size_t arena_bytes_ = 0;
   size_t scratchpad_bytes_ = 0;
-  int scratchpad_buffer_ = -1;
+  int no_scratchpad_buffer_ = -1;
   mutable std::mutex pool_mutex_;
   mutable std::vector<std::unique_ptr<ExecState>> pool_;
 };

@@ -59,11 +59,22 @@ std::string impl_name(const dnnl::primitive_desc_base& pd) {
   return pd.impl_info_str();
 }
 
+void reorder_now(const memory& src, const memory& dst, dnnl::stream& stream) {
+  // A user scratchpad freed on return: with the library's scratchpad (the default) oneDNN keeps
+  // a global one at its largest size (4.7 MB for the Winograd weights of the reference graph).
+  dnnl::reorder::primitive_desc pd(src.get_engine(), src.get_desc(), dst.get_engine(),
+                                   dst.get_desc(), make_attr());
+  memory scratchpad(pd.scratchpad_desc(), src.get_engine());
+  dnnl::reorder(pd).execute(stream, {{DNNL_ARG_FROM, const_cast<memory&>(src)},
+                                     {DNNL_ARG_TO, const_cast<memory&>(dst)},
+                                     {DNNL_ARG_SCRATCHPAD, scratchpad}});
+  stream.wait();
+}
+
 memory reorder_to(const memory& src, const memory::desc& want, dnnl::stream& stream) {
   if (src.get_desc() == want) return src;
   memory dst(want, src.get_engine());
-  dnnl::reorder(src, dst).execute(stream, const_cast<memory&>(src), dst);
-  stream.wait();
+  reorder_now(src, dst, stream);
   return dst;
 }
 

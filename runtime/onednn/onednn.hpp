@@ -39,6 +39,8 @@ std::string impl_name(const dnnl::primitive_desc_base& pd);
 
 // Copies `src` into a new memory of `want` (or returns src when the descs are equal).
 memory reorder_to(const memory& src, const memory::desc& want, dnnl::stream& stream);
+// Reorders src into dst now (compile time, dumps) with a scratchpad freed on return.
+void reorder_now(const memory& src, const memory& dst, dnnl::stream& stream);
 
 // Activation name (Keras) -> eltwise algorithm and alpha/beta, for eltwise primitives and
 // post-ops. Returns false for activations oneDNN has no single eltwise for ("softmax",
@@ -59,11 +61,16 @@ struct WindowGeometry {
 memory::desc keras_conv_kernel_desc(const Dims& keras_kernel_shape);
 
 // A forward-inference convolution pd. src/weights/dst are usually format_tag::any descs;
-// `bias` may be a zero desc (no bias). `attr` carries the fused post-ops.
+// `bias` may be a zero desc (no bias). `attr` carries the fused post-ops. With
+// `allow_winograd` (the caller checked: 3x3, stride 1, no dilation, enough channels) oneDNN's
+// F(4x4, 3x3) Winograd kernel is used when it exists for the shape and CPU (AVX-512), else the
+// direct algorithm.
 dnnl::convolution_forward::primitive_desc make_conv_pd(
     const memory::desc& src, const memory::desc& weights, const memory::desc& bias,
     const memory::desc& dst, const WindowGeometry& geometry, const dnnl::primitive_attr& attr,
-    const dnnl::engine& engine);
+    const dnnl::engine& engine, bool allow_winograd = false);
+// False when the environment sets FG_CONV_WINOGRAD=0 (for side-by-side measurements).
+bool winograd_enabled();
 
 // ---- pooling (layers/pooling.cpp) ----
 
