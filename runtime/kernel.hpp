@@ -5,6 +5,8 @@
 // Memory: every tensor lives in a dnnl::memory whose desc the plan fixed. By default each
 // output is in the plain layout (Keras order, row major: onednn::plain_desc); a kernel may set
 // ctx.dst_descs[i] to another layout (the planner then reorders for consumers that need plain).
+// Such a non-plain desc of a rank >= 3 tensor uses oneDNN's channels-first logical dims
+// {N, C, spatial...} (e.g. nChw16c), like onednn::channels_first_view().
 // Temporary buffers a kernel needs during execute are declared as ctx.temp_descs and come
 // from the activation arena (so concurrent runs never share them).
 //
@@ -37,9 +39,12 @@ struct KernelContext {
   const dnnl::engine& engine;
   const NodeDef& node;
   std::string file;
-  std::vector<TensorType> inputs;              // concrete
-  std::vector<TensorType> outputs;             // concrete
-  std::vector<dnnl::memory::desc> src_descs;   // how each input is stored (plain today)
+  std::vector<TensorType> inputs;   // concrete
+  std::vector<TensorType> outputs;  // concrete
+  // How each input is stored: plain, or a producer's blocked layout (for ops that
+  // accepts_blocked_inputs()). A kernel may replace one with the layout it wants (same logical
+  // dims as its primitive, e.g. {N, C, H, W}): the plan then reorders the input in a step before.
+  std::vector<dnnl::memory::desc> src_descs;
   std::vector<dnnl::memory::desc> dst_descs;   // prefilled plain; a kernel may change them
   std::vector<dnnl::memory::desc> temp_descs;  // temporaries the kernel asks for
   int threads = 1;

@@ -46,12 +46,12 @@ class ViewKernel final : public Kernel {
   void execute(ExecContext&) const override {}
   std::string impl_info() const override { return "view"; }
 };
-// The plain bytes of `type` described in the logical dims of `like`: the plain desc itself when
-// `like` has Keras dims, else the channels-first view (nwc / nhwc with dims {N, C, spatial...}).
-dnnl::memory::desc plain_like(const dnnl::memory::desc& like, const TensorType& type) {
-  dnnl::memory::desc plain = onednn::plain_desc(type);
-  if (like.dims() == plain.dims()) return plain;
-  return onednn::channels_first_view(type.shape, type.dtype);
+// The plain bytes of `type` in the logical dims a kernel's non-plain desc uses: for rank 3 and
+// more, oneDNN's channels-first order {N, C, spatial...} (the channels-first view, nwc / nhwc
+// strides); below that, the plain desc itself. (Dims alone cannot tell: 16x16x16 is both.)
+dnnl::memory::desc plain_like(const TensorType& type) {
+  if (type.shape.size() >= 3) return onednn::channels_first_view(type.shape, type.dtype);
+  return onednn::plain_desc(type);
 }
 }  // namespace
 
@@ -201,8 +201,29 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
     step.node = static_cast<int>(i);
     step.name = def.name;
     step.kernel = std::move(kernel);
-    for (int t : n.inputs) {
-      step.srcs.push_back(tensor_buffer_[t]);
+    for (size_t k = 0; k < n.inputs.size(); ++k) {
+      const int t = n.inputs[k];
+      int src = tensor_buffer_[t];
+      const dnnl::memory::desc& stored = buffers_[src].desc;
+      if (kctx.src_descs[k] != stored) {
+        // The kernel asked for this input in another layout: a reorder step of its own before
+        // it, so the stored copy can die (and its bytes be reused) before the kernel runs.
+        const bool plain = stored == onednn::plain_desc(types_[t]);
+        const dnnl::memory::desc from = plain ? plain_like(types_[t]) : stored;
+        Step to_layout;
+        to_layout.name = def.name + "/input_layout";
+        auto reorder = std::make_shared<ReorderKernel>(from, kctx.src_descs[k], engine);
+        to_layout.scratchpad = new_scratchpad(reorder->scratchpad_bytes());
+        to_layout.kernel = reorder;
+        to_layout.srcs = {src};
+        src = new_buffer(kctx.src_descs[k]);
+        to_layout.dsts = {src};
+        to_layout.src_masks = {-1};
+        to_layout.dst_masks = {-1};
+        steps_.push_back(std::move(to_layout));
+        step_flops_.push_back(0);
+      }
+      step.srcs.push_back(src);
       step.src_masks.push_back(mask_buffer_[t]);
     }
     for (const auto& d : kctx.temp_descs) step.temps.push_back(new_buffer(d));
@@ -218,8 +239,8 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
         int pb = new_buffer(plain);
         Step conv;
         conv.name = def.name + "/to_plain";
-        auto reorder = std::make_shared<ReorderKernel>(
-            kctx.dst_descs[k], plain_like(kctx.dst_descs[k], types_[t]), engine);
+        auto reorder =
+            std::make_shared<ReorderKernel>(kctx.dst_descs[k], plain_like(types_[t]), engine);
         conv.scratchpad = new_scratchpad(reorder->scratchpad_bytes());
         conv.kernel = reorder;
         conv.srcs = {b};
@@ -401,7 +422,7 @@ std::map<std::string, Tensor> Plan::run(const std::vector<const Tensor*>& inputs
     if (desc == onednn::plain_desc(type)) {
       std::memcpy(out.mutable_data<void>(), mem.get_data_handle(), out.bytes());
     } else {  // a blocked intermediate (--dump-intermediates): reorder it to plain
-      dnnl::memory plain(plain_like(desc, type), mem.get_engine(), out.mutable_data<void>());
+      dnnl::memory plain(plain_like(type), mem.get_engine(), out.mutable_data<void>());
       onednn::reorder_now(mem, plain, state->stream);
     }
     return out;

@@ -14,7 +14,8 @@ namespace fg::cli {
 
 namespace {
 
-// Inserted reorders ("<node>/to_plain") carry no branch: they belong to their node's.
+// Inserted reorders ("<node>/to_plain", "<node>/input_layout") carry no branch: they belong to
+// their node's.
 std::vector<std::string> step_branches(const std::vector<StepTiming>& steps) {
   std::map<std::string, std::string> by_name;
   for (const auto& s : steps)
