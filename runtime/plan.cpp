@@ -6,6 +6,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "runtime/onednn/onednn.hpp"
 #include "runtime/weight_cache.hpp"
@@ -284,6 +287,11 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
   for (Step& st : steps_)
     if (st.scratchpad < 0) st.scratchpad = no_scratchpad_buffer_;
   plan_memory();
+#if defined(__GLIBC__)
+  // Building the kernels freed megabytes of temporaries (weight reorders, oneDNN's kernel
+  // generation) in the middle of the heap, where glibc keeps them resident: hand them back.
+  malloc_trim(0);
+#endif
 }
 
 Plan::~Plan() = default;
