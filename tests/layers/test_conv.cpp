@@ -219,6 +219,22 @@ TEST_CASE("conv1d matches the reference for valid, same and causal padding") {
   for (const auto& c : cases) run_conv1d(c, seed += 10);
 }
 
+TEST_CASE("a 1-channel signal conv avoids brgconv and still matches the reference") {
+  // brgconv builds ~9 MB of tables for a long 1-channel signal; make_conv_pd takes the next
+  // non-reference kernel instead (jit:avx512_core on AVX-512).
+  run_conv1d({1, 1601, 1, 64, 3, 1, 1, "valid", "relu", true}, 900);
+  run_conv1d({2, 127, 1, 13, 5, 2, 1, "same", "linear", true}, 910);
+  const std::string yaml = conv1d_yaml("[1601, 1]", "filters: 64, kernel_size: 3");
+  auto graph = std::make_shared<fg::CompiledGraph>(
+      fg::compile_graph(fg::load_graph_string(yaml, "t.yaml"), fg::OpRegistry::builtins()));
+  fg::Model model(graph, fg::WeightStore::initialize(*graph, 1));
+  for (const auto& step : model.plan_for({{1, 1601, 1}})->steps())
+    if (step.name == "c") {
+      CHECK(step.kernel->impl_info().find("brg") == std::string::npos);
+      CHECK(step.kernel->impl_info().find("ref") == std::string::npos);
+    }
+}
+
 TEST_CASE("conv1d output lengths follow the Keras formula") {
   for (int64_t in : {1, 2, 3, 4, 5, 7, 8, 13, 16, 127})
     for (int64_t k : {1, 2, 3, 5})
