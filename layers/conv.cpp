@@ -104,12 +104,7 @@ class Conv final : public Op {
           .hint("use strides: 1 with the dilation, or dilation_rate: 1 with the strides");
     activation_ = attrs.get_activation("activation", "linear");
     use_bias_ = attrs.get_bool("use_bias", true);
-    if (attrs.get_choice("data_format", {"channels_last", "channels_first"}, "channels_last") !=
-        "channels_last")
-      throw attrs.error("data_format", "only data_format: channels_last is supported")
-          .hint(
-              "FusionGraph tensors are channels-last like Keras's default; transpose the data "
-              "instead");
+    parse_channels_last(attrs);
   }
 
   std::vector<TensorType> infer(const InferContext& ctx) const override {
@@ -118,11 +113,7 @@ class Conv final : public Op {
     const std::string op = op_name();
     const std::string layout =
         spatial_ == 1 ? "[batch, steps, channels]" : "[batch, height, width, channels]";
-    if (in.dtype != DType::f32)
-      throw ctx
-          .input_error(0, fmt::format("{} needs a float32 input, got {} of shape {}", op,
-                                      dtype_name(in.dtype), format_shape(in.shape)))
-          .hint("int32 tensors are token ids: put an embedding node before the convolution");
+    expect_float_input(ctx, op, "convolution");
     if (in.rank() != spatial_ + 2) {
       std::string hint =
           spatial_ == 1

@@ -43,23 +43,14 @@ class Pooling final : public Op {
     // Keras strides=None (absent or null) means strides = pool_size.
     strides_ = attrs.get_positive_ints("strides", n, pool_);
     padding_ = attrs.get_choice("padding", {"valid", "same"}, "valid");
-    if (attrs.get_choice("data_format", {"channels_last", "channels_first"}, "channels_last") !=
-        "channels_last")
-      throw attrs.error("data_format", "only data_format: channels_last is supported")
-          .hint(
-              "FusionGraph tensors are channels-last like Keras's default; transpose the data "
-              "instead");
+    parse_channels_last(attrs);
   }
 
   std::vector<TensorType> infer(const InferContext& ctx) const override {
     ctx.expect_inputs(1);
     const TensorType& in = ctx.input(0);
     const std::string op = op_name();
-    if (in.dtype != DType::f32)
-      throw ctx
-          .input_error(0, fmt::format("{} needs a float32 input, got {} of shape {}", op,
-                                      dtype_name(in.dtype), format_shape(in.shape)))
-          .hint("int32 tensors are token ids: put an embedding node before the pooling");
+    expect_float_input(ctx, op, "pooling");
     if (in.rank() != spatial_ + 2) {
       const std::string layout =
           spatial_ == 1 ? "[batch, steps, channels]" : "[batch, height, width, channels]";

@@ -7,6 +7,7 @@
 
 #include "layers/builtin_ops.hpp"
 #include "layers/fusion_steps.hpp"
+#include "layers/window_util.hpp"
 #include "runtime/kernel.hpp"
 #include "runtime/onednn/onednn.hpp"
 
@@ -17,10 +18,7 @@ class UpSampling2D final : public Op {
  public:
   void parse(AttrReader& attrs) override {
     bilinear_ = attrs.get_choice("interpolation", {"nearest", "bilinear"}, "nearest") == "bilinear";
-    if (attrs.get_choice("data_format", {"channels_last", "channels_first"}, "channels_last") !=
-        "channels_last")
-      throw attrs.error("data_format", "only data_format: channels_last is supported")
-          .hint("the framework stores images as [batch, height, width, channels]");
+    parse_channels_last(attrs);
     size_ = attrs.get_positive_ints("size", 2, {2, 2});
   }
 

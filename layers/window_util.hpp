@@ -1,5 +1,6 @@
-// Shape arithmetic shared by the sliding-window ops (conv1d/2d, pooling1d/2d): Keras output
-// lengths and TF-style padding. Pure (no oneDNN): used by infer and by compile.
+// Shared by the spatial ops (conv1d/2d, pooling1d/2d, global pooling, upsampling2d): the
+// channels-last attribute and input checks, Keras output lengths and TF-style padding. Pure (no
+// oneDNN): used by parse, infer and compile.
 #pragma once
 
 #include <fmt/format.h>
@@ -11,6 +12,27 @@
 #include "framework/shape.hpp"
 
 namespace fg::layers {
+
+// Keras data_format: only channels_last (the default) is supported.
+inline void parse_channels_last(AttrReader& attrs) {
+  if (attrs.get_choice("data_format", {"channels_last", "channels_first"}, "channels_last") !=
+      "channels_last")
+    throw attrs.error("data_format", "only data_format: channels_last is supported")
+        .hint(
+            "FusionGraph tensors are channels-last like Keras's default; transpose the data "
+            "instead");
+}
+
+// Input 0 must be float32; `kind` ("convolution", "pooling") names the op in the hint.
+inline void expect_float_input(const InferContext& ctx, const std::string& op,
+                               const std::string& kind) {
+  const TensorType& in = ctx.input(0);
+  if (in.dtype != DType::f32)
+    throw ctx
+        .input_error(0, fmt::format("{} needs a float32 input, got {} of shape {}", op,
+                                    dtype_name(in.dtype), format_shape(in.shape)))
+        .hint("int32 tensors are token ids: put an embedding node before the " + kind);
+}
 
 // One spatial axis of a window op: input length, window (kernel/pool) size, stride, dilation.
 struct WindowAxis {

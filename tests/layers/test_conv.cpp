@@ -144,6 +144,18 @@ outputs: [c]
                      in_shape, dtype.empty() ? "" : ", dtype: " + dtype, attrs);
 }
 
+// The implementation(s) the plan for `shape` runs for node "c" of `yaml`.
+std::string impl_of_c(const std::string& yaml, const Dims& shape, bool optimize = true) {
+  auto graph = std::make_shared<fg::CompiledGraph>(
+      fg::compile_graph(fg::load_graph_string(yaml, "t.yaml"), fg::OpRegistry::builtins()));
+  fg::ModelOptions options;
+  options.optimize = optimize;
+  fg::Model model(graph, fg::WeightStore::initialize(*graph, 1), options);
+  for (const auto& step : model.plan_for({shape})->steps())
+    if (step.name == "c") return step.kernel->impl_info();
+  return "no step c";
+}
+
 }  // namespace
 
 TEST_CASE("conv2d matches the reference on odd and round shapes for every padding") {
@@ -182,21 +194,10 @@ TEST_CASE("3x3 stride-1 conv2d with many channels (Winograd on AVX-512) matches 
 
   // Which kernel ran: Winograd on AVX-512 (unless FG_CONV_WINOGRAD=0), direct in an unfused plan.
   const std::string yaml = conv2d_yaml("[29, 31, 128]", "filters: 256, kernel_size: 3");
-  auto graph = std::make_shared<fg::CompiledGraph>(
-      fg::compile_graph(fg::load_graph_string(yaml, "t.yaml"), fg::OpRegistry::builtins()));
-  fg::WeightStore weights = fg::WeightStore::initialize(*graph, 1);
-  fg::ModelOptions unfused;
-  unfused.optimize = false;
-  fg::Model fast(graph, weights), plain(graph, weights, unfused);
-  auto impl = [](const fg::Model& m) {
-    for (const auto& step : m.plan_for({{1, 29, 31, 128}})->steps())
-      if (step.name == "c") return step.kernel->impl_info();
-    return std::string("no step c");
-  };
-  CHECK(impl(plain).find("wino") == std::string::npos);
+  CHECK(impl_of_c(yaml, {1, 29, 31, 128}, false).find("wino") == std::string::npos);
   const bool avx512 = dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx512_core;
   if (avx512 && fg::onednn::winograd_enabled())
-    CHECK(impl(fast).find("wino_4x3") != std::string::npos);
+    CHECK(impl_of_c(yaml, {1, 29, 31, 128}).find("wino_4x3") != std::string::npos);
 }
 
 TEST_CASE("conv1d matches the reference for valid, same and causal padding") {
@@ -224,15 +225,10 @@ TEST_CASE("a 1-channel signal conv avoids brgconv and still matches the referenc
   // non-reference kernel instead (jit:avx512_core on AVX-512).
   run_conv1d({1, 1601, 1, 64, 3, 1, 1, "valid", "relu", true}, 900);
   run_conv1d({2, 127, 1, 13, 5, 2, 1, "same", "linear", true}, 910);
-  const std::string yaml = conv1d_yaml("[1601, 1]", "filters: 64, kernel_size: 3");
-  auto graph = std::make_shared<fg::CompiledGraph>(
-      fg::compile_graph(fg::load_graph_string(yaml, "t.yaml"), fg::OpRegistry::builtins()));
-  fg::Model model(graph, fg::WeightStore::initialize(*graph, 1));
-  for (const auto& step : model.plan_for({{1, 1601, 1}})->steps())
-    if (step.name == "c") {
-      CHECK(step.kernel->impl_info().find("brg") == std::string::npos);
-      CHECK(step.kernel->impl_info().find("ref") == std::string::npos);
-    }
+  const std::string impl =
+      impl_of_c(conv1d_yaml("[1601, 1]", "filters: 64, kernel_size: 3"), {1, 1601, 1});
+  CHECK(impl.find("brg") == std::string::npos);
+  CHECK(impl.find("ref") == std::string::npos);
 }
 
 TEST_CASE("conv1d output lengths follow the Keras formula") {
