@@ -10,29 +10,6 @@
 namespace fg::layers {
 namespace {
 
-class BatchNormKernel final : public Kernel {
- public:
-  BatchNormKernel(dnnl::batch_normalization_forward::primitive_desc pd, dnnl::memory::desc view,
-                  std::vector<std::pair<int, dnnl::memory>> params)
-      : prim_(pd), impl_(onednn::impl_name(pd)), view_(view), params_(std::move(params)) {}
-
-  void execute(ExecContext& ctx) const override {
-    // The plain src/dst bytes seen through the channels-on-dim-1 view.
-    dnnl::memory src(view_, ctx.srcs[0].get_engine(), ctx.srcs[0].get_data_handle());
-    dnnl::memory dst(view_, ctx.dsts[0].get_engine(), ctx.dsts[0].get_data_handle());
-    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}};
-    for (const auto& [arg, mem] : params_) args.emplace(arg, mem);
-    execute_primitive(prim_, ctx, std::move(args));
-  }
-  std::string impl_info() const override { return impl_; }
-
- private:
-  dnnl::batch_normalization_forward prim_;
-  std::string impl_;
-  dnnl::memory::desc view_;
-  std::vector<std::pair<int, dnnl::memory>> params_;
-};
-
 class BatchNormalization final : public Op {
  public:
   void parse(AttrReader& attrs) override {
@@ -100,7 +77,11 @@ class BatchNormalization final : public Op {
                         ctx.weight_memory("moving_variance", vec, pd.variance_desc()));
     if (scale_) params.emplace_back(DNNL_ARG_SCALE, ctx.weight_memory("gamma", vec, vec));
     if (center_) params.emplace_back(DNNL_ARG_SHIFT, ctx.weight_memory("beta", vec, vec));
-    return std::make_unique<BatchNormKernel>(pd, view, std::move(params));
+    // The plain src/dst bytes seen through the channels-on-dim-1 view.
+    return std::make_unique<PrimitiveKernel>(
+        dnnl::batch_normalization_forward(pd), onednn::impl_name(pd), std::move(params),
+        std::vector<int>{DNNL_ARG_SRC}, std::vector<int>{DNNL_ARG_DST},
+        std::vector<dnnl::memory::desc>{view}, std::vector<dnnl::memory::desc>{view});
   }
 
  private:

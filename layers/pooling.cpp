@@ -12,27 +12,6 @@ namespace {
 
 using dnnl::memory;
 
-// Runs one primitive on the plain NWC / NHWC tensors seen channels-first (same bytes), or on
-// blocked ones.
-class ViewKernel final : public Kernel {
- public:
-  ViewKernel(dnnl::primitive prim, std::string impl, memory::desc src_view, memory::desc dst_view)
-      : prim_(std::move(prim)), impl_(std::move(impl)), src_view_(src_view), dst_view_(dst_view) {}
-
-  void execute(ExecContext& ctx) const override {
-    const dnnl::engine engine = ctx.stream.get_engine();
-    memory src(src_view_, engine, ctx.srcs[0].get_data_handle());
-    memory dst(dst_view_, engine, ctx.dsts[0].get_data_handle());
-    execute_primitive(prim_, ctx, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
-  }
-  std::string impl_info() const override { return impl_; }
-
- private:
-  dnnl::primitive prim_;
-  std::string impl_;
-  memory::desc src_view_, dst_view_;
-};
-
 class Pooling final : public Op {
  public:
   Pooling(int spatial, bool max) : spatial_(spatial), max_(max) {}
@@ -90,8 +69,11 @@ class Pooling final : public Op {
                                    ctx.engine);
     ctx.add_scratchpad(pd);
     if (pd.dst_desc() != dst_plain) ctx.dst_descs.at(0) = pd.dst_desc();
-    return std::make_unique<ViewKernel>(dnnl::pooling_forward(pd), onednn::impl_name(pd), src,
-                                        pd.dst_desc());
+    // Plain nwc/nhwc bytes seen channels-first, or blocked ones as they are.
+    return std::make_unique<PrimitiveKernel>(
+        dnnl::pooling_forward(pd), onednn::impl_name(pd), std::vector<std::pair<int, memory>>{},
+        std::vector<int>{DNNL_ARG_SRC}, std::vector<int>{DNNL_ARG_DST},
+        std::vector<memory::desc>{src}, std::vector<memory::desc>{pd.dst_desc()});
   }
 
   bool accepts_blocked_inputs() const override { return true; }

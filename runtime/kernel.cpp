@@ -57,20 +57,32 @@ void execute_primitive(const dnnl::primitive& prim, ExecContext& ctx,
 
 PrimitiveKernel::PrimitiveKernel(dnnl::primitive prim, std::string impl,
                                  std::vector<std::pair<int, dnnl::memory>> fixed_args,
-                                 std::vector<int> src_args, std::vector<int> dst_args)
+                                 std::vector<int> src_args, std::vector<int> dst_args,
+                                 std::vector<dnnl::memory::desc> src_views,
+                                 std::vector<dnnl::memory::desc> dst_views)
     : prim_(std::move(prim)),
       impl_(std::move(impl)),
       fixed_args_(std::move(fixed_args)),
       src_args_(std::move(src_args)),
-      dst_args_(std::move(dst_args)) {}
+      dst_args_(std::move(dst_args)),
+      src_views_(std::move(src_views)),
+      dst_views_(std::move(dst_views)) {}
+
+namespace {
+dnnl::memory viewed(const dnnl::memory& mem, const std::vector<dnnl::memory::desc>& views,
+                    size_t i) {
+  if (i >= views.size()) return mem;
+  return dnnl::memory(views[i], mem.get_engine(), mem.get_data_handle());
+}
+}  // namespace
 
 void PrimitiveKernel::execute(ExecContext& ctx) const {
   std::unordered_map<int, dnnl::memory> args;
   for (const auto& [arg, mem] : fixed_args_) args.emplace(arg, mem);
   for (size_t i = 0; i < src_args_.size() && i < ctx.srcs.size(); ++i)
-    args.emplace(src_args_[i], ctx.srcs[i]);
+    args.emplace(src_args_[i], viewed(ctx.srcs[i], src_views_, i));
   for (size_t i = 0; i < dst_args_.size() && i < ctx.dsts.size(); ++i)
-    args.emplace(dst_args_[i], ctx.dsts[i]);
+    args.emplace(dst_args_[i], viewed(ctx.dsts[i], dst_views_, i));
   execute_primitive(prim_, ctx, std::move(args));
 }
 

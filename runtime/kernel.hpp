@@ -97,13 +97,17 @@ class Kernel {
 };
 
 // A kernel that runs one oneDNN primitive with SRC/DST (and fixed extra args): enough for
-// eltwise, softmax, pooling, reorder-like ops.
+// eltwise, softmax, pooling, normalization, reorder-like ops. With `src_views` / `dst_views`,
+// input / output i reaches the primitive through that desc over the same bytes (e.g. plain NHWC
+// seen channels-first, or a {rows, size} view) instead of the plan's desc.
 class PrimitiveKernel : public Kernel {
  public:
   PrimitiveKernel(dnnl::primitive prim, std::string impl,
                   std::vector<std::pair<int, dnnl::memory>> fixed_args,
                   std::vector<int> src_args = {DNNL_ARG_SRC},
-                  std::vector<int> dst_args = {DNNL_ARG_DST});
+                  std::vector<int> dst_args = {DNNL_ARG_DST},
+                  std::vector<dnnl::memory::desc> src_views = {},
+                  std::vector<dnnl::memory::desc> dst_views = {});
   void execute(ExecContext& ctx) const override;
   std::string impl_info() const override { return impl_; }
 
@@ -112,6 +116,7 @@ class PrimitiveKernel : public Kernel {
   std::string impl_;
   std::vector<std::pair<int, dnnl::memory>> fixed_args_;
   std::vector<int> src_args_, dst_args_;
+  std::vector<dnnl::memory::desc> src_views_, dst_views_;
 };
 
 }  // namespace fg
