@@ -151,6 +151,20 @@ class Op {
   // that a producer chose. An optimizing plan keeps a tensor blocked only when every consumer
   // accepts it, so chains of convolution and pooling run without reorders between them.
   virtual bool accepts_blocked_inputs() const { return false; }
+  // Folding a following batch normalization (a per-channel affine map) into this op: true when
+  // output channel c depends linearly on weights "kernel"[..., c] and "bias"[c] (Keras layouts,
+  // no activation after them) and compile() applies a bias whenever ctx.channel_affine is set.
+  // An optimizing plan then folds the map into those weights and skips the normalization.
+  virtual bool accepts_channel_affine() const { return false; }
+  // For an op that is y = x * scale[c] + shift[c] over the last axis (batch normalization at
+  // inference): fills scale and shift from its weights (`ctx` as for compile) and returns true.
+  virtual bool channel_affine(KernelContext& ctx, std::vector<float>& scale,
+                              std::vector<float>& shift) const {
+    (void)ctx;
+    (void)scale;
+    (void)shift;
+    return false;
+  }
   // Builds the executable kernel for concrete shapes.
   virtual std::unique_ptr<Kernel> compile(KernelContext& ctx) const = 0;
 };

@@ -3,6 +3,8 @@
 // over the channels on `axis`. Runs oneDNN batch_normalization_forward with global statistics.
 #include <fmt/format.h>
 
+#include <cmath>
+
 #include "layers/builtin_ops.hpp"
 #include "runtime/kernel.hpp"
 #include "runtime/onednn/onednn.hpp"
@@ -49,6 +51,27 @@ class BatchNormalization final : public Op {
   }
 
   bool supports_masking() const override { return true; }
+
+  // Over the last axis, y = x * scale + shift with scale = gamma / sqrt(var + epsilon) and
+  // shift = beta - mean * scale (computed in double): what the plan fuses into a preceding conv.
+  bool channel_affine(KernelContext& ctx, std::vector<float>& scale,
+                      std::vector<float>& shift) const override {
+    const int rank = static_cast<int>(ctx.inputs.at(0).shape.size());
+    if (normalize_axis(axis_, rank) != rank - 1) return false;
+    const Dim c = ctx.inputs[0].shape.back();
+    const float* mean = ctx.weight("moving_mean").data<float>();
+    const float* var = ctx.weight("moving_variance").data<float>();
+    const float* gamma = scale_ ? ctx.weight("gamma").data<float>() : nullptr;
+    const float* beta = center_ ? ctx.weight("beta").data<float>() : nullptr;
+    scale.resize(static_cast<size_t>(c));
+    shift.resize(static_cast<size_t>(c));
+    for (Dim i = 0; i < c; ++i) {
+      const double s = (gamma ? gamma[i] : 1.0) / std::sqrt(static_cast<double>(var[i]) + epsilon_);
+      scale[i] = static_cast<float>(s);
+      shift[i] = static_cast<float>((beta ? beta[i] : 0.0) - mean[i] * s);
+    }
+    return true;
+  }
 
   std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
     const Dims& shape = ctx.inputs[0].shape;

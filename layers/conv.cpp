@@ -196,7 +196,7 @@ class Conv final : public Op {
     wei_dims.insert(wei_dims.end(), kernel_.begin(), kernel_.end());
     const memory::desc wei_any(wei_dims, onednn::dt::f32, onednn::tag::any);
     const memory::desc bias_desc =
-        use_bias_ ? memory::desc({filters_}, onednn::dt::f32, onednn::tag::a) : memory::desc();
+        biased(ctx) ? memory::desc({filters_}, onednn::dt::f32, onednn::tag::a) : memory::desc();
     // Let oneDNN pick src/dst layouts (blocked nCw8c / nChw8c on AVX2, nwc / nhwc on AVX-512):
     // forcing nwc dispatches 1D convs to a kernel about 8x slower, and forcing nhwc with few
     // channels gives the reference kernel. The kernel reorders its input when needed; a blocked
@@ -230,7 +230,7 @@ class Conv final : public Op {
     memory weights = ctx.weight_memory(
         "kernel", onednn::keras_conv_kernel_desc(ctx.weight("kernel").shape()), pd.weights_desc());
     std::optional<memory> bias;
-    if (use_bias_)
+    if (biased(ctx))
       bias = ctx.weight_memory("bias", onednn::plain_desc(Dims{filters_}), pd.bias_desc());
     std::vector<ConvPart> parts{{dnnl::convolution_forward(pd), weights, bias, pd.dst_desc(), 0}};
     // A blocked output stays blocked for consumers that accept it (the plan decides).
@@ -271,7 +271,7 @@ class Conv final : public Op {
           ctx.weight_memory("kernel", onednn::keras_conv_kernel_desc(ctx.weight("kernel").shape()),
                             pd.weights_desc());
       std::optional<memory> bias;
-      if (use_bias_)
+      if (biased(ctx))
         bias = ctx.weight_memory("bias", onednn::plain_desc(Dims{filters_}), pd.bias_desc());
       parts.push_back({dnnl::convolution_forward(pd), weights, bias, pd.dst_desc(), 0});
     }
@@ -285,8 +285,15 @@ class Conv final : public Op {
 
   bool accepts_blocked_inputs() const override { return true; }
 
+  // A following batch normalization folds into the kernel and bias (the plan does it, through
+  // ctx.weight()): only without a nonlinearity in between.
+  bool accepts_channel_affine() const override { return activation_ == "linear"; }
+
  private:
   std::string op_name() const { return spatial_ == 1 ? "conv1d" : "conv2d"; }
+
+  // A bias of its own, or one a fused batch normalization brings (see accepts_channel_affine).
+  bool biased(const KernelContext& ctx) const { return use_bias_ || ctx.channel_affine != nullptr; }
 
   std::vector<WindowAxis> axes(const Dims& in_shape) const {
     std::vector<WindowAxis> out;
@@ -326,7 +333,7 @@ class Conv final : public Op {
     const memory::desc wei_any({part_filters, cin, keras_kernel[0], keras_kernel[1]},
                                onednn::dt::f32, onednn::tag::any);
     const memory::desc part_bias =
-        use_bias_ ? memory::desc({part_filters}, onednn::dt::f32, onednn::tag::a) : bias_desc;
+        biased(ctx) ? memory::desc({part_filters}, onednn::dt::f32, onednn::tag::a) : bias_desc;
     std::vector<ConvPart> parts;
     for (int64_t p = 0; p < count; ++p) {
       auto part_pd = onednn::make_conv_pd(pd.src_desc(), wei_any, part_bias, blocked(part_dims), g,
@@ -350,7 +357,7 @@ class Conv final : public Op {
             return dst;
           });
       std::optional<memory> bias;
-      if (use_bias_) {
+      if (biased(ctx)) {
         const float* first = ctx.weight("bias").data<float>() + p * part_filters;
         bias = ctx.constant(fmt::format("bias/part{}of{}", p, count), part_pd.bias_desc(), [&]() {
           memory user(part_bias, ctx.engine, const_cast<float*>(first));

@@ -35,6 +35,13 @@ namespace fg {
 
 class WeightCache;
 
+// A per-channel affine map y * scale[c] + shift[c] (batch normalization at inference) that the
+// plan folds into the op producing its input (Op::accepts_channel_affine).
+struct ChannelAffine {
+  std::vector<float> scale, shift;
+  std::string from_node;  // the folded normalization
+};
+
 struct KernelContext {
   const dnnl::engine& engine;
   const NodeDef& node;
@@ -56,6 +63,10 @@ struct KernelContext {
   // False in the unfused plan (ModelOptions::optimize): kernels then use their most direct
   // algorithm (e.g. no Winograd convolution), so tests can compare against it.
   bool optimize = true;
+  // Set when the plan folded a following batch normalization into this op: ctx.weight("kernel")
+  // and ctx.weight("bias") then return the folded tensors (kernel scaled along its last, output
+  // axis; bias = bias * scale + shift), and the op must apply a bias even without use_bias.
+  const ChannelAffine* channel_affine = nullptr;
 
   // A weight as loaded (f32, Keras shape), e.g. weight("kernel").
   const Tensor& weight(const std::string& param) const;

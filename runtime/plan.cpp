@@ -46,9 +46,23 @@ class ReorderKernel final : public Kernel {
 // The step of a view: nothing to run (the output buffer aliases the input's bytes).
 class ViewKernel final : public Kernel {
  public:
+  explicit ViewKernel(std::string impl = "view") : impl_(std::move(impl)) {}
   void execute(ExecContext&) const override {}
-  std::string impl_info() const override { return "view"; }
+  std::string impl_info() const override { return impl_; }
+
+ private:
+  std::string impl_;
 };
+
+// `w` (Keras layout, output channels on the last axis) with channel c multiplied by scale[c].
+Tensor scaled_along_last(const Tensor& w, const std::vector<float>& scale) {
+  Tensor out(DType::f32, w.shape());
+  const float* src = w.data<float>();
+  float* dst = out.mutable_data<float>();
+  const size_t c = scale.size(), n = w.size();
+  for (size_t i = 0; i < n; ++i) dst[i] = src[i] * scale[i % c];
+  return out;
+}
 // The plain bytes of `type` in the logical dims a kernel's non-plain desc uses: for rank 3 and
 // more, oneDNN's channels-first order {N, C, spatial...} (the channels-first view, nwc / nhwc
 // strides); below that, the plain desc itself. (Dims alone cannot tell: 16x16x16 is both.)
@@ -126,10 +140,53 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
       for (int t : graph.nodes()[i].inputs) consumers[t].push_back(static_cast<int>(i));
   std::vector<bool> is_output(tensors.size(), false);
   for (int t : graph.output_tensors()) is_output[t] = true;
-  auto stays_blocked = [&](int t) {
+  // A node's weights by parameter name, or an fg::Error naming the missing one.
+  auto lookup_for = [&](const NodeDef& def) {
+    return std::function<const Tensor&(const std::string&)>(
+        [&weights, &def](const std::string& param) -> const Tensor& {
+          const Tensor* w = weights.find(def.name + "." + param);
+          if (w == nullptr)
+            throw Error(fmt::format("weight '{}.{}' is missing", def.name, param))
+                .at(def.loc)
+                .node(def.name, def.op)
+                .hint("run `graph-runner init` to create weights, or check the weights file");
+          return *w;
+        });
+  };
+
+  // Batch normalization folded into the conv before it (optimized plans): the conv's kernel and
+  // bias are scaled and shifted once, here, and the normalization runs no step of its own. Only
+  // when the conv's output feeds nothing else, is not a graph output and has no mask.
+  std::vector<int> folded_into(graph.nodes().size(), -1);  // normalization -> its producer
+  std::map<int, ChannelAffine> affine_of;                  // producer -> the folded map
+  for (size_t i = 0; optimize && i < graph.nodes().size(); ++i) {
+    const CompiledNode& norm = graph.nodes()[i];
+    if (!node_live[i] || norm.inputs.size() != 1 || norm.outputs.size() != 1) continue;
+    const int t = norm.inputs[0];
+    const int p = tensors[t].producer;
+    if (p < 0 || is_output[t] || types_[t].masked || consumers[t].size() != 1) continue;
+    const CompiledNode& producer = graph.nodes()[p];
+    if (producer.outputs.size() != 1 || !producer.op->accepts_channel_affine()) continue;
+    KernelContext nctx{engine, *norm.def, graph.def().file};
+    nctx.inputs = {types_[t]};
+    auto lookup = lookup_for(*norm.def);
+    nctx.weight_lookup = &lookup;
+    ChannelAffine affine;
+    if (!norm.op->channel_affine(nctx, affine.scale, affine.shift)) continue;
+    affine.from_node = norm.def->name;
+    affine_of[p] = std::move(affine);
+    folded_into[i] = p;
+  }
+
+  std::function<bool(int)> stays_blocked = [&](int t) {
     if (is_output[t] || types_[t].masked || consumers[t].empty()) return false;
-    for (int c : consumers[t])
-      if (!graph.nodes()[c].op->accepts_blocked_inputs()) return false;
+    for (int c : consumers[t]) {
+      if (folded_into[c] >= 0) {  // folded away: its consumers read these bytes
+        if (!stays_blocked(graph.nodes()[c].outputs[0])) return false;
+      } else if (!graph.nodes()[c].op->accepts_blocked_inputs()) {
+        return false;
+      }
+    }
     return true;
   };
 
@@ -137,6 +194,26 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
     if (!node_live[i]) continue;
     const CompiledNode& n = graph.nodes()[i];
     const NodeDef& def = *n.def;
+    if (folded_into[i] >= 0) {
+      // Folded into its producer: the output is the producer's bytes, as they are stored.
+      const int in = n.inputs[0], t = n.outputs[0];
+      int b = new_buffer(buffers_[tensor_buffer_[in]].desc);
+      buffers_[b].alias = base_of(tensor_buffer_[in]);
+      tensor_buffer_[t] = b;
+      Step folded;
+      folded.node = static_cast<int>(i);
+      folded.name = def.name;
+      folded.kernel =
+          std::make_shared<ViewKernel>("folded into " + graph.nodes()[folded_into[i]].def->name);
+      folded.srcs = {tensor_buffer_[in]};
+      folded.dsts = {b};
+      folded.src_masks = {-1};
+      folded.dst_masks = {-1};
+      folded.out_tensors = {t};
+      steps_.push_back(std::move(folded));
+      step_flops_.push_back(0);
+      continue;
+    }
     if (optimize && n.op->is_view() && n.outputs.size() == 1 && n.inputs.size() == 1 &&
         buffers_[tensor_buffer_[n.inputs[0]]].desc == onednn::plain_desc(types_[n.inputs[0]])) {
       // A view: the output is the input's bytes with another shape; no kernel runs.
@@ -158,16 +235,32 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
       step_flops_.push_back(0);
       continue;
     }
-    std::function<const Tensor&(const std::string&)> lookup =
-        [&](const std::string& param) -> const Tensor& {
-      const Tensor* w = weights.find(def.name + "." + param);
-      if (w == nullptr)
-        throw Error(fmt::format("weight '{}.{}' is missing", def.name, param))
-            .at(def.loc)
-            .node(def.name, def.op)
-            .hint("run `graph-runner init` to create weights, or check the weights file");
-      return *w;
-    };
+    std::function<const Tensor&(const std::string&)> lookup = lookup_for(def);
+    const auto affine = affine_of.find(static_cast<int>(i));
+    if (affine != affine_of.end()) {
+      // The folded kernel and bias, owned by the plan (kernels may use them without a copy).
+      const std::vector<float>& scale = affine->second.scale;
+      const std::vector<float>& shift = affine->second.shift;
+      const Tensor& kernel = lookup("kernel");
+      if (kernel.shape().empty() || kernel.shape().back() != static_cast<Dim>(scale.size()))
+        throw Error(fmt::format("internal: cannot fold {} into kernel {}", affine->second.from_node,
+                                format_shape(kernel.shape())))
+            .node(def.name, def.op);
+      auto folded_kernel = std::make_shared<Tensor>(scaled_along_last(kernel, scale));
+      auto folded_bias = std::make_shared<Tensor>(DType::f32, Dims{static_cast<Dim>(scale.size())});
+      const Tensor* bias = weights.find(def.name + ".bias");
+      for (size_t c = 0; c < scale.size(); ++c)
+        folded_bias->mutable_data<float>()[c] =
+            (bias ? bias->data<float>()[c] : 0.f) * scale[c] + shift[c];
+      folded_weights_.push_back(folded_kernel);
+      folded_weights_.push_back(folded_bias);
+      lookup = [base = lookup, folded_kernel,
+                folded_bias](const std::string& param) -> const Tensor& {
+        if (param == "kernel") return *folded_kernel;
+        if (param == "bias") return *folded_bias;
+        return base(param);
+      };
+    }
     KernelContext kctx{engine, def, graph.def().file};
     for (int t : n.inputs) {
       kctx.inputs.push_back(types_[t]);
@@ -179,6 +272,7 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
     }
     kctx.threads = threads_;
     kctx.optimize = optimize;
+    if (affine != affine_of.end()) kctx.channel_affine = &affine->second;
     kctx.weight_cache = &cache;
     kctx.weight_lookup = &lookup;
     std::function<void(const std::string&)> done = [&](const std::string& param) {
@@ -248,12 +342,14 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
         conv.kernel = reorder;
         conv.srcs = {b};
         conv.dsts = {pb};
-        conv.out_tensors = {t};
+        if (affine == affine_of.end()) conv.out_tensors = {t};
         after.push_back(std::move(conv));
         tensor_buffer_[t] = pb;
       } else {
         tensor_buffer_[t] = b;
-        step.out_tensors.push_back(t);
+        // A producer with a normalization folded in holds the normalized values: its own output
+        // is not reported as an intermediate.
+        if (affine == affine_of.end()) step.out_tensors.push_back(t);
       }
       // Masks: produced here, or passed on from the first masked input.
       if (types_[t].masked) {

@@ -73,6 +73,7 @@ class Plan {
   size_t arena_bytes_ = 0;
   size_t scratchpad_bytes_ = 0;
   int no_scratchpad_buffer_ = -1;
+  std::vector<std::shared_ptr<Tensor>> folded_weights_;  // weights with a normalization folded in
   mutable std::mutex pool_mutex_;
   mutable std::vector<std::unique_ptr<ExecState>> pool_;
 };

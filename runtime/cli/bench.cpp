@@ -40,6 +40,7 @@ struct BenchOptions {
   double peak_seconds = 0.3;
   bool json = false;
   bool per_node = false;
+  bool no_optimize = false;
   std::string trace;
 };
 
@@ -151,7 +152,7 @@ int cmd_bench() {
     files[name] = std::move(t);
   }
 
-  Model model(graph, std::move(weights), ModelOptions{o.threads});
+  Model model(graph, std::move(weights), ModelOptions{o.threads, !o.no_optimize});
   const auto t_model = Clock::now();
   auto dims = dims_with_defaults(*graph, user_dims);
 
@@ -233,6 +234,7 @@ int cmd_bench() {
     w.member("weights", o.weights.empty() ? weights_label : o.weights);
     w.member("weights_bytes", weight_bytes);
     w.member("threads", model.threads());
+    w.member("optimize", !o.no_optimize);
     w.member("warmup", o.warmup).member("iterations", o.iterations);
     w.key("machine").begin_object();
     w.member("cpu_model", perf::cpu_model());
@@ -284,8 +286,9 @@ int cmd_bench() {
   std::string shapes;
   for (const auto& [name, shape] : results.front().input_shapes)
     shapes += fmt::format("{}{} {}", shapes.empty() ? "" : ", ", name, format_dims(shape));
-  std::cout << fmt::format("graph: {} ({}), {} threads, inputs at batch {}: {}\n", o.graph,
-                           def.name, model.threads(), results.front().batch, shapes);
+  std::cout << fmt::format("graph: {} ({}), {} threads{}, inputs at batch {}: {}\n", o.graph,
+                           def.name, model.threads(), o.no_optimize ? ", unfused plan" : "",
+                           results.front().batch, shapes);
   std::cout << fmt::format("weights: {} ({:.1f} MB)\n", weights_label, weight_bytes / 1e6);
   std::cout << fmt::format(
       "cold start: {:.1f} ms = graph {:.1f} + weights {:.1f} + model {:.1f} + first run {:.1f} "
@@ -352,6 +355,9 @@ void add_bench_command(CLI::App& app) {
   bench->add_option("--trace", bopts.trace,
                     "Write a Chrome trace (chrome://tracing, Perfetto) of the median profiled run "
                     "of each batch size");
+  bench->add_flag("--no-optimize", bopts.no_optimize,
+                  "Measure the unfused plan (one kernel per node, direct algorithms, plain layouts "
+                  "between ops), to see what the optimizations give");
 }
 
 }  // namespace fg::cli

@@ -124,6 +124,7 @@ struct Options {
   int threads = 0;
   int top = 3;
   bool per_node = false;
+  bool no_optimize = false;
   std::string trace;
 };
 
@@ -243,7 +244,7 @@ int cmd_run() {
                              dtype_name(t.dtype()),
                              files.count(name) ? " from " + files[name] : " (synthetic)");
 
-  Model model(graph, std::move(weights), ModelOptions{opts.threads});
+  Model model(graph, std::move(weights), ModelOptions{opts.threads, !opts.no_optimize});
   std::map<std::string, Tensor> intermediates;
   RunOptions ro;
   if (!opts.dump_dir.empty()) ro.intermediates = &intermediates;
@@ -387,6 +388,10 @@ void add_commands(CLI::App& app) {
                 "oneDNN impl");
   run->add_option("--trace", opts.trace,
                   "Write a Chrome trace-event JSON (chrome://tracing, Perfetto) of a profiled run");
+  run->add_flag(
+      "--no-optimize", opts.no_optimize,
+      "Run the unfused plan: one kernel per node, direct algorithms, plain layouts between "
+      "ops, no folding (every node's output then exists for --dump-intermediates)");
   add_dims(run);
 
   add_bench_command(app);

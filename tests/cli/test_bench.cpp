@@ -145,6 +145,7 @@ TEST_CASE("bench --json follows the documented schema and its figures are consis
   CHECK(str(root, "graph_name") == "small");
   CHECK(str(root, "graph") == g);
   CHECK(num(root, "threads") == 1);
+  CHECK(need(root, "optimize").boolean);
   CHECK(num(root, "warmup") == 0);
   CHECK(num(root, "iterations") == 4);
   need(root, "weights");

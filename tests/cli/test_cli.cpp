@@ -105,6 +105,37 @@ TEST_CASE("dot output is accepted by Graphviz when it is installed") {
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("run --no-optimize dumps a conv's output that batch-norm folding hides") {
+  std::string dir = temp_dir("fold");
+  const std::string yaml = dir + "/bn.yaml";
+  {
+    std::ofstream f(yaml);
+    f << "name: bn\ninputs:\n  x: {shape: [9, 4]}\nnodes:\n"
+         "  - {name: c, op: conv1d, input: x, filters: 3, kernel_size: 2}\n"
+         "  - {name: bn, op: batch_normalization, input: c}\n"
+         "  - {name: g, op: global_average_pooling1d, input: bn}\n"
+         "outputs: [g]\n";
+  }
+  Result fused =
+      run("run " + yaml + " --output-dir " + dir + "/o1 --dump-intermediates " + dir + "/d1");
+  Result plain = run("run " + yaml + " --no-optimize --output-dir " + dir +
+                     "/o2 --dump-intermediates " + dir + "/d2");
+  CAPTURE(fused.out);
+  CAPTURE(plain.out);
+  CHECK(fused.code == 0);
+  CHECK(plain.code == 0);
+  CHECK_FALSE(std::filesystem::exists(dir + "/d1/c.npy"));  // folded: holds bn's values
+  CHECK(std::filesystem::exists(dir + "/d1/bn.npy"));
+  CHECK(std::filesystem::exists(dir + "/d2/c.npy"));
+  fg::Tensor a = fg::read_npy(dir + "/o1/g.npy", fg::DType::f32);
+  fg::Tensor b = fg::read_npy(dir + "/o2/g.npy", fg::DType::f32);
+  fg::test::check_close(a, fg::test::to_doubles(b), 1e-5, 1e-6);
+  Result bench = run("bench " + yaml + " --batch 1 --iterations 2 --warmup 0 --no-optimize");
+  CHECK(bench.code == 0);
+  CHECK(bench.out.find("unfused plan") != std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("init then run a small graph writes the outputs and prints the top classes") {
   std::string dir = temp_dir("run");
   const std::string yaml = dir + "/small.yaml";
