@@ -156,6 +156,12 @@ class Op {
   // no activation after them) and compile() applies a bias whenever ctx.channel_affine is set.
   // An optimizing plan then folds the map into those weights and skips the normalization.
   virtual bool accepts_channel_affine() const { return false; }
+  // Fusing a following activation node: true when compile() applies ctx.fused_activation (a
+  // Keras activation that is a oneDNN post-op) after everything else it computes.
+  virtual bool accepts_fused_activation() const { return false; }
+  // For an elementwise activation op: the Keras activation a producer can apply as a post-op
+  // in its place (relu, gelu, ...), or "" when it cannot be fused.
+  virtual std::string fused_activation() const { return ""; }
   // For an op that is y = x * scale[c] + shift[c] over the last axis (batch normalization at
   // inference): fills scale and shift from its weights (`ctx` as for compile) and returns true.
   virtual bool channel_affine(KernelContext& ctx, std::vector<float>& scale,

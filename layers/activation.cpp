@@ -69,6 +69,11 @@ class Activation final : public Op {
     return {ctx.input(0)};  // the mask passes on
   }
 
+  // What a producer can apply as its post-op (not the tanh form of gelu, not softmax & co.).
+  std::string fused_activation() const override {
+    return !approximate_ && activation_fuses(activation_) ? activation_ : "";
+  }
+
   bool supports_masking() const override { return true; }
 
   std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {

@@ -202,13 +202,16 @@ class Conv final : public Op {
     // channels gives the reference kernel. The kernel reorders its input when needed; a blocked
     // output is left to the plan (kept for consumers that accept it, else reordered to plain).
     // An activation that is not a post-op runs on the plain output afterwards.
-    const bool plain_dst = !activation_fuses(activation_);
+    // Its own activation, or the one of a following activation node the plan fused into it.
+    const std::string& activation =
+        ctx.fused_activation.empty() ? activation_ : ctx.fused_activation;
+    const bool plain_dst = !activation_fuses(activation);
     const memory::desc src_want(src_given.dims(), onednn::dt::f32, onednn::tag::any);
     const memory::desc dst_any =
         plain_dst ? dst_user : memory::desc(dst_user.dims(), onednn::dt::f32, onednn::tag::any);
 
     dnnl::post_ops ops;
-    onednn::append_activation(ops, activation_);
+    onednn::append_activation(ops, activation);
     dnnl::primitive_attr attr;
     attr.set_post_ops(ops);
     // Winograd F(4x4, 3x3) where it pays (see make_conv_pd): 3x3, stride 1, no dilation and at
@@ -235,9 +238,9 @@ class Conv final : public Op {
     std::vector<ConvPart> parts{{dnnl::convolution_forward(pd), weights, bias, pd.dst_desc(), 0}};
     // A blocked output stays blocked for consumers that accept it (the plan decides).
     if (pd.dst_desc() != dst_user) ctx.dst_descs.at(0) = pd.dst_desc();
-    auto activation = ActivationStep::make(activation_, ctx.dst_descs.at(0), ctx);
+    auto step = ActivationStep::make(activation, ctx.dst_descs.at(0), ctx);
     return std::make_unique<ConvKernel>(std::move(parts), onednn::impl_name(pd), pd.src_desc(),
-                                        std::move(activation));
+                                        std::move(step));
   }
 
   // The Winograd kernel, run one sample at a time: for some shapes oneDNN's scratchpad holds the
@@ -288,6 +291,7 @@ class Conv final : public Op {
   // A following batch normalization folds into the kernel and bias (the plan does it, through
   // ctx.weight()): only without a nonlinearity in between.
   bool accepts_channel_affine() const override { return activation_ == "linear"; }
+  bool accepts_fused_activation() const override { return activation_ == "linear"; }
 
  private:
   std::string op_name() const { return spatial_ == 1 ? "conv1d" : "conv2d"; }

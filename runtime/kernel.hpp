@@ -67,6 +67,9 @@ struct KernelContext {
   // and ctx.weight("bias") then return the folded tensors (kernel scaled along its last, output
   // axis; bias = bias * scale + shift), and the op must apply a bias even without use_bias.
   const ChannelAffine* channel_affine = nullptr;
+  // Set when the plan fused a following activation node into this op
+  // (Op::accepts_fused_activation): apply it last, as a post-op.
+  std::string fused_activation;
 
   // A weight as loaded (f32, Keras shape), e.g. weight("kernel").
   const Tensor& weight(const std::string& param) const;

@@ -157,8 +157,9 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
   // Batch normalization folded into the conv before it (optimized plans): the conv's kernel and
   // bias are scaled and shifted once, here, and the normalization runs no step of its own. Only
   // when the conv's output feeds nothing else, is not a graph output and has no mask.
-  std::vector<int> folded_into(graph.nodes().size(), -1);  // normalization -> its producer
-  std::map<int, ChannelAffine> affine_of;                  // producer -> the folded map
+  std::vector<int> folded_into(graph.nodes().size(), -1);       // folded node -> its producer
+  std::vector<std::string> folded_label(graph.nodes().size());  // "folded into <producer>"
+  std::map<int, ChannelAffine> affine_of;                       // producer -> the folded map
   for (size_t i = 0; optimize && i < graph.nodes().size(); ++i) {
     const CompiledNode& norm = graph.nodes()[i];
     if (!node_live[i] || norm.inputs.size() != 1 || norm.outputs.size() != 1) continue;
@@ -176,6 +177,27 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
     affine.from_node = norm.def->name;
     affine_of[p] = std::move(affine);
     folded_into[i] = p;
+    folded_label[i] = "folded into " + producer.def->name;
+  }
+  // An activation node right after an op that accepts one (or after a normalization folded into
+  // it) runs as that op's last post-op, on the same conditions.
+  std::map<int, std::string> activation_of;  // producer -> the fused activation
+  for (size_t i = 0; optimize && i < graph.nodes().size(); ++i) {
+    const CompiledNode& act = graph.nodes()[i];
+    if (!node_live[i] || act.inputs.size() != 1 || act.outputs.size() != 1) continue;
+    const std::string activation = act.op->fused_activation();
+    if (activation.empty()) continue;
+    const int t = act.inputs[0];
+    const int q = tensors[t].producer;
+    if (q < 0 || is_output[t] || types_[t].masked || consumers[t].size() != 1) continue;
+    const int p = folded_into[q] >= 0 ? folded_into[q] : q;
+    const CompiledNode& producer = graph.nodes()[p];
+    if (producer.outputs.size() != 1 || !producer.op->accepts_fused_activation() ||
+        activation_of.count(p))
+      continue;
+    activation_of[p] = activation;
+    folded_into[i] = p;
+    folded_label[i] = "fused into " + producer.def->name;
   }
 
   std::function<bool(int)> stays_blocked = [&](int t) {
@@ -203,13 +225,14 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
       Step folded;
       folded.node = static_cast<int>(i);
       folded.name = def.name;
-      folded.kernel =
-          std::make_shared<ViewKernel>("folded into " + graph.nodes()[folded_into[i]].def->name);
+      folded.kernel = std::make_shared<ViewKernel>(folded_label[i]);
       folded.srcs = {tensor_buffer_[in]};
       folded.dsts = {b};
       folded.src_masks = {-1};
       folded.dst_masks = {-1};
-      folded.out_tensors = {t};
+      // Its bytes are final only when no later node is folded into the same producer.
+      const bool last = consumers[t].size() != 1 || folded_into[consumers[t][0]] != folded_into[i];
+      if (last) folded.out_tensors = {t};
       steps_.push_back(std::move(folded));
       step_flops_.push_back(0);
       continue;
@@ -273,6 +296,11 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
     kctx.threads = threads_;
     kctx.optimize = optimize;
     if (affine != affine_of.end()) kctx.channel_affine = &affine->second;
+    const auto fused = activation_of.find(static_cast<int>(i));
+    if (fused != activation_of.end()) kctx.fused_activation = fused->second;
+    // A producer with nodes folded into it holds their result: its own output is not reported
+    // as an intermediate.
+    const bool holds_folded = affine != affine_of.end() || fused != activation_of.end();
     kctx.weight_cache = &cache;
     kctx.weight_lookup = &lookup;
     std::function<void(const std::string&)> done = [&](const std::string& param) {
@@ -342,14 +370,12 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
         conv.kernel = reorder;
         conv.srcs = {b};
         conv.dsts = {pb};
-        if (affine == affine_of.end()) conv.out_tensors = {t};
+        if (!holds_folded) conv.out_tensors = {t};
         after.push_back(std::move(conv));
         tensor_buffer_[t] = pb;
       } else {
         tensor_buffer_[t] = b;
-        // A producer with a normalization folded in holds the normalized values: its own output
-        // is not reported as an intermediate.
-        if (affine == affine_of.end()) step.out_tensors.push_back(t);
+        if (!holds_folded) step.out_tensors.push_back(t);
       }
       // Masks: produced here, or passed on from the first masked input.
       if (types_[t].masked) {

@@ -1,6 +1,7 @@
-// Batch normalization folded into the conv before it (optimized plans): same numbers as the
-// unfused plan, only where the fold is exact (no activation between, the conv's output feeds
-// nothing else), with and without a conv bias, on the Winograd and direct paths.
+// Batch normalization folded into the conv before it and activation nodes fused as its post-op
+// (optimized plans): same numbers as the unfused plan, only where that is exact (no activation
+// between conv and normalization, the conv's output feeds nothing else), with and without a conv
+// bias, on the Winograd and direct paths.
 #include <doctest/doctest.h>
 
 #include "framework/compiler.hpp"
@@ -25,12 +26,19 @@ nodes:
   - {name: g1, op: global_average_pooling2d, input: bn2}
   - {name: c3, op: conv1d, input: signal, filters: 13, kernel_size: 3}
   - {name: bn3, op: batch_normalization, input: c3, center: false, epsilon: 0.01}
-  - {name: g3, op: global_max_pooling1d, input: bn3}
+  - {name: act3, op: activation, input: bn3, activation: tanh}
+  - {name: g3, op: global_max_pooling1d, input: act3}
+  - {name: c5, op: conv1d, input: signal, filters: 4, kernel_size: 3}
+  - {name: act5, op: activation, input: c5, activation: softmax}
+  - {name: g6, op: global_max_pooling1d, input: act5}
+  - {name: c6, op: conv1d, input: signal, filters: 4, kernel_size: 3}
+  - {name: act6, op: activation, input: c6, activation: gelu}
+  - {name: g7, op: global_max_pooling1d, input: act6}
   - {name: c4, op: conv1d, input: signal, filters: 5, kernel_size: 2}
   - {name: bn4, op: batch_normalization, input: c4}
   - {name: g4, op: global_max_pooling1d, input: c4}
   - {name: g5, op: global_max_pooling1d, input: bn4}
-  - {name: out, op: concatenate, inputs: [g1, g3, g4, g5]}
+  - {name: out, op: concatenate, inputs: [g1, g3, g4, g5, g6, g7]}
 outputs: [out]
 )";
 
@@ -42,7 +50,7 @@ std::string impl_of(const fg::Plan& plan, const std::string& node) {
 
 }  // namespace
 
-TEST_CASE("batch normalization folds into the conv before it and changes no numbers") {
+TEST_CASE("batch norm and activation nodes fold into the conv before them, same numbers") {
   auto graph = std::make_shared<fg::CompiledGraph>(
       fg::compile_graph(fg::load_graph_string(kGraph, "bn.yaml"), fg::OpRegistry::builtins()));
   fg::WeightStore weights = fg::WeightStore::initialize(*graph, 5);
@@ -80,14 +88,22 @@ TEST_CASE("batch normalization folds into the conv before it and changes no numb
       REQUIRE(b.count(name));
       fg::test::check_close(t, fg::test::to_doubles(b.at(name)), 1e-4, 1e-5);
     }
-    // A folded conv's own output no longer exists (it holds the normalized values).
+    // A folded conv's own output no longer exists (it holds the normalized values), nor does a
+    // normalization's when an activation is fused after it.
     CHECK(a.count("c1") == 0);
     CHECK(a.count("c3") == 0);
+    CHECK(a.count("bn1") == 0);
+    CHECK(a.count("act1") == 1);
     CHECK(b.count("c1") == 1);
+    CHECK(b.count("bn1") == 1);
   }
   auto plan = optimized.plan_for({{1, 13, 17, 16}, {1, 29, 3}});
   CHECK(impl_of(*plan, "bn1") == "folded into c1");
   CHECK(impl_of(*plan, "bn3") == "folded into c3");
+  CHECK(impl_of(*plan, "act1") == "fused into c1");
+  CHECK(impl_of(*plan, "act3") == "fused into c3");
+  CHECK(impl_of(*plan, "act6") == "fused into c6");
+  CHECK(impl_of(*plan, "act5").rfind("fused", 0) != 0);  // softmax: not a post-op
   // relu between conv and normalization, or a conv output read twice: not folded.
   CHECK(impl_of(*plan, "bn2").rfind("folded", 0) != 0);
   CHECK(impl_of(*plan, "bn4").rfind("folded", 0) != 0);
