@@ -132,8 +132,7 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
       for (int t : n.inputs) live[t] = true;
   }
 
-  // A tensor a kernel writes in a blocked layout stays so when it is not a graph output, has no
-  // mask and every live consumer accepts blocked inputs (Op::accepts_blocked_inputs).
+  // Each tensor's live consumers, and which tensors are graph outputs.
   std::vector<std::vector<int>> consumers(tensors.size());
   for (size_t i = 0; i < graph.nodes().size(); ++i)
     if (node_live[i])
@@ -200,6 +199,9 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
     folded_label[i] = "fused into " + producer.def->name;
   }
 
+  // A tensor a kernel writes in a blocked layout stays so when it is not a graph output, has no
+  // mask and every live consumer accepts blocked inputs (Op::accepts_blocked_inputs), looking
+  // through nodes folded into its producer.
   std::function<bool(int)> stays_blocked = [&](int t) {
     if (is_output[t] || types_[t].masked || consumers[t].empty()) return false;
     for (int c : consumers[t]) {
