@@ -108,17 +108,33 @@ class GlobalPooling final : public Op {
   }
 
   bool supports_masking() const override { return spatial_ == 1 && !max_; }
+  bool accepts_blocked_inputs() const override { return true; }
 
   std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
     const TensorType& in = ctx.inputs.at(0);
-    if (ctx.src_descs.at(0) != onednn::plain_desc(in))
-      throw ctx.error("internal: global pooling expects its input in the plain layout");
-    const memory::desc src = onednn::channels_first_view(in.shape);
+    memory::desc src = onednn::channels_first_view(in.shape);
     // [batch, 1..., channels]: the same bytes as the [batch, channels] (or keepdims) output.
     Dims out_shape{in.shape[0]};
     for (int i = 0; i < spatial_; ++i) out_shape.push_back(1);
     out_shape.push_back(in.shape.back());
-    const memory::desc dst = onednn::channels_first_view(out_shape);
+    memory::desc dst = onednn::channels_first_view(out_shape);
+    if (ctx.src_descs.at(0) != onednn::plain_desc(in)) {
+      // A producer's blocked layout (after a conv chain): pooled in that layout, whose
+      // {N, C, 1...} output is the plain [N, C] bytes when the channels fill whole blocks. Else
+      // the plan reorders the input to plain first.
+      const memory::desc& given = ctx.src_descs[0];
+      const bool two_d = spatial_ == 2;
+      for (auto [tag, block] :
+           {two_d ? std::pair{onednn::tag::aBcd16b, 16} : std::pair{onednn::tag::aBc16b, 16},
+            two_d ? std::pair{onednn::tag::aBcd8b, 8} : std::pair{onednn::tag::aBc8b, 8}}) {
+        if (given == memory::desc(given.dims(), onednn::dt::f32, tag) &&
+            in.shape.back() % block == 0) {
+          src = given;
+          dst = memory::desc(dst.dims(), onednn::dt::f32, tag);
+        }
+      }
+      if (src != given) ctx.src_descs[0] = src;  // not such a layout: plain, reordered before
+    }
     onednn::WindowGeometry g;
     memory::dims kernel;
     for (int i = 1; i <= spatial_; ++i) {

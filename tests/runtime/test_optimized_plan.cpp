@@ -71,3 +71,46 @@ TEST_CASE("optimized and unfused plans agree on the reference graph, node by nod
   // primitive scratchpad (Winograd's is large).
   CHECK(p_fast->arena_bytes() <= p_plain->arena_bytes() + p_fast->scratchpad_bytes());
 }
+
+TEST_CASE("global pooling reads a conv chain's blocked layout; optimized and unfused agree") {
+  const char* yaml = R"(name: gp
+inputs:
+  x: {shape: [11, 13, 16]}
+  s: {shape: [37, 16]}
+nodes:
+  - {name: a, op: conv2d, input: x, filters: 32, kernel_size: 3, activation: relu}
+  - {name: ga, op: global_average_pooling2d, input: a}
+  - {name: b, op: conv2d, input: x, filters: 20, kernel_size: 3}
+  - {name: gb, op: global_max_pooling2d, input: b}
+  - {name: c, op: conv1d, input: s, filters: 16, kernel_size: 3}
+  - {name: pc, op: max_pooling1d, input: c}
+  - {name: gc, op: global_average_pooling1d, input: pc, keepdims: true}
+  - {name: out, op: concatenate, inputs: [ga, gb], axis: -1}
+outputs: [out, gc]
+)";
+  auto graph = std::make_shared<fg::CompiledGraph>(
+      fg::compile_graph(fg::load_graph_string(yaml, "gp.yaml"), fg::OpRegistry::builtins()));
+  fg::WeightStore weights = fg::WeightStore::initialize(*graph, 11);
+  fg::ModelOptions plain;
+  plain.optimize = false;
+  fg::Model optimized(graph, weights), unfused(graph, weights, plain);
+  for (int64_t batch : {1, 2}) {
+    CAPTURE(batch);
+    std::map<std::string, fg::Tensor> inputs{
+        {"x", fg::test::random_tensor({batch, 11, 13, 16}, 21)},
+        {"s", fg::test::random_tensor({batch, 37, 16}, 22)}};
+    auto got = optimized.run(inputs);
+    auto want = unfused.run(inputs);
+    for (const char* name : {"out", "gc"}) {
+      CAPTURE(name);
+      fg::test::check_shape(got.at(name), want.at(name).shape());
+      fg::test::check_close(got.at(name), fg::test::to_doubles(want.at(name)), 1e-4, 1e-5);
+    }
+  }
+  // 32 channels fill whole blocks: no conversion to plain between the conv and its pooling.
+  auto p = optimized.plan_for({{1, 11, 13, 16}, {1, 37, 16}});
+  for (const auto& s : p->steps()) {
+    CHECK(s.name != "a/to_plain");
+    CHECK(s.name != "c/to_plain");
+  }
+}
