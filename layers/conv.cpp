@@ -230,12 +230,7 @@ class Conv final : public Op {
     ctx.add_scratchpad(pd);
     // The input in the primitive's layout: the plan reorders it before this step if needed.
     if (pd.src_desc() != src_given) ctx.src_descs.at(0) = pd.src_desc();
-    memory weights = ctx.weight_memory(
-        "kernel", onednn::keras_conv_kernel_desc(ctx.weight("kernel").shape()), pd.weights_desc());
-    std::optional<memory> bias;
-    if (biased(ctx))
-      bias = ctx.weight_memory("bias", onednn::plain_desc(Dims{filters_}), pd.bias_desc());
-    std::vector<ConvPart> parts{{dnnl::convolution_forward(pd), weights, bias, pd.dst_desc(), 0}};
+    std::vector<ConvPart> parts{whole_part(ctx, pd)};
     // A blocked output stays blocked for consumers that accept it (the plan decides).
     if (pd.dst_desc() != dst_user) ctx.dst_descs.at(0) = pd.dst_desc();
     auto step = ActivationStep::make(activation, ctx.dst_descs.at(0), ctx);
@@ -270,13 +265,7 @@ class Conv final : public Op {
     std::vector<ConvPart> parts = split_parts(ctx, pd, bias_desc, g, attr);
     if (parts.empty()) {
       ctx.add_scratchpad(pd);
-      memory weights =
-          ctx.weight_memory("kernel", onednn::keras_conv_kernel_desc(ctx.weight("kernel").shape()),
-                            pd.weights_desc());
-      std::optional<memory> bias;
-      if (biased(ctx))
-        bias = ctx.weight_memory("bias", onednn::plain_desc(Dims{filters_}), pd.bias_desc());
-      parts.push_back({dnnl::convolution_forward(pd), weights, bias, pd.dst_desc(), 0});
+      parts.push_back(whole_part(ctx, pd));
     }
     const memory::desc src = blocked(src_given.dims()), dst = blocked(dst_user.dims());
     if (src != src_given) ctx.src_descs.at(0) = src;
@@ -295,6 +284,17 @@ class Conv final : public Op {
 
  private:
   std::string op_name() const { return spatial_ == 1 ? "conv1d" : "conv2d"; }
+
+  // The conv as one primitive writing every output channel, its weights reordered once.
+  ConvPart whole_part(KernelContext& ctx,
+                      const dnnl::convolution_forward::primitive_desc& pd) const {
+    memory weights = ctx.weight_memory(
+        "kernel", onednn::keras_conv_kernel_desc(ctx.weight("kernel").shape()), pd.weights_desc());
+    std::optional<memory> bias;
+    if (biased(ctx))
+      bias = ctx.weight_memory("bias", onednn::plain_desc(Dims{filters_}), pd.bias_desc());
+    return {dnnl::convolution_forward(pd), weights, bias, pd.dst_desc(), 0};
+  }
 
   // A bias of its own, or one a fused batch normalization brings (see accepts_channel_affine).
   bool biased(const KernelContext& ctx) const { return use_bias_ || ctx.channel_affine != nullptr; }

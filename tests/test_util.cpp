@@ -104,6 +104,17 @@ void check_shape(const Tensor& got, const Dims& want) {
                 fmt::format("shape {} != {}", format_shape(got.shape()), format_shape(want)));
 }
 
+std::shared_ptr<CompiledGraph> compile_yaml(const std::string& yaml, const std::string& file) {
+  return std::make_shared<CompiledGraph>(
+      compile_graph(load_graph_string(yaml, file), OpRegistry::builtins()));
+}
+
+std::string step_impl(const Plan& plan, const std::string& step) {
+  for (const auto& s : plan.steps())
+    if (s.name == step) return s.kernel->impl_info();
+  return "no step " + step;
+}
+
 std::string compile_error(const std::string& yaml, const std::string& file) {
   try {
     auto def = load_graph_string(yaml, file);

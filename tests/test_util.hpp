@@ -9,7 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "framework/compiler.hpp"
 #include "framework/error.hpp"
+#include "runtime/plan.hpp"
 #include "runtime/tensor.hpp"
 
 namespace fg::test {
@@ -33,6 +35,12 @@ std::map<std::string, Tensor> run_yaml(const std::string& yaml,
 void check_close(const Tensor& got, const std::vector<double>& want, double rtol = 1e-5,
                  double atol = 1e-5);
 void check_shape(const Tensor& got, const Dims& want);
+
+// The YAML text compiled with the built-in ops (throws fg::Error like the library).
+std::shared_ptr<CompiledGraph> compile_yaml(const std::string& yaml,
+                                            const std::string& file = "test.yaml");
+// impl_info() of the plan step named `step` (a node, or "<node>/to_plain" ...), or "no step X".
+std::string step_impl(const Plan& plan, const std::string& step);
 
 // The message of the fg::Error that compiling this YAML throws, or "" if it compiles.
 std::string compile_error(const std::string& yaml, const std::string& file = "test.yaml");

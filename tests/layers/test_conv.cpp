@@ -146,14 +146,11 @@ outputs: [c]
 
 // The implementation(s) the plan for `shape` runs for node "c" of `yaml`.
 std::string impl_of_c(const std::string& yaml, const Dims& shape, bool optimize = true) {
-  auto graph = std::make_shared<fg::CompiledGraph>(
-      fg::compile_graph(fg::load_graph_string(yaml, "t.yaml"), fg::OpRegistry::builtins()));
+  auto graph = fg::test::compile_yaml(yaml);
   fg::ModelOptions options;
   options.optimize = optimize;
   fg::Model model(graph, fg::WeightStore::initialize(*graph, 1), options);
-  for (const auto& step : model.plan_for({shape})->steps())
-    if (step.name == "c") return step.kernel->impl_info();
-  return "no step c";
+  return fg::test::step_impl(*model.plan_for({shape}), "c");
 }
 
 }  // namespace

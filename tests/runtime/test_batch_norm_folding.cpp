@@ -4,8 +4,6 @@
 // bias, on the Winograd and direct paths.
 #include <doctest/doctest.h>
 
-#include "framework/compiler.hpp"
-#include "framework/yaml_loader.hpp"
 #include "runtime/model.hpp"
 #include "runtime/plan.hpp"
 #include "tests/test_util.hpp"
@@ -42,17 +40,10 @@ nodes:
 outputs: [out]
 )";
 
-std::string impl_of(const fg::Plan& plan, const std::string& node) {
-  for (const auto& s : plan.steps())
-    if (s.name == node) return s.kernel->impl_info();
-  return "no step " + node;
-}
-
 }  // namespace
 
 TEST_CASE("batch norm and activation nodes fold into the conv before them, same numbers") {
-  auto graph = std::make_shared<fg::CompiledGraph>(
-      fg::compile_graph(fg::load_graph_string(kGraph, "bn.yaml"), fg::OpRegistry::builtins()));
+  auto graph = fg::test::compile_yaml(kGraph, "bn.yaml");
   fg::WeightStore weights = fg::WeightStore::initialize(*graph, 5);
   // Statistics far from the identity, so a wrong fold shows.
   uint64_t seed = 50;
@@ -98,15 +89,15 @@ TEST_CASE("batch norm and activation nodes fold into the conv before them, same 
     CHECK(b.count("bn1") == 1);
   }
   auto plan = optimized.plan_for({{1, 13, 17, 16}, {1, 29, 3}});
-  CHECK(impl_of(*plan, "bn1") == "folded into c1");
-  CHECK(impl_of(*plan, "bn3") == "folded into c3");
-  CHECK(impl_of(*plan, "act1") == "fused into c1");
-  CHECK(impl_of(*plan, "act3") == "fused into c3");
-  CHECK(impl_of(*plan, "act6") == "fused into c6");
-  CHECK(impl_of(*plan, "act5").rfind("fused", 0) != 0);  // softmax: not a post-op
+  CHECK(fg::test::step_impl(*plan, "bn1") == "folded into c1");
+  CHECK(fg::test::step_impl(*plan, "bn3") == "folded into c3");
+  CHECK(fg::test::step_impl(*plan, "act1") == "fused into c1");
+  CHECK(fg::test::step_impl(*plan, "act3") == "fused into c3");
+  CHECK(fg::test::step_impl(*plan, "act6") == "fused into c6");
+  CHECK(fg::test::step_impl(*plan, "act5").rfind("fused", 0) != 0);  // softmax: not a post-op
   // relu between conv and normalization, or a conv output read twice: not folded.
-  CHECK(impl_of(*plan, "bn2").rfind("folded", 0) != 0);
-  CHECK(impl_of(*plan, "bn4").rfind("folded", 0) != 0);
+  CHECK(fg::test::step_impl(*plan, "bn2").rfind("folded", 0) != 0);
+  CHECK(fg::test::step_impl(*plan, "bn4").rfind("folded", 0) != 0);
   auto plain = unfused.plan_for({{1, 13, 17, 16}, {1, 29, 3}});
-  CHECK(impl_of(*plain, "bn1").rfind("folded", 0) != 0);
+  CHECK(fg::test::step_impl(*plain, "bn1").rfind("folded", 0) != 0);
 }
