@@ -3,7 +3,7 @@
 #
 #   cmake --install build --prefix /opt/fusiongraph
 #     include/fusiongraph/fusiongraph.hpp, extension.hpp   the public headers
-#     include/fusiongraph/{framework,runtime}/...         the internal headers they include
+#     include/fusiongraph/{framework,kernels,engine}/... the internal headers they include
 #     lib/libfusiongraph.a                                 the library (static by default)
 #     lib/cmake/FusionGraph/                               FusionGraphConfig.cmake, version, targets
 #     bin/graph-runner
@@ -13,12 +13,12 @@ include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
 # <fusiongraph/fusiongraph.hpp> from include/; the internal headers keep their "framework/..."
-# and "runtime/..." paths, installed under include/fusiongraph/.
+# , "kernels/..." and "engine/..." paths, installed under include/fusiongraph/.
 target_include_directories(fusiongraph PUBLIC
   $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>
   $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>
   $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}/fusiongraph>)
-set_source_files_properties(${PROJECT_SOURCE_DIR}/runtime/session.cpp PROPERTIES
+set_source_files_properties(${PROJECT_SOURCE_DIR}/engine/session.cpp PROPERTIES
   COMPILE_DEFINITIONS "FG_VERSION=\"${PROJECT_VERSION}\"")
 if(FG_SANITIZE)
   # an instrumented static library needs the sanitizer runtimes wherever it is linked
@@ -30,8 +30,8 @@ endif()
 set(FG_INSTALL_HEADERS
   framework/compiler.hpp framework/error.hpp framework/graph_def.hpp framework/op.hpp
   framework/registry.hpp framework/shape.hpp framework/summary.hpp
-  runtime/kernel.hpp runtime/model.hpp runtime/npy.hpp runtime/tensor.hpp runtime/weights.hpp
-  runtime/onednn/onednn.hpp)
+  kernels/kernel.hpp engine/model.hpp engine/npy.hpp kernels/tensor.hpp engine/weights.hpp
+  kernels/onednn/onednn.hpp)
 install(FILES include/fusiongraph/fusiongraph.hpp include/fusiongraph/extension.hpp
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/fusiongraph)
 foreach(header ${FG_INSTALL_HEADERS})

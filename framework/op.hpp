@@ -4,7 +4,7 @@
 //   infer    pure shape/dtype inference and validation, on possibly-dynamic shapes; throws
 //   fg::Error; compile  for concrete shapes, builds a Kernel (oneDNN primitives, reordered weights)
 //   that the
-//            runtime executes. See runtime/kernel.hpp.
+//            runtime executes. See kernels/kernel.hpp.
 // Ops also declare their weights (Keras names and shapes) and their FLOPs.
 #pragma once
 

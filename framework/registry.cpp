@@ -22,10 +22,4 @@ std::vector<std::string> OpRegistry::names() const {
   return out;
 }
 
-OpRegistry OpRegistry::builtins() {
-  OpRegistry r;
-  register_builtin_ops(r);
-  return r;
-}
-
 }  // namespace fg

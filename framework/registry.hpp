@@ -1,6 +1,6 @@
-// The op registry: op name -> factory. Built-in ops are listed, one line each, in
-// layers/registry.cpp (register_builtin_ops); code outside the core adds its own ops to a
-// registry through the same interface. No static initialisers.
+// The op registry: op name -> factory. The framework knows no op: the built-in ops are listed,
+// one line each, in layers/registry.cpp (fg::builtin_ops(), layers/registry.hpp); code outside
+// the core adds its own ops to a registry through the same interface. No static initialisers.
 #pragma once
 
 #include <functional>
@@ -26,14 +26,8 @@ class OpRegistry {
   const OpInfo* find(const std::string& name) const;
   std::vector<std::string> names() const;
 
-  // A registry holding every built-in op (a fresh copy each call; cheap).
-  static OpRegistry builtins();
-
  private:
   std::map<std::string, OpInfo> ops_;
 };
-
-// Defined in layers/registry.cpp.
-void register_builtin_ops(OpRegistry& registry);
 
 }  // namespace fg

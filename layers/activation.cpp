@@ -6,10 +6,10 @@
 #include <algorithm>
 #include <cmath>
 
-#include "layers/activation_util.hpp"
+#include "layers/activation_step.hpp"
 #include "layers/builtin_ops.hpp"
-#include "runtime/kernel.hpp"
-#include "runtime/onednn/onednn.hpp"
+#include "kernels/kernel.hpp"
+#include "kernels/onednn/onednn.hpp"
 
 namespace fg::layers {
 namespace {

@@ -3,8 +3,8 @@
 #include <fmt/format.h>
 
 #include "layers/builtin_ops.hpp"
-#include "runtime/kernel.hpp"
-#include "runtime/onednn/onednn.hpp"
+#include "kernels/kernel.hpp"
+#include "kernels/onednn/onednn.hpp"
 
 namespace fg::layers {
 namespace {

@@ -13,8 +13,8 @@
 
 #include "layers/builtin_ops.hpp"
 #include "layers/fusion_steps.hpp"
-#include "runtime/kernel.hpp"
-#include "runtime/onednn/onednn.hpp"
+#include "kernels/kernel.hpp"
+#include "kernels/onednn/onednn.hpp"
 
 namespace fg::layers {
 namespace {

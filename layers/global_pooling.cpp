@@ -7,9 +7,9 @@
 #include <vector>
 
 #include "layers/builtin_ops.hpp"
-#include "layers/window_util.hpp"
-#include "runtime/kernel.hpp"
-#include "runtime/onednn/onednn.hpp"
+#include "layers/window_geometry.hpp"
+#include "kernels/kernel.hpp"
+#include "kernels/onednn/onednn.hpp"
 
 namespace fg::layers {
 namespace {

@@ -2,8 +2,8 @@
 // oneDNN's linear-before-reset GRU, reset_after=False to the vanilla GRU.
 // See docs/ops/recurrent_embedding.md.
 #include "layers/builtin_ops.hpp"
-#include "layers/recurrent_util.hpp"
-#include "runtime/kernel.hpp"
+#include "layers/recurrent.hpp"
+#include "kernels/kernel.hpp"
 
 namespace fg::layers {
 namespace {

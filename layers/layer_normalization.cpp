@@ -10,8 +10,8 @@
 #include <cmath>
 
 #include "layers/builtin_ops.hpp"
-#include "runtime/kernel.hpp"
-#include "runtime/onednn/onednn.hpp"
+#include "kernels/kernel.hpp"
+#include "kernels/onednn/onednn.hpp"
 
 namespace fg::layers {
 namespace {

@@ -1,8 +1,8 @@
 // keras.layers.LSTM: one layer, left to right, zero initial state. See
 // docs/ops/recurrent_embedding.md.
 #include "layers/builtin_ops.hpp"
-#include "layers/recurrent_util.hpp"
-#include "runtime/kernel.hpp"
+#include "layers/recurrent.hpp"
+#include "kernels/kernel.hpp"
 
 namespace fg::layers {
 namespace {

@@ -8,8 +8,8 @@
 #include <algorithm>
 
 #include "layers/builtin_ops.hpp"
-#include "runtime/kernel.hpp"
-#include "runtime/onednn/onednn.hpp"
+#include "kernels/kernel.hpp"
+#include "kernels/onednn/onednn.hpp"
 
 namespace fg::layers {
 namespace {

@@ -1,6 +1,6 @@
 // The built-in ops, one line each. Ops registered from outside the core use OpRegistry::add the
 // same way (see docs/extending.md).
-#include "framework/registry.hpp"
+#include "layers/registry.hpp"
 
 #include "layers/builtin_ops.hpp"
 
@@ -53,6 +53,12 @@ void register_builtin_ops(OpRegistry& registry) {
   registry.add(layers::tensor_fusion_op());
   registry.add(layers::low_rank_fusion_op());
   registry.add(layers::cross_attention_op());
+}
+
+OpRegistry builtin_ops() {
+  OpRegistry registry;
+  register_builtin_ops(registry);
+  return registry;
 }
 
 }  // namespace fg

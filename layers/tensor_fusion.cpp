@@ -11,8 +11,8 @@
 #include <limits>
 
 #include "layers/builtin_ops.hpp"
-#include "runtime/kernel.hpp"
-#include "runtime/onednn/onednn.hpp"
+#include "kernels/kernel.hpp"
+#include "kernels/onednn/onednn.hpp"
 
 namespace fg::layers {
 namespace {

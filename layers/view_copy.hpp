@@ -3,8 +3,8 @@
 // outputs instead (Op::is_view), and then this kernel does not run.
 #pragma once
 
-#include "runtime/kernel.hpp"
-#include "runtime/onednn/onednn.hpp"
+#include "kernels/kernel.hpp"
+#include "kernels/onednn/onednn.hpp"
 
 namespace fg::layers {
 

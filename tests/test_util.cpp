@@ -6,7 +6,8 @@
 
 #include "framework/compiler.hpp"
 #include "framework/yaml_loader.hpp"
-#include "runtime/model.hpp"
+#include "engine/model.hpp"
+#include "layers/registry.hpp"
 
 namespace fg::test {
 
@@ -67,7 +68,7 @@ std::map<std::string, Tensor> run_yaml(const std::string& yaml,
                                        const std::map<std::string, Tensor>& inputs,
                                        const std::map<std::string, Tensor>& weights, int threads) {
   auto def = load_graph_string(yaml, "test.yaml");
-  auto graph = std::make_shared<CompiledGraph>(compile_graph(def, OpRegistry::builtins()));
+  auto graph = std::make_shared<CompiledGraph>(compile_graph(def, builtin_ops()));
   WeightStore store;
   for (const auto& [key, t] : weights) store.set(key, t);
   Model model(graph, std::move(store), ModelOptions{threads});
@@ -106,7 +107,7 @@ void check_shape(const Tensor& got, const Dims& want) {
 
 std::shared_ptr<CompiledGraph> compile_yaml(const std::string& yaml, const std::string& file) {
   return std::make_shared<CompiledGraph>(
-      compile_graph(load_graph_string(yaml, file), OpRegistry::builtins()));
+      compile_graph(load_graph_string(yaml, file), builtin_ops()));
 }
 
 std::string step_impl(const Plan& plan, const std::string& step) {
@@ -118,7 +119,7 @@ std::string step_impl(const Plan& plan, const std::string& step) {
 std::string compile_error(const std::string& yaml, const std::string& file) {
   try {
     auto def = load_graph_string(yaml, file);
-    compile_graph(def, OpRegistry::builtins());
+    compile_graph(def, builtin_ops());
   } catch (const Error& e) {
     return e.what();
   }

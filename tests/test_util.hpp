@@ -11,8 +11,8 @@
 
 #include "framework/compiler.hpp"
 #include "framework/error.hpp"
-#include "runtime/plan.hpp"
-#include "runtime/tensor.hpp"
+#include "engine/plan.hpp"
+#include "kernels/tensor.hpp"
 
 namespace fg::test {
 

@@ -197,7 +197,7 @@ double worst(const fg::Tensor& got, const std::vector<double>& want) {
 }
 
 int run(const std::string& path) {
-  fg::OpRegistry ops = fg::OpRegistry::builtins();
+  fg::OpRegistry ops = fg::builtin_ops();
   ops.add(max_fusion_op());
 
   // Weights with non-zero biases, in Keras shapes, keyed "<node>.<param>".

@@ -4,7 +4,7 @@
 //   class MyOp final : public fg::Op { parse / infer / weights / flops_per_sample / compile };
 //   fg::OpInfo my_op() { return {"my_op", [] { return std::make_unique<MyOp>(); }, "..."}; }
 //
-//   fg::OpRegistry ops = fg::OpRegistry::builtins();
+//   fg::OpRegistry ops = fg::builtin_ops();
 //   ops.add(my_op());
 //   fg::CompileOptions options;
 //   options.ops = &ops;
@@ -13,11 +13,12 @@
 // Contents:
 //   framework/op.hpp         Op, AttrReader (attributes, errors at the YAML value), InferContext
 //                            (input types, input_error / attr_error / expect_*), WeightSpec, Init
-//   framework/registry.hpp   OpInfo, OpRegistry (builtins(), add, find, names)
+//   framework/registry.hpp   OpInfo, OpRegistry (add, find, names); fg::builtin_ops() is in
+//                            fusiongraph.hpp
 //   framework/shape.hpp      TensorType, Dims, kDynamic, format_shape, dim_mul / dim_add
-//   runtime/kernel.hpp       Kernel, KernelContext (weights, weight_memory, constant, temps,
+//   kernels/kernel.hpp       Kernel, KernelContext (weights, weight_memory, constant, temps,
 //                            add_scratchpad), ExecContext, execute_primitive, PrimitiveKernel
-//   runtime/onednn/onednn.hpp  the oneDNN 2.x adapter: plain_desc, make_attr, impl_name, and
+//   kernels/onednn/onednn.hpp  the oneDNN 2.x adapter: plain_desc, make_attr, impl_name, and
 //                            primitive-descriptor helpers (inner product, matmul, conv, pooling,
 //                            binary, concat, eltwise, softmax, normalization, rnn)
 #pragma once
@@ -26,5 +27,5 @@
 #include "framework/registry.hpp"
 #include "framework/shape.hpp"
 #include "fusiongraph.hpp"
-#include "runtime/kernel.hpp"
-#include "runtime/onednn/onednn.hpp"
+#include "kernels/kernel.hpp"
+#include "kernels/onednn/onednn.hpp"

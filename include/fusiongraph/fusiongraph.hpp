@@ -25,16 +25,16 @@
 #include "framework/registry.hpp"
 #include "framework/shape.hpp"
 #include "framework/summary.hpp"
-#include "runtime/model.hpp"
-#include "runtime/npy.hpp"
-#include "runtime/tensor.hpp"
-#include "runtime/weights.hpp"
+#include "engine/model.hpp"
+#include "engine/npy.hpp"
+#include "kernels/tensor.hpp"
+#include "engine/weights.hpp"
 
 namespace fg {
 
 struct CompileOptions {
-  // The ops the graph may use; nullptr means the built-ins (OpRegistry::builtins()). To add
-  // custom ops: `OpRegistry ops = OpRegistry::builtins(); ops.add(my_op());` and point this at
+  // The ops the graph may use; nullptr means the built-ins (builtin_ops()). To add
+  // custom ops: `OpRegistry ops = builtin_ops(); ops.add(my_op());` and point this at
   // it (it is only used during compilation; it need not outlive the Session).
   const OpRegistry* ops = nullptr;
   // OpenMP threads for the primitives and plain loops; 0 = all cores.
@@ -102,6 +102,10 @@ Session load_string(const std::string& yaml, const CompileOptions& options = {},
 Tensor tensor_f32(const Dims& shape, const std::vector<float>& values);
 Tensor tensor_i32(const Dims& shape, const std::vector<int32_t>& values);
 std::vector<float> to_floats(const Tensor& tensor);  // int32 tensors are converted
+
+// A registry holding every built-in op (a fresh copy each call; cheap): the start of a registry
+// with custom ops. Defined with the ops, in layers/registry.cpp.
+OpRegistry builtin_ops();
 
 // The library version, e.g. "0.1.0" (the CMake project version it was built with).
 const char* version();

@@ -266,7 +266,7 @@ TEST_CASE("api custom op through a registry") {
   CHECK(error_of([&] { fg::load_string(yaml, {}); }).find("unknown op 'scale'") !=
         std::string::npos);
 
-  fg::OpRegistry ops = fg::OpRegistry::builtins();
+  fg::OpRegistry ops = fg::builtin_ops();
   ops.add(scale_op());
   CHECK(ops.find("scale") != nullptr);
   CHECK(ops.find("dense") != nullptr);

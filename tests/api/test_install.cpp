@@ -52,7 +52,7 @@ TEST_CASE("install the package and build examples/custom_fusion against it") {
   CHECK(fs::exists(prefix / "lib/cmake/FusionGraph/FusionGraphConfig.cmake"));
   CHECK(fs::exists(prefix / "lib/cmake/FusionGraph/FusionGraphConfigVersion.cmake"));
   // private headers stay private
-  CHECK_FALSE(fs::exists(prefix / "include/fusiongraph/runtime/plan.hpp"));
+  CHECK_FALSE(fs::exists(prefix / "include/fusiongraph/engine/plan.hpp"));
   CHECK_FALSE(fs::exists(prefix / "include/fusiongraph/layers"));
 
   // the installed graph-runner runs

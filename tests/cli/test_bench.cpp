@@ -1,4 +1,4 @@
-// graph-runner bench, run/bench --per-node and --trace, and the runtime/perf helpers.
+// graph-runner bench, run/bench --per-node and --trace, and the engine/perf helpers.
 #include <doctest/doctest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,12 +12,12 @@
 #include <sstream>
 
 #include "framework/error.hpp"
-#include "runtime/cli/json_writer.hpp"
-#include "runtime/cli/profile_report.hpp"
-#include "runtime/json_header.hpp"
-#include "runtime/npy.hpp"
-#include "runtime/perf/fma_peak.hpp"
-#include "runtime/perf/process_stats.hpp"
+#include "cli/json_writer.hpp"
+#include "cli/profile_report.hpp"
+#include "engine/json_header.hpp"
+#include "engine/npy.hpp"
+#include "engine/perf/fma_peak.hpp"
+#include "engine/perf/process_stats.hpp"
 #include "tests/test_util.hpp"
 
 namespace {

@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "runtime/npy.hpp"
+#include "engine/npy.hpp"
 #include "tests/test_util.hpp"
 
 namespace {

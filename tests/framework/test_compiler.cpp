@@ -3,12 +3,13 @@
 #include "framework/compiler.hpp"
 #include "framework/yaml_loader.hpp"
 #include "tests/test_util.hpp"
+#include "layers/registry.hpp"
 
 using fg::Dims;
 
 namespace {
 fg::CompiledGraph compile(const std::string& yaml) {
-  return fg::compile_graph(fg::load_graph_string(yaml, "t.yaml"), fg::OpRegistry::builtins());
+  return fg::compile_graph(fg::load_graph_string(yaml, "t.yaml"), fg::builtin_ops());
 }
 std::vector<std::string> schedule(const fg::CompiledGraph& g) {
   std::vector<std::string> out;

@@ -15,8 +15,9 @@
 #include "framework/compiler.hpp"
 #include "framework/summary.hpp"
 #include "framework/yaml_loader.hpp"
-#include "runtime/model.hpp"
+#include "engine/model.hpp"
 #include "tests/test_util.hpp"
+#include "layers/registry.hpp"
 
 namespace {
 
@@ -29,7 +30,7 @@ std::string read_graph(const std::string& name) {
 }
 
 fg::CompiledGraph compile_text(const std::string& text, const std::string& file) {
-  return fg::compile_graph(fg::load_graph_string(text, file), fg::OpRegistry::builtins());
+  return fg::compile_graph(fg::load_graph_string(text, file), fg::builtin_ops());
 }
 
 // Keras parameter counts.

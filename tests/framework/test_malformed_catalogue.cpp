@@ -14,6 +14,7 @@
 #include "framework/compiler.hpp"
 #include "framework/yaml_loader.hpp"
 #include "tests/test_util.hpp"
+#include "layers/registry.hpp"
 
 namespace {
 
@@ -79,7 +80,7 @@ TEST_CASE("every malformed graph in the catalogue is rejected as its comments sa
     std::string message;
     try {
       auto def = fg::load_graph_string(text, label);
-      auto graph = fg::compile_graph(def, fg::OpRegistry::builtins());
+      auto graph = fg::compile_graph(def, fg::builtin_ops());
       std::string warnings;
       for (const auto& w : graph.warnings()) warnings += w.format() + "\n";
       CAPTURE(warnings);
@@ -111,7 +112,7 @@ TEST_CASE("every malformed graph in the catalogue is rejected as its comments sa
 TEST_CASE("the seed model as written is rejected at the fusion node with the audio shape") {
   auto def = fg::load_graph_file(fg::test::source_path("graphs/seed_as_written.yaml"));
   try {
-    fg::compile_graph(def, fg::OpRegistry::builtins());
+    fg::compile_graph(def, fg::builtin_ops());
     FAIL("seed_as_written.yaml compiled");
   } catch (const fg::Error& e) {
     std::string message = e.what();
@@ -135,7 +136,7 @@ TEST_CASE("every graph under graphs/ except the seed as written validates") {
       continue;
     CAPTURE(entry.path().string());
     auto def = fg::load_graph_file(entry.path().string());
-    CHECK_NOTHROW(fg::compile_graph(def, fg::OpRegistry::builtins()));
+    CHECK_NOTHROW(fg::compile_graph(def, fg::builtin_ops()));
     ++count;
   }
   CHECK(count >= 1);

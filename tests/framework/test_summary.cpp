@@ -6,11 +6,12 @@
 #include "framework/summary.hpp"
 #include "framework/yaml_loader.hpp"
 #include "tests/test_util.hpp"
+#include "layers/registry.hpp"
 
 namespace {
 fg::CompiledGraph reference_graph() {
   auto def = fg::load_graph_file(fg::test::source_path("graphs/multimodal_fusion.yaml"));
-  return fg::compile_graph(def, fg::OpRegistry::builtins());
+  return fg::compile_graph(def, fg::builtin_ops());
 }
 }  // namespace
 

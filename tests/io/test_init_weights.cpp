@@ -6,8 +6,8 @@
 #include "framework/compiler.hpp"
 #include "framework/yaml_loader.hpp"
 #include "io_test_util.hpp"
-#include "runtime/kernel.hpp"
-#include "runtime/weights.hpp"
+#include "kernels/kernel.hpp"
+#include "engine/weights.hpp"
 
 using fg::DType;
 using fg::Init;

@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "io_test_util.hpp"
-#include "runtime/npy.hpp"
+#include "engine/npy.hpp"
 
 using fg::DType;
 using fg::Tensor;

@@ -6,8 +6,8 @@
 #include <cstring>
 
 #include "io_test_util.hpp"
-#include "runtime/safetensors.hpp"
-#include "runtime/weights.hpp"
+#include "engine/safetensors.hpp"
+#include "engine/weights.hpp"
 
 using fg::DType;
 using fg::Tensor;

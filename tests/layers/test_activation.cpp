@@ -6,6 +6,7 @@
 #include "framework/registry.hpp"
 #include "tests/reference/dense_act.hpp"
 #include "tests/test_util.hpp"
+#include "layers/registry.hpp"
 
 using namespace fg;
 using namespace fg::test;
@@ -79,7 +80,7 @@ TEST_CASE("activation errors") {
       "name: t\ninputs:\n  x: {shape: [7], dtype: int32}\nnodes:\n"
       "  - {name: a, op: activation, input: x, activation: relu}\noutputs: [a]\n");
   CHECK(e.find("float32") != std::string::npos);
-  CHECK(OpRegistry::builtins().find("activation")->create()->supports_masking());
+  CHECK(builtin_ops().find("activation")->create()->supports_masking());
 }
 
 TEST_CASE("activation on a large tensor uses the threaded paths") {

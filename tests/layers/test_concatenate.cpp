@@ -1,7 +1,7 @@
 // concatenate against the naive reference, its masks, and its error messages.
 #include <fmt/format.h>
 
-#include "tests/layers/norm_merge_direct.hpp"
+#include "tests/layers/run_node_directly.hpp"
 #include "tests/reference/norm_merge.hpp"
 #include "tests/test_util.hpp"
 

@@ -9,11 +9,12 @@
 #include "framework/compiler.hpp"
 #include "framework/registry.hpp"
 #include "framework/yaml_loader.hpp"
-#include "runtime/model.hpp"
-#include "runtime/onednn/onednn.hpp"
-#include "runtime/plan.hpp"
+#include "engine/model.hpp"
+#include "kernels/onednn/onednn.hpp"
+#include "engine/plan.hpp"
 #include "tests/reference/conv_pool.hpp"
 #include "tests/test_util.hpp"
+#include "layers/registry.hpp"
 
 namespace {
 
@@ -116,7 +117,7 @@ int64_t keras_output_length(int64_t input_length, int64_t filter_size, const std
 }
 
 Dims output_shape(const std::string& yaml, const std::string& tensor) {
-  auto graph = fg::compile_graph(fg::load_graph_string(yaml, "t.yaml"), fg::OpRegistry::builtins());
+  auto graph = fg::compile_graph(fg::load_graph_string(yaml, "t.yaml"), fg::builtin_ops());
   return graph.tensors().at(graph.find_tensor(tensor)).type.shape;
 }
 
@@ -282,7 +283,7 @@ TEST_CASE("conv2d output shapes follow the Keras formula per axis") {
 
 TEST_CASE("conv with a null length keeps it unknown and checks it when bound") {
   const std::string yaml = conv1d_yaml("[null, 3]", "filters: 4, kernel_size: 5");
-  auto graph = fg::compile_graph(fg::load_graph_string(yaml, "t.yaml"), fg::OpRegistry::builtins());
+  auto graph = fg::compile_graph(fg::load_graph_string(yaml, "t.yaml"), fg::builtin_ops());
   const int c = graph.find_tensor("c");
   CHECK(graph.tensors().at(c).type.shape == Dims{fg::kDynamic, fg::kDynamic, 4});
   CHECK(graph.bind({{2, 13, 3}}).at(c).shape == Dims{2, 9, 4});
@@ -311,7 +312,7 @@ TEST_CASE("conv weights have Keras names, shapes and fans, and FLOPs count the M
     auto graph = fg::compile_graph(
         fg::load_graph_string(
             conv2d_yaml("[13, 7, 3]", "filters: 5, kernel_size: [3, 2], padding: same"), "t.yaml"),
-        fg::OpRegistry::builtins());
+        fg::builtin_ops());
     std::vector<fg::TensorType> types;
     for (const auto& t : graph.tensors()) types.push_back(t.type);
     auto specs = graph.node_weights(0, types);
@@ -333,7 +334,7 @@ TEST_CASE("conv weights have Keras names, shapes and fans, and FLOPs count the M
         fg::load_graph_string(
             conv1d_yaml("[127, 13]", "filters: 7, kernel_size: 5, strides: 2, use_bias: false"),
             "t.yaml"),
-        fg::OpRegistry::builtins());
+        fg::builtin_ops());
     std::vector<fg::TensorType> types;
     for (const auto& t : graph.tensors()) types.push_back(t.type);
     auto specs = graph.node_weights(0, types);

@@ -7,10 +7,11 @@
 
 #include "framework/compiler.hpp"
 #include "framework/yaml_loader.hpp"
-#include "runtime/model.hpp"
-#include "tests/reference/fusion_b.hpp"
+#include "engine/model.hpp"
+#include "tests/reference/tensor_attention_fusion.hpp"
 #include "tests/reference/recurrent.hpp"
 #include "tests/test_util.hpp"
+#include "layers/registry.hpp"
 
 using namespace fg;
 using namespace fg::test;
@@ -123,7 +124,7 @@ TEST_CASE("cross_attention weight specs follow Keras MultiHeadAttention") {
       "  - {name: att, op: cross_attention, inputs: [q, kv], num_heads: 2, key_dim: 4, "
       "value_dim: 3}\noutputs: [att]\n",
       "t.yaml");
-  auto g = compile_graph(def, OpRegistry::builtins());
+  auto g = compile_graph(def, builtin_ops());
   auto all = g.all_weights();
   std::vector<std::pair<std::string, Dims>> want{
       {"att.query_kernel", {6, 2, 4}},  {"att.query_bias", {2, 4}},
@@ -196,7 +197,7 @@ TEST_CASE("cross_attention masks from embeddings with mask_zero") {
 
   SUBCASE("the query mask passes on to the output") {
     auto def = load_graph_string(yaml_base + "outputs: [att]\n", "t.yaml");
-    auto g = compile_graph(def, OpRegistry::builtins());
+    auto g = compile_graph(def, builtin_ops());
     CHECK(g.tensors()[g.find_tensor("att")].type.masked);
     // a masked average over the steps only counts the query steps with a nonzero id
     auto out = run_yaml(yaml_base +
@@ -222,7 +223,7 @@ TEST_CASE("cross_attention masks from embeddings with mask_zero") {
         "  - {name: ke, op: embedding, input: ki, input_dim: 10, output_dim: 7, mask_zero: true}\n"
         "  - {name: att, op: cross_attention, inputs: [q, ke], num_heads: 2, key_dim: 3}\n"
         "outputs: [att]\n";
-    auto g = compile_graph(load_graph_string(yaml, "t.yaml"), OpRegistry::builtins());
+    auto g = compile_graph(load_graph_string(yaml, "t.yaml"), builtin_ops());
     CHECK_FALSE(g.tensors()[g.find_tensor("att")].type.masked);
     Tensor q = random_tensor({B, tq, dq}, 99);
     ref::AttentionArgs b = a;
@@ -240,7 +241,7 @@ TEST_CASE("cross_attention runs on oneDNN kernels, not reference ones") {
       "  - {name: att, op: cross_attention, inputs: [q, kv], num_heads: 4, key_dim: 8}\n"
       "outputs: [att]\n";
   auto g = std::make_shared<CompiledGraph>(
-      compile_graph(load_graph_string(yaml, "t.yaml"), OpRegistry::builtins()));
+      compile_graph(load_graph_string(yaml, "t.yaml"), builtin_ops()));
   Model model(g, WeightStore::initialize(*g, 1));
   std::vector<StepTiming> profile;
   RunOptions o;
@@ -309,7 +310,7 @@ TEST_CASE("fusion ops give the same results from concurrent runs of one model") 
       "  - {name: lr, op: low_rank_fusion, inputs: [a, b], rank: 3, units: 4}\n"
       "outputs: [att, tf, lr]\n";
   auto g = std::make_shared<CompiledGraph>(
-      compile_graph(load_graph_string(yaml, "t.yaml"), OpRegistry::builtins()));
+      compile_graph(load_graph_string(yaml, "t.yaml"), builtin_ops()));
   Model model(g, WeightStore::initialize(*g, 3));
   auto feeds = [](uint64_t seed) {
     Tensor ids = random_ints({3, 9}, seed, 0, 19);

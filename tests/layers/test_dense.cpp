@@ -6,10 +6,11 @@
 #include "framework/op.hpp"
 #include "framework/registry.hpp"
 #include "framework/yaml_loader.hpp"
-#include "runtime/model.hpp"
-#include "runtime/weights.hpp"
+#include "engine/model.hpp"
+#include "engine/weights.hpp"
 #include "tests/reference/dense_act.hpp"
 #include "tests/test_util.hpp"
+#include "layers/registry.hpp"
 
 using namespace fg;
 using namespace fg::test;
@@ -96,7 +97,7 @@ TEST_CASE("dense shape rules weights and flops") {
       "name: t\ninputs:\n  x: {shape: [null, 13]}\nnodes:\n"
       "  - {name: d, op: dense, input: x, units: 5}\n"
       "  - {name: e, op: dense, input: d, units: 3, use_bias: false}\noutputs: [e]\n");
-  auto g = compile_graph(def, OpRegistry::builtins());
+  auto g = compile_graph(def, builtin_ops());
   const auto& types = g.tensors();
   CHECK(format_shape(types[g.find_tensor("d")].type.shape) == "(None, None, 5)");
   CHECK(format_shape(types[g.find_tensor("e")].type.shape) == "(None, None, 3)");
@@ -120,7 +121,7 @@ TEST_CASE("dense shape rules weights and flops") {
 }
 
 TEST_CASE("dense passes a mask on") {
-  auto op = OpRegistry::builtins().find("dense")->create();
+  auto op = builtin_ops().find("dense")->create();
   CHECK(op->supports_masking());
   NodeDef node;
   node.name = "d";
@@ -173,7 +174,7 @@ TEST_CASE("dense in one model at several batch sizes and lengths") {
       "name: t\ninputs:\n  x: {shape: [13]}\n  s: {shape: [null, 13]}\nnodes:\n"
       "  - {name: d, op: dense, input: x, units: 33, activation: gelu}\n"
       "  - {name: e, op: dense, input: s, units: 10, activation: softmax}\noutputs: [d, e]\n");
-  auto graph = std::make_shared<CompiledGraph>(compile_graph(def, OpRegistry::builtins()));
+  auto graph = std::make_shared<CompiledGraph>(compile_graph(def, builtin_ops()));
   Tensor kd = random_tensor({13, 33}, 1), bd = random_tensor({33}, 2);
   Tensor ke = random_tensor({13, 10}, 3), be = random_tensor({10}, 4);
   WeightStore store;

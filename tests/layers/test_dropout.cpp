@@ -4,6 +4,7 @@
 #include "framework/op.hpp"
 #include "framework/registry.hpp"
 #include "tests/test_util.hpp"
+#include "layers/registry.hpp"
 
 using namespace fg;
 using namespace fg::test;
@@ -43,5 +44,5 @@ TEST_CASE("dropout attributes") {
   CHECK(e.find("missing required attribute 'rate'") != std::string::npos);
   e = compile_error(dropout_yaml("[7]", "rate: 0.1, noise_shape: x"));
   CHECK(e.find("noise_shape") != std::string::npos);
-  CHECK(OpRegistry::builtins().find("dropout")->create()->supports_masking());
+  CHECK(builtin_ops().find("dropout")->create()->supports_masking());
 }

@@ -6,6 +6,7 @@
 #include "framework/yaml_loader.hpp"
 #include "tests/reference/recurrent.hpp"
 #include "tests/test_util.hpp"
+#include "layers/registry.hpp"
 
 using namespace fg;
 using namespace fg::test;
@@ -113,7 +114,7 @@ TEST_CASE("embedding index out of range in rank-3 ids gives the full position") 
 
 TEST_CASE("embedding weights and attribute errors") {
   auto def = load_graph_string(graph("[7]", "input_dim: 50, output_dim: 8"), "t.yaml");
-  auto g = compile_graph(def, OpRegistry::builtins());
+  auto g = compile_graph(def, builtin_ops());
   auto w = g.all_weights();
   REQUIRE(w.size() == 1);
   CHECK(w[0].first == "emb.embeddings");

@@ -6,6 +6,7 @@
 #include "framework/registry.hpp"
 #include "framework/yaml_loader.hpp"
 #include "tests/test_util.hpp"
+#include "layers/registry.hpp"
 
 using namespace fg;
 using namespace fg::test;
@@ -55,7 +56,7 @@ TEST_CASE("flatten shape rules") {
       "name: t\ninputs:\n  x: {shape: [7, null, 3]}\n  y: {shape: [4, 5], dtype: int32}\nnodes:\n"
       "  - {name: f, op: flatten, input: x}\n  - {name: g, op: flatten, input: y}\n"
       "outputs: [f, g]\n");
-  auto g = compile_graph(def, OpRegistry::builtins());
+  auto g = compile_graph(def, builtin_ops());
   CHECK(format_shape(g.tensors()[g.find_tensor("f")].type.shape) == "(None, None)");
   CHECK(format_shape(g.tensors()[g.find_tensor("g")].type.shape) == "(None, 20)");
   CHECK(g.tensors()[g.find_tensor("g")].type.dtype == DType::i32);
@@ -64,7 +65,7 @@ TEST_CASE("flatten shape rules") {
 }
 
 TEST_CASE("flatten rejects masks") {
-  auto op = OpRegistry::builtins().find("flatten")->create();
+  auto op = builtin_ops().find("flatten")->create();
   CHECK_FALSE(op->supports_masking());
 }
 

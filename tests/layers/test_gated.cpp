@@ -5,8 +5,9 @@
 
 #include "framework/compiler.hpp"
 #include "framework/yaml_loader.hpp"
-#include "tests/reference/fusion_a.hpp"
+#include "tests/reference/elementwise_fusion.hpp"
 #include "tests/test_util.hpp"
+#include "layers/registry.hpp"
 
 using namespace fg;
 using namespace fg::test;
@@ -94,7 +95,7 @@ TEST_CASE("gated with a softmax gate matches the reference") {
 
 TEST_CASE("gated weights have the documented names and Keras shapes") {
   auto weights_of = [](const std::string& yaml) {
-    auto g = compile_graph(load_graph_string(yaml, "t.yaml"), OpRegistry::builtins());
+    auto g = compile_graph(load_graph_string(yaml, "t.yaml"), builtin_ops());
     std::map<std::string, Dims> out;
     for (const auto& [key, spec] : g.all_weights()) out[key] = spec.shape;
     return out;

@@ -8,10 +8,11 @@
 #include "framework/compiler.hpp"
 #include "framework/registry.hpp"
 #include "framework/yaml_loader.hpp"
-#include "runtime/kernel.hpp"
-#include "runtime/onednn/onednn.hpp"
+#include "kernels/kernel.hpp"
+#include "kernels/onednn/onednn.hpp"
 #include "tests/reference/conv_pool.hpp"
 #include "tests/test_util.hpp"
+#include "layers/registry.hpp"
 
 namespace {
 
@@ -36,7 +37,7 @@ outputs: [p]
 }
 
 Dims output_shape(const std::string& yaml) {
-  auto graph = fg::compile_graph(fg::load_graph_string(yaml, "t.yaml"), fg::OpRegistry::builtins());
+  auto graph = fg::compile_graph(fg::load_graph_string(yaml, "t.yaml"), fg::builtin_ops());
   return graph.tensors().at(graph.find_tensor("p")).type.shape;
 }
 
@@ -125,7 +126,7 @@ namespace {
 // Runs global_average_pooling1d's kernel directly with a mask, as the executor does for a
 // masked input (the embedding op that produces masks in a graph lives on another branch).
 Tensor run_masked_gap(const Tensor& x, const std::vector<uint8_t>& mask) {
-  const fg::OpRegistry registry = fg::OpRegistry::builtins();
+  const fg::OpRegistry registry = fg::builtin_ops();
   const auto* info = registry.find("global_average_pooling1d");
   REQUIRE(info != nullptr);
   auto op = info->create();
@@ -193,7 +194,7 @@ TEST_CASE("masked global_average_pooling1d averages the unmasked steps only") {
 }
 
 TEST_CASE("only global_average_pooling1d accepts masks among the pooling ops") {
-  const auto registry = fg::OpRegistry::builtins();
+  const auto registry = fg::builtin_ops();
   for (std::string name :
        {"global_max_pooling1d", "global_average_pooling2d", "global_max_pooling2d", "max_pooling1d",
         "average_pooling1d", "max_pooling2d", "average_pooling2d", "conv1d", "conv2d"}) {

@@ -7,8 +7,9 @@
 
 #include "framework/compiler.hpp"
 #include "framework/yaml_loader.hpp"
-#include "runtime/model.hpp"
+#include "engine/model.hpp"
 #include "tests/layers/recurrent_test_util.hpp"
+#include "layers/registry.hpp"
 
 using fg::test::check_rnn;
 using fg::test::compile_error;
@@ -93,7 +94,7 @@ TEST_CASE("gru weights shapes, initialisers and flops") {
   auto check = [](const std::string& extra, const std::string& bias_shape) {
     auto def = fg::load_graph_string(
         one_node("{name: r, op: gru, input: x, units: 5" + extra + "}"), "t.yaml");
-    auto graph = fg::compile_graph(def, fg::OpRegistry::builtins());
+    auto graph = fg::compile_graph(def, fg::builtin_ops());
     auto w = graph.all_weights();
     REQUIRE(w.size() == 3);
     CHECK(w[0].first == "r.kernel");
@@ -148,7 +149,7 @@ void check_concurrent(bool lstm) {
   fg::Tensor bias =
       fg::test::random_tensor(lstm ? fg::Dims{G * 6} : fg::Dims{2, G * 6}, 4, -0.5f, 0.5f);
   auto graph = std::make_shared<fg::CompiledGraph>(
-      fg::compile_graph(fg::load_graph_string(yaml, "t.yaml"), fg::OpRegistry::builtins()));
+      fg::compile_graph(fg::load_graph_string(yaml, "t.yaml"), fg::builtin_ops()));
   fg::WeightStore store;
   store.set("e.embeddings", table);
   store.set("r.kernel", kernel);

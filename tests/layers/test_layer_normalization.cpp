@@ -7,6 +7,7 @@
 #include "framework/yaml_loader.hpp"
 #include "tests/reference/norm_merge.hpp"
 #include "tests/test_util.hpp"
+#include "layers/registry.hpp"
 
 using namespace fg;
 using namespace fg::test;
@@ -98,7 +99,7 @@ nodes:
 outputs: [ln]
 )",
                                              extra));
-    return compile_graph(def, OpRegistry::builtins()).all_weights();
+    return compile_graph(def, builtin_ops()).all_weights();
   };
   auto w = weights_of("");
   REQUIRE(w.size() == 2);

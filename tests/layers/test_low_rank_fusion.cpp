@@ -4,8 +4,9 @@
 
 #include "framework/compiler.hpp"
 #include "framework/yaml_loader.hpp"
-#include "tests/reference/fusion_b.hpp"
+#include "tests/reference/tensor_attention_fusion.hpp"
 #include "tests/test_util.hpp"
+#include "layers/registry.hpp"
 
 using namespace fg;
 using namespace fg::test;
@@ -74,7 +75,7 @@ TEST_CASE("low_rank_fusion of three modalities and without bias matches the refe
 
 TEST_CASE("low_rank_fusion weights are factor_m [rank, d_m + 1, units] and bias [units]") {
   auto def = load_graph_string(lmf_yaml({7, 13, 5}, "rank: 4, units: 10"), "t.yaml");
-  auto g = compile_graph(def, OpRegistry::builtins());
+  auto g = compile_graph(def, builtin_ops());
   auto all = g.all_weights();
   REQUIRE(all.size() == 4);
   CHECK(all[0].first == "f.factor_0");
@@ -87,7 +88,7 @@ TEST_CASE("low_rank_fusion weights are factor_m [rank, d_m + 1, units] and bias 
   CHECK(all[3].first == "f.bias");
   CHECK(all[3].second.shape == Dims{10});
   auto def2 = load_graph_string(lmf_yaml({7, 13}, "rank: 4, units: 10, use_bias: false"), "t.yaml");
-  CHECK(compile_graph(def2, OpRegistry::builtins()).all_weights().size() == 2);
+  CHECK(compile_graph(def2, builtin_ops()).all_weights().size() == 2);
 }
 
 TEST_CASE("low_rank_fusion attribute and input errors") {

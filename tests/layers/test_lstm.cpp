@@ -3,8 +3,9 @@
 
 #include "framework/compiler.hpp"
 #include "framework/yaml_loader.hpp"
-#include "layers/recurrent_util.hpp"
+#include "layers/recurrent.hpp"
 #include "tests/layers/recurrent_test_util.hpp"
+#include "layers/registry.hpp"
 
 using fg::test::check_rnn;
 using fg::test::compile_error;
@@ -84,7 +85,7 @@ TEST_CASE("lstm without bias and with other activations uses the exact C++ cell"
 TEST_CASE("lstm weights shapes, initialisers and flops") {
   auto def = fg::load_graph_string(
       one_node("{name: r, op: lstm, input: x, units: 5, unit_forget_bias: false}"), "t.yaml");
-  auto graph = fg::compile_graph(def, fg::OpRegistry::builtins());
+  auto graph = fg::compile_graph(def, fg::builtin_ops());
   auto w = graph.all_weights();
   REQUIRE(w.size() == 3);
   CHECK(w[0].first == "r.kernel");
@@ -106,10 +107,10 @@ TEST_CASE("lstm weights shapes, initialisers and flops") {
 
   auto def2 = fg::load_graph_string(
       one_node("{name: r, op: lstm, input: x, units: 5, use_bias: false}"), "t.yaml");
-  auto graph2 = fg::compile_graph(def2, fg::OpRegistry::builtins());
+  auto graph2 = fg::compile_graph(def2, fg::builtin_ops());
   CHECK(graph2.all_weights().size() == 2);
   auto def3 = fg::load_graph_string(one_node("{name: r, op: lstm, input: x, units: 5}"), "t.yaml");
-  auto graph3 = fg::compile_graph(def3, fg::OpRegistry::builtins());
+  auto graph3 = fg::compile_graph(def3, fg::builtin_ops());
   CHECK(graph3.all_weights()[2].second.init == fg::Init::lstm_bias);
 }
 

@@ -11,6 +11,7 @@
 #include "framework/yaml_loader.hpp"
 #include "tests/reference/conv_pool.hpp"
 #include "tests/test_util.hpp"
+#include "layers/registry.hpp"
 
 namespace {
 
@@ -35,7 +36,7 @@ outputs: [p]
 }
 
 Dims output_shape(const std::string& yaml) {
-  auto graph = fg::compile_graph(fg::load_graph_string(yaml, "t.yaml"), fg::OpRegistry::builtins());
+  auto graph = fg::compile_graph(fg::load_graph_string(yaml, "t.yaml"), fg::builtin_ops());
   return graph.tensors().at(graph.find_tensor("p")).type.shape;
 }
 

@@ -6,6 +6,7 @@
 #include "framework/registry.hpp"
 #include "framework/yaml_loader.hpp"
 #include "tests/test_util.hpp"
+#include "layers/registry.hpp"
 
 using namespace fg;
 using namespace fg::test;
@@ -45,7 +46,7 @@ TEST_CASE("reshape keeps the data in C order") {
 
 TEST_CASE("reshape resolves -1 from a dynamic dim at bind time") {
   auto def = load_graph_string(reshape_yaml("[null, 6]", "[-1, 3]"));
-  auto g = compile_graph(def, OpRegistry::builtins());
+  auto g = compile_graph(def, builtin_ops());
   CHECK(format_shape(g.tensors()[g.find_tensor("r")].type.shape) == "(None, None, 3)");
   auto bound = g.bind({{2, 5, 6}});
   CHECK(bound[g.find_tensor("r")].shape == Dims{2, 10, 3});
@@ -56,7 +57,7 @@ TEST_CASE("reshape resolves -1 from a dynamic dim at bind time") {
   check_close(out.at("r"), to_doubles(x), 0, 0);
   // A count mismatch is caught once the dim is known.
   auto def2 = load_graph_string(reshape_yaml("[null, 6]", "[4, 3]"));
-  auto g2 = compile_graph(def2, OpRegistry::builtins());
+  auto g2 = compile_graph(def2, builtin_ops());
   CHECK_THROWS_WITH_AS(g2.bind({{1, 5, 6}}), doctest::Contains("(30 elements per sample)"), Error);
   CHECK_NOTHROW(g2.bind({{1, 2, 6}}));
 }
@@ -76,5 +77,5 @@ TEST_CASE("reshape errors") {
   e = compile_error(reshape_yaml("[7, 13]", "91"));
   CHECK(e.find("must be a list of integers") != std::string::npos);
   CHECK(compile_error(reshape_yaml("[7, 13]", "[91]")) == "");
-  CHECK_FALSE(OpRegistry::builtins().find("reshape")->create()->supports_masking());
+  CHECK_FALSE(builtin_ops().find("reshape")->create()->supports_masking());
 }

@@ -5,6 +5,7 @@
 #include "framework/registry.hpp"
 #include "tests/reference/dense_act.hpp"
 #include "tests/test_util.hpp"
+#include "layers/registry.hpp"
 
 using namespace fg;
 using namespace fg::test;
@@ -61,5 +62,5 @@ TEST_CASE("softmax errors") {
       "name: t\ninputs:\n  x: {shape: [7], dtype: int32}\nnodes:\n"
       "  - {name: s, op: softmax, input: x}\noutputs: [s]\n");
   CHECK(e.find("float32") != std::string::npos);
-  CHECK(OpRegistry::builtins().find("softmax")->create()->supports_masking());
+  CHECK(builtin_ops().find("softmax")->create()->supports_masking());
 }

@@ -3,7 +3,7 @@
 // limit, overflow, ranks, dtypes).
 #include <fmt/format.h>
 
-#include "tests/reference/fusion_b.hpp"
+#include "tests/reference/tensor_attention_fusion.hpp"
 #include "tests/test_util.hpp"
 
 using namespace fg;

@@ -2,7 +2,7 @@
 // square and non-square factors, odd and round sizes, batch 1 and > 1; errors.
 #include <fmt/format.h>
 
-#include "tests/reference/fusion_a.hpp"
+#include "tests/reference/elementwise_fusion.hpp"
 #include "tests/test_util.hpp"
 
 using namespace fg;

@@ -2,9 +2,10 @@
 // softmax, 2 to 4 inputs, odd and round shapes, batch 1 and > 1, masks and error messages.
 #include <fmt/format.h>
 
-#include "tests/layers/norm_merge_direct.hpp"
-#include "tests/reference/fusion_a.hpp"
+#include "tests/layers/run_node_directly.hpp"
+#include "tests/reference/elementwise_fusion.hpp"
 #include "tests/test_util.hpp"
+#include "layers/registry.hpp"
 
 using namespace fg;
 using namespace fg::test;
@@ -88,14 +89,14 @@ TEST_CASE("weighted_average with learned weights matches the reference") {
 
 TEST_CASE("weighted_average declares a [M] weight initialised to ones only when learned") {
   auto g = compile_graph(load_graph_string(wa_yaml(3, {1, 5}, ", normalize: softmax"), "t.yaml"),
-                         OpRegistry::builtins());
+                         builtin_ops());
   auto w = g.all_weights();
   REQUIRE(w.size() == 1);
   CHECK(w[0].first == "w.weights");
   CHECK(w[0].second.shape == Dims{3});
   CHECK(w[0].second.init == Init::ones);
   auto g2 = compile_graph(load_graph_string(wa_yaml(2, {1, 5}, ", weights: [1, 2]"), "t.yaml"),
-                          OpRegistry::builtins());
+                          builtin_ops());
   CHECK(g2.all_weights().empty());
 }
 

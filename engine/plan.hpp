@@ -1,0 +1,81 @@
+// A Plan is the compiled graph specialised to one set of concrete input shapes: one Kernel per
+// live node (oneDNN primitives built, weights reordered once through the model's WeightCache),
+// every activation, mask and temporary assigned an offset in one arena planned by liveness,
+// and a pool of execution states so that several threads can run the same plan at once.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <string>
+#include <vector>
+
+#include "framework/compiler.hpp"
+#include "kernels/kernel.hpp"
+#include "engine/model.hpp"
+#include "kernels/tensor.hpp"
+
+namespace fg {
+
+class WeightCache;
+
+class Plan {
+ public:
+  Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
+       const WeightStore& weights, WeightCache& cache, int threads, bool optimize = true);
+  ~Plan();
+
+  // Inputs in graph-input order (already checked by Model::run).
+  std::map<std::string, Tensor> run(const std::vector<const Tensor*>& inputs,
+                                    const RunOptions& options) const;
+
+  size_t arena_bytes() const { return arena_bytes_; }
+  size_t unplanned_bytes() const;  // sum of all buffer sizes, i.e. without reuse
+  double flops() const;            // whole batch, all steps
+  // The largest primitive scratchpad of one step. Each step's scratchpad is an arena buffer live
+  // during that step only, so it shares bytes with activations that are dead by then.
+  size_t scratchpad_bytes() const { return scratchpad_bytes_; }
+  const std::vector<TensorType>& types() const { return types_; }
+
+  struct Step {
+    int node = -1;     // compiled node index, -1 for an inserted reorder
+    std::string name;  // node name (or "<node>/to_plain")
+    std::shared_ptr<Kernel> kernel;
+    std::vector<int> srcs, dsts, temps, src_masks, dst_masks;  // buffer ids (-1 = none)
+    int scratchpad = -1;           // buffer id of the step's primitive scratchpad
+    std::vector<int> out_tensors;  // tensor ids this step completes (for intermediates)
+  };
+  const std::vector<Step>& steps() const { return steps_; }
+
+ private:
+  struct Buffer {
+    dnnl::memory::desc desc;
+    size_t bytes = 0;
+    size_t offset = 0;
+    int first = -1, last = -1;  // step range in which the buffer is live
+    int input = -1;             // graph input index: bound to the caller's data, not in the arena
+    int alias = -1;             // another buffer whose bytes this one views (flatten, reshape, ...)
+  };
+  int base_of(int b) const { return buffers_[b].alias >= 0 ? buffers_[b].alias : b; }
+  struct ExecState;
+
+  void plan_memory();
+  std::unique_ptr<ExecState> make_state() const;
+
+  const CompiledGraph& graph_;
+  std::vector<TensorType> types_;
+  int threads_ = 1;
+  std::vector<Buffer> buffers_;
+  std::vector<int> tensor_buffer_, mask_buffer_;  // per tensor id
+  std::vector<Step> steps_;
+  std::vector<double> step_flops_;  // per step, whole batch
+  size_t arena_bytes_ = 0;
+  size_t scratchpad_bytes_ = 0;
+  int no_scratchpad_buffer_ = -1;
+  std::vector<std::shared_ptr<Tensor>> folded_weights_;  // weights with a normalization folded in
+  mutable std::mutex pool_mutex_;
+  mutable std::vector<std::unique_ptr<ExecState>> pool_;
+};
+
+}  // namespace fg

@@ -1,0 +1,186 @@
+// The public facade (include/fusiongraph/fusiongraph.hpp): Session = CompiledGraph + Model.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <fusiongraph/fusiongraph.hpp>
+
+#include "framework/yaml_loader.hpp"
+#include "layers/registry.hpp"
+
+namespace fg {
+
+namespace {
+
+WeightStore weights_for(const CompiledGraph& graph, const CompileOptions& options) {
+  const int sources = (options.weights_file.empty() ? 0 : 1) + (options.weights ? 1 : 0) +
+                      (options.init_seed ? 1 : 0);
+  if (sources > 1)
+    throw Error(
+        "CompileOptions: give at most one weight source (weights_file, weights or init_seed)");
+  if (!options.weights_file.empty()) return WeightStore::load_safetensors(options.weights_file);
+  if (options.weights) return *options.weights;
+  if (options.init_seed) return WeightStore::initialize(graph, *options.init_seed);
+  const auto specs = graph.all_weights();
+  if (!specs.empty())
+    throw Error(fmt::format("graph '{}' has {} weight tensor{} (e.g. '{}' {}) but no weights "
+                            "were given",
+                            graph.def().name, specs.size(), specs.size() == 1 ? "" : "s",
+                            specs.front().first, format_shape(specs.front().second.shape)))
+        .in_file(graph.def().file)
+        .hint(
+            "set CompileOptions::weights_file (safetensors), weights (a WeightStore) or "
+            "init_seed (Keras-style initial weights)");
+  return WeightStore();
+}
+
+std::vector<std::string> input_names_of(const GraphDef& def) {
+  std::vector<std::string> names;
+  for (const auto& in : def.inputs) names.push_back(in.name);
+  return names;
+}
+
+Error unknown_name(const std::string& what, const std::string& name,
+                   const std::vector<std::string>& names, const std::string& graph) {
+  return Error(fmt::format("graph '{}' has no {} '{}'", graph, what, name))
+      .hint(did_you_mean(name, names));
+}
+
+template <typename T>
+Tensor make(DType dtype, const Dims& shape, const std::vector<T>& values) {
+  for (Dim d : shape)
+    if (d < 0) throw Error(fmt::format("tensor shape {} has a negative dim", format_shape(shape)));
+  Tensor t(dtype, shape);
+  if (values.size() != t.size())
+    throw Error(fmt::format("tensor of shape {} needs {} values, got {}", format_shape(shape),
+                            t.size(), values.size()));
+  std::copy(values.begin(), values.end(), t.template mutable_data<T>());
+  return t;
+}
+
+}  // namespace
+
+Session::Session(std::shared_ptr<const GraphDef> graph, const CompileOptions& options) {
+  if (!graph) throw Error("Session: no graph given");
+  const OpRegistry builtins = options.ops ? OpRegistry() : builtin_ops();
+  const OpRegistry& ops = options.ops ? *options.ops : builtins;
+  graph_ = std::make_shared<const CompiledGraph>(compile_graph(std::move(graph), ops));
+  model_ = std::make_shared<Model>(graph_, weights_for(*graph_, options),
+                                   ModelOptions{options.threads, options.optimize});
+}
+
+const std::string& Session::name() const {
+  return graph_->def().name;
+}
+
+std::vector<std::string> Session::input_names() const {
+  return input_names_of(graph_->def());
+}
+
+std::vector<std::string> Session::output_names() const {
+  return graph_->def().outputs;
+}
+
+TensorType Session::input_type(const std::string& name) const {
+  const auto& def = graph_->def();
+  for (size_t i = 0; i < def.inputs.size(); ++i)
+    if (def.inputs[i].name == name) return graph_->tensors()[graph_->input_tensors()[i]].type;
+  throw unknown_name("input", name, input_names(), def.name);
+}
+
+TensorType Session::output_type(const std::string& name) const {
+  const auto& outs = graph_->def().outputs;
+  for (size_t i = 0; i < outs.size(); ++i)
+    if (outs[i] == name) return graph_->tensors()[graph_->output_tensors()[i]].type;
+  throw unknown_name("output", name, outs, graph_->def().name);
+}
+
+std::map<std::string, TensorType> Session::output_types(
+    const std::map<std::string, Dims>& input_shapes) const {
+  const auto& def = graph_->def();
+  const auto names = input_names();
+  for (const auto& [name, shape] : input_shapes)
+    if (std::find(names.begin(), names.end(), name) == names.end())
+      throw unknown_name("input", name, names, def.name);
+  std::vector<Dims> shapes;
+  for (const auto& in : def.inputs) {
+    auto it = input_shapes.find(in.name);
+    if (it == input_shapes.end())
+      throw Error(fmt::format("the shape of input '{}' is missing (the graph has inputs {})",
+                              in.name, quoted_list(names)));
+    shapes.push_back(it->second);
+  }
+  const std::vector<TensorType> types = graph_->bind(shapes);
+  std::map<std::string, TensorType> out;
+  for (size_t i = 0; i < def.outputs.size(); ++i)
+    out[def.outputs[i]] = types[graph_->output_tensors()[i]];
+  return out;
+}
+
+std::map<std::string, Tensor> Session::run(const std::map<std::string, Tensor>& inputs,
+                                           const RunOptions& options) const {
+  return model_->run(inputs, options);
+}
+
+std::string Session::summary(const SummaryOptions& options) const {
+  return format_summary_table(summarize(*graph_, options));
+}
+
+std::string Session::summary_json(const SummaryOptions& options) const {
+  return format_summary_json(summarize(*graph_, options));
+}
+
+std::vector<std::pair<std::string, WeightSpec>> Session::weight_specs() const {
+  return graph_->all_weights();
+}
+
+const std::vector<Diagnostic>& Session::warnings() const {
+  return graph_->warnings();
+}
+
+int Session::threads() const {
+  return model_->threads();
+}
+
+const CompiledGraph& Session::graph() const {
+  return *graph_;
+}
+
+const Model& Session::model() const {
+  return *model_;
+}
+
+Session load(const std::string& path, const CompileOptions& options) {
+  return Session(load_graph_file(path), options);
+}
+
+Session load_string(const std::string& yaml, const CompileOptions& options,
+                    const std::string& file) {
+  return Session(load_graph_string(yaml, file), options);
+}
+
+Tensor tensor_f32(const Dims& shape, const std::vector<float>& values) {
+  return make(DType::f32, shape, values);
+}
+
+Tensor tensor_i32(const Dims& shape, const std::vector<int32_t>& values) {
+  return make(DType::i32, shape, values);
+}
+
+std::vector<float> to_floats(const Tensor& tensor) {
+  std::vector<float> out(tensor.size());
+  if (tensor.dtype() == DType::f32)
+    std::copy(tensor.data<float>(), tensor.data<float>() + tensor.size(), out.begin());
+  else
+    for (size_t i = 0; i < tensor.size(); ++i)
+      out[i] = static_cast<float>(tensor.data<int32_t>()[i]);
+  return out;
+}
+
+#ifndef FG_VERSION
+#define FG_VERSION "unknown"
+#endif
+const char* version() {
+  return FG_VERSION;
+}
+
+}  // namespace fg

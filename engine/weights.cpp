@@ -1,0 +1,111 @@
+#include "engine/weights.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <set>
+
+#include "framework/error.hpp"
+#include "engine/file_io.hpp"
+#include "engine/safetensors.hpp"
+
+namespace fg {
+
+WeightStore WeightStore::load_safetensors(const std::string& path) {
+  WeightStore store;
+  SafetensorsContents contents = read_safetensors(path);
+  store.tensors_ = std::move(contents.tensors);
+  store.file_ = std::move(contents.file);
+  store.source_ = path;
+  return store;
+}
+
+void WeightStore::release_resident() const {
+  if (file_) file_->release_resident();
+}
+
+void WeightStore::release_resident(const std::string& key) const {
+  const Tensor* t = find(key);
+  if (file_ && t) file_->release_resident(t->raw(), t->bytes());
+}
+
+void WeightStore::set(const std::string& key, Tensor tensor) {
+  tensors_.insert_or_assign(key, std::move(tensor));
+}
+
+const Tensor* WeightStore::find(const std::string& key) const {
+  auto it = tensors_.find(key);
+  return it == tensors_.end() ? nullptr : &it->second;
+}
+
+void WeightStore::save_safetensors(const std::string& path) const {
+  write_safetensors(path, tensors_);
+}
+
+void WeightStore::validate(const CompiledGraph& graph) const {
+  validate(graph.all_weights());
+}
+
+WeightStore WeightStore::initialize(const CompiledGraph& graph, uint64_t seed) {
+  return initialize(graph.all_weights(), seed);
+}
+
+namespace {
+
+std::string node_of(const std::string& key, const WeightSpec& spec) {
+  if (key.size() > spec.param.size() + 1 &&
+      key.compare(key.size() - spec.param.size(), spec.param.size(), spec.param) == 0)
+    return key.substr(0, key.size() - spec.param.size() - 1);
+  return key;
+}
+
+}  // namespace
+
+void WeightStore::validate(const SpecList& specs) const {
+  std::vector<std::string> problems;
+  std::vector<std::string> expected;
+  size_t missing = 0;
+  for (const auto& [key, spec] : specs) {
+    expected.push_back(key);
+    const std::string where = fmt::format("node '{}', param '{}'", node_of(key, spec), spec.param);
+    const Tensor* t = find(key);
+    if (t == nullptr) {
+      ++missing;
+      problems.push_back(fmt::format("missing tensor '{}' ({}): expected Keras shape {}", key,
+                                     where, format_shape(spec.shape)));
+    } else if (t->dtype() != DType::f32) {
+      problems.push_back(fmt::format("tensor '{}' ({}): expected float32, found {}", key, where,
+                                     dtype_name(t->dtype())));
+    } else if (t->shape() != spec.shape) {
+      Dims reversed(spec.shape.rbegin(), spec.shape.rend());
+      problems.push_back(fmt::format("tensor '{}' ({}): expected shape {}, found {}{}", key, where,
+                                     format_shape(spec.shape), format_shape(t->shape()),
+                                     spec.shape.size() == 2 && t->shape() == reversed
+                                         ? " (transposed? Keras kernels are [in, out])"
+                                         : ""));
+    }
+  }
+  const std::set<std::string> expected_set(expected.begin(), expected.end());
+  for (const auto& [key, tensor] : tensors_) {
+    if (expected_set.count(key)) continue;
+    std::string guess = closest_match(key, expected);
+    problems.push_back(fmt::format("unexpected tensor '{}'{}", key,
+                                   guess.empty() ? ": the graph has no such weight"
+                                                 : fmt::format(": did you mean '{}'?", guess)));
+  }
+  if (problems.empty()) return;
+  std::string message =
+      fmt::format("the weights do not match the graph ({} problem{}):", problems.size(),
+                  problems.size() == 1 ? "" : "s");
+  for (const auto& p : problems) message += "\n  " + p;
+  Error error(message);
+  error.in_file(source_);
+  if (!specs.empty() && missing == specs.size()) {
+    error.hint(
+        "none of the graph's weights is in the file; keys must be '<node>.<param>' "
+        "(graph-runner init writes a matching file)");
+  }
+  throw error;
+}
+
+}  // namespace fg

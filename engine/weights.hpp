@@ -1,0 +1,58 @@
+// Weights: a map "<node>.<param>" -> f32 tensor in the Keras shape.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "framework/compiler.hpp"
+#include "kernels/tensor.hpp"
+
+namespace fg {
+
+class MappedFile;
+
+// The initial value of one weight: deterministic in (seed, key), independent of the standard
+// library's random engines. See docs/formats.md for the initialisers.
+Tensor initial_weight(const std::string& key, const WeightSpec& spec, uint64_t seed);
+
+class WeightStore {
+ public:
+  WeightStore() = default;
+  // Memory-maps a safetensors file (F32 borrowed, F16/BF16 converted to f32). Throws fg::Error.
+  static WeightStore load_safetensors(const std::string& path);
+  // Deterministic Keras-style initial weights (graph-runner init).
+  static WeightStore initialize(const CompiledGraph& graph, uint64_t seed);
+
+  void set(const std::string& key, Tensor tensor);
+  // Drops the pages of a memory-mapped weights file from the resident set (after the weights
+  // have been reordered into their primitives' layouts; they fault back in if needed again).
+  void release_resident() const;
+  void release_resident(const std::string& key) const;  // one tensor's pages
+  const Tensor* find(const std::string& key) const;
+  const std::map<std::string, Tensor>& tensors() const { return tensors_; }
+  const std::string& source() const { return source_; }  // file name for messages
+  void set_source(std::string source) { source_ = std::move(source); }
+
+  // Checks the store against the graph's weight specs; reports every problem at once
+  // (missing, unexpected, wrong shape) in one fg::Error.
+  void validate(const CompiledGraph& graph) const;
+
+  // Writes all tensors as F32 safetensors, atomically (temp file + rename).
+  void save_safetensors(const std::string& path) const;
+
+  // The same checks and initial values for an explicit list of "<node>.<param>" -> spec
+  // (what CompiledGraph::all_weights() returns); the graph versions call these.
+  using SpecList = std::vector<std::pair<std::string, WeightSpec>>;
+  void validate(const SpecList& specs) const;
+  static WeightStore initialize(const SpecList& specs, uint64_t seed);
+
+ private:
+  std::map<std::string, Tensor> tensors_;
+  std::shared_ptr<const MappedFile> file_;  // set when loaded from a safetensors file
+  std::string source_ = "<weights>";
+};
+
+}  // namespace fg

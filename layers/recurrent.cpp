@@ -1,0 +1,409 @@
+#include "layers/recurrent.hpp"
+
+#include <fmt/format.h>
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+
+#include "kernels/onednn/onednn.hpp"
+
+namespace fg::layers {
+namespace {
+
+using ActFn = float (*)(float);
+
+float sigmoid_f(float x) {
+  return 1.f / (1.f + std::exp(-x));
+}
+float softplus_f(float x) {
+  return x > 20.f ? x : std::log1p(std::exp(x));
+}
+
+// Keras (tf.keras 2.x) activation formulas, elementwise. softmax / log_softmax are not
+// elementwise and are rejected for recurrent layers.
+const std::map<std::string, ActFn>& activation_table() {
+  static const std::map<std::string, ActFn> table = {
+      {"linear", [](float x) { return x; }},
+      {"relu", [](float x) { return x > 0.f ? x : 0.f; }},
+      {"relu6", [](float x) { return std::min(std::max(x, 0.f), 6.f); }},
+      {"sigmoid", sigmoid_f},
+      {"tanh", [](float x) { return std::tanh(x); }},
+      {"hard_sigmoid", [](float x) { return std::min(std::max(0.2f * x + 0.5f, 0.f), 1.f); }},
+      {"elu", [](float x) { return x > 0.f ? x : std::expm1(x); }},
+      {"selu",
+       [](float x) {
+         return 1.0507009873554805f * (x > 0.f ? x : 1.6732632423543772f * std::expm1(x));
+       }},
+      {"softplus", softplus_f},
+      {"softsign", [](float x) { return x / (1.f + std::fabs(x)); }},
+      {"swish", [](float x) { return x * sigmoid_f(x); }},
+      {"silu", [](float x) { return x * sigmoid_f(x); }},
+      {"gelu", [](float x) { return 0.5f * x * (1.f + std::erf(x * 0.70710678118654752f)); }},
+      {"gelu_approximate",
+       [](float x) {
+         return 0.5f * x * (1.f + std::tanh(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+       }},
+      {"mish", [](float x) { return x * std::tanh(softplus_f(x)); }},
+      {"exponential", [](float x) { return std::exp(x); }},
+  };
+  return table;
+}
+
+ActFn activation_fn(const std::string& name) {
+  return activation_table().at(name);
+}
+
+using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using RowVector = Eigen::Matrix<float, 1, Eigen::Dynamic>;
+
+class RnnKernel final : public Kernel {
+ public:
+  RnnConfig cfg;
+  int64_t batch = 0, steps = 0, features = 0, units = 0;
+  int gates = 0;
+  bool has_onednn = false;
+  onednn::RnnPrimitive prim;
+  dnnl::memory weights_layer, weights_iter, bias;  // oneDNN layouts
+  dnnl::memory kernel_plain, recurrent_plain;      // Keras layouts, for the plain path
+  std::vector<float> bias_in, bias_rec;            // [G*U] each (bias_rec only for reset_after)
+  ActFn act = nullptr, rec_act = nullptr;
+  int temp_layer = -1, temp_cell = -1, temp_scratch = -1, temp_scratchpad = -1;
+
+  int64_t scratch_per_row() const { return 2 * units + 2 * gates * units; }
+
+  void execute(ExecContext& ctx) const override {
+    const uint8_t* mask = ctx.src_masks.empty() ? nullptr : ctx.src_masks[0];
+    std::vector<int64_t> lengths;
+    const bool right_padded = mask == nullptr || right_padded_lengths(mask, batch, steps, lengths);
+    bool full = true;
+    for (int64_t len : lengths) full = full && len == steps;
+    if (has_onednn && right_padded)
+      run_onednn(ctx, (mask != nullptr && !full) ? &lengths : nullptr);
+    else
+      run_plain(ctx, mask);
+  }
+
+  std::string impl_info() const override {
+    return has_onednn ? prim.impl + " (c++ for masks with holes)" : "c++";
+  }
+
+ private:
+  void run_onednn(ExecContext& ctx, const std::vector<int64_t>* lengths) const {
+    const dnnl::engine eng = ctx.srcs[0].get_engine();
+    dnnl::memory src(prim.src_layer, eng, ctx.srcs[0].get_data_handle());
+    void* layer_ptr = cfg.return_sequences
+                          ? ctx.dsts[0].get_data_handle()
+                          : ctx.temps[static_cast<size_t>(temp_layer)].get_data_handle();
+    dnnl::memory dst_layer(prim.dst_layer, eng, layer_ptr);
+    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC_LAYER, src},
+                                               {DNNL_ARG_WEIGHTS_LAYER, weights_layer},
+                                               {DNNL_ARG_WEIGHTS_ITER, weights_iter},
+                                               {DNNL_ARG_BIAS, bias},
+                                               {DNNL_ARG_DST_LAYER, dst_layer}};
+    if (!cfg.return_sequences)
+      args.emplace(DNNL_ARG_DST_ITER,
+                   dnnl::memory(prim.dst_iter, eng, ctx.dsts[0].get_data_handle()));
+    if (temp_cell >= 0)
+      args.emplace(DNNL_ARG_DST_ITER_C, ctx.temps[static_cast<size_t>(temp_cell)]);
+    if (temp_scratchpad >= 0)
+      args.emplace(DNNL_ARG_SCRATCHPAD, ctx.temps[static_cast<size_t>(temp_scratchpad)]);
+    prim.prim.execute(ctx.stream, args);
+    if (lengths == nullptr) return;
+    // Right-padded rows: the state after step len-1 is final (later steps never feed back into
+    // earlier ones), so read it from dst_layer; padded outputs repeat it (zeros if len == 0).
+    ctx.stream.wait();
+    const float* layer = static_cast<const float*>(layer_ptr);
+    float* dst = static_cast<float*>(ctx.dsts[0].get_data_handle());
+    const size_t row_bytes = static_cast<size_t>(units) * sizeof(float);
+    for (int64_t b = 0; b < batch; ++b) {
+      const int64_t len = (*lengths)[static_cast<size_t>(b)];
+      const float* last = len > 0 ? layer + (b * steps + len - 1) * units : nullptr;
+      if (cfg.return_sequences) {
+        for (int64_t t = len; t < steps; ++t) {
+          float* out = dst + (b * steps + t) * units;
+          if (last != nullptr)
+            std::memcpy(out, last, row_bytes);
+          else
+            std::memset(out, 0, row_bytes);
+        }
+      } else {
+        float* out = dst + b * units;
+        if (last != nullptr)
+          std::memcpy(out, last, row_bytes);
+        else
+          std::memset(out, 0, row_bytes);
+      }
+    }
+  }
+
+  void run_plain(ExecContext& ctx, const uint8_t* mask) const {
+    ctx.stream.wait();
+    const float* src = static_cast<const float*>(ctx.srcs[0].get_data_handle());
+    float* dst = static_cast<float*>(ctx.dsts[0].get_data_handle());
+    float* scratch =
+        static_cast<float*>(ctx.temps[static_cast<size_t>(temp_scratch)].get_data_handle());
+    const int threads = std::max(1, ctx.threads);
+#pragma omp parallel for num_threads(threads) schedule(static) if (batch > 1)
+    for (int64_t b = 0; b < batch; ++b) run_row(b, src, dst, scratch + b * scratch_per_row(), mask);
+  }
+
+  // One batch row, exact Keras semantics: masked steps keep the state and repeat the output.
+  void run_row(int64_t b, const float* src, float* dst, float* scratch, const uint8_t* mask) const {
+    const int64_t U = units, GU = gates * units;
+    Eigen::Map<const RowMatrix> W(static_cast<const float*>(kernel_plain.get_data_handle()),
+                                  features, GU);
+    Eigen::Map<const RowMatrix> R(static_cast<const float*>(recurrent_plain.get_data_handle()), U,
+                                  GU);
+    Eigen::Map<const RowVector> b_in(bias_in.data(), GU), b_rec(bias_rec.data(), GU);
+    float* h = scratch;
+    float* aux = h + U;  // LSTM: cell state c; GRU (reset_after=False): r * h
+    float* gx = aux + U;
+    float* gh = gx + GU;
+    Eigen::Map<RowVector> hv(h, U), auxv(aux, U), gxv(gx, GU), ghv(gh, GU);
+    hv.setZero();
+    auxv.setZero();
+    for (int64_t t = 0; t < steps; ++t) {
+      const bool valid = mask == nullptr || mask[b * steps + t] != 0;
+      if (valid) {
+        Eigen::Map<const RowVector> x(src + (b * steps + t) * features, features);
+        gxv.noalias() = x * W;
+        gxv += b_in;
+        if (cfg.cell == RnnCell::lstm) {
+          ghv.noalias() = hv * R;
+          for (int64_t j = 0; j < U; ++j) {
+            const float i = rec_act(gx[j] + gh[j]);
+            const float f = rec_act(gx[U + j] + gh[U + j]);
+            const float cc = act(gx[2 * U + j] + gh[2 * U + j]);
+            const float o = rec_act(gx[3 * U + j] + gh[3 * U + j]);
+            aux[j] = f * aux[j] + i * cc;
+            h[j] = o * act(aux[j]);
+          }
+        } else if (cfg.reset_after) {
+          ghv.noalias() = hv * R;
+          ghv += b_rec;
+          for (int64_t j = 0; j < U; ++j) {
+            const float z = rec_act(gx[j] + gh[j]);
+            const float r = rec_act(gx[U + j] + gh[U + j]);
+            const float hh = act(gx[2 * U + j] + r * gh[2 * U + j]);
+            h[j] = z * h[j] + (1.f - z) * hh;
+          }
+        } else {
+          ghv.head(2 * U).noalias() = hv * R.leftCols(2 * U);
+          for (int64_t j = 0; j < U; ++j) {
+            gx[j] = rec_act(gx[j] + gh[j]);                  // z
+            aux[j] = rec_act(gx[U + j] + gh[U + j]) * h[j];  // r * h
+          }
+          ghv.tail(U).noalias() = auxv * R.rightCols(U);
+          for (int64_t j = 0; j < U; ++j) {
+            const float z = gx[j];
+            const float hh = act(gx[2 * U + j] + gh[2 * U + j]);
+            h[j] = z * h[j] + (1.f - z) * hh;
+          }
+        }
+      }
+      if (cfg.return_sequences)
+        std::memcpy(dst + (b * steps + t) * U, h, static_cast<size_t>(U) * sizeof(float));
+    }
+    if (!cfg.return_sequences) std::memcpy(dst + b * U, h, static_cast<size_t>(U) * sizeof(float));
+  }
+};
+
+const char* cell_name(RnnCell cell) {
+  return cell == RnnCell::lstm ? "lstm" : "gru";
+}
+
+}  // namespace
+
+bool right_padded_lengths(const uint8_t* mask, int64_t batch, int64_t steps,
+                          std::vector<int64_t>& lengths) {
+  lengths.assign(static_cast<size_t>(batch), 0);
+  for (int64_t b = 0; b < batch; ++b) {
+    const uint8_t* row = mask + b * steps;
+    int64_t len = 0;
+    while (len < steps && row[len] != 0) ++len;
+    for (int64_t t = len; t < steps; ++t)
+      if (row[t] != 0) return false;
+    lengths[static_cast<size_t>(b)] = len;
+  }
+  return true;
+}
+
+bool rnn_activation_known(const std::string& name) {
+  return activation_table().count(name) != 0;
+}
+
+float rnn_activation(const std::string& name, float x) {
+  return activation_fn(name)(x);
+}
+
+void parse_rnn_common(AttrReader& attrs, RnnConfig& config) {
+  // Read every key before validating: the compiler reports unread keys of a failed parse as
+  // misspellings.
+  config.units = attrs.get_int("units");
+  config.return_sequences = attrs.get_bool("return_sequences", false);
+  config.activation = attrs.get_string("activation", "tanh");
+  config.recurrent_activation = attrs.get_string("recurrent_activation", "sigmoid");
+  config.use_bias = attrs.get_bool("use_bias", true);
+  const double dropout = attrs.get_float("dropout", 0.0);
+  const double recurrent_dropout = attrs.get_float("recurrent_dropout", 0.0);
+
+  if (config.units < 1)
+    throw attrs.error(
+        "units", fmt::format("attribute 'units' must be a positive integer, got {}", config.units));
+  // The core's activation list plus hard_sigmoid / exponential (older Keras LSTM/GRU used
+  // hard_sigmoid as recurrent_activation); softmax and log_softmax are not elementwise.
+  for (const char* key : {"activation", "recurrent_activation"}) {
+    const bool main = std::string(key) == "activation";
+    const std::string& name = main ? config.activation : config.recurrent_activation;
+    if (rnn_activation_known(name)) continue;
+    attrs.get_activation(key,
+                         main ? "tanh" : "sigmoid");  // throws "unknown activation" + did-you-mean
+    std::vector<std::string> known;
+    for (const auto& [k, fn] : activation_table()) known.push_back(k);
+    throw attrs.error(key,
+                      fmt::format("activation '{}' is not elementwise and cannot be used inside a "
+                                  "recurrent cell; use one of {}",
+                                  name, quoted_list(known)));
+  }
+  for (const char* key : {"dropout", "recurrent_dropout"}) {
+    const double rate = std::string(key) == "dropout" ? dropout : recurrent_dropout;
+    if (!(rate >= 0.0 && rate < 1.0))
+      throw attrs.error(
+          key, fmt::format("{} must be in [0, 1), got {} (it is ignored at inference)", key, rate));
+  }
+}
+
+std::vector<TensorType> infer_rnn(const InferContext& ctx, const RnnConfig& config) {
+  ctx.expect_inputs(1);
+  ctx.expect_rank(0, 3);
+  ctx.expect_dtype(0, DType::f32);
+  const TensorType& in = ctx.input(0);
+  if (in.shape[2] == kDynamic)
+    throw ctx.input_error(
+        0, fmt::format("{} needs a known feature size (last axis) to size its kernel, got {}",
+                       cell_name(config.cell), format_shape(in.shape)));
+  TensorType out;
+  out.dtype = DType::f32;
+  if (config.return_sequences) {
+    out.shape = {in.shape[0], in.shape[1], config.units};
+    out.masked = in.masked;
+  } else {
+    out.shape = {in.shape[0], config.units};
+  }
+  return {out};
+}
+
+std::vector<WeightSpec> rnn_weights(const InferContext& ctx, const RnnConfig& config) {
+  const Dim features = ctx.input(0).shape.at(2);
+  const Dim gu = dim_mul(config.gates(), config.units);
+  std::vector<WeightSpec> specs;
+  WeightSpec kernel{"kernel", {features, gu}, Init::glorot_uniform, features, gu};
+  WeightSpec recurrent{"recurrent_kernel", {config.units, gu}, Init::orthogonal};
+  specs.push_back(kernel);
+  specs.push_back(recurrent);
+  if (config.use_bias) {
+    if (config.cell == RnnCell::lstm)
+      specs.push_back({"bias", {gu}, config.unit_forget_bias ? Init::lstm_bias : Init::zeros});
+    else if (config.reset_after)
+      specs.push_back({"bias", {2, gu}, Init::zeros});
+    else
+      specs.push_back({"bias", {gu}, Init::zeros});
+  }
+  return specs;
+}
+
+double rnn_flops(const InferContext& ctx, const RnnConfig& config) {
+  const Dims& s = ctx.input(0).shape;
+  if (s.size() != 3 || s[1] == kDynamic || s[2] == kDynamic) return 0.0;
+  const double gu = static_cast<double>(config.gates()) * static_cast<double>(config.units);
+  return 2.0 * static_cast<double>(s[1]) *
+         (static_cast<double>(s[2]) * gu + static_cast<double>(config.units) * gu);
+}
+
+std::unique_ptr<Kernel> compile_rnn(KernelContext& ctx, const RnnConfig& config) {
+  auto k = std::make_unique<RnnKernel>();
+  k->cfg = config;
+  const Dims& in = ctx.inputs.at(0).shape;
+  // The kernel reads and writes the Keras row-major bytes (oneDNN ntc / ldnc views of them).
+  if (ctx.src_descs.at(0) != onednn::plain_desc(ctx.inputs.at(0)) ||
+      ctx.dst_descs.at(0) != onednn::plain_desc(ctx.outputs.at(0)))
+    throw ctx.error("internal: lstm/gru expect plain (row-major) input and output layouts");
+  k->batch = in[0];
+  k->steps = in[1];
+  k->features = in[2];
+  k->units = config.units;
+  k->gates = config.gates();
+  const int64_t GU = k->gates * k->units;
+  auto check_shape = [&](const std::string& param, const Dims& want) {
+    const Tensor& w = ctx.weight(param);
+    if (w.shape() != want)
+      throw ctx.error(fmt::format("weight '{}.{}' has shape {}, expected {}", ctx.node.name, param,
+                                  format_shape(w.shape()), format_shape(want)));
+    return w.data<float>();
+  };
+  check_shape("kernel", {k->features, GU});
+  check_shape("recurrent_kernel", {k->units, GU});
+  const auto keras_kernel = onednn::rnn_keras_weights_desc(k->features, k->gates, k->units);
+  const auto keras_recurrent = onednn::rnn_keras_weights_desc(k->units, k->gates, k->units);
+  k->kernel_plain = ctx.weight_memory("kernel", keras_kernel, keras_kernel);
+  k->recurrent_plain = ctx.weight_memory("recurrent_kernel", keras_recurrent, keras_recurrent);
+  k->bias_in.assign(static_cast<size_t>(GU), 0.f);
+  k->bias_rec.assign(static_cast<size_t>(GU), 0.f);
+  if (config.use_bias) {
+    const bool two_rows = config.cell == RnnCell::gru && config.reset_after;
+    const float* b = check_shape("bias", two_rows ? Dims{2, GU} : Dims{GU});
+    std::copy(b, b + GU, k->bias_in.begin());
+    if (two_rows) std::copy(b + GU, b + 2 * GU, k->bias_rec.begin());
+  }
+  k->act = activation_fn(config.activation);
+  k->rec_act = activation_fn(config.recurrent_activation);
+
+  // oneDNN's LSTM/GRU cells are fixed to sigmoid gates and tanh candidate/output.
+  k->has_onednn = config.activation == "tanh" && config.recurrent_activation == "sigmoid";
+  if (k->has_onednn) {
+    const auto kind = config.cell == RnnCell::lstm ? onednn::RnnKind::lstm
+                      : config.reset_after         ? onednn::RnnKind::lbr_gru
+                                                   : onednn::RnnKind::gru;
+    k->prim = onednn::make_rnn_forward(kind, k->steps, k->batch, k->features, k->units,
+                                       !config.return_sequences, ctx.engine);
+    k->weights_layer = ctx.weight_memory("kernel", keras_kernel, k->prim.weights_layer);
+    k->weights_iter = ctx.weight_memory("recurrent_kernel", keras_recurrent, k->prim.weights_iter);
+    const RnnKernel& kr = *k;
+    k->bias = ctx.constant("onednn_bias", k->prim.bias, [&]() {
+      dnnl::memory m(kr.prim.bias, ctx.engine);
+      float* p = static_cast<float*>(m.get_data_handle());
+      const int64_t U = kr.units;
+      if (kind == onednn::RnnKind::lbr_gru) {
+        // u, r: input + recurrent bias; o: input bias; 4th gate: recurrent bias of the candidate.
+        for (int64_t j = 0; j < 2 * U; ++j) p[j] = kr.bias_in[j] + kr.bias_rec[j];
+        for (int64_t j = 0; j < U; ++j) {
+          p[2 * U + j] = kr.bias_in[2 * U + j];
+          p[3 * U + j] = kr.bias_rec[2 * U + j];
+        }
+      } else {
+        std::copy(kr.bias_in.begin(), kr.bias_in.end(), p);
+      }
+      return m;
+    });
+    if (!config.return_sequences) {
+      k->temp_layer = static_cast<int>(ctx.temp_descs.size());
+      ctx.temp_descs.push_back(onednn::plain_desc(Dims{k->batch, k->steps, k->units}));
+    }
+    if (k->prim.scratchpad.get_size() > 0) {
+      k->temp_scratchpad = static_cast<int>(ctx.temp_descs.size());
+      ctx.temp_descs.push_back(k->prim.scratchpad);
+    }
+    if (!k->prim.dst_iter_c.is_zero()) {
+      k->temp_cell = static_cast<int>(ctx.temp_descs.size());
+      ctx.temp_descs.push_back(k->prim.dst_iter_c);
+    }
+  }
+  k->temp_scratch = static_cast<int>(ctx.temp_descs.size());
+  ctx.temp_descs.push_back(onednn::plain_desc(Dims{k->batch, k->scratch_per_row()}));
+  return k;
+}
+
+}  // namespace fg::layers
