@@ -3,6 +3,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,7 +37,9 @@ struct NodeDef {
   SourceLoc op_loc;  // the op value
   std::vector<std::string> inputs;
   std::vector<SourceLoc> input_locs;
-  std::map<std::string, Attr> attrs;  // everything but name / op / input / inputs
+  std::map<std::string, Attr> attrs;  // everything but name / op / input / inputs / trainable
+  bool trainable = true;              // `trainable: false` freezes the node's weights
+  SourceLoc trainable_loc;
 };
 
 struct InputDef {
@@ -54,6 +57,8 @@ struct GraphDef {
   std::vector<NodeDef> nodes;  // file order
   std::vector<std::string> outputs;
   std::vector<SourceLoc> output_locs;
+  // The `training:` section as written (parsed by framework/training_config.hpp).
+  std::optional<Value> training;
 };
 
 }  // namespace fg

@@ -9,6 +9,8 @@
 #include <set>
 #include <sstream>
 
+#include "framework/training_config.hpp"
+
 namespace fg {
 
 namespace {
@@ -175,6 +177,13 @@ InputDef parse_input(const std::string& name, const YAML::Node& key, const YAML:
   return in;
 }
 
+bool parse_trainable(const YAML::Node& n, const std::string& file) {
+  const std::string s = n.IsScalar() ? n.Scalar() : "";
+  if (s == "true" || s == "True") return true;
+  if (s == "false" || s == "False") return false;
+  throw error_at(n, file, "`trainable` must be true or false");
+}
+
 NodeDef parse_node(const YAML::Node& n, const std::string& file, size_t index) {
   NodeDef node;
   node.loc = loc_of(n, file);
@@ -230,6 +239,11 @@ NodeDef parse_node(const YAML::Node& n, const std::string& file, size_t index) {
   for (const auto& kv : n) {
     const std::string key = kv.first.Scalar();
     if (key == "name" || key == "op" || key == "input" || key == "inputs") continue;
+    if (key == "trainable") {
+      node.trainable = parse_trainable(kv.second, file);
+      node.trainable_loc = loc_of(kv.second, file);
+      continue;
+    }
     node.attrs[key] = Attr{to_value(kv.second, file), loc_of(kv.first, file)};
   }
   return node;
@@ -243,7 +257,8 @@ std::shared_ptr<GraphDef> parse_root(const YAML::Node& root, const std::string& 
         .in_file(file)
         .hint("a graph has `name`, `inputs`, `nodes` and `outputs`");
   check_map(root, file, "a graph file");
-  check_keys(root, file, {"name", "description", "inputs", "nodes", "outputs"}, "the graph");
+  check_keys(root, file, {"name", "description", "inputs", "nodes", "outputs", "training"},
+             "the graph");
   if (YAML::Node name = root["name"]) g->name = scalar_of(name, file, "the graph's name");
   YAML::Node inputs = root["inputs"];
   if (!inputs)
@@ -280,6 +295,10 @@ std::shared_ptr<GraphDef> parse_root(const YAML::Node& root, const std::string& 
     }
   } else {
     throw error_at(outputs, file, "`outputs` must be a non-empty list of node names");
+  }
+  if (YAML::Node training = root["training"]) {
+    g->training = to_value(training, file);
+    parse_training_config(*g->training);  // reject a malformed section when the file is read
   }
   return g;
 }
