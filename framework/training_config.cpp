@@ -81,10 +81,11 @@ class MapReader {
       throw error_at(map, fmt::format("{} must be a mapping, got {}", where_, map.describe()));
     std::set<std::string> seen;
     for (const auto& [key, value] : map.entries) {
+      const Value& at = value.loc.known() ? value : map;  // `key:` with no value has no mark
       if (!seen.insert(key).second)
-        throw error_at(value, fmt::format("duplicate key '{}' in {}", key, where_));
+        throw error_at(at, fmt::format("duplicate key '{}' in {}", key, where_));
       if (std::find(known.begin(), known.end(), key) != known.end()) continue;
-      Error e = error_at(value, fmt::format("unknown key '{}' in {}", key, where_));
+      Error e = error_at(at, fmt::format("unknown key '{}' in {}", key, where_));
       std::string best = closest_match(key, known);
       e.hint(!misplaced_hint.empty() && key == "exclude_from_weight_decay" ? misplaced_hint
              : best.empty() ? "known keys: " + quoted_list(known)

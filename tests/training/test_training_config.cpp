@@ -219,6 +219,10 @@ TEST_CASE("training config: malformed sections point at the value") {
               "{initial_learning_rate: 0.1, decay_steps: 7, decay_rate: 0.9}}}\n  "
               "reduce_on_plateau: {}\n"),
       12, 22, "cannot change a learning-rate schedule");
+  // a key without a value still has a position (the mapping's, or its own)
+  CHECK(failure("  loss: mse\n  epoks:\n").line >= 10);
+  CHECK(failure("  loss: mse\n  epoks:\n").message.find("did you mean 'epochs'?") !=
+        std::string::npos);
   // no loss at all: the section is pointed at
   CHECK(failure("  epochs: 3\n").message.find("needs 'loss'") != std::string::npos);
 }
