@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 
 namespace fg {
 
@@ -14,20 +13,15 @@ bool ends_with(const std::string& s, const std::string& tail) {
 
 }  // namespace
 
-bool early_stopping_maximizes(const std::string& monitor, MonitorMode mode) {
+bool monitor_maximizes(const std::string& monitor, MonitorMode mode) {
   if (mode != MonitorMode::auto_mode) return mode == MonitorMode::max;
   const std::string name = monitor.rfind("val_", 0) == 0 ? monitor.substr(4) : monitor;
   if (ends_with(name, "loss")) return false;
   return ends_with(name, "accuracy") || ends_with(name, "acc");  // accuracy metrics go "up"
 }
 
-bool plateau_maximizes(const std::string& monitor, MonitorMode mode) {
-  if (mode != MonitorMode::auto_mode) return mode == MonitorMode::max;
-  return monitor.find("acc") != std::string::npos;
-}
-
 EarlyStopping::EarlyStopping(EarlyStoppingSpec spec) : spec_(std::move(spec)) {
-  maximize_ = early_stopping_maximizes(spec_.monitor, spec_.mode);
+  maximize_ = monitor_maximizes(spec_.monitor, spec_.mode);
 }
 
 // Keras: min_delta = |min_delta|, negated for a decreasing monitor, and an improvement is
@@ -70,9 +64,7 @@ void EarlyStopping::restore(const State& s) {
 }
 
 ReduceLrOnPlateau::ReduceLrOnPlateau(ReduceOnPlateauSpec spec) : spec_(std::move(spec)) {
-  maximize_ = plateau_maximizes(spec_.monitor, spec_.mode);
-  best_ = maximize_ ? -std::numeric_limits<double>::infinity()
-                    : std::numeric_limits<double>::infinity();
+  maximize_ = monitor_maximizes(spec_.monitor, spec_.mode);
 }
 
 std::optional<double> ReduceLrOnPlateau::on_epoch_end(std::optional<double> value,
@@ -82,8 +74,9 @@ std::optional<double> ReduceLrOnPlateau::on_epoch_end(std::optional<double> valu
     --cooldown_counter_;
     wait_ = 0;
   }
-  const bool better =
-      maximize_ ? *value > best_ + spec_.min_delta : *value < best_ - spec_.min_delta;
+  // keras/src/callbacks/monitor_callback.py _is_improvement: a first value always improves
+  const double delta = std::abs(spec_.min_delta);
+  const bool better = !best_ || (maximize_ ? *value - delta > *best_ : *value + delta < *best_);
   if (better) {
     best_ = *value;
     wait_ = 0;

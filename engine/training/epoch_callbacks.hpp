@@ -55,7 +55,8 @@ class ReduceLrOnPlateau {
   explicit ReduceLrOnPlateau(ReduceOnPlateauSpec spec);
 
   // Keras 3 (reduce_lr_on_plateau.py on_epoch_end): in cooldown, count it down and reset wait;
-  // an improvement (value beats best by more than min_delta) resets wait; otherwise, out of
+  // an improvement (a first value, or one that beats best by more than min_delta) resets wait;
+  // otherwise, out of
   // cooldown, wait += 1 and at patience, if lr > min_lr, lr = max(lr * factor, min_lr), start
   // the cooldown and reset wait. Returns the new rate when it changes.
   std::optional<double> on_epoch_end(std::optional<double> value, double learning_rate);
@@ -64,7 +65,7 @@ class ReduceLrOnPlateau {
   struct State {
     int64_t wait = 0;
     int64_t cooldown_counter = 0;
-    double best = 0.0;
+    std::optional<double> best;
   };
   State state() const { return {wait_, cooldown_counter_, best_}; }
   void restore(const State& s);
@@ -73,12 +74,13 @@ class ReduceLrOnPlateau {
   ReduceOnPlateauSpec spec_;
   bool maximize_ = false;
   int64_t wait_ = 0, cooldown_counter_ = 0;
-  double best_ = 0.0;
+  std::optional<double> best_;
 };
 
-// Keras's "auto" direction. EarlyStopping: a loss decreases, an accuracy increases, mse / mae
-// decrease (the metric's _direction). ReduceLROnPlateau: increases when "acc" is in the name.
-bool early_stopping_maximizes(const std::string& monitor, MonitorMode mode);
-bool plateau_maximizes(const std::string& monitor, MonitorMode mode);
+// Keras 3's "auto" direction (keras/src/callbacks/monitor_callback.py, shared by EarlyStopping
+// and ReduceLROnPlateau): a loss decreases; a metric follows its _direction: accuracies increase,
+// mse / mae decrease. (Older Keras ReduceLROnPlateau looked for "acc" in the name: the same
+// answers for FusionGraph's metrics.)
+bool monitor_maximizes(const std::string& monitor, MonitorMode mode);
 
 }  // namespace fg

@@ -104,8 +104,8 @@ TEST_CASE("early stopping: mode, baseline, start_from_epoch, missing values, res
   CHECK_FALSE(up.on_epoch_end(0, 0.5).stop);
   CHECK_FALSE(up.on_epoch_end(1, 0.6).stop);
   CHECK(up.on_epoch_end(2, 0.55).stop);
-  CHECK(fg::early_stopping_maximizes("val_mae", fg::MonitorMode::auto_mode) == false);
-  CHECK(fg::early_stopping_maximizes("loss", fg::MonitorMode::max));
+  CHECK(fg::monitor_maximizes("val_mae", fg::MonitorMode::auto_mode) == false);
+  CHECK(fg::monitor_maximizes("loss", fg::MonitorMode::max));
   // baseline: improvements that do not beat the baseline do not reset wait
   fg::EarlyStoppingSpec b;
   b.monitor = "loss";
@@ -167,6 +167,20 @@ TEST_CASE("reduce on plateau: patience, factor, min_lr, cooldown") {
   CHECK(epoch(0.5) == 0.1);
   CHECK(epoch(0.5) == 0.1);
   CHECK(epoch(0.5) == doctest::Approx(0.05));
-  CHECK(fg::plateau_maximizes("val_accuracy", fg::MonitorMode::auto_mode));
-  CHECK_FALSE(fg::plateau_maximizes("val_mae", fg::MonitorMode::auto_mode));
+  // an accuracy goes up; min_delta: 0.54 does not beat 0.5 by 0.05, so patience 1 reduces
+  fg::ReduceOnPlateauSpec acc;
+  acc.monitor = "val_accuracy";
+  acc.patience = 1;
+  acc.min_delta = 0.05;
+  fg::ReduceLrOnPlateau up(acc);
+  CHECK(up.maximizes());
+  CHECK_FALSE(up.on_epoch_end(0.5, 0.1));
+  CHECK_FALSE(up.on_epoch_end(0.6, 0.1));
+  auto reduced = up.on_epoch_end(0.64, 0.1);
+  REQUIRE(reduced);
+  CHECK(*reduced == doctest::Approx(0.01));
+  CHECK_FALSE(up.on_epoch_end(std::nullopt, 0.01));  // not logged: nothing changes
+  CHECK(*up.state().best == 0.6);
+  CHECK(fg::monitor_maximizes("val_accuracy", fg::MonitorMode::auto_mode));
+  CHECK_FALSE(fg::monitor_maximizes("val_mae", fg::MonitorMode::auto_mode));
 }
