@@ -92,7 +92,8 @@ void metric_values(MetricKind kind, const MetricSpec& spec, const MetricInput& i
       case MetricKind::top_k_categorical_accuracy:
         v = in_top_k(x, last, argmax(y, last), spec.k) ? 1.0 : 0.0;
         break;
-      case MetricKind::binary_accuracy:  // mean over the last axis of y == (p > threshold)
+      case MetricKind::binary_accuracy:  // y == (p > threshold); Keras 3 averages the elements,
+                                         // the mean of these per-position means when unweighted
         for (int64_t c = 0; c < last; ++c)
           v += (x[c] > spec.threshold ? 1.0f : 0.0f) == y[c] ? 1.0 : 0.0;
         v /= static_cast<double>(last);
