@@ -6,10 +6,10 @@
 #include <algorithm>
 #include <cmath>
 
-#include "layers/activation_step.hpp"
-#include "layers/builtin_ops.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "layers/activation_step.hpp"
+#include "layers/builtin_ops.hpp"
 
 namespace fg::layers {
 namespace {
@@ -75,6 +75,7 @@ class Activation final : public Op {
   }
 
   bool supports_masking() const override { return true; }
+  bool outputs_probabilities() const override { return activation_ == "softmax"; }
 
   std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
     auto kernel = std::make_unique<ActivationKernel>();

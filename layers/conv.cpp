@@ -4,11 +4,11 @@
 
 #include <optional>
 
+#include "kernels/kernel.hpp"
+#include "kernels/onednn/onednn.hpp"
 #include "layers/activation_step.hpp"
 #include "layers/builtin_ops.hpp"
 #include "layers/window_geometry.hpp"
-#include "kernels/kernel.hpp"
-#include "kernels/onednn/onednn.hpp"
 
 namespace fg::layers {
 namespace {
@@ -281,6 +281,7 @@ class Conv final : public Op {
   // ctx.weight()): only without a nonlinearity in between.
   bool accepts_channel_affine() const override { return activation_ == "linear"; }
   bool accepts_fused_activation() const override { return activation_ == "linear"; }
+  bool outputs_probabilities() const override { return activation_ == "softmax"; }
 
  private:
   std::string op_name() const { return spatial_ == 1 ? "conv1d" : "conv2d"; }

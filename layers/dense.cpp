@@ -5,10 +5,10 @@
 // softsign).
 #include <fmt/format.h>
 
-#include "layers/activation_step.hpp"
-#include "layers/builtin_ops.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "layers/activation_step.hpp"
+#include "layers/builtin_ops.hpp"
 
 namespace fg::layers {
 namespace {
@@ -95,6 +95,7 @@ class Dense final : public Op {
   }
 
   bool supports_masking() const override { return true; }
+  bool outputs_probabilities() const override { return activation_ == "softmax"; }
 
   std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
     const TensorType& x = ctx.inputs[0];

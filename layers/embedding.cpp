@@ -6,9 +6,9 @@
 
 #include <cstring>
 
-#include "layers/builtin_ops.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "layers/builtin_ops.hpp"
 
 namespace fg::layers {
 namespace {
@@ -104,6 +104,8 @@ class Embedding final : public Op {
                         fmt::format("attribute 'input_length' must be a positive integer, got {}",
                                     input_length_));
   }
+
+  int64_t index_range(size_t input) const override { return input == 0 ? input_dim_ : 0; }
 
   std::vector<TensorType> infer(const InferContext& ctx) const override {
     ctx.expect_inputs(1);

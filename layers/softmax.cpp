@@ -4,9 +4,9 @@
 // back (three jit passes, about 12x faster than the ref:any kernel on a middle axis).
 #include <fmt/format.h>
 
-#include "layers/builtin_ops.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "layers/builtin_ops.hpp"
 
 namespace fg::layers {
 namespace {
@@ -50,6 +50,7 @@ class Softmax final : public Op {
   }
 
   bool supports_masking() const override { return true; }
+  bool outputs_probabilities() const override { return axis_ == -1; }
 
   std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
     const TensorType& x = ctx.inputs[0];
