@@ -7,8 +7,6 @@
 #include <numeric>
 
 #include "cli/perf/process_stats.hpp"
-#include "engine/file_io.hpp"
-#include "framework/error.hpp"
 
 namespace fg::cli {
 

@@ -18,28 +18,13 @@
 #include "cli/profile_report.hpp"
 #include "engine/npy.hpp"
 #include "framework/error.hpp"
+#include "tests/cli/cli_test_util.hpp"
 #include "tests/test_util.hpp"
 
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string out;  // stdout (and stderr if merged)
-};
-
-Result run_cli(const std::string& args, bool merge_stderr = true) {
-  std::string cmd =
-      fg::test::graph_runner_path() + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
-  Result r;
-  FILE* pipe = popen(cmd.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) r.out.append(buf.data(), n);
-  int status = pclose(pipe);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using Result = fg::test::CliResult;
+using fg::test::run_cli;
 
 struct TempDir {
   std::string path;
