@@ -1,10 +1,13 @@
 // engine/json_header: nlohmann's parser with the header rules, on hostile text. Expected
 // messages are written from the JSON grammar (RFC 8259), not taken from the parser.
 #include <doctest/doctest.h>
+#include <unistd.h>
 
+#include <filesystem>
 #include <string>
 
 #include "engine/json_header.hpp"
+#include "engine/safetensors.hpp"
 #include "framework/error.hpp"
 
 namespace {
@@ -78,5 +81,24 @@ TEST_CASE("json header: members keep file order; strings are unescaped") {
   CHECK(error_of("[1,2,]").find("trailing comma in array") != std::string::npos);
   CHECK(error_of("{} x").find("unexpected text after") != std::string::npos);
   CHECK(error_of("// c\n{}").find("malformed JSON") != std::string::npos);  // no comments
-  CHECK(error_of("[01]").find("malformed JSON") != std::string::npos);     // no leading zeros
+  CHECK(error_of("[01]").find("malformed JSON") != std::string::npos);      // no leading zeros
+}
+
+TEST_CASE("json header: writing a name that is not UTF-8 is an error naming the file") {
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("fg_json_utf8_" + std::to_string(::getpid()) + ".safetensors"))
+                               .string();
+  fg::Tensor t(fg::DType::f32, {2});
+  try {
+    fg::write_safetensors(path, {{"bad\xff", t}});
+    FAIL("expected an error");
+  } catch (const fg::Error& e) {
+    CHECK(std::string(e.what()).find(path) != std::string::npos);
+    CHECK(std::string(e.what()).find("not valid UTF-8") != std::string::npos);
+  }
+  CHECK_FALSE(std::filesystem::exists(path));
+  // a UTF-8 name round-trips through the header
+  fg::write_safetensors(path, {{"caf\xc3\xa9.w", t}});
+  CHECK(fg::read_safetensors(path).tensors.count("caf\xc3\xa9.w") == 1);
+  std::filesystem::remove(path);
 }
