@@ -179,6 +179,16 @@ void check_file_destination(const std::string& path, const std::string& what) {
 void check_directory_destination(const std::string& dir, const std::string& marker,
                                  const std::string& what) {
   if (dir.empty()) throw Error(fmt::format("{}: the directory name is empty", what));
+  std::string trimmed = dir;
+  while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
+  const std::string last = std::filesystem::path(trimmed).filename().string();
+  if (last.empty() || last == "." || last == "..")
+    throw Error(fmt::format("{}: '{}' cannot be replaced as a whole (it is the root, the current "
+                            "or a parent directory)",
+                            what, dir))
+        .in_file(dir)
+        .hint("give a subdirectory, e.g. " + (trimmed == "/" ? std::string() : trimmed + "/") +
+              "out");
   struct stat st {};
   if (::stat(dir.c_str(), &st) == 0) {
     if (!S_ISDIR(st.st_mode))
@@ -192,8 +202,6 @@ void check_directory_destination(const std::string& dir, const std::string& mark
           .in_file(dir)
           .hint("give a new or empty directory");
   }
-  std::string trimmed = dir;
-  while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
   check_writable_folder(parent_of(trimmed), dir, what);
 }
 
