@@ -6,10 +6,10 @@
 #include <algorithm>
 #include <cmath>
 
-#include "kernels/kernel.hpp"
-#include "kernels/onednn/onednn.hpp"
 #include "layers/activation_step.hpp"
 #include "layers/builtin_ops.hpp"
+#include "kernels/kernel.hpp"
+#include "kernels/onednn/onednn.hpp"
 
 namespace fg::layers {
 namespace {

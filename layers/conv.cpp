@@ -4,11 +4,11 @@
 
 #include <optional>
 
-#include "kernels/kernel.hpp"
-#include "kernels/onednn/onednn.hpp"
 #include "layers/activation_step.hpp"
 #include "layers/builtin_ops.hpp"
 #include "layers/window_geometry.hpp"
+#include "kernels/kernel.hpp"
+#include "kernels/onednn/onednn.hpp"
 
 namespace fg::layers {
 namespace {

@@ -5,10 +5,10 @@
 // softsign).
 #include <fmt/format.h>
 
-#include "kernels/kernel.hpp"
-#include "kernels/onednn/onednn.hpp"
 #include "layers/activation_step.hpp"
 #include "layers/builtin_ops.hpp"
+#include "kernels/kernel.hpp"
+#include "kernels/onednn/onednn.hpp"
 
 namespace fg::layers {
 namespace {
