@@ -123,7 +123,8 @@ class Session {
   size_t weight_bytes() const;
   const LoadTimes& load_times() const;
 
-  // The layers underneath, for what the facade does not cover (plans, profiling).
+  // The layers underneath, for what the facade does not cover. (Profiling and intermediate
+  // tensors come through run()'s RunOptions; plan sizes through plan_figures().)
   const CompiledGraph& graph() const;
   const Model& model() const;
 
@@ -142,6 +143,9 @@ Session load_string(const std::string& yaml, const CompileOptions& options = {},
 // (graph-runner validate, summary, dot). `ops` as in CompileOptions. Throws fg::Error.
 std::shared_ptr<const CompiledGraph> compile_file(const std::string& path,
                                                   const OpRegistry* ops = nullptr);
+
+// Files: read_npy / write_npy (engine/npy.hpp); write_file_atomic, replace_directory and the
+// destination checks (engine/file_io.hpp) write every file atomically.
 
 // Small helpers to make and read host tensors (row major, batch first). Throw fg::Error when
 // `values` does not have as many elements as `shape`.
