@@ -1,42 +1,39 @@
+// graph-runner's commands. Each command has its own options struct, filled by CLI11 while
+// parsing and handed to the command's function; nothing is global.
 #pragma once
 
 #include <CLI/CLI.hpp>
-#include <cstdint>
-#include <map>
-#include <memory>
-#include <stdexcept>
+#include <functional>
+#include <fusiongraph/fusiongraph.hpp>
 #include <string>
 #include <vector>
 
-#include "framework/compiler.hpp"
-#include "framework/error.hpp"
-#include "kernels/tensor.hpp"
+#include "cli/arguments.hpp"
 
 namespace fg::cli {
 
-// Bad command-line usage found after parsing (exit code 2).
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
+// A subcommand and what runs it (returning the exit code), with its options bound inside.
+struct Command {
+  CLI::App* app = nullptr;
+  std::function<int()> run;
 };
 
-void add_commands(CLI::App& app);
+// Adds every command to `app`; the returned commands own their parsed options.
+std::vector<Command> add_commands(CLI::App& app);
 // Runs the parsed subcommand; returns the exit code.
-int run_selected(CLI::App& app);
+int run_selected(const std::vector<Command>& commands);
 
-// Helpers shared by the commands (commands.cpp).
-// --dim NAME=SIZE[,SIZE...] -> sizes by input name; UsageError if malformed.
-std::map<std::string, std::vector<int64_t>> parse_dims(const std::vector<std::string>& specs);
-// Loads and compiles a graph file; prints the compiler's warnings on stderr.
-std::shared_ptr<CompiledGraph> load(const std::string& path);
-// Sizes for null dims: those given, else the input's default_shape, else 100.
-std::map<std::string, std::vector<int64_t>> dims_with_defaults(
-    const CompiledGraph& g, std::map<std::string, std::vector<int64_t>> dims);
-// Deterministic synthetic input: floats in [0, 1); token ids in [1, vocab).
-Tensor synthetic_input(const CompiledGraph& g, const InputDef& in, const Dims& shape,
-                       uint64_t seed);
+// Helpers shared by the commands.
+// Loads a graph with its weights (`weights` file, else Keras-style initial weights of `seed`),
+// checking CompileOptions; prints the compiler's warnings on stderr.
+Session load_session(const std::string& graph, const std::string& weights, uint64_t seed,
+                     int threads, bool optimize);
+// The options shared by the commands that read graphs at given sizes.
+void add_threads_option(CLI::App* command, int& threads);
+void add_seed_option(CLI::App* command, uint64_t& seed, const std::string& description);
 
-// bench.cpp: the `bench` command.
-void add_bench_command(CLI::App& app);
-int cmd_bench();
+// run.cpp and bench.cpp.
+Command add_run_command(CLI::App& app);
+Command add_bench_command(CLI::App& app);
 
 }  // namespace fg::cli

@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
       "  graph-runner init graphs/multimodal_fusion.yaml -o weights.safetensors\n"
       "  graph-runner run graphs/multimodal_fusion.yaml\n"
       "Run `graph-runner COMMAND --help` for a command's options.");
-  fg::cli::add_commands(app);
+  const std::vector<fg::cli::Command> commands = fg::cli::add_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -27,7 +27,7 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : 2;
   }
   try {
-    return fg::cli::run_selected(app);
+    return fg::cli::run_selected(commands);
   } catch (const fg::cli::UsageError& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 2;

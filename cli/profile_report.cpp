@@ -6,9 +6,7 @@
 #include <map>
 #include <numeric>
 
-#include "framework/error.hpp"
-#include "engine/file_io.hpp"
-#include "engine/perf/process_stats.hpp"
+#include "cli/perf/process_stats.hpp"
 
 namespace fg::cli {
 
@@ -42,14 +40,14 @@ double gflops_of(double flops, double ms) {
 
 }  // namespace
 
-std::vector<std::vector<StepTiming>> profile_runs(const Model& model,
+std::vector<std::vector<StepTiming>> profile_runs(const Session& session,
                                                   const std::map<std::string, Tensor>& inputs,
                                                   int runs) {
   std::vector<std::vector<StepTiming>> out(std::max(runs, 1));
   for (auto& steps : out) {
     RunOptions ro;
     ro.profile = &steps;
-    model.run(inputs, ro);
+    session.run(inputs, ro);
   }
   return out;
 }
@@ -150,85 +148,71 @@ std::string format_profile_table(const ProfileSummary& p) {
   return out;
 }
 
-void write_profile_json(JsonWriter& w, const ProfileSummary& p) {
-  w.key("per_node").begin_array();
-  for (const auto& n : p.nodes) {
-    w.begin_object(true);
-    w.member("node", n.name).member("op", n.op).member("branch", n.branch).member("impl", n.impl);
-    w.member("median_ms", n.median_ms).member("share", n.share).member("flops", n.flops);
-    w.member("gflops", n.gflops);
-    w.end_object();
-  }
-  w.end_array();
-  w.key("per_branch").begin_array();
-  for (const auto& b : p.branches) {
-    w.begin_object();
-    w.member("branch", b.branch).member("median_ms", b.median_ms).member("share", b.share);
-    w.member("flops", b.flops).member("gflops", b.gflops);
-    w.number_array("times_ms", b.times_ms);
-    w.end_object();
-  }
-  w.end_array();
-  w.member("profiled_total_median_ms", p.total_median_ms);
-  w.member("profiled_runs", p.runs);
+void add_profile_json(nlohmann::ordered_json& object, const ProfileSummary& p) {
+  auto& nodes = object["per_node"] = nlohmann::ordered_json::array();
+  for (const auto& n : p.nodes)
+    nodes.push_back({{"node", n.name},
+                     {"op", n.op},
+                     {"branch", n.branch},
+                     {"impl", n.impl},
+                     {"median_ms", n.median_ms},
+                     {"share", n.share},
+                     {"flops", n.flops},
+                     {"gflops", n.gflops}});
+  auto& branches = object["per_branch"] = nlohmann::ordered_json::array();
+  for (const auto& b : p.branches)
+    branches.push_back({{"branch", b.branch},
+                        {"median_ms", b.median_ms},
+                        {"share", b.share},
+                        {"flops", b.flops},
+                        {"gflops", b.gflops},
+                        {"times_ms", b.times_ms}});
+  object["profiled_total_median_ms"] = p.total_median_ms;
+  object["profiled_runs"] = p.runs;
 }
 
-void write_chrome_trace(const std::string& path, const std::vector<TraceRun>& runs) {
-  JsonWriter w;
-  w.begin_object();
-  w.member("displayTimeUnit", "ms");
-  w.key("traceEvents").begin_array();
-  for (size_t r = 0; r < runs.size(); ++r) {
-    const int pid = static_cast<int>(r) + 1;
-    w.begin_object(true)
-        .member("name", "process_name")
-        .member("ph", "M")
-        .member("pid", pid)
-        .key("args")
-        .begin_object(true)
-        .member("name", runs[r].label)
-        .end_object()
-        .end_object();
-    const auto branches = step_branches(runs[r].steps);
-    std::vector<std::string> rows;  // thread rows, in order of appearance
-    for (const auto& b : branches)
-      if (std::find(rows.begin(), rows.end(), b) == rows.end()) rows.push_back(b);
-    for (size_t t = 0; t < rows.size(); ++t)
-      w.begin_object(true)
-          .member("name", "thread_name")
-          .member("ph", "M")
-          .member("pid", pid)
-          .member("tid", static_cast<int>(t) + 1)
-          .key("args")
-          .begin_object(true)
-          .member("name", rows[t].empty() ? "fusion/head" : "branch " + rows[t])
-          .end_object()
-          .end_object();
-    for (size_t i = 0; i < runs[r].steps.size(); ++i) {
-      const StepTiming& s = runs[r].steps[i];
-      const int tid =
-          static_cast<int>(std::find(rows.begin(), rows.end(), branches[i]) - rows.begin()) + 1;
-      w.begin_object(true)
-          .member("name", s.name)
-          .member("cat", s.op)
-          .member("ph", "X")
-          .member("ts", s.start_ms * 1000.0)
-          .member("dur", s.duration_ms * 1000.0)
-          .member("pid", pid)
-          .member("tid", tid)
-          .key("args")
-          .begin_object(true)
-          .member("impl", s.impl)
-          .member("branch", branches[i])
-          .member("flops", s.flops)
-          .end_object()
-          .end_object();
-    }
+namespace {
+
+nlohmann::ordered_json metadata_event(const char* what, int pid, int tid, const std::string& name) {
+  nlohmann::ordered_json e = {{"name", what}, {"ph", "M"}, {"pid", pid}};
+  if (tid > 0) e["tid"] = tid;
+  e["args"] = {{"name", name}};
+  return e;
+}
+
+// One run of the trace: a process, a thread row per branch, an "X" event per step.
+void add_trace_run(nlohmann::ordered_json& events, const TraceRun& run, int pid) {
+  events.push_back(metadata_event("process_name", pid, 0, run.label));
+  const auto branches = step_branches(run.steps);
+  std::vector<std::string> rows;  // thread rows, in order of appearance
+  for (const auto& b : branches)
+    if (std::find(rows.begin(), rows.end(), b) == rows.end()) rows.push_back(b);
+  for (size_t t = 0; t < rows.size(); ++t)
+    events.push_back(metadata_event("thread_name", pid, static_cast<int>(t) + 1,
+                                    rows[t].empty() ? "fusion/head" : "branch " + rows[t]));
+  for (size_t i = 0; i < run.steps.size(); ++i) {
+    const StepTiming& s = run.steps[i];
+    const int tid =
+        static_cast<int>(std::find(rows.begin(), rows.end(), branches[i]) - rows.begin()) + 1;
+    events.push_back({{"name", s.name},
+                      {"cat", s.op},
+                      {"ph", "X"},
+                      {"ts", s.start_ms * 1000.0},
+                      {"dur", s.duration_ms * 1000.0},
+                      {"pid", pid},
+                      {"tid", tid},
+                      {"args", {{"impl", s.impl}, {"branch", branches[i]}, {"flops", s.flops}}}});
   }
-  w.end_array();
-  w.end_object();
-  const std::string text = w.str();
-  write_file_atomic(path, {text});
+}
+
+}  // namespace
+
+void write_chrome_trace(const std::string& path, const std::vector<TraceRun>& runs) {
+  nlohmann::ordered_json trace = {{"displayTimeUnit", "ms"},
+                                  {"traceEvents", nlohmann::ordered_json::array()}};
+  for (size_t r = 0; r < runs.size(); ++r)
+    add_trace_run(trace["traceEvents"], runs[r], static_cast<int>(r) + 1);
+  write_file_atomic(path, {json_text(trace)});
 }
 
 }  // namespace fg::cli

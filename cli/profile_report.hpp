@@ -1,13 +1,14 @@
 // Per-node / per-branch profiles (graph-runner run|bench --per-node) and Chrome trace files
-// (--trace), built from Model::run's RunOptions::profile step timings.
+// (--trace), built from Session::run's RunOptions::profile step timings.
 #pragma once
 
+#include <fusiongraph/fusiongraph.hpp>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-#include "cli/json_writer.hpp"
-#include "engine/model.hpp"
+#include "cli/json_text.hpp"
 
 namespace fg::cli {
 
@@ -35,8 +36,8 @@ struct ProfileSummary {
   size_t median_run = 0;  // index of the run whose total is the median
 };
 
-// Runs the model `runs` times with RunOptions::profile and returns each run's step timings.
-std::vector<std::vector<StepTiming>> profile_runs(const Model& model,
+// Runs the session `runs` times with RunOptions::profile and returns each run's step timings.
+std::vector<std::vector<StepTiming>> profile_runs(const Session& session,
                                                   const std::map<std::string, Tensor>& inputs,
                                                   int runs);
 
@@ -44,8 +45,8 @@ std::vector<std::vector<StepTiming>> profile_runs(const Model& model,
 ProfileSummary summarize_profile(const std::vector<std::vector<StepTiming>>& runs);
 // Two text tables: per node and per branch.
 std::string format_profile_table(const ProfileSummary& p);
-// Writes the members "per_node" and "per_branch" into the currently open JSON object.
-void write_profile_json(JsonWriter& w, const ProfileSummary& p);
+// Adds the members "per_node", "per_branch", "profiled_total_median_ms" and "profiled_runs".
+void add_profile_json(nlohmann::ordered_json& object, const ProfileSummary& p);
 
 struct TraceRun {
   std::string label;  // e.g. "batch 8": the trace's process name

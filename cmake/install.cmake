@@ -30,7 +30,7 @@ endif()
 set(FG_INSTALL_HEADERS
   framework/compiler.hpp framework/error.hpp framework/graph_def.hpp framework/op.hpp
   framework/registry.hpp framework/shape.hpp framework/summary.hpp
-  kernels/kernel.hpp engine/model.hpp engine/npy.hpp kernels/tensor.hpp engine/weights.hpp
+  kernels/kernel.hpp engine/file_io.hpp engine/model.hpp engine/npy.hpp kernels/tensor.hpp engine/weights.hpp
   kernels/onednn/onednn.hpp)
 install(FILES include/fusiongraph/fusiongraph.hpp include/fusiongraph/extension.hpp
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/fusiongraph)

@@ -1,8 +1,10 @@
-// Low-level file helpers shared by the weight and tensor readers/writers:
-// a read-only memory mapping kept alive by shared_ptr, and atomic writes (temp file + rename).
+// Low-level file helpers shared by the weight and tensor readers/writers and the command line:
+// a read-only memory mapping kept alive by shared_ptr, and atomic writes (of one file: a unique
+// temporary beside it + fsync + rename; of a set of files: a directory swapped into place).
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -35,9 +37,30 @@ class MappedFile {
   std::string path_;
 };
 
-// Writes `parts` one after the other to `path` atomically: to "<path>.tmp.<pid>" first, then
-// rename. On any failure the temp file is removed, `path` is left as it was, and fg::Error is
-// thrown naming the file and the system error.
+// Writes `parts` one after the other to `path` atomically: to a unique temporary file beside it
+// ("<path>.tmp.XXXXXX", so concurrent writers of one path do not collide), fsync, then rename
+// over `path`. On any failure the temporary is removed, `path` is left as it was, and fg::Error
+// is thrown naming the file and the system error.
 void write_file_atomic(const std::string& path, const std::vector<std::string_view>& parts);
+
+// Checks, before any work, that write_file_atomic(path) can succeed as far as can be known:
+// `path` is not empty, not a directory, not a device or other special file, and its folder
+// exists and is writable. Throws fg::Error naming `what` (e.g. "--output") and the path.
+void check_file_destination(const std::string& path, const std::string& what);
+
+// Checks, before any work, that replace_directory(dir, marker) can succeed: `dir` is not empty,
+// is a directory or does not exist yet, holds nothing or a `marker` file (so that a folder the
+// caller did not write is never replaced), and its parent folder is writable.
+void check_directory_destination(const std::string& dir, const std::string& marker,
+                                 const std::string& what);
+
+// Writes a set of files so that a reader of `dir` sees either all of the old ones or all of the
+// new ones: `fill` writes into a new temporary directory beside `dir` (its argument) and must
+// write `marker` in it last; the directory is then fsynced and swapped with `dir` in one
+// rename (renameat2 RENAME_EXCHANGE; a plain rename when `dir` does not exist), and the old
+// contents are removed. On any failure the temporary directory is removed and `dir` is left as
+// it was; fg::Error names `dir`. Checks check_directory_destination first.
+void replace_directory(const std::string& dir, const std::string& marker,
+                       const std::function<void(const std::string& tmp_dir)>& fill);
 
 }  // namespace fg

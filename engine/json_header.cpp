@@ -2,7 +2,10 @@
 
 #include <fmt/format.h>
 
-#include <limits>
+#include <cctype>
+#include <charconv>
+#include <iterator>
+#include <nlohmann/json.hpp>
 
 #include "framework/error.hpp"
 
@@ -28,281 +31,190 @@ std::string_view JsonValue::kind_name() const {
 
 bool JsonValue::as_int64(int64_t& out) const {
   if (kind != Kind::number || text.empty()) return false;
-  size_t i = text[0] == '-' ? 1 : 0;
-  if (i == text.size()) return false;
-  // accumulate negatively so that INT64_MIN fits
-  int64_t value = 0;
-  for (; i < text.size(); ++i) {
-    char c = text[i];
-    if (c < '0' || c > '9') return false;  // fraction or exponent
-    int digit = c - '0';
-    if (value < (std::numeric_limits<int64_t>::min() + digit) / 10) return false;
-    value = value * 10 - digit;
-  }
-  if (text[0] != '-') {
-    if (value == std::numeric_limits<int64_t>::min()) return false;
-    value = -value;
-  }
-  out = value;
-  return true;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, out);  // no fraction or exponent
+  return ec == std::errc() && ptr == end;
 }
 
 namespace {
 
-class Parser {
- public:
-  explicit Parser(std::string_view s) : s_(s) {}
+constexpr int kMaxDepth = 64;
 
-  JsonValue parse_document() {
-    skip_ws();
-    JsonValue v = parse_value(0);
-    skip_ws();
-    if (pos_ != s_.size()) fail("unexpected text after the end of the top-level value");
-    return v;
+// A pointer into the header that records how far nlohmann's lexer has read, so that errors
+// found while building the tree can name a byte. (The lexer reads no character past a string's
+// closing quote or a bracket before it reports them.)
+class ReadPosition {
+ public:
+  using iterator_category = std::input_iterator_tag;
+  using value_type = char;
+  using difference_type = std::ptrdiff_t;
+  using pointer = const char*;
+  using reference = const char&;
+
+  ReadPosition(const char* p, const char** furthest) : p_(p), furthest_(furthest) {}
+  reference operator*() const { return *p_; }
+  ReadPosition& operator++() {
+    *furthest_ = ++p_;
+    return *this;
   }
+  ReadPosition operator++(int) {
+    ReadPosition before = *this;
+    ++*this;
+    return before;
+  }
+  bool operator==(const ReadPosition& other) const { return p_ == other.p_; }
+  bool operator!=(const ReadPosition& other) const { return p_ != other.p_; }
 
  private:
-  [[noreturn]] void fail(const std::string& what) const {
-    throw Error(fmt::format("malformed JSON at byte {}: {}", pos_, what));
-  }
-  bool at_end() const { return pos_ >= s_.size(); }
-  char peek() const { return at_end() ? '\0' : s_[pos_]; }
-  void skip_ws() {
-    while (!at_end() &&
-           (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r'))
-      ++pos_;
-  }
-  void expect(char c, const char* context) {
-    if (at_end()) fail(fmt::format("expected '{}' {}, found the end of the text", c, context));
-    if (s_[pos_] != c) fail(fmt::format("expected '{}' {}, found '{}'", c, context, s_[pos_]));
-    ++pos_;
-  }
+  const char* p_;
+  const char** furthest_;
+};
 
-  JsonValue parse_value(int depth) {
-    if (depth > 64) fail("nesting deeper than 64 levels");
-    if (at_end()) fail("expected a value, found the end of the text");
-    char c = peek();
+using Sax = nlohmann::json::json_sax_t;
+
+// Builds a JsonValue tree from nlohmann's SAX events.
+class TreeBuilder final : public Sax {
+ public:
+  explicit TreeBuilder(std::string_view text) : text_(text), furthest_(text.data()) {}
+  const char** furthest() { return &furthest_; }
+  JsonValue take() { return std::move(root_); }
+
+  bool null() override { return add(JsonValue{}); }
+  bool boolean(bool b) override {
     JsonValue v;
-    if (c == '{') return parse_object(depth);
-    if (c == '[') return parse_array(depth);
-    if (c == '"') {
-      v.kind = JsonValue::Kind::string;
-      v.text = parse_string();
-    } else if (c == '-' || (c >= '0' && c <= '9')) {
-      v.kind = JsonValue::Kind::number;
-      v.text = parse_number();
-    } else if (literal("true")) {
-      v.kind = JsonValue::Kind::boolean;
-      v.boolean = true;
-    } else if (literal("false")) {
-      v.kind = JsonValue::Kind::boolean;
-    } else if (!literal("null")) {
-      fail(fmt::format("unexpected character '{}'", c));
-    }
-    return v;
+    v.kind = JsonValue::Kind::boolean;
+    v.boolean = b;
+    return add(std::move(v));
   }
+  bool number_integer(number_integer_t n) override { return number(std::to_string(n)); }
+  bool number_unsigned(number_unsigned_t n) override { return number(std::to_string(n)); }
+  bool number_float(number_float_t, const string_t& written) override { return number(written); }
+  bool string(string_t& s) override {
+    JsonValue v;
+    v.kind = JsonValue::Kind::string;
+    v.text = std::move(s);
+    return add(std::move(v));
+  }
+  bool binary(binary_t&) override { return add(JsonValue{}); }  // not produced by JSON text
+  bool start_object(std::size_t) override { return open(JsonValue::Kind::object); }
+  bool key(string_t& k) override {
+    auto& members = open_.back()->members;
+    for (const auto& m : members)
+      if (m.first == k) fail(key_start(), fmt::format("duplicate key \"{}\"", k));
+    members.emplace_back(std::move(k), JsonValue{});
+    return true;
+  }
+  bool end_object() override { return close(); }
+  bool start_array(std::size_t) override { return open(JsonValue::Kind::array); }
+  bool end_array() override { return close(); }
+  bool parse_error(std::size_t position, const std::string& last_token,
+                   const nlohmann::detail::exception& ex) override;
 
-  bool literal(std::string_view word) {
-    if (s_.substr(pos_, word.size()) != word) return false;
-    pos_ += word.size();
+ private:
+  [[noreturn]] static void fail(size_t byte, const std::string& what) {
+    throw Error(fmt::format("malformed JSON at byte {}: {}", byte, what));
+  }
+  size_t read() const { return static_cast<size_t>(furthest_ - text_.data()); }
+  // The opening quote of the key just read (the lexer stopped after its closing quote).
+  size_t key_start() const {
+    size_t i = read() - 1;
+    while (i > 0) {
+      --i;
+      size_t backslashes = 0;
+      while (i >= backslashes + 1 && text_[i - backslashes - 1] == '\\') ++backslashes;
+      if (text_[i] == '"' && backslashes % 2 == 0) return i;
+    }
+    return 0;
+  }
+  bool number(std::string written) {
+    JsonValue v;
+    v.kind = JsonValue::Kind::number;
+    v.text = std::move(written);
+    return add(std::move(v));
+  }
+  // Places a value: the root, the next item of the open array, or the open object's last key.
+  JsonValue* place(JsonValue v) {
+    if (open_.empty()) {
+      root_ = std::move(v);
+      return &root_;
+    }
+    JsonValue& parent = *open_.back();
+    if (parent.kind == JsonValue::Kind::array) {
+      parent.items.push_back(std::move(v));
+      return &parent.items.back();
+    }
+    parent.members.back().second = std::move(v);
+    return &parent.members.back().second;
+  }
+  bool add(JsonValue v) {
+    place(std::move(v));
+    return true;
+  }
+  bool open(JsonValue::Kind kind) {
+    if (open_.size() >= kMaxDepth)
+      fail(read() - 1, fmt::format("nesting deeper than {} levels", kMaxDepth));
+    JsonValue v;
+    v.kind = kind;
+    open_.push_back(place(std::move(v)));
+    return true;
+  }
+  bool close() {
+    open_.pop_back();
     return true;
   }
 
-  JsonValue parse_object(int depth) {
-    JsonValue v;
-    v.kind = JsonValue::Kind::object;
-    ++pos_;  // '{'
-    skip_ws();
-    if (peek() == '}') {
-      ++pos_;
-      return v;
-    }
-    while (true) {
-      skip_ws();
-      if (peek() != '"') fail("expected a string key in object");
-      size_t key_pos = pos_;
-      std::string key = parse_string();
-      for (const auto& m : v.members) {
-        if (m.first == key) {
-          pos_ = key_pos;
-          fail(fmt::format("duplicate key \"{}\"", key));
-        }
-      }
-      skip_ws();
-      expect(':', "after an object key");
-      skip_ws();
-      JsonValue value = parse_value(depth + 1);
-      v.members.emplace_back(std::move(key), std::move(value));
-      skip_ws();
-      if (peek() == ',') {
-        ++pos_;
-        skip_ws();
-        if (peek() == '}') fail("trailing comma in object");
-        continue;
-      }
-      expect('}', "or ',' in object");
-      return v;
-    }
-  }
-
-  JsonValue parse_array(int depth) {
-    JsonValue v;
-    v.kind = JsonValue::Kind::array;
-    ++pos_;  // '['
-    skip_ws();
-    if (peek() == ']') {
-      ++pos_;
-      return v;
-    }
-    while (true) {
-      skip_ws();
-      v.items.push_back(parse_value(depth + 1));
-      skip_ws();
-      if (peek() == ',') {
-        ++pos_;
-        skip_ws();
-        if (peek() == ']') fail("trailing comma in array");
-        continue;
-      }
-      expect(']', "or ',' in array");
-      return v;
-    }
-  }
-
-  std::string parse_number() {
-    size_t start = pos_;
-    if (peek() == '-') ++pos_;
-    if (peek() == '0') {
-      ++pos_;
-      if (peek() >= '0' && peek() <= '9') fail("leading zero in number");
-    } else if (peek() >= '1' && peek() <= '9') {
-      while (peek() >= '0' && peek() <= '9') ++pos_;
-    } else {
-      fail("expected digits in number");
-    }
-    if (peek() == '.') {
-      ++pos_;
-      if (!(peek() >= '0' && peek() <= '9')) fail("expected digits after '.' in number");
-      while (peek() >= '0' && peek() <= '9') ++pos_;
-    }
-    if (peek() == 'e' || peek() == 'E') {
-      ++pos_;
-      if (peek() == '+' || peek() == '-') ++pos_;
-      if (!(peek() >= '0' && peek() <= '9')) fail("expected digits in number exponent");
-      while (peek() >= '0' && peek() <= '9') ++pos_;
-    }
-    return std::string(s_.substr(start, pos_ - start));
-  }
-
-  unsigned hex4() {
-    if (pos_ + 4 > s_.size()) fail("truncated \\u escape");
-    unsigned code = 0;
-    for (int i = 0; i < 4; ++i) {
-      char c = s_[pos_++];
-      code <<= 4;
-      if (c >= '0' && c <= '9')
-        code |= c - '0';
-      else if (c >= 'a' && c <= 'f')
-        code |= c - 'a' + 10;
-      else if (c >= 'A' && c <= 'F')
-        code |= c - 'A' + 10;
-      else
-        fail("bad hex digit in \\u escape");
-    }
-    return code;
-  }
-
-  static void append_utf8(std::string& out, unsigned cp) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-  }
-
-  std::string parse_string() {
-    ++pos_;  // opening quote
-    std::string out;
-    while (true) {
-      if (at_end()) fail("unterminated string");
-      unsigned char c = static_cast<unsigned char>(s_[pos_]);
-      if (c == '"') {
-        ++pos_;
-        return out;
-      }
-      if (c < 0x20) fail("control character in string (must be escaped)");
-      if (c != '\\') {
-        out += static_cast<char>(c);
-        ++pos_;
-        continue;
-      }
-      ++pos_;
-      if (at_end()) fail("unterminated escape in string");
-      char e = s_[pos_++];
-      switch (e) {
-        case '"':
-          out += '"';
-          break;
-        case '\\':
-          out += '\\';
-          break;
-        case '/':
-          out += '/';
-          break;
-        case 'b':
-          out += '\b';
-          break;
-        case 'f':
-          out += '\f';
-          break;
-        case 'n':
-          out += '\n';
-          break;
-        case 'r':
-          out += '\r';
-          break;
-        case 't':
-          out += '\t';
-          break;
-        case 'u': {
-          unsigned cp = hex4();
-          if (cp >= 0xD800 && cp <= 0xDBFF) {
-            if (s_.substr(pos_, 2) != "\\u") fail("unpaired surrogate in \\u escape");
-            pos_ += 2;
-            unsigned low = hex4();
-            if (low < 0xDC00 || low > 0xDFFF) fail("unpaired surrogate in \\u escape");
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
-          } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-            fail("unpaired surrogate in \\u escape");
-          }
-          append_utf8(out, cp);
-          break;
-        }
-        default:
-          --pos_;
-          fail(fmt::format("unknown escape '\\{}' in string", e));
-      }
-    }
-  }
-
-  std::string_view s_;
-  size_t pos_ = 0;
+  std::string_view text_;
+  const char* furthest_;
+  JsonValue root_;
+  std::vector<JsonValue*> open_;  // the containers being filled, outermost first
 };
+
+// nlohmann's message without its "[json.exception...] parse error at line 1, column 9: "
+// prefix (the byte is given instead) and without the "last read: '...'" echo of the input.
+std::string reworded(const std::string& what) {
+  std::string s = what;
+  const size_t tag = s.find("] ");
+  if (s.rfind("[json.exception", 0) == 0 && tag != std::string::npos) s = s.substr(tag + 2);
+  const size_t colon = s.find(": ");
+  if (s.rfind("parse error at line", 0) == 0 && colon != std::string::npos) s = s.substr(colon + 2);
+  const size_t last = s.find("; last read: '");
+  if (last != std::string::npos) {
+    const size_t end = s.find("'", last + 14);
+    s.erase(last, end == std::string::npos ? std::string::npos : end + 1 - last);
+  }
+  return s;
+}
+
+bool TreeBuilder::parse_error(std::size_t position, const std::string& last_token,
+                              const nlohmann::detail::exception& ex) {
+  const size_t byte = position > 0 ? position - 1 : 0;  // nlohmann counts from 1
+  const std::string what = ex.what();
+  const char found = byte < text_.size() ? text_[byte] : '\0';
+  if (found == '}' || found == ']') {
+    size_t before = byte;
+    while (before > 0 && std::isspace(static_cast<unsigned char>(text_[before - 1]))) --before;
+    if (before > 0 && text_[before - 1] == ',')
+      fail(byte, found == '}' ? "trailing comma in object" : "trailing comma in array");
+  }
+  if (what.find("expected end of input") != std::string::npos)
+    fail(byte, "unexpected text after the end of the top-level value");
+  if (what.find("forbidden character after backslash") != std::string::npos && !last_token.empty())
+    fail(byte, fmt::format("unknown escape '\\{}' in string", last_token.back()));
+  fail(byte, reworded(what));
+}
 
 }  // namespace
 
 JsonValue parse_json(std::string_view text) {
-  return Parser(text).parse_document();
+  TreeBuilder builder(text);
+  const char* end = text.data() + text.size();
+  try {
+    nlohmann::json::sax_parse(ReadPosition(text.data(), builder.furthest()),
+                              ReadPosition(end, builder.furthest()), &builder);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("malformed JSON: {}", reworded(e.what())));
+  }
+  return builder.take();
 }
 
 }  // namespace fg

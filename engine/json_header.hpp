@@ -1,7 +1,9 @@
-// A small strict JSON parser (RFC 8259) for file headers such as the safetensors header.
-// Objects keep their member order; duplicate keys, trailing commas, comments, leading zeros,
-// bare control characters and nesting deeper than 64 levels are errors. Integers are kept as
-// text so that sizes and offsets are read exactly.
+// Reading JSON file headers (the safetensors header) with nlohmann's parser (nlohmann-json3-dev)
+// and the stricter rules such headers need: duplicate keys and nesting deeper than 64 levels
+// are errors, objects keep their member order, and numbers keep their text, so that sizes and
+// offsets are read exactly and an integer too large for 64 bits is reported as written.
+// nlohmann checks the rest of RFC 8259 (trailing commas, comments, leading zeros, bare control
+// characters, bad escapes and surrogates, invalid UTF-8 are all errors).
 #pragma once
 
 #include <cstdint>
@@ -16,7 +18,7 @@ struct JsonValue {
   enum class Kind { null, boolean, number, string, array, object };
   Kind kind = Kind::null;
   bool boolean = false;
-  std::string text;              // the number's text, or the (unescaped) string
+  std::string text;              // the number's text as written, or the (unescaped) string
   std::vector<JsonValue> items;  // array
   std::vector<std::pair<std::string, JsonValue>> members;  // object, in file order
 
@@ -28,7 +30,8 @@ struct JsonValue {
 };
 
 // Parses `text` (the whole input must be one value, surrounded only by whitespace).
-// Throws fg::Error("malformed JSON at byte <n>: <what>") without file; callers add it.
+// Throws fg::Error("malformed JSON at byte <n>: <what>") without file (n counts from 0);
+// callers add it.
 JsonValue parse_json(std::string_view text);
 
 }  // namespace fg

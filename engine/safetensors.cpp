@@ -4,11 +4,12 @@
 
 #include <algorithm>
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <vector>
 
-#include "framework/error.hpp"
 #include "engine/file_io.hpp"
 #include "engine/json_header.hpp"
+#include "framework/error.hpp"
 
 namespace fg {
 
@@ -268,35 +269,24 @@ SafetensorsContents read_safetensors(const std::string& path) {
 
 namespace {
 
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"')
-      out += "\\\"";
-    else if (c == '\\')
-      out += "\\\\";
-    else if (c < 0x20)
-      out += fmt::format("\\u{:04x}", c);
-    else
-      out += static_cast<char>(c);
+// The header as compact JSON. Names and metadata must be UTF-8 (JSON text is).
+std::string header_text(const nlohmann::ordered_json& header, const std::string& path) {
+  try {
+    return header.dump();
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("cannot write the header: a tensor name or metadata string is not "
+                            "valid UTF-8 ({})",
+                            e.what()))
+        .in_file(path);
   }
-  return out + "\"";
 }
 
 }  // namespace
 
 void write_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
                        const std::map<std::string, std::string>& metadata) {
-  std::string header = "{";
-  if (!metadata.empty()) {
-    header += "\"__metadata__\":{";
-    bool first = true;
-    for (const auto& [key, value] : metadata) {
-      header += (first ? "" : ",") + json_string(key) + ":" + json_string(value);
-      first = false;
-    }
-    header += "}";
-  }
+  nlohmann::ordered_json json = nlohmann::ordered_json::object();
+  if (!metadata.empty()) json["__metadata__"] = metadata;
   std::vector<std::string_view> parts(2);
   uint64_t offset = 0;
   for (const auto& [name, t] : tensors) {
@@ -310,16 +300,12 @@ void write_safetensors(const std::string& path, const std::map<std::string, Tens
     }
     if (t.raw() == nullptr || static_cast<size_t>(num_elements(t.shape())) != t.size())
       throw Error("cannot write an empty (default-constructed) tensor").in_file(path).tensor(name);
-    std::string shape;
-    for (size_t i = 0; i < t.shape().size(); ++i)
-      shape += (i ? "," : "") + std::to_string(t.shape()[i]);
-    if (header.size() > 1) header += ",";
-    header += fmt::format("{}:{{\"dtype\":\"F32\",\"shape\":[{}],\"data_offsets\":[{},{}]}}",
-                          json_string(name), shape, offset, offset + t.bytes());
+    json[name] = {
+        {"dtype", "F32"}, {"shape", t.shape()}, {"data_offsets", {offset, offset + t.bytes()}}};
     offset += t.bytes();
     parts.emplace_back(static_cast<const char*>(t.raw()), t.bytes());
   }
-  header += "}";
+  std::string header = header_text(json, path);
   header.append((8 - header.size() % 8) % 8, ' ');  // keeps the data section 8-byte aligned
   std::string length(8, '\0');
   for (int i = 0; i < 8; ++i) length[i] = static_cast<char>((header.size() >> (8 * i)) & 0xFF);

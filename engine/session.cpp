@@ -2,8 +2,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <fusiongraph/fusiongraph.hpp>
+#include <limits>
 
+#include "engine/plan.hpp"
 #include "framework/yaml_loader.hpp"
 #include "layers/registry.hpp"
 
@@ -45,6 +48,43 @@ Error unknown_name(const std::string& what, const std::string& name,
       .hint(did_you_mean(name, names));
 }
 
+void check_threads(int threads) {
+  if (threads < 0 || threads > kMaxThreads)
+    throw Error(fmt::format("CompileOptions::threads is {}; expected 0 (all cores) or 1..{}",
+                            threads, kMaxThreads));
+}
+
+double ms_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+// Token ids for an int32 input: below the smallest index range among the ops reading it.
+int64_t index_bound(const CompiledGraph& graph, int tensor) {
+  int64_t bound = std::numeric_limits<int64_t>::max();
+  for (const auto& node : graph.nodes())
+    for (size_t slot = 0; slot < node.inputs.size(); ++slot)
+      if (node.inputs[slot] == tensor) {
+        const int64_t n = node.op->index_range(slot);
+        if (n > 0) bound = std::min(bound, n);
+      }
+  return bound == std::numeric_limits<int64_t>::max() ? 100 : bound;
+}
+
+// A small linear congruential generator: the same values on every platform.
+class SyntheticValues {
+ public:
+  SyntheticValues(uint64_t seed, const std::string& name)
+      : state_(seed * 0x9e3779b97f4a7c15ULL + std::hash<std::string>{}(name)) {}
+  uint32_t next() {
+    state_ = state_ * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<uint32_t>(state_ >> 33);
+  }
+
+ private:
+  uint64_t state_;
+};
+
 template <typename T>
 Tensor make(DType dtype, const Dims& shape, const std::vector<T>& values) {
   for (Dim d : shape)
@@ -61,11 +101,19 @@ Tensor make(DType dtype, const Dims& shape, const std::vector<T>& values) {
 
 Session::Session(std::shared_ptr<const GraphDef> graph, const CompileOptions& options) {
   if (!graph) throw Error("Session: no graph given");
+  check_threads(options.threads);
   const OpRegistry builtins = options.ops ? OpRegistry() : builtin_ops();
   const OpRegistry& ops = options.ops ? *options.ops : builtins;
+  auto start = std::chrono::steady_clock::now();
   graph_ = std::make_shared<const CompiledGraph>(compile_graph(std::move(graph), ops));
-  model_ = std::make_shared<Model>(graph_, weights_for(*graph_, options),
+  load_times_.compile_ms = ms_since(start);
+  start = std::chrono::steady_clock::now();
+  WeightStore weights = weights_for(*graph_, options);
+  load_times_.weights_ms = ms_since(start);
+  start = std::chrono::steady_clock::now();
+  model_ = std::make_shared<Model>(graph_, std::move(weights),
                                    ModelOptions{options.threads, options.optimize});
+  load_times_.model_ms = ms_since(start);
 }
 
 const std::string& Session::name() const {
@@ -116,6 +164,73 @@ std::map<std::string, TensorType> Session::output_types(
   return out;
 }
 
+std::map<std::string, Dims> Session::input_shapes(
+    int64_t batch, const std::map<std::string, std::vector<int64_t>>& null_dims) const {
+  std::map<std::string, std::vector<int64_t>> dims = null_dims;
+  const auto& def = graph_->def();
+  for (const auto& in : def.inputs) {
+    if (dims.count(in.name)) continue;
+    std::vector<int64_t> sizes;
+    for (size_t k = 0; k < in.shape.size(); ++k)
+      if (in.shape[k] == kDynamic)
+        sizes.push_back(in.default_shape.empty() ? 100 : in.default_shape[k]);
+    if (!sizes.empty()) dims[in.name] = sizes;
+  }
+  const std::vector<Dims> shapes = graph_->concrete_input_shapes(batch, dims);
+  std::map<std::string, Dims> out;
+  for (size_t i = 0; i < def.inputs.size(); ++i) out[def.inputs[i].name] = shapes[i];
+  return out;
+}
+
+std::map<std::string, Tensor> Session::synthetic_inputs(
+    const std::map<std::string, Dims>& input_shapes, uint64_t seed) const {
+  const auto& def = graph_->def();
+  std::map<std::string, Tensor> out;
+  for (size_t i = 0; i < def.inputs.size(); ++i) {
+    const InputDef& in = def.inputs[i];
+    auto it = input_shapes.find(in.name);
+    if (it == input_shapes.end()) continue;
+    Tensor t(in.dtype, it->second);
+    SyntheticValues values(seed, in.name);
+    if (in.dtype == DType::f32) {
+      float* p = t.mutable_data<float>();
+      for (size_t k = 0; k < t.size(); ++k)
+        p[k] = static_cast<float>(values.next() % 1000000) / 1000000.f;
+    } else {
+      const int64_t bound =
+          std::min<int64_t>(index_bound(*graph_, graph_->input_tensors()[i]), INT32_MAX);
+      int32_t* p = t.mutable_data<int32_t>();
+      for (size_t k = 0; k < t.size(); ++k)
+        p[k] = bound > 1 ? 1 + static_cast<int32_t>(values.next() % (bound - 1)) : 0;
+    }
+    out[in.name] = std::move(t);
+  }
+  for (const auto& [name, shape] : input_shapes)
+    if (!out.count(name)) throw unknown_name("input", name, input_names(), def.name);
+  return out;
+}
+
+bool Session::output_is_probabilities(const std::string& output) const {
+  output_type(output);  // throws for an unknown name
+  const auto& outs = graph_->def().outputs;
+  const size_t k = std::find(outs.begin(), outs.end(), output) - outs.begin();
+  const int producer = graph_->tensors()[graph_->output_tensors()[k]].producer;
+  return producer >= 0 && graph_->nodes()[producer].op->outputs_probabilities();
+}
+
+PlanFigures Session::plan_figures(const std::map<std::string, Dims>& input_shapes) const {
+  std::vector<Dims> shapes;
+  for (const auto& in : graph_->def().inputs) {
+    auto it = input_shapes.find(in.name);
+    if (it == input_shapes.end())
+      throw Error(fmt::format("the shape of input '{}' is missing (the graph has inputs {})",
+                              in.name, quoted_list(input_names())));
+    shapes.push_back(it->second);
+  }
+  const auto plan = model_->plan_for(shapes);
+  return {plan->arena_bytes(), plan->unplanned_bytes(), plan->scratchpad_bytes(), plan->flops()};
+}
+
 std::map<std::string, Tensor> Session::run(const std::map<std::string, Tensor>& inputs,
                                            const RunOptions& options) const {
   return model_->run(inputs, options);
@@ -141,6 +256,20 @@ int Session::threads() const {
   return model_->threads();
 }
 
+const WeightStore& Session::weights() const {
+  return model_->weights();
+}
+
+size_t Session::weight_bytes() const {
+  size_t bytes = 0;
+  for (const auto& [name, t] : model_->weights().tensors()) bytes += t.bytes();
+  return bytes;
+}
+
+const LoadTimes& Session::load_times() const {
+  return load_times_;
+}
+
 const CompiledGraph& Session::graph() const {
   return *graph_;
 }
@@ -156,6 +285,12 @@ Session load(const std::string& path, const CompileOptions& options) {
 Session load_string(const std::string& yaml, const CompileOptions& options,
                     const std::string& file) {
   return Session(load_graph_string(yaml, file), options);
+}
+
+std::shared_ptr<const CompiledGraph> compile_file(const std::string& path, const OpRegistry* ops) {
+  const OpRegistry builtins = ops ? OpRegistry() : builtin_ops();
+  return std::make_shared<const CompiledGraph>(
+      compile_graph(load_graph_file(path), ops ? *ops : builtins));
 }
 
 Tensor tensor_f32(const Dims& shape, const std::vector<float>& values) {

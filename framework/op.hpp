@@ -146,6 +146,15 @@ class Op {
   // True when the output is input 0's bytes seen with another shape (flatten, reshape, dropout
   // at inference): an optimizing plan then aliases the buffer instead of running the kernel.
   virtual bool is_view() const { return false; }
+  // Value ranges, for synthetic inputs and checks: the number of valid values [0, n) of an
+  // int32 index input (an embedding's token ids: input_dim); 0 when the input is no index.
+  virtual int64_t index_range(size_t input) const {
+    (void)input;
+    return 0;
+  }
+  // True when every row of the output over its last axis is a probability distribution
+  // (softmax over the last axis, or a softmax activation).
+  virtual bool outputs_probabilities() const { return false; }
   // True when compile() accepts inputs in any oneDNN layout: ctx.src_descs[i] is then either the
   // plain desc or a blocked desc in oneDNN's logical order {N, C, spatial...} (e.g. nChw16c)
   // that a producer chose. An optimizing plan keeps a tensor blocked only when every consumer

@@ -75,6 +75,7 @@ class Activation final : public Op {
   }
 
   bool supports_masking() const override { return true; }
+  bool outputs_probabilities() const override { return activation_ == "softmax"; }
 
   std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
     auto kernel = std::make_unique<ActivationKernel>();

@@ -281,6 +281,7 @@ class Conv final : public Op {
   // ctx.weight()): only without a nonlinearity in between.
   bool accepts_channel_affine() const override { return activation_ == "linear"; }
   bool accepts_fused_activation() const override { return activation_ == "linear"; }
+  bool outputs_probabilities() const override { return activation_ == "softmax"; }
 
  private:
   std::string op_name() const { return spatial_ == 1 ? "conv1d" : "conv2d"; }

@@ -95,6 +95,7 @@ class Dense final : public Op {
   }
 
   bool supports_masking() const override { return true; }
+  bool outputs_probabilities() const override { return activation_ == "softmax"; }
 
   std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
     const TensorType& x = ctx.inputs[0];

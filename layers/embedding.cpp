@@ -105,6 +105,8 @@ class Embedding final : public Op {
                                     input_length_));
   }
 
+  int64_t index_range(size_t input) const override { return input == 0 ? input_dim_ : 0; }
+
   std::vector<TensorType> infer(const InferContext& ctx) const override {
     ctx.expect_inputs(1);
     const TensorType& in = ctx.input(0);

@@ -50,6 +50,7 @@ class Softmax final : public Op {
   }
 
   bool supports_masking() const override { return true; }
+  bool outputs_probabilities() const override { return axis_ == -1; }
 
   std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
     const TensorType& x = ctx.inputs[0];

@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(g++ cmake make libdnnl-dev ocl-icd-opencl-dev libyaml-cpp-dev libeigen3-dev libfmt-dev
-          doctest-dev libcli11-dev python3-numpy)
+          doctest-dev libcli11-dev python3-numpy
+          nlohmann-json3-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

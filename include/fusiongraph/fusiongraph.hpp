@@ -19,25 +19,30 @@
 #include <utility>
 #include <vector>
 
+#include "engine/file_io.hpp"
+#include "engine/model.hpp"
+#include "engine/npy.hpp"
+#include "engine/weights.hpp"
 #include "framework/compiler.hpp"
 #include "framework/error.hpp"
 #include "framework/graph_def.hpp"
 #include "framework/registry.hpp"
 #include "framework/shape.hpp"
 #include "framework/summary.hpp"
-#include "engine/model.hpp"
-#include "engine/npy.hpp"
 #include "kernels/tensor.hpp"
-#include "engine/weights.hpp"
 
 namespace fg {
+
+// CompileOptions::threads (and graph-runner --threads) take 0 (all cores) or 1..kMaxThreads.
+constexpr int kMaxThreads = 1024;
 
 struct CompileOptions {
   // The ops the graph may use; nullptr means the built-ins (builtin_ops()). To add
   // custom ops: `OpRegistry ops = builtin_ops(); ops.add(my_op());` and point this at
   // it (it is only used during compilation; it need not outlive the Session).
   const OpRegistry* ops = nullptr;
-  // OpenMP threads for the primitives and plain loops; 0 = all cores.
+  // OpenMP threads for the primitives and plain loops; 0 = all cores, else 1..kMaxThreads
+  // (anything else is an fg::Error from the Session).
   int threads = 0;
   // Graph-level plan optimizations (views instead of copies, ...); false gives the plain
   // one-kernel-per-node plan.
@@ -47,6 +52,21 @@ struct CompileOptions {
   std::string weights_file;            // a safetensors file (memory-mapped)
   std::optional<WeightStore> weights;  // tensors already in memory
   std::optional<uint64_t> init_seed;   // Keras-style initial weights (as graph-runner init)
+};
+
+// What a plan for one set of input shapes needs (Session::plan_figures).
+struct PlanFigures {
+  size_t arena_bytes = 0;            // activation arena, with buffers reusing memory
+  size_t unplanned_arena_bytes = 0;  // the same without reuse (sum of all buffers)
+  size_t scratchpad_bytes = 0;       // oneDNN scratchpads (shared by the steps)
+  double flops = 0;                  // whole batch, all steps
+};
+
+// Time spent building a Session (Session::load_times), in milliseconds.
+struct LoadTimes {
+  double compile_ms = 0;  // compiling the graph (reading the file is not included)
+  double weights_ms = 0;  // reading, converting or initializing the weights
+  double model_ms = 0;    // setting up the model (plans are built on the first run)
 };
 
 // A compiled graph with its weights, ready to run. Cheap to copy (copies share the model);
@@ -69,11 +89,26 @@ class Session {
   // running anything. Throws fg::Error naming the node when the shapes do not fit.
   std::map<std::string, TensorType> output_types(
       const std::map<std::string, Dims>& input_shapes) const;
+  // Full input shapes for a batch: each input's null dims take `null_dims[name]` (in order),
+  // else the input's `default_shape` from the YAML, else 100. Throws fg::Error for unknown
+  // names or a wrong count of sizes.
+  std::map<std::string, Dims> input_shapes(
+      int64_t batch, const std::map<std::string, std::vector<int64_t>>& null_dims = {}) const;
+  // Deterministic inputs of these shapes (from `seed`): floats in [0, 1); int32 ids in
+  // [1, n) where n is the smallest index_range() among the ops reading the input (an
+  // embedding's input_dim), 100 when no op bounds it.
+  std::map<std::string, Tensor> synthetic_inputs(const std::map<std::string, Dims>& input_shapes,
+                                                 uint64_t seed = 1) const;
+  // True when the output's rows (last axis) are probability distributions (softmax).
+  bool output_is_probabilities(const std::string& output) const;
 
   // Runs the graph: inputs by input name (every input, batch first, same batch), outputs by
   // output name. Throws fg::Error for missing or unknown inputs, wrong dtypes or shapes.
   std::map<std::string, Tensor> run(const std::map<std::string, Tensor>& inputs,
                                     const RunOptions& options = {}) const;
+  // Arena, scratchpad and FLOPs of the plan for these full input shapes (builds and caches
+  // the plan like a run would, runs nothing).
+  PlanFigures plan_figures(const std::map<std::string, Dims>& input_shapes) const;
 
   // Keras-style summary table (parameters, FLOPs per sample) or JSON.
   std::string summary(const SummaryOptions& options = {}) const;
@@ -82,20 +117,35 @@ class Session {
   std::vector<std::pair<std::string, WeightSpec>> weight_specs() const;
   const std::vector<Diagnostic>& warnings() const;
   int threads() const;
+  // The weights the session runs with (save them with WeightStore::save_safetensors), and
+  // their total size in bytes.
+  const WeightStore& weights() const;
+  size_t weight_bytes() const;
+  const LoadTimes& load_times() const;
 
-  // The layers underneath, for what the facade does not cover (plans, profiling).
+  // The layers underneath, for what the facade does not cover. (Profiling and intermediate
+  // tensors come through run()'s RunOptions; plan sizes through plan_figures().)
   const CompiledGraph& graph() const;
   const Model& model() const;
 
  private:
   std::shared_ptr<const CompiledGraph> graph_;
   std::shared_ptr<Model> model_;
+  LoadTimes load_times_;
 };
 
 // Reads and compiles a graph file / YAML text (`file` names it in messages). Throws fg::Error.
 Session load(const std::string& path, const CompileOptions& options = {});
 Session load_string(const std::string& yaml, const CompileOptions& options = {},
                     const std::string& file = "<string>");
+
+// Reads and compiles a graph file without weights, for checking and describing it
+// (graph-runner validate, summary, dot). `ops` as in CompileOptions. Throws fg::Error.
+std::shared_ptr<const CompiledGraph> compile_file(const std::string& path,
+                                                  const OpRegistry* ops = nullptr);
+
+// Files: read_npy / write_npy (engine/npy.hpp); write_file_atomic, replace_directory and the
+// destination checks (engine/file_io.hpp) write every file atomically.
 
 // Small helpers to make and read host tensors (row major, batch first). Throw fg::Error when
 // `values` does not have as many elements as `shape`.

@@ -1,4 +1,4 @@
-// graph-runner bench, run/bench --per-node and --trace, and the engine/perf helpers.
+// graph-runner bench, run/bench --per-node and --trace, and the cli/perf helpers.
 #include <doctest/doctest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -8,38 +8,23 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
-#include "framework/error.hpp"
-#include "cli/json_writer.hpp"
+#include "cli/json_text.hpp"
+#include "cli/perf/fma_peak.hpp"
+#include "cli/perf/process_stats.hpp"
 #include "cli/profile_report.hpp"
-#include "engine/json_header.hpp"
 #include "engine/npy.hpp"
-#include "engine/perf/fma_peak.hpp"
-#include "engine/perf/process_stats.hpp"
+#include "framework/error.hpp"
+#include "tests/cli/cli_test_util.hpp"
 #include "tests/test_util.hpp"
 
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string out;  // stdout (and stderr if merged)
-};
-
-Result run_cli(const std::string& args, bool merge_stderr = true) {
-  std::string cmd =
-      fg::test::graph_runner_path() + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
-  Result r;
-  FILE* pipe = popen(cmd.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) r.out.append(buf.data(), n);
-  int status = pclose(pipe);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using Result = fg::test::CliResult;
+using fg::test::run_cli;
 
 struct TempDir {
   std::string path;
@@ -76,30 +61,31 @@ std::string write_small_graph(const TempDir& dir) {
   return path;
 }
 
-const fg::JsonValue* member(const fg::JsonValue& obj, const std::string& key) {
-  for (const auto& [k, v] : obj.members)
-    if (k == key) return &v;
-  return nullptr;
+using Json = nlohmann::json;
+
+const Json* member(const Json& obj, const std::string& key) {
+  auto it = obj.find(key);
+  return it == obj.end() ? nullptr : &*it;
 }
 
-const fg::JsonValue& need(const fg::JsonValue& obj, const std::string& key) {
-  const fg::JsonValue* v = member(obj, key);
+const Json& need(const Json& obj, const std::string& key) {
+  const Json* v = member(obj, key);
   INFO("missing key: " << key);
   REQUIRE(v != nullptr);
   return *v;
 }
 
-double num(const fg::JsonValue& obj, const std::string& key) {
-  const fg::JsonValue& v = need(obj, key);
-  INFO("key " << key << " is " << v.kind_name());
-  REQUIRE(v.kind == fg::JsonValue::Kind::number);
-  return std::stod(v.text);
+double num(const Json& obj, const std::string& key) {
+  const Json& v = need(obj, key);
+  INFO("key " << key << " is " << v.type_name());
+  REQUIRE(v.is_number());
+  return v.get<double>();
 }
 
-std::string str(const fg::JsonValue& obj, const std::string& key) {
-  const fg::JsonValue& v = need(obj, key);
-  REQUIRE(v.kind == fg::JsonValue::Kind::string);
-  return v.text;
+std::string str(const Json& obj, const std::string& key) {
+  const Json& v = need(obj, key);
+  REQUIRE(v.is_string());
+  return v.get<std::string>();
 }
 
 std::string read_file(const std::string& path) {
@@ -139,13 +125,13 @@ TEST_CASE("bench --json follows the documented schema and its figures are consis
                      false);
   CAPTURE(r.out);
   REQUIRE(r.code == 0);
-  fg::JsonValue root = fg::parse_json(r.out);  // stdout must be the JSON document alone
-  REQUIRE(root.kind == fg::JsonValue::Kind::object);
+  Json root = Json::parse(r.out);  // stdout must be the JSON document alone
+  REQUIRE(root.is_object());
   CHECK(str(root, "schema") == "fusiongraph-bench/1");
   CHECK(str(root, "graph_name") == "small");
   CHECK(str(root, "graph") == g);
   CHECK(num(root, "threads") == 1);
-  CHECK(need(root, "optimize").boolean);
+  CHECK(need(root, "optimize").get<bool>());
   CHECK(num(root, "warmup") == 0);
   CHECK(num(root, "iterations") == 4);
   need(root, "weights");
@@ -168,21 +154,21 @@ TEST_CASE("bench --json follows the documented schema and its figures are consis
   CHECK(num(mem, "ru_maxrss_bytes") > 1e6);
   CHECK(num(mem, "vm_hwm_bytes") > 1e6);
   const auto& batches = need(root, "batches");
-  REQUIRE(batches.items.size() == 2);
+  REQUIRE(batches.size() == 2);
   for (size_t i = 0; i < 2; ++i) {
-    const auto& b = batches.items[i];
+    const auto& b = batches[i];
     const double batch = i == 0 ? 1 : 5;
     CAPTURE(batch);
     CHECK(num(b, "batch") == batch);
     const auto& inputs = need(b, "inputs");
     const auto& t = need(inputs, "t");
-    REQUIRE(t.items.size() == 2);
-    CHECK(t.items[0].text == (i == 0 ? "1" : "5"));
-    CHECK(t.items[1].text == "9");  // --dim t=9
+    REQUIRE(t.size() == 2);
+    CHECK(t[0] == (i == 0 ? 1 : 5));
+    CHECK(t[1] == 9);  // --dim t=9
     const auto& times = need(b, "times_ms");
-    REQUIRE(times.items.size() == 4);
+    REQUIRE(times.size() == 4);
     std::vector<double> ts;
-    for (const auto& v : times.items) ts.push_back(std::stod(v.text));
+    for (const auto& v : times) ts.push_back(v.get<double>());
     std::sort(ts.begin(), ts.end());
     const double med = num(b, "median_ms");
     CHECK(med == doctest::Approx((ts[1] + ts[2]) / 2).epsilon(1e-9));
@@ -218,8 +204,8 @@ TEST_CASE("bench with --input uses the first samples of the file and checks thei
                           "--json --input x=" + dir.path + "/x.npy",
                       false);
   REQUIRE(ok.code == 0);
-  fg::JsonValue root = fg::parse_json(ok.out);
-  CHECK(need(need(need(root, "batches").items[0], "inputs"), "x").items[0].text == "2");
+  Json root = Json::parse(ok.out);
+  CHECK(need(need(need(root, "batches")[0], "inputs"), "x")[0] == 2);
   Result few = run_cli("bench " + g + " --batch 8 --iterations 1 --input x=" + dir.path + "/x.npy");
   CHECK(few.code == 1);
   CHECK(few.out.find("has 4 samples but the largest --batch is 8") != std::string::npos);
@@ -270,25 +256,16 @@ TEST_CASE("process stats read peak memory from getrusage and /proc") {
   CHECK(f <= 1);
 }
 
-TEST_CASE("the JSON writer escapes strings and writes what the parser reads back") {
-  fg::cli::JsonWriter w;
-  w.begin_object();
-  w.member("s", std::string("a\"b\\c\n\t\x01"));
-  w.member("i", int64_t(-3)).member("d", 0.125).member("inf", 1.0 / 0.0).member("b", true);
-  w.number_array("xs", {1.5, 2, 1e-7});
-  w.key("empty").begin_array().end_array();
-  w.key("o").begin_object(true).member("k", "v").end_object();
-  w.end_object();
-  fg::JsonValue v = fg::parse_json(w.str());
-  CHECK(str(v, "s") == "a\"b\\c\n\t\x01");
-  CHECK(num(v, "i") == -3);
-  CHECK(num(v, "d") == 0.125);
-  CHECK(need(v, "inf").kind == fg::JsonValue::Kind::null);
-  CHECK(need(v, "b").boolean);
-  REQUIRE(need(v, "xs").items.size() == 3);
-  CHECK(std::stod(need(v, "xs").items[2].text) == 1e-7);
-  CHECK(need(v, "empty").items.empty());
-  CHECK(str(need(v, "o"), "k") == "v");
+TEST_CASE(
+    "json_text writes null for non-finite numbers and never fails on bytes that are not UTF-8") {
+  nlohmann::ordered_json j = {{"s", "a\"b\\c\n\t\x01"}, {"inf", 1.0 / 0.0}, {"bad", "x\xff"}};
+  const std::string text = fg::cli::json_text(j);
+  CHECK(text.back() == '\n');
+  const Json back = Json::parse(text);
+  CHECK(str(back, "s") == "a\"b\\c\n\t\x01");
+  CHECK(need(back, "inf").is_null());
+  CHECK(str(back, "bad") == "x\xef\xbf\xbd");        // U+FFFD
+  CHECK(text.find("\"s\"") < text.find("\"inf\""));  // members in the order written
 }
 
 TEST_CASE("run --per-node lists every node with time, share, GFLOP/s and branch") {
@@ -318,12 +295,12 @@ TEST_CASE("bench --per-node gives every node once, shares summing to 1, sorted b
       "bench " + g + " --batch 2 --iterations 3 --warmup 0 --per-node --json --peak-seconds 0.02",
       false);
   REQUIRE(r.code == 0);
-  fg::JsonValue root = fg::parse_json(r.out);
-  const auto& b = need(root, "batches").items.at(0);
+  Json root = Json::parse(r.out);
+  const auto& b = need(root, "batches").at(0);
   const auto& nodes = need(b, "per_node");
   std::multiset<std::string> seen;
   double share = 0, prev = 1e300, lstm_flops = -1;
-  for (const auto& n : nodes.items) {
+  for (const auto& n : nodes) {
     std::string name = str(n, "node");
     if (name.find('/') == std::string::npos) seen.insert(name);  // inserted reorders aside
     share += num(n, "share");
@@ -342,9 +319,9 @@ TEST_CASE("bench --per-node gives every node once, shares summing to 1, sorted b
   CHECK(lstm_flops == doctest::Approx(2 * 2688));
   const auto& branches = need(b, "per_branch");
   std::set<std::string> names;
-  for (const auto& br : branches.items) {
+  for (const auto& br : branches) {
     names.insert(str(br, "branch"));
-    CHECK(need(br, "times_ms").items.size() == 3);
+    CHECK(need(br, "times_ms").size() == 3);
   }
   CHECK(names == std::set<std::string>{"", "t", "x"});
   CHECK(num(b, "profiled_runs") == 3);
@@ -360,12 +337,12 @@ TEST_CASE("--trace writes Chrome trace JSON with one complete event per step") {
   REQUIRE(std::filesystem::exists(trace));
   for (const auto& e : std::filesystem::directory_iterator(dir.path))
     CHECK(e.path().filename().string().find(".tmp") == std::string::npos);
-  fg::JsonValue root = fg::parse_json(read_file(trace));
+  Json root = Json::parse(read_file(trace));
   const auto& events = need(root, "traceEvents");
   std::multiset<std::string> names;
   int x_events = 0;
   double last_end = 0;
-  for (const auto& e : events.items) {
+  for (const auto& e : events) {
     if (str(e, "ph") != "X") continue;
     ++x_events;
     names.insert(str(e, "name"));
@@ -391,7 +368,7 @@ TEST_CASE("--trace writes Chrome trace JSON with one complete event per step") {
                          "--peak-seconds 0.02 --trace " + dir.path + "/bench_trace.json",
                      false);
   REQUIRE(b.code == 0);
-  size_t steps = need(need(fg::parse_json(b.out), "batches").items.at(0), "per_node").items.size();
+  size_t steps = need(need(Json::parse(b.out), "batches").at(0), "per_node").size();
   CHECK(x_events == static_cast<int>(steps));
   if (python_available()) {
     for (const auto& f : {trace, dir.path + "/bench_trace.json"}) {

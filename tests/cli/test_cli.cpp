@@ -9,26 +9,15 @@
 #include <fstream>
 
 #include "engine/npy.hpp"
+#include "tests/cli/cli_test_util.hpp"
 #include "tests/test_util.hpp"
 
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string out;  // stdout and stderr together
-};
+using Result = fg::test::CliResult;
 
 Result run(const std::string& args) {
-  std::string cmd = fg::test::graph_runner_path() + " " + args + " 2>&1";
-  Result r;
-  FILE* pipe = popen(cmd.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) r.out.append(buf.data(), n);
-  int status = pclose(pipe);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return fg::test::run_cli(args);
 }
 
 std::string graph(const std::string& name) {

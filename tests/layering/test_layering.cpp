@@ -79,6 +79,13 @@ TEST_CASE("engine/ includes no command-line code") {
   check_layer("engine", {"framework", "kernels", "layers", "engine", "include"});
 }
 
+TEST_CASE("cli/ is a client of the public API") {
+  // graph-runner uses <fusiongraph/fusiongraph.hpp> (Session, CompileOptions, RunOptions, the
+  // file helpers) and its own files only; bench's measurements (FMA peak, process statistics)
+  // live in cli/perf/, since they are the tool's, not the library's.
+  check_layer("cli", {"cli", "include"});
+}
+
 TEST_CASE("the layering check sees includes and can fail") {
   // the reader finds the includes of a known file, and a wrong rule would be caught
   bool found = false;

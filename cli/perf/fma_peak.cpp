@@ -1,4 +1,4 @@
-#include "engine/perf/fma_peak.hpp"
+#include "cli/perf/fma_peak.hpp"
 
 #include <fmt/format.h>
 #include <omp.h>
@@ -6,8 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
-
-#include "framework/error.hpp"
+#include <fusiongraph/fusiongraph.hpp>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>

@@ -1,4 +1,4 @@
-#include "engine/perf/process_stats.hpp"
+#include "cli/perf/process_stats.hpp"
 
 #include <sys/resource.h>
 #include <sys/times.h>

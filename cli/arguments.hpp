@@ -1,0 +1,33 @@
+// Reading graph-runner's arguments strictly: numbers in a stated range (no wrap-around, no NaN),
+// NAME=VALUE lists where a name may appear once. Every problem is a usage error (exit 2) that
+// names the flag and what was expected.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace fg::cli {
+
+// Bad command-line usage found after parsing (exit code 2).
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// CLI11 checks run on the text before it is converted: an integer in [lo, hi] written in
+// decimal; an unsigned 64-bit integer; a finite number in [lo, hi].
+CLI::Validator integer_in(int64_t lo, int64_t hi);
+CLI::Validator unsigned_64();
+CLI::Validator finite_in(double lo, double hi);
+
+// --dim NAME=SIZE[,SIZE...] -> sizes by input name (each name once, sizes positive).
+std::map<std::string, std::vector<int64_t>> parse_dims(const std::vector<std::string>& specs);
+// --input NAME=FILE -> file by input name (each name once).
+std::map<std::string, std::string> parse_inputs(const std::vector<std::string>& specs);
+// "1,8,32" -> positive sizes (`flag` names the option in messages).
+std::vector<int64_t> parse_sizes(const std::string& flag, const std::string& spec);
+
+}  // namespace fg::cli
