@@ -28,9 +28,6 @@ std::shared_ptr<Plan> Model::plan_for(const std::vector<Dims>& input_shapes) con
   auto plan = std::make_shared<Plan>(*graph_, input_shapes, weights_, *weight_cache_,
                                      options_.threads, options_.optimize);
   plans_.emplace(input_shapes, plan);
-  // Every weight the plan uses is now reordered into the weight cache: the mapped file's pages
-  // are no longer needed in memory (peak RSS stays near the weight bytes, not twice that).
-  weights_.release_resident();
   return plan;
 }
 

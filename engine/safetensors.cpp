@@ -6,9 +6,9 @@
 #include <cstring>
 #include <vector>
 
-#include "framework/error.hpp"
 #include "engine/file_io.hpp"
 #include "engine/json_header.hpp"
+#include "framework/error.hpp"
 
 namespace fg {
 
@@ -185,7 +185,7 @@ void check_layout(std::vector<Entry>& entries, uint64_t data_size, const std::st
 }
 
 Tensor make_tensor(const Entry& e, const unsigned char* data,
-                   const std::shared_ptr<const MappedFile>& file) {
+                   const std::shared_ptr<const FileContents>& file) {
   const unsigned char* src = data + e.begin;
   if (e.dtype == "F32" && reinterpret_cast<uintptr_t>(src) % 4 == 0)
     return Tensor::borrow(DType::f32, e.shape, src, file);
@@ -206,7 +206,7 @@ Tensor make_tensor(const Entry& e, const unsigned char* data,
 }  // namespace
 
 SafetensorsContents read_safetensors(const std::string& path) {
-  auto file = MappedFile::open(path);
+  auto file = FileContents::read(path);
   const size_t size = file->size();
   if (size < 8) {
     throw Error(fmt::format("file is too short to be safetensors: expected at least 8 bytes "

@@ -5,9 +5,9 @@
 #include <algorithm>
 #include <set>
 
-#include "framework/error.hpp"
 #include "engine/file_io.hpp"
 #include "engine/safetensors.hpp"
+#include "framework/error.hpp"
 
 namespace fg {
 
@@ -18,15 +18,6 @@ WeightStore WeightStore::load_safetensors(const std::string& path) {
   store.file_ = std::move(contents.file);
   store.source_ = path;
   return store;
-}
-
-void WeightStore::release_resident() const {
-  if (file_) file_->release_resident();
-}
-
-void WeightStore::release_resident(const std::string& key) const {
-  const Tensor* t = find(key);
-  if (file_ && t) file_->release_resident(t->raw(), t->bytes());
 }
 
 void WeightStore::set(const std::string& key, Tensor tensor) {
