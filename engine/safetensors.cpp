@@ -261,7 +261,16 @@ SafetensorsContents read_safetensors(const std::string& path) {
     entries.push_back(parse_entry(name, value, data_size, path));
   }
   check_layout(entries, data_size, path);
-  for (const Entry& e : entries) out.tensors.emplace(e.name, make_tensor(e, data, file));
+  for (const Entry& e : entries) {
+    try {
+      out.tensors.emplace(e.name, make_tensor(e, data, file));
+    } catch (const std::bad_alloc&) {
+      throw Error(fmt::format("out of memory converting tensor of shape {} to float32",
+                              format_shape(e.shape)))
+          .in_file(path)
+          .tensor(e.name);
+    }
+  }
   out.file = file;
   return out;
 }
