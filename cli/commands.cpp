@@ -203,6 +203,7 @@ int cmd_run() {
   } else {
     weights = WeightStore::load_safetensors(opts.weights);
     std::cout << "weights: " << opts.weights << "\n";
+    for (const auto& w : weights.warnings()) std::cerr << w.format() << "\n";
   }
   // Inputs: files, else synthetic ones of the declared shapes.
   std::map<std::string, std::string> files;

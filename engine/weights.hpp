@@ -28,6 +28,12 @@ class WeightStore {
   static WeightStore initialize(const CompiledGraph& graph, uint64_t seed);
 
   void set(const std::string& key, Tensor tensor);
+  // Warnings about the values (load_safetensors fills them): NaN or Inf weights, with their
+  // count and the first tensor holding one. Printed like the graph's warnings.
+  const std::vector<Diagnostic>& warnings() const { return warnings_; }
+  // Counts the non-finite float32 values of every tensor; a warning when there are any.
+  static std::vector<Diagnostic> check_finite(const std::map<std::string, Tensor>& tensors,
+                                              const std::string& source);
   const Tensor* find(const std::string& key) const;
   const std::map<std::string, Tensor>& tensors() const { return tensors_; }
   const std::string& source() const { return source_; }  // file name for messages
@@ -50,6 +56,7 @@ class WeightStore {
   std::map<std::string, Tensor> tensors_;
   std::shared_ptr<const FileContents> file_;  // set when loaded from a safetensors file
   std::string source_ = "<weights>";
+  std::vector<Diagnostic> warnings_;
 };
 
 }  // namespace fg
