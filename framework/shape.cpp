@@ -46,14 +46,20 @@ std::string format_type(const TensorType& type) {
 Dim dim_mul(Dim a, Dim b) {
   if (a == kDynamic || b == kDynamic) return kDynamic;
   if (a != 0 && b > std::numeric_limits<int64_t>::max() / a)
-    throw Error(fmt::format("shape arithmetic overflows: {} x {}", a, b));
+    throw Error(fmt::format("shape arithmetic overflows: {} x {}", a, b))
+        .hint(
+            "sizes this large exceed the largest tensor FusionGraph supports (2^40 bytes); see "
+            "docs/limits.md");
   return a * b;
 }
 
 Dim dim_add(Dim a, Dim b) {
   if (a == kDynamic || b == kDynamic) return kDynamic;
   if (b > std::numeric_limits<int64_t>::max() - a)
-    throw Error(fmt::format("shape arithmetic overflows: {} + {}", a, b));
+    throw Error(fmt::format("shape arithmetic overflows: {} + {}", a, b))
+        .hint(
+            "sizes this large exceed the largest tensor FusionGraph supports (2^40 bytes); see "
+            "docs/limits.md");
   return a + b;
 }
 
