@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,8 +9,10 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <new>
 
 #include "framework/error.hpp"
+#include "framework/regular_file.hpp"
 
 namespace fg {
 
@@ -21,52 +22,27 @@ std::string sys_error() {
 }
 }  // namespace
 
-std::shared_ptr<const MappedFile> MappedFile::open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error("cannot open file: " + sys_error()).in_file(path);
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    std::string why = sys_error();
-    ::close(fd);
-    throw Error("cannot stat file: " + why).in_file(path);
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw Error(S_ISDIR(st.st_mode) ? "is a directory, expected a file" : "is not a regular file")
-        .in_file(path);
-  }
-  std::shared_ptr<MappedFile> file(new MappedFile());
-  file->path_ = path;
-  file->size_ = static_cast<size_t>(st.st_size);
-  if (file->size_ > 0) {
-    void* p = ::mmap(nullptr, file->size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (p == MAP_FAILED) {
-      std::string why = sys_error();
-      ::close(fd);
-      throw Error("cannot memory-map file: " + why).in_file(path);
+std::shared_ptr<const FileContents> FileContents::read(const std::string& path,
+                                                       uint64_t max_bytes) {
+  RegularFile file(path, max_bytes);
+  std::shared_ptr<FileContents> contents(new FileContents());
+  contents->path_ = path;
+  contents->size_ = static_cast<size_t>(file.size());
+  if (contents->size_ > 0) {
+    try {
+      contents->data_ =
+          static_cast<unsigned char*>(::operator new[](contents->size_, std::align_val_t(64)));
+    } catch (const std::bad_alloc&) {
+      throw Error(fmt::format("cannot allocate {} bytes to read the file", contents->size_))
+          .in_file(path);
     }
-    file->data_ = static_cast<const unsigned char*>(p);
+    file.read_exact(contents->data_, contents->size_);
   }
-  ::close(fd);  // the mapping stays valid
-  return file;
+  return contents;
 }
 
-void MappedFile::release_resident() const {
-  if (data_ != nullptr && size_ > 0)
-    ::madvise(const_cast<unsigned char*>(data_), size_, MADV_DONTNEED);
-}
-
-void MappedFile::release_resident(const void* begin, size_t bytes) const {
-  const auto* b = static_cast<const unsigned char*>(begin);
-  if (data_ == nullptr || b < data_ || b + bytes > data_ + size_) return;
-  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-  uintptr_t lo = (reinterpret_cast<uintptr_t>(b) + page - 1) / page * page;
-  uintptr_t hi = (reinterpret_cast<uintptr_t>(b) + bytes) / page * page;
-  if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
-}
-
-MappedFile::~MappedFile() {
-  if (data_ != nullptr) ::munmap(const_cast<unsigned char*>(data_), size_);
+FileContents::~FileContents() {
+  if (data_ != nullptr) ::operator delete[](data_, std::align_val_t(64));
 }
 
 namespace {

@@ -1,9 +1,11 @@
 // Low-level file helpers shared by the weight and tensor readers/writers and the command line:
-// a read-only memory mapping kept alive by shared_ptr, and atomic writes (of one file: a unique
-// temporary beside it + fsync + rename; of a set of files: a directory swapped into place).
+// a file's contents read into owned memory and kept alive by shared_ptr, and atomic writes (of
+// one file: a unique temporary beside it + fsync + rename; of a set of files: a directory
+// swapped into place).
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -12,27 +14,26 @@
 
 namespace fg {
 
-// A whole file mapped read-only. Tensors that borrow from it hold a shared_ptr to it.
-class MappedFile {
+// A whole file read into owned, 64-byte aligned memory. Tensors that borrow from it hold a
+// shared_ptr to it. Once read, the file on disk is never touched again: rewriting, truncating
+// or deleting it cannot change or crash whoever holds the contents (docs/limits.md).
+class FileContents {
  public:
-  // Throws fg::Error (naming the file) if it cannot be opened, is a directory, or mmap fails.
-  static std::shared_ptr<const MappedFile> open(const std::string& path);
-  ~MappedFile();
-  MappedFile(const MappedFile&) = delete;
-  MappedFile& operator=(const MappedFile&) = delete;
+  // Reads regular files only (fg::Error naming the file for a FIFO, device or directory, which
+  // are never opened blocking), of at most `max_bytes`.
+  static std::shared_ptr<const FileContents> read(const std::string& path,
+                                                  uint64_t max_bytes = UINT64_MAX);
+  ~FileContents();
+  FileContents(const FileContents&) = delete;
+  FileContents& operator=(const FileContents&) = delete;
 
   const unsigned char* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
-  // Drops the mapping's pages from this process's resident set (they stay in the page cache
-  // and fault back in on the next access). The mapping stays valid.
-  void release_resident() const;
-  // The same for the whole pages inside [begin, begin + bytes) when they lie in this mapping.
-  void release_resident(const void* begin, size_t bytes) const;
 
  private:
-  MappedFile() = default;
-  const unsigned char* data_ = nullptr;
+  FileContents() = default;
+  unsigned char* data_ = nullptr;
   size_t size_ = 0;
   std::string path_;
 };

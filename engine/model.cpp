@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <omp.h>
 
+#include "engine/memory_budget.hpp"
 #include "engine/plan.hpp"
 #include "kernels/weight_cache.hpp"
 
@@ -25,12 +26,10 @@ std::shared_ptr<Plan> Model::plan_for(const std::vector<Dims>& input_shapes) con
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = plans_.find(input_shapes);
   if (it != plans_.end()) return it->second;
+  check_memory_budget(*graph_, input_shapes, weights_, options_.max_memory);
   auto plan = std::make_shared<Plan>(*graph_, input_shapes, weights_, *weight_cache_,
                                      options_.threads, options_.optimize);
   plans_.emplace(input_shapes, plan);
-  // Every weight the plan uses is now reordered into the weight cache: the mapped file's pages
-  // are no longer needed in memory (peak RSS stays near the weight bytes, not twice that).
-  weights_.release_resident();
   return plan;
 }
 

@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "engine/weights.hpp"
 #include "framework/compiler.hpp"
 #include "kernels/tensor.hpp"
-#include "engine/weights.hpp"
 
 namespace fg {
 
@@ -42,6 +42,8 @@ struct ModelOptions {
   // convolutions, ...). Off gives the plain
   // one-kernel-per-node plan, which tests compare against.
   bool optimize = true;
+  // Memory budget of one plan in bytes (engine/memory_budget.hpp); 0 = physical memory.
+  uint64_t max_memory = 0;
 };
 
 class Model {

@@ -3,11 +3,12 @@
 #include <fmt/format.h>
 
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <map>
 
-#include "framework/error.hpp"
 #include "engine/file_io.hpp"
+#include "framework/error.hpp"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
               "the .npy reader assumes a little-endian host");
@@ -141,14 +142,13 @@ void convert(const unsigned char* src, To* dst, size_t n) {
 
 }  // namespace
 
-Tensor read_npy(const std::string& path, DType want, const std::string& input_name) {
-  auto error = [&](const std::string& message) {
-    return Error(input_name.empty() ? message : fmt::format("input '{}': {}", input_name, message))
-        .in_file(path);
-  };
-  auto file = MappedFile::open(path);
-  const unsigned char* p = file->data();
-  const size_t size = file->size();
+namespace {
+
+using ErrorMaker = std::function<Error(const std::string&)>;
+
+// The preamble and the header dict; `data_offset` is where the raw data starts.
+Header read_header(const unsigned char* p, size_t size, size_t& data_offset,
+                   const ErrorMaker& error) {
   if (size < 10 || std::memcmp(p, "\x93NUMPY", 6) != 0) {
     throw error(
         fmt::format("not an .npy file: expected the magic \"\\x93NUMPY\" at the start, "
@@ -181,7 +181,12 @@ Tensor read_npy(const std::string& path, DType want, const std::string& input_na
     throw error("Fortran-order arrays are not supported; expected fortran_order False")
         .hint("save with np.save(path, np.ascontiguousarray(a))");
   }
-  const std::string& d = h.descr;
+  data_offset = prefix + header_len;
+  return h;
+}
+
+// Accepts '<f4', '<f8', '<i4', '<i8' (and '=' for the native, little-endian order).
+void check_descr(const std::string& d, const ErrorMaker& error) {
   const bool valid_order =
       d.size() == 3 && (d[0] == '<' || d[0] == '=' || d[0] == '>' || d[0] == '|');
   const bool known = valid_order && (d.substr(1) == "f4" || d.substr(1) == "f8" ||
@@ -201,34 +206,39 @@ Tensor read_npy(const std::string& path, DType want, const std::string& input_na
                     "type; expected '<{}'",
                     d, d[2], d.substr(1)));
   }
-  const char kind = d[1];
-  const size_t item = d[2] == '4' ? 4 : 8;
+}
 
+// The element count, which must account for exactly the `found` data bytes.
+size_t element_count(const Header& h, size_t item, size_t found, const ErrorMaker& error) {
   Dim count = 0;
   try {
     count = num_elements(h.shape);
   } catch (const Error&) {
     throw error(fmt::format("shape {} has too many elements", format_shape(h.shape)));
   }
-  const size_t offset = prefix + header_len;
-  const size_t found = size - offset;
   const size_t n = static_cast<size_t>(count);
   if (n > found / item) {
     throw error(fmt::format(
         "header says shape {} of '{}' = {} elements, which needs {} bytes of data, "
         "but the file has {} (truncated file or lying header)",
-        format_shape(h.shape), d, count,
+        format_shape(h.shape), h.descr, count,
         n <= SIZE_MAX / item ? fmt::format("{}", n * item) : std::string("too many"), found));
   }
   if (n * item != found) {
     throw error(
         fmt::format("{} bytes of trailing garbage: shape {} of '{}' needs {} bytes of data, "
                     "found {}",
-                    found - n * item, format_shape(h.shape), d, n * item, found));
+                    found - n * item, format_shape(h.shape), h.descr, n * item, found));
   }
-  const unsigned char* src = p + offset;
-  Tensor t(want, h.shape);
-  if (want == DType::f32) {
+  return n;
+}
+
+// Converts `n` elements of `descr` data to the tensor's dtype (see read_npy for the rules).
+void convert_data(const unsigned char* src, const std::string& d, size_t n, Tensor& t,
+                  const ErrorMaker& error) {
+  const char kind = d[1];
+  const size_t item = d[2] == '4' ? 4 : 8;
+  if (t.dtype() == DType::f32) {
     float* dst = t.mutable_data<float>();
     if (kind == 'f' && item == 4)
       convert<float>(src, dst, n);
@@ -238,7 +248,7 @@ Tensor read_npy(const std::string& path, DType want, const std::string& input_na
       convert<int32_t>(src, dst, n);
     else
       convert<int64_t>(src, dst, n);
-    return t;
+    return;
   }
   if (kind == 'f') {
     throw error(fmt::format("expected int32 data, found floating-point '{}'; floats are not "
@@ -249,7 +259,7 @@ Tensor read_npy(const std::string& path, DType want, const std::string& input_na
   int32_t* dst = t.mutable_data<int32_t>();
   if (item == 4) {
     convert<int32_t>(src, dst, n);
-    return t;
+    return;
   }
   for (size_t i = 0; i < n; ++i) {
     int64_t v;
@@ -260,6 +270,35 @@ Tensor read_npy(const std::string& path, DType want, const std::string& input_na
     }
     dst[i] = static_cast<int32_t>(v);
   }
+}
+
+}  // namespace
+
+Tensor read_npy(const std::string& path, DType want, const std::string& input_name) {
+  const ErrorMaker error = [&](const std::string& message) {
+    return Error(input_name.empty() ? message : fmt::format("input '{}': {}", input_name, message))
+        .in_file(path);
+  };
+  std::shared_ptr<const FileContents> file;
+  try {
+    file = FileContents::read(path);
+  } catch (const Error& e) {
+    Error named = error(e.message());
+    if (!e.hint_text().empty()) named.hint(e.hint_text());
+    throw named;
+  }
+  size_t offset = 0;
+  const Header h = read_header(file->data(), file->size(), offset, error);
+  check_descr(h.descr, error);
+  const size_t item = h.descr[2] == '4' ? 4 : 8;
+  const size_t n = element_count(h, item, file->size() - offset, error);
+  Tensor t;
+  try {
+    t = Tensor(want, h.shape);
+  } catch (const Error& e) {
+    throw error(e.message());
+  }
+  convert_data(file->data() + offset, h.descr, n, t, error);
   return t;
 }
 

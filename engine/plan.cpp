@@ -305,10 +305,6 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
     const bool holds_folded = affine != affine_of.end() || fused != activation_of.end();
     kctx.weight_cache = &cache;
     kctx.weight_lookup = &lookup;
-    std::function<void(const std::string&)> done = [&](const std::string& param) {
-      weights.release_resident(def.name + "." + param);
-    };
-    kctx.weight_done = &done;
     std::unique_ptr<Kernel> kernel;
     try {
       kernel = n.op->compile(kctx);

@@ -186,7 +186,7 @@ void check_layout(std::vector<Entry>& entries, uint64_t data_size, const std::st
 }
 
 Tensor make_tensor(const Entry& e, const unsigned char* data,
-                   const std::shared_ptr<const MappedFile>& file) {
+                   const std::shared_ptr<const FileContents>& file) {
   const unsigned char* src = data + e.begin;
   if (e.dtype == "F32" && reinterpret_cast<uintptr_t>(src) % 4 == 0)
     return Tensor::borrow(DType::f32, e.shape, src, file);
@@ -207,7 +207,7 @@ Tensor make_tensor(const Entry& e, const unsigned char* data,
 }  // namespace
 
 SafetensorsContents read_safetensors(const std::string& path) {
-  auto file = MappedFile::open(path);
+  auto file = FileContents::read(path);
   const size_t size = file->size();
   if (size < 8) {
     throw Error(fmt::format("file is too short to be safetensors: expected at least 8 bytes "
@@ -262,7 +262,16 @@ SafetensorsContents read_safetensors(const std::string& path) {
     entries.push_back(parse_entry(name, value, data_size, path));
   }
   check_layout(entries, data_size, path);
-  for (const Entry& e : entries) out.tensors.emplace(e.name, make_tensor(e, data, file));
+  for (const Entry& e : entries) {
+    try {
+      out.tensors.emplace(e.name, make_tensor(e, data, file));
+    } catch (const std::bad_alloc&) {
+      throw Error(fmt::format("out of memory converting tensor of shape {} to float32",
+                              format_shape(e.shape)))
+          .in_file(path)
+          .tensor(e.name);
+    }
+  }
   out.file = file;
   return out;
 }

@@ -3,8 +3,9 @@
 //   N bytes   JSON: {"<name>": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ...,
 //                    "__metadata__": {"key": "value", ...}}
 //   rest      the data section; offsets are relative to its start
-// Every tensor comes back as f32: F32 data is borrowed from the memory mapping when 4-byte
-// aligned (the tensor keeps the mapping alive), otherwise copied; F16 and BF16 are converted.
+// Every tensor comes back as f32: F32 data is borrowed from the file's contents, read once into
+// owned memory, when 4-byte aligned (the tensor keeps the contents alive), otherwise copied;
+// F16 and BF16 are converted. The file is not read again after read_safetensors returns.
 #pragma once
 
 #include <cstdint>
@@ -15,12 +16,12 @@
 
 namespace fg {
 
-class MappedFile;
+class FileContents;
 
 struct SafetensorsContents {
   std::map<std::string, Tensor> tensors;
   std::map<std::string, std::string> metadata;  // "__metadata__" (string values only)
-  std::shared_ptr<const MappedFile> file;       // the mapping borrowed tensors point into
+  std::shared_ptr<const FileContents> file;     // the bytes borrowed tensors point into
 };
 
 // Throws fg::Error naming the file (and the tensor) on any problem; never reads out of bounds.

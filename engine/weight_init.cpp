@@ -5,8 +5,8 @@
 #include <Eigen/Dense>
 #include <cmath>
 
-#include "framework/error.hpp"
 #include "engine/weights.hpp"
+#include "framework/error.hpp"
 
 namespace fg {
 
@@ -126,7 +126,17 @@ Tensor initial_weight(const std::string& key, const WeightSpec& spec, uint64_t s
 
 WeightStore WeightStore::initialize(const SpecList& specs, uint64_t seed) {
   WeightStore store;
-  for (const auto& [key, spec] : specs) store.set(key, initial_weight(key, spec, seed));
+  for (const auto& [key, spec] : specs) {
+    try {
+      store.set(key, initial_weight(key, spec, seed));
+    } catch (const std::bad_alloc&) {
+      throw Error(fmt::format("out of memory creating weight '{}' of shape {} ({} bytes)", key,
+                              format_shape(spec.shape),
+                              tensor_bytes_within_limit(spec.shape, DType::f32).value_or(-1)))
+          .tensor(key)
+          .hint("the graph's weights do not fit into this machine's memory");
+    }
+  }
   store.set_source(fmt::format("<init seed {}>", seed));
   return store;
 }

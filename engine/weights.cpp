@@ -3,11 +3,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 
-#include "framework/error.hpp"
 #include "engine/file_io.hpp"
 #include "engine/safetensors.hpp"
+#include "framework/error.hpp"
 
 namespace fg {
 
@@ -17,16 +18,34 @@ WeightStore WeightStore::load_safetensors(const std::string& path) {
   store.tensors_ = std::move(contents.tensors);
   store.file_ = std::move(contents.file);
   store.source_ = path;
+  store.warnings_ = check_finite(store.tensors_, path);
   return store;
 }
 
-void WeightStore::release_resident() const {
-  if (file_) file_->release_resident();
-}
-
-void WeightStore::release_resident(const std::string& key) const {
-  const Tensor* t = find(key);
-  if (file_ && t) file_->release_resident(t->raw(), t->bytes());
+std::vector<Diagnostic> WeightStore::check_finite(const std::map<std::string, Tensor>& tensors,
+                                                  const std::string& source) {
+  size_t count = 0;
+  std::string first_key;
+  size_t first_index = 0;
+  float first_value = 0;
+  for (const auto& [key, t] : tensors) {
+    if (t.dtype() != DType::f32 || t.raw() == nullptr) continue;
+    const float* p = t.data<float>();
+    for (size_t i = 0; i < t.size(); ++i) {
+      if (std::isfinite(p[i])) continue;
+      if (count++ == 0) {
+        first_key = key;
+        first_index = i;
+        first_value = p[i];
+      }
+    }
+  }
+  if (count == 0) return {};
+  return {Diagnostic{
+      SourceLoc{source, 0, 0}, "",
+      fmt::format("{} non-finite weight value{} (NaN or Inf); the first is {} in tensor '{}' at "
+                  "flat index {}",
+                  count, count == 1 ? "" : "s", first_value, first_key, first_index)}};
 }
 
 void WeightStore::set(const std::string& key, Tensor tensor) {

@@ -12,7 +12,7 @@
 
 namespace fg {
 
-class MappedFile;
+class FileContents;
 
 // The initial value of one weight: deterministic in (seed, key), independent of the standard
 // library's random engines. See docs/formats.md for the initialisers.
@@ -21,16 +21,19 @@ Tensor initial_weight(const std::string& key, const WeightSpec& spec, uint64_t s
 class WeightStore {
  public:
   WeightStore() = default;
-  // Memory-maps a safetensors file (F32 borrowed, F16/BF16 converted to f32). Throws fg::Error.
+  // Reads a safetensors file into owned memory (F32 borrowed from it, F16/BF16 converted to
+  // f32); the file is not read again afterwards. Throws fg::Error.
   static WeightStore load_safetensors(const std::string& path);
   // Deterministic Keras-style initial weights (graph-runner init).
   static WeightStore initialize(const CompiledGraph& graph, uint64_t seed);
 
   void set(const std::string& key, Tensor tensor);
-  // Drops the pages of a memory-mapped weights file from the resident set (after the weights
-  // have been reordered into their primitives' layouts; they fault back in if needed again).
-  void release_resident() const;
-  void release_resident(const std::string& key) const;  // one tensor's pages
+  // Warnings about the values (load_safetensors fills them): NaN or Inf weights, with their
+  // count and the first tensor holding one. Printed like the graph's warnings.
+  const std::vector<Diagnostic>& warnings() const { return warnings_; }
+  // Counts the non-finite float32 values of every tensor; a warning when there are any.
+  static std::vector<Diagnostic> check_finite(const std::map<std::string, Tensor>& tensors,
+                                              const std::string& source);
   const Tensor* find(const std::string& key) const;
   const std::map<std::string, Tensor>& tensors() const { return tensors_; }
   const std::string& source() const { return source_; }  // file name for messages
@@ -51,8 +54,9 @@ class WeightStore {
 
  private:
   std::map<std::string, Tensor> tensors_;
-  std::shared_ptr<const MappedFile> file_;  // set when loaded from a safetensors file
+  std::shared_ptr<const FileContents> file_;  // set when loaded from a safetensors file
   std::string source_ = "<weights>";
+  std::vector<Diagnostic> warnings_;
 };
 
 }  // namespace fg

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <optional>
 #include <set>
 
 namespace fg {
@@ -53,24 +54,26 @@ std::string describe_cycle(const GraphDef& def, const std::vector<std::vector<in
 
 }  // namespace
 
-CompiledGraph compile_graph(std::shared_ptr<const GraphDef> def_ptr, const OpRegistry& registry) {
-  const GraphDef& def = *def_ptr;
-  const std::string& file = def.file;
-  CompiledGraph g;
-  g.def_ = def_ptr;
+namespace {
 
-  // Names: inputs and nodes share one namespace.
+// Inputs and nodes share one namespace.
+struct Names {
   std::map<std::string, int> input_index, node_index;
+  std::vector<std::string> all;  // inputs, then nodes, for "did you mean"
+};
+
+Names check_names(const GraphDef& def) {
+  Names names;
   for (size_t i = 0; i < def.inputs.size(); ++i)
-    input_index[def.inputs[i].name] = static_cast<int>(i);
+    names.input_index[def.inputs[i].name] = static_cast<int>(i);
   for (size_t i = 0; i < def.nodes.size(); ++i) {
     const NodeDef& n = def.nodes[i];
-    if (input_index.count(n.name))
+    if (names.input_index.count(n.name))
       throw Error(fmt::format("node name '{}' is already the name of a graph input", n.name))
           .at(n.loc)
           .node(n.name, n.op)
           .hint("rename the node");
-    auto [it, fresh] = node_index.emplace(n.name, static_cast<int>(i));
+    auto [it, fresh] = names.node_index.emplace(n.name, static_cast<int>(i));
     if (!fresh) {
       const NodeDef& first = def.nodes[it->second];
       throw Error(fmt::format("duplicate node name '{}' (first defined at line {})", n.name,
@@ -80,68 +83,73 @@ CompiledGraph compile_graph(std::shared_ptr<const GraphDef> def_ptr, const OpReg
           .hint("every node needs a unique name");
     }
   }
-  std::vector<std::string> all_names;
-  for (const auto& in : def.inputs) all_names.push_back(in.name);
-  for (const auto& n : def.nodes) all_names.push_back(n.name);
+  for (const auto& in : def.inputs) names.all.push_back(in.name);
+  for (const auto& n : def.nodes) names.all.push_back(n.name);
+  return names;
+}
 
-  // Ops and attributes.
-  std::vector<std::unique_ptr<Op>> ops(def.nodes.size());
-  for (size_t i = 0; i < def.nodes.size(); ++i) {
-    const NodeDef& n = def.nodes[i];
-    const OpInfo* info = registry.find(n.op);
-    if (info == nullptr) {
-      Error e(fmt::format("unknown op '{}'", n.op));
-      e.at(n.op_loc).node(n.name, n.op);
-      std::string best = closest_match(n.op, registry.names());
-      e.hint(best.empty() ? "known ops: " + quoted_list(registry.names())
-                          : fmt::format("did you mean '{}'?", best));
-      throw e;
-    }
-    ops[i] = info->create();
-    AttrReader reader(n, file);
-    auto unknown_key_error = [&]() -> std::optional<Error> {
-      for (const auto& [key, attr] : n.attrs) {
-        const auto& used = reader.used_keys();
-        if (std::find(used.begin(), used.end(), key) != used.end()) continue;
-        Error e(fmt::format("unknown attribute '{}' for op '{}'", key, n.op));
-        e.at(attr.key_loc).node(n.name, n.op);
-        std::string best = closest_match(key, used);
-        e.hint(best.empty() ? (used.empty() ? std::string("this op takes no attributes")
-                                            : "known attributes: " + quoted_list(used))
-                            : fmt::format("did you mean '{}'?", best));
-        return e;
-      }
-      return std::nullopt;
-    };
-    try {
-      ops[i]->parse(reader);
-    } catch (Error& e) {
-      // A misspelt key often shows up first as a missing required one: report the misspelling.
-      // (Only then: when parse stops early on another error, keys not read yet are not unknown.)
-      if (e.message().rfind("missing required attribute", 0) == 0)
-        if (auto unknown = unknown_key_error(); unknown && !unknown->hint_text().empty() &&
-                                                unknown->hint_text().rfind("did you mean", 0) == 0)
-          throw *unknown;
-      throw at_node(e, n);
-    }
-    if (auto unknown = unknown_key_error()) throw *unknown;
+// The first attribute of `n` that parsing did not read, as an error with a suggestion.
+std::optional<Error> unknown_attribute(const NodeDef& n, const AttrReader& reader) {
+  const auto& used = reader.used_keys();
+  for (const auto& [key, attr] : n.attrs) {
+    if (std::find(used.begin(), used.end(), key) != used.end()) continue;
+    Error e(fmt::format("unknown attribute '{}' for op '{}'", key, n.op));
+    e.at(attr.key_loc).node(n.name, n.op);
+    std::string best = closest_match(key, used);
+    e.hint(best.empty() ? (used.empty() ? std::string("this op takes no attributes")
+                                        : "known attributes: " + quoted_list(used))
+                        : fmt::format("did you mean '{}'?", best));
+    return e;
   }
+  return std::nullopt;
+}
 
-  // References.
-  std::vector<std::vector<int>> preds(def.nodes.size());  // node index, or -1 for graph inputs
+// Looks up the node's op and parses its attributes; rejects unknown ops and attributes.
+std::unique_ptr<Op> parse_node(const NodeDef& n, const std::string& file,
+                               const OpRegistry& registry) {
+  const OpInfo* info = registry.find(n.op);
+  if (info == nullptr) {
+    Error e(fmt::format("unknown op '{}'", n.op));
+    e.at(n.op_loc).node(n.name, n.op);
+    std::string best = closest_match(n.op, registry.names());
+    e.hint(best.empty() ? "known ops: " + quoted_list(registry.names())
+                        : fmt::format("did you mean '{}'?", best));
+    throw e;
+  }
+  std::unique_ptr<Op> op = info->create();
+  AttrReader reader(n, file);
+  try {
+    op->parse(reader);
+  } catch (Error& e) {
+    // A misspelt key often shows up first as a missing required one: report the misspelling.
+    // (Only then: when parse stops early on another error, keys not read yet are not unknown.)
+    if (e.message().rfind("missing required attribute", 0) == 0)
+      if (auto unknown = unknown_attribute(n, reader);
+          unknown && !unknown->hint_text().empty() &&
+          unknown->hint_text().rfind("did you mean", 0) == 0)
+        throw *unknown;
+    throw at_node(e, n);
+  }
+  if (auto unknown = unknown_attribute(n, reader)) throw *unknown;
+  return op;
+}
+
+// Every node's predecessors (node index, or -1 for a graph input); checks the outputs too.
+std::vector<std::vector<int>> resolve_references(const GraphDef& def, const Names& names) {
+  std::vector<std::vector<int>> preds(def.nodes.size());
   for (size_t i = 0; i < def.nodes.size(); ++i) {
     const NodeDef& n = def.nodes[i];
     for (size_t k = 0; k < n.inputs.size(); ++k) {
       const std::string& ref = n.inputs[k];
-      if (node_index.count(ref)) {
-        preds[i].push_back(node_index[ref]);
-      } else if (input_index.count(ref)) {
+      if (auto it = names.node_index.find(ref); it != names.node_index.end()) {
+        preds[i].push_back(it->second);
+      } else if (names.input_index.count(ref)) {
         preds[i].push_back(-1);
       } else {
         Error e(fmt::format("input '{}' is not a node or a graph input", ref));
         e.at(n.input_locs[k]).node(n.name, n.op).input(static_cast<int>(k));
-        std::string best = closest_match(ref, all_names);
-        e.hint(best.empty() ? "known names: " + quoted_list(all_names)
+        std::string best = closest_match(ref, names.all);
+        e.hint(best.empty() ? "known names: " + quoted_list(names.all)
                             : fmt::format("did you mean '{}'?", best));
         throw e;
       }
@@ -154,10 +162,10 @@ CompiledGraph compile_graph(std::shared_ptr<const GraphDef> def_ptr, const OpReg
   }
   for (size_t k = 0; k < def.outputs.size(); ++k) {
     const std::string& o = def.outputs[k];
-    if (!node_index.count(o) && !input_index.count(o)) {
+    if (!names.node_index.count(o) && !names.input_index.count(o)) {
       Error e(fmt::format("output '{}' is not a node or a graph input", o));
       e.at(def.output_locs[k]);
-      std::string best = closest_match(o, all_names);
+      std::string best = closest_match(o, names.all);
       if (!best.empty()) e.hint(fmt::format("did you mean '{}'?", best));
       throw e;
     }
@@ -165,8 +173,11 @@ CompiledGraph compile_graph(std::shared_ptr<const GraphDef> def_ptr, const OpReg
       if (def.outputs[j] == o)
         throw Error(fmt::format("output '{}' is listed twice", o)).at(def.output_locs[k]);
   }
+  return preds;
+}
 
-  // Schedule: Kahn's algorithm, the ready node earliest in the file first.
+// Kahn's algorithm, the ready node earliest in the file first; a cycle is an error naming it.
+std::vector<int> schedule(const GraphDef& def, const std::vector<std::vector<int>>& preds) {
   std::vector<int> pending(def.nodes.size(), 0);
   std::vector<std::vector<int>> succs(def.nodes.size());
   for (size_t i = 0; i < def.nodes.size(); ++i)
@@ -196,8 +207,49 @@ CompiledGraph compile_graph(std::shared_ptr<const GraphDef> def_ptr, const OpReg
         .node(def.nodes[first].name, def.nodes[first].op)
         .hint("a node cannot depend on its own output; check the `input`/`inputs` of these nodes");
   }
+  return order;
+}
 
-  // Tensors: graph inputs first.
+// A masked input reaching an op that cannot carry the mask is an error at that input.
+void check_masks(const CompiledNode& cn, const std::vector<TensorType>& in_types) {
+  const NodeDef& n = *cn.def;
+  for (size_t k = 0; k < in_types.size(); ++k) {
+    if (in_types[k].masked && !cn.op->supports_masking())
+      throw Error(
+          fmt::format("op '{}' does not support masking, but input '{}' carries a mask (from an "
+                      "embedding with mask_zero: true)",
+                      n.op, n.inputs[k]))
+          .at(n.input_locs[k])
+          .node(n.name, n.op)
+          .input(static_cast<int>(k))
+          .hint(
+              "set mask_zero: false on the embedding, or consume the mask first (lstm, gru, "
+              "global_average_pooling1d)");
+  }
+}
+
+// Each inferred output (and each weight) within kMaxTensorBytes, for what is already known.
+void check_node_sizes(const NodeDef& n, const std::vector<TensorType>& outs) {
+  for (size_t k = 0; k < outs.size(); ++k)
+    if (!tensor_bytes_within_limit(outs[k].shape, outs[k].dtype))
+      throw at_node(Error(fmt::format("the output{} of shape {} would need more than {} bytes "
+                                      "(2^40, 1 TiB), the largest tensor FusionGraph supports",
+                                      outs.size() > 1 ? fmt::format(" {}", k) : std::string(),
+                                      format_shape(outs[k].shape), kMaxTensorBytes))
+                        .hint("see docs/limits.md"),
+                    n);
+}
+
+// The graph's tensors and nodes in schedule order, with inferred (symbolic) types.
+struct Inferred {
+  std::vector<CompiledNode> nodes;
+  std::vector<TensorInfo> tensors;
+  std::vector<int> input_tensors, output_tensors;
+};
+
+Inferred infer_graph(const GraphDef& def, std::vector<std::unique_ptr<Op>> ops,
+                     const std::vector<int>& order) {
+  Inferred g;
   std::map<std::string, int> tensor_of;
   std::vector<std::set<std::string>> branches;  // per tensor: graph inputs it descends from
   for (size_t i = 0; i < def.inputs.size(); ++i) {
@@ -208,13 +260,16 @@ CompiledGraph compile_graph(std::shared_ptr<const GraphDef> def_ptr, const OpReg
     t.type.shape.insert(t.type.shape.end(), in.shape.begin(), in.shape.end());
     t.type.dtype = in.dtype;
     t.input_index = static_cast<int>(i);
-    tensor_of[in.name] = static_cast<int>(g.tensors_.size());
-    g.input_tensors_.push_back(static_cast<int>(g.tensors_.size()));
-    g.tensors_.push_back(t);
+    try {
+      check_tensor_size(t.type.shape, t.type.dtype, "the input");
+    } catch (Error& e) {
+      throw e.at(in.loc).tensor(in.name);
+    }
+    tensor_of[in.name] = static_cast<int>(g.tensors.size());
+    g.input_tensors.push_back(static_cast<int>(g.tensors.size()));
+    g.tensors.push_back(t);
     branches.push_back({in.name});
   }
-
-  // Infer in schedule order.
   for (int idx : order) {
     const NodeDef& n = def.nodes[idx];
     CompiledNode cn;
@@ -225,23 +280,11 @@ CompiledGraph compile_graph(std::shared_ptr<const GraphDef> def_ptr, const OpReg
     for (const auto& ref : n.inputs) {
       int t = tensor_of.at(ref);
       cn.inputs.push_back(t);
-      in_types.push_back(g.tensors_[t].type);
+      in_types.push_back(g.tensors[t].type);
       branch.insert(branches[t].begin(), branches[t].end());
     }
-    for (size_t k = 0; k < in_types.size(); ++k) {
-      if (in_types[k].masked && !cn.op->supports_masking())
-        throw Error(
-            fmt::format("op '{}' does not support masking, but input '{}' carries a mask (from an "
-                        "embedding with mask_zero: true)",
-                        n.op, n.inputs[k]))
-            .at(n.input_locs[k])
-            .node(n.name, n.op)
-            .input(static_cast<int>(k))
-            .hint(
-                "set mask_zero: false on the embedding, or consume the mask first (lstm, gru, "
-                "global_average_pooling1d)");
-    }
-    InferContext ctx(n, file, in_types, n.inputs);
+    check_masks(cn, in_types);
+    InferContext ctx(n, def.file, in_types, n.inputs);
     std::vector<TensorType> out_types;
     try {
       out_types = cn.op->infer(ctx);
@@ -250,40 +293,70 @@ CompiledGraph compile_graph(std::shared_ptr<const GraphDef> def_ptr, const OpReg
     }
     if (out_types.empty())
       throw Error("internal: the op inferred no output").at(n.loc).node(n.name, n.op);
+    check_node_sizes(n, out_types);
     for (size_t k = 0; k < out_types.size(); ++k) {
       TensorInfo t;
       t.name = k == 0 ? n.name : fmt::format("{}:{}", n.name, k);
       t.type = out_types[k];
       if (!cn.op->supports_masking() && !cn.op->produces_mask()) t.type.masked = false;
-      t.producer = static_cast<int>(g.nodes_.size());
-      tensor_of[t.name] = static_cast<int>(g.tensors_.size());
-      cn.outputs.push_back(static_cast<int>(g.tensors_.size()));
-      g.tensors_.push_back(t);
+      t.producer = static_cast<int>(g.nodes.size());
+      tensor_of[t.name] = static_cast<int>(g.tensors.size());
+      cn.outputs.push_back(static_cast<int>(g.tensors.size()));
+      g.tensors.push_back(t);
       branches.push_back(branch);
     }
     cn.branch = branch.size() == 1 ? *branch.begin() : "";
-    g.nodes_.push_back(std::move(cn));
+    g.nodes.push_back(std::move(cn));
   }
-  for (const auto& o : def.outputs) g.output_tensors_.push_back(tensor_of.at(o));
+  for (const auto& o : def.outputs) g.output_tensors.push_back(tensor_of.at(o));
+  return g;
+}
 
-  // Warnings: nodes that reach no output.
-  std::vector<bool> live(g.tensors_.size(), false);
-  for (int t : g.output_tensors_) live[t] = true;
-  for (auto it = g.nodes_.rbegin(); it != g.nodes_.rend(); ++it) {
+// Warnings: nodes that reach no output, inputs no output uses.
+std::vector<Diagnostic> dead_code_warnings(const GraphDef& def, const Inferred& g) {
+  std::vector<Diagnostic> warnings;
+  std::vector<bool> live(g.tensors.size(), false);
+  for (int t : g.output_tensors) live[t] = true;
+  for (auto it = g.nodes.rbegin(); it != g.nodes.rend(); ++it) {
     bool used = false;
     for (int t : it->outputs) used = used || live[t];
     if (used) {
       for (int t : it->inputs) live[t] = true;
     } else {
-      g.warnings_.push_back(Diagnostic{it->def->loc, it->def->name,
-                                       "this node does not reach any output and will not run"});
+      warnings.push_back(Diagnostic{it->def->loc, it->def->name,
+                                    "this node does not reach any output and will not run"});
     }
   }
-  for (size_t i = 0; i < g.input_tensors_.size(); ++i)
-    if (!live[g.input_tensors_[i]])
-      g.warnings_.push_back(
+  for (size_t i = 0; i < g.input_tensors.size(); ++i)
+    if (!live[g.input_tensors[i]])
+      warnings.push_back(
           Diagnostic{def.inputs[i].loc, "",
                      fmt::format("input '{}' is not used by any output", def.inputs[i].name)});
+  return warnings;
+}
+
+}  // namespace
+
+CompiledGraph compile_graph(std::shared_ptr<const GraphDef> def_ptr, const OpRegistry& registry) {
+  const GraphDef& def = *def_ptr;
+  const Names names = check_names(def);
+  std::vector<std::unique_ptr<Op>> ops;
+  for (const NodeDef& n : def.nodes) ops.push_back(parse_node(n, def.file, registry));
+  const std::vector<std::vector<int>> preds = resolve_references(def, names);
+  const std::vector<int> order = schedule(def, preds);
+  Inferred inferred = infer_graph(def, std::move(ops), order);
+
+  CompiledGraph g;
+  g.def_ = def_ptr;
+  g.warnings_ = dead_code_warnings(def, inferred);
+  g.nodes_ = std::move(inferred.nodes);
+  g.tensors_ = std::move(inferred.tensors);
+  g.input_tensors_ = std::move(inferred.input_tensors);
+  g.output_tensors_ = std::move(inferred.output_tensors);
+  // Every weight within the size limit, for what the symbolic types already tell.
+  std::vector<TensorType> types;
+  for (const auto& t : g.tensors_) types.push_back(t.type);
+  for (size_t i = 0; i < g.nodes_.size(); ++i) g.node_weights(i, types);
   return g;
 }
 
@@ -316,6 +389,11 @@ std::vector<TensorType> CompiledGraph::bind(const std::vector<Dims>& input_shape
                               format_shape(t.type.shape), format_shape(s)))
           .at(def_->inputs[i].loc)
           .tensor(t.name);
+    try {
+      check_tensor_size(s, t.type.dtype, "the input");
+    } catch (Error& e) {
+      throw e.at(def_->inputs[i].loc).tensor(t.name);
+    }
     types[input_tensors_[i]] = TensorType{s, t.type.dtype, false};
   }
   for (size_t i = 0; i < nodes_.size(); ++i) {
@@ -338,6 +416,7 @@ std::vector<TensorType> CompiledGraph::bind(const std::vector<Dims>& input_shape
             .node(n.def->name, n.def->op);
       types[n.outputs[k]] = out[k];
     }
+    check_node_sizes(*n.def, out);
   }
   return types;
 }
@@ -373,6 +452,18 @@ std::vector<Dims> CompiledGraph::concrete_input_shapes(
     if (it != dims.end() && used != it->second.size())
       throw Error(fmt::format("--dim {} gives {} size(s) but the input has {} null dimension(s)",
                               in.name, it->second.size(), used));
+    for (Dim d : s)
+      if (d < 1)
+        throw Error(fmt::format("input '{}' would get shape {}: every size (batch, --dim) must be "
+                                "at least 1",
+                                in.name, format_shape(s)))
+            .at(in.loc)
+            .tensor(in.name);
+    try {
+      check_tensor_size(s, in.dtype, "the input (batch and --dim applied)");
+    } catch (Error& e) {
+      throw e.at(in.loc).tensor(in.name);
+    }
     out.push_back(s);
   }
   return out;
@@ -382,7 +473,10 @@ std::vector<WeightSpec> CompiledGraph::node_weights(size_t node,
                                                     const std::vector<TensorType>& types) const {
   InferContext ctx = context_for(node, types);
   try {
-    return nodes_[node].op->weights(ctx);
+    std::vector<WeightSpec> specs = nodes_[node].op->weights(ctx);
+    for (const auto& w : specs)
+      check_tensor_size(w.shape, DType::f32, fmt::format("weight '{}'", w.param));
+    return specs;
   } catch (Error& e) {
     throw at_node(e, *nodes_[node].def);
   }

@@ -46,15 +46,47 @@ std::string format_type(const TensorType& type) {
 Dim dim_mul(Dim a, Dim b) {
   if (a == kDynamic || b == kDynamic) return kDynamic;
   if (a != 0 && b > std::numeric_limits<int64_t>::max() / a)
-    throw Error(fmt::format("shape arithmetic overflows: {} x {}", a, b));
+    throw Error(fmt::format("shape arithmetic overflows: {} x {}", a, b))
+        .hint(
+            "sizes this large exceed the largest tensor FusionGraph supports (2^40 bytes); see "
+            "docs/limits.md");
   return a * b;
 }
 
 Dim dim_add(Dim a, Dim b) {
   if (a == kDynamic || b == kDynamic) return kDynamic;
   if (b > std::numeric_limits<int64_t>::max() - a)
-    throw Error(fmt::format("shape arithmetic overflows: {} + {}", a, b));
+    throw Error(fmt::format("shape arithmetic overflows: {} + {}", a, b))
+        .hint(
+            "sizes this large exceed the largest tensor FusionGraph supports (2^40 bytes); see "
+            "docs/limits.md");
   return a + b;
+}
+
+std::optional<int64_t> tensor_bytes_within_limit(const Dims& shape, DType dtype) {
+  int64_t bytes = static_cast<int64_t>(dtype_size(dtype));
+  bool zero = false;
+  for (Dim d : shape) {
+    if (d == kDynamic) continue;
+    if (d == 0) zero = true;
+    if (d < 0 || __builtin_mul_overflow(bytes, d, &bytes) || bytes > kMaxTensorBytes) {
+      // a zero dim anywhere makes the tensor empty, however large the other dims are
+      if (d >= 0) {
+        for (Dim rest : shape)
+          if (rest == 0) return 0;
+      }
+      return std::nullopt;
+    }
+  }
+  return zero ? 0 : bytes;
+}
+
+int64_t check_tensor_size(const Dims& shape, DType dtype, const std::string& what) {
+  if (auto bytes = tensor_bytes_within_limit(shape, dtype)) return *bytes;
+  throw Error(fmt::format("{} of shape {} {} would need more than {} bytes (2^40, 1 TiB), the "
+                          "largest tensor FusionGraph supports",
+                          what, format_shape(shape), dtype_name(dtype), kMaxTensorBytes))
+      .hint("see docs/limits.md");
 }
 
 Dim num_elements(const Dims& shape) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,6 +40,19 @@ std::string format_type(const TensorType& type);  // "(None, 10) float32"
 Dim num_elements(const Dims& shape);
 // Product of the dims after the batch (per-sample size), or kDynamic.
 Dim sample_elements(const Dims& shape);
+
+// The largest tensor FusionGraph creates or accepts: 2^40 bytes (1 TiB), i.e. 2^38 float32 or
+// int32 elements. Every element and byte count (inferred types, weights, bound --dim / --batch
+// shapes, Tensor storage) is checked against it; docs/limits.md.
+constexpr int64_t kMaxTensorBytes = int64_t(1) << 40;
+
+// Bytes of a tensor of `shape` and `dtype`, counting dynamic dims as 1 (so a symbolic type is
+// checked for what is already known), or nullopt when that exceeds kMaxTensorBytes (products
+// are computed without overflow).
+std::optional<int64_t> tensor_bytes_within_limit(const Dims& shape, DType dtype);
+// The same as a check: throws fg::Error("<what> of shape S would need more than ...") naming
+// the limit; returns the byte count.
+int64_t check_tensor_size(const Dims& shape, DType dtype, const std::string& what);
 
 // Arithmetic on possibly-dynamic dims. Overflow throws fg::Error("shape arithmetic overflows").
 Dim dim_mul(Dim a, Dim b);

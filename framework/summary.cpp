@@ -9,7 +9,10 @@
 namespace fg {
 
 std::string group_digits(int64_t value) {
-  std::string digits = std::to_string(value < 0 ? -value : value);
+  // the magnitude as unsigned, so INT64_MIN has one too
+  const uint64_t magnitude =
+      value < 0 ? ~static_cast<uint64_t>(value) + 1 : static_cast<uint64_t>(value);
+  std::string digits = std::to_string(magnitude);
   std::string out;
   for (size_t i = 0; i < digits.size(); ++i) {
     if (i && (digits.size() - i) % 3 == 0) out += ',';
@@ -19,6 +22,21 @@ std::string group_digits(int64_t value) {
 }
 
 namespace {
+
+// A FLOP count as an integer (digits grouped for the table) while it fits into int64, else in
+// scientific notation (no undefined conversion of a double beyond the int64 range).
+std::string flops_text(double flops, bool grouped) {
+  if (!(flops < 9.2e18)) return fmt::format("{:.4e}", flops);
+  const int64_t whole = std::llround(flops);
+  return grouped ? group_digits(whole) : std::to_string(whole);
+}
+
+int64_t checked_add(int64_t a, int64_t b, const char* what) {
+  int64_t sum = 0;
+  if (__builtin_add_overflow(a, b, &sum))
+    throw Error(fmt::format("the {} overflows 64-bit arithmetic", what));
+  return sum;
+}
 
 // Types for the summary: concrete where the dims are given, symbolic otherwise.
 std::vector<TensorType> summary_types(const CompiledGraph& g, const SummaryOptions& o,
@@ -72,8 +90,9 @@ Summary summarize(const CompiledGraph& g, const SummaryOptions& o) {
     if (o.batch <= 0) row.shape[0] = kDynamic;
     for (const auto& w : g.node_weights(i, types)) {
       int64_t count = num_elements(w.shape);
-      row.params += count;
-      if (w.trainable) s.trainable_params += count;
+      row.params = checked_add(row.params, count, "parameter count");
+      if (w.trainable)
+        s.trainable_params = checked_add(s.trainable_params, count, "parameter count");
     }
     if (concrete) {
       row.flops = g.node_stats(i, types).flops;
@@ -81,7 +100,7 @@ Summary summarize(const CompiledGraph& g, const SummaryOptions& o) {
     }
     row.inputs = n.def->inputs;
     row.branch = n.branch;
-    s.total_params += row.params;
+    s.total_params = checked_add(s.total_params, row.params, "parameter count");
     s.rows.push_back(row);
   }
   return s;
@@ -93,9 +112,9 @@ std::string format_summary_table(const Summary& s) {
   for (const auto& r : s.rows) {
     std::string inputs;
     for (size_t i = 0; i < r.inputs.size(); ++i) inputs += (i ? ", " : "") + r.inputs[i];
-    cells.push_back(
-        {fmt::format("{} ({})", r.node, r.op), format_shape(r.shape), group_digits(r.params),
-         r.flops < 0 ? "?" : group_digits(static_cast<int64_t>(std::llround(r.flops))), inputs});
+    cells.push_back({fmt::format("{} ({})", r.node, r.op), format_shape(r.shape),
+                     group_digits(r.params), r.flops < 0 ? "?" : flops_text(r.flops, true),
+                     inputs});
   }
   std::array<size_t, 5> width{};
   for (const auto& row : cells)
@@ -123,8 +142,7 @@ std::string format_summary_table(const Summary& s) {
   out +=
       fmt::format("Non-trainable params: {}\n", group_digits(s.total_params - s.trainable_params));
   if (s.total_flops >= 0)
-    out += fmt::format("FLOPs per sample: {} ({:.3f} GFLOP)\n",
-                       group_digits(static_cast<int64_t>(std::llround(s.total_flops))),
+    out += fmt::format("FLOPs per sample: {} ({:.3f} GFLOP)\n", flops_text(s.total_flops, true),
                        s.total_flops / 1e9);
   else
     out += "FLOPs per sample: ? (give sizes for the null dims with --dim NAME=SIZE)\n";
@@ -150,16 +168,14 @@ std::string format_summary_json(const Summary& s) {
         "{}, "
         "\"inputs\": {}, \"branch\": \"{}\"}}{}\n",
         json_escape(r.node), json_escape(r.op), shape, r.params,
-        r.flops < 0 ? std::string("null")
-                    : std::to_string(static_cast<int64_t>(std::llround(r.flops))),
-        inputs, json_escape(r.branch), i + 1 < s.rows.size() ? "," : "");
+        r.flops < 0 ? std::string("null") : flops_text(r.flops, false), inputs,
+        json_escape(r.branch), i + 1 < s.rows.size() ? "," : "");
   }
   out += "  ],\n";
   out += fmt::format(
       "  \"total_params\": {},\n  \"trainable_params\": {},\n  \"flops_per_sample\": {}\n}}\n",
       s.total_params, s.trainable_params,
-      s.total_flops < 0 ? std::string("null")
-                        : std::to_string(static_cast<int64_t>(std::llround(s.total_flops))));
+      s.total_flops < 0 ? std::string("null") : flops_text(s.total_flops, false));
   return out;
 }
 

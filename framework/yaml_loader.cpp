@@ -3,12 +3,13 @@
 #include "framework/yaml_loader.hpp"
 
 #include <fmt/format.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
-#include <fstream>
 #include <set>
 #include <sstream>
 
+#include "framework/regular_file.hpp"
 #include "framework/training_config.hpp"
 
 namespace fg {
@@ -27,6 +28,59 @@ Error error_at(const YAML::Node& n, const std::string& file, const std::string& 
   return e;
 }
 
+// A scalar written as a string (quoted, `!` or `!!str`): never read as a number or a bool.
+bool string_tagged(const YAML::Node& n) {
+  return n.Tag() == "!" || n.Tag() == "tag:yaml.org,2002:str";
+}
+
+// Checks the event stream before any node is built: one document only, no aliases (an alias
+// repeated inside aliases expands exponentially: a few hundred bytes can stand for gigabytes).
+class StreamChecker : public YAML::EventHandler {
+ public:
+  explicit StreamChecker(std::string file) : file_(std::move(file)) {}
+
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    if (++documents_ > 1)
+      throw Error("a graph file holds one YAML document; text follows the first one")
+          .at(at(mark))
+          .hint("remove the `---` or `...` line and what follows it, or put it in its own file");
+  }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { reject(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override { check(mark, anchor); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                const std::string&) override {
+    check(mark, anchor);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                       YAML::EmitterStyle::value) override {
+    check(mark, anchor);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                  YAML::EmitterStyle::value) override {
+    check(mark, anchor);
+  }
+  void OnMapEnd() override {}
+
+ private:
+  void check(const YAML::Mark& mark, YAML::anchor_t anchor) const {
+    if (anchor != YAML::NullAnchor) reject(mark);
+  }
+  [[noreturn]] void reject(const YAML::Mark& mark) const {
+    throw Error("YAML anchors and aliases (&name, *name) are not allowed in graph files")
+        .at(at(mark))
+        .hint(
+            "write the value out where it is used (aliases can expand a small file without "
+            "bound); see docs/limits.md");
+  }
+  SourceLoc at(const YAML::Mark& mark) const {
+    return SourceLoc{file_, mark.line + 1, mark.column + 1};
+  }
+  std::string file_;
+  int documents_ = 0;
+};
+
 Value to_value(const YAML::Node& n, const std::string& file) {
   Value v;
   v.loc = loc_of(n, file);
@@ -38,7 +92,7 @@ Value to_value(const YAML::Node& n, const std::string& file) {
     case YAML::NodeType::Scalar:
       v.kind = Value::Kind::scalar;
       v.scalar = n.Scalar();
-      v.quoted = n.Tag() == "!";
+      v.quoted = string_tagged(n);
       // `null` / `~` written as plain scalars are nulls (yaml-cpp reports them as Null already)
       break;
     case YAML::NodeType::Sequence:
@@ -124,6 +178,7 @@ InputDef parse_input(const std::string& name, const YAML::Node& key, const YAML:
     }
     int64_t v = 0;
     try {
+      if (string_tagged(d)) throw YAML::Exception(d.Mark(), "a string");
       v = d.as<int64_t>();
     } catch (const YAML::Exception&) {
       throw error_at(
@@ -280,6 +335,11 @@ std::shared_ptr<GraphDef> parse_root(const YAML::Node& root, const std::string& 
   if (!nodes.IsSequence() || nodes.size() == 0)
     throw error_at(nodes, file, "`nodes` must be a non-empty list")
         .hint("each entry is a mapping like `- {name: d, op: dense, input: x, units: 10}`");
+  if (nodes.size() > kMaxGraphNodes)
+    throw error_at(nodes, file,
+                   fmt::format("the graph has {} nodes, more than the limit of {}", nodes.size(),
+                               kMaxGraphNodes))
+        .hint("see docs/limits.md");
   size_t i = 0;
   for (const auto& n : nodes) g->nodes.push_back(parse_node(n, file, i++));
   YAML::Node outputs = root["outputs"];
@@ -306,8 +366,20 @@ std::shared_ptr<GraphDef> parse_root(const YAML::Node& root, const std::string& 
 }  // namespace
 
 std::shared_ptr<GraphDef> load_graph_string(const std::string& text, const std::string& file) {
+  if (text.size() > kMaxGraphFileBytes)
+    throw Error(fmt::format("the graph has {} bytes, more than the limit of {} bytes", text.size(),
+                            kMaxGraphFileBytes))
+        .in_file(file)
+        .hint("see docs/limits.md");
   YAML::Node root;
   try {
+    {
+      std::istringstream stream(text);
+      YAML::Parser parser(stream);
+      StreamChecker checker(file);
+      while (parser.HandleNextDocument(checker)) {
+      }
+    }
     root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     Error err(fmt::format("YAML syntax error: {}", e.msg));
@@ -331,11 +403,17 @@ std::shared_ptr<GraphDef> load_graph_string(const std::string& text, const std::
 }
 
 std::shared_ptr<GraphDef> load_graph_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot open the graph file").in_file(path).hint("check the path");
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return load_graph_string(buffer.str(), path);
+  std::string text;
+  try {
+    text = read_regular_file(path, kMaxGraphFileBytes);
+  } catch (Error& e) {
+    if (e.message().rfind("cannot open", 0) == 0)
+      throw Error("cannot open the graph file: " + e.message().substr(e.message().find(": ") + 2))
+          .in_file(path)
+          .hint("check the path");
+    throw;
+  }
+  return load_graph_string(text, path);
 }
 
 }  // namespace fg

@@ -1,5 +1,7 @@
 #include "kernels/tensor.hpp"
 
+#include <fmt/format.h>
+
 #include <cstring>
 
 #include "framework/error.hpp"
@@ -7,15 +9,17 @@
 namespace fg {
 
 namespace {
-size_t checked_count(const Dims& shape) {
-  Dim n = num_elements(shape);
-  if (n < 0) throw Error("a tensor needs a concrete shape, got " + format_shape(shape));
-  return static_cast<size_t>(n);
+// The element count of a concrete shape within kMaxTensorBytes (so the byte count cannot wrap).
+size_t checked_count(const Dims& shape, DType dtype) {
+  for (Dim d : shape)
+    if (d < 0) throw Error("a tensor needs a concrete shape, got " + format_shape(shape));
+  check_tensor_size(shape, dtype, "a tensor");
+  return static_cast<size_t>(num_elements(shape));
 }
 }  // namespace
 
 Tensor::Tensor(DType dtype, Dims shape) : dtype_(dtype), shape_(std::move(shape)) {
-  size_ = checked_count(shape_);
+  size_ = checked_count(shape_, dtype_);
   // 64-byte aligned, zero-filled storage
   size_t bytes = std::max<size_t>(64, (size_ * dtype_size(dtype_) + 63) / 64 * 64);
   void* p = ::operator new[](bytes, std::align_val_t(64));
@@ -31,7 +35,11 @@ Tensor Tensor::borrow(DType dtype, Dims shape, const void* data,
   Tensor t;
   t.dtype_ = dtype;
   t.shape_ = std::move(shape);
-  t.size_ = checked_count(t.shape_);
+  t.size_ = checked_count(t.shape_, dtype);
+  if (data == nullptr && t.size_ > 0)
+    throw Error(fmt::format("Tensor::borrow of shape {} was given a null data pointer",
+                            format_shape(t.shape_)))
+        .hint("pass the address of at least size() elements, or use an owned Tensor");
   t.data_ = data;
   t.keep_ = std::move(keep_alive);
   t.owned_ = false;

@@ -13,9 +13,11 @@ namespace fg {
 class Tensor {
  public:
   Tensor() = default;
-  // Owned, zero-filled storage.
+  // Owned, zero-filled storage. Throws fg::Error for a dynamic dim or a tensor larger than
+  // kMaxTensorBytes (docs/limits.md); std::bad_alloc when the memory is not there.
   Tensor(DType dtype, Dims shape);
-  // Borrowed storage; `keep_alive` owns whatever `data` points into.
+  // Borrowed storage; `keep_alive` owns whatever `data` points into. The same checks, and
+  // `data` must not be null unless the shape has no elements.
   static Tensor borrow(DType dtype, Dims shape, const void* data,
                        std::shared_ptr<const void> keep_alive);
 
