@@ -55,7 +55,6 @@ std::string describe_cycle(const GraphDef& def, const std::vector<std::vector<in
 
 CompiledGraph compile_graph(std::shared_ptr<const GraphDef> def_ptr, const OpRegistry& registry) {
   const GraphDef& def = *def_ptr;
-  const std::string& file = def.file;
   CompiledGraph g;
   g.def_ = def_ptr;
 
@@ -98,7 +97,7 @@ CompiledGraph compile_graph(std::shared_ptr<const GraphDef> def_ptr, const OpReg
       throw e;
     }
     ops[i] = info->create();
-    AttrReader reader(n, file);
+    AttrReader reader(n);
     auto unknown_key_error = [&]() -> std::optional<Error> {
       for (const auto& [key, attr] : n.attrs) {
         const auto& used = reader.used_keys();
@@ -241,7 +240,7 @@ CompiledGraph compile_graph(std::shared_ptr<const GraphDef> def_ptr, const OpReg
                 "set mask_zero: false on the embedding, or consume the mask first (lstm, gru, "
                 "global_average_pooling1d)");
     }
-    InferContext ctx(n, file, in_types, n.inputs);
+    InferContext ctx(n, in_types, n.inputs);
     std::vector<TensorType> out_types;
     try {
       out_types = cn.op->infer(ctx);
@@ -297,7 +296,7 @@ InferContext CompiledGraph::context_for(size_t node, const std::vector<TensorTyp
   const CompiledNode& n = nodes_[node];
   std::vector<TensorType> in;
   for (int t : n.inputs) in.push_back(types[t]);
-  return InferContext(*n.def, def_->file, std::move(in), n.def->inputs);
+  return InferContext(*n.def, std::move(in), n.def->inputs);
 }
 
 std::vector<TensorType> CompiledGraph::bind(const std::vector<Dims>& input_shapes) const {

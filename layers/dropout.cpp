@@ -2,9 +2,9 @@
 // `seed` only matter in training and are accepted and ignored. The copy is a oneDNN reorder.
 #include <fmt/format.h>
 
-#include "layers/builtin_ops.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "layers/builtin_ops.hpp"
 
 namespace fg::layers {
 namespace {
@@ -44,11 +44,13 @@ class Dropout final : public Op {
 
   bool supports_masking() const override { return true; }
 
-  std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
-    auto pd = onednn::make_reorder_pd(ctx.src_descs[0], ctx.dst_descs[0]);
-    ctx.add_scratchpad(pd);
-    return std::make_unique<PrimitiveKernel>(dnnl::reorder(pd), onednn::impl_name(pd),
-                                             std::vector<std::pair<int, dnnl::memory>>{});
+  KernelBuild compile(const KernelContext& ctx) const override {
+    KernelBuild build = ctx.start_build();
+    PrimitiveSequence calls;
+    calls.add(onednn::make_reorder_pd(build.src_descs[0], build.dst_descs[0]),
+              {{DNNL_ARG_FROM, CallArg::src(0)}, {DNNL_ARG_TO, CallArg::dst(0)}}, build);
+    build.kernel = std::make_unique<PrimitiveSequenceKernel>(std::move(calls));
+    return build;
   }
 
  private:

@@ -3,10 +3,9 @@
 // layout into the output buffer seen with the input's dims (a plain copy today).
 #include <fmt/format.h>
 
-#include "layers/builtin_ops.hpp"
-#include "layers/view_copy.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "layers/builtin_ops.hpp"
 
 namespace fg::layers {
 namespace {
@@ -27,13 +26,17 @@ class Flatten final : public Op {
     return {out};
   }
 
-  std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
+  KernelBuild compile(const KernelContext& ctx) const override {
+    KernelBuild build = ctx.start_build();
     const auto view = onednn::plain_desc(ctx.inputs[0]);
-    if (view.get_size() != ctx.dst_descs[0].get_size())
+    if (view.get_size() != build.dst_descs[0].get_size())
       throw ctx.error("internal: flatten output size differs from its input");
-    auto pd = onednn::make_reorder_pd(ctx.src_descs[0], view);
-    ctx.add_scratchpad(pd);
-    return std::make_unique<ViewCopyKernel>(pd, view);
+    // One copy into the output seen with the input's dims.
+    PrimitiveSequence calls;
+    calls.add(onednn::make_reorder_pd(build.src_descs[0], view),
+              {{DNNL_ARG_FROM, CallArg::src(0)}, {DNNL_ARG_TO, CallArg::dst(0, view)}}, build);
+    build.kernel = std::make_unique<PrimitiveSequenceKernel>(std::move(calls));
+    return build;
   }
 };
 

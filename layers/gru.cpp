@@ -1,9 +1,9 @@
 // keras.layers.GRU: one layer, left to right, zero initial state. reset_after=True maps to
 // oneDNN's linear-before-reset GRU, reset_after=False to the vanilla GRU.
 // See docs/ops/recurrent_embedding.md.
+#include "kernels/kernel.hpp"
 #include "layers/builtin_ops.hpp"
 #include "layers/recurrent.hpp"
-#include "kernels/kernel.hpp"
 
 namespace fg::layers {
 namespace {
@@ -25,9 +25,7 @@ class Gru final : public Op {
     return rnn_flops(ctx, config_);
   }
   bool supports_masking() const override { return true; }
-  std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
-    return compile_rnn(ctx, config_);
-  }
+  KernelBuild compile(const KernelContext& ctx) const override { return compile_rnn(ctx, config_); }
 
  private:
   RnnConfig config_;

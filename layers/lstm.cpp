@@ -1,8 +1,8 @@
 // keras.layers.LSTM: one layer, left to right, zero initial state. See
 // docs/ops/recurrent_embedding.md.
+#include "kernels/kernel.hpp"
 #include "layers/builtin_ops.hpp"
 #include "layers/recurrent.hpp"
-#include "kernels/kernel.hpp"
 
 namespace fg::layers {
 namespace {
@@ -24,9 +24,7 @@ class Lstm final : public Op {
     return rnn_flops(ctx, config_);
   }
   bool supports_masking() const override { return true; }
-  std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
-    return compile_rnn(ctx, config_);
-  }
+  KernelBuild compile(const KernelContext& ctx) const override { return compile_rnn(ctx, config_); }
 
  private:
   RnnConfig config_;

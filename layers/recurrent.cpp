@@ -59,6 +59,12 @@ ActFn activation_fn(const std::string& name) {
 using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using RowVector = Eigen::Matrix<float, 1, Eigen::Dynamic>;
 
+// The oneDNN call's bound arguments, and the row lengths of the mask (sized once).
+struct RnnBinding final : KernelBinding {
+  std::unique_ptr<PrimitiveSequence::Binding> onednn_call;
+  std::vector<int64_t> lengths;
+};
+
 class RnnKernel final : public Kernel {
  public:
   RnnConfig cfg;
@@ -66,22 +72,31 @@ class RnnKernel final : public Kernel {
   int gates = 0;
   bool has_onednn = false;
   onednn::RnnPrimitive prim;
-  dnnl::memory weights_layer, weights_iter, bias;  // oneDNN layouts
-  dnnl::memory kernel_plain, recurrent_plain;      // Keras layouts, for the plain path
-  std::vector<float> bias_in, bias_rec;            // [G*U] each (bias_rec only for reset_after)
+  PrimitiveSequence onednn_call;  // prim with its arguments (weights in oneDNN layouts)
+  dnnl::memory kernel_plain, recurrent_plain;  // Keras layouts, for the plain path
+  std::vector<float> bias_in, bias_rec;        // [G*U] each (bias_rec only for reset_after)
   ActFn act = nullptr, rec_act = nullptr;
-  int temp_layer = -1, temp_cell = -1, temp_scratch = -1, temp_scratchpad = -1;
+  int temp_layer = -1, temp_cell = -1, temp_scratch = -1;
 
   int64_t scratch_per_row() const { return 2 * units + 2 * gates * units; }
 
+  std::unique_ptr<KernelBinding> bind(const StepBuffers& buffers) const override {
+    auto binding = std::make_unique<RnnBinding>();
+    binding->onednn_call = onednn_call.bind(buffers);
+    binding->lengths.reserve(static_cast<size_t>(batch));
+    return binding;
+  }
+
   void execute(ExecContext& ctx) const override {
+    auto& binding = static_cast<RnnBinding&>(*ctx.binding);
     const uint8_t* mask = ctx.src_masks.empty() ? nullptr : ctx.src_masks[0];
-    std::vector<int64_t> lengths;
+    std::vector<int64_t>& lengths = binding.lengths;
+    lengths.clear();
     const bool right_padded = mask == nullptr || right_padded_lengths(mask, batch, steps, lengths);
     bool full = true;
     for (int64_t len : lengths) full = full && len == steps;
     if (has_onednn && right_padded)
-      run_onednn(ctx, (mask != nullptr && !full) ? &lengths : nullptr);
+      run_onednn(ctx, *binding.onednn_call, (mask != nullptr && !full) ? &lengths : nullptr);
     else
       run_plain(ctx, mask);
   }
@@ -91,27 +106,13 @@ class RnnKernel final : public Kernel {
   }
 
  private:
-  void run_onednn(ExecContext& ctx, const std::vector<int64_t>* lengths) const {
-    const dnnl::engine eng = ctx.srcs[0].get_engine();
-    dnnl::memory src(prim.src_layer, eng, ctx.srcs[0].get_data_handle());
-    void* layer_ptr = cfg.return_sequences
-                          ? ctx.dsts[0].get_data_handle()
-                          : ctx.temps[static_cast<size_t>(temp_layer)].get_data_handle();
-    dnnl::memory dst_layer(prim.dst_layer, eng, layer_ptr);
-    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC_LAYER, src},
-                                               {DNNL_ARG_WEIGHTS_LAYER, weights_layer},
-                                               {DNNL_ARG_WEIGHTS_ITER, weights_iter},
-                                               {DNNL_ARG_BIAS, bias},
-                                               {DNNL_ARG_DST_LAYER, dst_layer}};
-    if (!cfg.return_sequences)
-      args.emplace(DNNL_ARG_DST_ITER,
-                   dnnl::memory(prim.dst_iter, eng, ctx.dsts[0].get_data_handle()));
-    if (temp_cell >= 0)
-      args.emplace(DNNL_ARG_DST_ITER_C, ctx.temps[static_cast<size_t>(temp_cell)]);
-    if (temp_scratchpad >= 0)
-      args.emplace(DNNL_ARG_SCRATCHPAD, ctx.temps[static_cast<size_t>(temp_scratchpad)]);
-    prim.prim.execute(ctx.stream, args);
+  void run_onednn(ExecContext& ctx, const PrimitiveSequence::Binding& call,
+                  const std::vector<int64_t>* lengths) const {
+    onednn_call.run(ctx, call);
     if (lengths == nullptr) return;
+    const void* layer_ptr = cfg.return_sequences
+                                ? ctx.dsts[0].get_data_handle()
+                                : ctx.temps[static_cast<size_t>(temp_layer)].get_data_handle();
     // Right-padded rows: the state after step len-1 is final (later steps never feed back into
     // earlier ones), so read it from dst_layer; padded outputs repeat it (zeros if len == 0).
     ctx.stream.wait();
@@ -210,6 +211,57 @@ class RnnKernel final : public Kernel {
     if (!cfg.return_sequences) std::memcpy(dst + b * U, h, static_cast<size_t>(U) * sizeof(float));
   }
 };
+
+// The oneDNN lstm_forward / gru_forward / lbr_gru_forward call of the kernel `k`, its weights
+// in oneDNN's layouts, and the temporaries it writes.
+void add_onednn_call(const KernelContext& ctx, KernelBuild& build, RnnKernel& k,
+                     const dnnl::memory::desc& keras_kernel,
+                     const dnnl::memory::desc& keras_recurrent) {
+  const RnnConfig& config = k.cfg;
+  const auto kind = config.cell == RnnCell::lstm ? onednn::RnnKind::lstm
+                    : config.reset_after         ? onednn::RnnKind::lbr_gru
+                                                 : onednn::RnnKind::gru;
+  k.prim = onednn::make_rnn_forward(kind, k.steps, k.batch, k.features, k.units,
+                                    !config.return_sequences, ctx.engine);
+  const onednn::RnnPrimitive& prim = k.prim;
+  dnnl::memory bias = ctx.constant("onednn_bias", prim.bias, [&]() {
+    dnnl::memory m(prim.bias, ctx.engine);
+    float* p = static_cast<float*>(m.get_data_handle());
+    const int64_t U = k.units;
+    if (kind == onednn::RnnKind::lbr_gru) {
+      // u, r: input + recurrent bias; o: input bias; 4th gate: recurrent bias of the candidate.
+      for (int64_t j = 0; j < 2 * U; ++j) p[j] = k.bias_in[j] + k.bias_rec[j];
+      for (int64_t j = 0; j < U; ++j) {
+        p[2 * U + j] = k.bias_in[2 * U + j];
+        p[3 * U + j] = k.bias_rec[2 * U + j];
+      }
+    } else {
+      std::copy(k.bias_in.begin(), k.bias_in.end(), p);
+    }
+    return m;
+  });
+  std::vector<std::pair<int, CallArg>> args{
+      {DNNL_ARG_SRC_LAYER, CallArg::src(0, prim.src_layer)},
+      {DNNL_ARG_WEIGHTS_LAYER,
+       CallArg::constant(ctx.weight_memory("kernel", keras_kernel, prim.weights_layer))},
+      {DNNL_ARG_WEIGHTS_ITER, CallArg::constant(ctx.weight_memory(
+                                  "recurrent_kernel", keras_recurrent, prim.weights_iter))},
+      {DNNL_ARG_BIAS, CallArg::constant(bias)}};
+  if (config.return_sequences) {
+    args.push_back({DNNL_ARG_DST_LAYER, CallArg::dst(0, prim.dst_layer)});
+  } else {  // the sequence goes to a temporary, the last state to the output
+    k.temp_layer = build.add_temp(onednn::plain_desc(Dims{k.batch, k.steps, k.units}));
+    args.push_back({DNNL_ARG_DST_LAYER, CallArg::temp(k.temp_layer, prim.dst_layer)});
+    args.push_back({DNNL_ARG_DST_ITER, CallArg::dst(0, prim.dst_iter)});
+  }
+  if (!prim.dst_iter_c.is_zero()) {
+    k.temp_cell = build.add_temp(prim.dst_iter_c);
+    args.push_back({DNNL_ARG_DST_ITER_C, CallArg::temp(k.temp_cell)});
+  }
+  // The user scratchpad is the step's, as for every primitive.
+  build.scratchpad_bytes = std::max(build.scratchpad_bytes, prim.scratchpad.get_size());
+  k.onednn_call.add(prim.prim, std::move(args));
+}
 
 const char* cell_name(RnnCell cell) {
   return cell == RnnCell::lstm ? "lstm" : "gru";
@@ -323,14 +375,14 @@ double rnn_flops(const InferContext& ctx, const RnnConfig& config) {
          (static_cast<double>(s[2]) * gu + static_cast<double>(config.units) * gu);
 }
 
-std::unique_ptr<Kernel> compile_rnn(KernelContext& ctx, const RnnConfig& config) {
+KernelBuild compile_rnn(const KernelContext& ctx, const RnnConfig& config) {
+  KernelBuild build = ctx.start_build();
   auto k = std::make_unique<RnnKernel>();
   k->cfg = config;
   const Dims& in = ctx.inputs.at(0).shape;
   // The kernel reads and writes the Keras row-major bytes (oneDNN ntc / ldnc views of them).
-  if (ctx.src_descs.at(0) != onednn::plain_desc(ctx.inputs.at(0)) ||
-      ctx.dst_descs.at(0) != onednn::plain_desc(ctx.outputs.at(0)))
-    throw ctx.error("internal: lstm/gru expect plain (row-major) input and output layouts");
+  if (ctx.input_descs.at(0) != onednn::plain_desc(ctx.inputs.at(0)))
+    throw ctx.error("internal: lstm/gru expect a plain (row-major) input layout");
   k->batch = in[0];
   k->steps = in[1];
   k->features = in[2];
@@ -363,47 +415,10 @@ std::unique_ptr<Kernel> compile_rnn(KernelContext& ctx, const RnnConfig& config)
 
   // oneDNN's LSTM/GRU cells are fixed to sigmoid gates and tanh candidate/output.
   k->has_onednn = config.activation == "tanh" && config.recurrent_activation == "sigmoid";
-  if (k->has_onednn) {
-    const auto kind = config.cell == RnnCell::lstm ? onednn::RnnKind::lstm
-                      : config.reset_after         ? onednn::RnnKind::lbr_gru
-                                                   : onednn::RnnKind::gru;
-    k->prim = onednn::make_rnn_forward(kind, k->steps, k->batch, k->features, k->units,
-                                       !config.return_sequences, ctx.engine);
-    k->weights_layer = ctx.weight_memory("kernel", keras_kernel, k->prim.weights_layer);
-    k->weights_iter = ctx.weight_memory("recurrent_kernel", keras_recurrent, k->prim.weights_iter);
-    const RnnKernel& kr = *k;
-    k->bias = ctx.constant("onednn_bias", k->prim.bias, [&]() {
-      dnnl::memory m(kr.prim.bias, ctx.engine);
-      float* p = static_cast<float*>(m.get_data_handle());
-      const int64_t U = kr.units;
-      if (kind == onednn::RnnKind::lbr_gru) {
-        // u, r: input + recurrent bias; o: input bias; 4th gate: recurrent bias of the candidate.
-        for (int64_t j = 0; j < 2 * U; ++j) p[j] = kr.bias_in[j] + kr.bias_rec[j];
-        for (int64_t j = 0; j < U; ++j) {
-          p[2 * U + j] = kr.bias_in[2 * U + j];
-          p[3 * U + j] = kr.bias_rec[2 * U + j];
-        }
-      } else {
-        std::copy(kr.bias_in.begin(), kr.bias_in.end(), p);
-      }
-      return m;
-    });
-    if (!config.return_sequences) {
-      k->temp_layer = static_cast<int>(ctx.temp_descs.size());
-      ctx.temp_descs.push_back(onednn::plain_desc(Dims{k->batch, k->steps, k->units}));
-    }
-    if (k->prim.scratchpad.get_size() > 0) {
-      k->temp_scratchpad = static_cast<int>(ctx.temp_descs.size());
-      ctx.temp_descs.push_back(k->prim.scratchpad);
-    }
-    if (!k->prim.dst_iter_c.is_zero()) {
-      k->temp_cell = static_cast<int>(ctx.temp_descs.size());
-      ctx.temp_descs.push_back(k->prim.dst_iter_c);
-    }
-  }
-  k->temp_scratch = static_cast<int>(ctx.temp_descs.size());
-  ctx.temp_descs.push_back(onednn::plain_desc(Dims{k->batch, k->scratch_per_row()}));
-  return k;
+  if (k->has_onednn) add_onednn_call(ctx, build, *k, keras_kernel, keras_recurrent);
+  k->temp_scratch = build.add_temp(onednn::plain_desc(Dims{k->batch, k->scratch_per_row()}));
+  build.kernel = std::move(k);
+  return build;
 }
 
 }  // namespace fg::layers

@@ -37,7 +37,7 @@ void parse_rnn_common(AttrReader& attrs, RnnConfig& config);
 std::vector<TensorType> infer_rnn(const InferContext& ctx, const RnnConfig& config);
 std::vector<WeightSpec> rnn_weights(const InferContext& ctx, const RnnConfig& config);
 double rnn_flops(const InferContext& ctx, const RnnConfig& config);
-std::unique_ptr<Kernel> compile_rnn(KernelContext& ctx, const RnnConfig& config);
+KernelBuild compile_rnn(const KernelContext& ctx, const RnnConfig& config);
 
 // True when every row of the [batch, steps] mask is 1...1 0...0 (then the oneDNN path runs and
 // `lengths` holds each row's valid length); false when some row has a hole.

@@ -224,7 +224,7 @@ class ToyDense : public fg::Op {
     return {spec("kernel", {in, units_}, Init::glorot_uniform, in, units_),
             spec("bias", {units_}, Init::zeros)};
   }
-  std::unique_ptr<fg::Kernel> compile(fg::KernelContext&) const override {
+  fg::KernelBuild compile(const fg::KernelContext&) const override {
     throw fg::Error("toy_dense only exists for weight tests");
   }
 
