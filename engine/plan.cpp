@@ -65,13 +65,17 @@ void check_kernel_build(const KernelBuild& build, const KernelContext& ctx) {
   auto fail = [&](const std::string& what) {
     return Error(fmt::format("internal: compile of op '{}' returned {}", ctx.node.op, what))
         .at(ctx.node.loc)
-        .node(ctx.node.name, ctx.node.op);
+        .node(ctx.node.name, ctx.node.op)
+        .hint(
+            "a bug in the op: the layouts its compile returns must describe the inferred "
+            "tensors (docs/extending.md)");
   };
   if (!build.kernel) throw fail("no kernel");
   auto check_list = [&](const char* side, const std::vector<dnnl::memory::desc>& descs,
                         const std::vector<TensorType>& types) {
     if (descs.size() != types.size())
-      throw fail(fmt::format("{} {} descs for {} {}s", descs.size(), side, types.size(), side));
+      throw fail(fmt::format("{} {} descs for {} {}{}", descs.size(), side, types.size(), side,
+                             types.size() == 1 ? "" : "s"));
     for (size_t i = 0; i < descs.size(); ++i) {
       const dnnl::memory::desc& d = descs[i];
       const TensorType& t = types[i];
@@ -84,7 +88,7 @@ void check_kernel_build(const KernelBuild& build, const KernelContext& ctx) {
       const bool size_ok = d.get_size() >= onednn::plain_desc(t).get_size();
       if (dims_ok && dtype_ok && size_ok) continue;
       throw fail(fmt::format(
-          "a {} desc that does not describe {} {} ({}): the kernel's desc has "
+          "an {} desc that does not describe {} {} ({}): the kernel's desc has "
           "dims [{}], data type {}, {} bytes; the tensor {} has {} bytes",
           side, side, i, format_type(t), fmt::join(dims, ", "), data_type_name(d.data_type()),
           d.get_size(), format_type(t), onednn::plain_desc(t).get_size()));
@@ -618,7 +622,9 @@ std::map<std::string, Tensor> Plan::run(const std::vector<const Tensor*>& inputs
                     threads_,
                     state->bindings[s].get()};
     const auto step_start = clock::now();
+    if (options.observer) options.observer->before_step(s);
     st.kernel->execute(ctx);
+    if (options.observer) options.observer->after_step(s);
     if (options.profile) {
       state->stream.wait();
       const auto step_end = clock::now();
