@@ -1,3 +1,5 @@
+// The recurrent op family: lstm and gru (see layers/recurrent.hpp and
+// docs/ops/recurrent_embedding.md).
 #include "layers/recurrent.hpp"
 
 #include <fmt/format.h>
@@ -7,11 +9,30 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <memory>
+#include <string>
 
+#include "framework/op.hpp"
+#include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "layers/builtin_ops.hpp"
 
 namespace fg::layers {
 namespace {
+
+enum class RecurrentCell { lstm, gru };
+
+struct RecurrentConfig {
+  RecurrentCell cell = RecurrentCell::lstm;
+  int64_t units = 0;
+  bool return_sequences = false;
+  std::string activation = "tanh";
+  std::string recurrent_activation = "sigmoid";
+  bool use_bias = true;
+  bool reset_after = true;       // gru only
+  bool unit_forget_bias = true;  // lstm only; affects the initialiser only
+  int gates() const { return cell == RecurrentCell::lstm ? 4 : 3; }
+};
 
 using ActFn = float (*)(float);
 
@@ -60,14 +81,14 @@ using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::Ro
 using RowVector = Eigen::Matrix<float, 1, Eigen::Dynamic>;
 
 // The oneDNN call's bound arguments, and the row lengths of the mask (sized once).
-struct RnnBinding final : KernelBinding {
+struct RecurrentBinding final : KernelBinding {
   std::unique_ptr<PrimitiveSequence::Binding> onednn_call;
   std::vector<int64_t> lengths;
 };
 
-class RnnKernel final : public Kernel {
+class RecurrentKernel final : public Kernel {
  public:
-  RnnConfig cfg;
+  RecurrentConfig cfg;
   int64_t batch = 0, steps = 0, features = 0, units = 0;
   int gates = 0;
   bool has_onednn = false;
@@ -81,14 +102,14 @@ class RnnKernel final : public Kernel {
   int64_t scratch_per_row() const { return 2 * units + 2 * gates * units; }
 
   std::unique_ptr<KernelBinding> bind(const StepBuffers& buffers) const override {
-    auto binding = std::make_unique<RnnBinding>();
+    auto binding = std::make_unique<RecurrentBinding>();
     binding->onednn_call = onednn_call.bind(buffers);
     binding->lengths.reserve(static_cast<size_t>(batch));
     return binding;
   }
 
   void execute(ExecContext& ctx) const override {
-    auto& binding = static_cast<RnnBinding&>(*ctx.binding);
+    auto& binding = static_cast<RecurrentBinding&>(*ctx.binding);
     const uint8_t* mask = ctx.src_masks.empty() ? nullptr : ctx.src_masks[0];
     std::vector<int64_t>& lengths = binding.lengths;
     lengths.clear();
@@ -172,7 +193,7 @@ class RnnKernel final : public Kernel {
         Eigen::Map<const RowVector> x(src + (b * steps + t) * features, features);
         gxv.noalias() = x * W;
         gxv += b_in;
-        if (cfg.cell == RnnCell::lstm) {
+        if (cfg.cell == RecurrentCell::lstm) {
           ghv.noalias() = hv * R;
           for (int64_t j = 0; j < U; ++j) {
             const float i = rec_act(gx[j] + gh[j]);
@@ -214,13 +235,13 @@ class RnnKernel final : public Kernel {
 
 // The oneDNN lstm_forward / gru_forward / lbr_gru_forward call of the kernel `k`, its weights
 // in oneDNN's layouts, and the temporaries it writes.
-void add_onednn_call(const KernelContext& ctx, KernelBuild& build, RnnKernel& k,
+void add_onednn_call(const KernelContext& ctx, KernelBuild& build, RecurrentKernel& k,
                      const dnnl::memory::desc& keras_kernel,
                      const dnnl::memory::desc& keras_recurrent) {
-  const RnnConfig& config = k.cfg;
-  const auto kind = config.cell == RnnCell::lstm ? onednn::RnnKind::lstm
-                    : config.reset_after         ? onednn::RnnKind::lbr_gru
-                                                 : onednn::RnnKind::gru;
+  const RecurrentConfig& config = k.cfg;
+  const auto kind = config.cell == RecurrentCell::lstm ? onednn::RnnKind::lstm
+                    : config.reset_after               ? onednn::RnnKind::lbr_gru
+                                                       : onednn::RnnKind::gru;
   k.prim = onednn::make_rnn_forward(kind, k.steps, k.batch, k.features, k.units,
                                     !config.return_sequences, ctx.engine);
   const onednn::RnnPrimitive& prim = k.prim;
@@ -263,8 +284,8 @@ void add_onednn_call(const KernelContext& ctx, KernelBuild& build, RnnKernel& k,
   k.onednn_call.add(prim.prim, std::move(args));
 }
 
-const char* cell_name(RnnCell cell) {
-  return cell == RnnCell::lstm ? "lstm" : "gru";
+const char* cell_name(RecurrentCell cell) {
+  return cell == RecurrentCell::lstm ? "lstm" : "gru";
 }
 
 }  // namespace
@@ -283,15 +304,13 @@ bool right_padded_lengths(const uint8_t* mask, int64_t batch, int64_t steps,
   return true;
 }
 
-bool rnn_activation_known(const std::string& name) {
+namespace {
+
+bool recurrent_activation_known(const std::string& name) {
   return activation_table().count(name) != 0;
 }
 
-float rnn_activation(const std::string& name, float x) {
-  return activation_fn(name)(x);
-}
-
-void parse_rnn_common(AttrReader& attrs, RnnConfig& config) {
+void parse_recurrent(AttrReader& attrs, RecurrentConfig& config) {
   // Read every key before validating: the compiler reports unread keys of a failed parse as
   // misspellings.
   config.units = attrs.get_int("units");
@@ -310,7 +329,7 @@ void parse_rnn_common(AttrReader& attrs, RnnConfig& config) {
   for (const char* key : {"activation", "recurrent_activation"}) {
     const bool main = std::string(key) == "activation";
     const std::string& name = main ? config.activation : config.recurrent_activation;
-    if (rnn_activation_known(name)) continue;
+    if (recurrent_activation_known(name)) continue;
     attrs.get_activation(key,
                          main ? "tanh" : "sigmoid");  // throws "unknown activation" + did-you-mean
     std::vector<std::string> known;
@@ -328,7 +347,7 @@ void parse_rnn_common(AttrReader& attrs, RnnConfig& config) {
   }
 }
 
-std::vector<TensorType> infer_rnn(const InferContext& ctx, const RnnConfig& config) {
+std::vector<TensorType> infer_recurrent(const InferContext& ctx, const RecurrentConfig& config) {
   ctx.expect_inputs(1);
   ctx.expect_rank(0, 3);
   ctx.expect_dtype(0, DType::f32);
@@ -348,7 +367,7 @@ std::vector<TensorType> infer_rnn(const InferContext& ctx, const RnnConfig& conf
   return {out};
 }
 
-std::vector<WeightSpec> rnn_weights(const InferContext& ctx, const RnnConfig& config) {
+std::vector<WeightSpec> recurrent_weights(const InferContext& ctx, const RecurrentConfig& config) {
   const Dim features = ctx.input(0).shape.at(2);
   const Dim gu = dim_mul(config.gates(), config.units);
   std::vector<WeightSpec> specs;
@@ -357,7 +376,7 @@ std::vector<WeightSpec> rnn_weights(const InferContext& ctx, const RnnConfig& co
   specs.push_back(kernel);
   specs.push_back(recurrent);
   if (config.use_bias) {
-    if (config.cell == RnnCell::lstm)
+    if (config.cell == RecurrentCell::lstm)
       specs.push_back({"bias", {gu}, config.unit_forget_bias ? Init::lstm_bias : Init::zeros});
     else if (config.reset_after)
       specs.push_back({"bias", {2, gu}, Init::zeros});
@@ -367,7 +386,7 @@ std::vector<WeightSpec> rnn_weights(const InferContext& ctx, const RnnConfig& co
   return specs;
 }
 
-double rnn_flops(const InferContext& ctx, const RnnConfig& config) {
+double recurrent_flops(const InferContext& ctx, const RecurrentConfig& config) {
   const Dims& s = ctx.input(0).shape;
   if (s.size() != 3 || s[1] == kDynamic || s[2] == kDynamic) return 0.0;
   const double gu = static_cast<double>(config.gates()) * static_cast<double>(config.units);
@@ -375,9 +394,9 @@ double rnn_flops(const InferContext& ctx, const RnnConfig& config) {
          (static_cast<double>(s[2]) * gu + static_cast<double>(config.units) * gu);
 }
 
-KernelBuild compile_rnn(const KernelContext& ctx, const RnnConfig& config) {
+KernelBuild compile_recurrent(const KernelContext& ctx, const RecurrentConfig& config) {
   KernelBuild build = ctx.start_build();
-  auto k = std::make_unique<RnnKernel>();
+  auto k = std::make_unique<RecurrentKernel>();
   k->cfg = config;
   const Dims& in = ctx.inputs.at(0).shape;
   // The kernel reads and writes the Keras row-major bytes (oneDNN ntc / ldnc views of them).
@@ -405,7 +424,7 @@ KernelBuild compile_rnn(const KernelContext& ctx, const RnnConfig& config) {
   k->bias_in.assign(static_cast<size_t>(GU), 0.f);
   k->bias_rec.assign(static_cast<size_t>(GU), 0.f);
   if (config.use_bias) {
-    const bool two_rows = config.cell == RnnCell::gru && config.reset_after;
+    const bool two_rows = config.cell == RecurrentCell::gru && config.reset_after;
     const float* b = check_shape("bias", two_rows ? Dims{2, GU} : Dims{GU});
     std::copy(b, b + GU, k->bias_in.begin());
     if (two_rows) std::copy(b + GU, b + 2 * GU, k->bias_rec.begin());
@@ -419,6 +438,50 @@ KernelBuild compile_rnn(const KernelContext& ctx, const RnnConfig& config) {
   k->temp_scratch = build.add_temp(onednn::plain_desc(Dims{k->batch, k->scratch_per_row()}));
   build.kernel = std::move(k);
   return build;
+}
+
+// keras.layers.LSTM and keras.layers.GRU: one layer, left to right, zero initial state. GRU's
+// reset_after=True maps to oneDNN's linear-before-reset GRU, reset_after=False to the vanilla
+// GRU.
+class Recurrent final : public Op {
+ public:
+  explicit Recurrent(RecurrentCell cell) { config_.cell = cell; }
+
+  void parse(AttrReader& attrs) override {
+    if (config_.cell == RecurrentCell::lstm)
+      config_.unit_forget_bias = attrs.get_bool("unit_forget_bias", true);
+    else
+      config_.reset_after = attrs.get_bool("reset_after", true);
+    parse_recurrent(attrs, config_);
+  }
+  std::vector<TensorType> infer(const InferContext& ctx) const override {
+    return infer_recurrent(ctx, config_);
+  }
+  std::vector<WeightSpec> weights(const InferContext& ctx) const override {
+    return recurrent_weights(ctx, config_);
+  }
+  double flops_per_sample(const InferContext& ctx, const std::vector<TensorType>&) const override {
+    return recurrent_flops(ctx, config_);
+  }
+  bool supports_masking() const override { return true; }
+  KernelBuild compile(const KernelContext& ctx) const override {
+    return compile_recurrent(ctx, config_);
+  }
+
+ private:
+  RecurrentConfig config_;
+};
+
+}  // namespace
+
+OpInfo lstm_op() {
+  return {"lstm", [] { return std::make_unique<Recurrent>(RecurrentCell::lstm); },
+          "long short-term memory layer (oneDNN lstm_forward), Keras LSTM"};
+}
+
+OpInfo gru_op() {
+  return {"gru", [] { return std::make_unique<Recurrent>(RecurrentCell::gru); },
+          "gated recurrent unit layer (oneDNN gru_forward / lbr_gru_forward), Keras GRU"};
 }
 
 }  // namespace fg::layers

@@ -145,7 +145,7 @@ dnnl::binary::primitive_desc make_binary_pd(dnnl::algorithm alg, const memory::d
 dnnl::concat::primitive_desc make_concat_pd(const memory::desc& dst, int axis,
                                             const std::vector<memory::desc>& srcs);
 
-// ---- rnn (layers/lstm.cpp, layers/gru.cpp) ----
+// ---- rnn (layers/recurrent.cpp: lstm, gru) ----
 
 // Unidirectional (left to right), single-layer RNN for inference. Keras gate orders map onto
 // oneDNN's directly: LSTM i,f,c,o = oneDNN i,f,c~,o; GRU z,r,h = oneDNN u,r,o.

@@ -1,4 +1,4 @@
-// oneDNN 2.6 descriptors for the recurrent layers (layers/lstm.cpp, layers/gru.cpp).
+// oneDNN 2.6 descriptors for the recurrent layers (layers/recurrent.cpp: lstm, gru).
 #include <fmt/format.h>
 
 #include "framework/error.hpp"
