@@ -7,9 +7,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
-#include "layers/builtin_ops.hpp"
 #include "layers/unfused_activation.hpp"
 
 namespace fg::layers {

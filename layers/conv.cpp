@@ -4,9 +4,9 @@
 
 #include <optional>
 
+#include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
-#include "layers/builtin_ops.hpp"
 #include "layers/unfused_activation.hpp"
 #include "layers/window_geometry.hpp"
 

@@ -5,9 +5,9 @@
 // log_softmax, softsign).
 #include <fmt/format.h>
 
+#include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
-#include "layers/builtin_ops.hpp"
 #include "layers/unfused_activation.hpp"
 
 namespace fg::layers {

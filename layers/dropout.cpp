@@ -2,9 +2,9 @@
 // `seed` only matter in training and are accepted and ignored. The copy is a oneDNN reorder.
 #include <fmt/format.h>
 
+#include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
-#include "layers/builtin_ops.hpp"
 
 namespace fg::layers {
 namespace {

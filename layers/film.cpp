@@ -7,9 +7,9 @@
 // broadcast), on x seen channels-first. The mask of x_1 passes on unchanged.
 #include <fmt/format.h>
 
+#include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
-#include "layers/builtin_ops.hpp"
 
 namespace fg::layers {
 namespace {

@@ -3,9 +3,9 @@
 // layout into the output buffer seen with the input's dims (a plain copy today).
 #include <fmt/format.h>
 
+#include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
-#include "layers/builtin_ops.hpp"
 
 namespace fg::layers {
 namespace {

@@ -6,9 +6,9 @@
 
 #include <vector>
 
+#include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
-#include "layers/builtin_ops.hpp"
 #include "layers/window_geometry.hpp"
 
 namespace fg::layers {

@@ -8,9 +8,9 @@
 // and one batched matmul ones[1, rank] x [B, rank, units] (+ bias) for the sum over the rank.
 #include <fmt/format.h>
 
+#include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
-#include "layers/builtin_ops.hpp"
 
 namespace fg::layers {
 namespace {

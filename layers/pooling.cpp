@@ -2,9 +2,9 @@
 // on oneDNN pooling_forward. One class serves all four.
 #include <fmt/format.h>
 
+#include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
-#include "layers/builtin_ops.hpp"
 #include "layers/window_geometry.hpp"
 
 namespace fg::layers {

@@ -6,7 +6,7 @@
 //            is right-padded (every row 1...1 0...0);
 //   plain    an exact C++ loop (OpenMP over rows) for any other activation pair and for masks
 //            with holes (masked steps keep the state, as Keras does).
-// The ops are registered as lstm_op() / gru_op() (layers/builtin_ops.hpp).
+// The ops are registered as lstm_op() / gru_op() (layers/registry.cpp).
 #pragma once
 
 #include <cstdint>

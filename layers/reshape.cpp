@@ -2,9 +2,9 @@
 // oneDNN reorder from the input's layout into the output buffer seen with the input's dims.
 #include <fmt/format.h>
 
+#include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
-#include "layers/builtin_ops.hpp"
 
 namespace fg::layers {
 namespace {

@@ -4,9 +4,9 @@
 // back (three jit passes, about 12x faster than the ref:any kernel on a middle axis).
 #include <fmt/format.h>
 
+#include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
-#include "layers/builtin_ops.hpp"
 
 namespace fg::layers {
 namespace {

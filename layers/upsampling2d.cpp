@@ -5,9 +5,9 @@
 // oneDNN resampling_forward (resampling_nearest / resampling_linear) on the plain NHWC bytes.
 #include <fmt/format.h>
 
+#include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
-#include "layers/builtin_ops.hpp"
 #include "layers/window_geometry.hpp"
 
 namespace fg::layers {
