@@ -5,6 +5,7 @@
 #include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "layers/view_copy.hpp"
 
 namespace fg::layers {
 namespace {
@@ -44,14 +45,7 @@ class Dropout final : public Op {
 
   bool supports_masking() const override { return true; }
 
-  KernelBuild compile(const KernelContext& ctx) const override {
-    KernelBuild build = ctx.start_build();
-    PrimitiveSequence calls;
-    calls.add(onednn::make_reorder_pd(build.src_descs[0], build.dst_descs[0]),
-              {{DNNL_ARG_FROM, CallArg::src(0)}, {DNNL_ARG_TO, CallArg::dst(0)}}, build);
-    build.kernel = std::make_unique<PrimitiveSequenceKernel>(std::move(calls));
-    return build;
-  }
+  KernelBuild compile(const KernelContext& ctx) const override { return compile_view_copy(ctx); }
 
  private:
   double rate_ = 0;

@@ -6,6 +6,7 @@
 #include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "layers/view_copy.hpp"
 
 namespace fg::layers {
 namespace {
@@ -26,18 +27,7 @@ class Flatten final : public Op {
     return {out};
   }
 
-  KernelBuild compile(const KernelContext& ctx) const override {
-    KernelBuild build = ctx.start_build();
-    const auto view = onednn::plain_desc(ctx.inputs[0]);
-    if (view.get_size() != build.dst_descs[0].get_size())
-      throw ctx.error("internal: flatten output size differs from its input");
-    // One copy into the output seen with the input's dims.
-    PrimitiveSequence calls;
-    calls.add(onednn::make_reorder_pd(build.src_descs[0], view),
-              {{DNNL_ARG_FROM, CallArg::src(0)}, {DNNL_ARG_TO, CallArg::dst(0, view)}}, build);
-    build.kernel = std::make_unique<PrimitiveSequenceKernel>(std::move(calls));
-    return build;
-  }
+  KernelBuild compile(const KernelContext& ctx) const override { return compile_view_copy(ctx); }
 };
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "layers/view_copy.hpp"
 
 namespace fg::layers {
 namespace {
@@ -81,18 +82,7 @@ class Reshape final : public Op {
     return {out};
   }
 
-  KernelBuild compile(const KernelContext& ctx) const override {
-    KernelBuild build = ctx.start_build();
-    const auto view = onednn::plain_desc(ctx.inputs[0]);
-    if (view.get_size() != build.dst_descs[0].get_size())
-      throw ctx.error("internal: reshape output size differs from its input");
-    // One copy into the output seen with the input's dims.
-    PrimitiveSequence calls;
-    calls.add(onednn::make_reorder_pd(build.src_descs[0], view),
-              {{DNNL_ARG_FROM, CallArg::src(0)}, {DNNL_ARG_TO, CallArg::dst(0, view)}}, build);
-    build.kernel = std::make_unique<PrimitiveSequenceKernel>(std::move(calls));
-    return build;
-  }
+  KernelBuild compile(const KernelContext& ctx) const override { return compile_view_copy(ctx); }
 
  private:
   std::vector<int64_t> target_;
