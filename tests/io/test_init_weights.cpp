@@ -3,11 +3,11 @@
 #include <cmath>
 #include <cstring>
 
+#include "engine/weights.hpp"
 #include "framework/compiler.hpp"
 #include "framework/yaml_loader.hpp"
 #include "io_test_util.hpp"
 #include "kernels/kernel.hpp"
-#include "engine/weights.hpp"
 
 using fg::DType;
 using fg::Init;
