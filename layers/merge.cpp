@@ -202,7 +202,7 @@ class Merge final : public Op {
     PrimitiveSequence calls;
     std::string impl;
     // dst = a <op> srcs[src1], where a is srcs[src0] or (src0 < 0) dst.
-    auto add_step = [&](int src0, int src1, float alpha) {
+    auto add_binary = [&](int src0, int src1, float alpha) {
       const auto& d0 = src0 < 0 ? dst : build.src_descs[src0];
       auto pd = onednn::make_binary_pd(alg, d0, build.src_descs[src1], dst, alpha);
       if (impl.empty()) impl = onednn::impl_name(pd);
@@ -215,12 +215,12 @@ class Merge final : public Op {
     int copy_first = -1;
     if (kind_ == MergeKind::subtract) {
       if (full(0)) {
-        add_step(0, 1, 1.f);
+        add_binary(0, 1, 1.f);
       } else if (full(1)) {
-        add_step(1, 0, -1.f);  // -(b - a)
+        add_binary(1, 0, -1.f);  // -(b - a)
       } else {
         copy_first = 0;
-        add_step(-1, 1, 1.f);
+        add_binary(-1, 1, 1.f);
       }
     } else {
       std::vector<int> order;
@@ -236,7 +236,7 @@ class Merge final : public Op {
       if (!has_full) copy_first = 0;
       for (size_t k = 1; k < n; ++k) {
         const int src0 = (k == 1 && has_full) ? order[0] : -1;
-        add_step(src0, order[k], k == n - 1 ? last_alpha : 1.f);
+        add_binary(src0, order[k], k == n - 1 ? last_alpha : 1.f);
       }
     }
     std::vector<Dims> in_shapes;
