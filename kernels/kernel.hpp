@@ -155,7 +155,7 @@ struct CallArg {
   int index = 0;
   dnnl::memory constant_memory;  // Source::constant
   dnnl::memory::desc view;       // zero desc: the buffer's own desc
-  size_t offset = 0;             // bytes (needs a view)
+  size_t offset = 0;             // bytes from the start of the buffer
 
   static CallArg src(int i, dnnl::memory::desc view = {}, size_t offset = 0);
   static CallArg dst(int i, dnnl::memory::desc view = {}, size_t offset = 0);
