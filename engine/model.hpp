@@ -28,12 +28,22 @@ struct StepTiming {
   double flops = 0;                      // for the whole batch
 };
 
+// Called around each executed step's kernel, with the step's index in Plan::steps() (tests
+// count allocations inside kernels; a checker can read each node's output after its step).
+class StepObserver {
+ public:
+  virtual ~StepObserver() = default;
+  virtual void before_step(size_t step) = 0;
+  virtual void after_step(size_t step) = 0;
+};
+
 struct RunOptions {
   // When set, every node's output is copied here by node name (graph-runner --dump-intermediates).
   std::map<std::string, Tensor>* intermediates = nullptr;
   // When set, filled with one entry per executed step (the stream is waited on after each
   // step, so the times are exact but the run is slightly slower).
   std::vector<StepTiming>* profile = nullptr;
+  StepObserver* observer = nullptr;
 };
 
 struct ModelOptions {

@@ -21,38 +21,82 @@ size_t align_up(size_t n) {
   return (n + kAlign - 1) / kAlign * kAlign;
 }
 
-// Copies between two memories of the same logical tensor (a reorder in oneDNN terms).
-class ReorderKernel final : public Kernel {
- public:
-  ReorderKernel(const dnnl::memory::desc& src, const dnnl::memory::desc& dst,
-                const dnnl::engine& engine)
-      : pd_(dnnl::reorder::primitive_desc(engine, src, engine, dst, onednn::make_attr())),
-        prim_(pd_) {}
-  void execute(ExecContext& ctx) const override {
-    // The buffers may be described in other (byte-identical) dims, e.g. plain NHWC vs nhwc.
-    const dnnl::engine engine = ctx.stream.get_engine();
-    dnnl::memory src(pd_.src_desc(), engine, ctx.srcs[0].get_data_handle());
-    dnnl::memory dst(pd_.dst_desc(), engine, ctx.dsts[0].get_data_handle());
-    execute_primitive(prim_, ctx, {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}});
+// A step copying between two memories of the same logical tensor (a reorder in oneDNN terms).
+// The buffers may be described in other (byte-identical) dims, e.g. plain NHWC vs nhwc: each is
+// seen through the reorder's desc.
+struct ReorderStep {
+  std::shared_ptr<Kernel> kernel;
+  size_t scratchpad_bytes = 0;
+};
+ReorderStep make_reorder_step(const dnnl::memory::desc& src, const dnnl::memory::desc& dst,
+                              const dnnl::engine& engine) {
+  dnnl::reorder::primitive_desc pd(engine, src, engine, dst, onednn::make_attr());
+  KernelBuild build;
+  PrimitiveSequence calls;
+  calls.add(pd, {{DNNL_ARG_FROM, CallArg::src(0, src)}, {DNNL_ARG_TO, CallArg::dst(0, dst)}},
+            build);
+  return {std::make_shared<PrimitiveSequenceKernel>(std::move(calls)), build.scratchpad_bytes};
+}
+
+// The kernel of a view step: no call (the output buffer aliases the input's bytes).
+std::shared_ptr<Kernel> view_kernel(std::string impl = "view") {
+  return std::make_shared<PrimitiveSequenceKernel>(PrimitiveSequence{}, std::move(impl));
+}
+
+std::string data_type_name(dnnl::memory::data_type type) {
+  switch (type) {
+    case dnnl::memory::data_type::f32:
+      return "f32";
+    case dnnl::memory::data_type::s32:
+      return "s32";
+    case dnnl::memory::data_type::u8:
+      return "u8";
+    case dnnl::memory::data_type::undef:
+      return "undef";
+    default:
+      return fmt::format("#{}", static_cast<int>(type));
   }
-  size_t scratchpad_bytes() const { return pd_.scratchpad_desc().get_size(); }
-  std::string impl_info() const override { return pd_.impl_info_str(); }
+}
 
- private:
-  dnnl::reorder::primitive_desc pd_;
-  dnnl::reorder prim_;
-};
-
-// The step of a view: nothing to run (the output buffer aliases the input's bytes).
-class ViewKernel final : public Kernel {
- public:
-  explicit ViewKernel(std::string impl = "view") : impl_(std::move(impl)) {}
-  void execute(ExecContext&) const override {}
-  std::string impl_info() const override { return impl_; }
-
- private:
-  std::string impl_;
-};
+// The plan's check of what compile returned: one desc per input and output, each describing
+// the inferred tensor (logical dims its shape or, for rank >= 3, its channels-first view
+// {N, C, spatial...}; its data type; at least its bytes).
+void check_kernel_build(const KernelBuild& build, const KernelContext& ctx) {
+  auto fail = [&](const std::string& what) {
+    return Error(fmt::format("internal: compile of op '{}' returned {}", ctx.node.op, what))
+        .at(ctx.node.loc)
+        .node(ctx.node.name, ctx.node.op)
+        .hint(
+            "a bug in the op: the layouts its compile returns must describe the inferred "
+            "tensors (docs/extending.md)");
+  };
+  if (!build.kernel) throw fail("no kernel");
+  auto check_list = [&](const char* side, const std::vector<dnnl::memory::desc>& descs,
+                        const std::vector<TensorType>& types) {
+    if (descs.size() != types.size())
+      throw fail(fmt::format("{} {} descs for {} {}{}", descs.size(), side, types.size(), side,
+                             types.size() == 1 ? "" : "s"));
+    for (size_t i = 0; i < descs.size(); ++i) {
+      const dnnl::memory::desc& d = descs[i];
+      const TensorType& t = types[i];
+      const dnnl::memory::dims dims = d.dims();
+      const dnnl::memory::dims plain = onednn::to_dims(t.shape);
+      const bool dims_ok =
+          dims == plain ||
+          (t.shape.size() >= 3 && dims == onednn::channels_first_view(t.shape, t.dtype).dims());
+      const bool dtype_ok = d.data_type() == onednn::plain_desc(t).data_type();
+      const bool size_ok = d.get_size() >= onednn::plain_desc(t).get_size();
+      if (dims_ok && dtype_ok && size_ok) continue;
+      throw fail(fmt::format(
+          "an {} desc that does not describe {} {} ({}): the kernel's desc has "
+          "dims [{}], data type {}, {} bytes; the tensor {} has {} bytes",
+          side, side, i, format_type(t), fmt::join(dims, ", "), data_type_name(d.data_type()),
+          d.get_size(), format_type(t), onednn::plain_desc(t).get_size()));
+    }
+  };
+  check_list("input", build.src_descs, ctx.inputs);
+  check_list("output", build.dst_descs, ctx.outputs);
+}
 
 // `w` (Keras layout, output channels on the last axis) with channel c multiplied by scale[c].
 Tensor scaled_along_last(const Tensor& w, const std::vector<float>& scale) {
@@ -81,7 +125,8 @@ struct Plan::ExecState {
     std::vector<const uint8_t*> src_masks;
     std::vector<uint8_t*> dst_masks;
   };
-  std::vector<StepArgs> args;  // per step
+  std::vector<StepArgs> args;                            // per step
+  std::vector<std::unique_ptr<KernelBinding>> bindings;  // per step (Kernel::bind)
 };
 
 Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
@@ -167,7 +212,7 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
     if (p < 0 || is_output[t] || types_[t].masked || consumers[t].size() != 1) continue;
     const CompiledNode& producer = graph.nodes()[p];
     if (producer.outputs.size() != 1 || !producer.op->accepts_channel_affine()) continue;
-    KernelContext nctx{engine, *norm.def, graph.def().file};
+    KernelContext nctx{engine, *norm.def};
     nctx.inputs = {types_[t]};
     auto lookup = lookup_for(*norm.def);
     nctx.weight_lookup = &lookup;
@@ -227,7 +272,7 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
       Step folded;
       folded.node = static_cast<int>(i);
       folded.name = def.name;
-      folded.kernel = std::make_shared<ViewKernel>(folded_label[i]);
+      folded.kernel = view_kernel(folded_label[i]);
       folded.srcs = {tensor_buffer_[in]};
       folded.dsts = {b};
       folded.src_masks = {-1};
@@ -250,7 +295,7 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
       Step view;
       view.node = static_cast<int>(i);
       view.name = def.name;
-      view.kernel = std::make_shared<ViewKernel>();
+      view.kernel = view_kernel();
       view.srcs = {tensor_buffer_[in]};
       view.dsts = {b};
       view.src_masks = {mask_buffer_[in]};
@@ -286,15 +331,12 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
         return base(param);
       };
     }
-    KernelContext kctx{engine, def, graph.def().file};
+    KernelContext kctx{engine, def};
     for (int t : n.inputs) {
       kctx.inputs.push_back(types_[t]);
-      kctx.src_descs.push_back(buffers_[tensor_buffer_[t]].desc);
+      kctx.input_descs.push_back(buffers_[tensor_buffer_[t]].desc);
     }
-    for (int t : n.outputs) {
-      kctx.outputs.push_back(types_[t]);
-      kctx.dst_descs.push_back(onednn::plain_desc(types_[t]));
-    }
+    for (int t : n.outputs) kctx.outputs.push_back(types_[t]);
     kctx.threads = threads_;
     kctx.optimize = optimize;
     if (affine != affine_of.end()) kctx.channel_affine = &affine->second;
@@ -305,9 +347,9 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
     const bool holds_folded = affine != affine_of.end() || fused != activation_of.end();
     kctx.weight_cache = &cache;
     kctx.weight_lookup = &lookup;
-    std::unique_ptr<Kernel> kernel;
+    KernelBuild built;
     try {
-      kernel = n.op->compile(kctx);
+      built = n.op->compile(kctx);
     } catch (Error& e) {
       if (e.node_name().empty()) e.node(def.name, def.op);
       if (!e.loc().known()) e.at(def.loc);
@@ -319,27 +361,27 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
           .at(def.loc)
           .node(def.name, def.op);
     }
-    if (!kernel) throw Error("internal: compile returned no kernel").node(def.name, def.op);
+    check_kernel_build(built, kctx);
     Step step;
     step.node = static_cast<int>(i);
     step.name = def.name;
-    step.kernel = std::move(kernel);
+    step.kernel = std::move(built.kernel);
     for (size_t k = 0; k < n.inputs.size(); ++k) {
       const int t = n.inputs[k];
       int src = tensor_buffer_[t];
       const dnnl::memory::desc& stored = buffers_[src].desc;
-      if (kctx.src_descs[k] != stored) {
+      if (built.src_descs[k] != stored) {
         // The kernel asked for this input in another layout: a reorder step of its own before
         // it, so the stored copy can die (and its bytes be reused) before the kernel runs.
         const bool plain = stored == onednn::plain_desc(types_[t]);
         const dnnl::memory::desc from = plain ? plain_like(types_[t]) : stored;
         Step to_layout;
         to_layout.name = def.name + "/input_layout";
-        auto reorder = std::make_shared<ReorderKernel>(from, kctx.src_descs[k], engine);
-        to_layout.scratchpad = new_scratchpad(reorder->scratchpad_bytes());
-        to_layout.kernel = reorder;
+        ReorderStep reorder = make_reorder_step(from, built.src_descs[k], engine);
+        to_layout.scratchpad = new_scratchpad(reorder.scratchpad_bytes);
+        to_layout.kernel = reorder.kernel;
         to_layout.srcs = {src};
-        src = new_buffer(kctx.src_descs[k]);
+        src = new_buffer(built.src_descs[k]);
         to_layout.dsts = {src};
         to_layout.src_masks = {-1};
         to_layout.dst_masks = {-1};
@@ -349,23 +391,22 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
       step.srcs.push_back(src);
       step.src_masks.push_back(mask_buffer_[t]);
     }
-    for (const auto& d : kctx.temp_descs) step.temps.push_back(new_buffer(d));
-    step.scratchpad = new_scratchpad(kctx.scratchpad_bytes);
+    for (const auto& d : built.temp_descs) step.temps.push_back(new_buffer(d));
+    step.scratchpad = new_scratchpad(built.scratchpad_bytes);
     std::vector<Step> after;
     for (size_t k = 0; k < n.outputs.size(); ++k) {
       int t = n.outputs[k];
       dnnl::memory::desc plain = onednn::plain_desc(types_[t]);
-      int b = new_buffer(kctx.dst_descs[k]);
+      int b = new_buffer(built.dst_descs[k]);
       step.dsts.push_back(b);
-      if (kctx.dst_descs[k] != plain && !(optimize && stays_blocked(t))) {
+      if (built.dst_descs[k] != plain && !(optimize && stays_blocked(t))) {
         // The kernel writes another layout: convert to plain for the consumers.
         int pb = new_buffer(plain);
         Step conv;
         conv.name = def.name + "/to_plain";
-        auto reorder =
-            std::make_shared<ReorderKernel>(kctx.dst_descs[k], plain_like(types_[t]), engine);
-        conv.scratchpad = new_scratchpad(reorder->scratchpad_bytes());
-        conv.kernel = reorder;
+        ReorderStep reorder = make_reorder_step(built.dst_descs[k], plain_like(types_[t]), engine);
+        conv.scratchpad = new_scratchpad(reorder.scratchpad_bytes);
+        conv.kernel = reorder.kernel;
         conv.srcs = {b};
         conv.dsts = {pb};
         if (!holds_folded) conv.out_tensors = {t};
@@ -513,6 +554,11 @@ std::unique_ptr<Plan::ExecState> Plan::make_state() const {
                                   : static_cast<uint8_t*>(state->memories[b].get_data_handle()));
     state->args.push_back(std::move(a));
   }
+  for (size_t s = 0; s < steps_.size(); ++s) {
+    const ExecState::StepArgs& a = state->args[s];
+    const StepBuffers buffers{a.srcs, a.dsts, a.temps, state->memories[steps_[s].scratchpad]};
+    state->bindings.push_back(steps_[s].kernel->bind(buffers));
+  }
   return state;
 }
 
@@ -569,9 +615,12 @@ std::map<std::string, Tensor> Plan::run(const std::vector<const Tensor*>& inputs
                     a.src_masks,
                     a.dst_masks,
                     state->memories[st.scratchpad],
-                    threads_};
+                    threads_,
+                    state->bindings[s].get()};
     const auto step_start = clock::now();
+    if (options.observer) options.observer->before_step(s);
     st.kernel->execute(ctx);
+    if (options.observer) options.observer->after_step(s);
     if (options.profile) {
       state->stream.wait();
       const auto step_end = clock::now();

@@ -49,7 +49,7 @@ bool parse_float(const Value& v, double& out) {
 
 }  // namespace
 
-AttrReader::AttrReader(const NodeDef& node, const std::string& file) : node_(node), file_(file) {}
+AttrReader::AttrReader(const NodeDef& node) : node_(node) {}
 
 bool AttrReader::has(const std::string& key) const {
   if (std::find(used_.begin(), used_.end(), key) == used_.end()) used_.push_back(key);
@@ -240,9 +240,9 @@ std::string AttrReader::get_activation(const std::string& key, const std::string
 
 // ---- InferContext ----
 
-InferContext::InferContext(const NodeDef& node, const std::string& file,
-                           std::vector<TensorType> inputs, std::vector<std::string> input_names)
-    : node_(node), file_(file), inputs_(std::move(inputs)), input_names_(std::move(input_names)) {}
+InferContext::InferContext(const NodeDef& node, std::vector<TensorType> inputs,
+                           std::vector<std::string> input_names)
+    : node_(node), inputs_(std::move(inputs)), input_names_(std::move(input_names)) {}
 
 Error InferContext::error(const std::string& message) const {
   Error e(message);

@@ -105,8 +105,7 @@ std::optional<Error> unknown_attribute(const NodeDef& n, const AttrReader& reade
 }
 
 // Looks up the node's op and parses its attributes; rejects unknown ops and attributes.
-std::unique_ptr<Op> parse_node(const NodeDef& n, const std::string& file,
-                               const OpRegistry& registry) {
+std::unique_ptr<Op> parse_node(const NodeDef& n, const OpRegistry& registry) {
   const OpInfo* info = registry.find(n.op);
   if (info == nullptr) {
     Error e(fmt::format("unknown op '{}'", n.op));
@@ -117,7 +116,7 @@ std::unique_ptr<Op> parse_node(const NodeDef& n, const std::string& file,
     throw e;
   }
   std::unique_ptr<Op> op = info->create();
-  AttrReader reader(n, file);
+  AttrReader reader(n);
   try {
     op->parse(reader);
   } catch (Error& e) {
@@ -284,7 +283,7 @@ Inferred infer_graph(const GraphDef& def, std::vector<std::unique_ptr<Op>> ops,
       branch.insert(branches[t].begin(), branches[t].end());
     }
     check_masks(cn, in_types);
-    InferContext ctx(n, def.file, in_types, n.inputs);
+    InferContext ctx(n, in_types, n.inputs);
     std::vector<TensorType> out_types;
     try {
       out_types = cn.op->infer(ctx);
@@ -341,7 +340,7 @@ CompiledGraph compile_graph(std::shared_ptr<const GraphDef> def_ptr, const OpReg
   const GraphDef& def = *def_ptr;
   const Names names = check_names(def);
   std::vector<std::unique_ptr<Op>> ops;
-  for (const NodeDef& n : def.nodes) ops.push_back(parse_node(n, def.file, registry));
+  for (const NodeDef& n : def.nodes) ops.push_back(parse_node(n, registry));
   const std::vector<std::vector<int>> preds = resolve_references(def, names);
   const std::vector<int> order = schedule(def, preds);
   Inferred inferred = infer_graph(def, std::move(ops), order);
@@ -370,7 +369,7 @@ InferContext CompiledGraph::context_for(size_t node, const std::vector<TensorTyp
   const CompiledNode& n = nodes_[node];
   std::vector<TensorType> in;
   for (int t : n.inputs) in.push_back(types[t]);
-  return InferContext(*n.def, def_->file, std::move(in), n.def->inputs);
+  return InferContext(*n.def, std::move(in), n.def->inputs);
 }
 
 std::vector<TensorType> CompiledGraph::bind(const std::vector<Dims>& input_shapes) const {

@@ -2,9 +2,11 @@
 // An op's life has three steps:
 //   parse    reads its attributes by name (AttrReader), once per node;
 //   infer    pure shape/dtype inference and validation, on possibly-dynamic shapes; throws
-//   fg::Error; compile  for concrete shapes, builds a Kernel (oneDNN primitives, reordered weights)
-//   that the
-//            runtime executes. See kernels/kernel.hpp.
+//            fg::Error;
+//   compile  for concrete shapes, reads a KernelContext (types, stored input layouts, weights,
+//            options) and returns a KernelBuild: the Kernel (oneDNN primitives, reordered
+//            weights) and the layouts, temporaries and scratchpad it needs. See
+//            kernels/kernel.hpp.
 // Ops also declare their weights (Keras names and shapes) and their FLOPs.
 #pragma once
 
@@ -20,14 +22,14 @@
 
 namespace fg {
 
-class Kernel;
+struct KernelBuild;
 struct KernelContext;
 
 // Reads a node's attributes by name with Keras defaults; records which keys were read so that
 // the compiler can reject unknown keys with a "did you mean".
 class AttrReader {
  public:
-  AttrReader(const NodeDef& node, const std::string& file);
+  explicit AttrReader(const NodeDef& node);
 
   bool has(const std::string& key) const;
   int64_t get_int(const std::string& key);                    // required
@@ -67,7 +69,6 @@ class AttrReader {
   const Attr& require(const std::string& key);
 
   const NodeDef& node_;
-  std::string file_;
   mutable std::vector<std::string> used_;  // keys asked for (has() counts: the key is known)
 };
 
@@ -78,7 +79,7 @@ const std::vector<std::string>& activation_names();
 // node (or one of its inputs / attributes) in the YAML.
 class InferContext {
  public:
-  InferContext(const NodeDef& node, const std::string& file, std::vector<TensorType> inputs,
+  InferContext(const NodeDef& node, std::vector<TensorType> inputs,
                std::vector<std::string> input_names);
 
   const std::vector<TensorType>& inputs() const { return inputs_; }
@@ -86,7 +87,6 @@ class InferContext {
   size_t num_inputs() const { return inputs_.size(); }
   const std::string& input_name(size_t i) const { return input_names_.at(i); }
   const NodeDef& node() const { return node_; }
-  const std::string& file() const { return file_; }
 
   Error error(const std::string& message) const;                  // at the node
   Error input_error(size_t i, const std::string& message) const;  // at input i's reference
@@ -98,12 +98,11 @@ class InferContext {
   void expect_rank(size_t i, int rank) const;
   void expect_rank_at_least(size_t i, int rank) const;
   void expect_dtype(size_t i, DType dtype) const;
-  // Every input shape, one per line, for merge messages.
+  // Every input with its name and shape, one per line, indented (for messages about all inputs).
   std::string describe_inputs() const;
 
  private:
   const NodeDef& node_;
-  std::string file_;
   std::vector<TensorType> inputs_;
   std::vector<std::string> input_names_;
 };
@@ -155,7 +154,7 @@ class Op {
   // True when every row of the output over its last axis is a probability distribution
   // (softmax over the last axis, or a softmax activation).
   virtual bool outputs_probabilities() const { return false; }
-  // True when compile() accepts inputs in any oneDNN layout: ctx.src_descs[i] is then either the
+  // True when compile() accepts inputs in any oneDNN layout: ctx.input_descs[i] is then either the
   // plain desc or a blocked desc in oneDNN's logical order {N, C, spatial...} (e.g. nChw16c)
   // that a producer chose. An optimizing plan keeps a tensor blocked only when every consumer
   // accepts it, so chains of convolution and pooling run without reorders between them.
@@ -180,8 +179,9 @@ class Op {
     (void)shift;
     return false;
   }
-  // Builds the executable kernel for concrete shapes.
-  virtual std::unique_ptr<Kernel> compile(KernelContext& ctx) const = 0;
+  // Builds the executable kernel for concrete shapes and says what memory it needs (start from
+  // ctx.start_build()). The plan checks every returned descriptor against the inferred types.
+  virtual KernelBuild compile(const KernelContext& ctx) const = 0;
 };
 
 }  // namespace fg

@@ -1,21 +1,24 @@
-// The executable side of an op: Op::compile builds a Kernel for concrete shapes; the executor
-// calls Kernel::execute once per run. compile does all the expensive work (primitive
-// descriptors, post-ops, weight reorders, once); execute only runs primitives.
+// The executable side of an op. Op::compile reads a KernelContext (the node with concrete types,
+// how its inputs are stored, its weights, the plan's options) and returns a KernelBuild: the
+// Kernel and what it decided about memory (the layout it reads each input in and writes each
+// output in, its temporaries, its scratchpad size). The plan checks every returned descriptor
+// against the inferred types, places all buffers in one arena, and per execution state (one per
+// concurrent run) calls Kernel::bind once; Kernel::execute then runs once per run. compile does
+// the expensive work (primitive descriptors, post-ops, weight reorders, once); bind builds the
+// argument lists over that state's buffers; execute allocates nothing and only runs primitives.
 //
-// Memory: every tensor lives in a dnnl::memory whose desc the plan fixed. By default each
-// output is in the plain layout (Keras order, row major: onednn::plain_desc); a kernel may set
-// ctx.dst_descs[i] to another layout (the planner then reorders for consumers that need plain).
-// Such a non-plain desc of a rank >= 3 tensor uses oneDNN's channels-first logical dims
-// {N, C, spatial...} (e.g. nChw16c), like onednn::channels_first_view().
-// Temporary buffers a kernel needs during execute are declared as ctx.temp_descs and come
-// from the activation arena (so concurrent runs never share them).
+// Memory: every tensor lives in a dnnl::memory whose desc the plan fixed. By default each input
+// is read as stored and each output is written plain (Keras order, row major:
+// onednn::plain_desc); a kernel may ask for other layouts in KernelBuild::src_descs / dst_descs
+// (the plan reorders before / after it where needed). Such a non-plain desc of a rank >= 3
+// tensor uses oneDNN's channels-first logical dims {N, C, spatial...} (e.g. nChw16c), like
+// onednn::channels_first_view(). Temporaries come from the activation arena (so concurrent runs
+// never share them).
 //
 // Scratchpads: every oneDNN primitive is created with a user-managed scratchpad
 // (onednn::make_attr()); compile registers each primitive descriptor with
-// ctx.add_scratchpad(pd), and execute runs primitives through execute_primitive(), which passes
-// the call's scratchpad. Each step has its own scratchpad (the largest of its primitives), an
-// arena buffer live during that step only,
-// so concurrent runs of one plan never share primitive scratch memory.
+// KernelBuild::add_scratchpad(pd), and every primitive runs as a PrimitiveCall, which passes the
+// step's scratchpad (an arena buffer live during that step only).
 #pragma once
 
 #include <cstdint>
@@ -23,7 +26,7 @@
 #include <memory>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <string>
-#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "framework/error.hpp"
@@ -34,6 +37,7 @@
 namespace fg {
 
 class WeightCache;
+class Kernel;
 
 // A per-channel affine map y * scale[c] + shift[c] (batch normalization at inference) that the
 // plan folds into the op producing its input (Op::accepts_channel_affine).
@@ -42,47 +46,73 @@ struct ChannelAffine {
   std::string from_node;  // the folded normalization
 };
 
+// What Op::compile decided, handed back to the plan.
+struct KernelBuild {
+  std::unique_ptr<Kernel> kernel;
+  // The layout the kernel reads input i in: the stored one (KernelContext::input_descs), or
+  // another (same logical tensor), for which the plan reorders the input in a step before.
+  std::vector<dnnl::memory::desc> src_descs;
+  // The layout the kernel writes output i in: plain, or another that the plan keeps for
+  // consumers that accept it (Op::accepts_blocked_inputs) and reorders to plain for the others.
+  std::vector<dnnl::memory::desc> dst_descs;
+  std::vector<dnnl::memory::desc> temp_descs;  // temporaries, ExecContext::temps in this order
+  size_t scratchpad_bytes = 0;                 // the largest scratchpad of the kernel's primitives
+
+  // Records that a primitive built from `pd` (with onednn::make_attr()) runs in this kernel.
+  void add_scratchpad(const dnnl::primitive_desc_base& pd);
+  // Asks for a temporary; returns its index in temp_descs / ExecContext::temps.
+  int add_temp(const dnnl::memory::desc& desc);
+};
+
+// The read-only description of a node that compile builds a kernel for.
 struct KernelContext {
   const dnnl::engine& engine;
   const NodeDef& node;
-  std::string file;
   std::vector<TensorType> inputs;   // concrete
   std::vector<TensorType> outputs;  // concrete
   // How each input is stored: plain, or a producer's blocked layout (for ops that
-  // accepts_blocked_inputs()). A kernel may replace one with the layout it wants (same logical
-  // dims as its primitive, e.g. {N, C, H, W}): the plan then reorders the input in a step before.
-  std::vector<dnnl::memory::desc> src_descs;
-  std::vector<dnnl::memory::desc> dst_descs;   // prefilled plain; a kernel may change them
-  std::vector<dnnl::memory::desc> temp_descs;  // temporaries the kernel asks for
+  // accepts_blocked_inputs()).
+  std::vector<dnnl::memory::desc> input_descs;
   int threads = 1;
   WeightCache* weight_cache = nullptr;
   const std::function<const Tensor&(const std::string& param)>* weight_lookup = nullptr;
-  // Called after a weight has been reordered into the cache (drops its mapped pages).
-  const std::function<void(const std::string& param)>* weight_done = nullptr;
-  size_t scratchpad_bytes = 0;  // the largest scratchpad of the kernel's primitives
   // False in the unfused plan (ModelOptions::optimize): kernels then use their most direct
   // algorithm (e.g. no Winograd convolution), so tests can compare against it.
   bool optimize = true;
-  // Set when the plan folded a following batch normalization into this op: ctx.weight("kernel")
-  // and ctx.weight("bias") then return the folded tensors (kernel scaled along its last, output
+  // Set when the plan folded a following batch normalization into this op: weight("kernel")
+  // and weight("bias") then return the folded tensors (kernel scaled along its last, output
   // axis; bias = bias * scale + shift), and the op must apply a bias even without use_bias.
   const ChannelAffine* channel_affine = nullptr;
   // Set when the plan fused a following activation node into this op
   // (Op::accepts_fused_activation): apply it last, as a post-op.
   std::string fused_activation;
 
+  // The default decision: inputs read as stored, outputs written plain, nothing else.
+  KernelBuild start_build() const;
   // A weight as loaded (f32, Keras shape), e.g. weight("kernel").
   const Tensor& weight(const std::string& param) const;
   // A weight reordered once from `user_desc` (describing the Keras bytes) to `want_desc`;
   // cached across plans of the same model, keyed by node, param and desc.
   dnnl::memory weight_memory(const std::string& param, const dnnl::memory::desc& user_desc,
-                             const dnnl::memory::desc& want_desc);
+                             const dnnl::memory::desc& want_desc) const;
   // A derived constant (e.g. a re-ordered bias), built once by `make` and cached like above.
   dnnl::memory constant(const std::string& key, const dnnl::memory::desc& want_desc,
-                        const std::function<dnnl::memory()>& make);
+                        const std::function<dnnl::memory()>& make) const;
   Error error(const std::string& message) const;
-  // Records that a primitive built from `pd` (with onednn::make_attr()) runs in this kernel.
-  void add_scratchpad(const dnnl::primitive_desc_base& pd);
+};
+
+// State a kernel prepares once per execution state (see Kernel::bind).
+class KernelBinding {
+ public:
+  virtual ~KernelBinding() = default;
+};
+
+// The buffers of one execution state that a step reads and writes.
+struct StepBuffers {
+  const std::vector<dnnl::memory>& srcs;
+  const std::vector<dnnl::memory>& dsts;
+  const std::vector<dnnl::memory>& temps;
+  const dnnl::memory& scratchpad;  // this step's primitive scratchpad
 };
 
 struct ExecContext {
@@ -93,44 +123,114 @@ struct ExecContext {
   // Masks ([batch, steps] uint8, 1 = keep), nullptr where there is none.
   const std::vector<const uint8_t*>& src_masks;
   const std::vector<uint8_t*>& dst_masks;  // only for ops that produce_mask()
-  const dnnl::memory& scratchpad;          // this run's scratchpad (see add_scratchpad)
+  const dnnl::memory& scratchpad;          // this step's scratchpad (see add_scratchpad)
   int threads = 1;
+  // What Kernel::bind returned for these buffers (the execution state is used by one run at a
+  // time, so a kernel may keep per-run scratch values in it).
+  KernelBinding* binding = nullptr;
 };
-
-// Executes a primitive with `args` plus this run's scratchpad.
-void execute_primitive(const dnnl::primitive& prim, ExecContext& ctx,
-                       std::unordered_map<int, dnnl::memory> args);
 
 class Kernel {
  public:
   virtual ~Kernel() = default;
+  // Called once per execution state, after the plan placed its buffers: prepares what execute
+  // needs over them (argument lists, views), so that execute allocates nothing. The srcs of a
+  // graph input are rebound per run with set_data_handle. Default: nothing to prepare.
+  virtual std::unique_ptr<KernelBinding> bind(const StepBuffers& buffers) const;
   // Must be safe to call from several threads at once with different contexts.
   virtual void execute(ExecContext& ctx) const = 0;
   // oneDNN implementation name(s) for --per-node ("jit:avx2"), or "" for plain C++.
   virtual std::string impl_info() const { return ""; }
 };
 
-// A kernel that runs one oneDNN primitive with SRC/DST (and fixed extra args): enough for
-// eltwise, softmax, pooling, normalization, reorder-like ops. With `src_views` / `dst_views`,
-// input / output i reaches the primitive through that desc over the same bytes (e.g. plain NHWC
-// seen channels-first, or a {rows, size} view) instead of the plan's desc.
-class PrimitiveKernel : public Kernel {
+// Where one argument of a primitive call comes from: the step's src / dst / temp i or a constant
+// memory (weights), optionally seen through another desc of the same bytes (`view`, e.g. plain
+// NHWC seen channels-first, or [B, C] as {B, 1, 1, C} for broadcasting) starting `offset` bytes
+// into the buffer.
+struct CallArg {
+  enum class Source { src, dst, temp, constant };
+  Source source = Source::constant;
+  int index = 0;
+  dnnl::memory constant_memory;  // Source::constant
+  dnnl::memory::desc view;       // zero desc: the buffer's own desc
+  size_t offset = 0;             // bytes from the start of the buffer
+
+  static CallArg src(int i, dnnl::memory::desc view = {}, size_t offset = 0);
+  static CallArg dst(int i, dnnl::memory::desc view = {}, size_t offset = 0);
+  static CallArg temp(int i, dnnl::memory::desc view = {}, size_t offset = 0);
+  static CallArg constant(dnnl::memory m);
+};
+
+// One execution of a oneDNN primitive: DNNL_ARG_* -> where the memory comes from. The step's
+// scratchpad is added to every call.
+struct PrimitiveCall {
+  dnnl::primitive prim;
+  std::vector<std::pair<int, CallArg>> args;
+};
+
+// An ordered list of primitive calls. bind() resolves every argument over one execution state's
+// buffers; run() executes calls through the C API with the prepared argument arrays, refreshing
+// only the views of inputs whose data handle changed since the last run.
+class PrimitiveSequence {
  public:
-  PrimitiveKernel(dnnl::primitive prim, std::string impl,
-                  std::vector<std::pair<int, dnnl::memory>> fixed_args,
-                  std::vector<int> src_args = {DNNL_ARG_SRC},
-                  std::vector<int> dst_args = {DNNL_ARG_DST},
-                  std::vector<dnnl::memory::desc> src_views = {},
-                  std::vector<dnnl::memory::desc> dst_views = {});
+  class Binding;
+
+  // Appends a call of the primitive built from `pd` (with onednn::make_attr()), registering its
+  // scratchpad in `build` and its implementation name in impl().
+  void add(const dnnl::primitive_desc_base& pd, std::vector<std::pair<int, CallArg>> args,
+           KernelBuild& build);
+  // Appends a call of `prim`, whose scratchpad the caller registered.
+  void add(dnnl::primitive prim, std::vector<std::pair<int, CallArg>> args);
+  // The distinct implementation names of the calls added from a pd, e.g. "jit:avx2 + simple:any".
+  const std::string& impl() const { return impl_; }
+  size_t size() const { return calls_.size(); }
+  bool empty() const { return calls_.empty(); }
+
+  std::unique_ptr<Binding> bind(const StepBuffers& buffers) const;
+  // Runs calls [first, last) (all by default) with `binding` from bind().
+  void run(ExecContext& ctx, const Binding& binding, size_t first = 0,
+           size_t last = static_cast<size_t>(-1)) const;
+
+ private:
+  std::vector<PrimitiveCall> calls_;
+  std::string impl_;
+};
+
+class PrimitiveSequence::Binding : public KernelBinding {
+ public:
+  struct View {  // a memory over (base's bytes + offset), refreshed when base's handle changes
+    dnnl::memory memory, base;
+    size_t offset = 0;
+  };
+  struct BoundCall {
+    std::vector<dnnl_exec_arg_t> args;  // what dnnl_primitive_execute takes
+    std::vector<View> src_views;        // views of inputs (graph inputs move between runs)
+  };
+  std::vector<BoundCall> calls;
+  std::vector<dnnl::memory> owned;  // keeps the views and constants alive
+};
+
+// The kernel that runs a PrimitiveSequence: one primitive (eltwise, pooling, normalization,
+// a reorder), a chain of them (the fusion ops), or none (a view whose bytes alias its input).
+class PrimitiveSequenceKernel : public Kernel {
+ public:
+  // `impl` for --per-node; by default the sequence's implementation names.
+  explicit PrimitiveSequenceKernel(PrimitiveSequence calls, std::string impl = "")
+      : calls_(std::move(calls)), impl_(impl.empty() ? calls_.impl() : std::move(impl)) {}
+  std::unique_ptr<KernelBinding> bind(const StepBuffers& buffers) const override;
   void execute(ExecContext& ctx) const override;
   std::string impl_info() const override { return impl_; }
 
+ protected:
+  const PrimitiveSequence& calls() const { return calls_; }
+
  private:
-  dnnl::primitive prim_;
+  PrimitiveSequence calls_;
   std::string impl_;
-  std::vector<std::pair<int, dnnl::memory>> fixed_args_;
-  std::vector<int> src_args_, dst_args_;
-  std::vector<dnnl::memory::desc> src_views_, dst_views_;
 };
+
+// Collects the distinct implementation names of a kernel's primitives, e.g.
+// "jit:avx2 + simple:any".
+void add_impl(std::string& impl, const dnnl::primitive_desc_base& pd);
 
 }  // namespace fg

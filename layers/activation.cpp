@@ -1,52 +1,19 @@
 // Keras Activation: one of the Keras activations applied elementwise (softmax and log_softmax
 // over the last axis). oneDNN eltwise_forward where 2.6 has the algorithm, softmax_v2 for
-// softmax / log_softmax, plain C++ for softsign; selu is elu(alpha) followed by a linear scale.
+// softmax / log_softmax, three primitives for softsign (layers/unfused_activation.hpp); selu is
+// elu(alpha) followed by a linear scale.
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
 
-#include "layers/activation_step.hpp"
-#include "layers/builtin_ops.hpp"
+#include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "layers/unfused_activation.hpp"
 
 namespace fg::layers {
 namespace {
-
-// Runs: an optional copy src -> dst (when no primitive reads src directly), then primitives
-// (the first reads src unless a copy ran, the rest work in place on dst), then softsign in C++.
-class ActivationKernel final : public Kernel {
- public:
-  std::optional<dnnl::primitive> copy;
-  std::vector<dnnl::primitive> prims;
-  bool softsign = false;
-  std::string impl;
-
-  void execute(ExecContext& ctx) const override {
-    dnnl::memory src = ctx.srcs[0];
-    const dnnl::memory& dst = ctx.dsts[0];
-    if (copy) {
-      execute_primitive(*copy, ctx, {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}});
-      src = dst;
-    }
-    for (const auto& p : prims) {
-      execute_primitive(p, ctx, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
-      src = dst;
-    }
-    if (softsign) {
-      ctx.stream.wait();
-      const float* in = static_cast<const float*>(src.get_data_handle());
-      float* out = static_cast<float*>(dst.get_data_handle());
-      const int64_t n = static_cast<int64_t>(dst.get_desc().get_size() / sizeof(float));
-#pragma omp parallel for num_threads(std::max(1, ctx.threads)) if (n > 65536)
-      for (int64_t i = 0; i < n; ++i) out[i] = in[i] / (1.f + std::fabs(in[i]));
-    }
-  }
-  std::string impl_info() const override {
-    return impl;
-  }
-};
 
 class Activation final : public Op {
  public:
@@ -77,22 +44,29 @@ class Activation final : public Op {
   bool supports_masking() const override { return true; }
   bool outputs_probabilities() const override { return activation_ == "softmax"; }
 
-  std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
-    auto kernel = std::make_unique<ActivationKernel>();
-    const auto& src = ctx.src_descs[0];
-    const auto& dst = ctx.dst_descs[0];
-    // Primitives below take one layout for src and dst: copy first if the layouts differ.
-    const bool same = src == dst;
+  KernelBuild compile(const KernelContext& ctx) const override {
+    KernelBuild build = ctx.start_build();
+    const auto& src = build.src_descs[0];
+    const auto& dst = build.dst_descs[0];
+    // Calls: an optional copy src -> dst (when no primitive reads src directly), then primitives
+    // (the first reads src unless a copy ran, the rest work in place on dst).
+    PrimitiveSequence calls;
+    std::string impl;
+    CallArg from = CallArg::src(0);
+    const CallArg to = CallArg::dst(0);
+    auto add = [&](const dnnl::primitive_desc_base& pd) {
+      calls.add(pd, {{DNNL_ARG_SRC, from}, {DNNL_ARG_DST, to}}, build);
+      impl += (impl.empty() ? "" : " + ") + onednn::impl_name(pd);
+      from = to;
+    };
     auto add_copy = [&] {
       auto pd = onednn::make_reorder_pd(src, dst);
-      ctx.add_scratchpad(pd);
-      kernel->copy = dnnl::reorder(pd);
-      kernel->impl = onednn::impl_name(pd);
+      calls.add(pd, {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}}, build);
+      impl = onednn::impl_name(pd);
+      from = to;
     };
-    auto add = [&](const dnnl::primitive& p, const std::string& impl) {
-      kernel->prims.push_back(p);
-      kernel->impl += (kernel->impl.empty() ? "" : " + ") + impl;
-    };
+    // Primitives below take one layout for src and dst: copy first if the layouts differ.
+    const bool same = src == dst;
     const std::string name = approximate_ ? "gelu_approximate" : activation_;
     dnnl::algorithm alg;
     float alpha, beta;
@@ -100,32 +74,23 @@ class Activation final : public Op {
     if (name == "linear") {
       if (same) add_copy();
     } else if (onednn::eltwise_for(name, alg, alpha, beta)) {
-      auto pd = onednn::make_eltwise_pd(dst, alg, alpha, beta);
-      ctx.add_scratchpad(pd);
-      add(dnnl::eltwise_forward(pd), onednn::impl_name(pd));
+      add(onednn::make_eltwise_pd(dst, alg, alpha, beta));
     } else if (name == "selu") {
       // selu(x) = scale * elu(x, alpha), Keras constants. An eltwise post-op on an eltwise
       // primitive drops to ref:any in 2.6, so this is two jit passes.
-      auto elu =
-          onednn::make_eltwise_pd(dst, dnnl::algorithm::eltwise_elu, 1.6732632423543772f, 0.f);
-      auto scale =
-          onednn::make_eltwise_pd(dst, dnnl::algorithm::eltwise_linear, 1.0507009873554805f, 0.f);
-      ctx.add_scratchpad(elu);
-      ctx.add_scratchpad(scale);
-      add(dnnl::eltwise_forward(elu), onednn::impl_name(elu));
-      add(dnnl::eltwise_forward(scale), onednn::impl_name(scale));
+      add(onednn::make_eltwise_pd(dst, dnnl::algorithm::eltwise_elu, 1.6732632423543772f, 0.f));
+      add(onednn::make_eltwise_pd(dst, dnnl::algorithm::eltwise_linear, 1.0507009873554805f, 0.f));
     } else if (name == "softmax" || name == "log_softmax") {
       const int axis = ctx.inputs[0].rank() - 1;
-      auto pd = onednn::make_softmax_pd(dst, dst, axis, name == "log_softmax");
-      ctx.add_scratchpad(pd);
-      add(dnnl::softmax_v2_forward(pd), onednn::impl_name(pd));
+      add(onednn::make_softmax_pd(dst, dst, axis, name == "log_softmax"));
     } else if (name == "softsign") {
-      kernel->softsign = true;
-      kernel->impl += kernel->impl.empty() ? "c++" : " + c++";
+      const std::string unfused = append_unfused_activation(name, from, to, dst, calls, build);
+      impl += (impl.empty() ? "" : " + ") + unfused;
     } else {
       throw ctx.error(fmt::format("activation '{}' is not implemented by the activation op", name));
     }
-    return kernel;
+    build.kernel = std::make_unique<PrimitiveSequenceKernel>(std::move(calls), impl);
+    return build;
   }
 
  private:

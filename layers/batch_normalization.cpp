@@ -5,7 +5,7 @@
 
 #include <cmath>
 
-#include "layers/builtin_ops.hpp"
+#include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
 
@@ -73,7 +73,8 @@ class BatchNormalization final : public Op {
     return true;
   }
 
-  std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
+  KernelBuild compile(const KernelContext& ctx) const override {
+    KernelBuild build = ctx.start_build();
     const Dims& shape = ctx.inputs[0].shape;
     const int rank = static_cast<int>(shape.size());
     const int axis = normalize_axis(axis_, rank);
@@ -92,19 +93,22 @@ class BatchNormalization final : public Op {
       view = dnnl::memory::desc({outer, c, inner, 1}, onednn::dt::f32, onednn::tag::nchw);
     }
     auto pd = onednn::make_batch_norm_pd(view, static_cast<float>(epsilon_), scale_, center_);
-    ctx.add_scratchpad(pd);
     const auto vec = onednn::plain_desc(Dims{c});
-    std::vector<std::pair<int, dnnl::memory>> params;
-    params.emplace_back(DNNL_ARG_MEAN, ctx.weight_memory("moving_mean", vec, pd.mean_desc()));
-    params.emplace_back(DNNL_ARG_VARIANCE,
-                        ctx.weight_memory("moving_variance", vec, pd.variance_desc()));
-    if (scale_) params.emplace_back(DNNL_ARG_SCALE, ctx.weight_memory("gamma", vec, vec));
-    if (center_) params.emplace_back(DNNL_ARG_SHIFT, ctx.weight_memory("beta", vec, vec));
     // The plain src/dst bytes seen through the channels-on-dim-1 view.
-    return std::make_unique<PrimitiveKernel>(
-        dnnl::batch_normalization_forward(pd), onednn::impl_name(pd), std::move(params),
-        std::vector<int>{DNNL_ARG_SRC}, std::vector<int>{DNNL_ARG_DST},
-        std::vector<dnnl::memory::desc>{view}, std::vector<dnnl::memory::desc>{view});
+    std::vector<std::pair<int, CallArg>> args{
+        {DNNL_ARG_SRC, CallArg::src(0, view)},
+        {DNNL_ARG_DST, CallArg::dst(0, view)},
+        {DNNL_ARG_MEAN, CallArg::constant(ctx.weight_memory("moving_mean", vec, pd.mean_desc()))},
+        {DNNL_ARG_VARIANCE,
+         CallArg::constant(ctx.weight_memory("moving_variance", vec, pd.variance_desc()))}};
+    if (scale_)
+      args.push_back({DNNL_ARG_SCALE, CallArg::constant(ctx.weight_memory("gamma", vec, vec))});
+    if (center_)
+      args.push_back({DNNL_ARG_SHIFT, CallArg::constant(ctx.weight_memory("beta", vec, vec))});
+    PrimitiveSequence calls;
+    calls.add(pd, std::move(args), build);
+    build.kernel = std::make_unique<PrimitiveSequenceKernel>(std::move(calls));
+    return build;
   }
 
  private:

@@ -7,20 +7,12 @@
 #include <algorithm>
 #include <map>
 
-#include "layers/builtin_ops.hpp"
+#include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
 
 namespace fg::layers {
 namespace {
-
-// Every input with its name and shape, one per line, indented.
-std::string list_inputs(const InferContext& ctx) {
-  std::string out;
-  for (size_t i = 0; i < ctx.num_inputs(); ++i)
-    out += fmt::format("\n  {}: {}", ctx.input_name(i), format_shape(ctx.input(i).shape));
-  return out;
-}
 
 // How to bring rank-`from` inputs to rank `to`.
 std::string rank_hint(int from, int to) {
@@ -39,22 +31,18 @@ std::string rank_hint(int from, int to) {
   return fmt::format("apply reshape to the rank-{} input(s) to make them rank {}", from, to);
 }
 
-class ConcatKernel final : public Kernel {
+// The concat primitive, then the output mask from the input masks (in C++).
+class ConcatKernel final : public PrimitiveSequenceKernel {
  public:
-  ConcatKernel(dnnl::concat::primitive_desc pd, int axis, Dim batch, std::vector<Dim> steps,
-               Dim out_steps)
-      : prim_(pd),
-        impl_(onednn::impl_name(pd)),
+  ConcatKernel(PrimitiveSequence calls, int axis, Dim batch, std::vector<Dim> steps, Dim out_steps)
+      : PrimitiveSequenceKernel(std::move(calls)),
         axis_(axis),
         batch_(batch),
         steps_(std::move(steps)),
         out_steps_(out_steps) {}
 
   void execute(ExecContext& ctx) const override {
-    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_DST, ctx.dsts[0]}};
-    for (size_t i = 0; i < ctx.srcs.size(); ++i)
-      args.emplace(DNNL_ARG_MULTIPLE_SRC + static_cast<int>(i), ctx.srcs[i]);
-    execute_primitive(prim_, ctx, args);
+    PrimitiveSequenceKernel::execute(ctx);
     if (ctx.dst_masks.empty() || ctx.dst_masks[0] == nullptr) return;
     uint8_t* dst_mask = ctx.dst_masks[0];
     for (Dim b = 0; b < batch_; ++b) {
@@ -77,11 +65,8 @@ class ConcatKernel final : public Kernel {
       }
     }
   }
-  std::string impl_info() const override { return impl_; }
 
  private:
-  dnnl::concat prim_;
-  std::string impl_;
   int axis_;
   Dim batch_;
   std::vector<Dim> steps_;
@@ -103,7 +88,7 @@ class Concatenate final : public Op {
             fmt::format("inputs of concatenate must have the same dtype, but '{}' is {} and '{}' "
                         "is {}:{}",
                         ctx.input_name(i), dtype_name(ctx.input(i).dtype), ctx.input_name(0),
-                        dtype_name(ctx.input(0).dtype), list_inputs(ctx)));
+                        dtype_name(ctx.input(0).dtype), ctx.describe_inputs()));
     // rank: the most common one (ties: the lowest) is the reference
     std::map<int, int> count;
     for (size_t i = 0; i < n; ++i) count[ctx.input(i).rank()]++;
@@ -120,7 +105,7 @@ class Concatenate final : public Op {
           bad, fmt::format("inputs of concatenate must have equal rank, but '{}' has rank {} and "
                            "'{}' has rank {}:{}",
                            ctx.input_name(bad), ctx.input(bad).rank(), ctx.input_name(good), rank,
-                           list_inputs(ctx)));
+                           ctx.describe_inputs()));
       std::string hint;
       for (const auto& [r, c] : count)
         if (r != rank) hint += (hint.empty() ? "" : "; ") + rank_hint(r, rank);
@@ -129,9 +114,10 @@ class Concatenate final : public Op {
     }
     const int axis = normalize_axis(axis_, rank);
     if (axis < 0)
-      throw ctx.attr_error("axis", fmt::format("axis {} is out of range for rank-{} inputs (valid: "
-                                               "{} to {}):{}",
-                                               axis_, rank, -rank, rank - 1, list_inputs(ctx)));
+      throw ctx.attr_error("axis",
+                           fmt::format("axis {} is out of range for rank-{} inputs (valid: "
+                                       "{} to {}):{}",
+                                       axis_, rank, -rank, rank - 1, ctx.describe_inputs()));
     if (axis == 0) throw ctx.attr_error("axis", "concatenate cannot join along the batch axis 0");
     // dims: equal except on the axis (dynamic dims are compatible with anything)
     TensorType out = ctx.input(0);
@@ -150,7 +136,7 @@ class Concatenate final : public Op {
               i, fmt::format("inputs of concatenate on axis {} must have equal dims on every other "
                              "axis, but '{}' has {} on axis {} where '{}' has {}:{}",
                              axis_, ctx.input_name(i), v, d, ctx.input_name(known),
-                             ctx.input(known).shape[d], list_inputs(ctx)));
+                             ctx.input(known).shape[d], ctx.describe_inputs()));
         }
       }
     }
@@ -164,16 +150,21 @@ class Concatenate final : public Op {
   bool supports_masking() const override { return true; }
   bool produces_mask() const override { return true; }
 
-  std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
+  KernelBuild compile(const KernelContext& ctx) const override {
+    KernelBuild build = ctx.start_build();
     const int rank = ctx.outputs[0].rank();
     const int axis = normalize_axis(axis_, rank);
-    std::vector<dnnl::memory::desc> srcs(ctx.src_descs.begin(), ctx.src_descs.end());
-    auto pd = onednn::make_concat_pd(ctx.dst_descs[0], axis, srcs);
-    ctx.add_scratchpad(pd);
+    std::vector<std::pair<int, CallArg>> args{{DNNL_ARG_DST, CallArg::dst(0)}};
+    for (size_t i = 0; i < ctx.inputs.size(); ++i)
+      args.push_back({DNNL_ARG_MULTIPLE_SRC + static_cast<int>(i), CallArg::src(i)});
+    PrimitiveSequence calls;
+    calls.add(onednn::make_concat_pd(build.dst_descs[0], axis, build.src_descs), std::move(args),
+              build);
     std::vector<Dim> steps;
     for (const auto& in : ctx.inputs) steps.push_back(in.shape[1]);
-    return std::make_unique<ConcatKernel>(pd, axis, ctx.outputs[0].shape[0], std::move(steps),
-                                          ctx.outputs[0].shape[1]);
+    build.kernel = std::make_unique<ConcatKernel>(std::move(calls), axis, ctx.outputs[0].shape[0],
+                                                  std::move(steps), ctx.outputs[0].shape[1]);
+    return build;
   }
 
  private:

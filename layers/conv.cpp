@@ -4,11 +4,11 @@
 
 #include <optional>
 
-#include "layers/activation_step.hpp"
-#include "layers/builtin_ops.hpp"
-#include "layers/window_geometry.hpp"
+#include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "layers/unfused_activation.hpp"
+#include "layers/window_geometry.hpp"
 
 namespace fg::layers {
 namespace {
@@ -19,63 +19,42 @@ using dnnl::memory;
 // usually all of them; a large Winograd convolution at batch 1 is split in output-channel halves
 // (see Conv::compile), each writing a contiguous part of the blocked output.
 struct ConvPart {
-  dnnl::convolution_forward prim;
+  dnnl::primitive prim;
   memory weights;
   std::optional<memory> bias;
   memory::desc dst;   // this part's output
   size_t dst_offset;  // bytes from the start of the output
 };
 
-// Runs the convolution on its input in the primitive's layout (the plan reorders a plain or
-// differently blocked input in a step before this one). The output is written in the
-// primitive's layout (the plan reorders it to plain where a consumer needs that).
-class ConvKernel final : public Kernel {
- public:
-  // `src` is what each primitive reads. `samples` > 1: the primitives take one sample and run
-  // once per sample, at these byte strides.
-  ConvKernel(std::vector<ConvPart> parts, std::string impl, memory::desc src,
-             std::optional<ActivationStep> activation, int64_t samples = 1,
-             size_t src_sample_bytes = 0, size_t dst_sample_bytes = 0)
-      : parts_(std::move(parts)),
-        impl_(std::move(impl)),
-        src_(src),
-        activation_(std::move(activation)),
-        samples_(samples),
-        src_sample_bytes_(src_sample_bytes),
-        dst_sample_bytes_(dst_sample_bytes) {}
-
-  void execute(ExecContext& ctx) const override {
-    const dnnl::engine engine = ctx.stream.get_engine();
-    char* src_base = static_cast<char*>(ctx.srcs[0].get_data_handle());
-    char* dst_base = static_cast<char*>(ctx.dsts[0].get_data_handle());
-    for (int64_t n = 0; n < samples_; ++n) {
-      for (const ConvPart& part : parts_) {
-        memory src(src_, engine, src_base + n * src_sample_bytes_);
-        memory dst(part.dst, engine, dst_base + n * dst_sample_bytes_ + part.dst_offset);
-        std::unordered_map<int, memory> args{
-            {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, part.weights}, {DNNL_ARG_DST, dst}};
-        if (part.bias) args.emplace(DNNL_ARG_BIAS, *part.bias);
-        execute_primitive(part.prim, ctx, std::move(args));
-      }
+// The calls of a convolution kernel: each part on each of `samples` samples (at these byte
+// strides; `src` is what each primitive reads), reading the input in the primitive's layout (the
+// plan reorders a plain or differently blocked input in a step before) and writing the output in
+// the primitive's layout (the plan reorders it to plain where a consumer needs that).
+PrimitiveSequence conv_calls(const std::vector<ConvPart>& parts, const memory::desc& src,
+                             int64_t samples = 1, size_t src_sample_bytes = 0,
+                             size_t dst_sample_bytes = 0) {
+  PrimitiveSequence calls;
+  for (int64_t n = 0; n < samples; ++n) {
+    for (const ConvPart& part : parts) {
+      std::vector<std::pair<int, CallArg>> args{
+          {DNNL_ARG_SRC, CallArg::src(0, src, static_cast<size_t>(n) * src_sample_bytes)},
+          {DNNL_ARG_WEIGHTS, CallArg::constant(part.weights)},
+          {DNNL_ARG_DST,
+           CallArg::dst(0, part.dst, static_cast<size_t>(n) * dst_sample_bytes + part.dst_offset)}};
+      if (part.bias) args.push_back({DNNL_ARG_BIAS, CallArg::constant(*part.bias)});
+      calls.add(part.prim, std::move(args));
     }
-    if (activation_) activation_->execute(ctx, ctx.dsts[0]);
   }
+  return calls;
+}
 
-  std::string impl_info() const override {
-    std::string impl = impl_;
-    if (parts_.size() > 1) impl += fmt::format(" x{} output-channel parts", parts_.size());
-    if (samples_ > 1) impl += " per sample";
-    return activation_ ? impl + " + " + activation_->impl_info() : impl;
-  }
-
- private:
-  std::vector<ConvPart> parts_;
-  std::string impl_;
-  memory::desc src_;
-  std::optional<ActivationStep> activation_;
-  int64_t samples_;
-  size_t src_sample_bytes_, dst_sample_bytes_;
-};
+// "jit:avx2", with " x2 output-channel parts" / " per sample" when so.
+std::string conv_impl(const std::string& impl, size_t parts, int64_t samples) {
+  std::string out = impl;
+  if (parts > 1) out += fmt::format(" x{} output-channel parts", parts);
+  if (samples > 1) out += " per sample";
+  return out;
+}
 
 class Conv final : public Op {
  public:
@@ -173,13 +152,14 @@ class Conv final : public Op {
     return 2.0 * positions * window * cin * static_cast<double>(filters_);
   }
 
-  std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
+  KernelBuild compile(const KernelContext& ctx) const override {
+    KernelBuild build = ctx.start_build();
     const TensorType& in = ctx.inputs.at(0);
     const TensorType& out = ctx.outputs.at(0);
     // The input as stored: plain (seen channels-first) or a producer's blocked layout.
-    const memory::desc src_given = ctx.src_descs.at(0) == onednn::plain_desc(in)
+    const memory::desc src_given = ctx.input_descs.at(0) == onednn::plain_desc(in)
                                        ? onednn::channels_first_view(in.shape)
-                                       : ctx.src_descs.at(0);
+                                       : ctx.input_descs.at(0);
     const memory::desc dst_user = onednn::channels_first_view(out.shape);
     const Dim cin = in.shape.back();
 
@@ -223,32 +203,33 @@ class Conv final : public Op {
                           dilation_ == std::vector<int64_t>{1, 1} && cin >= kWinogradMinChannels &&
                           !plain_dst;
     if (winograd) {
-      auto kernel = compile_winograd(ctx, src_given, dst_user, wei_any, bias_desc, g, attr);
-      if (kernel) return kernel;
+      if (compile_winograd(ctx, build, src_given, dst_user, wei_any, bias_desc, g, attr))
+        return build;
     }
     auto pd = onednn::make_conv_pd(src_want, wei_any, bias_desc, dst_any, g, attr, ctx.engine);
-    ctx.add_scratchpad(pd);
+    build.add_scratchpad(pd);
     // The input in the primitive's layout: the plan reorders it before this step if needed.
-    if (pd.src_desc() != src_given) ctx.src_descs.at(0) = pd.src_desc();
-    std::vector<ConvPart> parts{whole_part(ctx, pd)};
+    if (pd.src_desc() != src_given) build.src_descs.at(0) = pd.src_desc();
     // A blocked output stays blocked for consumers that accept it (the plan decides).
-    if (pd.dst_desc() != dst_user) ctx.dst_descs.at(0) = pd.dst_desc();
-    auto step = ActivationStep::make(activation, ctx.dst_descs.at(0), ctx);
-    return std::make_unique<ConvKernel>(std::move(parts), onednn::impl_name(pd), pd.src_desc(),
-                                        std::move(step));
+    if (pd.dst_desc() != dst_user) build.dst_descs.at(0) = pd.dst_desc();
+    PrimitiveSequence calls = conv_calls({whole_part(ctx, pd)}, pd.src_desc());
+    std::string impl = onednn::impl_name(pd);
+    const std::string unfused = append_unfused_activation(
+        activation, CallArg::dst(0), CallArg::dst(0), build.dst_descs.at(0), calls, build);
+    if (!unfused.empty()) impl += " + " + unfused;
+    build.kernel = std::make_unique<PrimitiveSequenceKernel>(std::move(calls), impl);
+    return build;
   }
 
   // The Winograd kernel, run one sample at a time: for some shapes oneDNN's scratchpad holds the
   // transformed input and output of every sample (the reference graph's conv3 at batch 32: 302 MB,
   // 116 ms, against 9.4 MB and 32 x 2.8-3.1 ms sample by sample; conv2 takes the same time either
   // way). Needs the nChw16c layout oneDNN picks for it (samples are then contiguous); returns
-  // nullptr to fall back to the direct algorithm.
-  std::unique_ptr<Kernel> compile_winograd(KernelContext& ctx, const memory::desc& src_given,
-                                           const memory::desc& dst_user,
-                                           const memory::desc& wei_any,
-                                           const memory::desc& bias_desc,
-                                           const onednn::WindowGeometry& g,
-                                           const dnnl::primitive_attr& attr) const {
+  // false (leaving `build` as it was) to fall back to the direct algorithm.
+  bool compile_winograd(const KernelContext& ctx, KernelBuild& build, const memory::desc& src_given,
+                        const memory::desc& dst_user, const memory::desc& wei_any,
+                        const memory::desc& bias_desc, const onednn::WindowGeometry& g,
+                        const dnnl::primitive_attr& attr) const {
     const auto blocked = [](memory::dims d) {
       return memory::desc(d, onednn::dt::f32, onednn::tag::aBcd16b);
     };
@@ -261,18 +242,21 @@ class Conv final : public Op {
         onednn::make_conv_pd(any(src1), wei_any, bias_desc, any(dst1), g, attr, ctx.engine, true);
     if (onednn::impl_name(pd).find("wino") == std::string::npos || pd.src_desc() != blocked(src1) ||
         pd.dst_desc() != blocked(dst1))
-      return nullptr;
-    std::vector<ConvPart> parts = split_parts(ctx, pd, bias_desc, g, attr);
+      return false;
+    std::vector<ConvPart> parts = split_parts(ctx, build, pd, bias_desc, g, attr);
     if (parts.empty()) {
-      ctx.add_scratchpad(pd);
+      build.add_scratchpad(pd);
       parts.push_back(whole_part(ctx, pd));
     }
     const memory::desc src = blocked(src_given.dims()), dst = blocked(dst_user.dims());
-    if (src != src_given) ctx.src_descs.at(0) = src;
-    ctx.dst_descs.at(0) = dst;
-    return std::make_unique<ConvKernel>(std::move(parts), onednn::impl_name(pd), blocked(src1),
-                                        std::nullopt, src_given.dims()[0], blocked(src1).get_size(),
-                                        blocked(dst1).get_size());
+    if (src != src_given) build.src_descs.at(0) = src;
+    build.dst_descs.at(0) = dst;
+    const int64_t samples = src_given.dims()[0];
+    build.kernel = std::make_unique<PrimitiveSequenceKernel>(
+        conv_calls(parts, blocked(src1), samples, blocked(src1).get_size(),
+                   blocked(dst1).get_size()),
+        conv_impl(onednn::impl_name(pd), parts.size(), samples));
+    return true;
   }
 
   bool accepts_blocked_inputs() const override { return true; }
@@ -287,7 +271,7 @@ class Conv final : public Op {
   std::string op_name() const { return spatial_ == 1 ? "conv1d" : "conv2d"; }
 
   // The conv as one primitive writing every output channel, its weights reordered once.
-  ConvPart whole_part(KernelContext& ctx,
+  ConvPart whole_part(const KernelContext& ctx,
                       const dnnl::convolution_forward::primitive_desc& pd) const {
     memory weights = ctx.weight_memory(
         "kernel", onednn::keras_conv_kernel_desc(ctx.weight("kernel").shape()), pd.weights_desc());
@@ -313,7 +297,7 @@ class Conv final : public Op {
   // run as two output-channel halves, each its own primitive with half the scratchpad (9.4 MB),
   // at the same speed (measured 2 x 1.47 ms vs 2.76 ms), when the scratchpad is more than twice
   // src + dst and each half keeps at least 64 channels. Returns no parts when not split.
-  std::vector<ConvPart> split_parts(KernelContext& ctx,
+  std::vector<ConvPart> split_parts(const KernelContext& ctx, KernelBuild& build,
                                     const dnnl::convolution_forward::primitive_desc& pd,
                                     const memory::desc& bias_desc, const onednn::WindowGeometry& g,
                                     const dnnl::primitive_attr& attr) const {
@@ -346,7 +330,7 @@ class Conv final : public Op {
       if (part_pd.src_desc() != pd.src_desc() ||
           onednn::impl_name(part_pd) != onednn::impl_name(pd))
         return {};  // the halves would not run the same kernel on the same input: keep one conv
-      ctx.add_scratchpad(part_pd);
+      build.add_scratchpad(part_pd);
       const Tensor& kernel = ctx.weight("kernel");
       memory weights =
           ctx.constant(fmt::format("kernel/part{}of{}", p, count), part_pd.weights_desc(), [&]() {
@@ -374,7 +358,6 @@ class Conv final : public Op {
       parts.push_back(
           {dnnl::convolution_forward(part_pd), weights, bias, part_pd.dst_desc(), offset});
     }
-    if (ctx.weight_done != nullptr) (*ctx.weight_done)("kernel");
     return parts;
   }
 

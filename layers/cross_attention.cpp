@@ -20,7 +20,7 @@
 #include <cmath>
 #include <limits>
 
-#include "layers/builtin_ops.hpp"
+#include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
 
@@ -29,74 +29,47 @@ namespace {
 
 using dnnl::memory;
 
-struct Projection {
-  dnnl::matmul prim;
-  memory weights;
-  std::optional<memory> bias;
-};
-
 enum Temp { kQ = 0, kK = 1, kV = 2, kScores = 3, kContext = 4 };
 
-class CrossAttentionKernel final : public Kernel {
+// Calls: the query, key and value projections, the scores, the softmax, the context and the
+// output projection; a key mask is applied in C++ around the softmax.
+class CrossAttentionKernel final : public PrimitiveSequenceKernel {
  public:
-  struct Parts {
-    Projection query, key, value, output;
-    dnnl::matmul scores, context;
-    dnnl::softmax_v2_forward softmax;
-    memory::desc q_view, k_view, v_view, c_view;  // per-head strided views of the temps
-    int64_t batch = 0, heads = 0, tq = 0, tk = 0;
-    std::string impl;
-  };
+  static constexpr size_t kSoftmaxCall = 4;
 
-  explicit CrossAttentionKernel(Parts parts) : p_(std::move(parts)) {}
+  CrossAttentionKernel(PrimitiveSequence calls, std::string impl, int64_t batch, int64_t heads,
+                       int64_t tq, int64_t tk)
+      : PrimitiveSequenceKernel(std::move(calls), std::move(impl)),
+        batch_(batch),
+        heads_(heads),
+        tq_(tq),
+        tk_(tk) {}
 
   void execute(ExecContext& ctx) const override {
-    const dnnl::engine engine = ctx.stream.get_engine();
-    auto project = [&](const Projection& pr, const memory& src, const memory& dst) {
-      std::unordered_map<int, memory> args{
-          {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, pr.weights}, {DNNL_ARG_DST, dst}};
-      if (pr.bias) args.emplace(DNNL_ARG_BIAS, *pr.bias);
-      execute_primitive(pr.prim, ctx, std::move(args));
-    };
-    project(p_.query, ctx.srcs[0], ctx.temps[kQ]);
-    project(p_.key, ctx.srcs[1], ctx.temps[kK]);
-    project(p_.value, ctx.srcs[1], ctx.temps[kV]);
-    auto view = [&](const memory::desc& d, int temp) {
-      return memory(d, engine, ctx.temps[temp].get_data_handle());
-    };
-    execute_primitive(p_.scores, ctx,
-                      {{DNNL_ARG_SRC, view(p_.q_view, kQ)},
-                       {DNNL_ARG_WEIGHTS, view(p_.k_view, kK)},
-                       {DNNL_ARG_DST, ctx.temps[kScores]}});
+    const auto& binding = static_cast<const PrimitiveSequence::Binding&>(*ctx.binding);
     const uint8_t* key_mask = ctx.src_masks.size() > 1 ? ctx.src_masks[1] : nullptr;
     auto* scores = static_cast<float*>(ctx.temps[kScores].get_data_handle());
+    calls().run(ctx, binding, 0, kSoftmaxCall);
     if (key_mask) {
       ctx.stream.wait();
       apply_key_mask(scores, key_mask, false, ctx.threads);
     }
-    execute_primitive(p_.softmax, ctx,
-                      {{DNNL_ARG_SRC, ctx.temps[kScores]}, {DNNL_ARG_DST, ctx.temps[kScores]}});
+    calls().run(ctx, binding, kSoftmaxCall, kSoftmaxCall + 1);
     if (key_mask) {
       ctx.stream.wait();
       apply_key_mask(scores, key_mask, true, ctx.threads);
     }
-    execute_primitive(p_.context, ctx,
-                      {{DNNL_ARG_SRC, ctx.temps[kScores]},
-                       {DNNL_ARG_WEIGHTS, view(p_.v_view, kV)},
-                       {DNNL_ARG_DST, view(p_.c_view, kContext)}});
-    project(p_.output, ctx.temps[kContext], ctx.dsts[0]);
+    calls().run(ctx, binding, kSoftmaxCall + 1);
   }
-
-  std::string impl_info() const override { return p_.impl; }
 
  private:
   // Before the softmax: masked keys get -inf; a sample without any valid key gets 0 scores (to
   // keep the softmax finite). After: masked keys and every weight of such a sample become 0.
   void apply_key_mask(float* scores, const uint8_t* mask, bool after, int threads) const {
-    const int64_t rows = p_.heads * p_.tq, tk = p_.tk;
+    const int64_t rows = heads_ * tq_, tk = tk_;
     const float minus_inf = -std::numeric_limits<float>::infinity();
 #pragma omp parallel for num_threads(threads > 0 ? threads : 1) schedule(static)
-    for (int64_t b = 0; b < p_.batch; ++b) {
+    for (int64_t b = 0; b < batch_; ++b) {
       const uint8_t* m = mask + b * tk;
       bool any = false;
       for (int64_t j = 0; j < tk; ++j) any = any || m[j] != 0;
@@ -112,7 +85,7 @@ class CrossAttentionKernel final : public Kernel {
     }
   }
 
-  Parts p_;
+  int64_t batch_, heads_, tq_, tk_;
 };
 
 class CrossAttention final : public Op {
@@ -203,60 +176,72 @@ class CrossAttention final : public Op {
            (q * dq * h * kd + k * dk * h * (kd + vd) + h * q * k * (kd + vd) + q * h * vd * out);
   }
 
-  std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
+  KernelBuild compile(const KernelContext& ctx) const override {
+    KernelBuild build = ctx.start_build();
     const Dims& qs = ctx.inputs[0].shape;
     const Dims& ks = ctx.inputs[1].shape;
     for (size_t i = 0; i < 2; ++i)
-      if (ctx.src_descs[i] != onednn::plain_desc(ctx.inputs[i]))
+      if (ctx.input_descs[i] != onednn::plain_desc(ctx.inputs[i]))
         throw ctx.error("internal: cross_attention expects its inputs in the plain layout");
     const int64_t B = qs[0], tq = qs[1], tk = ks[1], dq = qs[2], dk = ks[2];
     const int64_t H = heads_, kd = key_dim_, vd = value_dim_, out = out_dim(dq);
-    CrossAttentionKernel::Parts p;
-    p.batch = B;
-    p.heads = H;
-    p.tq = tq;
-    p.tk = tk;
-    ctx.temp_descs = {
+    build.temp_descs = {
         onednn::plain_desc(Dims{B, tq, H * kd}), onednn::plain_desc(Dims{B, tk, H * kd}),
         onednn::plain_desc(Dims{B, tk, H * vd}), onednn::plain_desc(Dims{B, H, tq, tk}),
         onednn::plain_desc(Dims{B, tq, H * vd})};
-    auto projection = [&](const std::string& name, const memory::desc& src, const memory::desc& dst,
-                          int64_t in, int64_t units) {
+    PrimitiveSequence calls;
+    std::string impl;
+    auto projection = [&](const std::string& name, const memory::desc& src, CallArg src_arg,
+                          const memory::desc& dst, CallArg dst_arg, int64_t in, int64_t units) {
       auto pd = onednn::make_dense_matmul_pd(src, dst, use_bias_, dnnl::primitive_attr());
-      ctx.add_scratchpad(pd);
-      Projection pr{
-          dnnl::matmul(pd),
-          ctx.weight_memory(name + "_kernel", onednn::dense_matmul_kernel_desc(3, in, units),
-                            pd.weights_desc()),
-          std::nullopt};
+      std::vector<std::pair<int, CallArg>> args{
+          {DNNL_ARG_SRC, src_arg},
+          {DNNL_ARG_WEIGHTS, CallArg::constant(ctx.weight_memory(
+                                 name + "_kernel", onednn::dense_matmul_kernel_desc(3, in, units),
+                                 pd.weights_desc()))},
+          {DNNL_ARG_DST, dst_arg}};
       if (use_bias_)
-        pr.bias = ctx.weight_memory(name + "_bias", onednn::dense_matmul_bias_desc(3, units),
-                                    pd.bias_desc());
-      if (p.impl.empty()) p.impl = onednn::impl_name(pd);
-      return pr;
+        args.push_back({DNNL_ARG_BIAS, CallArg::constant(ctx.weight_memory(
+                                           name + "_bias", onednn::dense_matmul_bias_desc(3, units),
+                                           pd.bias_desc()))});
+      if (impl.empty()) impl = onednn::impl_name(pd);
+      calls.add(pd, std::move(args), build);
     };
-    p.query = projection("query", ctx.src_descs[0], ctx.temp_descs[kQ], dq, H * kd);
-    p.key = projection("key", ctx.src_descs[1], ctx.temp_descs[kK], dk, H * kd);
-    p.value = projection("value", ctx.src_descs[1], ctx.temp_descs[kV], dk, H * vd);
-    p.output = projection("output", ctx.temp_descs[kContext], ctx.dst_descs[0], H * vd, out);
+    const auto& temps = build.temp_descs;
+    projection("query", build.src_descs[0], CallArg::src(0), temps[kQ], CallArg::temp(kQ), dq,
+               H * kd);
+    projection("key", build.src_descs[1], CallArg::src(1), temps[kK], CallArg::temp(kK), dk,
+               H * kd);
+    projection("value", build.src_descs[1], CallArg::src(1), temps[kV], CallArg::temp(kV), dk,
+               H * vd);
     // Per-head views of [B, T, H, D] bytes as {B, H, T, D} (and K as {B, H, kd, Tk}).
-    p.q_view = onednn::strided_desc({B, H, tq, kd}, {tq * H * kd, kd, H * kd, 1});
-    p.k_view = onednn::strided_desc({B, H, kd, tk}, {tk * H * kd, kd, 1, H * kd});
-    p.v_view = onednn::strided_desc({B, H, tk, vd}, {tk * H * vd, vd, H * vd, 1});
-    p.c_view = onednn::strided_desc({B, H, tq, vd}, {tq * H * vd, vd, H * vd, 1});
-    const memory::desc& scores = ctx.temp_descs[kScores];
-    auto scores_pd = onednn::make_matmul_pd(p.q_view, p.k_view, memory::desc(), scores,
+    const auto q_view = onednn::strided_desc({B, H, tq, kd}, {tq * H * kd, kd, H * kd, 1});
+    const auto k_view = onednn::strided_desc({B, H, kd, tk}, {tk * H * kd, kd, 1, H * kd});
+    const auto v_view = onednn::strided_desc({B, H, tk, vd}, {tk * H * vd, vd, H * vd, 1});
+    const auto c_view = onednn::strided_desc({B, H, tq, vd}, {tq * H * vd, vd, H * vd, 1});
+    const memory::desc scores = temps[kScores];
+    auto scores_pd = onednn::make_matmul_pd(q_view, k_view, memory::desc(), scores,
                                             static_cast<float>(1.0 / std::sqrt(double(kd))));
-    ctx.add_scratchpad(scores_pd);
+    calls.add(scores_pd,
+              {{DNNL_ARG_SRC, CallArg::temp(kQ, q_view)},
+               {DNNL_ARG_WEIGHTS, CallArg::temp(kK, k_view)},
+               {DNNL_ARG_DST, CallArg::temp(kScores)}},
+              build);
     auto softmax_pd = onednn::make_softmax_pd(scores, scores, 3, false);
-    ctx.add_scratchpad(softmax_pd);
-    auto context_pd = onednn::make_matmul_pd(scores, p.v_view, memory::desc(), p.c_view);
-    ctx.add_scratchpad(context_pd);
-    p.scores = dnnl::matmul(scores_pd);
-    p.softmax = dnnl::softmax_v2_forward(softmax_pd);
-    p.context = dnnl::matmul(context_pd);
-    p.impl += " + " + onednn::impl_name(scores_pd) + " + " + onednn::impl_name(softmax_pd);
-    return std::make_unique<CrossAttentionKernel>(std::move(p));
+    calls.add(softmax_pd,
+              {{DNNL_ARG_SRC, CallArg::temp(kScores)}, {DNNL_ARG_DST, CallArg::temp(kScores)}},
+              build);
+    calls.add(onednn::make_matmul_pd(scores, v_view, memory::desc(), c_view),
+              {{DNNL_ARG_SRC, CallArg::temp(kScores)},
+               {DNNL_ARG_WEIGHTS, CallArg::temp(kV, v_view)},
+               {DNNL_ARG_DST, CallArg::temp(kContext, c_view)}},
+              build);
+    projection("output", temps[kContext], CallArg::temp(kContext), build.dst_descs[0],
+               CallArg::dst(0), H * vd, out);
+    impl += " + " + onednn::impl_name(scores_pd) + " + " + onednn::impl_name(softmax_pd);
+    build.kernel =
+        std::make_unique<CrossAttentionKernel>(std::move(calls), std::move(impl), B, H, tq, tk);
+    return build;
   }
 
  private:

@@ -1,47 +1,17 @@
 // Keras Dense: y = activation(x @ kernel + bias) on the last axis.
 // Rank 2: oneDNN inner_product_forward; rank >= 3: oneDNN matmul with the kernel broadcast over
 // the leading dims. Both with weights `any` (the Keras kernel is reordered once) and the
-// activation fused as a post-op, or run after as an ActivationStep (softmax, log_softmax,
-// softsign).
+// activation fused as a post-op, or run after it in place (layers/unfused_activation.hpp: softmax,
+// log_softmax, softsign).
 #include <fmt/format.h>
 
-#include "layers/activation_step.hpp"
-#include "layers/builtin_ops.hpp"
+#include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "layers/unfused_activation.hpp"
 
 namespace fg::layers {
 namespace {
-
-class DenseKernel final : public Kernel {
- public:
-  DenseKernel(dnnl::primitive prim, std::string impl, dnnl::memory weights,
-              std::optional<dnnl::memory> bias, std::optional<ActivationStep> step)
-      : prim_(std::move(prim)),
-        impl_(std::move(impl)),
-        weights_(std::move(weights)),
-        bias_(std::move(bias)),
-        step_(std::move(step)) {}
-
-  void execute(ExecContext& ctx) const override {
-    std::unordered_map<int, dnnl::memory> args{
-        {DNNL_ARG_SRC, ctx.srcs[0]}, {DNNL_ARG_WEIGHTS, weights_}, {DNNL_ARG_DST, ctx.dsts[0]}};
-    if (bias_) args.emplace(DNNL_ARG_BIAS, *bias_);
-    execute_primitive(prim_, ctx, std::move(args));
-    if (step_) step_->execute(ctx, ctx.dsts[0]);
-  }
-
-  std::string impl_info() const override {
-    return step_ ? impl_ + " + " + step_->impl_info() : impl_;
-  }
-
- private:
-  dnnl::primitive prim_;
-  std::string impl_;
-  dnnl::memory weights_;
-  std::optional<dnnl::memory> bias_;
-  std::optional<ActivationStep> step_;
-};
 
 class Dense final : public Op {
  public:
@@ -97,43 +67,51 @@ class Dense final : public Op {
   bool supports_masking() const override { return true; }
   bool outputs_probabilities() const override { return activation_ == "softmax"; }
 
-  std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
+  KernelBuild compile(const KernelContext& ctx) const override {
+    KernelBuild build = ctx.start_build();
     const TensorType& x = ctx.inputs[0];
     const int rank = x.rank();
     const Dim in = x.shape.back();
     dnnl::post_ops ops;
-    std::optional<ActivationStep> step;
-    if (!onednn::append_activation(ops, activation_))
-      step = ActivationStep::make(activation_, ctx.dst_descs[0], ctx);
+    const bool fused = onednn::append_activation(ops, activation_);
     dnnl::primitive_attr attr;
     attr.set_post_ops(ops);
 
-    dnnl::primitive prim;
-    std::string impl;
-    dnnl::memory weights;
-    std::optional<dnnl::memory> bias;
+    PrimitiveSequence calls;
+    std::vector<std::pair<int, CallArg>> args{{DNNL_ARG_SRC, CallArg::src(0)},
+                                              {DNNL_ARG_DST, CallArg::dst(0)}};
     const auto bias_user = onednn::plain_desc(Dims{units_});
     if (rank == 2) {
-      auto pd = onednn::make_inner_product_pd(ctx.src_descs[0], ctx.dst_descs[0], use_bias_, attr);
-      ctx.add_scratchpad(pd);
-      weights =
-          ctx.weight_memory("kernel", onednn::dense_kernel_desc(in, units_), pd.weights_desc());
-      if (use_bias_) bias = ctx.weight_memory("bias", bias_user, pd.bias_desc());
-      prim = dnnl::inner_product_forward(pd);
-      impl = onednn::impl_name(pd);
-    } else {
-      auto pd = onednn::make_dense_matmul_pd(ctx.src_descs[0], ctx.dst_descs[0], use_bias_, attr);
-      ctx.add_scratchpad(pd);
-      weights = ctx.weight_memory("kernel", onednn::dense_matmul_kernel_desc(rank, in, units_),
-                                  pd.weights_desc());
+      auto pd =
+          onednn::make_inner_product_pd(build.src_descs[0], build.dst_descs[0], use_bias_, attr);
+      args.push_back({DNNL_ARG_WEIGHTS,
+                      CallArg::constant(ctx.weight_memory(
+                          "kernel", onednn::dense_kernel_desc(in, units_), pd.weights_desc()))});
       if (use_bias_)
-        bias =
-            ctx.weight_memory("bias", onednn::dense_matmul_bias_desc(rank, units_), pd.bias_desc());
-      prim = dnnl::matmul(pd);
-      impl = onednn::impl_name(pd);
+        args.push_back({DNNL_ARG_BIAS,
+                        CallArg::constant(ctx.weight_memory("bias", bias_user, pd.bias_desc()))});
+      calls.add(pd, std::move(args), build);
+    } else {
+      auto pd =
+          onednn::make_dense_matmul_pd(build.src_descs[0], build.dst_descs[0], use_bias_, attr);
+      args.push_back(
+          {DNNL_ARG_WEIGHTS,
+           CallArg::constant(ctx.weight_memory(
+               "kernel", onednn::dense_matmul_kernel_desc(rank, in, units_), pd.weights_desc()))});
+      if (use_bias_)
+        args.push_back({DNNL_ARG_BIAS, CallArg::constant(ctx.weight_memory(
+                                           "bias", onednn::dense_matmul_bias_desc(rank, units_),
+                                           pd.bias_desc()))});
+      calls.add(pd, std::move(args), build);
     }
-    return std::make_unique<DenseKernel>(std::move(prim), std::move(impl), std::move(weights),
-                                         std::move(bias), std::move(step));
+    std::string impl = calls.impl();
+    if (!fused) {
+      const std::string unfused = append_unfused_activation(
+          activation_, CallArg::dst(0), CallArg::dst(0), build.dst_descs[0], calls, build);
+      if (!unfused.empty()) impl += " + " + unfused;
+    }
+    build.kernel = std::make_unique<PrimitiveSequenceKernel>(std::move(calls), impl);
+    return build;
   }
 
  private:

@@ -2,9 +2,10 @@
 // `seed` only matter in training and are accepted and ignored. The copy is a oneDNN reorder.
 #include <fmt/format.h>
 
-#include "layers/builtin_ops.hpp"
+#include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "layers/view_copy.hpp"
 
 namespace fg::layers {
 namespace {
@@ -44,12 +45,7 @@ class Dropout final : public Op {
 
   bool supports_masking() const override { return true; }
 
-  std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
-    auto pd = onednn::make_reorder_pd(ctx.src_descs[0], ctx.dst_descs[0]);
-    ctx.add_scratchpad(pd);
-    return std::make_unique<PrimitiveKernel>(dnnl::reorder(pd), onednn::impl_name(pd),
-                                             std::vector<std::pair<int, dnnl::memory>>{});
-  }
+  KernelBuild compile(const KernelContext& ctx) const override { return compile_view_copy(ctx); }
 
  private:
   double rate_ = 0;

@@ -6,7 +6,7 @@
 
 #include <cstring>
 
-#include "layers/builtin_ops.hpp"
+#include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
 
@@ -144,11 +144,11 @@ class Embedding final : public Op {
   }
   bool produces_mask() const override { return mask_zero_; }
 
-  std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
+  KernelBuild compile(const KernelContext& ctx) const override {
+    KernelBuild build = ctx.start_build();
     const Dims& in = ctx.inputs.at(0).shape;
-    if (ctx.src_descs.at(0) != onednn::plain_desc(ctx.inputs.at(0)) ||
-        ctx.dst_descs.at(0) != onednn::plain_desc(ctx.outputs.at(0)))
-      throw ctx.error("internal: embedding expects plain (row-major) input and output layouts");
+    if (ctx.input_descs.at(0) != onednn::plain_desc(ctx.inputs.at(0)))
+      throw ctx.error("internal: embedding expects a plain (row-major) input layout");
     int64_t steps = 1;
     for (size_t i = 1; i < in.size(); ++i) steps *= in[i];
     const Tensor& w = ctx.weight("embeddings");
@@ -158,9 +158,10 @@ class Embedding final : public Op {
                                   format_shape({input_dim_, output_dim_})));
     const auto desc = onednn::plain_desc(Dims{input_dim_, output_dim_});
     dnnl::memory table = ctx.weight_memory("embeddings", desc, desc);
-    return std::make_unique<EmbeddingKernel>(Dims(in.begin() + 1, in.end()), in[0], steps,
-                                             input_dim_, output_dim_, mask_zero_, table,
-                                             ctx.node.name, ctx.node.op, ctx.node.loc);
+    build.kernel = std::make_unique<EmbeddingKernel>(Dims(in.begin() + 1, in.end()), in[0], steps,
+                                                     input_dim_, output_dim_, mask_zero_, table,
+                                                     ctx.node.name, ctx.node.op, ctx.node.loc);
+    return build;
   }
 
  private:

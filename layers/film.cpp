@@ -7,8 +7,7 @@
 // broadcast), on x seen channels-first. The mask of x_1 passes on unchanged.
 #include <fmt/format.h>
 
-#include "layers/builtin_ops.hpp"
-#include "layers/fusion_steps.hpp"
+#include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
 
@@ -80,33 +79,31 @@ class Film final : public Op {
 
   bool supports_masking() const override { return true; }
 
-  std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
+  KernelBuild compile(const KernelContext& ctx) const override {
+    KernelBuild build = ctx.start_build();
     const Dims& xs = ctx.inputs[0].shape;
     const Dim B = xs[0], C = xs.back(), d = ctx.inputs[1].shape[1];
-    std::vector<Step> steps;
-    std::string impl;
+    PrimitiveSequence calls;
     const memory::desc gb = onednn::plain_desc(Dims{B, C});
     for (const char* which : {"gamma", "beta"}) {
-      ctx.temp_descs.push_back(gb);
-      const int t = static_cast<int>(ctx.temp_descs.size() - 1);
-      auto pd = onednn::make_inner_product_pd(ctx.src_descs[1], gb, true, onednn::make_attr());
-      ctx.add_scratchpad(pd);
-      add_impl(impl, pd);
+      const int t = build.add_temp(gb);
+      auto pd = onednn::make_inner_product_pd(build.src_descs[1], gb, true, onednn::make_attr());
       const std::string w = which;
-      steps.push_back(
-          {dnnl::inner_product_forward(pd),
-           {{DNNL_ARG_SRC, StepArg::src(1)},
-            {DNNL_ARG_WEIGHTS,
-             StepArg::constant(ctx.weight_memory(w + "_kernel", onednn::dense_kernel_desc(d, C),
-                                                 pd.weights_desc()))},
-            {DNNL_ARG_BIAS, StepArg::constant(ctx.weight_memory(
-                                w + "_bias", onednn::plain_desc(Dims{C}), pd.bias_desc()))},
-            {DNNL_ARG_DST, StepArg::temp(t)}}});
+      calls.add(pd,
+                {{DNNL_ARG_SRC, CallArg::src(1)},
+                 {DNNL_ARG_WEIGHTS,
+                  CallArg::constant(ctx.weight_memory(
+                      w + "_kernel", onednn::dense_kernel_desc(d, C), pd.weights_desc()))},
+                 {DNNL_ARG_BIAS, CallArg::constant(ctx.weight_memory(
+                                     w + "_bias", onednn::plain_desc(Dims{C}), pd.bias_desc()))},
+                 {DNNL_ARG_DST, CallArg::temp(t)}},
+                build);
     }
     // x seen channels-first {B, C, spatial...} (tags nwc / nhwc: the same bytes), gamma and beta
     // [B, C] seen as {B, C, 1, ...}: a broadcast oneDNN's jit binary handles (a channels-last
     // {B, 1, ..., C} broadcast falls back to ref:any).
-    const memory::desc xview = xs.size() == 2 ? ctx.src_descs[0] : onednn::channels_first_view(xs);
+    const memory::desc xview =
+        xs.size() == 2 ? build.src_descs[0] : onednn::channels_first_view(xs);
     Dims bshape(xs.size(), 1);
     bshape[0] = B;
     bshape[1] = C;
@@ -115,15 +112,14 @@ class Film final : public Op {
     // broadcast is ref:any)
     for (const auto alg : {dnnl::algorithm::binary_mul, dnnl::algorithm::binary_add}) {
       const bool mul = alg == dnnl::algorithm::binary_mul;
-      auto pd = onednn::make_binary_pd(alg, xview, bview, xview);
-      ctx.add_scratchpad(pd);
-      add_impl(impl, pd);
-      steps.push_back({dnnl::binary(pd),
-                       {{DNNL_ARG_SRC_0, mul ? StepArg::src(0, xview) : StepArg::dst(0, xview)},
-                        {DNNL_ARG_SRC_1, StepArg::temp(mul ? 0 : 1, bview)},
-                        {DNNL_ARG_DST, StepArg::dst(0, xview)}}});
+      calls.add(onednn::make_binary_pd(alg, xview, bview, xview),
+                {{DNNL_ARG_SRC_0, mul ? CallArg::src(0, xview) : CallArg::dst(0, xview)},
+                 {DNNL_ARG_SRC_1, CallArg::temp(mul ? 0 : 1, bview)},
+                 {DNNL_ARG_DST, CallArg::dst(0, xview)}},
+                build);
     }
-    return std::make_unique<StepKernel>(std::move(steps), impl);
+    build.kernel = std::make_unique<PrimitiveSequenceKernel>(std::move(calls));
+    return build;
   }
 };
 

@@ -11,8 +11,7 @@
 // h_m, binary mul and a batched matmul with ones summing over m.
 #include <fmt/format.h>
 
-#include "layers/builtin_ops.hpp"
-#include "layers/fusion_steps.hpp"
+#include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
 
@@ -20,6 +19,132 @@ namespace fg::layers {
 namespace {
 
 using dnnl::memory;
+
+// Builds the gated kernel's primitive calls, part by part (see the formulas at the top).
+struct GatedBuilder {
+  const KernelContext& ctx;
+  KernelBuild build;
+  PrimitiveSequence calls;
+  bool use_bias;
+  Dim units;
+  Dim batch = 0;
+  memory::desc x_desc, h_desc;  // [B, sum d], [B, U]
+  int x_temp = -1;
+  std::vector<int> h_temps;  // h_m
+
+  // x = concat(x_m) [B, sum d]
+  void concat_inputs() {
+    batch = ctx.outputs[0].shape[0];
+    Dim total = 0;
+    for (const auto& in : ctx.inputs) total += in.shape[1];
+    x_desc = onednn::plain_desc(Dims{batch, total});
+    h_desc = onednn::plain_desc(Dims{batch, units});
+    x_temp = build.add_temp(x_desc);
+    auto pd = onednn::make_concat_pd(x_desc, 1, build.src_descs);
+    std::vector<std::pair<int, CallArg>> args{{DNNL_ARG_DST, CallArg::temp(x_temp)}};
+    for (size_t m = 0; m < ctx.inputs.size(); ++m)
+      args.push_back({DNNL_ARG_MULTIPLE_SRC + static_cast<int>(m), CallArg::src(m)});
+    calls.add(pd, std::move(args), build);
+  }
+
+  // An inner product src -> dst with the Keras kernel / bias `param`s and an activation.
+  void dense(const memory::desc& src, CallArg src_arg, const memory::desc& dst, CallArg dst_arg,
+             const std::string& kernel, const std::string& bias, const std::string& activation) {
+    dnnl::post_ops ops;
+    if (!activation.empty()) onednn::append_activation(ops, activation);
+    dnnl::primitive_attr attr;
+    attr.set_post_ops(ops);
+    auto pd = onednn::make_inner_product_pd(src, dst, use_bias, attr);
+    const Dim in = src.dims()[1], out = dst.dims()[1];
+    std::vector<std::pair<int, CallArg>> args{
+        {DNNL_ARG_SRC, src_arg},
+        {DNNL_ARG_WEIGHTS, CallArg::constant(ctx.weight_memory(
+                               kernel, onednn::dense_kernel_desc(in, out), pd.weights_desc()))},
+        {DNNL_ARG_DST, dst_arg}};
+    if (use_bias)
+      args.push_back({DNNL_ARG_BIAS, CallArg::constant(ctx.weight_memory(
+                                         bias, onednn::plain_desc(Dims{out}), pd.bias_desc()))});
+    calls.add(pd, std::move(args), build);
+  }
+
+  // h_m = tanh(x_m @ kernel_m + bias_m)
+  void project_inputs() {
+    for (size_t m = 0; m < ctx.inputs.size(); ++m) {
+      h_temps.push_back(build.add_temp(h_desc));
+      dense(build.src_descs[m], CallArg::src(m), h_desc, CallArg::temp(h_temps.back()),
+            fmt::format("kernel_{}", m), fmt::format("bias_{}", m), "tanh");
+    }
+  }
+
+  // z = sigmoid(x @ gate_kernel + gate_bias); y = (h_0 - h_1) * z + h_1
+  void mix_by_sigmoid() {
+    const int z_temp = build.add_temp(h_desc);
+    dense(x_desc, CallArg::temp(x_temp), h_desc, CallArg::temp(z_temp), "gate_kernel", "gate_bias",
+          "sigmoid");
+    auto pd = onednn::make_binary_chain_pd(
+        dnnl::algorithm::binary_sub, h_desc, h_desc, build.dst_descs[0],
+        {{dnnl::algorithm::binary_mul, h_desc}, {dnnl::algorithm::binary_add, h_desc}});
+    calls.add(pd,
+              {{DNNL_ARG_SRC_0, CallArg::temp(h_temps[0])},
+               {DNNL_ARG_SRC_1, CallArg::temp(h_temps[1])},
+               {DNNL_ARG_DST, CallArg::dst(0)},
+               {DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, CallArg::temp(z_temp)},
+               {DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1, CallArg::temp(h_temps[1])}},
+              build);
+  }
+
+  // s = x @ gate_kernel + gate_bias [B, M*U] = {B, M, U} row major; z = softmax of s over m
+  // (into s); y = sum_m z[:, m, :] * h_m
+  void mix_by_softmax() {
+    const Dim M = static_cast<Dim>(ctx.inputs.size()), B = batch, U = units;
+    const memory::desc s_desc = onednn::plain_desc(Dims{B, M * U});
+    const int s_temp = build.add_temp(s_desc);
+    dense(x_desc, CallArg::temp(x_temp), s_desc, CallArg::temp(s_temp), "gate_kernel", "gate_bias",
+          "");
+    const memory::desc s3 = onednn::plain_desc(Dims{B, M, U});
+    softmax_over_modalities(CallArg::temp(s_temp, s3), s3);
+    // H = [h_0; ...; h_{M-1}] as [B, M, U]; H *= z; y = sum over m
+    const int hh_temp = build.add_temp(s3);
+    const memory::desc h3 = onednn::plain_desc(Dims{B, 1, U});
+    std::vector<std::pair<int, CallArg>> args{{DNNL_ARG_DST, CallArg::temp(hh_temp)}};
+    for (size_t m = 0; m < ctx.inputs.size(); ++m)
+      args.push_back({DNNL_ARG_MULTIPLE_SRC + static_cast<int>(m), CallArg::temp(h_temps[m], h3)});
+    calls.add(onednn::make_concat_pd(s3, 1, std::vector<memory::desc>(ctx.inputs.size(), h3)),
+              std::move(args), build);
+    calls.add(onednn::make_binary_pd(dnnl::algorithm::binary_mul, s3, s3, s3),
+              {{DNNL_ARG_SRC_0, CallArg::temp(hh_temp)},
+               {DNNL_ARG_SRC_1, CallArg::temp(s_temp, s3)},
+               {DNNL_ARG_DST, CallArg::temp(hh_temp)}},
+              build);
+    // y = sum over m = ones[1, M] @ H[b] per sample: a batched matmul (oneDNN's reduction over a
+    // middle axis is ref:any only)
+    const memory::desc ones = onednn::plain_desc(Dims{1, 1, M});
+    const memory::desc y3 = onednn::plain_desc(Dims{B, 1, U});
+    dnnl::memory ones_mem = ctx.constant("ones", ones, [&] {
+      dnnl::memory m(ones, ctx.engine);
+      float* p = static_cast<float*>(m.get_data_handle());
+      for (Dim i = 0; i < M; ++i) p[i] = 1.f;
+      return m;
+    });
+    calls.add(onednn::make_activation_matmul_pd(ones, s3, y3),
+              {{DNNL_ARG_SRC, CallArg::constant(ones_mem)},
+               {DNNL_ARG_WEIGHTS, CallArg::temp(hh_temp)},
+               {DNNL_ARG_DST, CallArg::dst(0, y3)}},
+              build);
+  }
+
+  // Softmax over m of `s` ({B, M, U}) in place: reorder m innermost (softmax_v2 has a jit kernel
+  // only for the innermost axis), softmax there, reorder back.
+  void softmax_over_modalities(const CallArg& s, const memory::desc& s3) {
+    const memory::desc inner =
+        onednn::axis_innermost_desc(s3.dims(), onednn::dt::f32, 1);  // [B, U, M]
+    const CallArg z = CallArg::temp(build.add_temp(inner));
+    calls.add(onednn::make_reorder_pd(s3, inner), {{DNNL_ARG_FROM, s}, {DNNL_ARG_TO, z}}, build);
+    calls.add(onednn::make_softmax_pd(inner, inner, 1, false),
+              {{DNNL_ARG_SRC, z}, {DNNL_ARG_DST, z}}, build);
+    calls.add(onednn::make_reorder_pd(inner, s3), {{DNNL_ARG_FROM, z}, {DNNL_ARG_TO, s}}, build);
+  }
+};
 
 class Gated final : public Op {
  public:
@@ -90,149 +215,16 @@ class Gated final : public Op {
     return 2.0 * total * units_ + 2.0 * total * g;
   }
 
-  std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
-    const size_t n = ctx.inputs.size();
-    const Dim B = ctx.outputs[0].shape[0], U = units_;
-    const bool sigmoid = sigmoid_gate(n);
-    std::vector<Step> steps;
-    std::string impl;
-    auto temp = [&](const memory::desc& d) {
-      ctx.temp_descs.push_back(d);
-      return static_cast<int>(ctx.temp_descs.size() - 1);
-    };
-
-    // x = concat(x_m) [B, sum d]
-    Dim total = 0;
-    for (const auto& in : ctx.inputs) total += in.shape[1];
-    const memory::desc x_desc = onednn::plain_desc(Dims{B, total});
-    const int x_temp = temp(x_desc);
-    {
-      auto pd = onednn::make_concat_pd(x_desc, 1, ctx.src_descs);
-      ctx.add_scratchpad(pd);
-      add_impl(impl, pd);
-      Step s{dnnl::concat(pd), {{DNNL_ARG_DST, StepArg::temp(x_temp)}}};
-      for (size_t m = 0; m < n; ++m)
-        s.args.push_back({DNNL_ARG_MULTIPLE_SRC + static_cast<int>(m), StepArg::src(m)});
-      steps.push_back(std::move(s));
-    }
-
-    // An inner product src -> dst with the Keras kernel / bias `param`s and an activation.
-    auto dense = [&](const memory::desc& src, StepArg src_arg, const memory::desc& dst,
-                     StepArg dst_arg, const std::string& kernel, const std::string& bias,
-                     const std::string& activation) {
-      dnnl::post_ops ops;
-      if (!activation.empty()) onednn::append_activation(ops, activation);
-      dnnl::primitive_attr attr;
-      attr.set_post_ops(ops);
-      auto pd = onednn::make_inner_product_pd(src, dst, use_bias_, attr);
-      ctx.add_scratchpad(pd);
-      add_impl(impl, pd);
-      const Dim in = src.dims()[1], out = dst.dims()[1];
-      Step s{
-          dnnl::inner_product_forward(pd),
-          {{DNNL_ARG_SRC, src_arg},
-           {DNNL_ARG_WEIGHTS, StepArg::constant(ctx.weight_memory(
-                                  kernel, onednn::dense_kernel_desc(in, out), pd.weights_desc()))},
-           {DNNL_ARG_DST, dst_arg}}};
-      if (use_bias_)
-        s.args.push_back(
-            {DNNL_ARG_BIAS, StepArg::constant(ctx.weight_memory(bias, onednn::plain_desc(Dims{out}),
-                                                                pd.bias_desc()))});
-      steps.push_back(std::move(s));
-    };
-
-    // h_m = tanh(x_m @ kernel_m + bias_m)
-    const memory::desc h_desc = onednn::plain_desc(Dims{B, U});
-    std::vector<int> h_temps;
-    for (size_t m = 0; m < n; ++m) {
-      h_temps.push_back(temp(h_desc));
-      dense(ctx.src_descs[m], StepArg::src(m), h_desc, StepArg::temp(h_temps.back()),
-            fmt::format("kernel_{}", m), fmt::format("bias_{}", m), "tanh");
-    }
-
-    if (sigmoid) {
-      // z = sigmoid(x @ gate_kernel + gate_bias); y = (h_0 - h_1) * z + h_1
-      const int z_temp = temp(h_desc);
-      dense(x_desc, StepArg::temp(x_temp), h_desc, StepArg::temp(z_temp), "gate_kernel",
-            "gate_bias", "sigmoid");
-      auto pd = onednn::make_binary_chain_pd(
-          dnnl::algorithm::binary_sub, h_desc, h_desc, ctx.dst_descs[0],
-          {{dnnl::algorithm::binary_mul, h_desc}, {dnnl::algorithm::binary_add, h_desc}});
-      ctx.add_scratchpad(pd);
-      add_impl(impl, pd);
-      steps.push_back(
-          {dnnl::binary(pd),
-           {{DNNL_ARG_SRC_0, StepArg::temp(h_temps[0])},
-            {DNNL_ARG_SRC_1, StepArg::temp(h_temps[1])},
-            {DNNL_ARG_DST, StepArg::dst(0)},
-            {DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, StepArg::temp(z_temp)},
-            {DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1, StepArg::temp(h_temps[1])}}});
-      return std::make_unique<StepKernel>(std::move(steps), impl);
-    }
-
-    // s = x @ gate_kernel + gate_bias  [B, M*U] = {B, M, U} row major
-    const Dim M = static_cast<Dim>(n);
-    const memory::desc s_desc = onednn::plain_desc(Dims{B, M * U});
-    const int s_temp = temp(s_desc);
-    dense(x_desc, StepArg::temp(x_temp), s_desc, StepArg::temp(s_temp), "gate_kernel", "gate_bias",
-          "");
-    const memory::dims bmu{B, M, U};
-    const memory::desc s3 = onednn::plain_desc(Dims{B, M, U});
-    const memory::desc inner = onednn::axis_innermost_desc(bmu, onednn::dt::f32, 1);  // [B, U, M]
-    const int z_temp = temp(inner);
-    auto add_step = [&](const auto& pd, dnnl::primitive prim,
-                        std::vector<std::pair<int, StepArg>> args) {
-      ctx.add_scratchpad(pd);
-      add_impl(impl, pd);
-      steps.push_back({std::move(prim), std::move(args)});
-    };
-    {  // z = softmax over m: reorder m innermost (softmax_v2 has a jit kernel only for the
-       // innermost axis), softmax in place, reorder back to [B, M, U] into s
-      auto to_inner = onednn::make_reorder_pd(s3, inner);
-      add_step(to_inner, dnnl::reorder(to_inner),
-               {{DNNL_ARG_FROM, StepArg::temp(s_temp, s3)}, {DNNL_ARG_TO, StepArg::temp(z_temp)}});
-      auto sm = onednn::make_softmax_pd(inner, inner, 1, false);
-      add_step(sm, dnnl::softmax_v2_forward(sm),
-               {{DNNL_ARG_SRC, StepArg::temp(z_temp)}, {DNNL_ARG_DST, StepArg::temp(z_temp)}});
-      auto back = onednn::make_reorder_pd(inner, s3);
-      add_step(back, dnnl::reorder(back),
-               {{DNNL_ARG_FROM, StepArg::temp(z_temp)}, {DNNL_ARG_TO, StepArg::temp(s_temp, s3)}});
-    }
-    // H = [h_0; ...; h_{M-1}] as [B, M, U]; H *= z; y = sum over m
-    const int hh_temp = temp(s3);
-    {
-      const memory::desc h3 = onednn::plain_desc(Dims{B, 1, U});
-      auto pd = onednn::make_concat_pd(s3, 1, std::vector<memory::desc>(n, h3));
-      std::vector<std::pair<int, StepArg>> args{{DNNL_ARG_DST, StepArg::temp(hh_temp)}};
-      for (size_t m = 0; m < n; ++m)
-        args.push_back(
-            {DNNL_ARG_MULTIPLE_SRC + static_cast<int>(m), StepArg::temp(h_temps[m], h3)});
-      add_step(pd, dnnl::concat(pd), std::move(args));
-    }
-    {
-      auto pd = onednn::make_binary_pd(dnnl::algorithm::binary_mul, s3, s3, s3);
-      add_step(pd, dnnl::binary(pd),
-               {{DNNL_ARG_SRC_0, StepArg::temp(hh_temp)},
-                {DNNL_ARG_SRC_1, StepArg::temp(s_temp, s3)},
-                {DNNL_ARG_DST, StepArg::temp(hh_temp)}});
-    }
-    {  // y = sum over m = ones[1, M] @ H[b] per sample: a batched matmul (oneDNN's reduction
-       // over a middle axis is ref:any only)
-      const memory::desc ones = onednn::plain_desc(Dims{1, 1, M});
-      const memory::desc y3 = onednn::plain_desc(Dims{B, 1, U});
-      auto pd = onednn::make_activation_matmul_pd(ones, s3, y3);
-      dnnl::memory ones_mem = ctx.constant("ones", ones, [&] {
-        dnnl::memory m(ones, ctx.engine);
-        float* p = static_cast<float*>(m.get_data_handle());
-        for (Dim i = 0; i < M; ++i) p[i] = 1.f;
-        return m;
-      });
-      add_step(pd, dnnl::matmul(pd),
-               {{DNNL_ARG_SRC, StepArg::constant(ones_mem)},
-                {DNNL_ARG_WEIGHTS, StepArg::temp(hh_temp)},
-                {DNNL_ARG_DST, StepArg::dst(0, y3)}});
-    }
-    return std::make_unique<StepKernel>(std::move(steps), impl);
+  KernelBuild compile(const KernelContext& ctx) const override {
+    GatedBuilder b{ctx, ctx.start_build(), {}, use_bias_, units_};
+    b.concat_inputs();
+    b.project_inputs();
+    if (sigmoid_gate(ctx.inputs.size()))
+      b.mix_by_sigmoid();
+    else
+      b.mix_by_softmax();
+    b.build.kernel = std::make_unique<PrimitiveSequenceKernel>(std::move(b.calls));
+    return std::move(b.build);
   }
 
  private:

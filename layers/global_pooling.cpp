@@ -6,51 +6,59 @@
 
 #include <vector>
 
-#include "layers/builtin_ops.hpp"
-#include "layers/window_geometry.hpp"
+#include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "layers/window_geometry.hpp"
 
 namespace fg::layers {
 namespace {
 
 using dnnl::memory;
 
-class GlobalPoolKernel final : public Kernel {
+// The pooling primitive, or (when the input has a mask) Keras's masked mean in C++.
+class GlobalPoolKernel final : public PrimitiveSequenceKernel {
  public:
-  GlobalPoolKernel(dnnl::pooling_forward prim, std::string impl, memory::desc src_view,
-                   memory::desc dst_view, int64_t batch, int64_t steps, int64_t channels)
-      : prim_(std::move(prim)),
-        impl_(std::move(impl)),
-        src_view_(src_view),
-        dst_view_(dst_view),
+  GlobalPoolKernel(PrimitiveSequence calls, int64_t batch, int64_t steps, int64_t channels)
+      : PrimitiveSequenceKernel(std::move(calls)),
         batch_(batch),
         steps_(steps),
         channels_(channels) {}
 
-  void execute(ExecContext& ctx) const override {
-    const uint8_t* mask = ctx.src_masks.empty() ? nullptr : ctx.src_masks[0];
-    if (mask != nullptr) {
-      masked_mean(static_cast<const float*>(ctx.srcs[0].get_data_handle()), mask,
-                  static_cast<float*>(ctx.dsts[0].get_data_handle()));
-      return;
-    }
-    const dnnl::engine engine = ctx.stream.get_engine();
-    memory src(src_view_, engine, ctx.srcs[0].get_data_handle());
-    memory dst(dst_view_, engine, ctx.dsts[0].get_data_handle());
-    execute_primitive(prim_, ctx, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
+  // The primitive's arguments, and the masked mean's sums (batch x channels, sized once).
+  struct Binding final : KernelBinding {
+    std::unique_ptr<KernelBinding> pooling;
+    std::vector<double> sums;
+  };
+
+  std::unique_ptr<KernelBinding> bind(const StepBuffers& buffers) const override {
+    auto binding = std::make_unique<Binding>();
+    binding->pooling = PrimitiveSequenceKernel::bind(buffers);
+    binding->sums.assign(static_cast<size_t>(batch_ * channels_), 0.0);
+    return binding;
   }
 
-  std::string impl_info() const override { return impl_; }
+  void execute(ExecContext& ctx) const override {
+    auto& binding = static_cast<Binding&>(*ctx.binding);
+    const uint8_t* mask = ctx.src_masks.empty() ? nullptr : ctx.src_masks[0];
+    if (mask != nullptr) {
+      ctx.stream.wait();
+      masked_mean(static_cast<const float*>(ctx.srcs[0].get_data_handle()), mask,
+                  static_cast<float*>(ctx.dsts[0].get_data_handle()), binding.sums.data());
+      return;
+    }
+    calls().run(ctx, static_cast<const PrimitiveSequence::Binding&>(*binding.pooling));
+  }
 
  private:
   // Keras: sum(x * mask) / sum(mask) over the steps. A row with every step masked gives 0
   // (Keras would divide 0 by 0 and give NaN).
-  void masked_mean(const float* src, const uint8_t* mask, float* dst) const {
+  void masked_mean(const float* src, const uint8_t* mask, float* dst, double* sums) const {
     const int64_t T = steps_, C = channels_;
 #pragma omp parallel for
     for (int64_t b = 0; b < batch_; ++b) {
-      std::vector<double> acc(static_cast<size_t>(C), 0.0);
+      double* acc = sums + b * C;
+      std::fill(acc, acc + C, 0.0);
       int64_t count = 0;
       for (int64_t t = 0; t < T; ++t) {
         if (!mask[b * T + t]) continue;
@@ -63,9 +71,6 @@ class GlobalPoolKernel final : public Kernel {
     }
   }
 
-  dnnl::pooling_forward prim_;
-  std::string impl_;
-  memory::desc src_view_, dst_view_;
   int64_t batch_, steps_, channels_;
 };
 
@@ -110,7 +115,8 @@ class GlobalPooling final : public Op {
   bool supports_masking() const override { return spatial_ == 1 && !max_; }
   bool accepts_blocked_inputs() const override { return true; }
 
-  std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
+  KernelBuild compile(const KernelContext& ctx) const override {
+    KernelBuild build = ctx.start_build();
     const TensorType& in = ctx.inputs.at(0);
     memory::desc src = onednn::channels_first_view(in.shape);
     // [batch, 1..., channels]: the same bytes as the [batch, channels] (or keepdims) output.
@@ -118,11 +124,11 @@ class GlobalPooling final : public Op {
     for (int i = 0; i < spatial_; ++i) out_shape.push_back(1);
     out_shape.push_back(in.shape.back());
     memory::desc dst = onednn::channels_first_view(out_shape);
-    if (ctx.src_descs.at(0) != onednn::plain_desc(in)) {
+    if (ctx.input_descs.at(0) != onednn::plain_desc(in)) {
       // A producer's blocked layout (after a conv chain): pooled in that layout, whose
       // {N, C, 1...} output is the plain [N, C] bytes when the channels fill whole blocks. Else
       // the plan reorders the input to plain first.
-      const memory::desc& given = ctx.src_descs[0];
+      const memory::desc& given = ctx.input_descs[0];
       const bool two_d = spatial_ == 2;
       for (auto [tag, block] :
            {two_d ? std::pair{onednn::tag::aBcd16b, 16} : std::pair{onednn::tag::aBc16b, 16},
@@ -133,7 +139,7 @@ class GlobalPooling final : public Op {
           dst = memory::desc(dst.dims(), onednn::dt::f32, tag);
         }
       }
-      if (src != given) ctx.src_descs[0] = src;  // not such a layout: plain, reordered before
+      if (src != given) build.src_descs[0] = src;  // not such a layout: plain, reordered before
     }
     onednn::WindowGeometry g;
     memory::dims kernel;
@@ -144,11 +150,13 @@ class GlobalPooling final : public Op {
       g.pad_l.push_back(0);
       g.pad_r.push_back(0);
     }
-    auto pd = onednn::make_pool_pd(max_, src, dst, kernel, g, ctx.engine);
-    ctx.add_scratchpad(pd);
+    PrimitiveSequence calls;
+    calls.add(onednn::make_pool_pd(max_, src, dst, kernel, g, ctx.engine),
+              {{DNNL_ARG_SRC, CallArg::src(0, src)}, {DNNL_ARG_DST, CallArg::dst(0, dst)}}, build);
     const int64_t steps = spatial_ == 1 ? in.shape[1] : in.shape[1] * in.shape[2];
-    return std::make_unique<GlobalPoolKernel>(dnnl::pooling_forward(pd), onednn::impl_name(pd), src,
-                                              dst, in.shape[0], steps, in.shape.back());
+    build.kernel =
+        std::make_unique<GlobalPoolKernel>(std::move(calls), in.shape[0], steps, in.shape.back());
+    return build;
   }
 
  private:

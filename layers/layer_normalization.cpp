@@ -9,7 +9,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "layers/builtin_ops.hpp"
+#include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
 
@@ -112,7 +112,8 @@ class LayerNormalization final : public Op {
 
   bool supports_masking() const override { return true; }
 
-  std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
+  KernelBuild compile(const KernelContext& ctx) const override {
+    KernelBuild build = ctx.start_build();
     const Dims& shape = ctx.inputs[0].shape;
     const int rank = static_cast<int>(shape.size());
     if (axes_.size() == 1 && normalize_axis(static_cast<int>(axes_[0]), rank) != rank - 1) {
@@ -124,8 +125,9 @@ class LayerNormalization final : public Op {
       dnnl::memory gamma, beta;
       if (scale_) gamma = ctx.weight_memory("gamma", vec, vec);
       if (center_) beta = ctx.weight_memory("beta", vec, vec);
-      return std::make_unique<MiddleAxisLayerNormKernel>(outer, shape[axis], inner, epsilon_, gamma,
-                                                         beta);
+      build.kernel = std::make_unique<MiddleAxisLayerNormKernel>(outer, shape[axis], inner,
+                                                                 epsilon_, gamma, beta);
+      return build;
     }
     int first = rank;
     for (int64_t a : axes_) first = std::min(first, normalize_axis(static_cast<int>(a), rank));
@@ -134,16 +136,18 @@ class LayerNormalization final : public Op {
     for (int i = first; i < rank; ++i) cols = dim_mul(cols, shape[i]);
     dnnl::memory::desc view({rows, cols}, onednn::dt::f32, onednn::tag::ab);
     auto pd = onednn::make_layer_norm_pd(view, static_cast<float>(epsilon_), scale_, center_);
-    ctx.add_scratchpad(pd);
     // gamma / beta have the normalized dims' shape; their bytes are the flat {cols} vector.
     const auto vec = onednn::plain_desc(Dims{cols});
-    std::vector<std::pair<int, dnnl::memory>> params;
-    if (scale_) params.emplace_back(DNNL_ARG_SCALE, ctx.weight_memory("gamma", vec, vec));
-    if (center_) params.emplace_back(DNNL_ARG_SHIFT, ctx.weight_memory("beta", vec, vec));
-    return std::make_unique<PrimitiveKernel>(
-        dnnl::layer_normalization_forward(pd), onednn::impl_name(pd), std::move(params),
-        std::vector<int>{DNNL_ARG_SRC}, std::vector<int>{DNNL_ARG_DST},
-        std::vector<dnnl::memory::desc>{view}, std::vector<dnnl::memory::desc>{view});
+    std::vector<std::pair<int, CallArg>> args{{DNNL_ARG_SRC, CallArg::src(0, view)},
+                                              {DNNL_ARG_DST, CallArg::dst(0, view)}};
+    if (scale_)
+      args.push_back({DNNL_ARG_SCALE, CallArg::constant(ctx.weight_memory("gamma", vec, vec))});
+    if (center_)
+      args.push_back({DNNL_ARG_SHIFT, CallArg::constant(ctx.weight_memory("beta", vec, vec))});
+    PrimitiveSequence calls;
+    calls.add(pd, std::move(args), build);
+    build.kernel = std::make_unique<PrimitiveSequenceKernel>(std::move(calls));
+    return build;
   }
 
  private:

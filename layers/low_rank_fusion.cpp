@@ -8,7 +8,7 @@
 // and one batched matmul ones[1, rank] x [B, rank, units] (+ bias) for the sum over the rank.
 #include <fmt/format.h>
 
-#include "layers/builtin_ops.hpp"
+#include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
 
@@ -16,62 +16,6 @@ namespace fg::layers {
 namespace {
 
 using dnnl::memory;
-
-struct Projection {
-  dnnl::inner_product_forward prim;
-  memory weights, bias;
-};
-
-class LowRankFusionKernel final : public Kernel {
- public:
-  LowRankFusionKernel(std::vector<Projection> projections, dnnl::binary multiply, dnnl::matmul sum,
-                      memory ones, std::optional<memory> bias, memory::desc sum_src,
-                      memory::desc sum_dst, std::string impl)
-      : projections_(std::move(projections)),
-        multiply_(std::move(multiply)),
-        sum_(std::move(sum)),
-        ones_(std::move(ones)),
-        bias_(std::move(bias)),
-        sum_src_(sum_src),
-        sum_dst_(sum_dst),
-        impl_(std::move(impl)) {}
-
-  void execute(ExecContext& ctx) const override {
-    // temps[0] accumulates the product over modalities, temps[1] holds one projection.
-    for (size_t m = 0; m < projections_.size(); ++m) {
-      const Projection& p = projections_[m];
-      const memory& dst = m == 0 ? ctx.temps[0] : ctx.temps[1];
-      execute_primitive(p.prim, ctx,
-                        {{DNNL_ARG_SRC, ctx.srcs[m]},
-                         {DNNL_ARG_WEIGHTS, p.weights},
-                         {DNNL_ARG_BIAS, p.bias},
-                         {DNNL_ARG_DST, dst}});
-      if (m > 0)
-        execute_primitive(multiply_, ctx,
-                          {{DNNL_ARG_SRC_0, ctx.temps[0]},
-                           {DNNL_ARG_SRC_1, ctx.temps[1]},
-                           {DNNL_ARG_DST, ctx.temps[0]}});
-    }
-    const dnnl::engine engine = ctx.stream.get_engine();
-    std::unordered_map<int, memory> args{
-        {DNNL_ARG_SRC, ones_},
-        {DNNL_ARG_WEIGHTS, memory(sum_src_, engine, ctx.temps[0].get_data_handle())},
-        {DNNL_ARG_DST, memory(sum_dst_, engine, ctx.dsts[0].get_data_handle())}};
-    if (bias_) args.emplace(DNNL_ARG_BIAS, *bias_);
-    execute_primitive(sum_, ctx, std::move(args));
-  }
-
-  std::string impl_info() const override { return impl_; }
-
- private:
-  std::vector<Projection> projections_;
-  dnnl::binary multiply_;
-  dnnl::matmul sum_;
-  memory ones_;
-  std::optional<memory> bias_;
-  memory::desc sum_src_, sum_dst_;
-  std::string impl_;
-};
 
 class LowRankFusion final : public Op {
  public:
@@ -139,60 +83,38 @@ class LowRankFusion final : public Op {
     return 2.0 * rows * static_cast<double>(rank_) * static_cast<double>(units_);
   }
 
-  std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
+  // Calls: each modality's projection into temp 0 (the product over modalities) or temp 1 (then
+  // multiplied into temp 0), then the sum over the rank into the output.
+  KernelBuild compile(const KernelContext& ctx) const override {
+    KernelBuild build = ctx.start_build();
     const size_t n = ctx.inputs.size();
     const int64_t batch = ctx.inputs[0].shape[0];
     const int64_t width = rank_ * units_;
     const memory::desc proj_dst = onednn::plain_desc(Dims{batch, width});
-    ctx.temp_descs.push_back(proj_dst);
-    ctx.temp_descs.push_back(proj_dst);
-    std::vector<Projection> projections;
+    const CallArg product = CallArg::temp(build.add_temp(proj_dst));
+    const CallArg projection = CallArg::temp(build.add_temp(proj_dst));
+    auto mul_pd = onednn::make_binary_pd(dnnl::algorithm::binary_mul, proj_dst, proj_dst, proj_dst);
+    PrimitiveSequence calls;
     std::string impl;
     for (size_t m = 0; m < n; ++m) {
-      const int64_t d = ctx.inputs[m].shape[1];
-      if (ctx.src_descs[m] != onednn::plain_desc(ctx.inputs[m]))
+      if (ctx.input_descs[m] != onednn::plain_desc(ctx.inputs[m]))
         throw ctx.error("internal: low_rank_fusion expects its inputs in the plain layout");
       auto pd =
-          onednn::make_inner_product_pd(ctx.src_descs[m], proj_dst, true, dnnl::primitive_attr());
-      ctx.add_scratchpad(pd);
+          onednn::make_inner_product_pd(build.src_descs[m], proj_dst, true, dnnl::primitive_attr());
       if (m == 0) impl = onednn::impl_name(pd);
-      const std::string param = fmt::format("factor_{}", m);
-      const Tensor& factor = ctx.weight(param);
-      if (factor.shape() != Dims{rank_, d + 1, units_})
-        throw ctx.error(
-            fmt::format("internal: weight '{}' has shape {}", param, format_shape(factor.shape())));
-      const float* w = factor.data<float>();
-      // factor [rank, d + 1, units]: rows 0..d-1 are the kernel {d -> rank * units} (column
-      // r * units + u), row d is the bias (multiplies the appended 1).
-      memory weights = ctx.constant(param + "/kernel", pd.weights_desc(), [&] {
-        std::vector<float> io(static_cast<size_t>(d * width));
-        for (int64_t r = 0; r < rank_; ++r)
-          for (int64_t i = 0; i < d; ++i)
-            for (int64_t u = 0; u < units_; ++u)
-              io[i * width + r * units_ + u] = w[(r * (d + 1) + i) * units_ + u];
-        memory user(onednn::dense_kernel_desc(d, width), ctx.engine, io.data());
-        memory dst(pd.weights_desc(), ctx.engine);
-        dnnl::stream stream(ctx.engine);
-        dnnl::reorder(user, dst).execute(stream, user, dst);
-        stream.wait();
-        return dst;
-      });
-      memory bias = ctx.constant(param + "/bias", pd.bias_desc(), [&] {
-        std::vector<float> row(static_cast<size_t>(width));
-        for (int64_t r = 0; r < rank_; ++r)
-          for (int64_t u = 0; u < units_; ++u)
-            row[r * units_ + u] = w[(r * (d + 1) + d) * units_ + u];
-        memory user(onednn::plain_desc(Dims{width}), ctx.engine, row.data());
-        memory dst(pd.bias_desc(), ctx.engine);
-        dnnl::stream stream(ctx.engine);
-        dnnl::reorder(user, dst).execute(stream, user, dst);
-        stream.wait();
-        return dst;
-      });
-      projections.push_back({dnnl::inner_product_forward(pd), weights, bias});
+      const auto [weights, bias] = factor_memories(ctx, pd, m);
+      calls.add(pd,
+                {{DNNL_ARG_SRC, CallArg::src(static_cast<int>(m))},
+                 {DNNL_ARG_WEIGHTS, CallArg::constant(weights)},
+                 {DNNL_ARG_BIAS, CallArg::constant(bias)},
+                 {DNNL_ARG_DST, m == 0 ? product : projection}},
+                build);
+      if (m > 0)
+        calls.add(
+            mul_pd,
+            {{DNNL_ARG_SRC_0, product}, {DNNL_ARG_SRC_1, projection}, {DNNL_ARG_DST, product}},
+            build);
     }
-    auto mul_pd = onednn::make_binary_pd(dnnl::algorithm::binary_mul, proj_dst, proj_dst, proj_dst);
-    ctx.add_scratchpad(mul_pd);
     // Sum over the rank: ones{1, 1, rank} x {B, rank, units} (+ bias {1, 1, units}).
     const memory::desc ones_desc = onednn::plain_desc(Dims{1, 1, rank_});
     const memory::desc sum_src = onednn::plain_desc(Dims{batch, rank_, units_});
@@ -200,22 +122,67 @@ class LowRankFusion final : public Op {
     const memory::desc bias_desc =
         use_bias_ ? onednn::plain_desc(Dims{1, 1, units_}) : memory::desc();
     auto sum_pd = onednn::make_matmul_pd(ones_desc, sum_src, bias_desc, sum_dst);
-    ctx.add_scratchpad(sum_pd);
     memory ones = ctx.constant("rank_ones", ones_desc, [&] {
       memory mem(ones_desc, ctx.engine);
       float* p = static_cast<float*>(mem.get_data_handle());
       for (int64_t r = 0; r < rank_; ++r) p[r] = 1.f;
       return mem;
     });
-    std::optional<memory> bias;
-    if (use_bias_) bias = ctx.weight_memory("bias", bias_desc, sum_pd.bias_desc());
+    std::vector<std::pair<int, CallArg>> sum_args{
+        {DNNL_ARG_SRC, CallArg::constant(ones)},
+        {DNNL_ARG_WEIGHTS, CallArg::temp(product.index, sum_src)},
+        {DNNL_ARG_DST, CallArg::dst(0, sum_dst)}};
+    if (use_bias_)
+      sum_args.push_back({DNNL_ARG_BIAS, CallArg::constant(ctx.weight_memory("bias", bias_desc,
+                                                                             sum_pd.bias_desc()))});
+    calls.add(sum_pd, std::move(sum_args), build);
+    if (n < 2) build.add_scratchpad(mul_pd);
     impl += " + " + onednn::impl_name(mul_pd) + " + " + onednn::impl_name(sum_pd);
-    return std::make_unique<LowRankFusionKernel>(std::move(projections), dnnl::binary(mul_pd),
-                                                 dnnl::matmul(sum_pd), ones, std::move(bias),
-                                                 sum_src, sum_dst, std::move(impl));
+    build.kernel = std::make_unique<PrimitiveSequenceKernel>(std::move(calls), std::move(impl));
+    return build;
   }
 
  private:
+  // Modality m's projection weights and bias in the primitive's layouts, from factor_m
+  // [rank, d + 1, units]: rows 0..d-1 are the kernel {d -> rank * units} (column r * units + u),
+  // row d is the bias (multiplies the appended 1).
+  std::pair<memory, memory> factor_memories(const KernelContext& ctx,
+                                            const dnnl::inner_product_forward::primitive_desc& pd,
+                                            size_t m) const {
+    const int64_t d = ctx.inputs[m].shape[1];
+    const int64_t width = rank_ * units_;
+    const std::string param = fmt::format("factor_{}", m);
+    const Tensor& factor = ctx.weight(param);
+    if (factor.shape() != Dims{rank_, d + 1, units_})
+      throw ctx.error(
+          fmt::format("internal: weight '{}' has shape {}", param, format_shape(factor.shape())));
+    const float* w = factor.data<float>();
+    memory weights = ctx.constant(param + "/kernel", pd.weights_desc(), [&] {
+      std::vector<float> io(static_cast<size_t>(d * width));
+      for (int64_t r = 0; r < rank_; ++r)
+        for (int64_t i = 0; i < d; ++i)
+          for (int64_t u = 0; u < units_; ++u)
+            io[i * width + r * units_ + u] = w[(r * (d + 1) + i) * units_ + u];
+      memory user(onednn::dense_kernel_desc(d, width), ctx.engine, io.data());
+      memory dst(pd.weights_desc(), ctx.engine);
+      dnnl::stream stream(ctx.engine);
+      onednn::reorder_now(user, dst, stream);
+      return dst;
+    });
+    memory bias = ctx.constant(param + "/bias", pd.bias_desc(), [&] {
+      std::vector<float> row(static_cast<size_t>(width));
+      for (int64_t r = 0; r < rank_; ++r)
+        for (int64_t u = 0; u < units_; ++u)
+          row[r * units_ + u] = w[(r * (d + 1) + d) * units_ + u];
+      memory user(onednn::plain_desc(Dims{width}), ctx.engine, row.data());
+      memory dst(pd.bias_desc(), ctx.engine);
+      dnnl::stream stream(ctx.engine);
+      onednn::reorder_now(user, dst, stream);
+      return dst;
+    });
+    return {weights, bias};
+  }
+
   int64_t rank_ = 0, units_ = 0;
   bool use_bias_ = true;
 };

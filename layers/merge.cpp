@@ -7,7 +7,7 @@
 
 #include <algorithm>
 
-#include "layers/builtin_ops.hpp"
+#include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
 
@@ -49,55 +49,40 @@ dnnl::algorithm binary_alg(MergeKind kind) {
   }
 }
 
-std::string list_inputs(const InferContext& ctx) {
-  std::string out;
-  for (size_t i = 0; i < ctx.num_inputs(); ++i)
-    out += fmt::format("\n  {}: {}", ctx.input_name(i), format_shape(ctx.input(i).shape));
-  return out;
-}
-
-// One binary primitive: dst = a <op> srcs[src1], where a is srcs[src0] or (src0 < 0) dst.
-struct Step {
-  dnnl::binary prim;
-  int src0;
-  int src1;
-};
-
-class MergeKernel final : public Kernel {
+// Runs: a broadcast copy of input copy_first into dst (when no input has the full shape), the
+// binary calls (dst = a <op> src, a being an input or dst), then the output mask.
+class MergeKernel final : public PrimitiveSequenceKernel {
  public:
-  MergeKernel(std::vector<Step> steps, int copy_first, std::vector<Dims> in_shapes, Dims out_shape,
-              std::string impl)
-      : steps_(std::move(steps)),
+  MergeKernel(PrimitiveSequence calls, std::string impl, int copy_first,
+              std::vector<Dims> in_shapes, Dims out_shape)
+      : PrimitiveSequenceKernel(std::move(calls), std::move(impl)),
         copy_first_(copy_first),
         in_shapes_(std::move(in_shapes)),
-        out_shape_(std::move(out_shape)),
-        impl_(std::move(impl)) {}
+        out_shape_(std::move(out_shape)) {
+    if (copy_first_ < 0) return;
+    const Dims& in = in_shapes_[static_cast<size_t>(copy_first_)];
+    const int rank = static_cast<int>(out_shape_.size());
+    copy_strides_.assign(static_cast<size_t>(rank), 0);
+    int64_t stride = 1;
+    for (int d = rank - 1; d >= 0; --d) {
+      copy_strides_[d] = in[d] == 1 ? 0 : stride;
+      stride *= in[d];
+    }
+  }
 
   void execute(ExecContext& ctx) const override {
     if (copy_first_ >= 0) broadcast_copy(ctx, copy_first_);
-    for (const Step& s : steps_) {
-      const dnnl::memory& a = s.src0 < 0 ? ctx.dsts[0] : ctx.srcs[s.src0];
-      execute_primitive(
-          s.prim, ctx,
-          {{DNNL_ARG_SRC_0, a}, {DNNL_ARG_SRC_1, ctx.srcs[s.src1]}, {DNNL_ARG_DST, ctx.dsts[0]}});
-    }
+    PrimitiveSequenceKernel::execute(ctx);
     write_mask(ctx);
   }
-  std::string impl_info() const override { return impl_; }
 
  private:
   // dst = srcs[i] broadcast to the output shape (when no input has the full shape). Both dtypes
   // are 4 bytes, so the copy is by uint32.
   void broadcast_copy(ExecContext& ctx, int i) const {
     ctx.stream.wait();
-    const Dims& in = in_shapes_[i];
     const int rank = static_cast<int>(out_shape_.size());
-    std::vector<int64_t> in_strides(rank, 0);
-    int64_t stride = 1;
-    for (int d = rank - 1; d >= 0; --d) {
-      in_strides[d] = in[d] == 1 ? 0 : stride;
-      stride *= in[d];
-    }
+    const std::vector<int64_t>& in_strides = copy_strides_;
     const auto* src = static_cast<const uint32_t*>(ctx.srcs[i].get_data_handle());
     auto* dst = static_cast<uint32_t*>(ctx.dsts[0].get_data_handle());
     const int64_t total = num_elements(out_shape_);
@@ -127,11 +112,10 @@ class MergeKernel final : public Kernel {
     }
   }
 
-  std::vector<Step> steps_;
   int copy_first_;
   std::vector<Dims> in_shapes_;
   Dims out_shape_;
-  std::string impl_;
+  std::vector<int64_t> copy_strides_;  // input copy_first's element strides (0 where broadcast)
 };
 
 class Merge final : public Op {
@@ -145,7 +129,8 @@ class Merge final : public Op {
     if (kind_ == MergeKind::subtract) {
       if (n != 2)
         throw ctx
-            .error(fmt::format("subtract takes exactly 2 inputs, got {}:{}", n, list_inputs(ctx)))
+            .error(
+                fmt::format("subtract takes exactly 2 inputs, got {}:{}", n, ctx.describe_inputs()))
             .hint("for a - b - c, chain two subtract nodes, or add the negated terms");
     } else if (n < 2) {
       throw ctx.error(fmt::format("{} takes at least 2 inputs, got {}", kind_name(kind_), n));
@@ -156,7 +141,7 @@ class Merge final : public Op {
             i,
             fmt::format("inputs of {} must have the same dtype, but '{}' is {} and '{}' is {}:{}",
                         kind_name(kind_), ctx.input_name(i), dtype_name(ctx.input(i).dtype),
-                        ctx.input_name(0), dtype_name(ctx.input(0).dtype), list_inputs(ctx)));
+                        ctx.input_name(0), dtype_name(ctx.input(0).dtype), ctx.describe_inputs()));
     if (kind_ == MergeKind::average && ctx.input(0).dtype != DType::f32)
       throw ctx.input_error(
           0, fmt::format("average needs float32 inputs, got {}", dtype_name(ctx.input(0).dtype)));
@@ -168,7 +153,7 @@ class Merge final : public Op {
             fmt::format("inputs of {} must have equal rank, but '{}' has rank {} and '{}' has rank "
                         "{}:{}",
                         kind_name(kind_), ctx.input_name(i), ctx.input(i).rank(), ctx.input_name(0),
-                        rank, list_inputs(ctx)));
+                        rank, ctx.describe_inputs()));
     TensorType out = ctx.input(0);
     out.masked = false;
     for (int d = 0; d < rank; ++d) {
@@ -194,7 +179,7 @@ class Merge final : public Op {
               fmt::format("inputs of {} must have equal shapes (size-1 dims broadcast), but '{}' "
                           "has {} on axis {} where '{}' has {}:{}",
                           kind_name(kind_), ctx.input_name(i), v, d, ctx.input_name(from), value,
-                          list_inputs(ctx)));
+                          ctx.describe_inputs()));
         }
       }
       out.shape[d] = from != n ? value : (all_one && !any_dynamic ? 1 : kDynamic);
@@ -206,31 +191,36 @@ class Merge final : public Op {
   bool supports_masking() const override { return true; }
   bool produces_mask() const override { return true; }
 
-  std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
+  KernelBuild compile(const KernelContext& ctx) const override {
+    KernelBuild build = ctx.start_build();
     const size_t n = ctx.inputs.size();
     const Dims& out_shape = ctx.outputs[0].shape;
-    const auto& dst = ctx.dst_descs[0];
+    const auto& dst = build.dst_descs[0];
     const dnnl::algorithm alg = binary_alg(kind_);
     const float last_alpha = kind_ == MergeKind::average ? 1.f / static_cast<float>(n) : 1.f;
     auto full = [&](size_t i) { return ctx.inputs[i].shape == out_shape; };
-    std::vector<Step> steps;
+    PrimitiveSequence calls;
     std::string impl;
-    auto add_step = [&](int src0, int src1, float alpha) {
-      const auto& d0 = src0 < 0 ? dst : ctx.src_descs[src0];
-      auto pd = onednn::make_binary_pd(alg, d0, ctx.src_descs[src1], dst, alpha);
-      ctx.add_scratchpad(pd);
+    // dst = a <op> srcs[src1], where a is srcs[src0] or (src0 < 0) dst.
+    auto add_binary = [&](int src0, int src1, float alpha) {
+      const auto& d0 = src0 < 0 ? dst : build.src_descs[src0];
+      auto pd = onednn::make_binary_pd(alg, d0, build.src_descs[src1], dst, alpha);
       if (impl.empty()) impl = onednn::impl_name(pd);
-      steps.push_back({dnnl::binary(pd), src0, src1});
+      calls.add(pd,
+                {{DNNL_ARG_SRC_0, src0 < 0 ? CallArg::dst(0) : CallArg::src(src0)},
+                 {DNNL_ARG_SRC_1, CallArg::src(src1)},
+                 {DNNL_ARG_DST, CallArg::dst(0)}},
+                build);
     };
     int copy_first = -1;
     if (kind_ == MergeKind::subtract) {
       if (full(0)) {
-        add_step(0, 1, 1.f);
+        add_binary(0, 1, 1.f);
       } else if (full(1)) {
-        add_step(1, 0, -1.f);  // -(b - a)
+        add_binary(1, 0, -1.f);  // -(b - a)
       } else {
         copy_first = 0;
-        add_step(-1, 1, 1.f);
+        add_binary(-1, 1, 1.f);
       }
     } else {
       std::vector<int> order;
@@ -246,13 +236,14 @@ class Merge final : public Op {
       if (!has_full) copy_first = 0;
       for (size_t k = 1; k < n; ++k) {
         const int src0 = (k == 1 && has_full) ? order[0] : -1;
-        add_step(src0, order[k], k == n - 1 ? last_alpha : 1.f);
+        add_binary(src0, order[k], k == n - 1 ? last_alpha : 1.f);
       }
     }
     std::vector<Dims> in_shapes;
     for (const auto& in : ctx.inputs) in_shapes.push_back(in.shape);
-    return std::make_unique<MergeKernel>(std::move(steps), copy_first, std::move(in_shapes),
-                                         out_shape, impl);
+    build.kernel = std::make_unique<MergeKernel>(std::move(calls), impl, copy_first,
+                                                 std::move(in_shapes), out_shape);
+    return build;
   }
 
  private:

@@ -2,10 +2,10 @@
 // on oneDNN pooling_forward. One class serves all four.
 #include <fmt/format.h>
 
-#include "layers/builtin_ops.hpp"
-#include "layers/window_geometry.hpp"
+#include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "layers/window_geometry.hpp"
 
 namespace fg::layers {
 namespace {
@@ -46,14 +46,15 @@ class Pooling final : public Op {
     return {TensorType{out, DType::f32, false}};
   }
 
-  std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
+  KernelBuild compile(const KernelContext& ctx) const override {
+    KernelBuild build = ctx.start_build();
     const TensorType& in = ctx.inputs.at(0);
     // Plain nwc/nhwc in and out (blocked layouts are faster inside oneDNN but reorders in and out
     // of a lone pooling cost more than they save), or, after a convolution that wrote a blocked
     // layout, that layout in and out: no reorders in a convolution / pooling chain.
-    const bool plain_src = ctx.src_descs.at(0) == onednn::plain_desc(in);
+    const bool plain_src = ctx.input_descs.at(0) == onednn::plain_desc(in);
     const memory::desc src =
-        plain_src ? onednn::channels_first_view(in.shape) : ctx.src_descs.at(0);
+        plain_src ? onednn::channels_first_view(in.shape) : ctx.input_descs.at(0);
     const memory::desc dst_plain = onednn::channels_first_view(ctx.outputs.at(0).shape);
     const memory::desc dst =
         plain_src ? dst_plain : memory::desc(dst_plain.dims(), onednn::dt::f32, onednn::tag::any);
@@ -67,13 +68,14 @@ class Pooling final : public Op {
     }
     auto pd = onednn::make_pool_pd(max_, src, dst, memory::dims(pool_.begin(), pool_.end()), g,
                                    ctx.engine);
-    ctx.add_scratchpad(pd);
-    if (pd.dst_desc() != dst_plain) ctx.dst_descs.at(0) = pd.dst_desc();
+    if (pd.dst_desc() != dst_plain) build.dst_descs.at(0) = pd.dst_desc();
     // Plain nwc/nhwc bytes seen channels-first, or blocked ones as they are.
-    return std::make_unique<PrimitiveKernel>(
-        dnnl::pooling_forward(pd), onednn::impl_name(pd), std::vector<std::pair<int, memory>>{},
-        std::vector<int>{DNNL_ARG_SRC}, std::vector<int>{DNNL_ARG_DST},
-        std::vector<memory::desc>{src}, std::vector<memory::desc>{pd.dst_desc()});
+    PrimitiveSequence calls;
+    calls.add(
+        pd, {{DNNL_ARG_SRC, CallArg::src(0, src)}, {DNNL_ARG_DST, CallArg::dst(0, pd.dst_desc())}},
+        build);
+    build.kernel = std::make_unique<PrimitiveSequenceKernel>(std::move(calls));
+    return build;
   }
 
   bool accepts_blocked_inputs() const override { return true; }

@@ -1,3 +1,5 @@
+// The recurrent op family: lstm and gru (see layers/recurrent.hpp and
+// docs/ops/recurrent_embedding.md).
 #include "layers/recurrent.hpp"
 
 #include <fmt/format.h>
@@ -7,11 +9,30 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <memory>
+#include <string>
 
+#include "framework/op.hpp"
+#include "framework/registry.hpp"
+#include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
 
 namespace fg::layers {
 namespace {
+
+enum class RecurrentCell { lstm, gru };
+
+struct RecurrentConfig {
+  RecurrentCell cell = RecurrentCell::lstm;
+  int64_t units = 0;
+  bool return_sequences = false;
+  std::string activation = "tanh";
+  std::string recurrent_activation = "sigmoid";
+  bool use_bias = true;
+  bool reset_after = true;       // gru only
+  bool unit_forget_bias = true;  // lstm only; affects the initialiser only
+  int gates() const { return cell == RecurrentCell::lstm ? 4 : 3; }
+};
 
 using ActFn = float (*)(float);
 
@@ -59,29 +80,44 @@ ActFn activation_fn(const std::string& name) {
 using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using RowVector = Eigen::Matrix<float, 1, Eigen::Dynamic>;
 
-class RnnKernel final : public Kernel {
+// The oneDNN call's bound arguments, and the row lengths of the mask (sized once).
+struct RecurrentBinding final : KernelBinding {
+  std::unique_ptr<PrimitiveSequence::Binding> onednn_call;
+  std::vector<int64_t> lengths;
+};
+
+class RecurrentKernel final : public Kernel {
  public:
-  RnnConfig cfg;
+  RecurrentConfig cfg;
   int64_t batch = 0, steps = 0, features = 0, units = 0;
   int gates = 0;
   bool has_onednn = false;
   onednn::RnnPrimitive prim;
-  dnnl::memory weights_layer, weights_iter, bias;  // oneDNN layouts
-  dnnl::memory kernel_plain, recurrent_plain;      // Keras layouts, for the plain path
-  std::vector<float> bias_in, bias_rec;            // [G*U] each (bias_rec only for reset_after)
+  PrimitiveSequence onednn_call;  // prim with its arguments (weights in oneDNN layouts)
+  dnnl::memory kernel_plain, recurrent_plain;  // Keras layouts, for the plain path
+  std::vector<float> bias_in, bias_rec;        // [G*U] each (bias_rec only for reset_after)
   ActFn act = nullptr, rec_act = nullptr;
-  int temp_layer = -1, temp_cell = -1, temp_scratch = -1, temp_scratchpad = -1;
+  int temp_layer = -1, temp_cell = -1, temp_scratch = -1;
 
   int64_t scratch_per_row() const { return 2 * units + 2 * gates * units; }
 
+  std::unique_ptr<KernelBinding> bind(const StepBuffers& buffers) const override {
+    auto binding = std::make_unique<RecurrentBinding>();
+    binding->onednn_call = onednn_call.bind(buffers);
+    binding->lengths.reserve(static_cast<size_t>(batch));
+    return binding;
+  }
+
   void execute(ExecContext& ctx) const override {
+    auto& binding = static_cast<RecurrentBinding&>(*ctx.binding);
     const uint8_t* mask = ctx.src_masks.empty() ? nullptr : ctx.src_masks[0];
-    std::vector<int64_t> lengths;
+    std::vector<int64_t>& lengths = binding.lengths;
+    lengths.clear();
     const bool right_padded = mask == nullptr || right_padded_lengths(mask, batch, steps, lengths);
     bool full = true;
     for (int64_t len : lengths) full = full && len == steps;
     if (has_onednn && right_padded)
-      run_onednn(ctx, (mask != nullptr && !full) ? &lengths : nullptr);
+      run_onednn(ctx, *binding.onednn_call, (mask != nullptr && !full) ? &lengths : nullptr);
     else
       run_plain(ctx, mask);
   }
@@ -91,27 +127,13 @@ class RnnKernel final : public Kernel {
   }
 
  private:
-  void run_onednn(ExecContext& ctx, const std::vector<int64_t>* lengths) const {
-    const dnnl::engine eng = ctx.srcs[0].get_engine();
-    dnnl::memory src(prim.src_layer, eng, ctx.srcs[0].get_data_handle());
-    void* layer_ptr = cfg.return_sequences
-                          ? ctx.dsts[0].get_data_handle()
-                          : ctx.temps[static_cast<size_t>(temp_layer)].get_data_handle();
-    dnnl::memory dst_layer(prim.dst_layer, eng, layer_ptr);
-    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC_LAYER, src},
-                                               {DNNL_ARG_WEIGHTS_LAYER, weights_layer},
-                                               {DNNL_ARG_WEIGHTS_ITER, weights_iter},
-                                               {DNNL_ARG_BIAS, bias},
-                                               {DNNL_ARG_DST_LAYER, dst_layer}};
-    if (!cfg.return_sequences)
-      args.emplace(DNNL_ARG_DST_ITER,
-                   dnnl::memory(prim.dst_iter, eng, ctx.dsts[0].get_data_handle()));
-    if (temp_cell >= 0)
-      args.emplace(DNNL_ARG_DST_ITER_C, ctx.temps[static_cast<size_t>(temp_cell)]);
-    if (temp_scratchpad >= 0)
-      args.emplace(DNNL_ARG_SCRATCHPAD, ctx.temps[static_cast<size_t>(temp_scratchpad)]);
-    prim.prim.execute(ctx.stream, args);
+  void run_onednn(ExecContext& ctx, const PrimitiveSequence::Binding& call,
+                  const std::vector<int64_t>* lengths) const {
+    onednn_call.run(ctx, call);
     if (lengths == nullptr) return;
+    const void* layer_ptr = cfg.return_sequences
+                                ? ctx.dsts[0].get_data_handle()
+                                : ctx.temps[static_cast<size_t>(temp_layer)].get_data_handle();
     // Right-padded rows: the state after step len-1 is final (later steps never feed back into
     // earlier ones), so read it from dst_layer; padded outputs repeat it (zeros if len == 0).
     ctx.stream.wait();
@@ -171,7 +193,7 @@ class RnnKernel final : public Kernel {
         Eigen::Map<const RowVector> x(src + (b * steps + t) * features, features);
         gxv.noalias() = x * W;
         gxv += b_in;
-        if (cfg.cell == RnnCell::lstm) {
+        if (cfg.cell == RecurrentCell::lstm) {
           ghv.noalias() = hv * R;
           for (int64_t j = 0; j < U; ++j) {
             const float i = rec_act(gx[j] + gh[j]);
@@ -211,8 +233,59 @@ class RnnKernel final : public Kernel {
   }
 };
 
-const char* cell_name(RnnCell cell) {
-  return cell == RnnCell::lstm ? "lstm" : "gru";
+// The oneDNN lstm_forward / gru_forward / lbr_gru_forward call of the kernel `k`, its weights
+// in oneDNN's layouts, and the temporaries it writes.
+void add_onednn_call(const KernelContext& ctx, KernelBuild& build, RecurrentKernel& k,
+                     const dnnl::memory::desc& keras_kernel,
+                     const dnnl::memory::desc& keras_recurrent) {
+  const RecurrentConfig& config = k.cfg;
+  const auto kind = config.cell == RecurrentCell::lstm ? onednn::RnnKind::lstm
+                    : config.reset_after               ? onednn::RnnKind::lbr_gru
+                                                       : onednn::RnnKind::gru;
+  k.prim = onednn::make_rnn_forward(kind, k.steps, k.batch, k.features, k.units,
+                                    !config.return_sequences, ctx.engine);
+  const onednn::RnnPrimitive& prim = k.prim;
+  dnnl::memory bias = ctx.constant("onednn_bias", prim.bias, [&]() {
+    dnnl::memory m(prim.bias, ctx.engine);
+    float* p = static_cast<float*>(m.get_data_handle());
+    const int64_t U = k.units;
+    if (kind == onednn::RnnKind::lbr_gru) {
+      // u, r: input + recurrent bias; o: input bias; 4th gate: recurrent bias of the candidate.
+      for (int64_t j = 0; j < 2 * U; ++j) p[j] = k.bias_in[j] + k.bias_rec[j];
+      for (int64_t j = 0; j < U; ++j) {
+        p[2 * U + j] = k.bias_in[2 * U + j];
+        p[3 * U + j] = k.bias_rec[2 * U + j];
+      }
+    } else {
+      std::copy(k.bias_in.begin(), k.bias_in.end(), p);
+    }
+    return m;
+  });
+  std::vector<std::pair<int, CallArg>> args{
+      {DNNL_ARG_SRC_LAYER, CallArg::src(0, prim.src_layer)},
+      {DNNL_ARG_WEIGHTS_LAYER,
+       CallArg::constant(ctx.weight_memory("kernel", keras_kernel, prim.weights_layer))},
+      {DNNL_ARG_WEIGHTS_ITER, CallArg::constant(ctx.weight_memory(
+                                  "recurrent_kernel", keras_recurrent, prim.weights_iter))},
+      {DNNL_ARG_BIAS, CallArg::constant(bias)}};
+  if (config.return_sequences) {
+    args.push_back({DNNL_ARG_DST_LAYER, CallArg::dst(0, prim.dst_layer)});
+  } else {  // the sequence goes to a temporary, the last state to the output
+    k.temp_layer = build.add_temp(onednn::plain_desc(Dims{k.batch, k.steps, k.units}));
+    args.push_back({DNNL_ARG_DST_LAYER, CallArg::temp(k.temp_layer, prim.dst_layer)});
+    args.push_back({DNNL_ARG_DST_ITER, CallArg::dst(0, prim.dst_iter)});
+  }
+  if (!prim.dst_iter_c.is_zero()) {
+    k.temp_cell = build.add_temp(prim.dst_iter_c);
+    args.push_back({DNNL_ARG_DST_ITER_C, CallArg::temp(k.temp_cell)});
+  }
+  // The user scratchpad is the step's, as for every primitive.
+  build.scratchpad_bytes = std::max(build.scratchpad_bytes, prim.scratchpad.get_size());
+  k.onednn_call.add(prim.prim, std::move(args));
+}
+
+const char* cell_name(RecurrentCell cell) {
+  return cell == RecurrentCell::lstm ? "lstm" : "gru";
 }
 
 }  // namespace
@@ -231,15 +304,13 @@ bool right_padded_lengths(const uint8_t* mask, int64_t batch, int64_t steps,
   return true;
 }
 
-bool rnn_activation_known(const std::string& name) {
+namespace {
+
+bool recurrent_activation_known(const std::string& name) {
   return activation_table().count(name) != 0;
 }
 
-float rnn_activation(const std::string& name, float x) {
-  return activation_fn(name)(x);
-}
-
-void parse_rnn_common(AttrReader& attrs, RnnConfig& config) {
+void parse_recurrent(AttrReader& attrs, RecurrentConfig& config) {
   // Read every key before validating: the compiler reports unread keys of a failed parse as
   // misspellings.
   config.units = attrs.get_int("units");
@@ -258,7 +329,7 @@ void parse_rnn_common(AttrReader& attrs, RnnConfig& config) {
   for (const char* key : {"activation", "recurrent_activation"}) {
     const bool main = std::string(key) == "activation";
     const std::string& name = main ? config.activation : config.recurrent_activation;
-    if (rnn_activation_known(name)) continue;
+    if (recurrent_activation_known(name)) continue;
     attrs.get_activation(key,
                          main ? "tanh" : "sigmoid");  // throws "unknown activation" + did-you-mean
     std::vector<std::string> known;
@@ -276,7 +347,7 @@ void parse_rnn_common(AttrReader& attrs, RnnConfig& config) {
   }
 }
 
-std::vector<TensorType> infer_rnn(const InferContext& ctx, const RnnConfig& config) {
+std::vector<TensorType> infer_recurrent(const InferContext& ctx, const RecurrentConfig& config) {
   ctx.expect_inputs(1);
   ctx.expect_rank(0, 3);
   ctx.expect_dtype(0, DType::f32);
@@ -296,7 +367,7 @@ std::vector<TensorType> infer_rnn(const InferContext& ctx, const RnnConfig& conf
   return {out};
 }
 
-std::vector<WeightSpec> rnn_weights(const InferContext& ctx, const RnnConfig& config) {
+std::vector<WeightSpec> recurrent_weights(const InferContext& ctx, const RecurrentConfig& config) {
   const Dim features = ctx.input(0).shape.at(2);
   const Dim gu = dim_mul(config.gates(), config.units);
   std::vector<WeightSpec> specs;
@@ -305,7 +376,7 @@ std::vector<WeightSpec> rnn_weights(const InferContext& ctx, const RnnConfig& co
   specs.push_back(kernel);
   specs.push_back(recurrent);
   if (config.use_bias) {
-    if (config.cell == RnnCell::lstm)
+    if (config.cell == RecurrentCell::lstm)
       specs.push_back({"bias", {gu}, config.unit_forget_bias ? Init::lstm_bias : Init::zeros});
     else if (config.reset_after)
       specs.push_back({"bias", {2, gu}, Init::zeros});
@@ -315,7 +386,7 @@ std::vector<WeightSpec> rnn_weights(const InferContext& ctx, const RnnConfig& co
   return specs;
 }
 
-double rnn_flops(const InferContext& ctx, const RnnConfig& config) {
+double recurrent_flops(const InferContext& ctx, const RecurrentConfig& config) {
   const Dims& s = ctx.input(0).shape;
   if (s.size() != 3 || s[1] == kDynamic || s[2] == kDynamic) return 0.0;
   const double gu = static_cast<double>(config.gates()) * static_cast<double>(config.units);
@@ -323,14 +394,14 @@ double rnn_flops(const InferContext& ctx, const RnnConfig& config) {
          (static_cast<double>(s[2]) * gu + static_cast<double>(config.units) * gu);
 }
 
-std::unique_ptr<Kernel> compile_rnn(KernelContext& ctx, const RnnConfig& config) {
-  auto k = std::make_unique<RnnKernel>();
+KernelBuild compile_recurrent(const KernelContext& ctx, const RecurrentConfig& config) {
+  KernelBuild build = ctx.start_build();
+  auto k = std::make_unique<RecurrentKernel>();
   k->cfg = config;
   const Dims& in = ctx.inputs.at(0).shape;
   // The kernel reads and writes the Keras row-major bytes (oneDNN ntc / ldnc views of them).
-  if (ctx.src_descs.at(0) != onednn::plain_desc(ctx.inputs.at(0)) ||
-      ctx.dst_descs.at(0) != onednn::plain_desc(ctx.outputs.at(0)))
-    throw ctx.error("internal: lstm/gru expect plain (row-major) input and output layouts");
+  if (ctx.input_descs.at(0) != onednn::plain_desc(ctx.inputs.at(0)))
+    throw ctx.error("internal: lstm/gru expect a plain (row-major) input layout");
   k->batch = in[0];
   k->steps = in[1];
   k->features = in[2];
@@ -353,7 +424,7 @@ std::unique_ptr<Kernel> compile_rnn(KernelContext& ctx, const RnnConfig& config)
   k->bias_in.assign(static_cast<size_t>(GU), 0.f);
   k->bias_rec.assign(static_cast<size_t>(GU), 0.f);
   if (config.use_bias) {
-    const bool two_rows = config.cell == RnnCell::gru && config.reset_after;
+    const bool two_rows = config.cell == RecurrentCell::gru && config.reset_after;
     const float* b = check_shape("bias", two_rows ? Dims{2, GU} : Dims{GU});
     std::copy(b, b + GU, k->bias_in.begin());
     if (two_rows) std::copy(b + GU, b + 2 * GU, k->bias_rec.begin());
@@ -363,47 +434,54 @@ std::unique_ptr<Kernel> compile_rnn(KernelContext& ctx, const RnnConfig& config)
 
   // oneDNN's LSTM/GRU cells are fixed to sigmoid gates and tanh candidate/output.
   k->has_onednn = config.activation == "tanh" && config.recurrent_activation == "sigmoid";
-  if (k->has_onednn) {
-    const auto kind = config.cell == RnnCell::lstm ? onednn::RnnKind::lstm
-                      : config.reset_after         ? onednn::RnnKind::lbr_gru
-                                                   : onednn::RnnKind::gru;
-    k->prim = onednn::make_rnn_forward(kind, k->steps, k->batch, k->features, k->units,
-                                       !config.return_sequences, ctx.engine);
-    k->weights_layer = ctx.weight_memory("kernel", keras_kernel, k->prim.weights_layer);
-    k->weights_iter = ctx.weight_memory("recurrent_kernel", keras_recurrent, k->prim.weights_iter);
-    const RnnKernel& kr = *k;
-    k->bias = ctx.constant("onednn_bias", k->prim.bias, [&]() {
-      dnnl::memory m(kr.prim.bias, ctx.engine);
-      float* p = static_cast<float*>(m.get_data_handle());
-      const int64_t U = kr.units;
-      if (kind == onednn::RnnKind::lbr_gru) {
-        // u, r: input + recurrent bias; o: input bias; 4th gate: recurrent bias of the candidate.
-        for (int64_t j = 0; j < 2 * U; ++j) p[j] = kr.bias_in[j] + kr.bias_rec[j];
-        for (int64_t j = 0; j < U; ++j) {
-          p[2 * U + j] = kr.bias_in[2 * U + j];
-          p[3 * U + j] = kr.bias_rec[2 * U + j];
-        }
-      } else {
-        std::copy(kr.bias_in.begin(), kr.bias_in.end(), p);
-      }
-      return m;
-    });
-    if (!config.return_sequences) {
-      k->temp_layer = static_cast<int>(ctx.temp_descs.size());
-      ctx.temp_descs.push_back(onednn::plain_desc(Dims{k->batch, k->steps, k->units}));
-    }
-    if (k->prim.scratchpad.get_size() > 0) {
-      k->temp_scratchpad = static_cast<int>(ctx.temp_descs.size());
-      ctx.temp_descs.push_back(k->prim.scratchpad);
-    }
-    if (!k->prim.dst_iter_c.is_zero()) {
-      k->temp_cell = static_cast<int>(ctx.temp_descs.size());
-      ctx.temp_descs.push_back(k->prim.dst_iter_c);
-    }
+  if (k->has_onednn) add_onednn_call(ctx, build, *k, keras_kernel, keras_recurrent);
+  k->temp_scratch = build.add_temp(onednn::plain_desc(Dims{k->batch, k->scratch_per_row()}));
+  build.kernel = std::move(k);
+  return build;
+}
+
+// keras.layers.LSTM and keras.layers.GRU: one layer, left to right, zero initial state. GRU's
+// reset_after=True maps to oneDNN's linear-before-reset GRU, reset_after=False to the vanilla
+// GRU.
+class Recurrent final : public Op {
+ public:
+  explicit Recurrent(RecurrentCell cell) { config_.cell = cell; }
+
+  void parse(AttrReader& attrs) override {
+    if (config_.cell == RecurrentCell::lstm)
+      config_.unit_forget_bias = attrs.get_bool("unit_forget_bias", true);
+    else
+      config_.reset_after = attrs.get_bool("reset_after", true);
+    parse_recurrent(attrs, config_);
   }
-  k->temp_scratch = static_cast<int>(ctx.temp_descs.size());
-  ctx.temp_descs.push_back(onednn::plain_desc(Dims{k->batch, k->scratch_per_row()}));
-  return k;
+  std::vector<TensorType> infer(const InferContext& ctx) const override {
+    return infer_recurrent(ctx, config_);
+  }
+  std::vector<WeightSpec> weights(const InferContext& ctx) const override {
+    return recurrent_weights(ctx, config_);
+  }
+  double flops_per_sample(const InferContext& ctx, const std::vector<TensorType>&) const override {
+    return recurrent_flops(ctx, config_);
+  }
+  bool supports_masking() const override { return true; }
+  KernelBuild compile(const KernelContext& ctx) const override {
+    return compile_recurrent(ctx, config_);
+  }
+
+ private:
+  RecurrentConfig config_;
+};
+
+}  // namespace
+
+OpInfo lstm_op() {
+  return {"lstm", [] { return std::make_unique<Recurrent>(RecurrentCell::lstm); },
+          "long short-term memory layer (oneDNN lstm_forward), Keras LSTM"};
+}
+
+OpInfo gru_op() {
+  return {"gru", [] { return std::make_unique<Recurrent>(RecurrentCell::gru); },
+          "gated recurrent unit layer (oneDNN gru_forward / lbr_gru_forward), Keras GRU"};
 }
 
 }  // namespace fg::layers

@@ -2,10 +2,10 @@
 // oneDNN reorder from the input's layout into the output buffer seen with the input's dims.
 #include <fmt/format.h>
 
-#include "layers/builtin_ops.hpp"
-#include "layers/view_copy.hpp"
+#include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "layers/view_copy.hpp"
 
 namespace fg::layers {
 namespace {
@@ -82,14 +82,7 @@ class Reshape final : public Op {
     return {out};
   }
 
-  std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
-    const auto view = onednn::plain_desc(ctx.inputs[0]);
-    if (view.get_size() != ctx.dst_descs[0].get_size())
-      throw ctx.error("internal: reshape output size differs from its input");
-    auto pd = onednn::make_reorder_pd(ctx.src_descs[0], view);
-    ctx.add_scratchpad(pd);
-    return std::make_unique<ViewCopyKernel>(pd, view);
-  }
+  KernelBuild compile(const KernelContext& ctx) const override { return compile_view_copy(ctx); }
 
  private:
   std::vector<int64_t> target_;

@@ -4,34 +4,12 @@
 // back (three jit passes, about 12x faster than the ref:any kernel on a middle axis).
 #include <fmt/format.h>
 
-#include "layers/builtin_ops.hpp"
+#include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
 
 namespace fg::layers {
 namespace {
-
-class MiddleAxisSoftmaxKernel final : public Kernel {
- public:
-  MiddleAxisSoftmaxKernel(dnnl::primitive to_tmp, dnnl::primitive softmax, dnnl::primitive from_tmp,
-                          std::string impl)
-      : to_tmp_(std::move(to_tmp)),
-        softmax_(std::move(softmax)),
-        from_tmp_(std::move(from_tmp)),
-        impl_(std::move(impl)) {}
-
-  void execute(ExecContext& ctx) const override {
-    const dnnl::memory& tmp = ctx.temps[0];
-    execute_primitive(to_tmp_, ctx, {{DNNL_ARG_FROM, ctx.srcs[0]}, {DNNL_ARG_TO, tmp}});
-    execute_primitive(softmax_, ctx, {{DNNL_ARG_SRC, tmp}, {DNNL_ARG_DST, tmp}});
-    execute_primitive(from_tmp_, ctx, {{DNNL_ARG_FROM, tmp}, {DNNL_ARG_TO, ctx.dsts[0]}});
-  }
-  std::string impl_info() const override { return impl_; }
-
- private:
-  dnnl::primitive to_tmp_, softmax_, from_tmp_;
-  std::string impl_;
-};
 
 class Softmax final : public Op {
  public:
@@ -52,32 +30,35 @@ class Softmax final : public Op {
   bool supports_masking() const override { return true; }
   bool outputs_probabilities() const override { return axis_ == -1; }
 
-  std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
+  KernelBuild compile(const KernelContext& ctx) const override {
+    KernelBuild build = ctx.start_build();
     const TensorType& x = ctx.inputs[0];
     const int axis = normalize_axis(static_cast<int>(axis_), x.rank());
-    const auto& src = ctx.src_descs[0];
-    const auto& dst = ctx.dst_descs[0];
+    const auto& src = build.src_descs[0];
+    const auto& dst = build.dst_descs[0];
+    PrimitiveSequence calls;
     // Plain layouts: the axis is innermost when every dim after it is 1.
     Dim inner = 1;
     for (int i = axis + 1; i < x.rank(); ++i) inner *= x.shape[i];
     if (inner == 1 || axis == x.rank() - 1) {
-      auto pd = onednn::make_softmax_pd(src, dst, axis, false);
-      ctx.add_scratchpad(pd);
-      return std::make_unique<PrimitiveKernel>(dnnl::softmax_v2_forward(pd), onednn::impl_name(pd),
-                                               std::vector<std::pair<int, dnnl::memory>>{});
+      calls.add(onednn::make_softmax_pd(src, dst, axis, false),
+                {{DNNL_ARG_SRC, CallArg::src(0)}, {DNNL_ARG_DST, CallArg::dst(0)}}, build);
+      build.kernel = std::make_unique<PrimitiveSequenceKernel>(std::move(calls));
+      return build;
     }
+    // Another axis: into a temporary with the axis innermost, softmax in place there, back.
     const auto tmp = onednn::axis_innermost_desc(onednn::to_dims(x.shape), onednn::dt::f32, axis);
-    ctx.temp_descs.push_back(tmp);
+    const CallArg t = CallArg::temp(build.add_temp(tmp));
     auto to_pd = onednn::make_reorder_pd(src, tmp);
-    ctx.add_scratchpad(to_pd);
     auto sm_pd = onednn::make_softmax_pd(tmp, tmp, axis, false);
     auto from_pd = onednn::make_reorder_pd(tmp, dst);
-    ctx.add_scratchpad(from_pd);
+    calls.add(to_pd, {{DNNL_ARG_FROM, CallArg::src(0)}, {DNNL_ARG_TO, t}}, build);
+    calls.add(sm_pd, {{DNNL_ARG_SRC, t}, {DNNL_ARG_DST, t}}, build);
+    calls.add(from_pd, {{DNNL_ARG_FROM, t}, {DNNL_ARG_TO, CallArg::dst(0)}}, build);
     std::string impl = onednn::impl_name(to_pd) + " + " + onednn::impl_name(sm_pd) + " + " +
                        onednn::impl_name(from_pd);
-    return std::make_unique<MiddleAxisSoftmaxKernel>(dnnl::reorder(to_pd),
-                                                     dnnl::softmax_v2_forward(sm_pd),
-                                                     dnnl::reorder(from_pd), std::move(impl));
+    build.kernel = std::make_unique<PrimitiveSequenceKernel>(std::move(calls), std::move(impl));
+    return build;
   }
 
  private:

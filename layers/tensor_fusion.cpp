@@ -10,7 +10,7 @@
 
 #include <limits>
 
-#include "layers/builtin_ops.hpp"
+#include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
 
@@ -19,61 +19,29 @@ namespace {
 
 using dnnl::memory;
 
-// One outer-product step: dst = acc (x) aug[k].
-struct OuterStep {
-  dnnl::matmul prim;
-  memory::desc acc, aug, dst;  // {B, P, 1}, {B, 1, Q}, {B, P, Q}
-  int acc_temp;                // temp holding acc (-1: the temp of modality 0's augmented vector)
-  int dst_temp;                // temp receiving dst (-1: the output)
-};
-
-class TensorFusionKernel final : public Kernel {
+// Writes the 1 that ends each augmented vector [x_m; 1] (temps 0..M-1), then runs the calls:
+// each x_m copied into its augmented vector, then the outer products.
+class TensorFusionKernel final : public PrimitiveSequenceKernel {
  public:
-  TensorFusionKernel(std::vector<dnnl::reorder> copies, std::vector<memory::desc> aug_views,
-                     std::vector<OuterStep> steps, std::vector<int64_t> dims, int64_t batch,
-                     std::string impl)
-      : copies_(std::move(copies)),
-        aug_views_(std::move(aug_views)),
-        steps_(std::move(steps)),
+  TensorFusionKernel(PrimitiveSequence calls, std::string impl, std::vector<int64_t> dims,
+                     int64_t batch)
+      : PrimitiveSequenceKernel(std::move(calls), std::move(impl)),
         dims_(std::move(dims)),
-        batch_(batch),
-        impl_(std::move(impl)) {}
+        batch_(batch) {}
 
   void execute(ExecContext& ctx) const override {
-    const dnnl::engine engine = ctx.stream.get_engine();
-    const size_t m_count = dims_.size();
     ctx.stream.wait();  // the temps may still be in use by a previous primitive
-    for (size_t m = 0; m < m_count; ++m) {
+    for (size_t m = 0; m < dims_.size(); ++m) {
       auto* aug = static_cast<float*>(ctx.temps[m].get_data_handle());
       const int64_t d = dims_[m];
       for (int64_t b = 0; b < batch_; ++b) aug[b * (d + 1) + d] = 1.f;
     }
-    for (size_t m = 0; m < m_count; ++m) {
-      memory view(aug_views_[m], engine, ctx.temps[m].get_data_handle());
-      execute_primitive(copies_[m], ctx, {{DNNL_ARG_FROM, ctx.srcs[m]}, {DNNL_ARG_TO, view}});
-    }
-    for (size_t k = 0; k < steps_.size(); ++k) {
-      const OuterStep& s = steps_[k];
-      void* acc = ctx.temps[s.acc_temp < 0 ? 0 : s.acc_temp].get_data_handle();
-      void* dst =
-          s.dst_temp < 0 ? ctx.dsts[0].get_data_handle() : ctx.temps[s.dst_temp].get_data_handle();
-      execute_primitive(
-          s.prim, ctx,
-          {{DNNL_ARG_SRC, memory(s.acc, engine, acc)},
-           {DNNL_ARG_WEIGHTS, memory(s.aug, engine, ctx.temps[k + 1].get_data_handle())},
-           {DNNL_ARG_DST, memory(s.dst, engine, dst)}});
-    }
+    PrimitiveSequenceKernel::execute(ctx);
   }
 
-  std::string impl_info() const override { return impl_; }
-
  private:
-  std::vector<dnnl::reorder> copies_;
-  std::vector<memory::desc> aug_views_;
-  std::vector<OuterStep> steps_;
   std::vector<int64_t> dims_;
   int64_t batch_;
-  std::string impl_;
 };
 
 class TensorFusion final : public Op {
@@ -141,26 +109,26 @@ class TensorFusion final : public Op {
     return {TensorType{{batch, product}, DType::f32, false}};
   }
 
-  std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
+  KernelBuild compile(const KernelContext& ctx) const override {
+    KernelBuild build = ctx.start_build();
     const size_t n = ctx.inputs.size();
     const int64_t batch = ctx.inputs[0].shape[0];
     std::vector<int64_t> dims;
     for (size_t m = 0; m < n; ++m) {
-      if (ctx.src_descs[m] != onednn::plain_desc(ctx.inputs[m]))
+      if (ctx.input_descs[m] != onednn::plain_desc(ctx.inputs[m]))
         throw ctx.error("internal: tensor_fusion expects its inputs in the plain layout");
       dims.push_back(ctx.inputs[m].shape[1]);
     }
-    std::vector<dnnl::reorder> copies;
-    std::vector<memory::desc> aug_views;
+    PrimitiveSequence calls;
     std::string impl;
-    for (size_t m = 0; m < n; ++m) {
+    for (size_t m = 0; m < n; ++m) {  // x_m into the first d_m columns of temp m [B, d_m + 1]
       const int64_t d = dims[m];
-      ctx.temp_descs.push_back(onednn::plain_desc(Dims{batch, d + 1}));
-      aug_views.push_back(onednn::strided_desc({batch, d}, {d + 1, 1}));
-      auto pd = onednn::make_reorder_pd(ctx.src_descs[m], aug_views.back());
-      ctx.add_scratchpad(pd);
+      const int aug = build.add_temp(onednn::plain_desc(Dims{batch, d + 1}));
+      const memory::desc aug_view = onednn::strided_desc({batch, d}, {d + 1, 1});
+      auto pd = onednn::make_reorder_pd(build.src_descs[m], aug_view);
       if (m == 0) impl = onednn::impl_name(pd);
-      copies.emplace_back(pd);
+      calls.add(pd, {{DNNL_ARG_FROM, CallArg::src(m)}, {DNNL_ARG_TO, CallArg::temp(aug, aug_view)}},
+                build);
     }
     // Accumulators for the intermediate products (M >= 3): two temps used in turn.
     int64_t largest = 0, p = dims[0] + 1;
@@ -170,31 +138,33 @@ class TensorFusion final : public Op {
     }
     const int acc_a = static_cast<int>(n), acc_b = static_cast<int>(n) + 1;
     if (n >= 3) {
-      ctx.temp_descs.push_back(onednn::plain_desc(Dims{batch, largest}));
-      if (n >= 4) ctx.temp_descs.push_back(onednn::plain_desc(Dims{batch, largest}));
+      build.add_temp(onednn::plain_desc(Dims{batch, largest}));
+      if (n >= 4) build.add_temp(onednn::plain_desc(Dims{batch, largest}));
     }
-    std::vector<OuterStep> steps;
+    // Outer product k: dst {B, P, Q} = acc {B, P, 1} x aug_k {B, 1, Q}, where acc is modality 0's
+    // augmented vector, then the previous product; dst is an accumulator, the last the output.
     p = dims[0] + 1;
-    int acc = -1;
+    int acc = 0;
     for (size_t k = 1; k < n; ++k) {
       const int64_t q = dims[k] + 1;
-      OuterStep s;
-      s.acc = onednn::plain_desc(Dims{batch, p, 1});
-      s.aug = onednn::plain_desc(Dims{batch, 1, q});
-      s.dst = onednn::plain_desc(Dims{batch, p, q});
-      s.acc_temp = acc;
-      s.dst_temp = k + 1 == n ? -1 : (acc == acc_a ? acc_b : acc_a);
-      auto pd = onednn::make_matmul_pd(s.acc, s.aug, memory::desc(), s.dst);
-      ctx.add_scratchpad(pd);
+      const memory::desc acc_desc = onednn::plain_desc(Dims{batch, p, 1});
+      const memory::desc aug_desc = onednn::plain_desc(Dims{batch, 1, q});
+      const memory::desc dst_desc = onednn::plain_desc(Dims{batch, p, q});
+      const int dst_temp = k + 1 == n ? -1 : (acc == acc_a ? acc_b : acc_a);
+      auto pd = onednn::make_matmul_pd(acc_desc, aug_desc, memory::desc(), dst_desc);
       if (k == 1) impl += " + " + onednn::impl_name(pd);
-      s.prim = dnnl::matmul(pd);
-      acc = s.dst_temp;
+      calls.add(pd,
+                {{DNNL_ARG_SRC, CallArg::temp(acc, acc_desc)},
+                 {DNNL_ARG_WEIGHTS, CallArg::temp(static_cast<int>(k), aug_desc)},
+                 {DNNL_ARG_DST,
+                  dst_temp < 0 ? CallArg::dst(0, dst_desc) : CallArg::temp(dst_temp, dst_desc)}},
+                build);
+      acc = dst_temp;
       p *= q;
-      steps.push_back(std::move(s));
     }
-    return std::make_unique<TensorFusionKernel>(std::move(copies), std::move(aug_views),
-                                                std::move(steps), std::move(dims), batch,
-                                                std::move(impl));
+    build.kernel = std::make_unique<TensorFusionKernel>(std::move(calls), std::move(impl),
+                                                        std::move(dims), batch);
+    return build;
   }
 
  private:

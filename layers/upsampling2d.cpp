@@ -5,11 +5,10 @@
 // oneDNN resampling_forward (resampling_nearest / resampling_linear) on the plain NHWC bytes.
 #include <fmt/format.h>
 
-#include "layers/builtin_ops.hpp"
-#include "layers/fusion_steps.hpp"
-#include "layers/window_geometry.hpp"
+#include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "layers/window_geometry.hpp"
 
 namespace fg::layers {
 namespace {
@@ -38,16 +37,17 @@ class UpSampling2D final : public Op {
     return {out};
   }
 
-  std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
+  KernelBuild compile(const KernelContext& ctx) const override {
+    KernelBuild build = ctx.start_build();
     const memory_desc_pair views{onednn::channels_first_view(ctx.inputs[0].shape),
                                  onednn::channels_first_view(ctx.outputs[0].shape)};
-    auto pd = onednn::make_resampling_pd(bilinear_, views.src, views.dst);
-    ctx.add_scratchpad(pd);
-    std::vector<Step> steps;
-    steps.push_back(
-        {dnnl::resampling_forward(pd),
-         {{DNNL_ARG_SRC, StepArg::src(0, views.src)}, {DNNL_ARG_DST, StepArg::dst(0, views.dst)}}});
-    return std::make_unique<StepKernel>(std::move(steps), onednn::impl_name(pd));
+    PrimitiveSequence calls;
+    calls.add(
+        onednn::make_resampling_pd(bilinear_, views.src, views.dst),
+        {{DNNL_ARG_SRC, CallArg::src(0, views.src)}, {DNNL_ARG_DST, CallArg::dst(0, views.dst)}},
+        build);
+    build.kernel = std::make_unique<PrimitiveSequenceKernel>(std::move(calls));
+    return build;
   }
 
  private:

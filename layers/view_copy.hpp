@@ -1,6 +1,6 @@
-// The kernel of ops whose output is input 0's bytes seen with another shape (flatten, reshape):
-// one reorder into the output seen with the input's dims. An optimizing plan aliases such
-// outputs instead (Op::is_view), and then this kernel does not run.
+// The kernel of ops whose output is input 0's bytes seen with another shape (flatten, reshape,
+// dropout at inference): one reorder into the output seen with the input's dims. An optimizing
+// plan aliases such outputs instead (Op::is_view), and then this kernel does not run.
 #pragma once
 
 #include "kernels/kernel.hpp"
@@ -8,21 +8,16 @@
 
 namespace fg::layers {
 
-class ViewCopyKernel final : public Kernel {
- public:
-  ViewCopyKernel(dnnl::reorder::primitive_desc pd, dnnl::memory::desc dst_view)
-      : prim_(pd), impl_(onednn::impl_name(pd)), dst_view_(std::move(dst_view)) {}
-
-  void execute(ExecContext& ctx) const override {
-    dnnl::memory dst = onednn::view_as(ctx.dsts[0], dst_view_);
-    execute_primitive(prim_, ctx, {{DNNL_ARG_FROM, ctx.srcs[0]}, {DNNL_ARG_TO, dst}});
-  }
-  std::string impl_info() const override { return impl_; }
-
- private:
-  dnnl::reorder prim_;
-  std::string impl_;
-  dnnl::memory::desc dst_view_;
-};
+inline KernelBuild compile_view_copy(const KernelContext& ctx) {
+  KernelBuild build = ctx.start_build();
+  const auto view = onednn::plain_desc(ctx.inputs[0]);
+  if (view.get_size() != build.dst_descs[0].get_size())
+    throw ctx.error("internal: the output's size differs from the input's");
+  PrimitiveSequence calls;
+  calls.add(onednn::make_reorder_pd(build.src_descs[0], view),
+            {{DNNL_ARG_FROM, CallArg::src(0)}, {DNNL_ARG_TO, CallArg::dst(0, view)}}, build);
+  build.kernel = std::make_unique<PrimitiveSequenceKernel>(std::move(calls));
+  return build;
+}
 
 }  // namespace fg::layers

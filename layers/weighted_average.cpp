@@ -9,19 +9,12 @@
 #include <algorithm>
 #include <cmath>
 
-#include "layers/builtin_ops.hpp"
+#include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
 
 namespace fg::layers {
 namespace {
-
-std::string list_inputs(const InferContext& ctx) {
-  std::string out;
-  for (size_t i = 0; i < ctx.num_inputs(); ++i)
-    out += fmt::format("\n  {}: {}", ctx.input_name(i), format_shape(ctx.input(i).shape));
-  return out;
-}
 
 // The weights actually applied: w, or softmax(w) (computed in double).
 std::vector<float> effective_weights(const std::vector<double>& w, bool softmax) {
@@ -37,19 +30,16 @@ std::vector<float> effective_weights(const std::vector<double>& w, bool softmax)
   return out;
 }
 
-class WeightedAverageKernel final : public Kernel {
+// The scaled additions, then the output mask (the AND of the input masks).
+class WeightedAverageKernel final : public PrimitiveSequenceKernel {
  public:
-  WeightedAverageKernel(std::vector<dnnl::binary> steps, std::string impl, Dim batch, Dim steps_dim)
-      : steps_(std::move(steps)), impl_(std::move(impl)), batch_(batch), steps_dim_(steps_dim) {}
+  WeightedAverageKernel(PrimitiveSequence calls, std::string impl, Dim batch, Dim steps_dim)
+      : PrimitiveSequenceKernel(std::move(calls), std::move(impl)),
+        batch_(batch),
+        steps_dim_(steps_dim) {}
 
   void execute(ExecContext& ctx) const override {
-    // step 0: dst = w0 x0 + w1 x1; step k: dst = dst + w_{k+1} x_{k+1}
-    for (size_t k = 0; k < steps_.size(); ++k) {
-      const dnnl::memory& a = k == 0 ? ctx.srcs[0] : ctx.dsts[0];
-      execute_primitive(
-          steps_[k], ctx,
-          {{DNNL_ARG_SRC_0, a}, {DNNL_ARG_SRC_1, ctx.srcs[k + 1]}, {DNNL_ARG_DST, ctx.dsts[0]}});
-    }
+    PrimitiveSequenceKernel::execute(ctx);
     if (ctx.dst_masks.empty() || ctx.dst_masks[0] == nullptr) return;
     uint8_t* dst = ctx.dst_masks[0];
     const Dim n = batch_ * steps_dim_;
@@ -58,11 +48,8 @@ class WeightedAverageKernel final : public Kernel {
       if (src)
         for (Dim i = 0; i < n; ++i) dst[i] = dst[i] && src[i];
   }
-  std::string impl_info() const override { return impl_; }
 
  private:
-  std::vector<dnnl::binary> steps_;
-  std::string impl_;
   Dim batch_, steps_dim_;
 };
 
@@ -85,14 +72,14 @@ class WeightedAverage final : public Op {
     if (!fixed_.empty() && fixed_.size() != n)
       throw ctx
           .attr_error("weights", fmt::format("weights has {} values but the node has {} inputs:{}",
-                                             fixed_.size(), n, list_inputs(ctx)))
+                                             fixed_.size(), n, ctx.describe_inputs()))
           .hint("give one weight per input, in the order of `inputs`");
     for (size_t i = 0; i < n; ++i)
       if (ctx.input(i).dtype != DType::f32)
-        throw ctx.input_error(
-            i, fmt::format("weighted_average needs float32 inputs, but '{}' is "
-                           "{}:{}",
-                           ctx.input_name(i), dtype_name(ctx.input(i).dtype), list_inputs(ctx)));
+        throw ctx.input_error(i, fmt::format("weighted_average needs float32 inputs, but '{}' is "
+                                             "{}:{}",
+                                             ctx.input_name(i), dtype_name(ctx.input(i).dtype),
+                                             ctx.describe_inputs()));
     const int rank = ctx.input(0).rank();
     TensorType out = ctx.input(0);
     out.masked = false;
@@ -111,7 +98,7 @@ class WeightedAverage final : public Op {
             .input_error(i, fmt::format("inputs of weighted_average must all have the same shape, "
                                         "but '{}' is {} where '{}' is {}:{}",
                                         ctx.input_name(i), format_shape(x.shape), ctx.input_name(0),
-                                        format_shape(ctx.input(0).shape), list_inputs(ctx)))
+                                        format_shape(ctx.input(0).shape), ctx.describe_inputs()))
             .hint("project the inputs to a common size first (e.g. a dense node per input)");
       out.masked = out.masked || x.masked;
     }
@@ -126,7 +113,8 @@ class WeightedAverage final : public Op {
   bool supports_masking() const override { return true; }
   bool produces_mask() const override { return true; }
 
-  std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
+  KernelBuild compile(const KernelContext& ctx) const override {
+    KernelBuild build = ctx.start_build();
     const size_t n = ctx.inputs.size();
     std::vector<double> raw = fixed_;
     if (raw.empty()) {
@@ -136,20 +124,25 @@ class WeightedAverage final : public Op {
       for (size_t i = 0; i < w.size(); ++i) raw.push_back(w.data<float>()[i]);
     }
     const std::vector<float> w = effective_weights(raw, softmax_);
-    const auto& dst = ctx.dst_descs[0];
-    std::vector<dnnl::binary> steps;
+    const auto& dst = build.dst_descs[0];
+    PrimitiveSequence calls;
     std::string impl;
+    // call 1: dst = w0 x0 + w1 x1; call k: dst = dst + w_k x_k
     for (size_t k = 1; k < n; ++k) {
-      const auto& src0 = k == 1 ? ctx.src_descs[0] : dst;
-      auto pd = onednn::make_scaled_binary_pd(dnnl::algorithm::binary_add, src0, ctx.src_descs[k],
+      const auto& src0 = k == 1 ? build.src_descs[0] : dst;
+      auto pd = onednn::make_scaled_binary_pd(dnnl::algorithm::binary_add, src0, build.src_descs[k],
                                               dst, k == 1 ? w[0] : 1.f, w[k]);
-      ctx.add_scratchpad(pd);
       if (impl.empty()) impl = onednn::impl_name(pd);
-      steps.emplace_back(pd);
+      calls.add(pd,
+                {{DNNL_ARG_SRC_0, k == 1 ? CallArg::src(0) : CallArg::dst(0)},
+                 {DNNL_ARG_SRC_1, CallArg::src(static_cast<int>(k))},
+                 {DNNL_ARG_DST, CallArg::dst(0)}},
+                build);
     }
     const Dims& shape = ctx.outputs[0].shape;
-    return std::make_unique<WeightedAverageKernel>(std::move(steps), impl, shape[0],
-                                                   shape.size() > 1 ? shape[1] : 1);
+    build.kernel = std::make_unique<WeightedAverageKernel>(std::move(calls), impl, shape[0],
+                                                           shape.size() > 1 ? shape[1] : 1);
+    return build;
   }
 
  private:

@@ -22,39 +22,6 @@ namespace {
 
 // ---------------------------------------------------------------- the op
 
-class MaxFusionKernel final : public fg::Kernel {
- public:
-  struct Branch {
-    dnnl::primitive prim;
-    dnnl::memory weights, bias;  // bias is empty without use_bias
-  };
-  MaxFusionKernel(std::vector<Branch> branches, dnnl::primitive max, std::string impl, size_t tmp)
-      : branches_(std::move(branches)), max_(std::move(max)), impl_(std::move(impl)), tmp_(tmp) {}
-
-  void execute(fg::ExecContext& ctx) const override {
-    const dnnl::memory& dst = ctx.dsts[0];
-    const dnnl::memory& tmp = ctx.temps[tmp_];  // from the run's arena: no per-call state here
-    for (size_t m = 0; m < branches_.size(); ++m) {
-      const Branch& b = branches_[m];
-      std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, ctx.srcs[m]},
-                                                 {DNNL_ARG_WEIGHTS, b.weights},
-                                                 {DNNL_ARG_DST, m == 0 ? dst : tmp}};
-      if (b.bias) args.emplace(DNNL_ARG_BIAS, b.bias);
-      fg::execute_primitive(b.prim, ctx, std::move(args));
-      if (m > 0)  // dst = max(dst, tmp), in place
-        fg::execute_primitive(max_, ctx,
-                              {{DNNL_ARG_SRC_0, dst}, {DNNL_ARG_SRC_1, tmp}, {DNNL_ARG_DST, dst}});
-    }
-  }
-  std::string impl_info() const override { return impl_; }
-
- private:
-  std::vector<Branch> branches_;
-  dnnl::primitive max_;
-  std::string impl_;
-  size_t tmp_;
-};
-
 class MaxFusion final : public fg::Op {
  public:
   void parse(fg::AttrReader& attrs) override {
@@ -98,33 +65,40 @@ class MaxFusion final : public fg::Op {
     return flops;
   }
 
-  std::unique_ptr<fg::Kernel> compile(fg::KernelContext& ctx) const override {
+  // The kernel is a list of primitive calls, each argument naming a src / dst / temporary of
+  // the step or a constant (weights): the library binds them to each run's buffers once and
+  // passes every call the step's scratchpad.
+  fg::KernelBuild compile(const fg::KernelContext& ctx) const override {
     namespace on = fg::onednn;
+    fg::KernelBuild build = ctx.start_build();  // inputs as stored, output plain
     const fg::Dim batch = ctx.inputs[0].shape[0];
-    const size_t tmp = ctx.temp_descs.size();  // our temporary: ExecContext::temps[tmp]
-    ctx.temp_descs.push_back(on::plain_desc(fg::Dims{batch, units_}));
-    const dnnl::memory::desc& dst = ctx.dst_descs[0];
-    std::vector<MaxFusionKernel::Branch> branches;
-    std::string impl;
+    const dnnl::memory::desc tmp_desc = on::plain_desc(fg::Dims{batch, units_});
+    const fg::CallArg tmp = fg::CallArg::temp(build.add_temp(tmp_desc));  // from the run's arena
+    const fg::CallArg dst = fg::CallArg::dst(0);
+    const dnnl::memory::desc& dst_desc = build.dst_descs[0];
+    auto max_pd = on::make_binary_pd(dnnl::algorithm::binary_max, dst_desc, tmp_desc, dst_desc);
+    fg::PrimitiveSequence calls;
     for (size_t m = 0; m < ctx.inputs.size(); ++m) {
       const fg::Dim in = ctx.inputs[m].shape[1];
-      auto pd = on::make_inner_product_pd(ctx.src_descs[m], m == 0 ? dst : ctx.temp_descs[tmp],
+      auto pd = on::make_inner_product_pd(build.src_descs[m], m == 0 ? dst_desc : tmp_desc,
                                           use_bias_, on::make_attr());
-      ctx.add_scratchpad(pd);
-      MaxFusionKernel::Branch b;
-      b.prim = dnnl::inner_product_forward(pd);
-      b.weights = ctx.weight_memory(fmt::format("kernel_{}", m), on::dense_kernel_desc(in, units_),
-                                    pd.weights_desc());
+      std::vector<std::pair<int, fg::CallArg>> args{
+          {DNNL_ARG_SRC, fg::CallArg::src(static_cast<int>(m))},
+          {DNNL_ARG_WEIGHTS,
+           fg::CallArg::constant(ctx.weight_memory(
+               fmt::format("kernel_{}", m), on::dense_kernel_desc(in, units_), pd.weights_desc()))},
+          {DNNL_ARG_DST, m == 0 ? dst : tmp}};
       if (use_bias_)
-        b.bias = ctx.weight_memory(fmt::format("bias_{}", m), on::plain_desc(fg::Dims{units_}),
-                                   pd.bias_desc());
-      branches.push_back(std::move(b));
-      if (m == 0) impl = on::impl_name(pd);
+        args.push_back({DNNL_ARG_BIAS, fg::CallArg::constant(ctx.weight_memory(
+                                           fmt::format("bias_{}", m),
+                                           on::plain_desc(fg::Dims{units_}), pd.bias_desc()))});
+      calls.add(pd, std::move(args), build);
+      if (m > 0)  // dst = max(dst, tmp), in place
+        calls.add(max_pd, {{DNNL_ARG_SRC_0, dst}, {DNNL_ARG_SRC_1, tmp}, {DNNL_ARG_DST, dst}},
+                  build);
     }
-    auto max_pd = on::make_binary_pd(dnnl::algorithm::binary_max, dst, ctx.temp_descs[tmp], dst);
-    ctx.add_scratchpad(max_pd);
-    impl += " + " + on::impl_name(max_pd);
-    return std::make_unique<MaxFusionKernel>(std::move(branches), dnnl::binary(max_pd), impl, tmp);
+    build.kernel = std::make_unique<fg::PrimitiveSequenceKernel>(std::move(calls));
+    return build;
   }
 
  private:

@@ -16,8 +16,10 @@
 //   framework/registry.hpp   OpInfo, OpRegistry (add, find, names); fg::builtin_ops() is in
 //                            fusiongraph.hpp
 //   framework/shape.hpp      TensorType, Dims, kDynamic, format_shape, dim_mul / dim_add
-//   kernels/kernel.hpp       Kernel, KernelContext (weights, weight_memory, constant, temps,
-//                            add_scratchpad), ExecContext, execute_primitive, PrimitiveKernel
+//   kernels/kernel.hpp       KernelContext (what compile reads: types, stored layouts, weights,
+//                            weight_memory, constant), KernelBuild (what it returns: kernel,
+//                            layouts, add_temp, add_scratchpad), PrimitiveSequence / CallArg /
+//                            PrimitiveSequenceKernel, Kernel (bind, execute), ExecContext
 //   kernels/onednn/onednn.hpp  the oneDNN 2.x adapter: plain_desc, make_attr, impl_name, and
 //                            primitive-descriptor helpers (inner product, matmul, conv, pooling,
 //                            binary, concat, eltwise, softmax, normalization, rnn)

@@ -145,7 +145,7 @@ dnnl::binary::primitive_desc make_binary_pd(dnnl::algorithm alg, const memory::d
 dnnl::concat::primitive_desc make_concat_pd(const memory::desc& dst, int axis,
                                             const std::vector<memory::desc>& srcs);
 
-// ---- rnn (layers/lstm.cpp, layers/gru.cpp) ----
+// ---- rnn (layers/recurrent.cpp: lstm, gru) ----
 
 // Unidirectional (left to right), single-layer RNN for inference. Keras gate orders map onto
 // oneDNN's directly: LSTM i,f,c,o = oneDNN i,f,c~,o; GRU z,r,h = oneDNN u,r,o.
@@ -176,7 +176,8 @@ RnnPrimitive make_rnn_forward(RnnKind kind, int64_t steps, int64_t batch, int64_
 // The Keras kernel [in, G*U] bytes as {1, 1, in, G, U} ldigo (in = features or units).
 memory::desc rnn_keras_weights_desc(int64_t in, int gates, int64_t units);
 
-// ---- fusion ops: weighted_average, gated, film, upsampling2d (kernels/onednn/binary_chain.cpp) ----
+// ---- fusion ops: weighted_average, gated, film, upsampling2d (kernels/onednn/binary_chain.cpp)
+// ----
 
 // dst = scale0 * src0 <alg> scale1 * src1 (binary with common src scales fixed at creation).
 dnnl::binary::primitive_desc make_scaled_binary_pd(dnnl::algorithm alg, const memory::desc& src0,

@@ -1,4 +1,4 @@
-// oneDNN 2.6 descriptors for the recurrent layers (layers/lstm.cpp, layers/gru.cpp).
+// oneDNN 2.6 descriptors for the recurrent layers (layers/recurrent.cpp: lstm, gru).
 #include <fmt/format.h>
 
 #include "framework/error.hpp"
@@ -37,34 +37,29 @@ RnnPrimitive make_rnn_forward(RnnKind kind, int64_t steps, int64_t batch, int64_
   // executions of the same RNN primitive crashed here (oneDNN 2.6.3).
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  auto take = [&r](const auto& pd) {
+    r.weights_layer = pd.weights_layer_desc();
+    r.weights_iter = pd.weights_iter_desc();
+    r.impl = impl_name(pd);
+    r.scratchpad = pd.scratchpad_desc();
+    r.prim = dnnl::primitive(pd.get());
+  };
   try {
     if (kind == RnnKind::lstm) {
-      dnnl::lstm_forward::desc d(prop, dir, r.src_layer, none, none, wl, wi, r.bias, r.dst_layer,
-                                 r.dst_iter, r.dst_iter_c);
-      dnnl::lstm_forward::primitive_desc pd(d, attr, engine);
-      r.weights_layer = pd.weights_layer_desc();
-      r.weights_iter = pd.weights_iter_desc();
-      r.impl = impl_name(pd);
-      r.scratchpad = pd.scratchpad_desc();
-      r.prim = dnnl::lstm_forward(pd);
+      take(dnnl::lstm_forward::primitive_desc(
+          dnnl::lstm_forward::desc(prop, dir, r.src_layer, none, none, wl, wi, r.bias, r.dst_layer,
+                                   r.dst_iter, r.dst_iter_c),
+          attr, engine));
     } else if (kind == RnnKind::gru) {
-      dnnl::gru_forward::desc d(prop, dir, r.src_layer, none, wl, wi, r.bias, r.dst_layer,
-                                r.dst_iter);
-      dnnl::gru_forward::primitive_desc pd(d, attr, engine);
-      r.weights_layer = pd.weights_layer_desc();
-      r.weights_iter = pd.weights_iter_desc();
-      r.impl = impl_name(pd);
-      r.scratchpad = pd.scratchpad_desc();
-      r.prim = dnnl::gru_forward(pd);
+      take(dnnl::gru_forward::primitive_desc(
+          dnnl::gru_forward::desc(prop, dir, r.src_layer, none, wl, wi, r.bias, r.dst_layer,
+                                  r.dst_iter),
+          attr, engine));
     } else {
-      dnnl::lbr_gru_forward::desc d(prop, dir, r.src_layer, none, wl, wi, r.bias, r.dst_layer,
-                                    r.dst_iter);
-      dnnl::lbr_gru_forward::primitive_desc pd(d, attr, engine);
-      r.weights_layer = pd.weights_layer_desc();
-      r.weights_iter = pd.weights_iter_desc();
-      r.impl = impl_name(pd);
-      r.scratchpad = pd.scratchpad_desc();
-      r.prim = dnnl::lbr_gru_forward(pd);
+      take(dnnl::lbr_gru_forward::primitive_desc(
+          dnnl::lbr_gru_forward::desc(prop, dir, r.src_layer, none, wl, wi, r.bias, r.dst_layer,
+                                      r.dst_iter),
+          attr, engine));
     }
   } catch (const dnnl::error& e) {
     throw Error(fmt::format(

@@ -77,13 +77,14 @@ class Scale final : public fg::Op {
     ctx.expect_dtype(0, fg::DType::f32);
     return {ctx.input(0)};
   }
-  std::unique_ptr<fg::Kernel> compile(fg::KernelContext& ctx) const override {
-    auto pd = fg::onednn::make_eltwise_pd(ctx.src_descs[0], dnnl::algorithm::eltwise_linear,
-                                          float(scale_), 0.f);
-    ctx.add_scratchpad(pd);
-    return std::make_unique<fg::PrimitiveKernel>(dnnl::eltwise_forward(pd),
-                                                 fg::onednn::impl_name(pd),
-                                                 std::vector<std::pair<int, dnnl::memory>>{});
+  fg::KernelBuild compile(const fg::KernelContext& ctx) const override {
+    fg::KernelBuild build = ctx.start_build();
+    fg::PrimitiveSequence calls;
+    calls.add(fg::onednn::make_eltwise_pd(build.src_descs[0], dnnl::algorithm::eltwise_linear,
+                                          float(scale_), 0.f),
+              {{DNNL_ARG_SRC, fg::CallArg::src(0)}, {DNNL_ARG_DST, fg::CallArg::dst(0)}}, build);
+    build.kernel = std::make_unique<fg::PrimitiveSequenceKernel>(std::move(calls));
+    return build;
   }
 
  private:

@@ -3,11 +3,11 @@
 #include <cmath>
 #include <cstring>
 
+#include "engine/weights.hpp"
 #include "framework/compiler.hpp"
 #include "framework/yaml_loader.hpp"
 #include "io_test_util.hpp"
 #include "kernels/kernel.hpp"
-#include "engine/weights.hpp"
 
 using fg::DType;
 using fg::Init;
@@ -224,7 +224,7 @@ class ToyDense : public fg::Op {
     return {spec("kernel", {in, units_}, Init::glorot_uniform, in, units_),
             spec("bias", {units_}, Init::zeros)};
   }
-  std::unique_ptr<fg::Kernel> compile(fg::KernelContext&) const override {
+  fg::KernelBuild compile(const fg::KernelContext&) const override {
     throw fg::Error("toy_dense only exists for weight tests");
   }
 

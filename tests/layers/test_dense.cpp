@@ -2,15 +2,15 @@
 // without bias, every activation fused; shape rules, weights, FLOPs and errors.
 #include <fmt/format.h>
 
+#include "engine/model.hpp"
+#include "engine/weights.hpp"
 #include "framework/compiler.hpp"
 #include "framework/op.hpp"
 #include "framework/registry.hpp"
 #include "framework/yaml_loader.hpp"
-#include "engine/model.hpp"
-#include "engine/weights.hpp"
+#include "layers/registry.hpp"
 #include "tests/reference/dense_act.hpp"
 #include "tests/test_util.hpp"
-#include "layers/registry.hpp"
 
 using namespace fg;
 using namespace fg::test;
@@ -127,10 +127,10 @@ TEST_CASE("dense passes a mask on") {
   node.name = "d";
   node.op = "dense";
   node.attrs["units"].value = Value{Value::Kind::scalar, "4"};
-  AttrReader reader(node, "t.yaml");
+  AttrReader reader(node);
   op->parse(reader);
   TensorType in{{kDynamic, 7, 3}, DType::f32, true};
-  InferContext ctx(node, "t.yaml", {in}, {"x"});
+  InferContext ctx(node, {in}, {"x"});
   auto out = op->infer(ctx);
   REQUIRE(out.size() == 1);
   CHECK(out[0].masked);

@@ -10,9 +10,10 @@
 #include "framework/yaml_loader.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "layers/registry.hpp"
+#include "tests/layers/run_node_directly.hpp"
 #include "tests/reference/conv_pool.hpp"
 #include "tests/test_util.hpp"
-#include "layers/registry.hpp"
 
 namespace {
 
@@ -126,44 +127,18 @@ namespace {
 // Runs global_average_pooling1d's kernel directly with a mask, as the executor does for a
 // masked input (the embedding op that produces masks in a graph lives on another branch).
 Tensor run_masked_gap(const Tensor& x, const std::vector<uint8_t>& mask) {
-  const fg::OpRegistry registry = fg::builtin_ops();
-  const auto* info = registry.find("global_average_pooling1d");
-  REQUIRE(info != nullptr);
-  auto op = info->create();
-  fg::NodeDef node;
-  node.name = "p";
-  node.op = "global_average_pooling1d";
-  fg::AttrReader attrs(node, "t.yaml");
-  op->parse(attrs);
-  CHECK(op->supports_masking());
-  fg::TensorType in{x.shape(), fg::DType::f32, true};
-  fg::InferContext ictx(node, "t.yaml", {in}, {"x"});
-  auto outs = op->infer(ictx);
-  REQUIRE(outs.size() == 1);
-  CHECK_FALSE(outs[0].masked);  // the mask is consumed
-  const dnnl::engine& engine = fg::onednn::cpu_engine();
-  fg::KernelContext kctx{engine, node, "t.yaml"};
-  kctx.inputs = {in};
-  kctx.outputs = outs;
-  kctx.src_descs = {fg::onednn::plain_desc(in)};
-  kctx.dst_descs = {fg::onednn::plain_desc(outs[0])};
-  auto kernel = op->compile(kctx);
-  Tensor out(fg::DType::f32, outs[0].shape);
-  dnnl::memory src(kctx.src_descs[0], engine, const_cast<void*>(x.raw()));
-  dnnl::memory dst(kctx.dst_descs[0], engine, out.mutable_data<float>());
-  dnnl::stream stream(engine);
-  std::vector<dnnl::memory> srcs{src}, dsts{dst}, temps;
-  std::vector<const uint8_t*> src_masks{mask.data()};
-  std::vector<uint8_t*> dst_masks{nullptr};
-  dnnl::memory scratchpad(
-      {{std::max<dnnl::memory::dim>(1, static_cast<dnnl::memory::dim>(kctx.scratchpad_bytes))},
-       dnnl::memory::data_type::u8,
-       dnnl::memory::format_tag::a},
-      engine);
-  fg::ExecContext ectx{stream, srcs, dsts, temps, src_masks, dst_masks, scratchpad, 1};
-  kernel->execute(ectx);
-  stream.wait();
-  return out;
+  const std::string yaml = fmt::format(R"(
+name: t
+inputs:
+  x: {{shape: [{}, {}]}}
+nodes:
+  - {{name: p, op: global_average_pooling1d, inputs: [x]}}
+outputs: [p]
+)",
+                                       x.shape()[1], x.shape()[2]);
+  fg::test::DirectResult r = fg::test::run_direct(yaml, {x}, {mask});
+  CHECK_FALSE(r.type.masked);  // the mask is consumed
+  return r.out;
 }
 
 }  // namespace
