@@ -11,14 +11,15 @@
 #include <string>
 #include <vector>
 
+#include "engine/model.hpp"
 #include "framework/compiler.hpp"
 #include "kernels/kernel.hpp"
-#include "engine/model.hpp"
 #include "kernels/tensor.hpp"
 
 namespace fg {
 
 class WeightCache;
+struct PlanBuilder;
 
 class Plan {
  public:
@@ -49,6 +50,7 @@ class Plan {
   const std::vector<Step>& steps() const { return steps_; }
 
  private:
+  friend struct PlanBuilder;  // the passes that build a plan (plan.cpp)
   struct Buffer {
     dnnl::memory::desc desc;
     size_t bytes = 0;
