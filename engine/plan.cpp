@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+
+#include "engine/arena_planner.hpp"
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -16,10 +18,7 @@
 namespace fg {
 
 namespace {
-constexpr size_t kAlign = 64;
-size_t align_up(size_t n) {
-  return (n + kAlign - 1) / kAlign * kAlign;
-}
+constexpr size_t kAlign = kArenaAlignment;
 
 // Copies between two memories of the same logical tensor (a reorder in oneDNN terms).
 class ReorderKernel final : public Kernel {
@@ -137,6 +136,10 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
   omp_set_num_threads(threads_);
   PlanBuilder{*this, graph, types_, weights, cache, optimize}.run();
   plan_memory();
+#ifndef NDEBUG
+  if (const std::string problem = arena_problem(); !problem.empty())
+    throw Error("internal: the arena plan is wrong: " + problem);
+#endif
 #if defined(__GLIBC__)
   // Building the kernels freed megabytes of temporaries (weight reorders, oneDNN's kernel
   // generation) in the middle of the heap, where glibc keeps them resident: hand them back.
@@ -543,36 +546,45 @@ void Plan::plan_memory() {
     touch(tensor_buffer_[t], end);
     touch(mask_buffer_[t], end);
   }
-  // Greedy by size: the largest buffers first, each at the lowest offset that does not overlap a
-  // placed buffer whose lifetime overlaps.
-  std::vector<int> order;
-  for (size_t b = 0; b < buffers_.size(); ++b)
-    if (buffers_[b].input < 0 && buffers_[b].alias < 0 && buffers_[b].first >= 0)
-      order.push_back(static_cast<int>(b));
-  std::stable_sort(order.begin(), order.end(),
-                   [&](int a, int b) { return buffers_[a].bytes > buffers_[b].bytes; });
-  std::vector<int> placed;
-  arena_bytes_ = 0;
-  for (int b : order) {
-    Buffer& buf = buffers_[b];
-    std::vector<std::pair<size_t, size_t>> busy;
-    for (int p : placed) {
-      const Buffer& o = buffers_[p];
-      if (o.first <= buf.last && buf.first <= o.last)
-        busy.emplace_back(o.offset, o.offset + align_up(o.bytes));
-    }
-    std::sort(busy.begin(), busy.end());
-    size_t offset = 0;
-    for (const auto& [lo, hi] : busy) {
-      if (offset + align_up(buf.bytes) <= lo) break;
-      offset = std::max(offset, hi);
-    }
-    buf.offset = offset;
-    arena_bytes_ = std::max(arena_bytes_, offset + align_up(buf.bytes));
-    placed.push_back(b);
-  }
+  const std::vector<int> placed = arena_buffer_ids();
+  const ArenaLayout layout = plan_arena(arena_buffers(placed));
+  for (size_t k = 0; k < placed.size(); ++k) buffers_[placed[k]].offset = layout.offsets[k];
+  arena_bytes_ = layout.total;
   for (auto& buf : buffers_)
     if (buf.alias >= 0) buf.offset = buffers_[buf.alias].offset;
+}
+
+// The buffers the arena holds: used, not bound to a graph input, not a view of another.
+std::vector<int> Plan::arena_buffer_ids() const {
+  std::vector<int> ids;
+  for (size_t b = 0; b < buffers_.size(); ++b)
+    if (buffers_[b].input < 0 && buffers_[b].alias < 0 && buffers_[b].first >= 0)
+      ids.push_back(static_cast<int>(b));
+  return ids;
+}
+
+std::vector<ArenaBuffer> Plan::arena_buffers(const std::vector<int>& ids) const {
+  std::vector<ArenaBuffer> out;
+  for (int b : ids) out.push_back({buffers_[b].bytes, buffers_[b].first, buffers_[b].last});
+  return out;
+}
+
+std::string Plan::arena_problem() const {
+  const std::vector<int> ids = arena_buffer_ids();
+  ArenaLayout layout;
+  layout.total = arena_bytes_;
+  for (int b : ids) layout.offsets.push_back(buffers_[b].offset);
+  std::string problem = arena_layout_problem(arena_buffers(ids), layout);
+  if (!problem.empty()) return problem;
+  for (size_t b = 0; b < buffers_.size(); ++b) {
+    const Buffer& buf = buffers_[b];
+    if (buf.alias >= 0 &&
+        (buf.offset != buffers_[buf.alias].offset || buf.bytes > buffers_[buf.alias].bytes))
+      return fmt::format("view {} ({} bytes at {}) does not fit its buffer {} ({} bytes at {})", b,
+                         buf.bytes, buf.offset, buf.alias, buffers_[buf.alias].bytes,
+                         buffers_[buf.alias].offset);
+  }
+  return "";
 }
 
 double Plan::flops() const {
@@ -584,7 +596,7 @@ double Plan::flops() const {
 size_t Plan::unplanned_bytes() const {
   size_t total = 0;
   for (const auto& b : buffers_)
-    if (b.input < 0 && b.alias < 0) total += align_up(b.bytes);
+    if (b.input < 0 && b.alias < 0) total += arena_footprint(b.bytes);
   return total;
 }
 

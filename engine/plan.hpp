@@ -20,6 +20,7 @@ namespace fg {
 
 class WeightCache;
 struct PlanBuilder;
+struct ArenaBuffer;
 
 class Plan {
  public:
@@ -37,7 +38,10 @@ class Plan {
   // The largest primitive scratchpad of one step. Each step's scratchpad is an arena buffer live
   // during that step only, so it shares bytes with activations that are dead by then.
   size_t scratchpad_bytes() const { return scratchpad_bytes_; }
-  const std::vector<TensorType>& types() const { return types_; }
+  // "" when no two arena buffers live at the same step share bytes and every view fits the
+  // buffer it views; else the first violation. Checked on every plan in debug builds (!NDEBUG);
+  // tests call it on every plan they build.
+  std::string arena_problem() const;
 
   struct Step {
     int node = -1;     // compiled node index, -1 for an inserted reorder
@@ -63,6 +67,8 @@ class Plan {
   struct ExecState;
 
   void plan_memory();
+  std::vector<int> arena_buffer_ids() const;
+  std::vector<ArenaBuffer> arena_buffers(const std::vector<int>& ids) const;
   std::unique_ptr<ExecState> make_state() const;
 
   const CompiledGraph& graph_;
