@@ -12,6 +12,7 @@
 #include <malloc.h>
 #endif
 
+#include "framework/op_fusion.hpp"
 #include "kernels/onednn/onednn.hpp"
 #include "kernels/weight_cache.hpp"
 
@@ -231,13 +232,17 @@ void PlanBuilder::fold_batch_norms() {
     const int p = graph.tensors()[t].producer;
     if (p < 0 || is_output[t] || types[t].masked || consumers[t].size() != 1) continue;
     const CompiledNode& producer = graph.nodes()[p];
-    if (producer.outputs.size() != 1 || !producer.op->accepts_channel_affine()) continue;
-    KernelContext nctx{engine, *norm.def, graph.def().file};
-    nctx.inputs = {types[t]};
-    auto lookup = lookup_for(*norm.def);
-    nctx.weight_lookup = &lookup;
+    const auto* map = dynamic_cast<const ChannelAffineOp*>(norm.op.get());
+    if (map == nullptr || producer.outputs.size() != 1 ||
+        !producer.op->traits().accepts_channel_affine)
+      continue;
+    const WeightLookup lookup = lookup_for(*norm.def);
+    const WeightViewLookup weight = [&lookup](const std::string& param) {
+      const Tensor& w = lookup(param);
+      return WeightView{w.data<float>(), w.shape()};
+    };
     ChannelAffine affine;
-    if (!norm.op->channel_affine(nctx, affine.scale, affine.shift)) continue;
+    if (!map->channel_affine(types[t], weight, affine.scale, affine.shift)) continue;
     affine.from_node = norm.def->name;
     affine_of[p] = std::move(affine);
     folded_into[i] = p;
@@ -251,14 +256,15 @@ void PlanBuilder::fuse_activations() {
   for (size_t i = 0; i < graph.nodes().size(); ++i) {
     const CompiledNode& act = graph.nodes()[i];
     if (!node_live[i] || act.inputs.size() != 1 || act.outputs.size() != 1) continue;
-    const std::string activation = act.op->fused_activation();
+    const auto* fusable = dynamic_cast<const FusableActivationOp*>(act.op.get());
+    const std::string activation = fusable ? fusable->fused_activation() : "";
     if (activation.empty()) continue;
     const int t = act.inputs[0];
     const int q = graph.tensors()[t].producer;
     if (q < 0 || is_output[t] || types[t].masked || consumers[t].size() != 1) continue;
     const int p = folded_into[q] >= 0 ? folded_into[q] : q;
     const CompiledNode& producer = graph.nodes()[p];
-    if (producer.outputs.size() != 1 || !producer.op->accepts_fused_activation() ||
+    if (producer.outputs.size() != 1 || !producer.op->traits().accepts_fused_activation ||
         activation_of.count(p))
       continue;
     activation_of[p] = activation;
@@ -268,14 +274,14 @@ void PlanBuilder::fuse_activations() {
 }
 
 // A tensor a kernel writes in a blocked layout stays so when it is not a graph output, has no
-// mask and every live consumer accepts blocked inputs (Op::accepts_blocked_inputs), looking
+// mask and every live consumer accepts blocked inputs (OpTraits::accepts_blocked_inputs), looking
 // through nodes folded into its producer.
 bool PlanBuilder::stays_blocked(int t) const {
   if (!optimize || is_output[t] || types[t].masked || consumers[t].empty()) return false;
   for (int c : consumers[t]) {
     if (folded_into[c] >= 0) {  // folded away: its consumers read these bytes
       if (!stays_blocked(graph.nodes()[c].outputs[0])) return false;
-    } else if (!graph.nodes()[c].op->accepts_blocked_inputs()) {
+    } else if (!graph.nodes()[c].op->traits().accepts_blocked_inputs) {
       return false;
     }
   }
@@ -329,7 +335,8 @@ void PlanBuilder::emit_folded_step(int i) {
 // kernel runs. False when the node is not one.
 bool PlanBuilder::emit_view_step(int i) {
   const CompiledNode& n = graph.nodes()[i];
-  if (!optimize || !n.op->is_view() || n.outputs.size() != 1 || n.inputs.size() != 1) return false;
+  if (!optimize || !n.op->traits().is_view || n.outputs.size() != 1 || n.inputs.size() != 1)
+    return false;
   const int in = n.inputs[0], t = n.outputs[0];
   if (plan.buffers_[plan.tensor_buffer_[in]].desc != onednn::plain_desc(types[in])) return false;
   int b = new_buffer(onednn::plain_desc(types[t]));

@@ -6,10 +6,11 @@
 #include <algorithm>
 #include <cmath>
 
-#include "layers/activation_step.hpp"
-#include "layers/builtin_ops.hpp"
+#include "framework/op_fusion.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "layers/activation_step.hpp"
+#include "layers/builtin_ops.hpp"
 
 namespace fg::layers {
 namespace {
@@ -48,7 +49,7 @@ class ActivationKernel final : public Kernel {
   }
 };
 
-class Activation final : public Op {
+class Activation final : public Op, public FusableActivationOp {
  public:
   void parse(AttrReader& attrs) override {
     attrs.get_string("activation");  // required: "missing required attribute"

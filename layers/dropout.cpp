@@ -2,16 +2,20 @@
 // `seed` only matter in training and are accepted and ignored. The copy is a oneDNN reorder.
 #include <fmt/format.h>
 
-#include "layers/builtin_ops.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "layers/builtin_ops.hpp"
 
 namespace fg::layers {
 namespace {
 
 class Dropout final : public Op {
  public:
-  bool is_view() const override { return true; }
+  OpTraits traits() const override {
+    OpTraits t;
+    t.is_view = true;
+    return t;
+  }
   void parse(AttrReader& attrs) override {
     rate_ = attrs.get_float("rate");
     if (!(rate_ >= 0 && rate_ < 1))

@@ -3,17 +3,21 @@
 // layout into the output buffer seen with the input's dims (a plain copy today).
 #include <fmt/format.h>
 
-#include "layers/builtin_ops.hpp"
-#include "layers/view_copy.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "layers/builtin_ops.hpp"
+#include "layers/view_copy.hpp"
 
 namespace fg::layers {
 namespace {
 
 class Flatten final : public Op {
  public:
-  bool is_view() const override { return true; }
+  OpTraits traits() const override {
+    OpTraits t;
+    t.is_view = true;
+    return t;
+  }
   void parse(AttrReader& attrs) override {}
 
   std::vector<TensorType> infer(const InferContext& ctx) const override {

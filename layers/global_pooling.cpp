@@ -6,10 +6,10 @@
 
 #include <vector>
 
-#include "layers/builtin_ops.hpp"
-#include "layers/window_geometry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "layers/builtin_ops.hpp"
+#include "layers/window_geometry.hpp"
 
 namespace fg::layers {
 namespace {
@@ -108,7 +108,11 @@ class GlobalPooling final : public Op {
   }
 
   bool supports_masking() const override { return spatial_ == 1 && !max_; }
-  bool accepts_blocked_inputs() const override { return true; }
+  OpTraits traits() const override {
+    OpTraits t;
+    t.accepts_blocked_inputs = true;
+    return t;
+  }
 
   std::unique_ptr<Kernel> compile(KernelContext& ctx) const override {
     const TensorType& in = ctx.inputs.at(0);

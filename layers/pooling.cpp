@@ -2,10 +2,10 @@
 // on oneDNN pooling_forward. One class serves all four.
 #include <fmt/format.h>
 
-#include "layers/builtin_ops.hpp"
-#include "layers/window_geometry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "layers/builtin_ops.hpp"
+#include "layers/window_geometry.hpp"
 
 namespace fg::layers {
 namespace {
@@ -76,7 +76,11 @@ class Pooling final : public Op {
         std::vector<memory::desc>{src}, std::vector<memory::desc>{pd.dst_desc()});
   }
 
-  bool accepts_blocked_inputs() const override { return true; }
+  OpTraits traits() const override {
+    OpTraits t;
+    t.accepts_blocked_inputs = true;
+    return t;
+  }
 
  private:
   std::string op_name() const {

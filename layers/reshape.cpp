@@ -2,10 +2,10 @@
 // oneDNN reorder from the input's layout into the output buffer seen with the input's dims.
 #include <fmt/format.h>
 
-#include "layers/builtin_ops.hpp"
-#include "layers/view_copy.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "layers/builtin_ops.hpp"
+#include "layers/view_copy.hpp"
 
 namespace fg::layers {
 namespace {
@@ -19,7 +19,11 @@ std::string format_target(const std::vector<int64_t>& t) {
 
 class Reshape final : public Op {
  public:
-  bool is_view() const override { return true; }
+  OpTraits traits() const override {
+    OpTraits t;
+    t.is_view = true;
+    return t;
+  }
   void parse(AttrReader& attrs) override {
     target_ = attrs.get_int_list("target_shape");
     int unknown = 0;
