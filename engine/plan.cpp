@@ -43,6 +43,23 @@ class ReorderKernel final : public Kernel {
   dnnl::reorder prim_;
 };
 
+// The thread count of a plan, for the scope of a build or a run: oneDNN's primitives use the
+// calling thread's OpenMP thread count (omp_get_max_threads), the plan's C++ loops use
+// ctx.threads (num_threads clauses); this sets the former and restores the caller's value on
+// exit, so running a plan never changes the caller's OpenMP state.
+class ScopedOmpThreads {
+ public:
+  explicit ScopedOmpThreads(int threads) : saved_(omp_get_max_threads()) {
+    omp_set_num_threads(threads);
+  }
+  ~ScopedOmpThreads() { omp_set_num_threads(saved_); }
+  ScopedOmpThreads(const ScopedOmpThreads&) = delete;
+  ScopedOmpThreads& operator=(const ScopedOmpThreads&) = delete;
+
+ private:
+  int saved_;
+};
+
 // The step of a view: nothing to run (the output buffer aliases the input's bytes).
 class ViewKernel final : public Kernel {
  public:
@@ -134,7 +151,9 @@ struct PlanBuilder {
 Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
            const WeightStore& weights, WeightCache& cache, int threads, bool optimize)
     : graph_(graph), types_(graph.bind(input_shapes)), threads_(threads) {
-  omp_set_num_threads(threads_);
+  if (threads_ < 1)
+    throw Error(fmt::format("internal: a plan needs 1 thread or more, got {}", threads_));
+  const ScopedOmpThreads scoped_threads(threads_);
   PlanBuilder{*this, graph, types_, weights, cache, optimize}.run();
   plan_memory();
 #ifndef NDEBUG
@@ -662,7 +681,7 @@ std::map<std::string, Tensor> Plan::run(const std::vector<const Tensor*>& inputs
     }
   } give_back{this, state};
 
-  omp_set_num_threads(threads_);
+  const ScopedOmpThreads scoped_threads(threads_);
   for (size_t i = 0; i < buffers_.size(); ++i) {
     const int input = buffers_[base_of(static_cast<int>(i))].input;
     if (input >= 0) state->memories[i].set_data_handle(const_cast<void*>(inputs[input]->raw()));

@@ -94,6 +94,9 @@ struct ExecContext {
   const std::vector<const uint8_t*>& src_masks;
   const std::vector<uint8_t*>& dst_masks;  // only for ops that produce_mask()
   const dnnl::memory& scratchpad;          // this run's scratchpad (see add_scratchpad)
+  // The plan's thread count (1 or more): C++ loops use it (`omp parallel for
+  // num_threads(ctx.threads)`); oneDNN primitives get the same count from the plan, which sets
+  // the calling thread's OpenMP thread count for the run and restores it afterwards.
   int threads = 1;
 };
 

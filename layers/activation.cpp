@@ -40,7 +40,7 @@ class ActivationKernel final : public Kernel {
       const float* in = static_cast<const float*>(src.get_data_handle());
       float* out = static_cast<float*>(dst.get_data_handle());
       const int64_t n = static_cast<int64_t>(dst.get_desc().get_size() / sizeof(float));
-#pragma omp parallel for num_threads(std::max(1, ctx.threads)) if (n > 65536)
+#pragma omp parallel for num_threads(ctx.threads) if (n > 65536)
       for (int64_t i = 0; i < n; ++i) out[i] = in[i] / (1.f + std::fabs(in[i]));
     }
   }

@@ -47,7 +47,7 @@ void ActivationStep::execute(ExecContext& ctx, const dnnl::memory& data) const {
   ctx.stream.wait();
   float* p = static_cast<float*>(data.get_data_handle());
   const int64_t n = static_cast<int64_t>(data.get_desc().get_size() / sizeof(float));
-#pragma omp parallel for
+#pragma omp parallel for num_threads(ctx.threads)
   for (int64_t i = 0; i < n; ++i) p[i] = p[i] / (1.f + std::fabs(p[i]));
 }
 

@@ -20,9 +20,9 @@
 #include <cmath>
 #include <limits>
 
-#include "layers/builtin_ops.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "layers/builtin_ops.hpp"
 
 namespace fg::layers {
 namespace {
@@ -95,7 +95,7 @@ class CrossAttentionKernel final : public Kernel {
   void apply_key_mask(float* scores, const uint8_t* mask, bool after, int threads) const {
     const int64_t rows = p_.heads * p_.tq, tk = p_.tk;
     const float minus_inf = -std::numeric_limits<float>::infinity();
-#pragma omp parallel for num_threads(threads > 0 ? threads : 1) schedule(static)
+#pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t b = 0; b < p_.batch; ++b) {
       const uint8_t* m = mask + b * tk;
       bool any = false;

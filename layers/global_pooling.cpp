@@ -32,7 +32,7 @@ class GlobalPoolKernel final : public Kernel {
     const uint8_t* mask = ctx.src_masks.empty() ? nullptr : ctx.src_masks[0];
     if (mask != nullptr) {
       masked_mean(static_cast<const float*>(ctx.srcs[0].get_data_handle()), mask,
-                  static_cast<float*>(ctx.dsts[0].get_data_handle()));
+                  static_cast<float*>(ctx.dsts[0].get_data_handle()), ctx.threads);
       return;
     }
     const dnnl::engine engine = ctx.stream.get_engine();
@@ -46,9 +46,9 @@ class GlobalPoolKernel final : public Kernel {
  private:
   // Keras: sum(x * mask) / sum(mask) over the steps. A row with every step masked gives 0
   // (Keras would divide 0 by 0 and give NaN).
-  void masked_mean(const float* src, const uint8_t* mask, float* dst) const {
+  void masked_mean(const float* src, const uint8_t* mask, float* dst, int threads) const {
     const int64_t T = steps_, C = channels_;
-#pragma omp parallel for
+#pragma omp parallel for num_threads(threads)
     for (int64_t b = 0; b < batch_; ++b) {
       std::vector<double> acc(static_cast<size_t>(C), 0.0);
       int64_t count = 0;
