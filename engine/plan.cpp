@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <limits>
 
 #include "engine/arena_planner.hpp"
 #if defined(__GLIBC__)
@@ -59,6 +60,13 @@ class ScopedOmpThreads {
  private:
   int saved_;
 };
+
+// Quiet-NaN floats over `bytes` (an i32 reads -4194304, a mask byte 0xff or 0xc0 or 0x7f).
+void fill_with_nan(void* p, size_t bytes) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  float* f = static_cast<float*>(p);
+  for (size_t i = 0; i < bytes / sizeof(float); ++i) f[i] = nan;
+}
 
 // The step of a view: nothing to run (the output buffer aliases the input's bytes).
 class ViewKernel final : public Kernel {
@@ -682,6 +690,7 @@ std::map<std::string, Tensor> Plan::run(const std::vector<const Tensor*>& inputs
   } give_back{this, state};
 
   const ScopedOmpThreads scoped_threads(threads_);
+  if (options.fill_arena_with_nan) fill_with_nan(state->arena.get(), arena_bytes_);
   for (size_t i = 0; i < buffers_.size(); ++i) {
     const int input = buffers_[base_of(static_cast<int>(i))].input;
     if (input >= 0) state->memories[i].set_data_handle(const_cast<void*>(inputs[input]->raw()));

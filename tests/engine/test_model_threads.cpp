@@ -59,3 +59,118 @@ TEST_CASE("building and running a plan leave the caller's OpenMP thread count un
       CHECK(omp_get_max_threads() == caller);
     }
 }
+
+TEST_CASE("runs of a cached shape proceed while another shape is being planned") {
+  auto graph = fg::test::compile_yaml(kGraph);
+  const std::vector<fg::Dims> slow{{1, 29, 3}};
+  constexpr int kRuns = 5;
+  std::mutex m;
+  std::condition_variable cv;
+  bool building = false;
+  int cached_runs = 0;
+  bool runs_done_during_build = false;
+  fg::ModelOptions options;
+  options.threads = 1;
+  // The build of `slow` waits (in its own thread) until the test thread has finished kRuns runs
+  // of a cached shape: with a build holding the cache's lock, those runs could not finish and
+  // the wait would time out.
+  options.on_plan_build = [&](const std::vector<fg::Dims>& shapes) {
+    if (shapes != slow) return;
+    std::unique_lock<std::mutex> lock(m);
+    building = true;
+    cv.notify_all();
+    runs_done_during_build =
+        cv.wait_for(lock, std::chrono::seconds(20), [&] { return cached_runs >= kRuns; });
+  };
+  fg::Model model(graph, fg::WeightStore::initialize(*graph, 5), options);
+  const auto want = model.run(input(2, 11));  // now cached
+  std::thread planner([&] { model.run(input(1, 29)); });
+  {
+    std::unique_lock<std::mutex> lock(m);
+    cv.wait(lock, [&] { return building; });
+  }
+  for (int r = 0; r < kRuns; ++r) {
+    const auto got = model.run(input(2, 11));
+    fg::test::check_close(got.at("head"), fg::test::to_doubles(want.at("head")), 0, 0);
+    std::lock_guard<std::mutex> lock(m);
+    ++cached_runs;
+    cv.notify_all();
+  }
+  planner.join();
+  CHECK(runs_done_during_build);
+  CHECK(model.cached_plans() == 2);
+}
+
+TEST_CASE("a failed plan build is not cached: the next call builds again and fails again") {
+  auto graph = fg::test::compile_yaml(kGraph);
+  int builds = 0;
+  fg::ModelOptions options;
+  options.on_plan_build = [&](const std::vector<fg::Dims>&) { ++builds; };
+  fg::Model model(graph, fg::WeightStore::initialize(*graph, 5), options);
+  model.run(input(1, 9));
+  CHECK(builds == 1);
+  // Two steps are too few for a kernel of 3: the build fails (in binding the shapes).
+  for (int attempt = 1; attempt <= 2; ++attempt) {
+    CAPTURE(attempt);
+    CHECK_THROWS_AS(model.run(input(1, 2)), fg::Error);
+    CHECK(builds == 1 + attempt);
+    CHECK(model.cached_plans() == 1);
+  }
+  // A hook that throws fails the build the same way, and a later call succeeds.
+  bool fail = true;
+  options.on_plan_build = [&](const std::vector<fg::Dims>&) {
+    if (fail) throw fg::Error("planned failure");
+  };
+  fg::Model flaky(graph, fg::WeightStore::initialize(*graph, 5), options);
+  CHECK_THROWS_WITH_AS(flaky.run(input(1, 9)), doctest::Contains("planned failure"), fg::Error);
+  CHECK(flaky.cached_plans() == 0);
+  fail = false;
+  CHECK(flaky.run(input(1, 9)).count("head") == 1);
+  CHECK(flaky.cached_plans() == 1);
+}
+
+TEST_CASE("the plan cache keeps the least recently used plans out past its bounds") {
+  auto graph = fg::test::compile_yaml(kGraph);
+  const fg::WeightStore weights = fg::WeightStore::initialize(*graph, 5);
+  std::vector<int64_t> built;  // steps of each shape built
+  fg::ModelOptions options;
+  options.threads = 1;
+  options.on_plan_build = [&](const std::vector<fg::Dims>& shapes) {
+    built.push_back(shapes[0][1]);
+  };
+  SUBCASE("by count") {
+    options.max_cached_plans = 3;
+    fg::Model model(graph, weights, options);
+    for (int64_t steps = 5; steps < 25; ++steps) {
+      model.run(input(1, steps));
+      CHECK(model.cached_plans() <= 3);
+    }
+    CHECK(built.size() == 20);
+    for (int64_t steps : {22, 23, 24}) model.run(input(1, steps));  // the newest three hit
+    CHECK(built.size() == 20);
+    model.run(input(1, 22));  // 22 is now the most recent; 23 the least
+    model.run(input(1, 30));  // drops 23
+    CHECK(built.size() == 21);
+    model.run(input(1, 22));
+    model.run(input(1, 24));
+    CHECK(built.size() == 21);
+    model.run(input(1, 23));
+    CHECK(built.size() == 22);
+    CHECK(built.back() == 23);
+    CHECK(model.cached_plans() == 3);
+  }
+  SUBCASE("by bytes: the newest plan always stays") {
+    options.max_cached_plan_bytes = 1;
+    fg::Model model(graph, weights, options);
+    for (int64_t steps = 5; steps < 10; ++steps) {
+      model.run(input(1, steps));
+      CHECK(model.cached_plans() == 1);
+    }
+    model.run(input(1, 9));
+    CHECK(built.size() == 5);
+  }
+  SUBCASE("a cache of no plans is refused") {
+    options.max_cached_plans = 0;
+    CHECK_THROWS_AS(fg::Model(graph, weights, options), fg::Error);
+  }
+}
