@@ -174,3 +174,37 @@ TEST_CASE("the plan cache keeps the least recently used plans out past its bound
     CHECK_THROWS_AS(fg::Model(graph, weights, options), fg::Error);
   }
 }
+
+TEST_CASE(
+    "threads asking for one new shape at once build it once; different shapes build at once") {
+  auto graph = fg::test::compile_yaml(kGraph);
+  const fg::WeightStore weights = fg::WeightStore::initialize(*graph, 7);
+  std::atomic<int> builds{0};
+  fg::ModelOptions options;
+  options.threads = 1;
+  options.on_plan_build = [&](const std::vector<fg::Dims>&) { ++builds; };
+  fg::Model model(graph, weights, options);
+  fg::ModelOptions serial_options;
+  serial_options.threads = 1;
+  fg::Model serial(graph, weights, serial_options);
+  constexpr int kThreads = 4;
+  std::vector<std::map<std::string, fg::Tensor>> got(kThreads);
+  std::vector<std::thread> pool;
+  for (int k = 0; k < kThreads; ++k)
+    pool.emplace_back([&, k] { got[k] = model.run(input(2, 17, 3)); });
+  for (auto& t : pool) t.join();
+  CHECK(builds == 1);
+  const auto want = serial.run(input(2, 17, 3));
+  for (const auto& out : got)
+    fg::test::check_close(out.at("head"), fg::test::to_doubles(want.at("head")), 0, 0);
+  // Different new shapes, one per thread: each built once, each as a serial build gives.
+  pool.clear();
+  for (int k = 0; k < kThreads; ++k)
+    pool.emplace_back([&, k] { got[k] = model.run(input(1, 20 + k, 4)); });
+  for (auto& t : pool) t.join();
+  CHECK(builds == 1 + kThreads);
+  for (int k = 0; k < kThreads; ++k) {
+    const auto one = serial.run(input(1, 20 + k, 4));
+    fg::test::check_close(got[k].at("head"), fg::test::to_doubles(one.at("head")), 0, 0);
+  }
+}
