@@ -17,20 +17,77 @@ Model::Model(std::shared_ptr<const CompiledGraph> graph, WeightStore weights, Mo
   if (options_.threads < 0)
     throw Error(fmt::format("threads must be 0 (all cores) or more, got {}", options_.threads));
   if (options_.threads == 0) options_.threads = omp_get_num_procs();
+  if (options_.max_cached_plans < 1)
+    throw Error("max_cached_plans must be 1 or more (the plan being run is cached), got 0");
   weights_.validate(*graph_);
 }
 
 Model::~Model() = default;
 
 std::shared_ptr<Plan> Model::plan_for(const std::vector<Dims>& input_shapes) const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  auto it = plans_.find(input_shapes);
-  if (it != plans_.end()) return it->second;
-  check_memory_budget(*graph_, input_shapes, weights_, options_.max_memory);
-  auto plan = std::make_shared<Plan>(*graph_, input_shapes, weights_, *weight_cache_,
-                                     options_.threads, options_.optimize);
-  plans_.emplace(input_shapes, plan);
+  std::promise<std::shared_ptr<Plan>> promise;
+  std::shared_future<std::shared_ptr<Plan>> cached;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = plans_.find(input_shapes);
+    if (it != plans_.end()) {
+      it->second.last_use = ++use_clock_;
+      cached = it->second.plan;
+    } else {
+      CachedPlan entry;
+      entry.plan = promise.get_future().share();
+      entry.last_use = ++use_clock_;
+      plans_.emplace(input_shapes, std::move(entry));
+    }
+  }
+  // A cached plan, or one another thread is building (get() waits, and rethrows its error).
+  if (cached.valid()) return cached.get();
+  return build_plan(input_shapes, promise);
+}
+
+// Builds the plan this thread registered in the cache, outside the lock, and hands it (or the
+// error) to every caller waiting for it.
+std::shared_ptr<Plan> Model::build_plan(const std::vector<Dims>& input_shapes,
+                                        std::promise<std::shared_ptr<Plan>>& promise) const {
+  std::shared_ptr<Plan> plan;
+  try {
+    if (options_.on_plan_build) options_.on_plan_build(input_shapes);
+    check_memory_budget(*graph_, input_shapes, weights_, options_.max_memory);
+    plan = std::make_shared<Plan>(*graph_, input_shapes, weights_, *weight_cache_, options_.threads,
+                                  options_.optimize);
+  } catch (...) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      plans_.erase(input_shapes);  // not cached: the next call builds (and fails) again
+    }
+    promise.set_exception(std::current_exception());
+    throw;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    CachedPlan& entry = plans_.at(input_shapes);  // building entries are never dropped
+    entry.ready = true;
+    entry.bytes = plan->arena_bytes();
+    drop_least_recently_used(input_shapes);
+  }
+  promise.set_value(plan);
   return plan;
+}
+
+void Model::drop_least_recently_used(const std::vector<Dims>& keep) const {
+  for (;;) {
+    size_t bytes = 0;
+    for (const auto& [shapes, entry] : plans_) bytes += entry.bytes;
+    if (plans_.size() <= options_.max_cached_plans && bytes <= options_.max_cached_plan_bytes)
+      return;
+    auto oldest = plans_.end();
+    for (auto it = plans_.begin(); it != plans_.end(); ++it)
+      if (it->second.ready && it->first != keep &&
+          (oldest == plans_.end() || it->second.last_use < oldest->second.last_use))
+        oldest = it;
+    if (oldest == plans_.end()) return;  // only the newest plan and plans being built remain
+    plans_.erase(oldest);
+  }
 }
 
 size_t Model::cached_plans() const {

@@ -1,8 +1,11 @@
 // Running a compiled graph: Model owns the CompiledGraph, the weights, and a cache of Plans
-// (one per concrete input-shape signature). run() is thread-safe: plans are shared, each call
-// borrows its own activation arena.
+// (one per concrete input-shape signature, least recently used ones dropped past a bound).
+// run() is thread-safe: plans are shared, each call borrows its own activation arena, and a
+// plan is built outside the cache's lock, so runs of cached shapes never wait for a build.
 #pragma once
 
+#include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -44,6 +47,9 @@ struct RunOptions {
   // step, so the times are exact but the run is slightly slower).
   std::vector<StepTiming>* profile = nullptr;
   StepObserver* observer = nullptr;
+  // Debug: fill the activation arena with NaN bytes before the run, so that a kernel reading a
+  // buffer before anything wrote it shows in the outputs (the test helpers turn it on).
+  bool fill_arena_with_nan = false;
 };
 
 struct ModelOptions {
@@ -54,6 +60,15 @@ struct ModelOptions {
   bool optimize = true;
   // Memory budget of one plan in bytes (engine/memory_budget.hpp); 0 = physical memory.
   uint64_t max_memory = 0;
+  // The plan cache keeps the plans of the most recently used input shapes: at most
+  // max_cached_plans of them, and at most max_cached_plan_bytes of activation arena (one
+  // execution state per plan, Plan::arena_bytes). Past either bound the least recently used
+  // plans are dropped (a run still holding one finishes with it); the newest plan always stays.
+  size_t max_cached_plans = 16;
+  size_t max_cached_plan_bytes = size_t{1} << 30;  // 1 GiB
+  // Test hook: called with the input shapes in the thread that builds a new plan, before it
+  // builds (outside the cache's lock). An exception it throws fails that build.
+  std::function<void(const std::vector<Dims>&)> on_plan_build;
 };
 
 class Model {
@@ -71,9 +86,11 @@ class Model {
   std::map<std::string, Tensor> run(const std::map<std::string, Tensor>& inputs,
                                     const RunOptions& options = {}) const;
 
-  // The plan for these full input shapes (built and cached on first use).
+  // The plan for these full input shapes (built and cached on first use; one thread builds it
+  // while others asking for the same shapes wait for it, and a failed build is not cached: the
+  // next call builds again).
   std::shared_ptr<Plan> plan_for(const std::vector<Dims>& input_shapes) const;
-  size_t cached_plans() const;
+  size_t cached_plans() const;  // including plans being built
   int threads() const { return options_.threads; }
 
  private:
@@ -81,8 +98,19 @@ class Model {
   WeightStore weights_;
   ModelOptions options_;
   std::unique_ptr<WeightCache> weight_cache_;
-  mutable std::mutex mutex_;
-  mutable std::map<std::vector<Dims>, std::shared_ptr<Plan>> plans_;
+  struct CachedPlan {
+    std::shared_future<std::shared_ptr<Plan>> plan;
+    bool ready = false;     // built (a plan being built is never dropped)
+    size_t bytes = 0;       // its arena bytes, once ready
+    uint64_t last_use = 0;  // use_clock_ at the last plan_for
+  };
+  std::shared_ptr<Plan> build_plan(const std::vector<Dims>& input_shapes,
+                                   std::promise<std::shared_ptr<Plan>>& promise) const;
+  void drop_least_recently_used(const std::vector<Dims>& keep) const;  // with mutex_ held
+
+  mutable std::mutex mutex_;  // guards plans_ and use_clock_, never held while building
+  mutable std::map<std::vector<Dims>, CachedPlan> plans_;
+  mutable uint64_t use_clock_ = 0;
 };
 
 }  // namespace fg

@@ -6,20 +6,21 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <limits>
+
+#include "engine/arena_planner.hpp"
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
 
+#include "framework/op_fusion.hpp"
 #include "kernels/onednn/onednn.hpp"
 #include "kernels/weight_cache.hpp"
 
 namespace fg {
 
 namespace {
-constexpr size_t kAlign = 64;
-size_t align_up(size_t n) {
-  return (n + kAlign - 1) / kAlign * kAlign;
-}
+constexpr size_t kAlign = kArenaAlignment;
 
 // A step copying between two memories of the same logical tensor (a reorder in oneDNN terms).
 // The buffers may be described in other (byte-identical) dims, e.g. plain NHWC vs nhwc: each is
@@ -36,6 +37,30 @@ ReorderStep make_reorder_step(const dnnl::memory::desc& src, const dnnl::memory:
   calls.add(pd, {{DNNL_ARG_FROM, CallArg::src(0, src)}, {DNNL_ARG_TO, CallArg::dst(0, dst)}},
             build);
   return {std::make_shared<PrimitiveSequenceKernel>(std::move(calls)), build.scratchpad_bytes};
+}
+
+// The thread count of a plan, for the scope of a build or a run: oneDNN's primitives use the
+// calling thread's OpenMP thread count (omp_get_max_threads), the plan's C++ loops use
+// ctx.threads (num_threads clauses); this sets the former and restores the caller's value on
+// exit, so running a plan never changes the caller's OpenMP state.
+class ScopedOmpThreads {
+ public:
+  explicit ScopedOmpThreads(int threads) : saved_(omp_get_max_threads()) {
+    omp_set_num_threads(threads);
+  }
+  ~ScopedOmpThreads() { omp_set_num_threads(saved_); }
+  ScopedOmpThreads(const ScopedOmpThreads&) = delete;
+  ScopedOmpThreads& operator=(const ScopedOmpThreads&) = delete;
+
+ private:
+  int saved_;
+};
+
+// Quiet-NaN floats over `bytes` (an i32 reads -4194304, a mask byte 0xff or 0xc0 or 0x7f).
+void fill_with_nan(void* p, size_t bytes) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  float* f = static_cast<float*>(p);
+  for (size_t i = 0; i < bytes / sizeof(float); ++i) f[i] = nan;
 }
 
 // The kernel of a view step: no call (the output buffer aliases the input's bytes).
@@ -110,7 +135,7 @@ Tensor scaled_along_last(const Tensor& w, const std::vector<float>& scale) {
 // The plain bytes of `type` in the logical dims a kernel's non-plain desc uses: for rank 3 and
 // more, oneDNN's channels-first order {N, C, spatial...} (the channels-first view, nwc / nhwc
 // strides); below that, the plain desc itself. (Dims alone cannot tell: 16x16x16 is both.)
-dnnl::memory::desc plain_like(const TensorType& type) {
+dnnl::memory::desc plain_in_primitive_dims(const TensorType& type) {
   if (type.shape.size() >= 3) return onednn::channels_first_view(type.shape, type.dtype);
   return onednn::plain_desc(type);
 }
@@ -129,330 +154,445 @@ struct Plan::ExecState {
   std::vector<std::unique_ptr<KernelBinding>> bindings;  // per step (Kernel::bind)
 };
 
+// The passes of Plan::Plan, in the order they run, and what each decides. Each pass reads the
+// results of the ones before it; the emitted steps and buffers go straight into the plan.
+struct PlanBuilder {
+  using WeightLookup = std::function<const Tensor&(const std::string& param)>;
+  Plan& plan;
+  const CompiledGraph& graph;
+  const std::vector<TensorType>& types;
+  const WeightStore& weights;
+  WeightCache& cache;
+  const bool optimize;
+  const dnnl::engine& engine = onednn::cpu_engine();
+
+  std::vector<bool> node_live;               // per node: reaches a graph output
+  std::vector<std::vector<int>> consumers;   // per tensor: its live consumer nodes
+  std::vector<bool> is_output;               // per tensor: a graph output
+  std::vector<int> folded_into;              // per node: the producer it is folded into, or -1
+  std::vector<std::string> folded_label;     // per folded node: "folded into <producer>"
+  std::map<int, ChannelAffine> affine_of;    // producer -> the normalization folded into it
+  std::map<int, std::string> activation_of;  // producer -> the activation fused into it
+
+  void run();
+  // Analysis passes.
+  void find_live_nodes();
+  void find_consumers();
+  void fold_batch_norms();
+  void fuse_activations();
+  bool stays_blocked(int t) const;
+  // Step emission, node by node.
+  void bind_inputs();
+  void emit_steps();
+  void emit_folded_step(int i);
+  bool emit_view_step(int i);
+  WeightLookup node_weights(int i);
+  void compile_node(int i, const WeightLookup& lookup);
+  int input_in_layout(const std::string& node, int t, const dnnl::memory::desc& want);
+  int place_output(Plan::Step& step, int t, const dnnl::memory::desc& written, bool holds_folded,
+                   std::vector<Plan::Step>& after);
+  void pass_mask(Plan::Step& step, const CompiledNode& n, int t);
+  // Memory.
+  void share_empty_scratchpad();
+
+  int new_buffer(const dnnl::memory::desc& desc);
+  int new_scratchpad(size_t bytes);
+  void push_step(Plan::Step step, double flops = 0);
+  WeightLookup lookup_for(const NodeDef& def) const;
+};
+
 Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
            const WeightStore& weights, WeightCache& cache, int threads, bool optimize)
-    : graph_(graph), threads_(threads) {
-  types_ = graph.bind(input_shapes);
-  omp_set_num_threads(threads_);
-  const dnnl::engine& engine = onednn::cpu_engine();
-  const auto& tensors = graph.tensors();
-  tensor_buffer_.assign(tensors.size(), -1);
-  mask_buffer_.assign(tensors.size(), -1);
+    : graph_(graph), types_(graph.bind(input_shapes)), threads_(threads) {
+  if (threads_ < 1)
+    throw Error(fmt::format("internal: a plan needs 1 thread or more, got {}", threads_));
+  const ScopedOmpThreads scoped_threads(threads_);
+  PlanBuilder{*this, graph, types_, weights, cache, optimize}.run();
+  plan_memory();
+#ifndef NDEBUG
+  if (const std::string problem = arena_problem(); !problem.empty())
+    throw Error("internal: the arena plan is wrong: " + problem);
+#endif
+#if defined(__GLIBC__)
+  // Building the kernels freed megabytes of temporaries (weight reorders, oneDNN's kernel
+  // generation) in the middle of the heap, where glibc keeps them resident: hand them back.
+  malloc_trim(0);
+#endif
+}
 
-  auto new_buffer = [&](const dnnl::memory::desc& desc) {
-    Buffer b;
-    b.desc = desc;
-    b.bytes = desc.get_size();
-    buffers_.push_back(b);
-    return static_cast<int>(buffers_.size() - 1);
-  };
-  // A step's primitive scratchpad: an arena buffer live during that step only (-1 for 0 bytes).
-  auto new_scratchpad = [&](size_t bytes) {
-    if (bytes == 0) return -1;
-    scratchpad_bytes_ = std::max(scratchpad_bytes_, bytes);
-    return new_buffer(dnnl::memory::desc({static_cast<dnnl::memory::dim>(bytes)},
-                                         dnnl::memory::data_type::u8, dnnl::memory::format_tag::a));
-  };
-  auto mask_buffer_desc = [&](const TensorType& t) {
-    Dim steps = t.shape.size() > 1 ? t.shape[1] : 1;
-    return dnnl::memory::desc({t.shape[0], steps}, dnnl::memory::data_type::u8,
-                              dnnl::memory::format_tag::ab);
-  };
-
-  for (size_t i = 0; i < graph.input_tensors().size(); ++i) {
-    int t = graph.input_tensors()[i];
-    int b = new_buffer(onednn::plain_desc(types_[t]));
-    buffers_[b].input = static_cast<int>(i);
-    tensor_buffer_[t] = b;
+void PlanBuilder::run() {
+  plan.tensor_buffer_.assign(graph.tensors().size(), -1);
+  plan.mask_buffer_.assign(graph.tensors().size(), -1);
+  find_live_nodes();
+  find_consumers();
+  folded_into.assign(graph.nodes().size(), -1);
+  folded_label.assign(graph.nodes().size(), "");
+  if (optimize) {
+    fold_batch_norms();
+    fuse_activations();
   }
+  bind_inputs();
+  emit_steps();
+  share_empty_scratchpad();
+}
 
-  // Live nodes only: those that reach an output.
-  std::vector<bool> live(tensors.size(), false);
+int PlanBuilder::new_buffer(const dnnl::memory::desc& desc) {
+  Plan::Buffer b;
+  b.desc = desc;
+  b.bytes = desc.get_size();
+  plan.buffers_.push_back(b);
+  return static_cast<int>(plan.buffers_.size() - 1);
+}
+
+// A step's primitive scratchpad: an arena buffer live during that step only (-1 for 0 bytes).
+int PlanBuilder::new_scratchpad(size_t bytes) {
+  if (bytes == 0) return -1;
+  plan.scratchpad_bytes_ = std::max(plan.scratchpad_bytes_, bytes);
+  return new_buffer(dnnl::memory::desc({static_cast<dnnl::memory::dim>(bytes)},
+                                       dnnl::memory::data_type::u8, dnnl::memory::format_tag::a));
+}
+
+void PlanBuilder::push_step(Plan::Step step, double flops) {
+  plan.steps_.push_back(std::move(step));
+  plan.step_flops_.push_back(flops);
+}
+
+// A node's weights by parameter name, or an fg::Error naming the missing one.
+PlanBuilder::WeightLookup PlanBuilder::lookup_for(const NodeDef& def) const {
+  return [&weights = weights, &def](const std::string& param) -> const Tensor& {
+    const Tensor* w = weights.find(def.name + "." + param);
+    if (w == nullptr)
+      throw Error(fmt::format("weight '{}.{}' is missing", def.name, param))
+          .at(def.loc)
+          .node(def.name, def.op)
+          .hint("run `graph-runner init` to create weights, or check the weights file");
+    return *w;
+  };
+}
+
+// Live nodes only: those that reach an output.
+void PlanBuilder::find_live_nodes() {
+  std::vector<bool> live(graph.tensors().size(), false);
   for (int t : graph.output_tensors()) live[t] = true;
-  std::vector<bool> node_live(graph.nodes().size(), false);
+  node_live.assign(graph.nodes().size(), false);
   for (int i = static_cast<int>(graph.nodes().size()) - 1; i >= 0; --i) {
     const auto& n = graph.nodes()[i];
     for (int t : n.outputs) node_live[i] = node_live[i] || live[t];
     if (node_live[i])
       for (int t : n.inputs) live[t] = true;
   }
+}
 
-  // Each tensor's live consumers, and which tensors are graph outputs.
-  std::vector<std::vector<int>> consumers(tensors.size());
+// Each tensor's live consumers, and which tensors are graph outputs.
+void PlanBuilder::find_consumers() {
+  consumers.assign(graph.tensors().size(), {});
   for (size_t i = 0; i < graph.nodes().size(); ++i)
     if (node_live[i])
       for (int t : graph.nodes()[i].inputs) consumers[t].push_back(static_cast<int>(i));
-  std::vector<bool> is_output(tensors.size(), false);
+  is_output.assign(graph.tensors().size(), false);
   for (int t : graph.output_tensors()) is_output[t] = true;
-  // A node's weights by parameter name, or an fg::Error naming the missing one.
-  auto lookup_for = [&](const NodeDef& def) {
-    return std::function<const Tensor&(const std::string&)>(
-        [&weights, &def](const std::string& param) -> const Tensor& {
-          const Tensor* w = weights.find(def.name + "." + param);
-          if (w == nullptr)
-            throw Error(fmt::format("weight '{}.{}' is missing", def.name, param))
-                .at(def.loc)
-                .node(def.name, def.op)
-                .hint("run `graph-runner init` to create weights, or check the weights file");
-          return *w;
-        });
-  };
+}
 
-  // Batch normalization folded into the conv before it (optimized plans): the conv's kernel and
-  // bias are scaled and shifted once, here, and the normalization runs no step of its own. Only
-  // when the conv's output feeds nothing else, is not a graph output and has no mask.
-  std::vector<int> folded_into(graph.nodes().size(), -1);       // folded node -> its producer
-  std::vector<std::string> folded_label(graph.nodes().size());  // "folded into <producer>"
-  std::map<int, ChannelAffine> affine_of;                       // producer -> the folded map
-  for (size_t i = 0; optimize && i < graph.nodes().size(); ++i) {
+// Batch normalization folded into the conv before it (optimized plans): the conv's kernel and
+// bias are scaled and shifted once, when it is compiled, and the normalization runs no step of
+// its own. Only when the conv's output feeds nothing else, is not a graph output and has no mask.
+void PlanBuilder::fold_batch_norms() {
+  for (size_t i = 0; i < graph.nodes().size(); ++i) {
     const CompiledNode& norm = graph.nodes()[i];
     if (!node_live[i] || norm.inputs.size() != 1 || norm.outputs.size() != 1) continue;
     const int t = norm.inputs[0];
-    const int p = tensors[t].producer;
-    if (p < 0 || is_output[t] || types_[t].masked || consumers[t].size() != 1) continue;
+    const int p = graph.tensors()[t].producer;
+    if (p < 0 || is_output[t] || types[t].masked || consumers[t].size() != 1) continue;
     const CompiledNode& producer = graph.nodes()[p];
-    if (producer.outputs.size() != 1 || !producer.op->accepts_channel_affine()) continue;
-    KernelContext nctx{engine, *norm.def};
-    nctx.inputs = {types_[t]};
-    auto lookup = lookup_for(*norm.def);
-    nctx.weight_lookup = &lookup;
+    const auto* map = dynamic_cast<const ChannelAffineOp*>(norm.op.get());
+    if (map == nullptr || producer.outputs.size() != 1 ||
+        !producer.op->traits().accepts_channel_affine)
+      continue;
+    const WeightLookup lookup = lookup_for(*norm.def);
+    const WeightViewLookup weight = [&lookup](const std::string& param) {
+      const Tensor& w = lookup(param);
+      return WeightView{w.data<float>(), w.shape()};
+    };
     ChannelAffine affine;
-    if (!norm.op->channel_affine(nctx, affine.scale, affine.shift)) continue;
+    if (!map->channel_affine(types[t], weight, affine.scale, affine.shift)) continue;
     affine.from_node = norm.def->name;
     affine_of[p] = std::move(affine);
     folded_into[i] = p;
     folded_label[i] = "folded into " + producer.def->name;
   }
-  // An activation node right after an op that accepts one (or after a normalization folded into
-  // it) runs as that op's last post-op, on the same conditions.
-  std::map<int, std::string> activation_of;  // producer -> the fused activation
-  for (size_t i = 0; optimize && i < graph.nodes().size(); ++i) {
+}
+
+// An activation node right after an op that accepts one (or after a normalization folded into
+// it) runs as that op's last post-op, on the same conditions.
+void PlanBuilder::fuse_activations() {
+  for (size_t i = 0; i < graph.nodes().size(); ++i) {
     const CompiledNode& act = graph.nodes()[i];
     if (!node_live[i] || act.inputs.size() != 1 || act.outputs.size() != 1) continue;
-    const std::string activation = act.op->fused_activation();
+    const auto* fusable = dynamic_cast<const FusableActivationOp*>(act.op.get());
+    const std::string activation = fusable ? fusable->fused_activation() : "";
     if (activation.empty()) continue;
     const int t = act.inputs[0];
-    const int q = tensors[t].producer;
-    if (q < 0 || is_output[t] || types_[t].masked || consumers[t].size() != 1) continue;
+    const int q = graph.tensors()[t].producer;
+    if (q < 0 || is_output[t] || types[t].masked || consumers[t].size() != 1) continue;
     const int p = folded_into[q] >= 0 ? folded_into[q] : q;
     const CompiledNode& producer = graph.nodes()[p];
-    if (producer.outputs.size() != 1 || !producer.op->accepts_fused_activation() ||
+    if (producer.outputs.size() != 1 || !producer.op->traits().accepts_fused_activation ||
         activation_of.count(p))
       continue;
     activation_of[p] = activation;
     folded_into[i] = p;
     folded_label[i] = "fused into " + producer.def->name;
   }
+}
 
-  // A tensor a kernel writes in a blocked layout stays so when it is not a graph output, has no
-  // mask and every live consumer accepts blocked inputs (Op::accepts_blocked_inputs), looking
-  // through nodes folded into its producer.
-  std::function<bool(int)> stays_blocked = [&](int t) {
-    if (is_output[t] || types_[t].masked || consumers[t].empty()) return false;
-    for (int c : consumers[t]) {
-      if (folded_into[c] >= 0) {  // folded away: its consumers read these bytes
-        if (!stays_blocked(graph.nodes()[c].outputs[0])) return false;
-      } else if (!graph.nodes()[c].op->accepts_blocked_inputs()) {
-        return false;
-      }
-    }
-    return true;
-  };
-
-  for (size_t i = 0; i < graph.nodes().size(); ++i) {
-    if (!node_live[i]) continue;
-    const CompiledNode& n = graph.nodes()[i];
-    const NodeDef& def = *n.def;
-    if (folded_into[i] >= 0) {
-      // Folded into its producer: the output is the producer's bytes, as they are stored.
-      const int in = n.inputs[0], t = n.outputs[0];
-      int b = new_buffer(buffers_[tensor_buffer_[in]].desc);
-      buffers_[b].alias = base_of(tensor_buffer_[in]);
-      tensor_buffer_[t] = b;
-      Step folded;
-      folded.node = static_cast<int>(i);
-      folded.name = def.name;
-      folded.kernel = view_kernel(folded_label[i]);
-      folded.srcs = {tensor_buffer_[in]};
-      folded.dsts = {b};
-      folded.src_masks = {-1};
-      folded.dst_masks = {-1};
-      // Its bytes are final only when no later node is folded into the same producer.
-      const bool last = consumers[t].size() != 1 || folded_into[consumers[t][0]] != folded_into[i];
-      if (last) folded.out_tensors = {t};
-      steps_.push_back(std::move(folded));
-      step_flops_.push_back(0);
-      continue;
-    }
-    if (optimize && n.op->is_view() && n.outputs.size() == 1 && n.inputs.size() == 1 &&
-        buffers_[tensor_buffer_[n.inputs[0]]].desc == onednn::plain_desc(types_[n.inputs[0]])) {
-      // A view: the output is the input's bytes with another shape; no kernel runs.
-      const int in = n.inputs[0], t = n.outputs[0];
-      int b = new_buffer(onednn::plain_desc(types_[t]));
-      buffers_[b].alias = base_of(tensor_buffer_[in]);
-      tensor_buffer_[t] = b;
-      mask_buffer_[t] = types_[t].masked ? mask_buffer_[in] : -1;
-      Step view;
-      view.node = static_cast<int>(i);
-      view.name = def.name;
-      view.kernel = view_kernel();
-      view.srcs = {tensor_buffer_[in]};
-      view.dsts = {b};
-      view.src_masks = {mask_buffer_[in]};
-      view.dst_masks = {-1};
-      view.out_tensors = {t};
-      steps_.push_back(std::move(view));
-      step_flops_.push_back(0);
-      continue;
-    }
-    std::function<const Tensor&(const std::string&)> lookup = lookup_for(def);
-    const auto affine = affine_of.find(static_cast<int>(i));
-    if (affine != affine_of.end()) {
-      // The folded kernel and bias, owned by the plan (kernels may use them without a copy).
-      const std::vector<float>& scale = affine->second.scale;
-      const std::vector<float>& shift = affine->second.shift;
-      const Tensor& kernel = lookup("kernel");
-      if (kernel.shape().empty() || kernel.shape().back() != static_cast<Dim>(scale.size()))
-        throw Error(fmt::format("internal: cannot fold {} into kernel {}", affine->second.from_node,
-                                format_shape(kernel.shape())))
-            .node(def.name, def.op);
-      auto folded_kernel = std::make_shared<Tensor>(scaled_along_last(kernel, scale));
-      auto folded_bias = std::make_shared<Tensor>(DType::f32, Dims{static_cast<Dim>(scale.size())});
-      const Tensor* bias = weights.find(def.name + ".bias");
-      for (size_t c = 0; c < scale.size(); ++c)
-        folded_bias->mutable_data<float>()[c] =
-            (bias ? bias->data<float>()[c] : 0.f) * scale[c] + shift[c];
-      folded_weights_.push_back(folded_kernel);
-      folded_weights_.push_back(folded_bias);
-      lookup = [base = lookup, folded_kernel,
-                folded_bias](const std::string& param) -> const Tensor& {
-        if (param == "kernel") return *folded_kernel;
-        if (param == "bias") return *folded_bias;
-        return base(param);
-      };
-    }
-    KernelContext kctx{engine, def};
-    for (int t : n.inputs) {
-      kctx.inputs.push_back(types_[t]);
-      kctx.input_descs.push_back(buffers_[tensor_buffer_[t]].desc);
-    }
-    for (int t : n.outputs) kctx.outputs.push_back(types_[t]);
-    kctx.threads = threads_;
-    kctx.optimize = optimize;
-    if (affine != affine_of.end()) kctx.channel_affine = &affine->second;
-    const auto fused = activation_of.find(static_cast<int>(i));
-    if (fused != activation_of.end()) kctx.fused_activation = fused->second;
-    // A producer with nodes folded into it holds their result: its own output is not reported
-    // as an intermediate.
-    const bool holds_folded = affine != affine_of.end() || fused != activation_of.end();
-    kctx.weight_cache = &cache;
-    kctx.weight_lookup = &lookup;
-    KernelBuild built;
-    try {
-      built = n.op->compile(kctx);
-    } catch (Error& e) {
-      if (e.node_name().empty()) e.node(def.name, def.op);
-      if (!e.loc().known()) e.at(def.loc);
-      throw;
-    } catch (const dnnl::error& e) {
-      throw Error(fmt::format("oneDNN could not build a primitive for shapes {}: {}",
-                              format_shape(kctx.inputs.empty() ? Dims{} : kctx.inputs[0].shape),
-                              e.what()))
-          .at(def.loc)
-          .node(def.name, def.op);
-    }
-    check_kernel_build(built, kctx);
-    Step step;
-    step.node = static_cast<int>(i);
-    step.name = def.name;
-    step.kernel = std::move(built.kernel);
-    for (size_t k = 0; k < n.inputs.size(); ++k) {
-      const int t = n.inputs[k];
-      int src = tensor_buffer_[t];
-      const dnnl::memory::desc& stored = buffers_[src].desc;
-      if (built.src_descs[k] != stored) {
-        // The kernel asked for this input in another layout: a reorder step of its own before
-        // it, so the stored copy can die (and its bytes be reused) before the kernel runs.
-        const bool plain = stored == onednn::plain_desc(types_[t]);
-        const dnnl::memory::desc from = plain ? plain_like(types_[t]) : stored;
-        Step to_layout;
-        to_layout.name = def.name + "/input_layout";
-        ReorderStep reorder = make_reorder_step(from, built.src_descs[k], engine);
-        to_layout.scratchpad = new_scratchpad(reorder.scratchpad_bytes);
-        to_layout.kernel = reorder.kernel;
-        to_layout.srcs = {src};
-        src = new_buffer(built.src_descs[k]);
-        to_layout.dsts = {src};
-        to_layout.src_masks = {-1};
-        to_layout.dst_masks = {-1};
-        steps_.push_back(std::move(to_layout));
-        step_flops_.push_back(0);
-      }
-      step.srcs.push_back(src);
-      step.src_masks.push_back(mask_buffer_[t]);
-    }
-    for (const auto& d : built.temp_descs) step.temps.push_back(new_buffer(d));
-    step.scratchpad = new_scratchpad(built.scratchpad_bytes);
-    std::vector<Step> after;
-    for (size_t k = 0; k < n.outputs.size(); ++k) {
-      int t = n.outputs[k];
-      dnnl::memory::desc plain = onednn::plain_desc(types_[t]);
-      int b = new_buffer(built.dst_descs[k]);
-      step.dsts.push_back(b);
-      if (built.dst_descs[k] != plain && !(optimize && stays_blocked(t))) {
-        // The kernel writes another layout: convert to plain for the consumers.
-        int pb = new_buffer(plain);
-        Step conv;
-        conv.name = def.name + "/to_plain";
-        ReorderStep reorder = make_reorder_step(built.dst_descs[k], plain_like(types_[t]), engine);
-        conv.scratchpad = new_scratchpad(reorder.scratchpad_bytes);
-        conv.kernel = reorder.kernel;
-        conv.srcs = {b};
-        conv.dsts = {pb};
-        if (!holds_folded) conv.out_tensors = {t};
-        after.push_back(std::move(conv));
-        tensor_buffer_[t] = pb;
-      } else {
-        tensor_buffer_[t] = b;
-        if (!holds_folded) step.out_tensors.push_back(t);
-      }
-      // Masks: produced here, or passed on from the first masked input.
-      if (types_[t].masked) {
-        if (n.op->produces_mask()) {
-          mask_buffer_[t] = new_buffer(mask_buffer_desc(types_[t]));
-          step.dst_masks.push_back(mask_buffer_[t]);
-        } else {
-          for (int in : n.inputs)
-            if (mask_buffer_[in] >= 0) {
-              mask_buffer_[t] = mask_buffer_[in];
-              break;
-            }
-          step.dst_masks.push_back(-1);
-        }
-      } else {
-        step.dst_masks.push_back(-1);
-      }
-    }
-    steps_.push_back(std::move(step));
-    step_flops_.push_back(graph.node_stats(i, types_).flops *
-                          static_cast<double>(types_[n.outputs[0]].shape[0]));
-    for (auto& s : after) {
-      steps_.push_back(std::move(s));
-      step_flops_.push_back(0);
+// A tensor a kernel writes in a blocked layout stays so when it is not a graph output, has no
+// mask and every live consumer accepts blocked inputs (OpTraits::accepts_blocked_inputs), looking
+// through nodes folded into its producer.
+bool PlanBuilder::stays_blocked(int t) const {
+  if (!optimize || is_output[t] || types[t].masked || consumers[t].empty()) return false;
+  for (int c : consumers[t]) {
+    if (folded_into[c] >= 0) {  // folded away: its consumers read these bytes
+      if (!stays_blocked(graph.nodes()[c].outputs[0])) return false;
+    } else if (!graph.nodes()[c].op->traits().accepts_blocked_inputs) {
+      return false;
     }
   }
-  // Steps without a scratchpad share a 1-byte one (primitives with none never touch it).
-  no_scratchpad_buffer_ = new_scratchpad(1);
-  buffers_[no_scratchpad_buffer_].first = 0;
-  buffers_[no_scratchpad_buffer_].last = static_cast<int>(steps_.size());
-  for (Step& st : steps_)
-    if (st.scratchpad < 0) st.scratchpad = no_scratchpad_buffer_;
-  plan_memory();
-#if defined(__GLIBC__)
-  // Building the kernels freed megabytes of temporaries (weight reorders, oneDNN's kernel
-  // generation) in the middle of the heap, where glibc keeps them resident: hand them back.
-  malloc_trim(0);
-#endif
+  return true;
+}
+
+// Graph inputs: buffers bound to the caller's data at each run, never in the arena.
+void PlanBuilder::bind_inputs() {
+  for (size_t i = 0; i < graph.input_tensors().size(); ++i) {
+    int t = graph.input_tensors()[i];
+    int b = new_buffer(onednn::plain_desc(types[t]));
+    plan.buffers_[b].input = static_cast<int>(i);
+    plan.tensor_buffer_[t] = b;
+  }
+}
+
+void PlanBuilder::emit_steps() {
+  for (size_t node = 0; node < graph.nodes().size(); ++node) {
+    const int i = static_cast<int>(node);
+    if (!node_live[i]) continue;
+    if (folded_into[i] >= 0) {
+      emit_folded_step(i);
+    } else if (!emit_view_step(i)) {
+      compile_node(i, node_weights(i));
+    }
+  }
+}
+
+// Folded into its producer: the output is the producer's bytes, as they are stored.
+void PlanBuilder::emit_folded_step(int i) {
+  const CompiledNode& n = graph.nodes()[i];
+  const int in = n.inputs[0], t = n.outputs[0];
+  int b = new_buffer(plan.buffers_[plan.tensor_buffer_[in]].desc);
+  plan.buffers_[b].alias = plan.base_of(plan.tensor_buffer_[in]);
+  plan.tensor_buffer_[t] = b;
+  Plan::Step folded;
+  folded.node = i;
+  folded.name = n.def->name;
+  folded.kernel = view_kernel(folded_label[i]);
+  folded.srcs = {plan.tensor_buffer_[in]};
+  folded.dsts = {b};
+  folded.src_masks = {-1};
+  folded.dst_masks = {-1};
+  // Its bytes are final only when no later node is folded into the same producer.
+  const bool last = consumers[t].size() != 1 || folded_into[consumers[t][0]] != folded_into[i];
+  if (last) folded.out_tensors = {t};
+  push_step(std::move(folded));
+}
+
+// A view (optimized plans, plain input): the output is the input's bytes with another shape; no
+// kernel runs. False when the node is not one.
+bool PlanBuilder::emit_view_step(int i) {
+  const CompiledNode& n = graph.nodes()[i];
+  if (!optimize || !n.op->traits().is_view || n.outputs.size() != 1 || n.inputs.size() != 1)
+    return false;
+  const int in = n.inputs[0], t = n.outputs[0];
+  if (plan.buffers_[plan.tensor_buffer_[in]].desc != onednn::plain_desc(types[in])) return false;
+  int b = new_buffer(onednn::plain_desc(types[t]));
+  plan.buffers_[b].alias = plan.base_of(plan.tensor_buffer_[in]);
+  plan.tensor_buffer_[t] = b;
+  plan.mask_buffer_[t] = types[t].masked ? plan.mask_buffer_[in] : -1;
+  Plan::Step view;
+  view.node = i;
+  view.name = n.def->name;
+  view.kernel = view_kernel();
+  view.srcs = {plan.tensor_buffer_[in]};
+  view.dsts = {b};
+  view.src_masks = {plan.mask_buffer_[in]};
+  view.dst_masks = {-1};
+  view.out_tensors = {t};
+  push_step(std::move(view));
+  return true;
+}
+
+// The weights node i's kernel sees: as loaded, or with the normalization folded into it
+// (kernel scaled along its output axis, bias = bias * scale + shift), owned by the plan so that
+// kernels may use them without a copy.
+PlanBuilder::WeightLookup PlanBuilder::node_weights(int i) {
+  const NodeDef& def = *graph.nodes()[i].def;
+  WeightLookup lookup = lookup_for(def);
+  const auto affine = affine_of.find(i);
+  if (affine == affine_of.end()) return lookup;
+  const std::vector<float>& scale = affine->second.scale;
+  const std::vector<float>& shift = affine->second.shift;
+  const Tensor& kernel = lookup("kernel");
+  if (kernel.shape().empty() || kernel.shape().back() != static_cast<Dim>(scale.size()))
+    throw Error(fmt::format("internal: cannot fold {} into kernel {}", affine->second.from_node,
+                            format_shape(kernel.shape())))
+        .node(def.name, def.op);
+  auto folded_kernel = std::make_shared<Tensor>(scaled_along_last(kernel, scale));
+  auto folded_bias = std::make_shared<Tensor>(DType::f32, Dims{static_cast<Dim>(scale.size())});
+  const Tensor* bias = weights.find(def.name + ".bias");
+  for (size_t c = 0; c < scale.size(); ++c)
+    folded_bias->mutable_data<float>()[c] =
+        (bias ? bias->data<float>()[c] : 0.f) * scale[c] + shift[c];
+  plan.folded_weights_.push_back(folded_kernel);
+  plan.folded_weights_.push_back(folded_bias);
+  return [base = lookup, folded_kernel, folded_bias](const std::string& param) -> const Tensor& {
+    if (param == "kernel") return *folded_kernel;
+    if (param == "bias") return *folded_bias;
+    return base(param);
+  };
+}
+
+// Builds node i's kernel (Op::compile) and emits its step, with the input-layout reorders before
+// it and the to_plain reorders after it that the layouts the kernel chose call for.
+void PlanBuilder::compile_node(int i, const WeightLookup& lookup) {
+  const CompiledNode& n = graph.nodes()[i];
+  const NodeDef& def = *n.def;
+  const auto affine = affine_of.find(i);
+  KernelContext kctx{engine, def};
+  for (int t : n.inputs) {
+    kctx.inputs.push_back(types[t]);
+    kctx.input_descs.push_back(plan.buffers_[plan.tensor_buffer_[t]].desc);
+  }
+  for (int t : n.outputs) kctx.outputs.push_back(types[t]);
+  kctx.threads = plan.threads_;
+  kctx.optimize = optimize;
+  if (affine != affine_of.end()) kctx.channel_affine = &affine->second;
+  const auto fused = activation_of.find(i);
+  if (fused != activation_of.end()) kctx.fused_activation = fused->second;
+  // A producer with nodes folded into it holds their result: its own output is not reported
+  // as an intermediate.
+  const bool holds_folded = affine != affine_of.end() || fused != activation_of.end();
+  kctx.weight_cache = &cache;
+  kctx.weight_lookup = &lookup;
+  KernelBuild built;
+  try {
+    built = n.op->compile(kctx);
+  } catch (Error& e) {
+    if (e.node_name().empty()) e.node(def.name, def.op);
+    if (!e.loc().known()) e.at(def.loc);
+    throw;
+  } catch (const dnnl::error& e) {
+    throw Error(fmt::format("oneDNN could not build a primitive for shapes {}: {}",
+                            format_shape(kctx.inputs.empty() ? Dims{} : kctx.inputs[0].shape),
+                            e.what()))
+        .at(def.loc)
+        .node(def.name, def.op);
+  }
+  check_kernel_build(built, kctx);
+  Plan::Step step;
+  step.node = i;
+  step.name = def.name;
+  step.kernel = std::move(built.kernel);
+  for (size_t k = 0; k < n.inputs.size(); ++k) {
+    step.srcs.push_back(input_in_layout(def.name, n.inputs[k], built.src_descs[k]));
+    step.src_masks.push_back(plan.mask_buffer_[n.inputs[k]]);
+  }
+  for (const auto& d : built.temp_descs) step.temps.push_back(new_buffer(d));
+  step.scratchpad = new_scratchpad(built.scratchpad_bytes);
+  std::vector<Plan::Step> after;
+  for (size_t k = 0; k < n.outputs.size(); ++k) {
+    plan.tensor_buffer_[n.outputs[k]] =
+        place_output(step, n.outputs[k], built.dst_descs[k], holds_folded, after);
+    pass_mask(step, n, n.outputs[k]);
+  }
+  push_step(std::move(step),
+            graph.node_stats(i, types).flops * static_cast<double>(types[n.outputs[0]].shape[0]));
+  for (auto& s : after) push_step(std::move(s));
+}
+
+// The buffer a kernel reads tensor t from when it asked for layout `want`: the stored buffer,
+// or (another layout) a new one filled by a reorder step of its own before the kernel, so the
+// stored copy can die (and its bytes be reused) before the kernel runs.
+int PlanBuilder::input_in_layout(const std::string& node, int t, const dnnl::memory::desc& want) {
+  const int stored_buffer = plan.tensor_buffer_[t];
+  const dnnl::memory::desc& stored = plan.buffers_[stored_buffer].desc;
+  if (want == stored) return stored_buffer;
+  const bool plain = stored == onednn::plain_desc(types[t]);
+  const dnnl::memory::desc from = plain ? plain_in_primitive_dims(types[t]) : stored;
+  Plan::Step to_layout;
+  to_layout.name = node + "/input_layout";
+  ReorderStep reorder = make_reorder_step(from, want, engine);
+  to_layout.scratchpad = new_scratchpad(reorder.scratchpad_bytes);
+  to_layout.kernel = reorder.kernel;
+  to_layout.srcs = {stored_buffer};
+  const int converted = new_buffer(want);
+  to_layout.dsts = {converted};
+  to_layout.src_masks = {-1};
+  to_layout.dst_masks = {-1};
+  push_step(std::move(to_layout));
+  return converted;
+}
+
+// Output t, written by `step` in layout `written`: returns the buffer its consumers read. A
+// non-plain layout stays when stays_blocked(t); otherwise a to_plain reorder step (appended to
+// `after`) converts it for the consumers.
+int PlanBuilder::place_output(Plan::Step& step, int t, const dnnl::memory::desc& written,
+                              bool holds_folded, std::vector<Plan::Step>& after) {
+  const dnnl::memory::desc plain = onednn::plain_desc(types[t]);
+  const int b = new_buffer(written);
+  step.dsts.push_back(b);
+  if (written == plain || stays_blocked(t)) {
+    if (!holds_folded) step.out_tensors.push_back(t);
+    return b;
+  }
+  const int pb = new_buffer(plain);
+  Plan::Step to_plain;
+  to_plain.name = step.name + "/to_plain";
+  ReorderStep reorder = make_reorder_step(written, plain_in_primitive_dims(types[t]), engine);
+  to_plain.scratchpad = new_scratchpad(reorder.scratchpad_bytes);
+  to_plain.kernel = reorder.kernel;
+  to_plain.srcs = {b};
+  to_plain.dsts = {pb};
+  if (!holds_folded) to_plain.out_tensors = {t};
+  after.push_back(std::move(to_plain));
+  return pb;
+}
+
+// Output t's mask: produced by the step (a new [batch, steps] u8 buffer), or passed on from the
+// node's first masked input.
+void PlanBuilder::pass_mask(Plan::Step& step, const CompiledNode& n, int t) {
+  if (!types[t].masked) {
+    step.dst_masks.push_back(-1);
+    return;
+  }
+  if (n.op->produces_mask()) {
+    const Dim steps = types[t].shape.size() > 1 ? types[t].shape[1] : 1;
+    plan.mask_buffer_[t] = new_buffer(dnnl::memory::desc(
+        {types[t].shape[0], steps}, dnnl::memory::data_type::u8, dnnl::memory::format_tag::ab));
+    step.dst_masks.push_back(plan.mask_buffer_[t]);
+    return;
+  }
+  for (int in : n.inputs)
+    if (plan.mask_buffer_[in] >= 0) {
+      plan.mask_buffer_[t] = plan.mask_buffer_[in];
+      break;
+    }
+  step.dst_masks.push_back(-1);
+}
+
+// Steps without a scratchpad share a 1-byte one (primitives with none never touch it).
+void PlanBuilder::share_empty_scratchpad() {
+  plan.no_scratchpad_buffer_ = new_scratchpad(1);
+  plan.buffers_[plan.no_scratchpad_buffer_].first = 0;
+  plan.buffers_[plan.no_scratchpad_buffer_].last = static_cast<int>(plan.steps_.size());
+  for (Plan::Step& st : plan.steps_)
+    if (st.scratchpad < 0) st.scratchpad = plan.no_scratchpad_buffer_;
 }
 
 Plan::~Plan() = default;
@@ -477,36 +617,45 @@ void Plan::plan_memory() {
     touch(tensor_buffer_[t], end);
     touch(mask_buffer_[t], end);
   }
-  // Greedy by size: the largest buffers first, each at the lowest offset that does not overlap a
-  // placed buffer whose lifetime overlaps.
-  std::vector<int> order;
-  for (size_t b = 0; b < buffers_.size(); ++b)
-    if (buffers_[b].input < 0 && buffers_[b].alias < 0 && buffers_[b].first >= 0)
-      order.push_back(static_cast<int>(b));
-  std::stable_sort(order.begin(), order.end(),
-                   [&](int a, int b) { return buffers_[a].bytes > buffers_[b].bytes; });
-  std::vector<int> placed;
-  arena_bytes_ = 0;
-  for (int b : order) {
-    Buffer& buf = buffers_[b];
-    std::vector<std::pair<size_t, size_t>> busy;
-    for (int p : placed) {
-      const Buffer& o = buffers_[p];
-      if (o.first <= buf.last && buf.first <= o.last)
-        busy.emplace_back(o.offset, o.offset + align_up(o.bytes));
-    }
-    std::sort(busy.begin(), busy.end());
-    size_t offset = 0;
-    for (const auto& [lo, hi] : busy) {
-      if (offset + align_up(buf.bytes) <= lo) break;
-      offset = std::max(offset, hi);
-    }
-    buf.offset = offset;
-    arena_bytes_ = std::max(arena_bytes_, offset + align_up(buf.bytes));
-    placed.push_back(b);
-  }
+  const std::vector<int> placed = arena_buffer_ids();
+  const ArenaLayout layout = plan_arena(arena_buffers(placed));
+  for (size_t k = 0; k < placed.size(); ++k) buffers_[placed[k]].offset = layout.offsets[k];
+  arena_bytes_ = layout.total;
   for (auto& buf : buffers_)
     if (buf.alias >= 0) buf.offset = buffers_[buf.alias].offset;
+}
+
+// The buffers the arena holds: used, not bound to a graph input, not a view of another.
+std::vector<int> Plan::arena_buffer_ids() const {
+  std::vector<int> ids;
+  for (size_t b = 0; b < buffers_.size(); ++b)
+    if (buffers_[b].input < 0 && buffers_[b].alias < 0 && buffers_[b].first >= 0)
+      ids.push_back(static_cast<int>(b));
+  return ids;
+}
+
+std::vector<ArenaBuffer> Plan::arena_buffers(const std::vector<int>& ids) const {
+  std::vector<ArenaBuffer> out;
+  for (int b : ids) out.push_back({buffers_[b].bytes, buffers_[b].first, buffers_[b].last});
+  return out;
+}
+
+std::string Plan::arena_problem() const {
+  const std::vector<int> ids = arena_buffer_ids();
+  ArenaLayout layout;
+  layout.total = arena_bytes_;
+  for (int b : ids) layout.offsets.push_back(buffers_[b].offset);
+  std::string problem = arena_layout_problem(arena_buffers(ids), layout);
+  if (!problem.empty()) return problem;
+  for (size_t b = 0; b < buffers_.size(); ++b) {
+    const Buffer& buf = buffers_[b];
+    if (buf.alias >= 0 &&
+        (buf.offset != buffers_[buf.alias].offset || buf.bytes > buffers_[buf.alias].bytes))
+      return fmt::format("view {} ({} bytes at {}) does not fit its buffer {} ({} bytes at {})", b,
+                         buf.bytes, buf.offset, buf.alias, buffers_[buf.alias].bytes,
+                         buffers_[buf.alias].offset);
+  }
+  return "";
 }
 
 double Plan::flops() const {
@@ -518,7 +667,7 @@ double Plan::flops() const {
 size_t Plan::unplanned_bytes() const {
   size_t total = 0;
   for (const auto& b : buffers_)
-    if (b.input < 0 && b.alias < 0) total += align_up(b.bytes);
+    if (b.input < 0 && b.alias < 0) total += arena_footprint(b.bytes);
   return total;
 }
 
@@ -582,7 +731,8 @@ std::map<std::string, Tensor> Plan::run(const std::vector<const Tensor*>& inputs
     }
   } give_back{this, state};
 
-  omp_set_num_threads(threads_);
+  const ScopedOmpThreads scoped_threads(threads_);
+  if (options.fill_arena_with_nan) fill_with_nan(state->arena.get(), arena_bytes_);
   for (size_t i = 0; i < buffers_.size(); ++i) {
     const int input = buffers_[base_of(static_cast<int>(i))].input;
     if (input >= 0) state->memories[i].set_data_handle(const_cast<void*>(inputs[input]->raw()));
@@ -596,7 +746,7 @@ std::map<std::string, Tensor> Plan::run(const std::vector<const Tensor*>& inputs
     if (desc == onednn::plain_desc(type)) {
       std::memcpy(out.mutable_data<void>(), mem.get_data_handle(), out.bytes());
     } else {  // a blocked intermediate (--dump-intermediates): reorder it to plain
-      dnnl::memory plain(plain_like(type), mem.get_engine(), out.mutable_data<void>());
+      dnnl::memory plain(plain_in_primitive_dims(type), mem.get_engine(), out.mutable_data<void>());
       onednn::reorder_now(mem, plain, state->stream);
     }
     return out;

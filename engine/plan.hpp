@@ -11,14 +11,16 @@
 #include <string>
 #include <vector>
 
+#include "engine/model.hpp"
 #include "framework/compiler.hpp"
 #include "kernels/kernel.hpp"
-#include "engine/model.hpp"
 #include "kernels/tensor.hpp"
 
 namespace fg {
 
 class WeightCache;
+struct PlanBuilder;
+struct ArenaBuffer;
 
 class Plan {
  public:
@@ -36,7 +38,10 @@ class Plan {
   // The largest primitive scratchpad of one step. Each step's scratchpad is an arena buffer live
   // during that step only, so it shares bytes with activations that are dead by then.
   size_t scratchpad_bytes() const { return scratchpad_bytes_; }
-  const std::vector<TensorType>& types() const { return types_; }
+  // "" when no two arena buffers live at the same step share bytes and every view fits the
+  // buffer it views; else the first violation. Checked on every plan in debug builds (!NDEBUG);
+  // tests call it on every plan they build.
+  std::string arena_problem() const;
 
   struct Step {
     int node = -1;     // compiled node index, -1 for an inserted reorder
@@ -49,6 +54,7 @@ class Plan {
   const std::vector<Step>& steps() const { return steps_; }
 
  private:
+  friend struct PlanBuilder;  // the passes that build a plan (plan.cpp)
   struct Buffer {
     dnnl::memory::desc desc;
     size_t bytes = 0;
@@ -61,6 +67,8 @@ class Plan {
   struct ExecState;
 
   void plan_memory();
+  std::vector<int> arena_buffer_ids() const;
+  std::vector<ArenaBuffer> arena_buffers(const std::vector<int>& ids) const;
   std::unique_ptr<ExecState> make_state() const;
 
   const CompiledGraph& graph_;

@@ -215,7 +215,7 @@ bool Session::output_is_probabilities(const std::string& output) const {
   const auto& outs = graph_->def().outputs;
   const size_t k = std::find(outs.begin(), outs.end(), output) - outs.begin();
   const int producer = graph_->tensors()[graph_->output_tensors()[k]].producer;
-  return producer >= 0 && graph_->nodes()[producer].op->outputs_probabilities();
+  return producer >= 0 && graph_->nodes()[producer].op->traits().outputs_probabilities;
 }
 
 PlanFigures Session::plan_figures(const std::map<std::string, Dims>& input_shapes) const {

@@ -125,6 +125,30 @@ struct WeightSpec {
   bool trainable = true;
 };
 
+// What an optimizing plan may do around an op's nodes; all false by default. Ops that a pass
+// folds away implement a pass-side interface instead (framework/op_fusion.hpp).
+struct OpTraits {
+  // The output is input 0's bytes seen with another shape (flatten, reshape, dropout at
+  // inference): the plan then aliases the buffer instead of running the kernel.
+  bool is_view = false;
+  // compile() accepts inputs in any oneDNN layout: ctx.input_descs[i] is then either the plain
+  // desc or a blocked desc in oneDNN's logical order {N, C, spatial...} (e.g. nChw16c) that a
+  // producer chose. A tensor stays blocked only when every consumer accepts it, so chains of
+  // convolution and pooling run without reorders between them.
+  bool accepts_blocked_inputs = false;
+  // A following per-channel affine map (ChannelAffineOp: batch normalization) may fold into
+  // this op: output channel c depends linearly on weights "kernel"[..., c] and "bias"[c] (Keras
+  // layouts, no activation after them) and compile() applies a bias whenever
+  // ctx.channel_affine is set. The plan then folds the map into those weights.
+  bool accepts_channel_affine = false;
+  // A following activation node (FusableActivationOp) may fuse into this op: compile() applies
+  // ctx.fused_activation (a Keras activation that is a oneDNN post-op) after everything else.
+  bool accepts_fused_activation = false;
+  // Every row of the output over its last axis is a probability distribution (softmax over the
+  // last axis, or a softmax activation): clients print top classes.
+  bool outputs_probabilities = false;
+};
+
 class Op {
  public:
   virtual ~Op() = default;
@@ -142,43 +166,15 @@ class Op {
   // masked but the op does not produce the mask itself, the first masked input's mask passes on.
   virtual bool supports_masking() const { return false; }
   virtual bool produces_mask() const { return false; }
-  // True when the output is input 0's bytes seen with another shape (flatten, reshape, dropout
-  // at inference): an optimizing plan then aliases the buffer instead of running the kernel.
-  virtual bool is_view() const { return false; }
   // Value ranges, for synthetic inputs and checks: the number of valid values [0, n) of an
   // int32 index input (an embedding's token ids: input_dim); 0 when the input is no index.
   virtual int64_t index_range(size_t input) const {
     (void)input;
     return 0;
   }
-  // True when every row of the output over its last axis is a probability distribution
-  // (softmax over the last axis, or a softmax activation).
-  virtual bool outputs_probabilities() const { return false; }
-  // True when compile() accepts inputs in any oneDNN layout: ctx.input_descs[i] is then either the
-  // plain desc or a blocked desc in oneDNN's logical order {N, C, spatial...} (e.g. nChw16c)
-  // that a producer chose. An optimizing plan keeps a tensor blocked only when every consumer
-  // accepts it, so chains of convolution and pooling run without reorders between them.
-  virtual bool accepts_blocked_inputs() const { return false; }
-  // Folding a following batch normalization (a per-channel affine map) into this op: true when
-  // output channel c depends linearly on weights "kernel"[..., c] and "bias"[c] (Keras layouts,
-  // no activation after them) and compile() applies a bias whenever ctx.channel_affine is set.
-  // An optimizing plan then folds the map into those weights and skips the normalization.
-  virtual bool accepts_channel_affine() const { return false; }
-  // Fusing a following activation node: true when compile() applies ctx.fused_activation (a
-  // Keras activation that is a oneDNN post-op) after everything else it computes.
-  virtual bool accepts_fused_activation() const { return false; }
-  // For an elementwise activation op: the Keras activation a producer can apply as a post-op
-  // in its place (relu, gelu, ...), or "" when it cannot be fused.
-  virtual std::string fused_activation() const { return ""; }
-  // For an op that is y = x * scale[c] + shift[c] over the last axis (batch normalization at
-  // inference): fills scale and shift from its weights (`ctx` as for compile) and returns true.
-  virtual bool channel_affine(KernelContext& ctx, std::vector<float>& scale,
-                              std::vector<float>& shift) const {
-    (void)ctx;
-    (void)scale;
-    (void)shift;
-    return false;
-  }
+  // What an optimizing plan and the graph's clients may assume about this op's nodes (see
+  // OpTraits). Default: nothing.
+  virtual OpTraits traits() const { return {}; }
   // Builds the executable kernel for concrete shapes and says what memory it needs (start from
   // ctx.start_build()). The plan checks every returned descriptor against the inferred types.
   virtual KernelBuild compile(const KernelContext& ctx) const = 0;

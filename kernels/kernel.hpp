@@ -70,8 +70,8 @@ struct KernelContext {
   const NodeDef& node;
   std::vector<TensorType> inputs;   // concrete
   std::vector<TensorType> outputs;  // concrete
-  // How each input is stored: plain, or a producer's blocked layout (for ops that
-  // accepts_blocked_inputs()).
+  // How each input is stored: plain, or a producer's blocked layout (for ops whose traits say
+  // accepts_blocked_inputs).
   std::vector<dnnl::memory::desc> input_descs;
   int threads = 1;
   WeightCache* weight_cache = nullptr;
@@ -124,6 +124,9 @@ struct ExecContext {
   const std::vector<const uint8_t*>& src_masks;
   const std::vector<uint8_t*>& dst_masks;  // only for ops that produce_mask()
   const dnnl::memory& scratchpad;          // this step's scratchpad (see add_scratchpad)
+  // The plan's thread count (1 or more): C++ loops use it (`omp parallel for
+  // num_threads(ctx.threads)`); oneDNN primitives get the same count from the plan, which sets
+  // the calling thread's OpenMP thread count for the run and restores it afterwards.
   int threads = 1;
   // What Kernel::bind returned for these buffers (the execution state is used by one run at a
   // time, so a kernel may keep per-run scratch values in it).

@@ -13,12 +13,4 @@ dnnl::memory WeightCache::get_or_make(const std::string& key, const dnnl::memory
   return mem;
 }
 
-size_t WeightCache::bytes() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  size_t total = 0;
-  for (const auto& [key, list] : entries_)
-    for (const auto& mem : list) total += mem.get_desc().get_size();
-  return total;
-}
-
 }  // namespace fg

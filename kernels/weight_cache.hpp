@@ -15,7 +15,6 @@ class WeightCache {
  public:
   dnnl::memory get_or_make(const std::string& key, const dnnl::memory::desc& desc,
                            const std::function<dnnl::memory()>& make);
-  size_t bytes() const;
 
  private:
   mutable std::mutex mutex_;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "framework/op_fusion.hpp"
 #include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
@@ -15,7 +16,7 @@
 namespace fg::layers {
 namespace {
 
-class Activation final : public Op {
+class Activation final : public Op, public FusableActivationOp {
  public:
   void parse(AttrReader& attrs) override {
     attrs.get_string("activation");  // required: "missing required attribute"
@@ -42,7 +43,11 @@ class Activation final : public Op {
   }
 
   bool supports_masking() const override { return true; }
-  bool outputs_probabilities() const override { return activation_ == "softmax"; }
+  OpTraits traits() const override {
+    OpTraits t;
+    t.outputs_probabilities = activation_ == "softmax";
+    return t;
+  }
 
   KernelBuild compile(const KernelContext& ctx) const override {
     KernelBuild build = ctx.start_build();

@@ -6,13 +6,14 @@
 #include <cmath>
 
 #include "framework/registry.hpp"
+#include "framework/op_fusion.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
 
 namespace fg::layers {
 namespace {
 
-class BatchNormalization final : public Op {
+class BatchNormalization final : public Op, public ChannelAffineOp {
  public:
   void parse(AttrReader& attrs) override {
     axis_ = static_cast<int>(attrs.get_int("axis", -1));
@@ -54,15 +55,15 @@ class BatchNormalization final : public Op {
 
   // Over the last axis, y = x * scale + shift with scale = gamma / sqrt(var + epsilon) and
   // shift = beta - mean * scale (computed in double): what the plan fuses into a preceding conv.
-  bool channel_affine(KernelContext& ctx, std::vector<float>& scale,
-                      std::vector<float>& shift) const override {
-    const int rank = static_cast<int>(ctx.inputs.at(0).shape.size());
+  bool channel_affine(const TensorType& input, const WeightViewLookup& weight,
+                      std::vector<float>& scale, std::vector<float>& shift) const override {
+    const int rank = static_cast<int>(input.shape.size());
     if (normalize_axis(axis_, rank) != rank - 1) return false;
-    const Dim c = ctx.inputs[0].shape.back();
-    const float* mean = ctx.weight("moving_mean").data<float>();
-    const float* var = ctx.weight("moving_variance").data<float>();
-    const float* gamma = scale_ ? ctx.weight("gamma").data<float>() : nullptr;
-    const float* beta = center_ ? ctx.weight("beta").data<float>() : nullptr;
+    const Dim c = input.shape.back();
+    const float* mean = weight("moving_mean").data;
+    const float* var = weight("moving_variance").data;
+    const float* gamma = scale_ ? weight("gamma").data : nullptr;
+    const float* beta = center_ ? weight("beta").data : nullptr;
     scale.resize(static_cast<size_t>(c));
     shift.resize(static_cast<size_t>(c));
     for (Dim i = 0; i < c; ++i) {

@@ -259,13 +259,17 @@ class Conv final : public Op {
     return true;
   }
 
-  bool accepts_blocked_inputs() const override { return true; }
-
   // A following batch normalization folds into the kernel and bias (the plan does it, through
-  // ctx.weight()): only without a nonlinearity in between.
-  bool accepts_channel_affine() const override { return activation_ == "linear"; }
-  bool accepts_fused_activation() const override { return activation_ == "linear"; }
-  bool outputs_probabilities() const override { return activation_ == "softmax"; }
+  // ctx.weight()), and a following activation becomes a post-op: only without a nonlinearity of
+  // its own.
+  OpTraits traits() const override {
+    OpTraits t;
+    t.accepts_blocked_inputs = true;
+    t.accepts_channel_affine = activation_ == "linear";
+    t.accepts_fused_activation = activation_ == "linear";
+    t.outputs_probabilities = activation_ == "softmax";
+    return t;
+  }
 
  private:
   std::string op_name() const { return spatial_ == 1 ? "conv1d" : "conv2d"; }

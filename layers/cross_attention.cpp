@@ -68,7 +68,7 @@ class CrossAttentionKernel final : public PrimitiveSequenceKernel {
   void apply_key_mask(float* scores, const uint8_t* mask, bool after, int threads) const {
     const int64_t rows = heads_ * tq_, tk = tk_;
     const float minus_inf = -std::numeric_limits<float>::infinity();
-#pragma omp parallel for num_threads(threads > 0 ? threads : 1) schedule(static)
+#pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t b = 0; b < batch_; ++b) {
       const uint8_t* m = mask + b * tk;
       bool any = false;

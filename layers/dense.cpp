@@ -65,7 +65,11 @@ class Dense final : public Op {
   }
 
   bool supports_masking() const override { return true; }
-  bool outputs_probabilities() const override { return activation_ == "softmax"; }
+  OpTraits traits() const override {
+    OpTraits t;
+    t.outputs_probabilities = activation_ == "softmax";
+    return t;
+  }
 
   KernelBuild compile(const KernelContext& ctx) const override {
     KernelBuild build = ctx.start_build();

@@ -12,7 +12,11 @@ namespace {
 
 class Dropout final : public Op {
  public:
-  bool is_view() const override { return true; }
+  OpTraits traits() const override {
+    OpTraits t;
+    t.is_view = true;
+    return t;
+  }
   void parse(AttrReader& attrs) override {
     rate_ = attrs.get_float("rate");
     if (!(rate_ >= 0 && rate_ < 1))

@@ -52,8 +52,7 @@ class EmbeddingKernel final : public Kernel {
       }
     }
     const size_t row_bytes = static_cast<size_t>(output_dim_) * sizeof(float);
-    const int threads = std::max(1, ctx.threads);
-#pragma omp parallel for num_threads(threads) schedule(static) if (count > 64)
+#pragma omp parallel for num_threads(ctx.threads) schedule(static) if (count > 64)
     for (int64_t n = 0; n < count; ++n)
       std::memcpy(dst + n * output_dim_, table + static_cast<int64_t>(ids[n]) * output_dim_,
                   row_bytes);

@@ -13,7 +13,11 @@ namespace {
 
 class Flatten final : public Op {
  public:
-  bool is_view() const override { return true; }
+  OpTraits traits() const override {
+    OpTraits t;
+    t.is_view = true;
+    return t;
+  }
   void parse(AttrReader& attrs) override {}
 
   std::vector<TensorType> infer(const InferContext& ctx) const override {

@@ -44,7 +44,8 @@ class GlobalPoolKernel final : public PrimitiveSequenceKernel {
     if (mask != nullptr) {
       ctx.stream.wait();
       masked_mean(static_cast<const float*>(ctx.srcs[0].get_data_handle()), mask,
-                  static_cast<float*>(ctx.dsts[0].get_data_handle()), binding.sums.data());
+                  static_cast<float*>(ctx.dsts[0].get_data_handle()), binding.sums.data(),
+                  ctx.threads);
       return;
     }
     calls().run(ctx, static_cast<const PrimitiveSequence::Binding&>(*binding.pooling));
@@ -53,9 +54,10 @@ class GlobalPoolKernel final : public PrimitiveSequenceKernel {
  private:
   // Keras: sum(x * mask) / sum(mask) over the steps. A row with every step masked gives 0
   // (Keras would divide 0 by 0 and give NaN).
-  void masked_mean(const float* src, const uint8_t* mask, float* dst, double* sums) const {
+  void masked_mean(const float* src, const uint8_t* mask, float* dst, double* sums,
+                   int threads) const {
     const int64_t T = steps_, C = channels_;
-#pragma omp parallel for
+#pragma omp parallel for num_threads(threads)
     for (int64_t b = 0; b < batch_; ++b) {
       double* acc = sums + b * C;
       std::fill(acc, acc + C, 0.0);
@@ -113,7 +115,11 @@ class GlobalPooling final : public Op {
   }
 
   bool supports_masking() const override { return spatial_ == 1 && !max_; }
-  bool accepts_blocked_inputs() const override { return true; }
+  OpTraits traits() const override {
+    OpTraits t;
+    t.accepts_blocked_inputs = true;
+    return t;
+  }
 
   KernelBuild compile(const KernelContext& ctx) const override {
     KernelBuild build = ctx.start_build();

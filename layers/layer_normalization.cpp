@@ -35,7 +35,7 @@ class MiddleAxisLayerNormKernel final : public Kernel {
     const auto* src = static_cast<const float*>(ctx.srcs[0].get_data_handle());
     auto* dst = static_cast<float*>(ctx.dsts[0].get_data_handle());
     const int64_t n = outer_ * inner_;
-#pragma omp parallel for num_threads(ctx.threads > 0 ? ctx.threads : 1) schedule(static)
+#pragma omp parallel for num_threads(ctx.threads) schedule(static)
     for (int64_t r = 0; r < n; ++r) {
       const int64_t o = r / inner_, i = r % inner_;
       const float* x = src + o * c_ * inner_ + i;

@@ -86,7 +86,7 @@ class MergeKernel final : public PrimitiveSequenceKernel {
     const auto* src = static_cast<const uint32_t*>(ctx.srcs[i].get_data_handle());
     auto* dst = static_cast<uint32_t*>(ctx.dsts[0].get_data_handle());
     const int64_t total = num_elements(out_shape_);
-#pragma omp parallel for num_threads(ctx.threads > 0 ? ctx.threads : 1) schedule(static)
+#pragma omp parallel for num_threads(ctx.threads) schedule(static)
     for (int64_t o = 0; o < total; ++o) {
       int64_t rest = o, off = 0;
       for (int d = rank - 1; d >= 0; --d) {

@@ -78,7 +78,11 @@ class Pooling final : public Op {
     return build;
   }
 
-  bool accepts_blocked_inputs() const override { return true; }
+  OpTraits traits() const override {
+    OpTraits t;
+    t.accepts_blocked_inputs = true;
+    return t;
+  }
 
  private:
   std::string op_name() const {

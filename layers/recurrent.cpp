@@ -167,8 +167,7 @@ class RecurrentKernel final : public Kernel {
     float* dst = static_cast<float*>(ctx.dsts[0].get_data_handle());
     float* scratch =
         static_cast<float*>(ctx.temps[static_cast<size_t>(temp_scratch)].get_data_handle());
-    const int threads = std::max(1, ctx.threads);
-#pragma omp parallel for num_threads(threads) schedule(static) if (batch > 1)
+#pragma omp parallel for num_threads(ctx.threads) schedule(static) if (batch > 1)
     for (int64_t b = 0; b < batch; ++b) run_row(b, src, dst, scratch + b * scratch_per_row(), mask);
   }
 

@@ -19,7 +19,11 @@ std::string format_target(const std::vector<int64_t>& t) {
 
 class Reshape final : public Op {
  public:
-  bool is_view() const override { return true; }
+  OpTraits traits() const override {
+    OpTraits t;
+    t.is_view = true;
+    return t;
+  }
   void parse(AttrReader& attrs) override {
     target_ = attrs.get_int_list("target_shape");
     int unknown = 0;

@@ -28,7 +28,11 @@ class Softmax final : public Op {
   }
 
   bool supports_masking() const override { return true; }
-  bool outputs_probabilities() const override { return axis_ == -1; }
+  OpTraits traits() const override {
+    OpTraits t;
+    t.outputs_probabilities = axis_ == -1;
+    return t;
+  }
 
   KernelBuild compile(const KernelContext& ctx) const override {
     KernelBuild build = ctx.start_build();

@@ -4,9 +4,9 @@
 
 #include <cmath>
 
+#include "engine/model.hpp"
 #include "framework/compiler.hpp"
 #include "framework/yaml_loader.hpp"
-#include "engine/model.hpp"
 #include "layers/registry.hpp"
 
 namespace fg::test {
@@ -64,18 +64,20 @@ std::vector<double> to_doubles(const Tensor& t) {
   return out;
 }
 
-std::map<std::string, Tensor> run_yaml(const std::string& yaml,
-                                       const std::map<std::string, Tensor>& inputs,
-                                       const std::map<std::string, Tensor>& weights, int threads) {
-  auto def = load_graph_string(yaml, "test.yaml");
-  auto graph = std::make_shared<CompiledGraph>(compile_graph(def, builtin_ops()));
-  WeightStore store;
-  for (const auto& [key, t] : weights) store.set(key, t);
-  Model model(graph, std::move(store), ModelOptions{threads});
-  return model.run(inputs);
+namespace {
+// The outputs of every other plan run_yaml ran, by the data of the output it returned: check_close
+// compares each of them with the reference too.
+struct OtherPlanOutput {
+  std::string plan;  // e.g. "unfused plan, 2 threads"
+  Tensor out;
+};
+std::map<const void*, std::vector<OtherPlanOutput>>& other_plan_outputs() {
+  static std::map<const void*, std::vector<OtherPlanOutput>> outputs;
+  return outputs;
 }
 
-void check_close(const Tensor& got, const std::vector<double>& want, double rtol, double atol) {
+void check_close_one(const Tensor& got, const std::vector<double>& want, double rtol, double atol,
+                     const std::string& plan) {
   REQUIRE(got.size() == want.size());
   std::vector<double> g = to_doubles(got);
   size_t bad = 0;
@@ -95,9 +97,52 @@ void check_close(const Tensor& got, const std::vector<double>& want, double rtol
   }
   if (bad) {
     FAIL_CHECK(
-        fmt::format("{} of {} elements differ; worst at {}: got {}, want {} (rtol {}, atol {})",
-                    bad, g.size(), worst_i, g[worst_i], want[worst_i], rtol, atol));
+        fmt::format("{}: {} of {} elements differ; worst at {}: got {}, want {} (rtol {}, atol {})",
+                    plan, bad, g.size(), worst_i, g[worst_i], want[worst_i], rtol, atol));
   }
+}
+}  // namespace
+
+std::map<std::string, Tensor> run_yaml(const std::string& yaml,
+                                       const std::map<std::string, Tensor>& inputs,
+                                       const std::map<std::string, Tensor>& weights, int threads) {
+  auto def = load_graph_string(yaml, "test.yaml");
+  auto graph = std::make_shared<CompiledGraph>(compile_graph(def, builtin_ops()));
+  WeightStore store;
+  for (const auto& [key, t] : weights) store.set(key, t);
+  std::vector<Dims> shapes;
+  for (const auto& in : def->inputs)
+    if (inputs.count(in.name)) shapes.push_back(inputs.at(in.name).shape());
+  RunOptions run_options;
+  run_options.fill_arena_with_nan = true;  // a read before a write shows
+  std::map<std::string, Tensor> first;
+  other_plan_outputs().clear();
+  for (bool optimize : {true, false})
+    for (int t : threads > 0 ? std::vector<int>{threads} : std::vector<int>{1, 2}) {
+      ModelOptions options;
+      options.threads = t;
+      options.optimize = optimize;
+      Model model(graph, store, options);
+      auto out = model.run(inputs, run_options);
+      const std::string plan = fmt::format("{} plan, {} thread{}",
+                                           optimize ? "optimized" : "unfused", t, t > 1 ? "s" : "");
+      CHECK_MESSAGE(model.plan_for(shapes)->arena_problem() == "", plan);
+      if (first.empty()) {
+        first = out;
+        continue;
+      }
+      for (const auto& [name, tensor] : out)
+        other_plan_outputs()[first.at(name).raw()].push_back({plan, tensor});
+    }
+  return first;
+}
+
+void check_close(const Tensor& got, const std::vector<double>& want, double rtol, double atol) {
+  const auto others = other_plan_outputs().find(got.raw());
+  check_close_one(got, want, rtol, atol,
+                  others == other_plan_outputs().end() ? "result" : "optimized plan");
+  if (others == other_plan_outputs().end()) return;
+  for (const auto& other : others->second) check_close_one(other.out, want, rtol, atol, other.plan);
 }
 
 void check_shape(const Tensor& got, const Dims& want) {

@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "engine/plan.hpp"
 #include "framework/compiler.hpp"
 #include "framework/error.hpp"
-#include "engine/plan.hpp"
 #include "kernels/tensor.hpp"
 
 namespace fg::test {
@@ -25,13 +25,17 @@ Tensor make_int_tensor(const Dims& shape, const std::vector<int>& values);
 std::vector<double> to_doubles(const Tensor& t);
 
 // Compiles the YAML text, binds the weights ("<node>.<param>" -> Keras-shaped f32 tensor) and runs
-// it once. Returns the outputs by output name. Throws fg::Error like the library does.
+// it through every plan: optimized and unfused, with 1 and 2 threads (or only `threads` when
+// given), the activation arena filled with NaN before each run, and checks each plan's arena
+// (Plan::arena_problem). Returns the optimized plan's outputs by output name; check_close on one
+// of them also checks the other plans' outputs. Throws fg::Error like the library does.
 std::map<std::string, Tensor> run_yaml(const std::string& yaml,
                                        const std::map<std::string, Tensor>& inputs,
                                        const std::map<std::string, Tensor>& weights,
                                        int threads = 0);
 
-// Every element close: |got - want| <= atol + rtol * |want|. Reports the first mismatches.
+// Every element close: |got - want| <= atol + rtol * |want|. Reports the first mismatches. For an
+// output of the last run_yaml, the same output of every plan it ran is checked too.
 void check_close(const Tensor& got, const std::vector<double>& want, double rtol = 1e-5,
                  double atol = 1e-5);
 void check_shape(const Tensor& got, const Dims& want);

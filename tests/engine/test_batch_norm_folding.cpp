@@ -89,6 +89,7 @@ TEST_CASE("batch norm and activation nodes fold into the conv before them, same 
     CHECK(b.count("bn1") == 1);
   }
   auto plan = optimized.plan_for({{1, 13, 17, 16}, {1, 29, 3}});
+  CHECK(plan->arena_problem() == "");
   CHECK(fg::test::step_impl(*plan, "bn1") == "folded into c1");
   CHECK(fg::test::step_impl(*plan, "bn3") == "folded into c3");
   CHECK(fg::test::step_impl(*plan, "act1") == "fused into c1");
@@ -99,5 +100,6 @@ TEST_CASE("batch norm and activation nodes fold into the conv before them, same 
   CHECK(fg::test::step_impl(*plan, "bn2").rfind("folded", 0) != 0);
   CHECK(fg::test::step_impl(*plan, "bn4").rfind("folded", 0) != 0);
   auto plain = unfused.plan_for({{1, 13, 17, 16}, {1, 29, 3}});
+  CHECK(plain->arena_problem() == "");
   CHECK(fg::test::step_impl(*plain, "bn1").rfind("folded", 0) != 0);
 }

@@ -11,12 +11,12 @@
 #include <set>
 #include <thread>
 
-#include "framework/compiler.hpp"
-#include "framework/yaml_loader.hpp"
 #include "engine/model.hpp"
 #include "engine/plan.hpp"
-#include "tests/test_util.hpp"
+#include "framework/compiler.hpp"
+#include "framework/yaml_loader.hpp"
 #include "layers/registry.hpp"
+#include "tests/test_util.hpp"
 
 namespace {
 
@@ -106,6 +106,7 @@ TEST_CASE("plans are cached per input-shape signature") {
   CHECK(model.cached_plans() == 3);  // seen before: nothing new is built
   fg::test::check_close(a2["head"], fg::test::to_doubles(a1["head"]), 0, 0);
   auto p1 = model.plan_for({{2, 7}, {2, 30, 2}});
+  CHECK(p1->arena_problem() == "");
   auto p2 = model.plan_for({{2, 7}, {2, 30, 2}});
   CHECK(p1.get() == p2.get());
 }
@@ -124,6 +125,7 @@ outputs: [e]
 )");
   fg::Model model(g, fg::WeightStore::initialize(*g, 1));
   auto plan = model.plan_for({{16, 64}});
+  CHECK(plan->arena_problem() == "");
   // five outputs of 16 x 256 floats at most would be 4 x 16 KiB + 512 B without reuse; two
   // live at a time with reuse
   CHECK(plan->unplanned_bytes() >= 4 * 16 * 256 * 4);

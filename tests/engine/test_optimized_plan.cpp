@@ -7,12 +7,12 @@
 #include <fstream>
 #include <sstream>
 
-#include "framework/compiler.hpp"
-#include "framework/yaml_loader.hpp"
 #include "engine/model.hpp"
 #include "engine/plan.hpp"
-#include "tests/test_util.hpp"
+#include "framework/compiler.hpp"
+#include "framework/yaml_loader.hpp"
 #include "layers/registry.hpp"
+#include "tests/test_util.hpp"
 
 TEST_CASE("optimized and unfused plans agree on the reference graph, node by node") {
   std::ifstream in(fg::test::source_path("graphs/multimodal_fusion.yaml"));
@@ -21,8 +21,8 @@ TEST_CASE("optimized and unfused plans agree on the reference graph, node by nod
   std::string yaml = ss.str();
   const std::string from = "image: {shape: [224, 224, 3]}";
   yaml.replace(yaml.find(from), from.size(), "image: {shape: [45, 45, 3]}");
-  auto graph = std::make_shared<fg::CompiledGraph>(fg::compile_graph(
-      fg::load_graph_string(yaml, "multimodal_fusion.yaml"), fg::builtin_ops()));
+  auto graph = std::make_shared<fg::CompiledGraph>(
+      fg::compile_graph(fg::load_graph_string(yaml, "multimodal_fusion.yaml"), fg::builtin_ops()));
   fg::WeightStore weights = fg::WeightStore::initialize(*graph, 3);
   fg::ModelOptions fast, plain;
   plain.optimize = false;
@@ -52,6 +52,8 @@ TEST_CASE("optimized and unfused plans agree on the reference graph, node by nod
   // the optimized plan really is different: flatten is a view there, a copy in the other
   auto p_fast = optimized.plan_for({{1, 17}, {1, 45, 45, 3}, {1, 1000, 1}});
   auto p_plain = unfused.plan_for({{1, 17}, {1, 45, 45, 3}, {1, 1000, 1}});
+  CHECK(p_fast->arena_problem() == "");
+  CHECK(p_plain->arena_problem() == "");
   CHECK(fg::test::step_impl(*p_fast, "image_flatten") == "view");
   CHECK(fg::test::step_impl(*p_plain, "image_flatten") != "view");
   // Layouts: no conversion back to plain inside the image chain conv -> pool -> conv -> pool;
@@ -99,6 +101,7 @@ outputs: [out, gc]
   }
   // 32 channels fill whole blocks: no conversion to plain between the conv and its pooling.
   auto p = optimized.plan_for({{1, 11, 13, 16}, {1, 37, 16}});
+  CHECK(p->arena_problem() == "");
   CHECK(fg::test::step_impl(*p, "a/to_plain").rfind("no step", 0) == 0);
   CHECK(fg::test::step_impl(*p, "c/to_plain").rfind("no step", 0) == 0);
 }
