@@ -8,6 +8,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
 
 #include "engine/file_io.hpp"
 #include "engine/npy.hpp"
@@ -102,26 +103,22 @@ void summarize_all(const CompiledGraph& graph, const SummaryOptions& options) {
   format_dot(graph, options);
 }
 
-// Sizes for every null dim of every input: 3 (the fuzzer chooses the graph, not the --dim
-// flags), or the input's default_shape where it has one (what graph-runner run and bench bind
-// when no --dim is given).
-std::map<std::string, std::vector<int64_t>> null_dims(const GraphDef& def, bool defaults) {
+// Sizes for every null dim of every input: all 3 (odd and small), or what graph-runner run and
+// bench bind without --dim: the input's default_shape, else 100.
+std::map<std::string, std::vector<int64_t>> null_dims(const GraphDef& def, bool as_runner) {
   std::map<std::string, std::vector<int64_t>> dims;
   for (const InputDef& in : def.inputs) {
     std::vector<int64_t> values;
     for (size_t k = 0; k < in.shape.size(); ++k) {
       if (in.shape[k] != kDynamic) continue;
-      values.push_back(defaults && k < in.default_shape.size() ? in.default_shape[k] : 3);
+      if (!as_runner)
+        values.push_back(3);
+      else
+        values.push_back(k < in.default_shape.size() ? in.default_shape[k] : 100);
     }
     if (!values.empty()) dims[in.name] = values;
   }
   return dims;
-}
-
-bool has_default_shape(const GraphDef& def) {
-  for (const InputDef& in : def.inputs)
-    if (!in.default_shape.empty()) return true;
-  return false;
 }
 
 // bind with these shapes, then every node's weights and FLOPs, and the concrete summary
@@ -144,8 +141,18 @@ void graph_yaml(const uint8_t* data, size_t size) {
   graph.all_weights();
   summarize_all(graph, SummaryOptions{});
 
-  bind_and_summarize(graph, SummaryOptions{2, null_dims(*def, false)});
-  if (has_default_shape(*def)) bind_and_summarize(graph, SummaryOptions{1, null_dims(*def, true)});
+  // Either binding may fail where the other fits (a pooling window longer than 3 steps): both
+  // are tried, then the first error is thrown.
+  std::optional<Error> first_error;
+  for (const SummaryOptions& options :
+       {SummaryOptions{2, null_dims(*def, false)}, SummaryOptions{1, null_dims(*def, true)}}) {
+    try {
+      bind_and_summarize(graph, options);
+    } catch (const Error& e) {
+      if (!first_error) first_error = e;
+    }
+  }
+  if (first_error) throw *first_error;
 }
 
 void safetensors_file(const uint8_t* data, size_t size) {

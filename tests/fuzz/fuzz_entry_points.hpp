@@ -14,8 +14,8 @@ namespace fg::fuzz {
 
 // YAML graph text: load_graph_string, compile_graph with the built-in ops, the symbolic
 // summary, table, JSON and DOT; then bind with batch 2 and every null dim 3, and the concrete
-// weights, FLOPs and summary; the same again with batch 1 and the inputs' default_shape when
-// the graph gives one (the shapes graph-runner run binds without --dim).
+// weights, FLOPs and summary; the same again with batch 1 and the null dims graph-runner run
+// binds without --dim (default_shape, else 100).
 void graph_yaml(const uint8_t* data, size_t size);
 
 // A safetensors file: read_safetensors (every tensor's bytes read, borrowed data checked to lie
