@@ -19,6 +19,7 @@ find_package(dnnl 2.6 CONFIG REQUIRED)
 find_package(yaml-cpp CONFIG REQUIRED)
 find_package(fmt CONFIG REQUIRED)
 find_package(Eigen3 3.3 CONFIG REQUIRED)
+find_package(nlohmann_json 3.10 CONFIG QUIET)  # header-only; used by engine/ once it reads JSON
 
 set(FG_FUZZ_SANITIZERS -fsanitize=address,undefined -fno-sanitize-recover=all
                        -fno-omit-frame-pointer)
@@ -46,6 +47,9 @@ target_include_directories(fusiongraph_fuzzed PUBLIC ${PROJECT_SOURCE_DIR}
   ${PROJECT_SOURCE_DIR}/include)
 target_compile_options(fusiongraph_fuzzed PUBLIC -fsanitize=fuzzer-no-link ${FG_FUZZ_SANITIZERS})
 target_link_libraries(fusiongraph_fuzzed PUBLIC DNNL::dnnl fmt::fmt yaml-cpp Eigen3::Eigen)
+if(TARGET nlohmann_json::nlohmann_json)
+  target_link_libraries(fusiongraph_fuzzed PUBLIC nlohmann_json::nlohmann_json)
+endif()
 
 foreach(target graph safetensors npy)
   add_executable(fuzz_${target} ${PROJECT_SOURCE_DIR}/tests/fuzz/targets/fuzz_${target}.cpp)
