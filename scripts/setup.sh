@@ -5,8 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(g++ cmake make libdnnl-dev ocl-icd-opencl-dev libyaml-cpp-dev libeigen3-dev libfmt-dev
-          doctest-dev libcli11-dev python3-numpy
-          nlohmann-json3-dev)
+          doctest-dev libcli11-dev python3-numpy nlohmann-json3-dev)
+# for scripts/fuzz.sh: clang with libFuzzer, the sanitizer runtimes, and llvm-14's symbolizer
+# (file:line in the stacks)
+packages+=(clang libfuzzer-14-dev libclang-rt-14-dev llvm-14)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

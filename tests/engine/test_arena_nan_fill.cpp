@@ -31,9 +31,11 @@ class TempReader final : public fg::Op {
   std::vector<fg::TensorType> infer(const fg::InferContext& ctx) const override {
     return {ctx.input(0)};
   }
-  std::unique_ptr<fg::Kernel> compile(fg::KernelContext& ctx) const override {
-    ctx.temp_descs.push_back(fg::onednn::plain_desc(ctx.outputs[0]));
-    return std::make_unique<TempReaderKernel>();
+  fg::KernelBuild compile(const fg::KernelContext& ctx) const override {
+    fg::KernelBuild build = ctx.start_build();
+    build.add_temp(fg::onednn::plain_desc(ctx.outputs[0]));
+    build.kernel = std::make_unique<TempReaderKernel>();
+    return build;
   }
 };
 
