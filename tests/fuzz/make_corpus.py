@@ -76,7 +76,7 @@ def graph_words():
              "- {name: ", ", op: ", ", input: ", "inputs: [", "{shape: [", "&a", "*a", "<<",
              "---", "...", "!!str", "!!int", "~", "[]", "{}", "- ", ": ", "\n  ", "\n  - "]
     layers = "\n".join(p.read_text() for p in sorted(ROOT.glob("layers/*.cpp")))
-    ops = (ROOT / "layers/builtin_ops.hpp").read_text()
+    ops = (ROOT / "layers/registry.cpp").read_text()
     words += re.findall(r"OpInfo ([a-z0-9_]+)_op\(\);", ops)  # OpInfo dense_op(); -> dense
     words += re.findall(r'attrs\.[a-z_]+\("([a-z0-9_]+)"', layers)
     attrs = (ROOT / "framework/attrs.cpp").read_text()

@@ -8,7 +8,7 @@
 #include "framework/compiler.hpp"
 #include "framework/yaml_loader.hpp"
 #include "engine/model.hpp"
-#include "tests/layers/recurrent_test_util.hpp"
+#include "tests/layers/recurrent_test_graph.hpp"
 #include "layers/registry.hpp"
 
 using fg::test::check_rnn;

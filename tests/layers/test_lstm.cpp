@@ -4,7 +4,7 @@
 #include "framework/compiler.hpp"
 #include "framework/yaml_loader.hpp"
 #include "layers/recurrent.hpp"
-#include "tests/layers/recurrent_test_util.hpp"
+#include "tests/layers/recurrent_test_graph.hpp"
 #include "layers/registry.hpp"
 
 using fg::test::check_rnn;
