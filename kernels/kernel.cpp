@@ -37,7 +37,8 @@ dnnl::memory KernelContext::weight_memory(const std::string& param,
   if (user_desc.get_size() != host.bytes())
     throw error(fmt::format("internal: weight '{}' has {} bytes but its oneDNN desc wants {}",
                             param, host.bytes(), user_desc.get_size()));
-  // The primitive takes the Keras layout as it is: use the loaded bytes (owned by the weight store), no copy.
+  // The primitive takes the Keras layout as it is: use the loaded bytes (owned by the weight
+  // store), no copy.
   if (want_desc == user_desc) return dnnl::memory(user_desc, engine, const_cast<void*>(host.raw()));
   return constant(param, want_desc, [&]() {
     dnnl::memory user(user_desc, engine, const_cast<void*>(host.raw()));

@@ -5,8 +5,8 @@
 
 #include <cmath>
 
-#include "framework/registry.hpp"
 #include "framework/op_fusion.hpp"
+#include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
 

@@ -8,15 +8,15 @@
 #include <fstream>
 #include <sstream>
 
+#include "engine/model.hpp"
 #include "framework/compiler.hpp"
 #include "framework/yaml_loader.hpp"
-#include "engine/model.hpp"
+#include "layers/registry.hpp"
 #include "tests/reference/conv_pool.hpp"
 #include "tests/reference/dense_act.hpp"
 #include "tests/reference/norm_merge.hpp"
 #include "tests/reference/recurrent.hpp"
 #include "tests/test_util.hpp"
-#include "layers/registry.hpp"
 
 namespace {
 
@@ -108,8 +108,7 @@ std::map<std::string, Array> reference_outputs(const fg::WeightStore& s, const f
 void check_against_reference(int64_t image_size, int64_t batch, int64_t text_len,
                              int64_t audio_len) {
   auto def = fg::load_graph_string(reference_yaml(image_size), "multimodal_fusion.yaml");
-  auto graph =
-      std::make_shared<fg::CompiledGraph>(fg::compile_graph(def, fg::builtin_ops()));
+  auto graph = std::make_shared<fg::CompiledGraph>(fg::compile_graph(def, fg::builtin_ops()));
   fg::WeightStore weights = fg::WeightStore::initialize(*graph, 7);
   // Glorot-initialised biases are zero: give them values so that bias handling is checked too.
   for (const auto& [key, t] : weights.tensors())

@@ -2,8 +2,8 @@
 
 #include "framework/compiler.hpp"
 #include "framework/yaml_loader.hpp"
-#include "tests/test_util.hpp"
 #include "layers/registry.hpp"
+#include "tests/test_util.hpp"
 
 using fg::Dims;
 

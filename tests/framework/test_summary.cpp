@@ -5,8 +5,8 @@
 #include "framework/compiler.hpp"
 #include "framework/summary.hpp"
 #include "framework/yaml_loader.hpp"
-#include "tests/test_util.hpp"
 #include "layers/registry.hpp"
+#include "tests/test_util.hpp"
 
 namespace {
 fg::CompiledGraph reference_graph() {

@@ -9,12 +9,12 @@
 #include <fstream>
 #include <sstream>
 
+#include "engine/model.hpp"
 #include "framework/compiler.hpp"
 #include "framework/summary.hpp"
 #include "framework/yaml_loader.hpp"
-#include "engine/model.hpp"
-#include "tests/test_util.hpp"
 #include "layers/registry.hpp"
+#include "tests/test_util.hpp"
 
 namespace {
 

@@ -3,8 +3,8 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "io_test_util.hpp"
 #include "engine/npy.hpp"
+#include "io_test_util.hpp"
 
 using fg::DType;
 using fg::Tensor;

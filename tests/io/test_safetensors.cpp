@@ -5,9 +5,9 @@
 #include <cmath>
 #include <cstring>
 
-#include "io_test_util.hpp"
 #include "engine/safetensors.hpp"
 #include "engine/weights.hpp"
+#include "io_test_util.hpp"
 
 using fg::DType;
 using fg::Tensor;

@@ -4,9 +4,9 @@
 
 #include "framework/op.hpp"
 #include "framework/registry.hpp"
+#include "layers/registry.hpp"
 #include "tests/reference/dense_act.hpp"
 #include "tests/test_util.hpp"
-#include "layers/registry.hpp"
 
 using namespace fg;
 using namespace fg::test;

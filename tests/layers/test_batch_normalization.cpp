@@ -3,9 +3,9 @@
 
 #include "framework/compiler.hpp"
 #include "framework/yaml_loader.hpp"
+#include "layers/registry.hpp"
 #include "tests/reference/norm_merge.hpp"
 #include "tests/test_util.hpp"
-#include "layers/registry.hpp"
 
 using namespace fg;
 using namespace fg::test;

@@ -6,15 +6,15 @@
 #include <string>
 #include <vector>
 
+#include "engine/model.hpp"
+#include "engine/plan.hpp"
 #include "framework/compiler.hpp"
 #include "framework/registry.hpp"
 #include "framework/yaml_loader.hpp"
-#include "engine/model.hpp"
 #include "kernels/onednn/onednn.hpp"
-#include "engine/plan.hpp"
+#include "layers/registry.hpp"
 #include "tests/reference/conv_pool.hpp"
 #include "tests/test_util.hpp"
-#include "layers/registry.hpp"
 
 namespace {
 

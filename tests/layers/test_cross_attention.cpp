@@ -5,13 +5,13 @@
 
 #include <thread>
 
+#include "engine/model.hpp"
 #include "framework/compiler.hpp"
 #include "framework/yaml_loader.hpp"
-#include "engine/model.hpp"
-#include "tests/reference/tensor_attention_fusion.hpp"
-#include "tests/reference/recurrent.hpp"
-#include "tests/test_util.hpp"
 #include "layers/registry.hpp"
+#include "tests/reference/recurrent.hpp"
+#include "tests/reference/tensor_attention_fusion.hpp"
+#include "tests/test_util.hpp"
 
 using namespace fg;
 using namespace fg::test;

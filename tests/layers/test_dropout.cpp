@@ -3,8 +3,8 @@
 
 #include "framework/op.hpp"
 #include "framework/registry.hpp"
-#include "tests/test_util.hpp"
 #include "layers/registry.hpp"
+#include "tests/test_util.hpp"
 
 using namespace fg;
 using namespace fg::test;

@@ -4,9 +4,9 @@
 
 #include "framework/compiler.hpp"
 #include "framework/yaml_loader.hpp"
+#include "layers/registry.hpp"
 #include "tests/reference/elementwise_fusion.hpp"
 #include "tests/test_util.hpp"
-#include "layers/registry.hpp"
 
 using namespace fg;
 using namespace fg::test;
@@ -60,8 +60,7 @@ TEST_CASE("film matches the reference for rank 2, 3 and 4 features") {
 }
 
 TEST_CASE("film weights, init kinds and FLOPs") {
-  auto g = compile_graph(load_graph_string(film_yaml({1, 5, 6, 8}, 3), "t.yaml"),
-                         builtin_ops());
+  auto g = compile_graph(load_graph_string(film_yaml({1, 5, 6, 8}, 3), "t.yaml"), builtin_ops());
   std::map<std::string, WeightSpec> w;
   for (const auto& [key, spec] : g.all_weights()) w[key] = spec;
   REQUIRE(w.size() == 4);

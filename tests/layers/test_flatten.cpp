@@ -5,8 +5,8 @@
 #include "framework/op.hpp"
 #include "framework/registry.hpp"
 #include "framework/yaml_loader.hpp"
-#include "tests/test_util.hpp"
 #include "layers/registry.hpp"
+#include "tests/test_util.hpp"
 
 using namespace fg;
 using namespace fg::test;

@@ -5,9 +5,9 @@
 
 #include "framework/compiler.hpp"
 #include "framework/yaml_loader.hpp"
+#include "layers/registry.hpp"
 #include "tests/reference/elementwise_fusion.hpp"
 #include "tests/test_util.hpp"
-#include "layers/registry.hpp"
 
 using namespace fg;
 using namespace fg::test;

@@ -5,11 +5,11 @@
 
 #include <thread>
 
+#include "engine/model.hpp"
 #include "framework/compiler.hpp"
 #include "framework/yaml_loader.hpp"
-#include "engine/model.hpp"
-#include "tests/layers/recurrent_test_graph.hpp"
 #include "layers/registry.hpp"
+#include "tests/layers/recurrent_test_graph.hpp"
 
 using fg::test::check_rnn;
 using fg::test::compile_error;

@@ -4,8 +4,8 @@
 #include "framework/compiler.hpp"
 #include "framework/yaml_loader.hpp"
 #include "layers/recurrent.hpp"
-#include "tests/layers/recurrent_test_graph.hpp"
 #include "layers/registry.hpp"
+#include "tests/layers/recurrent_test_graph.hpp"
 
 using fg::test::check_rnn;
 using fg::test::compile_error;

@@ -9,9 +9,9 @@
 #include "framework/compiler.hpp"
 #include "framework/registry.hpp"
 #include "framework/yaml_loader.hpp"
+#include "layers/registry.hpp"
 #include "tests/reference/conv_pool.hpp"
 #include "tests/test_util.hpp"
-#include "layers/registry.hpp"
 
 namespace {
 

@@ -2,10 +2,10 @@
 // softmax, 2 to 4 inputs, odd and round shapes, batch 1 and > 1, masks and error messages.
 #include <fmt/format.h>
 
+#include "layers/registry.hpp"
 #include "tests/layers/run_node_directly.hpp"
 #include "tests/reference/elementwise_fusion.hpp"
 #include "tests/test_util.hpp"
-#include "layers/registry.hpp"
 
 using namespace fg;
 using namespace fg::test;
