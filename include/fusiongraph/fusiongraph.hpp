@@ -49,7 +49,7 @@ struct CompileOptions {
   bool optimize = true;
   // The weights ("<node>.<param>", Keras shapes): at most one of the three sources. A graph
   // without weights needs none; a graph with weights and no source is an error.
-  std::string weights_file;            // a safetensors file (memory-mapped)
+  std::string weights_file;            // a safetensors file (read once into owned memory)
   std::optional<WeightStore> weights;  // tensors already in memory
   std::optional<uint64_t> init_seed;   // Keras-style initial weights (as graph-runner init)
 };

@@ -62,7 +62,7 @@ dnnl::inner_product_forward::primitive_desc make_inner_product_pd(
     return Pd(desc, user_attr, cpu_engine());
   };
   // A large kernel is used in its Keras layout when oneDNN has a fast (non-ref) kernel for it:
-  // the memory-mapped weights are then used without a copy (a 177 MB dense after flatten would
+  // the loaded weights are then used without a copy (a 177 MB dense after flatten would
   // otherwise be resident twice). At batch 1 such a layer is bound by memory bandwidth, so the
   // layout costs nothing there.
   constexpr memory::dim kZeroCopyBytes = 16 << 20;
