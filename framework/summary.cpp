@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <nlohmann/json.hpp>
 
 namespace fg {
 
@@ -58,7 +59,8 @@ std::vector<TensorType> summary_types(const CompiledGraph& g, const SummaryOptio
   return types;
 }
 
-std::string json_escape(const std::string& s) {
+// A string inside double quotes in DOT: quotes and backslashes escaped, control bytes as \\u.
+std::string quoted_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     if (c == '"' || c == '\\')
@@ -150,33 +152,37 @@ std::string format_summary_table(const Summary& s) {
   return out;
 }
 
+namespace {
+// A FLOP count as JSON: an integer while it fits int64, else a double; null when unknown.
+nlohmann::ordered_json flops_json(double flops) {
+  if (flops < 0) return nullptr;
+  if (flops < 9.2e18) return std::llround(flops);
+  return flops;
+}
+}  // namespace
+
 std::string format_summary_json(const Summary& s) {
-  std::string out = fmt::format("{{\n  \"name\": \"{}\",\n  \"nodes\": [\n", json_escape(s.name));
-  for (size_t i = 0; i < s.rows.size(); ++i) {
-    const auto& r = s.rows[i];
-    std::string shape = "[";
-    for (size_t k = 0; k < r.shape.size(); ++k)
-      shape += (k ? ", " : "") +
-               (r.shape[k] == kDynamic ? std::string("null") : std::to_string(r.shape[k]));
-    shape += "]";
-    std::string inputs = "[";
-    for (size_t k = 0; k < r.inputs.size(); ++k)
-      inputs += fmt::format("{}\"{}\"", k ? ", " : "", json_escape(r.inputs[k]));
-    inputs += "]";
-    out += fmt::format(
-        "    {{\"name\": \"{}\", \"op\": \"{}\", \"output_shape\": {}, \"params\": {}, \"flops\": "
-        "{}, "
-        "\"inputs\": {}, \"branch\": \"{}\"}}{}\n",
-        json_escape(r.node), json_escape(r.op), shape, r.params,
-        r.flops < 0 ? std::string("null") : flops_text(r.flops, false), inputs,
-        json_escape(r.branch), i + 1 < s.rows.size() ? "," : "");
+  nlohmann::ordered_json nodes = nlohmann::ordered_json::array();
+  for (const auto& r : s.rows) {
+    nlohmann::ordered_json shape = nlohmann::ordered_json::array();
+    for (Dim d : r.shape)
+      shape.push_back(d == kDynamic ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(d));
+    nodes.push_back({{"name", r.node},
+                     {"op", r.op},
+                     {"output_shape", shape},
+                     {"params", r.params},
+                     {"flops", flops_json(r.flops)},
+                     {"inputs", r.inputs},
+                     {"branch", r.branch}});
   }
-  out += "  ],\n";
-  out += fmt::format(
-      "  \"total_params\": {},\n  \"trainable_params\": {},\n  \"flops_per_sample\": {}\n}}\n",
-      s.total_params, s.trainable_params,
-      s.total_flops < 0 ? std::string("null") : flops_text(s.total_flops, false));
-  return out;
+  nlohmann::ordered_json out;
+  out["name"] = s.name;
+  out["nodes"] = nodes;
+  out["total_params"] = s.total_params;
+  out["trainable_params"] = s.trainable_params;
+  out["flops_per_sample"] = flops_json(s.total_flops);
+  // Names come from the graph file and may hold any bytes: invalid UTF-8 is replaced, not thrown.
+  return out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 std::string format_dot(const CompiledGraph& g, const SummaryOptions& o) {
@@ -188,40 +194,40 @@ std::string format_dot(const CompiledGraph& g, const SummaryOptions& o) {
   std::string out = fmt::format(
       "digraph \"{}\" {{\n  rankdir=TB;\n  node [shape=box, style=\"rounded,filled\", "
       "fontname=\"Helvetica\", fillcolor=white];\n  edge [fontname=\"Helvetica\", fontsize=10];\n",
-      json_escape(g.def().name));
+      quoted_escape(g.def().name));
   const auto& inputs = g.def().inputs;
   for (size_t b = 0; b < inputs.size(); ++b) {
     out += fmt::format(
         "  subgraph \"cluster_{}\" {{\n    label=\"{} branch\";\n    style=filled;\n    "
         "color=\"{}\";\n",
-        json_escape(inputs[b].name), json_escape(inputs[b].name), colors[b % 6]);
+        quoted_escape(inputs[b].name), quoted_escape(inputs[b].name), colors[b % 6]);
     out +=
         fmt::format("    \"{}\" [shape=ellipse, label=\"{}\\n{} {}\"];\n",
-                    json_escape(inputs[b].name), json_escape(inputs[b].name),
+                    quoted_escape(inputs[b].name), quoted_escape(inputs[b].name),
                     format_shape(types[g.input_tensors()[b]].shape), dtype_name(inputs[b].dtype));
     for (const auto& n : g.nodes())
       if (n.branch == inputs[b].name)
-        out += fmt::format("    \"{}\" [label=\"{}\\n{}\"];\n", json_escape(n.def->name),
-                           json_escape(n.def->name), json_escape(n.def->op));
+        out += fmt::format("    \"{}\" [label=\"{}\\n{}\"];\n", quoted_escape(n.def->name),
+                           quoted_escape(n.def->name), quoted_escape(n.def->op));
     out += "  }\n";
   }
   for (const auto& n : g.nodes())
     if (n.branch.empty())
-      out +=
-          fmt::format("  \"{}\" [label=\"{}\\n{}\", fillcolor=\"#fff3c4\"];\n",
-                      json_escape(n.def->name), json_escape(n.def->name), json_escape(n.def->op));
+      out += fmt::format("  \"{}\" [label=\"{}\\n{}\", fillcolor=\"#fff3c4\"];\n",
+                         quoted_escape(n.def->name), quoted_escape(n.def->name),
+                         quoted_escape(n.def->op));
   const auto& tensors = g.tensors();
   for (const auto& n : g.nodes())
     for (int t : n.inputs)
-      out += fmt::format("  \"{}\" -> \"{}\" [label=\"{}\"];\n", json_escape(tensors[t].name),
-                         json_escape(n.def->name), format_shape(types[t].shape));
+      out += fmt::format("  \"{}\" -> \"{}\" [label=\"{}\"];\n", quoted_escape(tensors[t].name),
+                         quoted_escape(n.def->name), format_shape(types[t].shape));
   for (size_t k = 0; k < g.output_tensors().size(); ++k) {
     int t = g.output_tensors()[k];
     out += fmt::format(
         "  \"output:{}\" [shape=ellipse, label=\"output\\n{}\"];\n  \"{}\" -> \"output:{}\" "
         "[label=\"{}\"];\n",
-        json_escape(g.def().outputs[k]), json_escape(g.def().outputs[k]),
-        json_escape(tensors[t].name), json_escape(g.def().outputs[k]),
+        quoted_escape(g.def().outputs[k]), quoted_escape(g.def().outputs[k]),
+        quoted_escape(tensors[t].name), quoted_escape(g.def().outputs[k]),
         format_shape(types[t].shape));
   }
   return out + "}\n";
