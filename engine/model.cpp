@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <omp.h>
 
+#include <algorithm>
+
 #include "engine/memory_budget.hpp"
 #include "engine/plan.hpp"
 #include "kernels/weight_cache.hpp"
@@ -80,6 +82,7 @@ std::shared_ptr<Plan> Model::build_plan(const std::vector<Dims>& input_shapes,
     CachedPlan& entry = plans_.at(input_shapes);  // building entries are never dropped
     entry.ready = true;
     entry.bytes = plan->arena_bytes();
+    entry.built = plan;
     drop_least_recently_used(input_shapes);
   }
   promise.set_value(plan);
@@ -88,8 +91,9 @@ std::shared_ptr<Plan> Model::build_plan(const std::vector<Dims>& input_shapes,
 
 void Model::drop_least_recently_used(const std::vector<Dims>& keep) const {
   for (;;) {
-    size_t bytes = 0;
-    for (const auto& [shapes, entry] : plans_) bytes += entry.bytes;
+    size_t bytes = 0;  // one arena per idle execution state, at least one per plan
+    for (const auto& [shapes, entry] : plans_)
+      if (entry.built) bytes += entry.bytes * std::max<size_t>(1, entry.built->idle_states());
     if (plans_.size() <= options_.max_cached_plans && bytes <= options_.max_cached_plan_bytes)
       return;
     auto oldest = plans_.end();

@@ -68,9 +68,10 @@ struct ModelOptions {
   // Memory budget of one plan in bytes (engine/memory_budget.hpp); 0 = physical memory.
   uint64_t max_memory = 0;
   // The plan cache keeps the plans of the most recently used input shapes: at most
-  // max_cached_plans of them, and at most max_cached_plan_bytes of activation arena (one
-  // execution state per plan, Plan::arena_bytes). Past either bound the least recently used
-  // plans are dropped (a run still holding one finishes with it); the newest plan always stays.
+  // max_cached_plans of them, and at most max_cached_plan_bytes of activation arenas
+  // (Plan::arena_bytes times the plan's idle execution states, at least one), checked whenever
+  // a new plan is added. Past either bound the least recently used plans are dropped (a run
+  // still holding one finishes with it); the newest plan always stays.
   size_t max_cached_plans = 16;
   size_t max_cached_plan_bytes = size_t{1} << 30;  // 1 GiB
   // Each plan keeps at most this many idle execution states (arena, stream, bound arguments)
@@ -114,9 +115,10 @@ class Model {
   std::unique_ptr<WeightCache> weight_cache_;
   struct CachedPlan {
     std::shared_future<std::shared_ptr<Plan>> plan;
-    bool ready = false;     // built (a plan being built is never dropped)
-    size_t bytes = 0;       // its arena bytes, once ready
-    uint64_t last_use = 0;  // use_clock_ at the last plan_for
+    bool ready = false;           // built (a plan being built is never dropped)
+    size_t bytes = 0;             // its arena bytes, once ready
+    std::shared_ptr<Plan> built;  // once ready
+    uint64_t last_use = 0;        // use_clock_ at the last plan_for
   };
   std::shared_ptr<Plan> build_plan(const std::vector<Dims>& input_shapes,
                                    std::promise<std::shared_ptr<Plan>>& promise) const;

@@ -320,3 +320,33 @@ TEST_CASE("200 new shapes stay within the cache bounds and bounded memory; cache
   const auto plan = model.plan_for({{2, 11, 3}});
   CHECK(plan->idle_states() <= options.max_idle_states);
 }
+
+TEST_CASE("the cache's byte bound counts one arena per idle execution state of each plan") {
+  auto graph = fg::test::compile_yaml(kGraph);
+  const fg::WeightStore weights = fg::WeightStore::initialize(*graph, 9);
+  size_t a_bytes = 0, b_bytes = 0;  // arenas of the shapes (3, 40, 3) and (1, 9, 3)
+  {
+    fg::ModelOptions one_thread;
+    one_thread.threads = 1;  // as below: the arena depends on the thread count
+    fg::Model sizes(graph, weights, one_thread);
+    a_bytes = sizes.plan_for({{3, 40, 3}})->arena_bytes();
+    b_bytes = sizes.plan_for({{1, 9, 3}})->arena_bytes();
+  }
+  REQUIRE(a_bytes > 0);
+  for (int concurrent : {1, 3}) {
+    CAPTURE(concurrent);
+    fg::ModelOptions options;
+    options.threads = 1;
+    options.max_cached_plan_bytes = 2 * a_bytes + b_bytes;  // A once and B fit; A three times not
+    fg::Model model(graph, weights, options);
+    Rendezvous together(concurrent);
+    fg::RunOptions ro;
+    ro.observer = &together;
+    std::vector<std::thread> pool;
+    for (int k = 0; k < concurrent; ++k) pool.emplace_back([&] { model.run(input(3, 40), ro); });
+    for (auto& t : pool) t.join();
+    CHECK(model.plan_for({{3, 40, 3}})->idle_states() == static_cast<size_t>(concurrent));
+    model.run(input(1, 9));  // a new plan: the bound is checked
+    CHECK(model.cached_plans() == (concurrent == 1 ? 2 : 1));
+  }
+}
