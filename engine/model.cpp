@@ -150,7 +150,15 @@ std::map<std::string, Tensor> Model::run(const std::map<std::string, Tensor>& in
     ordered.push_back(&t);
     shapes.push_back(t.shape());
   }
-  return plan_for(shapes)->run(ordered, options);
+  const std::shared_ptr<Plan> plan = plan_for(shapes);
+  try {
+    return plan->run(ordered, options);
+  } catch (const std::bad_alloc&) {
+    // What the plan does not name itself (its steps, arena and outputs name theirs).
+    throw Error(fmt::format("out of memory while running the plan for input shapes {}",
+                            format_input_shapes(shapes)))
+        .hint(kOutOfMemoryHint);
+  }
 }
 
 }  // namespace fg
