@@ -84,7 +84,9 @@ void check_memory_budget(const CompiledGraph& graph, const std::vector<Dims>& in
     error.node(e.largest.node, e.largest.op);
   else
     error.tensor(e.largest.name);
-  error.hint("use a smaller batch or smaller --dim sizes, or raise max_memory; see docs/limits.md");
+  error.hint(
+      "use a smaller batch or smaller --dim sizes, or raise max_memory (--max-memory); see "
+      "docs/limits.md");
   throw error;
 }
 
