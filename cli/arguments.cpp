@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -109,6 +110,29 @@ std::map<std::string, std::string> parse_inputs(const std::vector<std::string>& 
     insert_once(out, "--input", name, std::move(file));
   }
   return out;
+}
+
+uint64_t parse_memory_size(const std::string& flag, const std::string& text) {
+  auto fail = [&] {
+    return UsageError(fmt::format(
+        "{} takes bytes as an integer, optionally followed by K, M, G or T (powers of 1024), "
+        "e.g. 512M or 8G (0: the machine's physical memory), up to {} bytes; got '{}'",
+        flag, std::numeric_limits<uint64_t>::max(), text));
+  };
+  std::string digits = text;
+  int shift = 0;
+  if (!digits.empty()) {
+    const std::string units = "KMGT";
+    const size_t unit = units.find(static_cast<char>(std::toupper(digits.back())));
+    if (unit != std::string::npos) {
+      shift = 10 * static_cast<int>(unit + 1);
+      digits.pop_back();
+    }
+  }
+  uint64_t value = 0;
+  if (!read_integer(digits, value)) throw fail();
+  if (shift > 0 && value > (std::numeric_limits<uint64_t>::max() >> shift)) throw fail();
+  return value << shift;
 }
 
 std::vector<int64_t> parse_sizes(const std::string& flag, const std::string& spec) {

@@ -27,6 +27,11 @@ CLI::Validator finite_in(double lo, double hi);
 std::map<std::string, std::vector<int64_t>> parse_dims(const std::vector<std::string>& specs);
 // --input NAME=FILE -> file by input name (each name once).
 std::map<std::string, std::string> parse_inputs(const std::vector<std::string>& specs);
+// --max-memory: a count of bytes written as decimal digits, optionally followed by one of the
+// suffixes K, M, G or T (either case; powers of 1024), e.g. 512M, 8G, 1073741824. 0 means the
+// machine's physical memory. Anything else (fractions, other units, more than 2^64 - 1 bytes)
+// is a usage error naming `flag`.
+uint64_t parse_memory_size(const std::string& flag, const std::string& text);
 // "1,8,32" -> positive sizes (`flag` names the option in messages).
 std::vector<int64_t> parse_sizes(const std::string& flag, const std::string& spec);
 

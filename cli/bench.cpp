@@ -39,6 +39,7 @@ struct BenchOptions {
   bool per_node = false;
   bool no_optimize = false;
   std::string trace;
+  std::string max_memory = "0";
 };
 
 using Clock = std::chrono::steady_clock;
@@ -110,9 +111,14 @@ std::map<std::string, Tensor> read_input_files(const Session& session,
 std::map<std::string, Tensor> batch_inputs(
     const Session& session, const std::map<std::string, Tensor>& files, int64_t batch,
     const std::map<std::string, std::vector<int64_t>>& dims) {
-  std::map<std::string, Dims> synthetic;
-  for (const auto& [name, shape] : session.input_shapes(batch, dims))
+  std::map<std::string, Dims> shapes = session.input_shapes(batch, dims), synthetic;
+  for (const auto& [name, t] : files) {
+    shapes[name] = t.shape();
+    shapes[name][0] = batch;
+  }
+  for (const auto& [name, shape] : shapes)
     if (!files.count(name)) synthetic[name] = shape;
+  session.check_memory_budget(shapes);  // before the inputs are made
   std::map<std::string, Tensor> inputs = session.synthetic_inputs(synthetic, 1);
   for (const auto& [name, t] : files) inputs[name] = first_samples(t, batch);
   return inputs;
@@ -264,8 +270,10 @@ int cmd_bench(const BenchOptions& o) {
   run.batches = parse_sizes("--batch", o.batches);
   const auto paths = parse_inputs(o.inputs);
   const auto dims = parse_dims(o.dims);
+  const uint64_t max_memory = parse_memory_size("--max-memory", o.max_memory);
   if (!o.trace.empty()) check_file_destination(o.trace, "--trace");
-  const Session session = load_session(o.graph, o.weights, o.seed, o.threads, !o.no_optimize);
+  const Session session =
+      load_session(o.graph, o.weights, o.seed, o.threads, !o.no_optimize, max_memory);
   const LoadTimes& load = session.load_times();
   run.weights_ms = load.weights_ms;
   run.model_ms = load.model_ms;
@@ -328,6 +336,7 @@ Command add_bench_command(CLI::App& app) {
   c->add_option("--peak-seconds", o->peak_seconds,
                 "Time spent measuring the FMA peak (default 0.3)")
       ->check(finite_in(0.0, 60.0));
+  add_max_memory_option(c, o->max_memory);
   c->add_flag("--json", o->json, "Print JSON (schema fusiongraph-bench/1) instead of text");
   c->add_flag("--per-node", o->per_node,
               "Also profile: time per node and per branch (median of --iterations runs)");

@@ -24,14 +24,26 @@ std::shared_ptr<const CompiledGraph> compile_printing_warnings(const std::string
 
 struct ValidateOptions {
   std::vector<std::string> graphs;
+  std::string weights;
 };
+
+// --weights: the file against the graph's weight specs (every problem in one error); NaN and
+// Inf values are warnings (count and first tensor), printed like the graph's.
+std::string check_weights_file(const CompiledGraph& graph, const std::string& path) {
+  const WeightStore weights = WeightStore::load_safetensors(path);
+  weights.validate(graph);
+  print_warnings(weights.warnings());
+  return fmt::format(" (weights {}: {} tensors{})", path, weights.tensors().size(),
+                     weights.warnings().empty() ? "" : ", with warnings");
+}
 
 int cmd_validate(const ValidateOptions& o) {
   int failures = 0;
   for (const auto& path : o.graphs) {
     try {
-      compile_printing_warnings(path);
-      std::cout << path << ": ok\n";
+      const auto graph = compile_printing_warnings(path);
+      const std::string weights = o.weights.empty() ? "" : check_weights_file(*graph, o.weights);
+      std::cout << path << ": ok" << weights << "\n";
     } catch (const Error& e) {
       std::cerr << e.what() << "\n";
       ++failures;
@@ -44,9 +56,15 @@ Command add_validate_command(CLI::App& app) {
   auto o = std::make_shared<ValidateOptions>();
   auto* c = app.add_subcommand("validate", "Check graph files; print `ok` or the errors")
                 ->footer(
-                    "Example:\n  graph-runner validate graphs/*.yaml\nExit status: 0 all "
+                    "Example:\n  graph-runner validate graphs/*.yaml\n  graph-runner validate "
+                    "g.yaml --weights "
+                    "w.safetensors\nExit status: 0 all "
                     "ok, 1 errors, 2 bad usage.");
   c->add_option("graphs", o->graphs, "Graph YAML files")->required()->check(CLI::ExistingFile);
+  c->add_option("--weights", o->weights,
+                "Also check this weights file (.safetensors) against each graph: missing, "
+                "unexpected or misshapen tensors are errors, NaN or Inf values warnings")
+      ->check(CLI::ExistingFile);
   return {c, [o] { return cmd_validate(*o); }};
 }
 
@@ -151,16 +169,18 @@ Command add_init_command(CLI::App& app) {
 }  // namespace
 
 Session load_session(const std::string& graph, const std::string& weights, uint64_t seed,
-                     int threads, bool optimize) {
+                     int threads, bool optimize, uint64_t max_memory) {
   CompileOptions options;
   options.threads = threads;
   options.optimize = optimize;
+  options.max_memory = max_memory;
   if (weights.empty())
     options.init_seed = seed;
   else
     options.weights_file = weights;
   Session session = load(graph, options);
   print_warnings(session.warnings());
+  print_warnings(session.weights().warnings());  // NaN or Inf in a weights file
   return session;
 }
 
@@ -169,6 +189,14 @@ void add_threads_option(CLI::App* command, int& threads) {
       ->add_option("--threads", threads,
                    fmt::format("Threads: 1..{}, or 0 for all cores (default 0)", kMaxThreads))
       ->check(integer_in(0, kMaxThreads));
+}
+
+void add_max_memory_option(CLI::App* command, std::string& max_memory) {
+  command->add_option(
+      "--max-memory", max_memory,
+      "Memory budget of a plan: bytes, or with a K, M, G or T suffix (powers of 1024), e.g. 8G; "
+      "inputs whose plan would need more are refused before anything is allocated (default 0: "
+      "the machine's physical memory)");
 }
 
 void add_seed_option(CLI::App* command, uint64_t& seed, const std::string& description) {

@@ -27,9 +27,11 @@ int run_selected(const std::vector<Command>& commands);
 // Loads a graph with its weights (`weights` file, else Keras-style initial weights of `seed`),
 // checking CompileOptions; prints the compiler's warnings on stderr.
 Session load_session(const std::string& graph, const std::string& weights, uint64_t seed,
-                     int threads, bool optimize);
+                     int threads, bool optimize, uint64_t max_memory = 0);
 // The options shared by the commands that read graphs at given sizes.
 void add_threads_option(CLI::App* command, int& threads);
+// --max-memory BYTES (parse it with parse_memory_size).
+void add_max_memory_option(CLI::App* command, std::string& max_memory);
 void add_seed_option(CLI::App* command, uint64_t& seed, const std::string& description);
 
 // run.cpp and bench.cpp.

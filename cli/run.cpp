@@ -29,10 +29,12 @@ struct RunCommandOptions {
   std::string output_dir = "out";
   std::string dump_dir;
   std::string trace;
+  std::string max_memory = "0";
   int threads = 0;
   int top = 3;
   bool per_node = false;
   bool no_optimize = false;
+  bool check_numerics = false;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -83,9 +85,12 @@ RunInputs read_inputs(const Session& session, const RunCommandOptions& o,
     in.tensors[name] = std::move(t);
   }
   in.batch = batch > 0 ? batch : 1;
-  std::map<std::string, Dims> missing;
-  for (const auto& [name, shape] : session.input_shapes(in.batch, dims))
+  std::map<std::string, Dims> shapes = session.input_shapes(in.batch, dims), missing;
+  for (const auto& [name, t] : in.tensors) shapes[name] = t.shape();
+  for (const auto& [name, shape] : shapes)
     if (!in.tensors.count(name)) missing[name] = shape;
+  // The plan's memory budget before the synthetic inputs are made (they may be the largest part).
+  session.check_memory_budget(shapes);
   for (auto& [name, t] : session.synthetic_inputs(missing, 1)) in.tensors[name] = std::move(t);
   return in;
 }
@@ -98,10 +103,11 @@ struct Timed {
 };
 
 Timed run_timed(const Session& session, const std::map<std::string, Tensor>& inputs,
-                bool keep_intermediates) {
+                const RunCommandOptions& o) {
   Timed t;
   RunOptions ro;
-  if (keep_intermediates) ro.intermediates = &t.intermediates;
+  if (!o.dump_dir.empty()) ro.intermediates = &t.intermediates;
+  ro.check_numerics = o.check_numerics;
   const auto start = Clock::now();
   t.outputs = session.run(inputs, ro);
   t.first_ms = ms_between(start, Clock::now());
@@ -174,8 +180,10 @@ std::map<std::string, Dims> shapes_of(const std::map<std::string, Tensor>& tenso
 int cmd_run(const RunCommandOptions& o) {
   const auto files = parse_inputs(o.inputs);
   const auto dims = parse_dims(o.dims);
+  const uint64_t max_memory = parse_memory_size("--max-memory", o.max_memory);
   check_destinations(o);
-  const Session session = load_session(o.graph, o.weights, o.seed, o.threads, !o.no_optimize);
+  const Session session =
+      load_session(o.graph, o.weights, o.seed, o.threads, !o.no_optimize, max_memory);
   if (o.weights.empty())
     std::cout << fmt::format(
         "weights: Keras-style initial weights, seed {} (pass --weights W.safetensors for trained "
@@ -188,7 +196,7 @@ int cmd_run(const RunCommandOptions& o) {
     std::cout << fmt::format("input {}: {} {}{}\n", name, format_shape(t.shape()),
                              dtype_name(t.dtype()),
                              in.files.count(name) ? " from " + in.files.at(name) : " (synthetic)");
-  const Timed t = run_timed(session, in.tensors, !o.dump_dir.empty());
+  const Timed t = run_timed(session, in.tensors, o);
   write_tensor_set(o.output_dir, o.graph, "outputs", t.outputs);
   print_outputs(session, t, o);
   if (!o.dump_dir.empty()) {
@@ -253,6 +261,10 @@ Command add_run_command(CLI::App& app) {
   c->add_option("--dim", o->dims, "Size of an input's null dim: NAME=SIZE (NAME=A,B for several)");
   c->add_option("--batch", o->batch, "Batch size (default 1, or the inputs' first dimension)")
       ->check(integer_in(1, INT64_MAX));
+  add_max_memory_option(c, o->max_memory);
+  c->add_flag("--check-numerics", o->check_numerics,
+              "Stop at the first graph input or node output holding NaN or Inf, naming it (the "
+              "first run checks every node's output)");
   return {c, [o] { return cmd_run(*o); }};
 }
 

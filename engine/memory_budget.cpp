@@ -14,12 +14,6 @@ int64_t saturating_add(int64_t a, int64_t b) {
   return __builtin_add_overflow(a, b, &sum) ? std::numeric_limits<int64_t>::max() : sum;
 }
 
-std::string shapes_text(const std::vector<Dims>& shapes) {
-  std::string out;
-  for (const auto& s : shapes) out += (out.empty() ? "" : ", ") + format_shape(s);
-  return out;
-}
-
 std::string describe(const MemoryConsumer& c) {
   if (c.kind == "weight") return fmt::format("weight '{}'", c.name);
   if (c.kind == "input") return fmt::format("input '{}'", c.name);
@@ -27,6 +21,16 @@ std::string describe(const MemoryConsumer& c) {
 }
 
 }  // namespace
+
+const char* const kOutOfMemoryHint =
+    "use a smaller batch or smaller --dim sizes, or lower max_memory (--max-memory) so that "
+    "such plans are refused before they are built; see docs/limits.md";
+
+std::string format_input_shapes(const std::vector<Dims>& shapes) {
+  std::string out;
+  for (const auto& s : shapes) out += (out.empty() ? "" : ", ") + format_shape(s);
+  return out;
+}
 
 uint64_t physical_memory_bytes() {
   const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
@@ -73,14 +77,16 @@ void check_memory_budget(const CompiledGraph& graph, const std::vector<Dims>& in
       "the plan for input shapes {} would need up to {} bytes ({} of weights, {} of "
       "activations), more than the memory limit of {} bytes{}; the largest consumer is {} "
       "with {} bytes",
-      shapes_text(input_shapes), e.total(), e.weight_bytes, e.activation_bytes, limit,
+      format_input_shapes(input_shapes), e.total(), e.weight_bytes, e.activation_bytes, limit,
       max_memory != 0 ? " (max_memory)" : " (the machine's physical memory)", describe(e.largest),
       e.largest.bytes));
   if (e.largest.kind == "node output")
     error.node(e.largest.node, e.largest.op);
   else
     error.tensor(e.largest.name);
-  error.hint("use a smaller batch or smaller --dim sizes, or raise max_memory; see docs/limits.md");
+  error.hint(
+      "use a smaller batch or smaller --dim sizes, or raise max_memory (--max-memory); see "
+      "docs/limits.md");
   throw error;
 }
 

@@ -29,6 +29,12 @@ struct MemoryEstimate {
   int64_t total() const { return weight_bytes + activation_bytes; }
 };
 
+// "(1, 100), (1, 224, 224, 3)": a plan's input shapes in messages.
+std::string format_input_shapes(const std::vector<Dims>& shapes);
+// The hint of the errors that report an allocation that failed while building or running a
+// plan (std::bad_alloc turned into an fg::Error naming what was being done).
+extern const char* const kOutOfMemoryHint;
+
 // Bytes of physical memory (sysconf), or 0 if unknown.
 uint64_t physical_memory_bytes();
 

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <omp.h>
 
+#include <algorithm>
+
 #include "engine/memory_budget.hpp"
 #include "engine/plan.hpp"
 #include "kernels/weight_cache.hpp"
@@ -19,6 +21,8 @@ Model::Model(std::shared_ptr<const CompiledGraph> graph, WeightStore weights, Mo
   if (options_.threads == 0) options_.threads = omp_get_num_procs();
   if (options_.max_cached_plans < 1)
     throw Error("max_cached_plans must be 1 or more (the plan being run is cached), got 0");
+  if (options_.max_cached_plan_bytes < 1)
+    throw Error("max_cached_plan_bytes must be 1 or more (the newest plan always stays), got 0");
   weights_.validate(*graph_);
 }
 
@@ -50,24 +54,35 @@ std::shared_ptr<Plan> Model::plan_for(const std::vector<Dims>& input_shapes) con
 std::shared_ptr<Plan> Model::build_plan(const std::vector<Dims>& input_shapes,
                                         std::promise<std::shared_ptr<Plan>>& promise) const {
   std::shared_ptr<Plan> plan;
+  std::exception_ptr failure;
   try {
     if (options_.on_plan_build) options_.on_plan_build(input_shapes);
-    check_memory_budget(*graph_, input_shapes, weights_, options_.max_memory);
+    check_memory_budget(input_shapes);
     plan = std::make_shared<Plan>(*graph_, input_shapes, weights_, *weight_cache_, options_.threads,
-                                  options_.optimize);
+                                  options_.optimize, options_.max_idle_states);
+  } catch (const std::bad_alloc&) {
+    // An allocation outside the plan's passes (which name the node): name the shapes.
+    failure = std::make_exception_ptr(
+        Error(fmt::format("out of memory while building the plan for input shapes {}",
+                          format_input_shapes(input_shapes)))
+            .hint(kOutOfMemoryHint));
   } catch (...) {
+    failure = std::current_exception();
+  }
+  if (failure) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       plans_.erase(input_shapes);  // not cached: the next call builds (and fails) again
     }
-    promise.set_exception(std::current_exception());
-    throw;
+    promise.set_exception(failure);
+    std::rethrow_exception(failure);
   }
   {
     std::lock_guard<std::mutex> lock(mutex_);
     CachedPlan& entry = plans_.at(input_shapes);  // building entries are never dropped
     entry.ready = true;
     entry.bytes = plan->arena_bytes();
+    entry.built = plan;
     drop_least_recently_used(input_shapes);
   }
   promise.set_value(plan);
@@ -76,8 +91,9 @@ std::shared_ptr<Plan> Model::build_plan(const std::vector<Dims>& input_shapes,
 
 void Model::drop_least_recently_used(const std::vector<Dims>& keep) const {
   for (;;) {
-    size_t bytes = 0;
-    for (const auto& [shapes, entry] : plans_) bytes += entry.bytes;
+    size_t bytes = 0;  // one arena per idle execution state, at least one per plan
+    for (const auto& [shapes, entry] : plans_)
+      if (entry.built) bytes += entry.bytes * std::max<size_t>(1, entry.built->idle_states());
     if (plans_.size() <= options_.max_cached_plans && bytes <= options_.max_cached_plan_bytes)
       return;
     auto oldest = plans_.end();
@@ -88,6 +104,10 @@ void Model::drop_least_recently_used(const std::vector<Dims>& keep) const {
     if (oldest == plans_.end()) return;  // only the newest plan and plans being built remain
     plans_.erase(oldest);
   }
+}
+
+void Model::check_memory_budget(const std::vector<Dims>& input_shapes) const {
+  fg::check_memory_budget(*graph_, input_shapes, weights_, options_.max_memory);
 }
 
 size_t Model::cached_plans() const {
@@ -130,7 +150,15 @@ std::map<std::string, Tensor> Model::run(const std::map<std::string, Tensor>& in
     ordered.push_back(&t);
     shapes.push_back(t.shape());
   }
-  return plan_for(shapes)->run(ordered, options);
+  const std::shared_ptr<Plan> plan = plan_for(shapes);
+  try {
+    return plan->run(ordered, options);
+  } catch (const std::bad_alloc&) {
+    // What the plan does not name itself (its steps, arena and outputs name theirs).
+    throw Error(fmt::format("out of memory while running the plan for input shapes {}",
+                            format_input_shapes(shapes)))
+        .hint(kOutOfMemoryHint);
+  }
 }
 
 }  // namespace fg

@@ -50,6 +50,13 @@ struct RunOptions {
   // Debug: fill the activation arena with NaN bytes before the run, so that a kernel reading a
   // buffer before anything wrote it shows in the outputs (the test helpers turn it on).
   bool fill_arena_with_nan = false;
+  // Checks the float32 graph inputs, then after each step the tensors it completes
+  // (Plan::Step::out_tensors, graph outputs included), for NaN and Inf, and throws an fg::Error
+  // at the first non-finite one, naming the input or the node, op and tensor, the count of
+  // non-finite values and the first index (graph-runner run --check-numerics). The stream is
+  // waited on after each step. In an optimized plan a node folded or fused into its producer
+  // reports for both (run with optimize off to see each node). See docs/limits.md.
+  bool check_numerics = false;
 };
 
 struct ModelOptions {
@@ -61,11 +68,16 @@ struct ModelOptions {
   // Memory budget of one plan in bytes (engine/memory_budget.hpp); 0 = physical memory.
   uint64_t max_memory = 0;
   // The plan cache keeps the plans of the most recently used input shapes: at most
-  // max_cached_plans of them, and at most max_cached_plan_bytes of activation arena (one
-  // execution state per plan, Plan::arena_bytes). Past either bound the least recently used
-  // plans are dropped (a run still holding one finishes with it); the newest plan always stays.
+  // max_cached_plans of them, and at most max_cached_plan_bytes of activation arenas
+  // (Plan::arena_bytes times the plan's idle execution states, at least one), checked whenever
+  // a new plan is added. Past either bound the least recently used plans are dropped (a run
+  // still holding one finishes with it); the newest plan always stays.
   size_t max_cached_plans = 16;
   size_t max_cached_plan_bytes = size_t{1} << 30;  // 1 GiB
+  // Each plan keeps at most this many idle execution states (arena, stream, bound arguments)
+  // for later runs; a run that finds none idle makes one, and past this bound the state is
+  // freed when the run ends. Concurrent runs of one plan beyond it pay for a new state.
+  size_t max_idle_states = 4;
   // Test hook: called with the input shapes in the thread that builds a new plan, before it
   // builds (outside the cache's lock). An exception it throws fails that build.
   std::function<void(const std::vector<Dims>&)> on_plan_build;
@@ -91,6 +103,9 @@ class Model {
   // next call builds again).
   std::shared_ptr<Plan> plan_for(const std::vector<Dims>& input_shapes) const;
   size_t cached_plans() const;  // including plans being built
+  // Throws the fg::Error a plan for these shapes would (memory budget, shape errors) without
+  // building it, so callers can refuse before allocating the inputs.
+  void check_memory_budget(const std::vector<Dims>& input_shapes) const;
   int threads() const { return options_.threads; }
 
  private:
@@ -100,9 +115,10 @@ class Model {
   std::unique_ptr<WeightCache> weight_cache_;
   struct CachedPlan {
     std::shared_future<std::shared_ptr<Plan>> plan;
-    bool ready = false;     // built (a plan being built is never dropped)
-    size_t bytes = 0;       // its arena bytes, once ready
-    uint64_t last_use = 0;  // use_clock_ at the last plan_for
+    bool ready = false;           // built (a plan being built is never dropped)
+    size_t bytes = 0;             // its arena bytes, once ready
+    std::shared_ptr<Plan> built;  // once ready
+    uint64_t last_use = 0;        // use_clock_ at the last plan_for
   };
   std::shared_ptr<Plan> build_plan(const std::vector<Dims>& input_shapes,
                                    std::promise<std::shared_ptr<Plan>>& promise) const;

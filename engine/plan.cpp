@@ -5,10 +5,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <limits>
 
 #include "engine/arena_planner.hpp"
+#include "engine/memory_budget.hpp"
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -61,6 +63,37 @@ void fill_with_nan(void* p, size_t bytes) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   float* f = static_cast<float*>(p);
   for (size_t i = 0; i < bytes / sizeof(float); ++i) f[i] = nan;
+}
+
+// The NaN and Inf values among n floats: how many, and the first (its flat index and value).
+struct NonFinite {
+  size_t count = 0;
+  size_t first = 0;
+  float first_value = 0;
+};
+NonFinite find_non_finite(const float* p, size_t n) {
+  NonFinite found;
+  for (size_t i = 0; i < n; ++i)
+    if (!std::isfinite(p[i])) {
+      if (found.count++ == 0) {
+        found.first = i;
+        found.first_value = p[i];
+      }
+    }
+  return found;
+}
+
+// "5 non-finite values (NaN or Inf) of 130, the first at index 7 = [0, 1, 2] (nan)".
+std::string describe_non_finite(const NonFinite& found, const Dims& shape) {
+  std::vector<Dim> index(shape.size());
+  size_t rest = found.first;
+  for (size_t k = shape.size(); k-- > 0;) {
+    index[k] = static_cast<Dim>(rest % static_cast<size_t>(shape[k]));
+    rest /= static_cast<size_t>(shape[k]);
+  }
+  return fmt::format("{} non-finite value{} (NaN or Inf) of {}, the first at index {} = [{}] ({})",
+                     found.count, found.count == 1 ? "" : "s", num_elements(shape), found.first,
+                     fmt::join(index, ", "), found.first_value);
 }
 
 // The kernel of a view step: no call (the output buffer aliases the input's bytes).
@@ -184,6 +217,7 @@ struct PlanBuilder {
   // Step emission, node by node.
   void bind_inputs();
   void emit_steps();
+  Error out_of_memory_compiling(int i) const;
   void emit_folded_step(int i);
   bool emit_view_step(int i);
   WeightLookup node_weights(int i);
@@ -202,8 +236,13 @@ struct PlanBuilder {
 };
 
 Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
-           const WeightStore& weights, WeightCache& cache, int threads, bool optimize)
-    : graph_(graph), types_(graph.bind(input_shapes)), threads_(threads) {
+           const WeightStore& weights, WeightCache& cache, int threads, bool optimize,
+           size_t max_idle_states)
+    : graph_(graph),
+      types_(graph.bind(input_shapes)),
+      input_shapes_(input_shapes),
+      threads_(threads),
+      max_idle_states_(max_idle_states) {
   if (threads_ < 1)
     throw Error(fmt::format("internal: a plan needs 1 thread or more, got {}", threads_));
   const ScopedOmpThreads scoped_threads(threads_);
@@ -374,12 +413,33 @@ void PlanBuilder::emit_steps() {
   for (size_t node = 0; node < graph.nodes().size(); ++node) {
     const int i = static_cast<int>(node);
     if (!node_live[i]) continue;
-    if (folded_into[i] >= 0) {
-      emit_folded_step(i);
-    } else if (!emit_view_step(i)) {
-      compile_node(i, node_weights(i));
+    try {
+      if (folded_into[i] >= 0) {
+        emit_folded_step(i);
+      } else if (!emit_view_step(i)) {
+        compile_node(i, node_weights(i));
+      }
+    } catch (const std::bad_alloc&) {
+      throw out_of_memory_compiling(i);
     }
   }
+}
+
+// std::bad_alloc while node i was compiled, as an fg::Error naming the node, its input shapes
+// and the bytes of its outputs.
+Error PlanBuilder::out_of_memory_compiling(int i) const {
+  const CompiledNode& n = graph.nodes()[i];
+  std::vector<Dims> in_shapes;
+  for (int t : n.inputs) in_shapes.push_back(types[t].shape);
+  int64_t out_bytes = 0;
+  for (int t : n.outputs)
+    out_bytes += tensor_bytes_within_limit(types[t].shape, types[t].dtype).value_or(0);
+  return Error(fmt::format("out of memory while compiling the node for input shapes {} (its "
+                           "outputs take {} bytes)",
+                           format_input_shapes(in_shapes), out_bytes))
+      .at(n.def->loc)
+      .node(n.def->name, n.def->op)
+      .hint(kOutOfMemoryHint);
 }
 
 // Folded into its producer: the output is the producer's bytes, as they are stored.
@@ -675,9 +735,7 @@ std::unique_ptr<Plan::ExecState> Plan::make_state() const {
   auto state = std::make_unique<ExecState>();
   const dnnl::engine& engine = onednn::cpu_engine();
   state->stream = dnnl::stream(engine);
-  size_t bytes = std::max(arena_bytes_, kAlign);
-  void* p = ::operator new[](bytes, std::align_val_t(kAlign));
-  std::memset(p, 0, bytes);
+  void* p = allocate_arena();
   state->arena =
       std::shared_ptr<void>(p, [](void* q) { ::operator delete[](q, std::align_val_t(kAlign)); });
   char* base = static_cast<char*>(p);
@@ -706,13 +764,119 @@ std::unique_ptr<Plan::ExecState> Plan::make_state() const {
   for (size_t s = 0; s < steps_.size(); ++s) {
     const ExecState::StepArgs& a = state->args[s];
     const StepBuffers buffers{a.srcs, a.dsts, a.temps, state->memories[steps_[s].scratchpad]};
-    state->bindings.push_back(steps_[s].kernel->bind(buffers));
+    try {
+      state->bindings.push_back(steps_[s].kernel->bind(buffers));
+    } catch (const std::bad_alloc&) {
+      throw Error(fmt::format("out of memory while binding step {} ('{}') to its buffers", s,
+                              steps_[s].name))
+          .node(steps_[s].name, steps_[s].node >= 0 ? graph_.nodes()[steps_[s].node].def->op
+                                                    : std::string("reorder"))
+          .hint(kOutOfMemoryHint);
+    }
   }
   return state;
 }
 
+// The zeroed activation arena of one execution state; an allocation failure is an fg::Error
+// naming the bytes, the input shapes and the largest buffer with the step that first uses it.
+void* Plan::allocate_arena() const {
+  const size_t bytes = std::max(arena_bytes_, kAlign);
+  void* p = nullptr;
+  try {
+    p = ::operator new[](bytes, std::align_val_t(kAlign));
+  } catch (const std::bad_alloc&) {
+    int largest = -1;
+    for (int b : arena_buffer_ids())
+      if (largest < 0 || buffers_[b].bytes > buffers_[largest].bytes) largest = b;
+    const Step* user = largest >= 0 ? &steps_[buffers_[largest].first] : nullptr;
+    Error error(fmt::format(
+        "out of memory: could not allocate the activation arena of {} bytes for the plan of "
+        "input shapes {}{}",
+        bytes, format_input_shapes(input_shapes_),
+        user ? fmt::format("; its largest buffer ({} bytes) is used first by step '{}'",
+                           buffers_[largest].bytes, user->name)
+             : std::string()));
+    if (user && user->node >= 0) {
+      const NodeDef& def = *graph_.nodes()[user->node].def;
+      error.at(def.loc).node(def.name, def.op);
+    }
+    throw error.hint(kOutOfMemoryHint);
+  }
+  std::memset(p, 0, bytes);
+  return p;
+}
+
+size_t Plan::idle_states() const {
+  std::lock_guard<std::mutex> lock(pool_mutex_);
+  return pool_.size();
+}
+
+Tensor Plan::copy_out(int tensor, ExecState& state) const {
+  const TensorType& type = types_[tensor];
+  Tensor out;
+  try {
+    out = Tensor(type.dtype, type.shape);
+  } catch (const std::bad_alloc&) {
+    throw Error(fmt::format("out of memory while copying tensor '{}' {} out of the arena",
+                            graph_.tensors()[tensor].name, format_type(type)))
+        .tensor(graph_.tensors()[tensor].name)
+        .hint(kOutOfMemoryHint);
+  }
+  const dnnl::memory& mem = state.memories[tensor_buffer_[tensor]];
+  const dnnl::memory::desc desc = mem.get_desc();
+  if (desc == onednn::plain_desc(type)) {
+    std::memcpy(out.mutable_data<void>(), mem.get_data_handle(), out.bytes());
+  } else {  // a blocked intermediate (--dump-intermediates): reorder it to plain
+    dnnl::memory plain(plain_in_primitive_dims(type), mem.get_engine(), out.mutable_data<void>());
+    onednn::reorder_now(mem, plain, state.stream);
+  }
+  return out;
+}
+
+// RunOptions::check_numerics: the float32 graph inputs.
+void Plan::check_inputs_finite(const std::vector<const Tensor*>& inputs) const {
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i]->dtype() != DType::f32) continue;
+    const NonFinite found = find_non_finite(inputs[i]->data<float>(), inputs[i]->size());
+    if (found.count == 0) continue;
+    const std::string& name = graph_.def().inputs[i].name;
+    throw Error(fmt::format("check_numerics: graph input '{}' has {}", name,
+                            describe_non_finite(found, inputs[i]->shape())))
+        .tensor(name)
+        .hint("the input holds NaN or Inf before any node runs: check the data fed to it");
+  }
+}
+
+// RunOptions::check_numerics: the float32 tensors step `step` completes (the stream is idle).
+void Plan::check_step_finite(size_t step, ExecState& state) const {
+  for (int t : steps_[step].out_tensors) {
+    const TensorType& type = types_[t];
+    if (type.dtype != DType::f32) continue;
+    const dnnl::memory& mem = state.memories[tensor_buffer_[t]];
+    NonFinite found;
+    if (mem.get_desc() == onednn::plain_desc(type)) {
+      found = find_non_finite(static_cast<const float*>(mem.get_data_handle()),
+                              static_cast<size_t>(num_elements(type.shape)));
+    } else {  // a blocked layout (padding holds no values): read it as plain
+      const Tensor plain = copy_out(t, state);
+      found = find_non_finite(plain.data<float>(), plain.size());
+    }
+    if (found.count == 0) continue;
+    const TensorInfo& info = graph_.tensors()[t];
+    const NodeDef& def = *graph_.nodes()[info.producer].def;
+    throw Error(fmt::format("check_numerics: the node's output '{}' has {} (step {} of {}, '{}')",
+                            info.name, describe_non_finite(found, type.shape), step, steps_.size(),
+                            steps_[step].name))
+        .at(def.loc)
+        .node(def.name, def.op)
+        .tensor(info.name)
+        .hint("the first node whose output is not finite; its inputs were finite");
+  }
+}
+
 std::map<std::string, Tensor> Plan::run(const std::vector<const Tensor*>& inputs,
                                         const RunOptions& options) const {
+  if (options.check_numerics) check_inputs_finite(inputs);
   std::unique_ptr<ExecState> state;
   {
     std::lock_guard<std::mutex> lock(pool_mutex_);
@@ -722,12 +886,18 @@ std::map<std::string, Tensor> Plan::run(const std::vector<const Tensor*>& inputs
     }
   }
   if (!state) state = make_state();
+  // The state goes back to the pool after the run, unless max_idle_states are idle already:
+  // then it is freed (outside the lock).
   struct Return {
     const Plan* plan;
     std::unique_ptr<ExecState>& state;
     ~Return() {
+      std::unique_ptr<ExecState> extra;
       std::lock_guard<std::mutex> lock(plan->pool_mutex_);
-      plan->pool_.push_back(std::move(state));
+      if (plan->pool_.size() < plan->max_idle_states_)
+        plan->pool_.push_back(std::move(state));
+      else
+        extra = std::move(state);
     }
   } give_back{this, state};
 
@@ -737,66 +907,11 @@ std::map<std::string, Tensor> Plan::run(const std::vector<const Tensor*>& inputs
     const int input = buffers_[base_of(static_cast<int>(i))].input;
     if (input >= 0) state->memories[i].set_data_handle(const_cast<void*>(inputs[input]->raw()));
   }
-
-  auto copy_out = [&](int tensor) {
-    const TensorType& type = types_[tensor];
-    Tensor out(type.dtype, type.shape);
-    const dnnl::memory& mem = state->memories[tensor_buffer_[tensor]];
-    const dnnl::memory::desc desc = mem.get_desc();
-    if (desc == onednn::plain_desc(type)) {
-      std::memcpy(out.mutable_data<void>(), mem.get_data_handle(), out.bytes());
-    } else {  // a blocked intermediate (--dump-intermediates): reorder it to plain
-      dnnl::memory plain(plain_in_primitive_dims(type), mem.get_engine(), out.mutable_data<void>());
-      onednn::reorder_now(mem, plain, state->stream);
-    }
-    return out;
-  };
-  const auto& tensors = graph_.tensors();
-  using clock = std::chrono::steady_clock;
-  const auto run_start = clock::now();
-  if (options.profile) options.profile->clear();
-  for (size_t s = 0; s < steps_.size(); ++s) {
-    const Step& st = steps_[s];
-    auto& a = state->args[s];
-    ExecContext ctx{state->stream,
-                    a.srcs,
-                    a.dsts,
-                    a.temps,
-                    a.src_masks,
-                    a.dst_masks,
-                    state->memories[st.scratchpad],
-                    threads_,
-                    state->bindings[s].get()};
-    const auto step_start = clock::now();
-    if (options.observer) options.observer->before_step(s);
-    st.kernel->execute(ctx);
-    if (options.observer) options.observer->after_step(s);
-    if (options.profile) {
-      state->stream.wait();
-      const auto step_end = clock::now();
-      StepTiming t;
-      t.name = st.name;
-      t.impl = st.kernel->impl_info();
-      t.start_ms = std::chrono::duration<double, std::milli>(step_start - run_start).count();
-      t.duration_ms = std::chrono::duration<double, std::milli>(step_end - step_start).count();
-      if (st.node >= 0) {
-        const CompiledNode& n = graph_.nodes()[st.node];
-        t.op = n.def->op;
-        t.branch = n.branch;
-        t.flops = step_flops_[s];
-      } else {
-        t.op = "reorder";
-      }
-      options.profile->push_back(std::move(t));
-    }
-    if (options.intermediates) {
-      state->stream.wait();
-      for (int t : st.out_tensors) (*options.intermediates)[tensors[t].name] = copy_out(t);
-    }
-  }
+  run_steps(*state, options);
   state->stream.wait();
   std::map<std::string, Tensor> outputs;
   const auto& names = graph_.def().outputs;
+  const auto& tensors = graph_.tensors();
   for (size_t k = 0; k < names.size(); ++k) {
     int t = graph_.output_tensors()[k];
     if (tensors[t].producer < 0) {
@@ -805,10 +920,89 @@ std::map<std::string, Tensor> Plan::run(const std::vector<const Tensor*>& inputs
       std::memcpy(copy.mutable_data<void>(), in->raw(), in->bytes());
       outputs[names[k]] = copy;
     } else {
-      outputs[names[k]] = copy_out(t);
+      outputs[names[k]] = copy_out(t, *state);
     }
   }
   return outputs;
+}
+
+// Runs every step on `state`, with what `options` asks for after each (profile, intermediates,
+// numerics). A failed allocation or oneDNN error in a step is an fg::Error naming the step.
+void Plan::run_steps(ExecState& state, const RunOptions& options) const {
+  const auto& tensors = graph_.tensors();
+  using clock = std::chrono::steady_clock;
+  const auto run_start = clock::now();
+  if (options.profile) options.profile->clear();
+  for (size_t s = 0; s < steps_.size(); ++s) {
+    const Step& st = steps_[s];
+    auto& a = state.args[s];
+    ExecContext ctx{state.stream,
+                    a.srcs,
+                    a.dsts,
+                    a.temps,
+                    a.src_masks,
+                    a.dst_masks,
+                    state.memories[st.scratchpad],
+                    threads_,
+                    state.bindings[s].get()};
+    const auto step_start = clock::now();
+    if (options.observer) options.observer->before_step(s);
+    execute_step(s, ctx);
+    if (options.observer) options.observer->after_step(s);
+    if (options.profile) {
+      state.stream.wait();
+      options.profile->push_back(step_timing(
+          s, std::chrono::duration<double, std::milli>(step_start - run_start).count(),
+          std::chrono::duration<double, std::milli>(clock::now() - step_start).count()));
+    }
+    if (options.intermediates) {
+      state.stream.wait();
+      for (int t : st.out_tensors) (*options.intermediates)[tensors[t].name] = copy_out(t, state);
+    }
+    if (options.check_numerics) {
+      state.stream.wait();
+      check_step_finite(s, state);
+    }
+  }
+}
+
+void Plan::execute_step(size_t s, ExecContext& ctx) const {
+  const Step& st = steps_[s];
+  auto fail = [&](const std::string& what) {
+    Error error(fmt::format("{} while running step {} ('{}')", what, s, st.name));
+    if (st.node >= 0) {
+      const NodeDef& def = *graph_.nodes()[st.node].def;
+      error.at(def.loc).node(def.name, def.op);
+    } else {
+      error.node(st.name, "reorder");
+    }
+    return error;
+  };
+  try {
+    st.kernel->execute(ctx);
+  } catch (const std::bad_alloc&) {
+    throw fail("out of memory").hint(kOutOfMemoryHint);
+  } catch (const dnnl::error& e) {
+    throw fail(fmt::format("oneDNN error ({})", e.what()));
+  }
+}
+
+StepTiming Plan::step_timing(size_t s, double start_ms, double duration_ms) const {
+  const Step& st = steps_[s];
+  StepTiming t;
+  t.name = st.name;
+  t.impl = st.kernel->impl_info();
+  t.start_ms = start_ms;
+  t.duration_ms = duration_ms;
+  if (st.node >= 0) {
+    const CompiledNode& n = graph_.nodes()[st.node];
+    t.op = n.def->op;
+    t.branch = n.branch;
+    t.flops = step_flops_[s];
+  } else {
+    t.op = "reorder";
+  }
+  return t;
 }
 
 }  // namespace fg

@@ -25,7 +25,8 @@ struct ArenaBuffer;
 class Plan {
  public:
   Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
-       const WeightStore& weights, WeightCache& cache, int threads, bool optimize = true);
+       const WeightStore& weights, WeightCache& cache, int threads, bool optimize = true,
+       size_t max_idle_states = 4);
   ~Plan();
 
   // Inputs in graph-input order (already checked by Model::run).
@@ -33,6 +34,8 @@ class Plan {
                                     const RunOptions& options) const;
 
   size_t arena_bytes() const { return arena_bytes_; }
+  // Execution states kept for later runs (at most max_idle_states; ModelOptions).
+  size_t idle_states() const;
   size_t unplanned_bytes() const;  // sum of all buffer sizes, i.e. without reuse
   double flops() const;            // whole batch, all steps
   // The largest primitive scratchpad of one step. Each step's scratchpad is an arena buffer live
@@ -70,10 +73,19 @@ class Plan {
   std::vector<int> arena_buffer_ids() const;
   std::vector<ArenaBuffer> arena_buffers(const std::vector<int>& ids) const;
   std::unique_ptr<ExecState> make_state() const;
+  void* allocate_arena() const;
+  void check_inputs_finite(const std::vector<const Tensor*>& inputs) const;
+  void check_step_finite(size_t step, ExecState& state) const;
+  Tensor copy_out(int tensor, ExecState& state) const;
+  void run_steps(ExecState& state, const RunOptions& options) const;
+  void execute_step(size_t step, ExecContext& ctx) const;
+  StepTiming step_timing(size_t step, double start_ms, double duration_ms) const;
 
   const CompiledGraph& graph_;
   std::vector<TensorType> types_;
+  std::vector<Dims> input_shapes_;
   int threads_ = 1;
+  size_t max_idle_states_ = 4;
   std::vector<Buffer> buffers_;
   std::vector<int> tensor_buffer_, mask_buffer_;  // per tensor id
   std::vector<Step> steps_;

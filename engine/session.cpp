@@ -48,10 +48,45 @@ Error unknown_name(const std::string& what, const std::string& name,
       .hint(did_you_mean(name, names));
 }
 
-void check_threads(int threads) {
-  if (threads < 0 || threads > kMaxThreads)
+void check_options(const CompileOptions& o) {
+  if (o.threads < 0 || o.threads > kMaxThreads)
     throw Error(fmt::format("CompileOptions::threads is {}; expected 0 (all cores) or 1..{}",
-                            threads, kMaxThreads));
+                            o.threads, kMaxThreads));
+  if (o.max_cached_plans < 1 || o.max_cached_plans > kMaxCachedPlans)
+    throw Error(fmt::format("CompileOptions::max_cached_plans is {}; expected 1..{}",
+                            o.max_cached_plans, kMaxCachedPlans));
+  if (o.max_cached_plan_bytes < 1)
+    throw Error(
+        "CompileOptions::max_cached_plan_bytes is 0; expected 1 or more (bytes of activation "
+        "arenas the plan cache keeps)");
+  if (o.max_idle_states > kMaxIdleStates)
+    throw Error(fmt::format("CompileOptions::max_idle_states is {}; expected 0..{}",
+                            o.max_idle_states, kMaxIdleStates));
+}
+
+ModelOptions model_options(const CompileOptions& o) {
+  ModelOptions m;
+  m.threads = o.threads;
+  m.optimize = o.optimize;
+  m.max_memory = o.max_memory;
+  m.max_cached_plans = o.max_cached_plans;
+  m.max_cached_plan_bytes = o.max_cached_plan_bytes;
+  m.max_idle_states = o.max_idle_states;
+  return m;
+}
+
+// Full input shapes by name -> in graph-input order; every input must be there.
+std::vector<Dims> ordered_shapes(const GraphDef& def,
+                                 const std::map<std::string, Dims>& input_shapes) {
+  std::vector<Dims> shapes;
+  for (const auto& in : def.inputs) {
+    auto it = input_shapes.find(in.name);
+    if (it == input_shapes.end())
+      throw Error(fmt::format("the shape of input '{}' is missing (the graph has inputs {})",
+                              in.name, quoted_list(input_names_of(def))));
+    shapes.push_back(it->second);
+  }
+  return shapes;
 }
 
 double ms_since(std::chrono::steady_clock::time_point start) {
@@ -101,7 +136,7 @@ Tensor make(DType dtype, const Dims& shape, const std::vector<T>& values) {
 
 Session::Session(std::shared_ptr<const GraphDef> graph, const CompileOptions& options) {
   if (!graph) throw Error("Session: no graph given");
-  check_threads(options.threads);
+  check_options(options);
   const OpRegistry builtins = options.ops ? OpRegistry() : builtin_ops();
   const OpRegistry& ops = options.ops ? *options.ops : builtins;
   auto start = std::chrono::steady_clock::now();
@@ -111,8 +146,7 @@ Session::Session(std::shared_ptr<const GraphDef> graph, const CompileOptions& op
   WeightStore weights = weights_for(*graph_, options);
   load_times_.weights_ms = ms_since(start);
   start = std::chrono::steady_clock::now();
-  model_ = std::make_shared<Model>(graph_, std::move(weights),
-                                   ModelOptions{options.threads, options.optimize});
+  model_ = std::make_shared<Model>(graph_, std::move(weights), model_options(options));
   load_times_.model_ms = ms_since(start);
 }
 
@@ -149,15 +183,7 @@ std::map<std::string, TensorType> Session::output_types(
   for (const auto& [name, shape] : input_shapes)
     if (std::find(names.begin(), names.end(), name) == names.end())
       throw unknown_name("input", name, names, def.name);
-  std::vector<Dims> shapes;
-  for (const auto& in : def.inputs) {
-    auto it = input_shapes.find(in.name);
-    if (it == input_shapes.end())
-      throw Error(fmt::format("the shape of input '{}' is missing (the graph has inputs {})",
-                              in.name, quoted_list(names)));
-    shapes.push_back(it->second);
-  }
-  const std::vector<TensorType> types = graph_->bind(shapes);
+  const std::vector<TensorType> types = graph_->bind(ordered_shapes(def, input_shapes));
   std::map<std::string, TensorType> out;
   for (size_t i = 0; i < def.outputs.size(); ++i)
     out[def.outputs[i]] = types[graph_->output_tensors()[i]];
@@ -219,16 +245,12 @@ bool Session::output_is_probabilities(const std::string& output) const {
 }
 
 PlanFigures Session::plan_figures(const std::map<std::string, Dims>& input_shapes) const {
-  std::vector<Dims> shapes;
-  for (const auto& in : graph_->def().inputs) {
-    auto it = input_shapes.find(in.name);
-    if (it == input_shapes.end())
-      throw Error(fmt::format("the shape of input '{}' is missing (the graph has inputs {})",
-                              in.name, quoted_list(input_names())));
-    shapes.push_back(it->second);
-  }
-  const auto plan = model_->plan_for(shapes);
+  const auto plan = model_->plan_for(ordered_shapes(graph_->def(), input_shapes));
   return {plan->arena_bytes(), plan->unplanned_bytes(), plan->scratchpad_bytes(), plan->flops()};
+}
+
+void Session::check_memory_budget(const std::map<std::string, Dims>& input_shapes) const {
+  model_->check_memory_budget(ordered_shapes(graph_->def(), input_shapes));
 }
 
 std::map<std::string, Tensor> Session::run(const std::map<std::string, Tensor>& inputs,

@@ -35,6 +35,9 @@ namespace fg {
 
 // CompileOptions::threads (and graph-runner --threads) take 0 (all cores) or 1..kMaxThreads.
 constexpr int kMaxThreads = 1024;
+// CompileOptions::max_cached_plans takes 1..kMaxCachedPlans; max_idle_states 0..kMaxIdleStates.
+constexpr size_t kMaxCachedPlans = 100000;
+constexpr size_t kMaxIdleStates = 1024;
 
 struct CompileOptions {
   // The ops the graph may use; nullptr means the built-ins (builtin_ops()). To add
@@ -52,6 +55,23 @@ struct CompileOptions {
   std::string weights_file;            // a safetensors file (read once into owned memory)
   std::optional<WeightStore> weights;  // tensors already in memory
   std::optional<uint64_t> init_seed;   // Keras-style initial weights (as graph-runner init)
+
+  // Memory bounds of a long-lived session (docs/limits.md); out-of-range values are an
+  // fg::Error from the Session.
+  // The memory budget of one plan in bytes: the plan for a new input shape that would need more
+  // (weights plus every activation, estimated before it is built) is refused with an fg::Error
+  // naming the largest consumer. 0 (the default) = the machine's physical memory.
+  uint64_t max_memory = 0;
+  // The plan cache keeps the plans of the most recently used input shapes: at most
+  // max_cached_plans (1..kMaxCachedPlans, default 16) and at most max_cached_plan_bytes of
+  // activation arenas (1 or more, default 1 GiB); past either the least recently used are
+  // dropped (the newest plan always stays).
+  size_t max_cached_plans = 16;
+  size_t max_cached_plan_bytes = size_t{1} << 30;
+  // Idle execution states (arena, stream, bound primitives) kept per plan for later runs:
+  // 0..kMaxIdleStates, default 4. More concurrent runs of one shape make extra states, freed
+  // when they end.
+  size_t max_idle_states = 4;
 };
 
 // What a plan for one set of input shapes needs (Session::plan_figures).
@@ -109,6 +129,10 @@ class Session {
   // Arena, scratchpad and FLOPs of the plan for these full input shapes (builds and caches
   // the plan like a run would, runs nothing).
   PlanFigures plan_figures(const std::map<std::string, Dims>& input_shapes) const;
+  // Throws the fg::Error that a run with inputs of these full shapes would give before its plan
+  // is built (CompileOptions::max_memory, shapes that do not fit), without allocating or
+  // building anything: check before making or reading large inputs.
+  void check_memory_budget(const std::map<std::string, Dims>& input_shapes) const;
 
   // Keras-style summary table (parameters, FLOPs per sample) or JSON.
   std::string summary(const SummaryOptions& options = {}) const;

@@ -3,9 +3,11 @@
 #include <doctest/doctest.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <mutex>
 #include <thread>
 
@@ -206,5 +208,153 @@ TEST_CASE(
   for (int k = 0; k < kThreads; ++k) {
     const auto one = serial.run(input(1, 20 + k, 4));
     fg::test::check_close(got[k].at("head"), fg::test::to_doubles(one.at("head")), 0, 0);
+  }
+}
+
+namespace {
+
+// Holds each run at its first step until `expected` runs are inside at once (or 20 s passed),
+// so that that many execution states are in use together.
+class Rendezvous final : public fg::StepObserver {
+ public:
+  explicit Rendezvous(int expected) : expected_(expected) {}
+  void before_step(size_t step) override {
+    if (step != 0) return;
+    std::unique_lock<std::mutex> lock(m_);
+    ++arrived_;
+    cv_.notify_all();
+    if (!cv_.wait_for(lock, std::chrono::seconds(20), [&] { return arrived_ >= expected_; }))
+      timed_out_ = true;
+  }
+  void after_step(size_t) override {}
+  bool timed_out() const { return timed_out_; }
+
+ private:
+  std::mutex m_;
+  std::condition_variable cv_;
+  int expected_, arrived_ = 0;
+  bool timed_out_ = false;
+};
+
+// Resident memory of this process in bytes (VmRSS), or 0 where /proc is missing.
+int64_t resident_bytes() {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return 0;
+  char line[256];
+  int64_t kb = 0;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "VmRSS: %ld kB", &kb) == 1) break;
+  std::fclose(f);
+  return kb * 1024;
+}
+
+}  // namespace
+
+TEST_CASE("a plan keeps at most max_idle_states execution states after concurrent runs") {
+  auto graph = fg::test::compile_yaml(kGraph);
+  const fg::WeightStore weights = fg::WeightStore::initialize(*graph, 9);
+  constexpr int kThreads = 6;
+  for (size_t bound : {size_t{0}, size_t{2}, size_t{4}}) {
+    CAPTURE(bound);
+    fg::ModelOptions options;
+    options.threads = 1;
+    options.max_idle_states = bound;
+    fg::Model model(graph, weights, options);
+    const auto want = model.run(input(2, 11));
+    const auto plan = model.plan_for({{2, 11, 3}});
+    CHECK(plan->idle_states() == std::min<size_t>(bound, 1));
+    Rendezvous together(kThreads);
+    fg::RunOptions ro;
+    ro.observer = &together;
+    std::vector<std::map<std::string, fg::Tensor>> got(kThreads);
+    std::vector<std::thread> pool;
+    for (int k = 0; k < kThreads; ++k)
+      pool.emplace_back([&, k] { got[k] = model.run(input(2, 11), ro); });
+    for (auto& t : pool) t.join();
+    CHECK_FALSE(together.timed_out());  // six states were in use at once
+    CHECK(plan->idle_states() == bound);
+    for (const auto& out : got)
+      fg::test::check_close(out.at("head"), fg::test::to_doubles(want.at("head")), 0, 0);
+    model.run(input(2, 11));  // a later run reuses an idle state (or makes one for bound 0)
+    CHECK(plan->idle_states() == bound);
+  }
+}
+
+TEST_CASE("200 new shapes stay within the cache bounds and bounded memory; cached shapes run") {
+  auto graph = fg::test::compile_yaml(kGraph);
+  // oneDNN's primitive cache (1024 primitives by default, each with its JIT code: about 46 MB
+  // for this graph's 200 shapes) is held small here, so that what remains is what the plan
+  // cache keeps.
+  struct PrimitiveCache {
+    int saved = dnnl::get_primitive_cache_capacity();
+    PrimitiveCache() { dnnl::set_primitive_cache_capacity(64); }
+    ~PrimitiveCache() { dnnl::set_primitive_cache_capacity(saved); }
+  } small_primitive_cache;
+  fg::ModelOptions options;  // the default bounds: 16 plans, 1 GiB of arenas, 4 idle states
+  options.threads = 1;
+
+  fg::Model model(graph, fg::WeightStore::initialize(*graph, 13), options);
+  const auto want = model.run(input(2, 11));
+  // One thread runs the cached shape over and over (checking its result bit for bit) while
+  // this thread plans 200 new shapes.
+  std::atomic<bool> done{false};
+  std::atomic<int> cached_runs{0}, mismatches{0};
+  std::thread runner([&] {
+    while (!done) {
+      const auto got = model.run(input(2, 11));
+      const float* a = got.at("head").data<float>();
+      const float* b = want.at("head").data<float>();
+      if (!std::equal(a, a + got.at("head").size(), b)) ++mismatches;
+      ++cached_runs;
+    }
+  });
+  int64_t rss_after_warmup = 0;
+  size_t most_plans = 0;
+  for (int64_t k = 0; k < 200; ++k) {
+    model.run(input(1, 20 + k, static_cast<uint64_t>(k)));
+    most_plans = std::max(most_plans, model.cached_plans());
+    if (k == 19) rss_after_warmup = resident_bytes();
+  }
+  done = true;
+  runner.join();
+  const int64_t growth = resident_bytes() - rss_after_warmup;
+  CAPTURE(growth);
+  CHECK(most_plans <= 16);
+  CHECK(cached_runs > 0);
+  CHECK(mismatches == 0);
+  // 180 more shapes, each with its own plan, arena and primitives: dropped plans give their
+  // memory back (about 4 MB of growth remains; with all 200 plans kept, 57 MB).
+  CHECK(growth < 16 * 1024 * 1024);
+  const auto plan = model.plan_for({{2, 11, 3}});
+  CHECK(plan->idle_states() <= options.max_idle_states);
+}
+
+TEST_CASE("the cache's byte bound counts one arena per idle execution state of each plan") {
+  auto graph = fg::test::compile_yaml(kGraph);
+  const fg::WeightStore weights = fg::WeightStore::initialize(*graph, 9);
+  size_t a_bytes = 0, b_bytes = 0;  // arenas of the shapes (3, 40, 3) and (1, 9, 3)
+  {
+    fg::ModelOptions one_thread;
+    one_thread.threads = 1;  // as below: the arena depends on the thread count
+    fg::Model sizes(graph, weights, one_thread);
+    a_bytes = sizes.plan_for({{3, 40, 3}})->arena_bytes();
+    b_bytes = sizes.plan_for({{1, 9, 3}})->arena_bytes();
+  }
+  REQUIRE(a_bytes > 0);
+  for (int concurrent : {1, 3}) {
+    CAPTURE(concurrent);
+    fg::ModelOptions options;
+    options.threads = 1;
+    options.max_cached_plan_bytes = 2 * a_bytes + b_bytes;  // A once and B fit; A three times not
+    fg::Model model(graph, weights, options);
+    Rendezvous together(concurrent);
+    fg::RunOptions ro;
+    ro.observer = &together;
+    std::vector<std::thread> pool;
+    for (int k = 0; k < concurrent; ++k) pool.emplace_back([&] { model.run(input(3, 40), ro); });
+    for (auto& t : pool) t.join();
+    CHECK(model.plan_for({{3, 40, 3}})->idle_states() == static_cast<size_t>(concurrent));
+    model.run(input(1, 9));  // a new plan: the bound is checked
+    CHECK(model.cached_plans() == (concurrent == 1 ? 2 : 1));
   }
 }
