@@ -1,5 +1,6 @@
 // A host tensor: dtype, full shape (batch first) and contiguous row-major (C order) data.
-// The data is either owned or borrowed (e.g. from a weights file read into memory), kept alive by `keep_`.
+// The data is either owned or borrowed (e.g. from a weights file read into memory), kept alive by
+// `keep_`.
 #pragma once
 
 #include <cstddef>
