@@ -99,6 +99,11 @@ TEST_CASE("std::bad_alloc while a plan is built or run becomes an fg::Error nami
     CHECK_FALSE(has(what, "bad_alloc"));
   }
   SUBCASE("allocating the activation arena") {
+#if defined(__SANITIZE_ADDRESS__)
+    // AddressSanitizer aborts on a 2^50-byte request instead of failing it: the plain build
+    // checks this case.
+    return;
+#endif
     const std::string what = run_error(failing_session("arena"), x);
     CAPTURE(what);
     CHECK(has(what, "could not allocate the activation arena of"));
