@@ -99,11 +99,9 @@ TEST_CASE("std::bad_alloc while a plan is built or run becomes an fg::Error nami
     CHECK_FALSE(has(what, "bad_alloc"));
   }
   SUBCASE("allocating the activation arena") {
-#if defined(__SANITIZE_ADDRESS__)
     // AddressSanitizer aborts on a 2^50-byte request instead of failing it: the plain build
     // checks this case.
-    return;
-#endif
+#if !defined(__SANITIZE_ADDRESS__)
     const std::string what = run_error(failing_session("arena"), x);
     CAPTURE(what);
     CHECK(has(what, "could not allocate the activation arena of"));
@@ -111,6 +109,7 @@ TEST_CASE("std::bad_alloc while a plan is built or run becomes an fg::Error nami
     CHECK(has(what, fmt::format("its largest buffer ({} bytes) is used first by step 'hog'",
                                 size_t{1} << 50)));
     CHECK(has(what, "node 'hog' (failing_copy)"));
+#endif
   }
   SUBCASE("in a kernel") {
     const fg::Session session = failing_session("execute");
