@@ -15,19 +15,10 @@
 
 namespace fs = std::filesystem;
 using fg::test::run_cli;
+using fg::test::run_cli_under;
+using fg::test::write_text;
 
 namespace {
-
-struct TempDir {
-  std::string path;
-  explicit TempDir(const std::string& name) {
-    path = (fs::temp_directory_path() / ("fg_cliout_" + name + "_" + std::to_string(::getpid())))
-               .string();
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 const char* kSmall =
     "name: small\ninputs:\n  x: {shape: [6]}\n  t: {shape: [null], dtype: int32}\nnodes:\n"
@@ -36,11 +27,6 @@ const char* kSmall =
     "  - {name: f, op: concatenate, inputs: [x, g]}\n"
     "  - {name: p, op: dense, input: f, units: 4, activation: softmax}\n"
     "outputs: [p, g]\n";
-
-std::string write_text(const std::string& path, const std::string& text) {
-  std::ofstream(path) << text;
-  return path;
-}
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path);
@@ -64,7 +50,7 @@ void check_no_temporaries(const std::string& dir) {
 }  // namespace
 
 TEST_CASE("run without --input: ids below the smallest input_dim of the embeddings reading them") {
-  TempDir dir("vocab");
+  fg::test::TempDir dir("fg_cliout", "vocab");
   const std::string g =
       write_text(dir.path + "/two.yaml",
                  "inputs:\n  ids: {shape: [null], dtype: int32}\nnodes:\n"
@@ -79,7 +65,7 @@ TEST_CASE("run without --input: ids below the smallest input_dim of the embeddin
 }
 
 TEST_CASE("numeric flags out of range are usage errors naming the flag and the range") {
-  TempDir dir("ranges");
+  fg::test::TempDir dir("fg_cliout", "ranges");
   const std::string g = write_text(dir.path + "/small.yaml", kSmall);
   const std::string out = " --output-dir " + dir.path + "/out";
   struct Case {
@@ -113,7 +99,7 @@ TEST_CASE("numeric flags out of range are usage errors naming the flag and the r
 }
 
 TEST_CASE("a repeated --dim or --input for the same name is a usage error") {
-  TempDir dir("repeat");
+  fg::test::TempDir dir("fg_cliout", "repeat");
   const std::string g = write_text(dir.path + "/small.yaml", kSmall);
   fg::write_npy(dir.path + "/x.npy", fg::Tensor(fg::DType::f32, {1, 6}));
   const std::string x = " --input x=" + dir.path + "/x.npy";
@@ -131,7 +117,7 @@ TEST_CASE("a repeated --dim or --input for the same name is a usage error") {
 }
 
 TEST_CASE("output destinations are checked before any work, with a clear message") {
-  TempDir dir("dest");
+  fg::test::TempDir dir("fg_cliout", "dest");
   const std::string g = write_text(dir.path + "/small.yaml", kSmall);
   const std::string file = write_text(dir.path + "/a_file", "keep");
   fs::create_directories(dir.path + "/foreign");
@@ -172,7 +158,7 @@ TEST_CASE("output destinations are checked before any work, with a clear message
 }
 
 TEST_CASE("run writes its outputs as a set: a new directory with a manifest swapped into place") {
-  TempDir dir("set");
+  fg::test::TempDir dir("fg_cliout", "set");
   const std::string g = write_text(dir.path + "/small.yaml", kSmall);
   const std::string out = dir.path + "/out";
   auto first = run_cli("run " + g + " --output-dir " + out + " --dim t=3");
@@ -204,7 +190,7 @@ TEST_CASE("run writes its outputs as a set: a new directory with a manifest swap
 }
 
 TEST_CASE("four concurrent dot -o of one file all succeed and leave no temporary") {
-  TempDir dir("dot_race");
+  fg::test::TempDir dir("fg_cliout", "dot_race");
   const std::string g = write_text(dir.path + "/small.yaml", kSmall);
   const std::string target = dir.path + "/same.dot";
   for (int round = 0; round < 5; ++round) {

@@ -19,19 +19,10 @@
 
 namespace fs = std::filesystem;
 using fg::test::run_cli;
+using fg::test::run_cli_under;
+using fg::test::write_text;
 
 namespace {
-
-struct TempDir {
-  std::string path;
-  explicit TempDir(const std::string& name) {
-    path = (fs::temp_directory_path() / ("fg_climem_" + name + "_" + std::to_string(::getpid())))
-               .string();
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 const char* kSmall =
     "name: small\ninputs:\n  x: {shape: [6]}\n  t: {shape: [null], dtype: int32}\nnodes:\n"
@@ -42,33 +33,14 @@ const char* kSmall =
     "  - {name: p, op: dense, input: r, units: 4, activation: softmax}\n"
     "outputs: [p]\n";
 
-std::string write_text(const std::string& path, const std::string& text) {
-  std::ofstream(path) << text;
-  return path;
-}
-
 bool has(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
-}
-
-// graph-runner under a shell command prefix (e.g. `ulimit -v`), stderr merged.
-fg::test::CliResult run_cli_under(const std::string& prefix, const std::string& args) {
-  const std::string cmd = prefix + "; " + fg::test::graph_runner_path() + " " + args + " 2>&1";
-  fg::test::CliResult r;
-  FILE* pipe = popen(cmd.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) r.out.append(buf.data(), n);
-  const int status = pclose(pipe);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
 }
 
 }  // namespace
 
 TEST_CASE("--max-memory takes bytes with K, M, G or T; anything else is a usage error") {
-  TempDir dir("parse");
+  fg::test::TempDir dir("fg_climem", "parse");
   const std::string g = write_text(dir.path + "/small.yaml", kSmall);
   const std::string out = " --output-dir " + dir.path + "/out";
   for (const std::string bad :
@@ -113,7 +85,7 @@ TEST_CASE("run refuses a plan beyond the machine's memory before it makes synthe
   // cannot start under `ulimit -v`: the plain build checks this case.
   return;
 #endif
-  TempDir dir("budget");
+  fg::test::TempDir dir("fg_climem", "budget");
   const std::string g = fg::test::source_path("graphs/multimodal_fusion.yaml");
   const auto r = run_cli_under("ulimit -v 3000000",
                                "run " + g + " --batch 10000 --output-dir " + dir.path + "/out");
@@ -127,7 +99,7 @@ TEST_CASE("run refuses a plan beyond the machine's memory before it makes synthe
 }
 
 TEST_CASE("run --check-numerics names a NaN input that relu and the softmax would hide") {
-  TempDir dir("numerics");
+  fg::test::TempDir dir("fg_climem", "numerics");
   const std::string g = write_text(dir.path + "/small.yaml", kSmall);
   fg::Tensor x = fg::test::random_tensor({2, 6}, 3);
   x.mutable_data<float>()[6 + 4] = std::numeric_limits<float>::quiet_NaN();
@@ -147,7 +119,7 @@ TEST_CASE("run --check-numerics names a NaN input that relu and the softmax woul
 }
 
 TEST_CASE("validate --weights checks the file against the graph and warns about NaN weights") {
-  TempDir dir("weights");
+  fg::test::TempDir dir("fg_climem", "weights");
   const std::string g = write_text(dir.path + "/small.yaml", kSmall);
   const std::string w = dir.path + "/w.safetensors";
   REQUIRE(run_cli("init " + g + " -o " + w).code == 0);
