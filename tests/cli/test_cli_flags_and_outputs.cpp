@@ -15,7 +15,6 @@
 
 namespace fs = std::filesystem;
 using fg::test::run_cli;
-using fg::test::run_cli_under;
 using fg::test::write_text;
 
 namespace {
