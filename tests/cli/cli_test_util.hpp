@@ -43,16 +43,16 @@ inline CliResult run_cli_under(const std::string& prefix, const std::string& arg
 }
 
 // A fresh directory under the system's temporary folder, removed with the object.
-struct TempDir {
+struct NamedTempDir {
   std::string path;
-  TempDir(const std::string& prefix, const std::string& name) {
+  NamedTempDir(const std::string& prefix, const std::string& name) {
     path = (std::filesystem::temp_directory_path() /
             (prefix + "_" + name + "_" + std::to_string(::getpid())))
                .string();
     std::filesystem::remove_all(path);
     std::filesystem::create_directories(path);
   }
-  ~TempDir() { std::filesystem::remove_all(path); }
+  ~NamedTempDir() { std::filesystem::remove_all(path); }
 };
 
 inline std::string write_text(const std::string& path, const std::string& text) {

@@ -49,7 +49,7 @@ void check_no_temporaries(const std::string& dir) {
 }  // namespace
 
 TEST_CASE("run without --input: ids below the smallest input_dim of the embeddings reading them") {
-  fg::test::TempDir dir("fg_cliout", "vocab");
+  fg::test::NamedTempDir dir("fg_cliout", "vocab");
   const std::string g =
       write_text(dir.path + "/two.yaml",
                  "inputs:\n  ids: {shape: [null], dtype: int32}\nnodes:\n"
@@ -64,7 +64,7 @@ TEST_CASE("run without --input: ids below the smallest input_dim of the embeddin
 }
 
 TEST_CASE("numeric flags out of range are usage errors naming the flag and the range") {
-  fg::test::TempDir dir("fg_cliout", "ranges");
+  fg::test::NamedTempDir dir("fg_cliout", "ranges");
   const std::string g = write_text(dir.path + "/small.yaml", kSmall);
   const std::string out = " --output-dir " + dir.path + "/out";
   struct Case {
@@ -98,7 +98,7 @@ TEST_CASE("numeric flags out of range are usage errors naming the flag and the r
 }
 
 TEST_CASE("a repeated --dim or --input for the same name is a usage error") {
-  fg::test::TempDir dir("fg_cliout", "repeat");
+  fg::test::NamedTempDir dir("fg_cliout", "repeat");
   const std::string g = write_text(dir.path + "/small.yaml", kSmall);
   fg::write_npy(dir.path + "/x.npy", fg::Tensor(fg::DType::f32, {1, 6}));
   const std::string x = " --input x=" + dir.path + "/x.npy";
@@ -116,7 +116,7 @@ TEST_CASE("a repeated --dim or --input for the same name is a usage error") {
 }
 
 TEST_CASE("output destinations are checked before any work, with a clear message") {
-  fg::test::TempDir dir("fg_cliout", "dest");
+  fg::test::NamedTempDir dir("fg_cliout", "dest");
   const std::string g = write_text(dir.path + "/small.yaml", kSmall);
   const std::string file = write_text(dir.path + "/a_file", "keep");
   fs::create_directories(dir.path + "/foreign");
@@ -157,7 +157,7 @@ TEST_CASE("output destinations are checked before any work, with a clear message
 }
 
 TEST_CASE("run writes its outputs as a set: a new directory with a manifest swapped into place") {
-  fg::test::TempDir dir("fg_cliout", "set");
+  fg::test::NamedTempDir dir("fg_cliout", "set");
   const std::string g = write_text(dir.path + "/small.yaml", kSmall);
   const std::string out = dir.path + "/out";
   auto first = run_cli("run " + g + " --output-dir " + out + " --dim t=3");
@@ -189,7 +189,7 @@ TEST_CASE("run writes its outputs as a set: a new directory with a manifest swap
 }
 
 TEST_CASE("four concurrent dot -o of one file all succeed and leave no temporary") {
-  fg::test::TempDir dir("fg_cliout", "dot_race");
+  fg::test::NamedTempDir dir("fg_cliout", "dot_race");
   const std::string g = write_text(dir.path + "/small.yaml", kSmall);
   const std::string target = dir.path + "/same.dot";
   for (int round = 0; round < 5; ++round) {

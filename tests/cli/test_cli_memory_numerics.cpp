@@ -40,7 +40,7 @@ bool has(const std::string& text, const std::string& part) {
 }  // namespace
 
 TEST_CASE("--max-memory takes bytes with K, M, G or T; anything else is a usage error") {
-  fg::test::TempDir dir("fg_climem", "parse");
+  fg::test::NamedTempDir dir("fg_climem", "parse");
   const std::string g = write_text(dir.path + "/small.yaml", kSmall);
   const std::string out = " --output-dir " + dir.path + "/out";
   for (const std::string bad :
@@ -85,7 +85,7 @@ TEST_CASE("run refuses a plan beyond the machine's memory before it makes synthe
   // cannot start under `ulimit -v`: the plain build checks this case.
   return;
 #endif
-  fg::test::TempDir dir("fg_climem", "budget");
+  fg::test::NamedTempDir dir("fg_climem", "budget");
   const std::string g = fg::test::source_path("graphs/multimodal_fusion.yaml");
   const auto r = run_cli_under("ulimit -v 3000000",
                                "run " + g + " --batch 10000 --output-dir " + dir.path + "/out");
@@ -99,7 +99,7 @@ TEST_CASE("run refuses a plan beyond the machine's memory before it makes synthe
 }
 
 TEST_CASE("run --check-numerics names a NaN input that relu and the softmax would hide") {
-  fg::test::TempDir dir("fg_climem", "numerics");
+  fg::test::NamedTempDir dir("fg_climem", "numerics");
   const std::string g = write_text(dir.path + "/small.yaml", kSmall);
   fg::Tensor x = fg::test::random_tensor({2, 6}, 3);
   x.mutable_data<float>()[6 + 4] = std::numeric_limits<float>::quiet_NaN();
@@ -119,7 +119,7 @@ TEST_CASE("run --check-numerics names a NaN input that relu and the softmax woul
 }
 
 TEST_CASE("validate --weights checks the file against the graph and warns about NaN weights") {
-  fg::test::TempDir dir("fg_climem", "weights");
+  fg::test::NamedTempDir dir("fg_climem", "weights");
   const std::string g = write_text(dir.path + "/small.yaml", kSmall);
   const std::string w = dir.path + "/w.safetensors";
   REQUIRE(run_cli("init " + g + " -o " + w).code == 0);
