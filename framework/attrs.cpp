@@ -323,4 +323,10 @@ double Op::flops_per_sample(const InferContext&, const std::vector<TensorType>&)
   return 0;
 }
 
+void Op::compile_training(const TrainingKernelContext&, TrainingBuild&) const {
+  // The training plan checks has_gradient() first and reports the node; this is the guard for
+  // a caller that did not.
+  throw Error("this op has no gradient (Op::has_gradient() is false)");
+}
+
 }  // namespace fg

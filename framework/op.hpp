@@ -24,6 +24,8 @@ namespace fg {
 
 struct KernelBuild;
 struct KernelContext;
+struct TrainingBuild;
+struct TrainingKernelContext;
 
 // Reads a node's attributes by name with Keras defaults; records which keys were read so that
 // the compiler can reject unknown keys with a "did you mean".
@@ -147,6 +149,10 @@ struct OpTraits {
   // Every row of the output over its last axis is a probability distribution (softmax over the
   // last axis, or a softmax activation): clients print top classes.
   bool outputs_probabilities = false;
+  // The activation the op applies last, when it is "softmax" or "sigmoid" (else ""): training
+  // then computes it fused with a crossentropy loss from the logits
+  // (TrainingKernelContext::output_logits).
+  std::string final_activation;
 };
 
 class Op {
@@ -178,6 +184,14 @@ class Op {
   // Builds the executable kernel for concrete shapes and says what memory it needs (start from
   // ctx.start_build()). The plan checks every returned descriptor against the inferred types.
   virtual KernelBuild compile(const KernelContext& ctx) const = 0;
+
+  // Training (kernels/training_kernel.hpp). An op with a gradient says so and builds, for
+  // concrete shapes, its training-mode forward kernel and its backward kernel into `build`.
+  // The training plan calls compile_training only when has_gradient() is true; a graph whose
+  // trainable weights lie before a node without a gradient is an error at that node. The
+  // default throws.
+  virtual bool has_gradient() const { return false; }
+  virtual void compile_training(const TrainingKernelContext& ctx, TrainingBuild& build) const;
 };
 
 }  // namespace fg

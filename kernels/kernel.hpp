@@ -131,6 +131,10 @@ struct ExecContext {
   // What Kernel::bind returned for these buffers (the execution state is used by one run at a
   // time, so a kernel may keep per-run scratch values in it).
   KernelBinding* binding = nullptr;
+  // Training: the optimizer step this run belongs to (0 in inference). Training kernels that
+  // draw random numbers (dropout) seed them from their node's seed and this step, so a resumed
+  // run draws the same masks.
+  int64_t step = 0;
 };
 
 class Kernel {

@@ -8,6 +8,8 @@
 #include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "kernels/training_kernel.hpp"
+#include "layers/training_blocks.hpp"
 #include "layers/unfused_activation.hpp"
 
 namespace fg::layers {
@@ -68,7 +70,67 @@ class Dense final : public Op {
   OpTraits traits() const override {
     OpTraits t;
     t.outputs_probabilities = activation_ == "softmax";
+    if (activation_ == "softmax" || activation_ == "sigmoid") t.final_activation = activation_;
     return t;
+  }
+
+  bool has_gradient() const override { return activation_has_gradient(activation_); }
+
+  // Training, on the input seen as [M, in] (M = every leading dim): matmul primitives on plain
+  // buffers (the Keras kernel [in, units] is the matmul's weights as stored).
+  //   forward   z = x W + b (saved unless the activation is linear or taken by the loss),
+  //             y = activation(z)
+  //   backward  dz = activation'(dy); dx = dz W^T; dW = x^T dz; db = sum over M of dz
+  void compile_training(const TrainingKernelContext& ctx, TrainingBuild& build) const override {
+    const Dims& xs = ctx.inputs[0].shape;
+    const Dim in = xs.back();
+    const Dim rows = num_elements(xs) / in;
+    const std::string act = ctx.output_logits ? "linear" : activation_;
+    const auto x2 = onednn::plain_desc(Dims{rows, in});
+    const auto z2 = onednn::plain_desc(Dims{rows, units_});
+    const auto w2 = onednn::plain_desc(Dims{in, units_});
+    const auto b2 = onednn::plain_desc(Dims{1, units_});
+    const bool saves_z = act != "linear";
+    build = start_training_build(
+        ctx, saves_z ? std::vector<dnnl::memory::desc>{onednn::plain_desc(ctx.outputs[0])}
+                     : std::vector<dnnl::memory::desc>{});
+    const BackwardArgs a = backward_args(ctx, build.saved_descs.size());
+
+    PrimitiveSequence fwd;
+    const CallArg z = saves_z ? CallArg::dst(1, z2) : CallArg::dst(0, z2);
+    std::vector<std::pair<int, CallArg>> args{{DNNL_ARG_SRC, CallArg::src(0, x2)},
+                                              {DNNL_ARG_WEIGHTS, CallArg::src(1)},
+                                              {DNNL_ARG_DST, z}};
+    if (use_bias_) args.push_back({DNNL_ARG_BIAS, CallArg::src(2, b2)});
+    fwd.add(onednn::make_matmul_pd(x2, w2, use_bias_ ? b2 : dnnl::memory::desc(), z2),
+            std::move(args), build.forward);
+    append_activation_forward(act, z, CallArg::dst(0, z2), z2, fwd, build.forward);
+    build.forward.kernel = std::make_unique<PrimitiveSequenceKernel>(std::move(fwd));
+
+    PrimitiveSequence bwd;
+    CallArg dz = CallArg::src(a.diff_output(0), z2);
+    if (saves_z) {
+      dz = CallArg::temp(build.backward.add_temp(z2));
+      append_activation_backward(act, CallArg::src(a.saved_tensor(0), z2),
+                                 CallArg::src(a.output(0), z2), CallArg::src(a.diff_output(0), z2),
+                                 dz, z2, bwd, build.backward);
+    }
+    if (ctx.needs_input_gradient[0])  // dx = dz W^T
+      bwd.add(onednn::make_matmul_pd(z2, onednn::transposed_desc(w2), {}, x2),
+              {{DNNL_ARG_SRC, dz},
+               {DNNL_ARG_WEIGHTS, CallArg::src(a.weight(0), onednn::transposed_desc(w2))},
+               {DNNL_ARG_DST, CallArg::dst(a.diff_input(0), x2)}},
+              build.backward);
+    if (!ctx.frozen) {  // dW = x^T dz, db = column sums of dz
+      bwd.add(onednn::make_matmul_pd(onednn::transposed_desc(x2), z2, {}, w2),
+              {{DNNL_ARG_SRC, CallArg::src(a.input(0), onednn::transposed_desc(x2))},
+               {DNNL_ARG_WEIGHTS, dz},
+               {DNNL_ARG_DST, CallArg::dst(a.diff_weight(0))}},
+              build.backward);
+      if (use_bias_)
+        append_sum_rows(dz, CallArg::dst(a.diff_weight(1), b2), z2, bwd, build.backward);
+    }
+    build.backward.kernel = std::make_unique<PrimitiveSequenceKernel>(std::move(bwd));
   }
 
   KernelBuild compile(const KernelContext& ctx) const override {

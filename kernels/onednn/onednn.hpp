@@ -217,4 +217,15 @@ dnnl::matmul::primitive_desc make_matmul_pd(const memory::desc& src, const memor
                                             const memory::desc& bias, const memory::desc& dst,
                                             float scale = 1.f);
 
+// ---- training (kernels/onednn/training.cpp) ----
+
+// The same bytes with the last two dims swapped (a strided view): a plain {.., r, c} as
+// {.., c, r}, for matmuls with a transposed operand.
+memory::desc transposed_desc(const memory::desc& plain);
+// A reduction_sum of a plain {rows, cols} desc into {1, cols} (bias gradients): dst may be any
+// desc of cols elements.
+dnnl::reduction::primitive_desc make_sum_rows_pd(const memory::desc& src, const memory::desc& dst);
+// sum of `srcs` (same desc) into dst, for gradients that fan out.
+dnnl::sum::primitive_desc make_sum_pd(const memory::desc& desc, size_t count);
+
 }  // namespace fg::onednn

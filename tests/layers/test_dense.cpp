@@ -9,6 +9,7 @@
 #include "framework/registry.hpp"
 #include "framework/yaml_loader.hpp"
 #include "layers/registry.hpp"
+#include "tests/layers/gradient_check.hpp"
 #include "tests/reference/dense_act.hpp"
 #include "tests/test_util.hpp"
 
@@ -194,4 +195,72 @@ TEST_CASE("dense in one model at several batch sizes and lengths") {
     check_close(out.at("e"), ref::dense(to_doubles(s), {batch, len, 13}, to_doubles(ke),
                                         to_doubles(be), 10, "softmax"));
   }
+}
+
+// ---- training: the gradient against finite differences of the naive reference ----
+
+namespace {
+
+void check_dense_gradient(const Dims& shape, int64_t units, const std::string& act, bool bias,
+                          bool logits = false) {
+  Dims per_sample(shape.begin() + 1, shape.end());
+  const int64_t in = shape.back();
+  TrainingNodeCase c;
+  c.yaml = dense_yaml(per_sample, units, act, bias);
+  c.inputs = {random_tensor(shape, 3)};
+  c.weights["kernel"] = random_tensor({in, units}, 4, -0.5f, 0.5f);
+  if (bias) c.weights["bias"] = random_tensor({units}, 5);
+  c.output_logits = logits;
+  const std::string naive_act = logits ? "linear" : act;
+  check_gradients(c, [&](const auto& x, const auto& w) {
+    return std::vector<std::vector<double>>{
+        ref::dense(x[0], shape, w[0], bias ? w[1] : std::vector<double>{}, units, naive_act)};
+  });
+}
+
+}  // namespace
+
+TEST_CASE("dense gradient: odd and round shapes, every rank, with and without bias") {
+  for (const Dims& shape : {Dims{7, 13}, Dims{4, 127}, Dims{1, 32}, Dims{3, 5, 7}, Dims{2, 3, 4, 13}})
+    for (int64_t units : {1, 7, 16})
+      for (bool bias : {true, false}) {
+        CAPTURE(format_shape(shape));
+        CAPTURE(units);
+        CAPTURE(bias);
+        check_dense_gradient(shape, units, "linear", bias);
+      }
+}
+
+TEST_CASE("dense gradient through each activation") {
+  for (const std::string act : {"relu", "sigmoid", "tanh", "elu", "softplus", "swish", "gelu",
+                                "softmax", "log_softmax", "relu6", "mish"}) {
+    CAPTURE(act);
+    check_dense_gradient({5, 13}, 7, act, true);
+  }
+}
+
+TEST_CASE("dense with its softmax taken by the loss writes and differentiates the logits") {
+  check_dense_gradient({7, 13}, 10, "softmax", true, /*logits=*/true);
+  TrainingNodeCase c;
+  c.yaml = dense_yaml({3}, 2, "softmax", true);
+  c.inputs = {make_tensor({1, 3}, {1, 2, 3})};
+  c.weights["kernel"] = make_tensor({3, 2}, {1, 0, 0, 1, 1, 1});
+  c.weights["bias"] = make_tensor({2}, {0.5f, 0});
+  c.output_logits = true;
+  auto r = run_training_node(c, {});
+  check_close(r.outputs[0], {4.5, 5});  // 1 + 3 + 0.5, 2 + 3: no softmax
+}
+
+TEST_CASE("dense gradient: a frozen dense passes the input gradient and writes no weight gradient") {
+  TrainingNodeCase c;
+  c.yaml = dense_yaml({13}, 7, "relu", true);
+  c.inputs = {random_tensor({5, 13}, 1)};
+  c.weights["kernel"] = random_tensor({13, 7}, 2);
+  c.weights["bias"] = random_tensor({7}, 3);
+  c.frozen = true;
+  auto r = check_gradients(c, [&](const auto& x, const auto& w) {
+    return std::vector<std::vector<double>>{ref::dense(x[0], {5, 13}, w[0], w[1], 7, "relu")};
+  });
+  for (const Tensor& g : r.diff_weights)
+    for (size_t i = 0; i < g.size(); ++i) REQUIRE(g.data<float>()[i] == 0.0f);
 }
