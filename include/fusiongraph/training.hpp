@@ -1,0 +1,134 @@
+// Training with Keras's semantics: a Trainer compiles a graph with its `training:` section (loss,
+// optimizer, metrics, fit settings), then fits it on a data folder, evaluates, saves a
+// checkpoint that is also a plain weights file, and resumes from one. See docs/training.md.
+//
+//   fg::TrainerOptions options;
+//   options.init_seed = 0;                         // or options.weights_file
+//   fg::Trainer trainer("graphs/multimodal_fusion.yaml", options);
+//   fg::FitOptions fit;
+//   fit.save_path = "trained.safetensors";         // written atomically after every epoch
+//   fg::FitResult result = trainer.fit("data/train", fit);
+//   fg::EvaluateResult eval = trainer.evaluate("data/test");
+//
+// Every failure is an fg::Error; a failed step never overwrites an earlier checkpoint.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/weights.hpp"
+#include "framework/registry.hpp"
+#include "framework/training_config.hpp"
+
+namespace fg {
+
+// Values of the `training:` section that a caller (graph-runner train's flags) overrides.
+struct TrainingOverrides {
+  std::optional<int64_t> epochs;      // the total to reach (Keras: initial_epoch .. epochs)
+  std::optional<int64_t> batch_size;  // 1 or more
+  std::optional<double> learning_rate;
+  std::optional<bool> shuffle;
+  std::optional<uint64_t> seed;
+};
+
+struct TrainerOptions {
+  const OpRegistry* ops = nullptr;  // nullptr = the built-ins
+  int threads = 0;                  // 0 = all cores, else 1..kMaxThreads
+  // Initial weights: a safetensors file in Keras layouts, or Keras-style initialisation from a
+  // seed (default: training.seed, else 0). At most one.
+  std::string weights_file;
+  std::optional<uint64_t> init_seed;
+  TrainingOverrides overrides;
+};
+
+// Keras's logs: names in Keras's order ("loss", "accuracy", ...; "val_" for validation).
+using TrainingLogs = std::vector<std::pair<std::string, double>>;
+
+struct BatchProgress {
+  int64_t epoch = 0;   // from 0
+  int64_t epochs = 0;  // the total
+  int64_t step = 0;    // batches done in this epoch (1..steps)
+  int64_t steps = 0;   // batches per epoch
+  int64_t samples = 0;           // samples done in this epoch
+  double elapsed_seconds = 0;    // since the epoch began
+  TrainingLogs logs;             // running means over the epoch so far (training only)
+};
+
+struct EpochResult {
+  int64_t epoch = 0;  // from 0 (Keras's CSVLogger column)
+  int64_t epochs = 0;
+  TrainingLogs logs;  // training, then validation values
+  double seconds = 0;
+  int64_t samples = 0;  // training samples in the epoch
+  double samples_per_second = 0;
+  double learning_rate = 0;  // at the end of the epoch
+};
+
+struct FitResult {
+  std::vector<EpochResult> history;  // this call's epochs
+  bool stopped_early = false;
+  std::optional<int64_t> best_epoch;  // early stopping's, when it ran
+};
+
+struct EvaluateResult {
+  TrainingLogs logs;
+  int64_t samples = 0;
+};
+
+// Called by fit() on the thread that trains. Exceptions they throw stop training.
+class TrainingCallback {
+ public:
+  virtual ~TrainingCallback() = default;
+  // `names`: the log names an epoch will carry, in order (e.g. for a CSV header).
+  virtual void on_train_begin(const std::vector<std::string>& names) { (void)names; }
+  virtual void on_epoch_begin(int64_t epoch, int64_t epochs, int64_t steps) {
+    (void)epoch, (void)epochs, (void)steps;
+  }
+  virtual void on_batch_end(const BatchProgress& progress) { (void)progress; }
+  virtual void on_epoch_end(const EpochResult& epoch) { (void)epoch; }
+  virtual void on_train_end(const FitResult& result) { (void)result; }
+};
+
+struct FitOptions {
+  std::string validation_data;  // a data folder; else training.validation_split, if any
+  // Written atomically after every epoch and at the end: weights (Keras layouts) plus the
+  // training state under the reserved "__training__." prefix (docs/formats.md).
+  std::string save_path;
+  std::vector<TrainingCallback*> callbacks;
+};
+
+class TrainingSession;  // engine/training/trainer.hpp
+
+class Trainer {
+ public:
+  Trainer(const std::string& graph_path, const TrainerOptions& options = {});
+  ~Trainer();
+  Trainer(Trainer&&) noexcept;
+  Trainer& operator=(Trainer&&) noexcept;
+
+  // Trains from epoch initial_epoch() up to the configured total. Throws fg::Error (data that
+  // does not fit the graph, a non-finite loss naming the epoch, step and first node).
+  FitResult fit(const std::string& data_dir, const FitOptions& options = {});
+  // Loss and metrics over a data folder, in inference mode (batch size: the configured one).
+  EvaluateResult evaluate(const std::string& data_dir) const;
+
+  // Weights + training state, atomically (see FitOptions::save_path).
+  void save(const std::string& path) const;
+  // Restores weights and training state from a checkpoint written by save(). Throws fg::Error
+  // for a file that is not a checkpoint of this graph (naming the weight that does not match).
+  void resume(const std::string& checkpoint);
+
+  int64_t initial_epoch() const;  // epochs done so far (0, or the checkpoint's)
+  WeightStore weights() const;    // current weights, Keras layouts
+  const TrainingConfig& config() const;  // after the overrides
+  std::vector<std::string> log_names(bool with_validation) const;
+
+ private:
+  std::unique_ptr<TrainingSession> impl_;
+};
+
+}  // namespace fg
