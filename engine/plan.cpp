@@ -11,6 +11,7 @@
 
 #include "engine/arena_planner.hpp"
 #include "engine/memory_budget.hpp"
+#include "engine/scoped_omp_threads.hpp"
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -40,23 +41,6 @@ ReorderStep make_reorder_step(const dnnl::memory::desc& src, const dnnl::memory:
             build);
   return {std::make_shared<PrimitiveSequenceKernel>(std::move(calls)), build.scratchpad_bytes};
 }
-
-// The thread count of a plan, for the scope of a build or a run: oneDNN's primitives use the
-// calling thread's OpenMP thread count (omp_get_max_threads), the plan's C++ loops use
-// ctx.threads (num_threads clauses); this sets the former and restores the caller's value on
-// exit, so running a plan never changes the caller's OpenMP state.
-class ScopedOmpThreads {
- public:
-  explicit ScopedOmpThreads(int threads) : saved_(omp_get_max_threads()) {
-    omp_set_num_threads(threads);
-  }
-  ~ScopedOmpThreads() { omp_set_num_threads(saved_); }
-  ScopedOmpThreads(const ScopedOmpThreads&) = delete;
-  ScopedOmpThreads& operator=(const ScopedOmpThreads&) = delete;
-
- private:
-  int saved_;
-};
 
 // Quiet-NaN floats over `bytes` (an i32 reads -4194304, a mask byte 0xff or 0xc0 or 0x7f).
 void fill_with_nan(void* p, size_t bytes) {

@@ -34,7 +34,8 @@ TrainingBuild start_training_build(const TrainingKernelContext& ctx,
   KernelBuild& b = build.backward;
   b.src_descs = inputs;
   using Descs = std::vector<dnnl::memory::desc>;
-  for (const Descs* part : std::initializer_list<const Descs*>{&weights, &outputs, &saved, &outputs})
+  for (const Descs* part :
+       std::initializer_list<const Descs*>{&weights, &outputs, &saved, &outputs})
     b.src_descs.insert(b.src_descs.end(), part->begin(), part->end());
   b.dst_descs = diff_inputs;
   b.dst_descs.insert(b.dst_descs.end(), weights.begin(), weights.end());

@@ -7,12 +7,14 @@
 namespace fg::layers {
 namespace {
 
-bool is_softmax(const std::string& a) { return a == "softmax" || a == "log_softmax"; }
+bool is_softmax(const std::string& a) {
+  return a == "softmax" || a == "log_softmax";
+}
 
 dnnl::softmax_v2_forward::primitive_desc softmax_training_pd(const std::string& a,
                                                              const dnnl::memory::desc& desc) {
-  const auto alg = a == "log_softmax" ? dnnl::algorithm::softmax_log
-                                      : dnnl::algorithm::softmax_accurate;
+  const auto alg =
+      a == "log_softmax" ? dnnl::algorithm::softmax_log : dnnl::algorithm::softmax_accurate;
   dnnl::softmax_v2_forward::desc d(dnnl::prop_kind::forward_training, alg, desc, desc,
                                    desc.data.ndims - 1);
   return {d, onednn::make_attr(), onednn::cpu_engine()};
@@ -42,8 +44,7 @@ void append_activation_forward(const std::string& activation, const CallArg& z, 
                                KernelBuild& build) {
   if (activation == "linear") return;
   if (is_softmax(activation)) {
-    calls.add(softmax_training_pd(activation, desc), {{DNNL_ARG_SRC, z}, {DNNL_ARG_DST, y}},
-              build);
+    calls.add(softmax_training_pd(activation, desc), {{DNNL_ARG_SRC, z}, {DNNL_ARG_DST, y}}, build);
     return;
   }
   dnnl::algorithm alg;
@@ -52,8 +53,8 @@ void append_activation_forward(const std::string& activation, const CallArg& z, 
             {{DNNL_ARG_SRC, z}, {DNNL_ARG_DST, y}}, build);
 }
 
-void append_activation_backward(const std::string& activation, const CallArg& z,
-                                const CallArg& y, const CallArg& dy, const CallArg& dz,
+void append_activation_backward(const std::string& activation, const CallArg& z, const CallArg& y,
+                                const CallArg& dy, const CallArg& dz,
                                 const dnnl::memory::desc& desc, PrimitiveSequence& calls,
                                 KernelBuild& build) {
   if (activation == "linear") return;

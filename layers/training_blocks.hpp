@@ -22,8 +22,8 @@ void append_activation_forward(const std::string& activation, const CallArg& z, 
                                KernelBuild& build);
 
 // dz may be the same buffer as dy (in place).
-void append_activation_backward(const std::string& activation, const CallArg& z,
-                                const CallArg& y, const CallArg& dy, const CallArg& dz,
+void append_activation_backward(const std::string& activation, const CallArg& z, const CallArg& y,
+                                const CallArg& dy, const CallArg& dz,
                                 const dnnl::memory::desc& desc, PrimitiveSequence& calls,
                                 KernelBuild& build);
 

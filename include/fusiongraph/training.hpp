@@ -49,13 +49,13 @@ struct TrainerOptions {
 using TrainingLogs = std::vector<std::pair<std::string, double>>;
 
 struct BatchProgress {
-  int64_t epoch = 0;   // from 0
-  int64_t epochs = 0;  // the total
-  int64_t step = 0;    // batches done in this epoch (1..steps)
-  int64_t steps = 0;   // batches per epoch
-  int64_t samples = 0;           // samples done in this epoch
-  double elapsed_seconds = 0;    // since the epoch began
-  TrainingLogs logs;             // running means over the epoch so far (training only)
+  int64_t epoch = 0;           // from 0
+  int64_t epochs = 0;          // the total
+  int64_t step = 0;            // batches done in this epoch (1..steps)
+  int64_t steps = 0;           // batches per epoch
+  int64_t samples = 0;         // samples done in this epoch
+  double elapsed_seconds = 0;  // since the epoch began
+  TrainingLogs logs;           // running means over the epoch so far (training only)
 };
 
 struct EpochResult {
@@ -122,8 +122,8 @@ class Trainer {
   // for a file that is not a checkpoint of this graph (naming the weight that does not match).
   void resume(const std::string& checkpoint);
 
-  int64_t initial_epoch() const;  // epochs done so far (0, or the checkpoint's)
-  WeightStore weights() const;    // current weights, Keras layouts
+  int64_t initial_epoch() const;         // epochs done so far (0, or the checkpoint's)
+  WeightStore weights() const;           // current weights, Keras layouts
   const TrainingConfig& config() const;  // after the overrides
   std::vector<std::string> log_names(bool with_validation) const;
 

@@ -17,8 +17,7 @@ memory::desc transposed_desc(const memory::desc& plain) {
   return memory::desc(dims, plain.data_type(), strides);
 }
 
-dnnl::reduction::primitive_desc make_sum_rows_pd(const memory::desc& src,
-                                                 const memory::desc& dst) {
+dnnl::reduction::primitive_desc make_sum_rows_pd(const memory::desc& src, const memory::desc& dst) {
   const memory::dims dims = src.dims();
   if (dims.size() != 2) throw Error("internal: make_sum_rows_pd of a rank != 2 desc");
   const memory::desc row({1, dims[1]}, dt::f32, tag::ab);

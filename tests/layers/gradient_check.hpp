@@ -33,9 +33,9 @@
 namespace fg::test {
 
 struct TrainingNodeCase {
-  std::string yaml;            // a graph whose first node is the one checked
-  std::vector<Tensor> inputs;  // that node's inputs, full shapes
-  std::map<std::string, Tensor> weights;   // by param name ("kernel"), Keras layouts
+  std::string yaml;                         // a graph whose first node is the one checked
+  std::vector<Tensor> inputs;               // that node's inputs, full shapes
+  std::map<std::string, Tensor> weights;    // by param name ("kernel"), Keras layouts
   std::vector<std::vector<uint8_t>> masks;  // per input: empty, or [batch, steps] of 0/1
   bool frozen = false;
   bool output_logits = false;
@@ -67,7 +67,8 @@ inline dnnl::memory scratch_memory(size_t bytes, const dnnl::engine& eng) {
 }
 
 inline void run_kernel(const KernelBuild& build, std::vector<dnnl::memory>& srcs,
-                       std::vector<dnnl::memory>& dsts, const std::vector<const uint8_t*>& src_masks,
+                       std::vector<dnnl::memory>& dsts,
+                       const std::vector<const uint8_t*>& src_masks,
                        const std::vector<uint8_t*>& dst_masks, int64_t step) {
   const dnnl::engine& eng = onednn::cpu_engine();
   std::vector<dnnl::memory> temps;
@@ -180,16 +181,17 @@ inline TrainingNodeResult run_training_node(const TrainingNodeCase& c,
 
   std::vector<dnnl::memory> fsrcs, fdsts;
   for (int i = 0; i < a.inputs; ++i)
-    fsrcs.push_back(detail::wrap(build.forward.src_descs[i], eng,
-                                 const_cast<void*>(c.inputs[i].raw())));
+    fsrcs.push_back(
+        detail::wrap(build.forward.src_descs[i], eng, const_cast<void*>(c.inputs[i].raw())));
   for (int i = 0; i < a.weights; ++i)
     fsrcs.push_back(detail::wrap(build.forward.src_descs[a.inputs + i], eng,
                                  r.weights_after[r.weight_names[i]].mutable_data<float>()));
   for (int i = 0; i < a.outputs; ++i)
-    fdsts.push_back(detail::wrap(build.forward.dst_descs[i], eng, r.outputs[i].mutable_data<float>()));
-  for (int i = 0; i < a.saved; ++i)
     fdsts.push_back(
-        detail::wrap(build.forward.dst_descs[a.outputs + i], eng, r.saved[i].mutable_data<float>()));
+        detail::wrap(build.forward.dst_descs[i], eng, r.outputs[i].mutable_data<float>()));
+  for (int i = 0; i < a.saved; ++i)
+    fdsts.push_back(detail::wrap(build.forward.dst_descs[a.outputs + i], eng,
+                                 r.saved[i].mutable_data<float>()));
   detail::run_kernel(build.forward, fsrcs, fdsts, src_masks, dst_masks, c.step);
 
   if (diff_outputs.empty()) return r;
@@ -220,9 +222,9 @@ inline TrainingNodeResult run_training_node(const TrainingNodeCase& c,
 
 // Central differences of a scalar function of one flat vector at `x`, for the entries in
 // `indices` (all when empty). Exact for quadratics up to rounding.
-inline std::vector<double> numeric_gradient(const std::function<double(const std::vector<double>&)>& f,
-                                            std::vector<double> x, const std::vector<size_t>& indices,
-                                            double eps = 1e-5) {
+inline std::vector<double> numeric_gradient(
+    const std::function<double(const std::vector<double>&)>& f, std::vector<double> x,
+    const std::vector<size_t>& indices, double eps = 1e-5) {
   std::vector<double> g(x.size(), 0.0);
   auto one = [&](size_t i) {
     const double keep = x[i];
@@ -243,12 +245,13 @@ inline std::vector<double> numeric_gradient(const std::function<double(const std
 // A naive forward in double: the node's inputs and weights (weights() order), each flattened
 // row major, to its outputs flattened. Int inputs arrive as their values in double.
 using NaiveForward = std::function<std::vector<std::vector<double>>(
-    const std::vector<std::vector<double>>& inputs, const std::vector<std::vector<double>>& weights)>;
+    const std::vector<std::vector<double>>& inputs,
+    const std::vector<std::vector<double>>& weights)>;
 
 struct GradientTolerance {
-  double forward = 1e-4;      // |got - want| <= forward * (1 + |want|)
-  double gradient = 2e-3;     // |got - want| <= gradient * (scale + |want|)
-  size_t max_checked = 300;   // entries per tensor checked against finite differences
+  double forward = 1e-4;     // |got - want| <= forward * (1 + |want|)
+  double gradient = 2e-3;    // |got - want| <= gradient * (scale + |want|)
+  size_t max_checked = 300;  // entries per tensor checked against finite differences
   double eps = 1e-5;
 };
 
@@ -342,8 +345,7 @@ inline TrainingNodeResult check_gradients(const TrainingNodeCase& c, const Naive
           return loss(xs, w);
         },
         ws[j], idx, tol.eps);
-    detail::compare_gradient("d " + got.weight_names[j], got.diff_weights[j], g, idx,
-                             tol.gradient);
+    detail::compare_gradient("d " + got.weight_names[j], got.diff_weights[j], g, idx, tol.gradient);
   }
   return got;
 }
