@@ -34,8 +34,10 @@ void add_threads_option(CLI::App* command, int& threads);
 void add_max_memory_option(CLI::App* command, std::string& max_memory);
 void add_seed_option(CLI::App* command, uint64_t& seed, const std::string& description);
 
-// run.cpp and bench.cpp.
+// run.cpp, bench.cpp and train.cpp.
 Command add_run_command(CLI::App& app);
 Command add_bench_command(CLI::App& app);
+Command add_train_command(CLI::App& app);
+Command add_evaluate_command(CLI::App& app);
 
 }  // namespace fg::cli

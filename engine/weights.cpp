@@ -15,6 +15,10 @@ namespace fg {
 WeightStore WeightStore::load_safetensors(const std::string& path) {
   WeightStore store;
   SafetensorsContents contents = read_safetensors(path);
+  // A training checkpoint is a weights file too: its training state (keys under the prefix
+  // that no node name can take, engine/training/checkpoint.cpp) is not a weight.
+  for (auto it = contents.tensors.begin(); it != contents.tensors.end();)
+    it = it->first.rfind("__training__.", 0) == 0 ? contents.tensors.erase(it) : std::next(it);
   store.tensors_ = std::move(contents.tensors);
   store.file_ = std::move(contents.file);
   store.source_ = path;

@@ -132,3 +132,7 @@ class Trainer {
 };
 
 }  // namespace fg
+
+// The callbacks graph-runner train uses (Keras's progress bar, CSVLogger, learning curves).
+#include "engine/training/progress_bar.hpp"
+#include "engine/training/training_log.hpp"

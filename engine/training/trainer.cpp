@@ -1,0 +1,479 @@
+#include "engine/training/trainer.hpp"
+
+#include <fmt/format.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+
+#include "engine/model.hpp"
+#include "engine/training/dataset.hpp"
+#include "engine/training/losses.hpp"
+#include "framework/yaml_loader.hpp"
+#include "layers/registry.hpp"
+
+namespace fg {
+namespace {
+
+constexpr int kMaxTrainingThreads = 1024;
+
+TrainingConfig config_of(const GraphDef& def, const TrainingOverrides& o) {
+  if (!def.training)
+    throw Error("the graph has no `training:` section")
+        .in_file(def.file)
+        .hint("add one (docs/training.md), e.g.\n  training:\n    loss: "
+              "categorical_crossentropy\n    optimizer: adam\n    metrics: [accuracy]");
+  TrainingConfig c = parse_training_config(*def.training);
+  if (o.epochs) {
+    if (*o.epochs < 1) throw Error(fmt::format("epochs must be 1 or more, got {}", *o.epochs));
+    c.epochs = *o.epochs;
+  }
+  if (o.batch_size) {
+    if (*o.batch_size < 1)
+      throw Error(fmt::format("the batch size must be 1 or more, got {}", *o.batch_size));
+    c.batch_size = *o.batch_size;
+  }
+  if (o.learning_rate) {
+    if (!(*o.learning_rate > 0) || !std::isfinite(*o.learning_rate))
+      throw Error(fmt::format("the learning rate must be a positive number, got {}",
+                              *o.learning_rate));
+    c.optimizer.learning_rate = LearningRateSpec{};
+    c.optimizer.learning_rate.value = *o.learning_rate;
+  }
+  if (o.shuffle) c.shuffle = *o.shuffle;
+  if (o.seed) c.seed = static_cast<int64_t>(*o.seed);
+  return c;
+}
+
+// True when the loss takes the logits of the producer's final softmax / sigmoid (the fused
+// step of Keras's TensorFlow backend): a crossentropy on probabilities, the producer ending in
+// the matching activation, and no other reader of the probabilities.
+bool fuses_with_logits(const CompiledGraph& graph, const LossSpec& loss, int tensor) {
+  if (loss.from_logits) return false;
+  const int producer = graph.tensors()[tensor].producer;
+  if (producer < 0) return false;
+  const std::string act = graph.nodes()[producer].op->traits().final_activation;
+  const bool softmax_loss = loss.kind == LossKind::categorical_crossentropy ||
+                            loss.kind == LossKind::sparse_categorical_crossentropy;
+  const bool fits = (softmax_loss && act == "softmax") ||
+                    (loss.kind == LossKind::binary_crossentropy && act == "sigmoid");
+  if (!fits) return false;
+  for (const CompiledNode& n : graph.nodes())
+    for (int t : n.inputs)
+      if (t == tensor) return false;
+  return true;
+}
+
+// Probabilities from logits over the last axis (softmax) or elementwise (sigmoid), for metrics.
+void probabilities_from_logits(const std::string& act, const float* logits, int64_t n,
+                               int64_t last, std::vector<float>& out) {
+  out.resize(static_cast<size_t>(n));
+  if (act == "sigmoid") {
+    for (int64_t i = 0; i < n; ++i) out[i] = 1.f / (1.f + std::exp(-logits[i]));
+    return;
+  }
+  for (int64_t r = 0; r < n / last; ++r) {
+    const float* z = logits + r * last;
+    float m = z[0];
+    for (int64_t c = 1; c < last; ++c) m = std::max(m, z[c]);
+    double s = 0;
+    for (int64_t c = 0; c < last; ++c) s += std::exp(static_cast<double>(z[c] - m));
+    for (int64_t c = 0; c < last; ++c)
+      out[r * last + c] = static_cast<float>(std::exp(static_cast<double>(z[c] - m)) / s);
+  }
+}
+
+bool is_sparse(const LossSpec& loss) {
+  return loss.kind == LossKind::sparse_categorical_crossentropy;
+}
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::optional<double> find_log(const TrainingLogs& logs, const std::string& name) {
+  for (const auto& [k, v] : logs)
+    if (k == name) return v;
+  return std::nullopt;
+}
+
+}  // namespace
+
+// Running means of one pass over the data (an epoch, or an evaluation).
+struct TrainingSession::EpochState {
+  MeanAccumulator loss;
+  std::vector<MeanAccumulator> output_losses;
+  std::vector<std::vector<MeanAccumulator>> metrics;  // per output, per metric
+  int64_t samples = 0;
+
+  explicit EpochState(const std::vector<TrainedOutput>& outputs)
+      : output_losses(outputs.size()), metrics(outputs.size()) {
+    for (size_t k = 0; k < outputs.size(); ++k) metrics[k].resize(outputs[k].spec.metrics.size());
+  }
+};
+
+TrainingSession::TrainingSession(const std::string& graph_path, const TrainerOptions& options) {
+  if (options.threads < 0 || options.threads > kMaxTrainingThreads)
+    throw Error(fmt::format("threads must be 0 (all cores) or 1..{}, got {}",
+                            kMaxTrainingThreads, options.threads));
+  threads_ = options.threads == 0 ? omp_get_num_procs() : options.threads;
+  if (!options.weights_file.empty() && options.init_seed)
+    throw Error("give the initial weights as a file or as a seed, not both");
+  auto def = load_graph_file(graph_path);
+  const OpRegistry builtins = options.ops ? OpRegistry() : builtin_ops();
+  graph_ = std::make_shared<const CompiledGraph>(
+      compile_graph(def, options.ops ? *options.ops : builtins));
+  config_ = config_of(*def, options.overrides);
+  seed_ = config_.seed ? static_cast<uint64_t>(*config_.seed) : 0;
+  for (const OutputTraining& o : resolve_training_outputs(config_, *graph_)) {
+    if (!o.loss) continue;
+    TrainedOutput t{o, {o.tensor, fuses_with_logits(*graph_, *o.loss, o.tensor)}, {}, false};
+    outputs_.push_back(std::move(t));
+  }
+  WeightStore initial = options.weights_file.empty()
+                            ? WeightStore::initialize(*graph_, options.init_seed.value_or(seed_))
+                            : WeightStore::load_safetensors(options.weights_file);
+  params_ = std::make_unique<ParameterStore>(*graph_, initial);
+  optimizer_ = std::make_unique<Optimizer>(config_.optimizer);
+  if (config_.early_stopping) early_stopping_.emplace(*config_.early_stopping);
+  if (config_.reduce_on_plateau) reduce_on_plateau_.emplace(*config_.reduce_on_plateau);
+}
+
+TrainingSession::~TrainingSession() = default;
+
+std::vector<std::string> TrainingSession::log_names(bool with_validation) const {
+  std::vector<OutputTraining> specs;
+  for (const auto& o : outputs_) specs.push_back(o.spec);
+  std::vector<std::string> names = logged_names(specs);
+  if (with_validation) {
+    const size_t n = names.size();
+    for (size_t i = 0; i < n; ++i) names.push_back("val_" + names[i]);
+  }
+  return names;
+}
+
+TrainingPlan& TrainingSession::plan_for(int64_t batch) {
+  auto it = plans_.find(batch);
+  if (it != plans_.end()) return *it->second;
+  if (plans_.size() >= 2) plans_.erase(plans_.begin());  // the full batch and the last one
+  std::vector<Dims> shapes;
+  for (int t : graph_->input_tensors()) {
+    Dims s = graph_->tensors()[t].type.shape;
+    s[0] = batch;
+    for (size_t i = 1; i < s.size(); ++i)
+      if (s[i] == kDynamic)
+        throw Error(fmt::format("graph input '{}' has a null dimension: training needs every "
+                                "per-sample dimension known",
+                                graph_->tensors()[t].name))
+            .hint("give the input a fixed shape in the YAML (the data files fix it anyway)");
+    shapes.push_back(s);
+  }
+  std::vector<LossTap> taps;
+  for (const auto& o : outputs_) taps.push_back(o.tap);
+  TrainingPlanOptions po;
+  po.threads = threads_;
+  po.seed = seed_;
+  auto plan = std::make_unique<TrainingPlan>(*graph_, shapes, taps, *params_, po);
+  return *plans_.emplace(batch, std::move(plan)).first->second;
+}
+
+void TrainingSession::resolve_metrics(const Batch& batch) {
+  for (TrainedOutput& o : outputs_) {
+    if (o.metrics_resolved) continue;
+    const Dims& pred = graph_->tensors()[o.spec.tensor].type.shape;
+    const Tensor& target = *batch.target(o.spec.output);
+    Dims pred_shape = pred;
+    pred_shape[0] = target.shape()[0];
+    for (const MetricSpec& m : o.spec.metrics)
+      o.metrics.emplace_back(m, resolve_metric(m.name, pred_shape, target.shape()));
+    o.metrics_resolved = true;
+  }
+}
+
+void TrainingSession::copy_batch_to_plan(const Batch& batch, TrainingPlan& plan) const {
+  const auto& inputs = graph_->def().inputs;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor& t = *batch.input(inputs[i].name);
+    std::memcpy(plan.input(i), t.raw(), t.bytes());
+  }
+}
+
+// Losses (and their gradients when asked) and metrics of one batch in `plan`; returns the
+// batch's total loss (the weighted sum over outputs).
+double TrainingSession::add_losses_and_metrics(const Batch& batch, TrainingPlan& plan,
+                                               bool with_gradient, EpochState& state) {
+  double total = 0;
+  const int64_t n = plan.batch();
+  std::vector<float> probabilities;
+  for (size_t k = 0; k < outputs_.size(); ++k) {
+    TrainedOutput& o = outputs_[k];
+    const Tensor& target = *batch.target(o.spec.output);
+    const TensorType& type = plan.prediction_type(k);
+    LossInput in;
+    in.prediction = plan.prediction(k);
+    in.shape = type.shape;
+    in.output = o.spec.output;
+    in.prediction_is_logits = o.tap.logits;
+    if (is_sparse(*o.spec.loss)) {
+      in.ids = target.data<int32_t>();
+      in.ids_shape = target.shape();
+    } else {
+      in.target = target.data<float>();
+    }
+    float* gradient = with_gradient ? plan.prediction_gradient(k) : nullptr;
+    const double loss = compute_loss(*o.spec.loss, in, gradient);
+    if (gradient != nullptr && o.spec.loss_weight != 1.0) {
+      const size_t size = static_cast<size_t>(num_elements(type.shape));
+      for (size_t i = 0; i < size; ++i) gradient[i] *= static_cast<float>(o.spec.loss_weight);
+    }
+    total += o.spec.loss_weight * loss;
+    state.output_losses[k].add(loss * n, static_cast<double>(n));
+    MetricInput mi;
+    mi.prediction = in.prediction;
+    if (o.tap.logits) {
+      const std::string act = graph_->nodes()[graph_->tensors()[o.tap.tensor].producer]
+                                  .op->traits()
+                                  .final_activation;
+      probabilities_from_logits(act, in.prediction, num_elements(type.shape), type.shape.back(),
+                                probabilities);
+      mi.prediction = probabilities.data();
+    }
+    mi.shape = type.shape;
+    mi.target = in.target;
+    mi.ids = in.ids;
+    mi.ids_shape = in.ids_shape;
+    mi.output = o.spec.output;
+    for (size_t m = 0; m < o.metrics.size(); ++m) {
+      o.metrics[m].reset();
+      o.metrics[m].update(mi);
+      state.metrics[k][m].add(o.metrics[m].accumulator().total, o.metrics[m].accumulator().count);
+    }
+  }
+  state.loss.add(total * n, static_cast<double>(n));
+  state.samples += n;
+  return total;
+}
+
+TrainingLogs TrainingSession::epoch_logs(const EpochState& state, const std::string& prefix) const {
+  TrainingLogs logs{{prefix + "loss", state.loss.result()}};
+  const bool several = outputs_.size() > 1;
+  for (size_t k = 0; k < outputs_.size(); ++k) {
+    const TrainedOutput& o = outputs_[k];
+    if (several) logs.push_back({prefix + o.spec.output + "_loss", state.output_losses[k].result()});
+    for (size_t m = 0; m < o.spec.metrics.size(); ++m) {
+      const std::string name = o.spec.metrics[m].written;
+      const double v = m < state.metrics[k].size() ? state.metrics[k][m].result() : 0.0;
+      logs.push_back({prefix + (several ? o.spec.output + "_" + name : name), v});
+    }
+  }
+  return logs;
+}
+
+// One optimizer step on one batch: forward, losses, backward, then (gradients complete: the
+// optimizer's gradient hook is where a data-parallel all-reduce goes) the update.
+double TrainingSession::train_step(const Batch& batch, int64_t epoch, int64_t step_in_epoch,
+                                   EpochState& state) {
+  const int64_t n = batch.rows;
+  TrainingPlan& plan = plan_for(n);
+  resolve_metrics(batch);
+  copy_batch_to_plan(batch, plan);
+  const int64_t step = optimizer_->iterations();
+  plan.forward(step);
+  const double loss = add_losses_and_metrics(batch, plan, /*with_gradient=*/true, state);
+  if (!std::isfinite(loss)) {
+    std::string where = plan.find_non_finite(step);
+    if (where.empty()) where = "every node's output is finite: the loss itself is not (targets?)";
+    throw Error(fmt::format("the loss is {} at epoch {}, step {}: {}", loss, epoch + 1,
+                            step_in_epoch + 1, where))
+        .hint("lower the learning rate, check the data for NaN or Inf, or clip gradients "
+              "(optimizer: {clipnorm: 1.0}); the last checkpoint was not overwritten");
+  }
+  plan.backward(step);
+  std::vector<Parameter> trainable = params_->trainable_parameters();
+  optimizer_->step(trainable);
+  return loss;
+}
+
+void TrainingSession::run_epoch(const Dataset& train, int64_t epoch, const FitOptions& options,
+                                EpochResult& result) {
+  const int64_t n = train.size(), batch = config_.batch_size;
+  const int64_t steps = (n + batch - 1) / batch;
+  for (TrainingCallback* cb : options.callbacks) cb->on_epoch_begin(epoch, config_.epochs, steps);
+  const std::vector<int64_t> order = epoch_order(n, seed_, epoch, config_.shuffle);
+  EpochState state(outputs_);
+  Batch data;
+  const auto start = Clock::now();
+  for (int64_t s = 0; s < steps; ++s) {
+    const int64_t first = s * batch, count = std::min(batch, n - first);
+    train.gather(order.data() + first, count, data, threads_);
+    train_step(data, epoch, s, state);
+    BatchProgress progress{epoch, config_.epochs, s + 1, steps, state.samples,
+                           seconds_since(start), epoch_logs(state, "")};
+    for (TrainingCallback* cb : options.callbacks) cb->on_batch_end(progress);
+  }
+  result.epoch = epoch;
+  result.epochs = config_.epochs;
+  result.logs = epoch_logs(state, "");
+  result.seconds = seconds_since(start);
+  result.samples = state.samples;
+  result.samples_per_second = result.seconds > 0 ? state.samples / result.seconds : 0;
+}
+
+// Early stopping and reduce-on-plateau after an epoch; true when training stops.
+bool TrainingSession::end_epoch(EpochResult& result, FitResult& fit) {
+  bool stop = false;
+  if (reduce_on_plateau_) {
+    auto lr = reduce_on_plateau_->on_epoch_end(find_log(result.logs, config_.reduce_on_plateau->monitor),
+                                               optimizer_->learning_rate());
+    if (lr) {
+      optimizer_->schedule().set_constant(*lr);
+      progress_.learning_rate = *lr;
+    }
+  }
+  if (early_stopping_) {
+    auto d = early_stopping_->on_epoch_end(result.epoch,
+                                           find_log(result.logs, config_.early_stopping->monitor));
+    if (d.save_best_weights) best_weights_ = params_->to_weight_store();
+    if (d.stop) {
+      stop = true;
+      fit.stopped_early = true;
+    }
+    fit.best_epoch = early_stopping_->state().best_epoch;
+  }
+  result.learning_rate = optimizer_->learning_rate();
+  return stop;
+}
+
+FitResult TrainingSession::fit(const std::string& data_dir, const FitOptions& options) {
+  std::vector<OutputTraining> specs;
+  for (const auto& o : outputs_) specs.push_back(o.spec);
+  Dataset all = open_dataset(data_dir, *graph_, specs);
+  std::optional<Dataset> validation;
+  Dataset train = all;
+  if (!options.validation_data.empty()) {
+    validation = open_dataset(options.validation_data, *graph_, specs);
+  } else if (config_.validation_split > 0) {  // Keras: the last samples, before shuffling
+    const int64_t keep = validation_split_at(all.size(), config_.validation_split);
+    validation = all.slice(keep, all.size());
+    train = all.slice(0, keep);
+  }
+  for (TrainingCallback* cb : options.callbacks) cb->on_train_begin(log_names(validation.has_value()));
+  FitResult result;
+  for (int64_t epoch = progress_.epochs_done; epoch < config_.epochs; ++epoch) {
+    EpochResult er;
+    run_epoch(train, epoch, options, er);
+    if (validation) {
+      const EvaluateResult v = evaluate_dataset(*validation);
+      for (const auto& [k, val] : v.logs) er.logs.push_back({"val_" + k, val});
+    }
+    const bool stop = end_epoch(er, result);
+    progress_.epochs_done = epoch + 1;
+    progress_.history.push_back(er);
+    result.history.push_back(er);
+    if (stop && early_stopping_->restore_at_end() && best_weights_) params_->assign(*best_weights_);
+    if (!options.save_path.empty()) save(options.save_path);
+    for (TrainingCallback* cb : options.callbacks) cb->on_epoch_end(er);
+    if (stop) break;
+  }
+  if (!result.stopped_early && early_stopping_ && early_stopping_->restore_at_end() && best_weights_) {
+    params_->assign(*best_weights_);
+    if (!options.save_path.empty()) save(options.save_path);
+  }
+  for (TrainingCallback* cb : options.callbacks) cb->on_train_end(result);
+  return result;
+}
+
+// Keras's evaluate: inference mode (dropout off, moving statistics), batches of batch_size,
+// losses from the model's outputs as returned (probabilities: clipped as Keras's backends
+// without cached logits do).
+EvaluateResult TrainingSession::evaluate_dataset(const Dataset& data) const {
+  ModelOptions mo;
+  mo.threads = threads_;
+  Model model(graph_, params_->to_weight_store(), mo);
+  EpochState state(outputs_);
+  const int64_t n = data.size(), batch = config_.batch_size;
+  std::vector<int64_t> rows;
+  Batch b;
+  for (int64_t first = 0; first < n; first += batch) {
+    const int64_t count = std::min(batch, n - first);
+    rows.resize(static_cast<size_t>(count));
+    for (int64_t i = 0; i < count; ++i) rows[i] = first + i;
+    data.gather(rows, b, threads_);
+    std::map<std::string, Tensor> inputs;
+    for (size_t i = 0; i < b.input_names.size(); ++i) inputs[b.input_names[i]] = b.inputs[i];
+    auto outs = model.run(inputs);
+    double total = 0;
+    for (size_t k = 0; k < outputs_.size(); ++k) {
+      const TrainedOutput& o = outputs_[k];
+      const Tensor& pred = outs.at(o.spec.output);
+      const Tensor& target = *b.target(o.spec.output);
+      LossInput in;
+      in.prediction = pred.data<float>();
+      in.shape = pred.shape();
+      in.output = o.spec.output;
+      if (is_sparse(*o.spec.loss)) {
+        in.ids = target.data<int32_t>();
+        in.ids_shape = target.shape();
+      } else {
+        in.target = target.data<float>();
+      }
+      const double loss = compute_loss(*o.spec.loss, in, nullptr);
+      total += o.spec.loss_weight * loss;
+      state.output_losses[k].add(loss * count, static_cast<double>(count));
+      MetricInput mi;
+      mi.prediction = in.prediction;
+      mi.shape = in.shape;
+      mi.target = in.target;
+      mi.ids = in.ids;
+      mi.ids_shape = in.ids_shape;
+      mi.output = o.spec.output;
+      for (size_t m = 0; m < o.spec.metrics.size(); ++m) {
+        Metric metric(o.spec.metrics[m],
+                      resolve_metric(o.spec.metrics[m].name, pred.shape(), target.shape()));
+        metric.update(mi);
+        state.metrics[k][m].add(metric.accumulator().total, metric.accumulator().count);
+      }
+    }
+    state.loss.add(total * count, static_cast<double>(count));
+    state.samples += count;
+  }
+  return {epoch_logs(state, ""), state.samples};
+}
+
+EvaluateResult TrainingSession::evaluate(const std::string& data_dir) const {
+  std::vector<OutputTraining> specs;
+  for (const auto& o : outputs_) specs.push_back(o.spec);
+  return evaluate_dataset(open_dataset(data_dir, *graph_, specs));
+}
+
+}  // namespace fg
+
+namespace fg {
+
+Trainer::Trainer(const std::string& graph_path, const TrainerOptions& options)
+    : impl_(std::make_unique<TrainingSession>(graph_path, options)) {}
+Trainer::~Trainer() = default;
+Trainer::Trainer(Trainer&&) noexcept = default;
+Trainer& Trainer::operator=(Trainer&&) noexcept = default;
+
+FitResult Trainer::fit(const std::string& data_dir, const FitOptions& options) {
+  return impl_->fit(data_dir, options);
+}
+EvaluateResult Trainer::evaluate(const std::string& data_dir) const {
+  return impl_->evaluate(data_dir);
+}
+void Trainer::save(const std::string& path) const { impl_->save(path); }
+void Trainer::resume(const std::string& checkpoint) { impl_->resume(checkpoint); }
+int64_t Trainer::initial_epoch() const { return impl_->initial_epoch(); }
+const std::vector<EpochResult>& Trainer::history() const { return impl_->history(); }
+WeightStore Trainer::weights() const { return impl_->weights(); }
+const TrainingConfig& Trainer::config() const { return impl_->config(); }
+std::vector<std::string> Trainer::log_names(bool with_validation) const {
+  return impl_->log_names(with_validation);
+}
+
+}  // namespace fg
