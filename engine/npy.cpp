@@ -233,72 +233,100 @@ size_t element_count(const Header& h, size_t item, size_t found, const ErrorMake
   return n;
 }
 
-// Converts `n` elements of `descr` data to the tensor's dtype (see read_npy for the rules).
-void convert_data(const unsigned char* src, const std::string& d, size_t n, Tensor& t,
+// Converts `n` elements to the tensor's dtype (see read_npy for the rules).
+void convert_data(const unsigned char* src, const NpyHeader& h, size_t n, Tensor& t,
                   const ErrorMaker& error) {
-  const char kind = d[1];
-  const size_t item = d[2] == '4' ? 4 : 8;
   if (t.dtype() == DType::f32) {
-    float* dst = t.mutable_data<float>();
-    if (kind == 'f' && item == 4)
-      convert<float>(src, dst, n);
-    else if (kind == 'f')
-      convert<double>(src, dst, n);
-    else if (item == 4)
-      convert<int32_t>(src, dst, n);
-    else
-      convert<int64_t>(src, dst, n);
+    convert_npy_to_f32(h, src, n, t.mutable_data<float>());
     return;
   }
-  if (kind == 'f') {
+  if (h.kind == 'f') {
     throw error(fmt::format("expected int32 data, found floating-point '{}'; floats are not "
                             "converted to int32",
-                            d))
+                            h.descr))
         .hint("save the array as integers, e.g. np.save(path, a.astype(np.int32))");
   }
-  int32_t* dst = t.mutable_data<int32_t>();
-  if (item == 4) {
-    convert<int32_t>(src, dst, n);
-    return;
-  }
-  for (size_t i = 0; i < n; ++i) {
+  const size_t bad = convert_npy_to_i32(h, src, n, t.mutable_data<int32_t>());
+  if (bad < n) {
     int64_t v;
-    std::memcpy(&v, src + 8 * i, 8);
-    if (v < std::numeric_limits<int32_t>::min() || v > std::numeric_limits<int32_t>::max()) {
-      throw error(
-          fmt::format("value {} at flat index {} does not fit into int32 (data is '<i8')", v, i));
-    }
-    dst[i] = static_cast<int32_t>(v);
+    std::memcpy(&v, src + 8 * bad, 8);
+    throw error(
+        fmt::format("value {} at flat index {} does not fit into int32 (data is '<i8')", v, bad));
   }
 }
 
 }  // namespace
+
+NpyHeader parse_npy_header(const unsigned char* data, size_t size) {
+  const ErrorMaker error = [](const std::string& message) { return Error(message); };
+  NpyHeader out;
+  const Header h = read_header(data, size, out.data_offset, error);
+  check_descr(h.descr, error);
+  out.descr = h.descr;
+  out.kind = h.descr[1];
+  out.item_size = h.descr[2] == '4' ? 4 : 8;
+  out.shape = h.shape;
+  out.elements = element_count(h, out.item_size, size - out.data_offset, error);
+  return out;
+}
+
+void convert_npy_to_f32(const NpyHeader& h, const unsigned char* src, size_t n, float* dst) {
+  if (h.kind == 'f' && h.item_size == 4)
+    convert<float>(src, dst, n);
+  else if (h.kind == 'f')
+    convert<double>(src, dst, n);
+  else if (h.item_size == 4)
+    convert<int32_t>(src, dst, n);
+  else
+    convert<int64_t>(src, dst, n);
+}
+
+size_t convert_npy_to_i32(const NpyHeader& h, const unsigned char* src, size_t n, int32_t* dst) {
+  if (h.kind != 'i') throw Error(fmt::format("'{}' data is not converted to int32", h.descr));
+  if (h.item_size == 4) {
+    convert<int32_t>(src, dst, n);
+    return n;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    int64_t v;
+    std::memcpy(&v, src + 8 * i, 8);
+    if (v < std::numeric_limits<int32_t>::min() || v > std::numeric_limits<int32_t>::max())
+      return i;
+    dst[i] = static_cast<int32_t>(v);
+  }
+  return n;
+}
 
 Tensor read_npy(const std::string& path, DType want, const std::string& input_name) {
   const ErrorMaker error = [&](const std::string& message) {
     return Error(input_name.empty() ? message : fmt::format("input '{}': {}", input_name, message))
         .in_file(path);
   };
+  // The same message and hint, named after the file and input.
+  const auto renamed = [&](const Error& e) {
+    Error named = error(e.message());
+    if (!e.hint_text().empty()) named.hint(e.hint_text());
+    return named;
+  };
   std::shared_ptr<const FileContents> file;
   try {
     file = FileContents::read(path);
   } catch (const Error& e) {
-    Error named = error(e.message());
-    if (!e.hint_text().empty()) named.hint(e.hint_text());
-    throw named;
+    throw renamed(e);
   }
-  size_t offset = 0;
-  const Header h = read_header(file->data(), file->size(), offset, error);
-  check_descr(h.descr, error);
-  const size_t item = h.descr[2] == '4' ? 4 : 8;
-  const size_t n = element_count(h, item, file->size() - offset, error);
+  NpyHeader h;
+  try {
+    h = parse_npy_header(file->data(), file->size());
+  } catch (const Error& e) {
+    throw renamed(e);
+  }
   Tensor t;
   try {
     t = Tensor(want, h.shape);
   } catch (const Error& e) {
     throw error(e.message());
   }
-  convert_data(file->data() + offset, h.descr, n, t, error);
+  convert_data(file->data() + h.data_offset, h, h.elements, t, error);
   return t;
 }
 

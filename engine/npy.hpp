@@ -4,11 +4,36 @@
 //   with spaces and ended by '\n', then the raw C-order data.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "kernels/tensor.hpp"
 
 namespace fg {
+
+// What an .npy header says, once checked (see parse_npy_header).
+struct NpyHeader {
+  std::string descr;  // '<f4', '<f8', '<i4' or '<i8' ('=' for the native order is accepted)
+  char kind = 'f';    // 'f' floating point, 'i' signed integer
+  size_t item_size = 4;
+  Dims shape;
+  size_t data_offset = 0;  // where the raw C-order data starts, from the start of the file
+  size_t elements = 0;     // the shape's element count
+};
+
+// Parses and checks the preamble and header of an .npy file whose `size` bytes start at `data`:
+// the magic, version, dict, C order, a supported little-endian dtype, and that the data region
+// holds exactly the shape's elements. Reads only the preamble and header bytes (a memory-mapped
+// file's data is not touched). Throws fg::Error with the reason; callers add the file name.
+NpyHeader parse_npy_header(const unsigned char* data, size_t size);
+
+// Converts `n` elements of the header's dtype at `src` to float32: f64 rounds, ints convert.
+void convert_npy_to_f32(const NpyHeader& header, const unsigned char* src, size_t n, float* dst);
+// Converts `n` integer elements to int32. Returns n, or the index of the first '<i8' value that
+// does not fit (dst is written up to it). Throws fg::Error for floating-point data.
+size_t convert_npy_to_i32(const NpyHeader& header, const unsigned char* src, size_t n,
+                          int32_t* dst);
 
 // Reads an .npy file and converts it to `want`: '<f4', '<f8', '<i4', '<i8' data are accepted;
 // ints convert to f32, f64 rounds to f32, i64 -> i32 is range-checked, floats never become
