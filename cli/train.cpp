@@ -39,7 +39,8 @@ std::string curves_path(const std::string& csv) {
 
 std::string logs_text(const TrainingLogs& logs) {
   std::string out;
-  for (const auto& [k, v] : logs) out += fmt::format("{}{}: {:.4f}", out.empty() ? "" : " - ", k, v);
+  for (const auto& [k, v] : logs)
+    out += fmt::format("{}{}: {:.4f}", out.empty() ? "" : " - ", k, v);
   return out;
 }
 
@@ -82,9 +83,9 @@ int cmd_train(const TrainCommandOptions& o) {
   const FitResult result = trainer.fit(o.data, fit);
   if (result.stopped_early)
     std::cout << fmt::format("early stopping after epoch {}\n", result.history.back().epoch + 1);
-  std::cout << fmt::format("saved {}{}\n", o.save,
-                           o.log.empty() ? "" : fmt::format(" (log {}, curves {})", o.log,
-                                                            curves_path(o.log)));
+  std::cout << fmt::format(
+      "saved {}{}\n", o.save,
+      o.log.empty() ? "" : fmt::format(" (log {}, curves {})", o.log, curves_path(o.log)));
   return 0;
 }
 
@@ -114,11 +115,14 @@ Command add_train_command(CLI::App& app) {
                                "Train the graph with its `training:` section on a data folder "
                                "(one .npy per input and per trained output)");
   c->add_option("graph", o->graph, "Graph YAML file")->required()->check(CLI::ExistingFile);
-  c->add_option("--data", o->data, "Training data folder")->required()->check(CLI::ExistingDirectory);
+  c->add_option("--data", o->data, "Training data folder")
+      ->required()
+      ->check(CLI::ExistingDirectory);
   c->add_option("--validation-data", o->validation_data,
                 "Validation data folder (else the section's validation_split)")
       ->check(CLI::ExistingDirectory);
-  c->add_option("--weights", o->weights, "Initial weights (.safetensors)")->check(CLI::ExistingFile);
+  c->add_option("--weights", o->weights, "Initial weights (.safetensors)")
+      ->check(CLI::ExistingFile);
   c->add_option("--seed", o->seed, "Seed of the initial weights (default: training.seed, else 0)")
       ->check(unsigned_64())
       ->each([o](const std::string&) { o->seed_given = true; });
@@ -129,12 +133,14 @@ Command add_train_command(CLI::App& app) {
       ->check(integer_in(1, 1000000000));
   c->add_option("--batch-size", o->batch_size, "Batch size (overrides training.batch_size)")
       ->check(integer_in(1, 1 << 30));
-  c->add_option("--learning-rate", o->learning_rate, "A constant learning rate (overrides the "
-                                                     "optimizer's)")
+  c->add_option("--learning-rate", o->learning_rate,
+                "A constant learning rate (overrides the "
+                "optimizer's)")
       ->check(finite_in(1e-30, 1e30));
   c->add_flag("--no-shuffle", o->no_shuffle, "Keep the samples in file order every epoch");
-  c->add_option("--log", o->log, "CSV log per epoch (Keras CSVLogger); learning curves beside it "
-                                 "as .svg");
+  c->add_option("--log", o->log,
+                "CSV log per epoch (Keras CSVLogger); learning curves beside it "
+                "as .svg");
   c->add_option("--resume", o->resume, "Continue from a checkpoint written by --save")
       ->check(CLI::ExistingFile);
   add_threads_option(c, o->threads);
@@ -143,8 +149,7 @@ Command add_train_command(CLI::App& app) {
 
 Command add_evaluate_command(CLI::App& app) {
   auto o = std::make_shared<EvaluateCommandOptions>();
-  auto* c = app.add_subcommand("evaluate",
-                               "Loss and metrics of trained weights on a data folder");
+  auto* c = app.add_subcommand("evaluate", "Loss and metrics of trained weights on a data folder");
   c->add_option("graph", o->graph, "Graph YAML file")->required()->check(CLI::ExistingFile);
   c->add_option("--weights", o->weights, "Weights or checkpoint (.safetensors)")
       ->required()

@@ -150,8 +150,9 @@ void check_name(const YAML::Node& n, const std::string& file, const std::string&
   }
   if (name.rfind("__", 0) == 0)
     throw error_at(n, file, fmt::format("{} '{}' starts with '__', which is reserved", what, name))
-        .hint("checkpoints keep their training state under keys starting with '__training__.'; "
-              "rename it");
+        .hint(
+            "checkpoints keep their training state under keys starting with '__training__.'; "
+            "rename it");
 }
 
 InputDef parse_input(const std::string& name, const YAML::Node& key, const YAML::Node& spec,

@@ -26,7 +26,9 @@ Tensor copy_floats(const float* data, const Dims& shape) {
   return t;
 }
 
-Json optional_number(const std::optional<double>& v) { return v ? Json(*v) : Json(nullptr); }
+Json optional_number(const std::optional<double>& v) {
+  return v ? Json(*v) : Json(nullptr);
+}
 std::optional<double> number_or_none(const Json& j) {
   return j.is_null() ? std::nullopt : std::optional<double>(j.get<double>());
 }
@@ -36,8 +38,11 @@ Json history_json(const std::vector<EpochResult>& history) {
   for (const EpochResult& e : history) {
     Json logs = Json::array();
     for (const auto& [k, v] : e.logs) logs.push_back({k, v});
-    out.push_back({{"epoch", e.epoch}, {"logs", logs}, {"seconds", e.seconds},
-                   {"samples", e.samples}, {"learning_rate", e.learning_rate}});
+    out.push_back({{"epoch", e.epoch},
+                   {"logs", logs},
+                   {"seconds", e.seconds},
+                   {"samples", e.samples},
+                   {"learning_rate", e.learning_rate}});
   }
   return out;
 }
@@ -47,7 +52,8 @@ std::vector<EpochResult> history_from(const Json& j) {
   for (const Json& e : j) {
     EpochResult r;
     r.epoch = e.at("epoch").get<int64_t>();
-    for (const Json& kv : e.at("logs")) r.logs.push_back({kv.at(0).get<std::string>(), kv.at(1).get<double>()});
+    for (const Json& kv : e.at("logs"))
+      r.logs.push_back({kv.at(0).get<std::string>(), kv.at(1).get<double>()});
     r.seconds = e.at("seconds").get<double>();
     r.samples = e.at("samples").get<int64_t>();
     r.samples_per_second = r.seconds > 0 ? r.samples / r.seconds : 0;
@@ -60,8 +66,9 @@ std::vector<EpochResult> history_from(const Json& j) {
 Error not_a_checkpoint(const std::string& path, const std::string& why) {
   return Error(fmt::format("not a FusionGraph training checkpoint: {}", why))
       .in_file(path)
-      .hint("--resume takes a file written by `graph-runner train --save`; to start training "
-            "from plain weights use --weights");
+      .hint(
+          "--resume takes a file written by `graph-runner train --save`; to start training "
+          "from plain weights use --weights");
 }
 
 }  // namespace
@@ -88,13 +95,16 @@ void TrainingSession::save(const std::string& path) const {
              {"history", history_json(progress_.history)}};
   if (early_stopping_) {
     const auto s = early_stopping_->state();
-    state["early_stopping"] = {{"wait", s.wait}, {"stopped_epoch", s.stopped_epoch},
-                               {"best_epoch", s.best_epoch}, {"best", optional_number(s.best)},
+    state["early_stopping"] = {{"wait", s.wait},
+                               {"stopped_epoch", s.stopped_epoch},
+                               {"best_epoch", s.best_epoch},
+                               {"best", optional_number(s.best)},
                                {"has_best_weights", s.has_best_weights}};
   }
   if (reduce_on_plateau_) {
     const auto s = reduce_on_plateau_->state();
-    state["reduce_on_plateau"] = {{"wait", s.wait}, {"cooldown_counter", s.cooldown_counter},
+    state["reduce_on_plateau"] = {{"wait", s.wait},
+                                  {"cooldown_counter", s.cooldown_counter},
                                   {"best", optional_number(s.best)}};
   }
   write_safetensors(path, tensors, {{"fusiongraph.training", state.dump()}});
@@ -135,7 +145,8 @@ void TrainingSession::check_checkpoint_fits(const SafetensorsContents& file, con
           .hint("resume with the graph the checkpoint was trained from");
     if (w->second.shape() != p.value.shape())
       throw Error(fmt::format("weight '{}' has shape {} in the checkpoint, the graph needs {}",
-                              p.key, format_shape(w->second.shape()), format_shape(p.value.shape())))
+                              p.key, format_shape(w->second.shape()),
+                              format_shape(p.value.shape())))
           .in_file(path)
           .hint("resume with the graph the checkpoint was trained from");
   }

@@ -23,8 +23,9 @@ TrainingConfig config_of(const GraphDef& def, const TrainingOverrides& o) {
   if (!def.training)
     throw Error("the graph has no `training:` section")
         .in_file(def.file)
-        .hint("add one (docs/training.md), e.g.\n  training:\n    loss: "
-              "categorical_crossentropy\n    optimizer: adam\n    metrics: [accuracy]");
+        .hint(
+            "add one (docs/training.md), e.g.\n  training:\n    loss: "
+            "categorical_crossentropy\n    optimizer: adam\n    metrics: [accuracy]");
   TrainingConfig c = parse_training_config(*def.training);
   if (o.epochs) {
     if (*o.epochs < 1) throw Error(fmt::format("epochs must be 1 or more, got {}", *o.epochs));
@@ -37,8 +38,8 @@ TrainingConfig config_of(const GraphDef& def, const TrainingOverrides& o) {
   }
   if (o.learning_rate) {
     if (!(*o.learning_rate > 0) || !std::isfinite(*o.learning_rate))
-      throw Error(fmt::format("the learning rate must be a positive number, got {}",
-                              *o.learning_rate));
+      throw Error(
+          fmt::format("the learning rate must be a positive number, got {}", *o.learning_rate));
     c.optimizer.learning_rate = LearningRateSpec{};
     c.optimizer.learning_rate.value = *o.learning_rate;
   }
@@ -67,8 +68,8 @@ bool fuses_with_logits(const CompiledGraph& graph, const LossSpec& loss, int ten
 }
 
 // Probabilities from logits over the last axis (softmax) or elementwise (sigmoid), for metrics.
-void probabilities_from_logits(const std::string& act, const float* logits, int64_t n,
-                               int64_t last, std::vector<float>& out) {
+void probabilities_from_logits(const std::string& act, const float* logits, int64_t n, int64_t last,
+                               std::vector<float>& out) {
   out.resize(static_cast<size_t>(n));
   if (act == "sigmoid") {
     for (int64_t i = 0; i < n; ++i) out[i] = 1.f / (1.f + std::exp(-logits[i]));
@@ -118,8 +119,8 @@ struct TrainingSession::EpochState {
 
 TrainingSession::TrainingSession(const std::string& graph_path, const TrainerOptions& options) {
   if (options.threads < 0 || options.threads > kMaxTrainingThreads)
-    throw Error(fmt::format("threads must be 0 (all cores) or 1..{}, got {}",
-                            kMaxTrainingThreads, options.threads));
+    throw Error(fmt::format("threads must be 0 (all cores) or 1..{}, got {}", kMaxTrainingThreads,
+                            options.threads));
   threads_ = options.threads == 0 ? omp_get_num_procs() : options.threads;
   if (!options.weights_file.empty() && options.init_seed)
     throw Error("give the initial weights as a file or as a seed, not both");
@@ -235,9 +236,8 @@ double TrainingSession::add_losses_and_metrics(const Batch& batch, TrainingPlan&
     MetricInput mi;
     mi.prediction = in.prediction;
     if (o.tap.logits) {
-      const std::string act = graph_->nodes()[graph_->tensors()[o.tap.tensor].producer]
-                                  .op->traits()
-                                  .final_activation;
+      const std::string act =
+          graph_->nodes()[graph_->tensors()[o.tap.tensor].producer].op->traits().final_activation;
       probabilities_from_logits(act, in.prediction, num_elements(type.shape), type.shape.back(),
                                 probabilities);
       mi.prediction = probabilities.data();
@@ -263,7 +263,8 @@ TrainingLogs TrainingSession::epoch_logs(const EpochState& state, const std::str
   const bool several = outputs_.size() > 1;
   for (size_t k = 0; k < outputs_.size(); ++k) {
     const TrainedOutput& o = outputs_[k];
-    if (several) logs.push_back({prefix + o.spec.output + "_loss", state.output_losses[k].result()});
+    if (several)
+      logs.push_back({prefix + o.spec.output + "_loss", state.output_losses[k].result()});
     for (size_t m = 0; m < o.spec.metrics.size(); ++m) {
       const std::string name = o.spec.metrics[m].written;
       const double v = m < state.metrics[k].size() ? state.metrics[k][m].result() : 0.0;
@@ -289,8 +290,9 @@ double TrainingSession::train_step(const Batch& batch, int64_t epoch, int64_t st
     if (where.empty()) where = "every node's output is finite: the loss itself is not (targets?)";
     throw Error(fmt::format("the loss is {} at epoch {}, step {}: {}", loss, epoch + 1,
                             step_in_epoch + 1, where))
-        .hint("lower the learning rate, check the data for NaN or Inf, or clip gradients "
-              "(optimizer: {clipnorm: 1.0}); the last checkpoint was not overwritten");
+        .hint(
+            "lower the learning rate, check the data for NaN or Inf, or clip gradients "
+            "(optimizer: {clipnorm: 1.0}); the last checkpoint was not overwritten");
   }
   plan.backward(step);
   std::vector<Parameter> trainable = params_->trainable_parameters();
@@ -311,8 +313,13 @@ void TrainingSession::run_epoch(const Dataset& train, int64_t epoch, const FitOp
     const int64_t first = s * batch, count = std::min(batch, n - first);
     train.gather(order.data() + first, count, data, threads_);
     train_step(data, epoch, s, state);
-    BatchProgress progress{epoch, config_.epochs, s + 1, steps, state.samples,
-                           seconds_since(start), epoch_logs(state, "")};
+    BatchProgress progress{epoch,
+                           config_.epochs,
+                           s + 1,
+                           steps,
+                           state.samples,
+                           seconds_since(start),
+                           epoch_logs(state, "")};
     for (TrainingCallback* cb : options.callbacks) cb->on_batch_end(progress);
   }
   result.epoch = epoch;
@@ -327,8 +334,8 @@ void TrainingSession::run_epoch(const Dataset& train, int64_t epoch, const FitOp
 bool TrainingSession::end_epoch(EpochResult& result, FitResult& fit) {
   bool stop = false;
   if (reduce_on_plateau_) {
-    auto lr = reduce_on_plateau_->on_epoch_end(find_log(result.logs, config_.reduce_on_plateau->monitor),
-                                               optimizer_->learning_rate());
+    auto lr = reduce_on_plateau_->on_epoch_end(
+        find_log(result.logs, config_.reduce_on_plateau->monitor), optimizer_->learning_rate());
     if (lr) {
       optimizer_->schedule().set_constant(*lr);
       progress_.learning_rate = *lr;
@@ -361,7 +368,8 @@ FitResult TrainingSession::fit(const std::string& data_dir, const FitOptions& op
     validation = all.slice(keep, all.size());
     train = all.slice(0, keep);
   }
-  for (TrainingCallback* cb : options.callbacks) cb->on_train_begin(log_names(validation.has_value()));
+  for (TrainingCallback* cb : options.callbacks)
+    cb->on_train_begin(log_names(validation.has_value()));
   FitResult result;
   for (int64_t epoch = progress_.epochs_done; epoch < config_.epochs; ++epoch) {
     EpochResult er;
@@ -379,7 +387,8 @@ FitResult TrainingSession::fit(const std::string& data_dir, const FitOptions& op
     for (TrainingCallback* cb : options.callbacks) cb->on_epoch_end(er);
     if (stop) break;
   }
-  if (!result.stopped_early && early_stopping_ && early_stopping_->restore_at_end() && best_weights_) {
+  if (!result.stopped_early && early_stopping_ && early_stopping_->restore_at_end() &&
+      best_weights_) {
     params_->assign(*best_weights_);
     if (!options.save_path.empty()) save(options.save_path);
   }
@@ -466,12 +475,24 @@ FitResult Trainer::fit(const std::string& data_dir, const FitOptions& options) {
 EvaluateResult Trainer::evaluate(const std::string& data_dir) const {
   return impl_->evaluate(data_dir);
 }
-void Trainer::save(const std::string& path) const { impl_->save(path); }
-void Trainer::resume(const std::string& checkpoint) { impl_->resume(checkpoint); }
-int64_t Trainer::initial_epoch() const { return impl_->initial_epoch(); }
-const std::vector<EpochResult>& Trainer::history() const { return impl_->history(); }
-WeightStore Trainer::weights() const { return impl_->weights(); }
-const TrainingConfig& Trainer::config() const { return impl_->config(); }
+void Trainer::save(const std::string& path) const {
+  impl_->save(path);
+}
+void Trainer::resume(const std::string& checkpoint) {
+  impl_->resume(checkpoint);
+}
+int64_t Trainer::initial_epoch() const {
+  return impl_->initial_epoch();
+}
+const std::vector<EpochResult>& Trainer::history() const {
+  return impl_->history();
+}
+WeightStore Trainer::weights() const {
+  return impl_->weights();
+}
+const TrainingConfig& Trainer::config() const {
+  return impl_->config();
+}
 std::vector<std::string> Trainer::log_names(bool with_validation) const {
   return impl_->log_names(with_validation);
 }

@@ -4,14 +4,12 @@
 #pragma once
 
 #include <fusiongraph/training.hpp>
-
 #include <map>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "engine/safetensors.hpp"
 #include "engine/training/epoch_callbacks.hpp"

@@ -122,7 +122,9 @@ class Trainer {
   // for a file that is not a checkpoint of this graph (naming the weight that does not match).
   void resume(const std::string& checkpoint);
 
-  int64_t initial_epoch() const;         // epochs done so far (0, or the checkpoint's)
+  int64_t initial_epoch() const;  // epochs done so far (0, or the checkpoint's)
+  // Every epoch trained so far, the checkpoint's included (for learning curves on resume).
+  const std::vector<EpochResult>& history() const;
   WeightStore weights() const;           // current weights, Keras layouts
   const TrainingConfig& config() const;  // after the overrides
   std::vector<std::string> log_names(bool with_validation) const;
