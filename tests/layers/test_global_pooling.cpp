@@ -254,7 +254,7 @@ TEST_CASE("global max pooling gradient with ties is split evenly, as TensorFlow'
     float* v = x.mutable_data<float>();
     for (size_t i = 0; i < x.size(); ++i) v[i] = std::max(0.0f, v[i]);  // ties at 0
     const int64_t C = shape.back();
-    std::fill_n(v, C * 3, 0.0f);  // the first rows of sample 0: some channels all zero
+    std::fill_n(v, C * 3, 0.0f);         // the first rows of sample 0: some channels all zero
     v[4 * C + 1] = v[5 * C + 1] = 2.0f;  // sample 0, channel 1: two steps tie at the maximum
     const fg::ref::Array xa = to_array(x);
     const Tensor dy = fg::test::random_tensor({shape[0], C}, 321);

@@ -198,7 +198,9 @@ struct PoolGradCase {
   std::string padding;
 };
 
-std::string list(const std::vector<int64_t>& v) { return fmt::format("[{}]", fmt::join(v, ", ")); }
+std::string list(const std::vector<int64_t>& v) {
+  return fmt::format("[{}]", fmt::join(v, ", "));
+}
 
 fg::test::TrainingNodeCase pool_training_case(const PoolGradCase& k, const Tensor& x) {
   const bool two_d = k.shape.size() == 4;
@@ -246,12 +248,12 @@ void check_max_pool_ties(const PoolGradCase& k, const Tensor& x) {
   auto r = fg::test::run_training_node(pool_training_case(k, x), {dy});
   fg::test::check_close(r.outputs[0], y.data);
   const std::vector<double> dys = fg::test::to_doubles(dy);
-  fg::test::check_close(r.diff_inputs[0],
-                        k.shape.size() == 4
-                            ? fg::ref::max_pool2d_backward(xa, dys, k.pool[0], k.pool[1],
-                                                           k.strides[0], k.strides[1], k.padding)
-                            : fg::ref::max_pool1d_backward(xa, dys, k.pool[0], k.strides[0],
-                                                           k.padding));
+  fg::test::check_close(
+      r.diff_inputs[0],
+      k.shape.size() == 4
+          ? fg::ref::max_pool2d_backward(xa, dys, k.pool[0], k.pool[1], k.strides[0], k.strides[1],
+                                         k.padding)
+          : fg::ref::max_pool1d_backward(xa, dys, k.pool[0], k.strides[0], k.padding));
 }
 
 }  // namespace
@@ -274,8 +276,8 @@ TEST_CASE("pooling1d gradient: max and average, valid and same, strides") {
   for (const Dims& shape : {Dims{1, 13, 3}, Dims{4, 16, 5}, Dims{2, 7, 1}})
     for (bool max : {true, false})
       for (const std::string padding : {"valid", "same"})
-        for (auto [pool, stride] : {std::pair{2, 2}, std::pair{3, 1}, std::pair{3, 2},
-                                    std::pair{4, 3}, std::pair{1, 1}})
+        for (auto [pool, stride] :
+             {std::pair{2, 2}, std::pair{3, 1}, std::pair{3, 2}, std::pair{4, 3}, std::pair{1, 1}})
           check_pool_gradient({shape, max, {pool}, {stride}, padding}, ++seed);
 }
 
