@@ -288,8 +288,8 @@ class Conv final : public Op {
   //   backward  dz = activation'(dy); dx = convolution_backward_data(dz, W);
   //             dW, db = convolution_backward_weights(x, dz)
   // Each primitive is created with format_tag::any and runs in the layouts it picks (blocked
-  // nCw8c / nChw8c and OIhw8i8o-like weights on AVX2); the plain tensors are reordered into
-  // kernel temporaries and back (see conv_training_layout).
+  // nCw16c / nChw16c activations and OIhw16i16o-like weights on AVX-512, 8-blocks on AVX2); the
+  // plain tensors are reordered into kernel temporaries and back (see conv_training_layout).
   void compile_training(const TrainingKernelContext& ctx, TrainingBuild& build) const override {
     const std::string act = ctx.output_logits ? "linear" : activation_;
     const memory::desc z_plain = onednn::plain_desc(ctx.outputs[0]);
