@@ -7,6 +7,9 @@
 #include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "kernels/onednn/window_training.hpp"
+#include "kernels/training_kernel.hpp"
+#include "layers/training_blocks.hpp"
 #include "layers/unfused_activation.hpp"
 #include "layers/window_geometry.hpp"
 
@@ -46,6 +49,19 @@ PrimitiveSequence conv_calls(const std::vector<ConvPart>& parts, const memory::d
     }
   }
   return calls;
+}
+
+// `arg` (plain bytes seen as `plain`) in the layout `want` a training primitive reads: the same
+// argument when the layouts agree, else a kernel temporary that a reorder appended to `calls`
+// fills.
+CallArg conv_training_layout(const CallArg& arg, const memory::desc& plain,
+                             const memory::desc& want, PrimitiveSequence& calls,
+                             KernelBuild& build) {
+  if (want == plain) return arg;
+  const CallArg temp = CallArg::temp(build.add_temp(want));
+  calls.add(onednn::make_reorder_pd(plain, want), {{DNNL_ARG_FROM, arg}, {DNNL_ARG_TO, temp}},
+            build);
+  return temp;
 }
 
 // "jit:avx2", with " x2 output-channel parts" / " per sample" when so.
@@ -163,15 +179,7 @@ class Conv final : public Op {
     const memory::desc dst_user = onednn::channels_first_view(out.shape);
     const Dim cin = in.shape.back();
 
-    onednn::WindowGeometry g;
-    const std::vector<WindowAxis> ax = axes(in.shape);
-    for (const WindowAxis& a : ax) {
-      const WindowPad pad = window_padding(a, padding_);
-      g.strides.push_back(a.s);
-      g.dilation.push_back(a.d - 1);  // oneDNN: 0 = no dilation
-      g.pad_l.push_back(pad.left);
-      g.pad_r.push_back(pad.right);
-    }
+    const onednn::WindowGeometry g = geometry(in.shape);
     memory::dims wei_dims{filters_, cin};
     wei_dims.insert(wei_dims.end(), kernel_.begin(), kernel_.end());
     const memory::desc wei_any(wei_dims, onednn::dt::f32, onednn::tag::any);
@@ -268,10 +276,136 @@ class Conv final : public Op {
     t.accepts_channel_affine = activation_ == "linear";
     t.accepts_fused_activation = activation_ == "linear";
     t.outputs_probabilities = activation_ == "softmax";
+    if (activation_ == "softmax" || activation_ == "sigmoid") t.final_activation = activation_;
     return t;
   }
 
+  bool has_gradient() const override { return activation_has_gradient(activation_); }
+
+  // Training, over the plain NWC / NHWC activations and the Keras kernel (wio / hwio):
+  //   forward   z = conv(x, W) + b (saved unless the activation is linear or taken by the
+  //             loss), y = activation(z)
+  //   backward  dz = activation'(dy); dx = convolution_backward_data(dz, W);
+  //             dW, db = convolution_backward_weights(x, dz)
+  // Each primitive is created with format_tag::any and runs in the layouts it picks (blocked
+  // nCw16c / nChw16c activations and OIhw16i16o-like weights on AVX-512, 8-blocks on AVX2); the
+  // plain tensors are reordered into kernel temporaries and back (see conv_training_layout).
+  void compile_training(const TrainingKernelContext& ctx, TrainingBuild& build) const override {
+    const std::string act = ctx.output_logits ? "linear" : activation_;
+    const memory::desc z_plain = onednn::plain_desc(ctx.outputs[0]);
+    build = start_training_build(
+        ctx, act != "linear" ? std::vector<memory::desc>{z_plain} : std::vector<memory::desc>{});
+    const ConvTrainingViews v{onednn::channels_first_view(ctx.inputs[0].shape),
+                              onednn::keras_conv_kernel_desc(ctx.weight_types[0].shape),
+                              onednn::channels_first_view(ctx.outputs[0].shape), z_plain};
+    const onednn::ConvTrainingPds pds = onednn::make_conv_training_pds(
+        v.src.dims(), v.weights.dims(), use_bias_, v.dst.dims(), geometry(ctx.inputs[0].shape));
+    compile_training_forward(act, pds.forward, v, build.forward);
+    compile_training_backward(ctx, act, pds, v, build);
+  }
+
  private:
+  // The plain descs of a training convolution: src / weights / dst with oneDNN's dims over the
+  // Keras bytes, and the output with its Keras dims (for the activation).
+  struct ConvTrainingViews {
+    memory::desc src, weights, dst, z_plain;
+  };
+
+  void compile_training_forward(const std::string& act,
+                                const dnnl::convolution_forward::primitive_desc& pd,
+                                const ConvTrainingViews& v, KernelBuild& build) const {
+    const bool saves_z = act != "linear";
+    PrimitiveSequence calls;
+    const CallArg z = saves_z ? CallArg::dst(1, v.dst) : CallArg::dst(0, v.dst);
+    const CallArg conv_dst =
+        pd.dst_desc() == v.dst ? z : CallArg::temp(build.add_temp(pd.dst_desc()));
+    std::vector<std::pair<int, CallArg>> args{
+        {DNNL_ARG_SRC,
+         conv_training_layout(CallArg::src(0, v.src), v.src, pd.src_desc(), calls, build)},
+        {DNNL_ARG_WEIGHTS, conv_training_layout(CallArg::src(1, v.weights), v.weights,
+                                                pd.weights_desc(), calls, build)},
+        {DNNL_ARG_DST, conv_dst}};
+    if (use_bias_) args.push_back({DNNL_ARG_BIAS, CallArg::src(2)});
+    calls.add(pd, std::move(args), build);
+    if (pd.dst_desc() != v.dst)
+      calls.add(onednn::make_reorder_pd(pd.dst_desc(), v.dst),
+                {{DNNL_ARG_FROM, conv_dst}, {DNNL_ARG_TO, z}}, build);
+    append_activation_forward(act, CallArg::dst(saves_z ? 1 : 0, v.z_plain),
+                              CallArg::dst(0, v.z_plain), v.z_plain, calls, build);
+    build.kernel = std::make_unique<PrimitiveSequenceKernel>(std::move(calls));
+  }
+
+  void compile_training_backward(const TrainingKernelContext& ctx, const std::string& act,
+                                 const onednn::ConvTrainingPds& pds, const ConvTrainingViews& v,
+                                 TrainingBuild& tb) const {
+    const BackwardArgs a = backward_args(ctx, tb.saved_descs.size());
+    KernelBuild& build = tb.backward;
+    PrimitiveSequence calls;
+    CallArg dz = CallArg::src(a.diff_output(0), v.dst);
+    if (act != "linear") {
+      const int t = build.add_temp(v.z_plain);
+      append_activation_backward(act, CallArg::src(a.saved_tensor(0), v.z_plain),
+                                 CallArg::src(a.output(0), v.z_plain),
+                                 CallArg::src(a.diff_output(0), v.z_plain),
+                                 CallArg::temp(t, v.z_plain), v.z_plain, calls, build);
+      dz = CallArg::temp(t, v.dst);
+    }
+    // dz in the layout each backward primitive reads it in (reordered once per layout).
+    std::vector<std::pair<memory::desc, CallArg>> dz_layouts;
+    const auto dz_in = [&](const memory::desc& want) {
+      for (const auto& [desc, arg] : dz_layouts)
+        if (desc == want) return arg;
+      dz_layouts.push_back({want, conv_training_layout(dz, v.dst, want, calls, build)});
+      return dz_layouts.back().second;
+    };
+    if (ctx.needs_input_gradient[0]) {
+      const auto& pd = pds.backward_data;
+      const CallArg dx = CallArg::dst(a.diff_input(0), v.src);
+      const CallArg diff_src =
+          pd.diff_src_desc() == v.src ? dx : CallArg::temp(build.add_temp(pd.diff_src_desc()));
+      calls.add(
+          pd,
+          {{DNNL_ARG_DIFF_DST, dz_in(pd.diff_dst_desc())},
+           {DNNL_ARG_WEIGHTS, conv_training_layout(CallArg::src(a.weight(0), v.weights), v.weights,
+                                                   pd.weights_desc(), calls, build)},
+           {DNNL_ARG_DIFF_SRC, diff_src}},
+          build);
+      if (pd.diff_src_desc() != v.src)
+        calls.add(onednn::make_reorder_pd(pd.diff_src_desc(), v.src),
+                  {{DNNL_ARG_FROM, diff_src}, {DNNL_ARG_TO, dx}}, build);
+    }
+    if (!ctx.frozen) {
+      const auto& pd = pds.backward_weights;
+      const CallArg dw = CallArg::dst(a.diff_weight(0), v.weights);
+      const CallArg diff_weights = pd.diff_weights_desc() == v.weights
+                                       ? dw
+                                       : CallArg::temp(build.add_temp(pd.diff_weights_desc()));
+      std::vector<std::pair<int, CallArg>> args{
+          {DNNL_ARG_SRC, conv_training_layout(CallArg::src(a.input(0), v.src), v.src, pd.src_desc(),
+                                              calls, build)},
+          {DNNL_ARG_DIFF_DST, dz_in(pd.diff_dst_desc())},
+          {DNNL_ARG_DIFF_WEIGHTS, diff_weights}};
+      if (use_bias_) args.push_back({DNNL_ARG_DIFF_BIAS, CallArg::dst(a.diff_weight(1))});
+      calls.add(pd, std::move(args), build);
+      if (pd.diff_weights_desc() != v.weights)
+        calls.add(onednn::make_reorder_pd(pd.diff_weights_desc(), v.weights),
+                  {{DNNL_ARG_FROM, diff_weights}, {DNNL_ARG_TO, dw}}, build);
+    }
+    build.kernel = std::make_unique<PrimitiveSequenceKernel>(std::move(calls));
+  }
+
+  onednn::WindowGeometry geometry(const Dims& in_shape) const {
+    onednn::WindowGeometry g;
+    for (const WindowAxis& a : axes(in_shape)) {
+      const WindowPad pad = window_padding(a, padding_);
+      g.strides.push_back(a.s);
+      g.dilation.push_back(a.d - 1);  // oneDNN: 0 = no dilation
+      g.pad_l.push_back(pad.left);
+      g.pad_r.push_back(pad.right);
+    }
+    return g;
+  }
+
   std::string op_name() const { return spatial_ == 1 ? "conv1d" : "conv2d"; }
 
   // The conv as one primitive writing every output channel, its weights reordered once.

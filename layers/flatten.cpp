@@ -6,6 +6,7 @@
 #include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "layers/copy_training.hpp"
 #include "layers/view_copy.hpp"
 
 namespace fg::layers {
@@ -32,6 +33,12 @@ class Flatten final : public Op {
   }
 
   KernelBuild compile(const KernelContext& ctx) const override { return compile_view_copy(ctx); }
+
+  // Training: a copy forward and a copy of the gradient backward (layers/copy_training.hpp).
+  bool has_gradient() const override { return true; }
+  void compile_training(const TrainingKernelContext& ctx, TrainingBuild& build) const override {
+    compile_copy_training(ctx, build);
+  }
 };
 
 }  // namespace

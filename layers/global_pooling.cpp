@@ -4,11 +4,13 @@
 // also takes a mask (Keras: mean over the unmasked steps only), computed in plain C++/OpenMP.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "kernels/training_kernel.hpp"
 #include "layers/window_geometry.hpp"
 
 namespace fg::layers {
@@ -76,6 +78,59 @@ class GlobalPoolKernel final : public PrimitiveSequenceKernel {
   int64_t batch_, steps_, channels_;
 };
 
+// The training backward in C++, as TensorFlow differentiates Keras's global pooling:
+//   average (reduce_mean, or the masked sum(x * mask) / sum(mask)): dx = dy / count at every
+//     (unmasked) step, 0 at masked steps (and everywhere in a row with every step masked);
+//   max (reduce_max): dy split evenly between the steps that equal the maximum (ties share it,
+//     as TF's reduce_max gradient does), 0 elsewhere. The maximum is the forward's output.
+class GlobalPoolBackwardKernel final : public Kernel {
+ public:
+  GlobalPoolBackwardKernel(bool max, int64_t batch, int64_t steps, int64_t channels,
+                           BackwardArgs args)
+      : max_(max), batch_(batch), steps_(steps), channels_(channels), args_(args) {}
+
+  void execute(ExecContext& ctx) const override {
+    ctx.stream.wait();
+    const auto* x = static_cast<const float*>(ctx.srcs[args_.input(0)].get_data_handle());
+    const auto* y = static_cast<const float*>(ctx.srcs[args_.output(0)].get_data_handle());
+    const auto* dy = static_cast<const float*>(ctx.srcs[args_.diff_output(0)].get_data_handle());
+    auto* dx = static_cast<float*>(ctx.dsts[args_.diff_input(0)].get_data_handle());
+    const uint8_t* mask = ctx.src_masks.empty() ? nullptr : ctx.src_masks[0];
+    auto* ties = static_cast<float*>(ctx.temps[0].get_data_handle());  // [batch, channels]
+    const int64_t S = steps_, C = channels_;
+#pragma omp parallel for num_threads(ctx.threads)
+    for (int64_t b = 0; b < batch_; ++b) {
+      const float* xb = x + b * S * C;
+      const float* yb = y + b * C;
+      const float* dyb = dy + b * C;
+      float* dxb = dx + b * S * C;
+      if (max_) {
+        float* count = ties + b * C;
+        std::fill(count, count + C, 0.0f);
+        for (int64_t s = 0; s < S; ++s)
+          for (int64_t c = 0; c < C; ++c) count[c] += xb[s * C + c] == yb[c] ? 1.0f : 0.0f;
+        for (int64_t s = 0; s < S; ++s)
+          for (int64_t c = 0; c < C; ++c)
+            dxb[s * C + c] = xb[s * C + c] == yb[c] ? dyb[c] / count[c] : 0.0f;
+        continue;
+      }
+      int64_t count = S;
+      if (mask != nullptr)
+        count = std::count_if(mask + b * S, mask + (b + 1) * S, [](uint8_t m) { return m != 0; });
+      const float scale = count > 0 ? 1.0f / static_cast<float>(count) : 0.0f;
+      for (int64_t s = 0; s < S; ++s) {
+        const float keep = mask == nullptr || mask[b * S + s] ? scale : 0.0f;
+        for (int64_t c = 0; c < C; ++c) dxb[s * C + c] = dyb[c] * keep;
+      }
+    }
+  }
+
+ private:
+  bool max_;
+  int64_t batch_, steps_, channels_;
+  BackwardArgs args_;
+};
+
 class GlobalPooling final : public Op {
  public:
   GlobalPooling(int spatial, bool max) : spatial_(spatial), max_(max) {}
@@ -125,11 +180,7 @@ class GlobalPooling final : public Op {
     KernelBuild build = ctx.start_build();
     const TensorType& in = ctx.inputs.at(0);
     memory::desc src = onednn::channels_first_view(in.shape);
-    // [batch, 1..., channels]: the same bytes as the [batch, channels] (or keepdims) output.
-    Dims out_shape{in.shape[0]};
-    for (int i = 0; i < spatial_; ++i) out_shape.push_back(1);
-    out_shape.push_back(in.shape.back());
-    memory::desc dst = onednn::channels_first_view(out_shape);
+    memory::desc dst = onednn::channels_first_view(pooled_shape(in.shape));
     if (ctx.input_descs.at(0) != onednn::plain_desc(in)) {
       // A producer's blocked layout (after a conv chain): pooled in that layout, whose
       // {N, C, 1...} output is the plain [N, C] bytes when the channels fill whole blocks. Else
@@ -147,6 +198,47 @@ class GlobalPooling final : public Op {
       }
       if (src != given) build.src_descs[0] = src;  // not such a layout: plain, reordered before
     }
+    build.kernel = pool_kernel(in, src, dst, ctx.engine, build);
+    return build;
+  }
+
+  bool has_gradient() const override { return true; }
+
+  // Training: the forward is the inference kernel on the plain bytes (the pooling primitive, or
+  // the masked mean), the backward GlobalPoolBackwardKernel (C++ / OpenMP, nothing saved: it
+  // reads the input and the output).
+  void compile_training(const TrainingKernelContext& ctx, TrainingBuild& build) const override {
+    const TensorType& in = ctx.inputs.at(0);
+    build = start_training_build(ctx, {});
+    build.forward.kernel =
+        pool_kernel(in, onednn::channels_first_view(in.shape),
+                    onednn::channels_first_view(pooled_shape(in.shape)), ctx.engine, build.forward);
+    if (!ctx.needs_input_gradient[0]) {
+      build.backward.kernel = std::make_unique<PrimitiveSequenceKernel>(PrimitiveSequence{});
+      return;
+    }
+    build.backward.add_temp(onednn::plain_desc(Dims{in.shape[0], in.shape.back()}));
+    build.backward.kernel = std::make_unique<GlobalPoolBackwardKernel>(
+        max_, in.shape[0], steps(in.shape), in.shape.back(), backward_args(ctx, 0));
+  }
+
+ private:
+  // [batch, 1..., channels]: the same bytes as the [batch, channels] (or keepdims) output.
+  Dims pooled_shape(const Dims& in_shape) const {
+    Dims out{in_shape[0]};
+    for (int i = 0; i < spatial_; ++i) out.push_back(1);
+    out.push_back(in_shape.back());
+    return out;
+  }
+
+  int64_t steps(const Dims& in_shape) const {
+    return spatial_ == 1 ? in_shape[1] : in_shape[1] * in_shape[2];
+  }
+
+  // The pooling primitive with the window = the whole input, from `src` to `dst`.
+  std::unique_ptr<Kernel> pool_kernel(const TensorType& in, const memory::desc& src,
+                                      const memory::desc& dst, const dnnl::engine& engine,
+                                      KernelBuild& build) const {
     onednn::WindowGeometry g;
     memory::dims kernel;
     for (int i = 1; i <= spatial_; ++i) {
@@ -157,15 +249,12 @@ class GlobalPooling final : public Op {
       g.pad_r.push_back(0);
     }
     PrimitiveSequence calls;
-    calls.add(onednn::make_pool_pd(max_, src, dst, kernel, g, ctx.engine),
+    calls.add(onednn::make_pool_pd(max_, src, dst, kernel, g, engine),
               {{DNNL_ARG_SRC, CallArg::src(0, src)}, {DNNL_ARG_DST, CallArg::dst(0, dst)}}, build);
-    const int64_t steps = spatial_ == 1 ? in.shape[1] : in.shape[1] * in.shape[2];
-    build.kernel =
-        std::make_unique<GlobalPoolKernel>(std::move(calls), in.shape[0], steps, in.shape.back());
-    return build;
+    return std::make_unique<GlobalPoolKernel>(std::move(calls), in.shape[0], steps(in.shape),
+                                              in.shape.back());
   }
 
- private:
   std::string op_name() const {
     return fmt::format("global_{}_pooling{}d", max_ ? "max" : "average", spatial_);
   }

@@ -5,6 +5,8 @@
 #include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "kernels/onednn/window_training.hpp"
+#include "kernels/training_kernel.hpp"
 #include "layers/window_geometry.hpp"
 
 namespace fg::layers {
@@ -58,16 +60,8 @@ class Pooling final : public Op {
     const memory::desc dst_plain = onednn::channels_first_view(ctx.outputs.at(0).shape);
     const memory::desc dst =
         plain_src ? dst_plain : memory::desc(dst_plain.dims(), onednn::dt::f32, onednn::tag::any);
-    onednn::WindowGeometry g;
-    for (const WindowAxis& a : axes(in.shape)) {
-      const WindowPad pad = window_padding(a, padding_);
-      g.strides.push_back(a.s);
-      g.dilation.push_back(0);
-      g.pad_l.push_back(pad.left);
-      g.pad_r.push_back(pad.right);
-    }
-    auto pd = onednn::make_pool_pd(max_, src, dst, memory::dims(pool_.begin(), pool_.end()), g,
-                                   ctx.engine);
+    auto pd = onednn::make_pool_pd(max_, src, dst, memory::dims(pool_.begin(), pool_.end()),
+                                   geometry(in.shape), ctx.engine);
     if (pd.dst_desc() != dst_plain) build.dst_descs.at(0) = pd.dst_desc();
     // Plain nwc/nhwc bytes seen channels-first, or blocked ones as they are.
     PrimitiveSequence calls;
@@ -84,7 +78,52 @@ class Pooling final : public Op {
     return t;
   }
 
+  bool has_gradient() const override { return true; }
+
+  // Training, on the plain NWC / NHWC bytes (pooling runs about as fast there as in a blocked
+  // layout once the reorders in and out are counted): oneDNN pooling_forward (forward_training)
+  // and pooling_backward. Max pooling saves the forward's workspace (where each window's
+  // maximum was) and sends each window's gradient to that one input; average pooling spreads
+  // it evenly over the window cells inside the input.
+  void compile_training(const TrainingKernelContext& ctx, TrainingBuild& build) const override {
+    const memory::desc src = onednn::channels_first_view(ctx.inputs[0].shape);
+    const memory::desc dst = onednn::channels_first_view(ctx.outputs[0].shape);
+    const onednn::PoolTrainingPds pds = onednn::make_pool_training_pds(
+        max_, src, dst, memory::dims(pool_.begin(), pool_.end()), geometry(ctx.inputs[0].shape));
+    build = start_training_build(ctx, max_ ? std::vector<memory::desc>{pds.forward.workspace_desc()}
+                                           : std::vector<memory::desc>{});
+    const BackwardArgs a = backward_args(ctx, build.saved_descs.size());
+    PrimitiveSequence fwd;
+    std::vector<std::pair<int, CallArg>> fwd_args{{DNNL_ARG_SRC, CallArg::src(0, src)},
+                                                  {DNNL_ARG_DST, CallArg::dst(0, dst)}};
+    if (max_) fwd_args.push_back({DNNL_ARG_WORKSPACE, CallArg::dst(1)});
+    fwd.add(pds.forward, std::move(fwd_args), build.forward);
+    build.forward.kernel = std::make_unique<PrimitiveSequenceKernel>(std::move(fwd));
+
+    PrimitiveSequence bwd;
+    if (ctx.needs_input_gradient[0]) {
+      std::vector<std::pair<int, CallArg>> bwd_args{
+          {DNNL_ARG_DIFF_DST, CallArg::src(a.diff_output(0), dst)},
+          {DNNL_ARG_DIFF_SRC, CallArg::dst(a.diff_input(0), src)}};
+      if (max_) bwd_args.push_back({DNNL_ARG_WORKSPACE, CallArg::src(a.saved_tensor(0))});
+      bwd.add(pds.backward, std::move(bwd_args), build.backward);
+    }
+    build.backward.kernel = std::make_unique<PrimitiveSequenceKernel>(std::move(bwd));
+  }
+
  private:
+  onednn::WindowGeometry geometry(const Dims& in_shape) const {
+    onednn::WindowGeometry g;
+    for (const WindowAxis& a : axes(in_shape)) {
+      const WindowPad pad = window_padding(a, padding_);
+      g.strides.push_back(a.s);
+      g.dilation.push_back(0);
+      g.pad_l.push_back(pad.left);
+      g.pad_r.push_back(pad.right);
+    }
+    return g;
+  }
+
   std::string op_name() const {
     return fmt::format("{}_pooling{}d", max_ ? "max" : "average", spatial_);
   }

@@ -8,6 +8,8 @@
 #include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "kernels/onednn/window_training.hpp"
+#include "kernels/training_kernel.hpp"
 #include "layers/window_geometry.hpp"
 
 namespace fg::layers {
@@ -48,6 +50,33 @@ class UpSampling2D final : public Op {
         build);
     build.kernel = std::make_unique<PrimitiveSequenceKernel>(std::move(calls));
     return build;
+  }
+
+  bool has_gradient() const override { return true; }
+
+  // Training: oneDNN resampling_forward (forward_training) and resampling_backward on the plain
+  // NHWC bytes. Nothing is saved: the gradient of a resampling is linear in d output only
+  // (nearest: each input cell sums the d output of the sh x sw cells it was copied to; bilinear:
+  // each d output is spread back over its (up to) four source cells with the forward weights).
+  void compile_training(const TrainingKernelContext& ctx, TrainingBuild& build) const override {
+    const memory_desc_pair views{onednn::channels_first_view(ctx.inputs[0].shape),
+                                 onednn::channels_first_view(ctx.outputs[0].shape)};
+    const onednn::ResamplingTrainingPds pds =
+        onednn::make_resampling_training_pds(bilinear_, views.src, views.dst);
+    build = start_training_build(ctx, {});
+    const BackwardArgs a = backward_args(ctx, 0);
+    PrimitiveSequence fwd, bwd;
+    fwd.add(
+        pds.forward,
+        {{DNNL_ARG_SRC, CallArg::src(0, views.src)}, {DNNL_ARG_DST, CallArg::dst(0, views.dst)}},
+        build.forward);
+    if (ctx.needs_input_gradient[0])
+      bwd.add(pds.backward,
+              {{DNNL_ARG_DIFF_DST, CallArg::src(a.diff_output(0), views.dst)},
+               {DNNL_ARG_DIFF_SRC, CallArg::dst(a.diff_input(0), views.src)}},
+              build.backward);
+    build.forward.kernel = std::make_unique<PrimitiveSequenceKernel>(std::move(fwd));
+    build.backward.kernel = std::make_unique<PrimitiveSequenceKernel>(std::move(bwd));
   }
 
  private:

@@ -13,7 +13,9 @@
 #include "framework/yaml_loader.hpp"
 #include "kernels/onednn/onednn.hpp"
 #include "layers/registry.hpp"
+#include "tests/layers/gradient_check.hpp"
 #include "tests/reference/conv_pool.hpp"
+#include "tests/reference/dense_act.hpp"
 #include "tests/test_util.hpp"
 
 namespace {
@@ -399,4 +401,156 @@ TEST_CASE("conv errors are clear") {
       "channels_last");
   // A valid graph compiles (the checks above can fail).
   CHECK(compile_error(conv1d_yaml("[7, 3]", "filters: 2, kernel_size: 3, padding: causal")) == "");
+}
+
+// ---- training: the gradient against finite differences of the naive reference ----
+
+namespace {
+
+// A conv1d (shape [B, T, C], 1 spatial value in kernel / strides / dilation) or conv2d.
+struct ConvGradCase {
+  Dims shape;
+  int64_t filters;
+  std::vector<int64_t> kernel, strides, dilation;
+  std::string padding = "valid", activation = "linear";
+  bool bias = true;
+};
+
+fg::test::TrainingNodeCase conv_training_case(const ConvGradCase& k, uint64_t seed) {
+  const bool two_d = k.shape.size() == 4;
+  Dims per_sample(k.shape.begin() + 1, k.shape.end());
+  fg::test::TrainingNodeCase c;
+  c.yaml = fmt::format(R"(name: t
+inputs:
+  x: {{shape: [{}]}}
+nodes:
+  - {{name: c, op: {}, input: x, filters: {}, kernel_size: {}, strides: {}, dilation_rate: {}, padding: {}, activation: {}, use_bias: {}}}
+outputs: [c]
+)",
+                       fmt::join(per_sample, ", "), two_d ? "conv2d" : "conv1d", k.filters,
+                       ints(k.kernel), ints(k.strides), ints(k.dilation), k.padding, k.activation,
+                       k.bias ? "true" : "false");
+  c.inputs = {fg::test::random_tensor(k.shape, seed)};
+  Dims kshape(k.kernel.begin(), k.kernel.end());
+  kshape.push_back(k.shape.back());
+  kshape.push_back(k.filters);
+  c.weights["kernel"] = fg::test::random_tensor(kshape, seed + 1, -0.5f, 0.5f);
+  if (k.bias) c.weights["bias"] = fg::test::random_tensor({k.filters}, seed + 2);
+  return c;
+}
+
+// The naive conv (tests/reference/conv_pool.hpp) then the activation (dense_act.hpp).
+fg::test::NaiveForward naive_conv(const ConvGradCase& k, const std::string& activation) {
+  return [k, activation](const auto& x, const auto& w) {
+    Dims kshape(k.kernel.begin(), k.kernel.end());
+    kshape.push_back(k.shape.back());
+    kshape.push_back(k.filters);
+    const fg::ref::Array xa{k.shape, x[0]}, ka{kshape, w[0]};
+    const std::vector<double> bias = k.bias ? w[1] : std::vector<double>{};
+    fg::ref::Array y =
+        k.shape.size() == 4
+            ? fg::ref::conv2d(xa, ka, bias, k.strides[0], k.strides[1], k.dilation[0],
+                              k.dilation[1], k.padding, "linear")
+            : fg::ref::conv1d(xa, ka, bias, k.strides[0], k.dilation[0], k.padding, "linear");
+    return std::vector<std::vector<double>>{fg::ref::apply_activation(activation, y.data, y.shape)};
+  };
+}
+
+void check_conv_gradient(const ConvGradCase& k, uint64_t seed = 40, size_t max_checked = 120) {
+  CAPTURE(fmt::format("{}", fmt::join(k.shape, "x")));
+  CAPTURE(k.filters);
+  CAPTURE(ints(k.kernel));
+  CAPTURE(ints(k.strides));
+  CAPTURE(ints(k.dilation));
+  CAPTURE(k.padding);
+  CAPTURE(k.activation);
+  CAPTURE(k.bias);
+  fg::test::GradientTolerance tol;
+  tol.max_checked = max_checked;
+  fg::test::check_gradients(conv_training_case(k, seed), naive_conv(k, k.activation), tol);
+}
+
+}  // namespace
+
+namespace {
+
+void check_conv2d_gradients(const std::string& padding) {
+  struct Geometry {
+    std::vector<int64_t> kernel, strides, dilation;
+  };
+  const std::vector<Geometry> geometries{{{3, 3}, {1, 1}, {1, 1}}, {{3, 3}, {2, 2}, {1, 1}},
+                                         {{3, 2}, {2, 3}, {1, 1}}, {{3, 3}, {1, 1}, {2, 2}},
+                                         {{1, 1}, {1, 1}, {1, 1}}, {{2, 3}, {1, 1}, {1, 2}}};
+  for (const Dims& shape : {Dims{1, 7, 7, 3}, Dims{2, 13, 9, 5}, Dims{2, 8, 8, 4}})
+    for (const Geometry& g : geometries)
+      for (bool bias : {true, false})
+        check_conv_gradient({shape, shape[0] == 1 ? 4 : 7, g.kernel, g.strides, g.dilation, padding,
+                             "linear", bias});
+}
+
+}  // namespace
+
+TEST_CASE("conv2d gradient, valid padding: strides, dilation, odd and round sizes, bias or not") {
+  check_conv2d_gradients("valid");
+}
+
+TEST_CASE("conv2d gradient, same padding: strides, dilation, odd and round sizes, bias or not") {
+  check_conv2d_gradients("same");
+}
+
+TEST_CASE("conv1d gradient: valid, same and causal, strides and dilation, bias or not") {
+  struct Geometry {
+    int64_t kernel, stride, dilation;
+  };
+  for (const Dims& shape : {Dims{1, 13, 3}, Dims{3, 16, 4}, Dims{2, 7, 1}})
+    for (const std::string padding : {"valid", "same", "causal"})
+      for (const Geometry& g : {Geometry{3, 1, 1}, Geometry{3, 2, 1}, Geometry{4, 3, 1},
+                                Geometry{3, 1, 2}, Geometry{1, 1, 1}, Geometry{5, 1, 1}})
+        for (bool bias : {true, false})
+          check_conv_gradient(
+              {shape, 5, {g.kernel}, {g.stride}, {g.dilation}, padding, "linear", bias});
+}
+
+TEST_CASE("conv gradient through each fused activation") {
+  for (const std::string act : {"relu", "sigmoid", "tanh", "elu", "softplus", "swish", "gelu",
+                                "softmax", "log_softmax", "relu6", "mish"}) {
+    check_conv_gradient({{2, 7, 6, 3}, 5, {3, 3}, {1, 1}, {1, 1}, "same", act, true});
+    check_conv_gradient({{2, 13, 4}, 6, {3}, {2}, {1}, "causal", act, false});
+  }
+}
+
+TEST_CASE("conv gradient with the blocked layouts oneDNN picks for many channels") {
+  // 16 -> 32 channels: oneDNN runs these in blocked layouts (nChw8c / nChw16c and blocked
+  // weights), so the reorders in and out of the kernel temporaries are exercised.
+  check_conv_gradient({{2, 12, 12, 16}, 32, {3, 3}, {1, 1}, {1, 1}, "same", "relu", true}, 41, 60);
+  check_conv_gradient({{3, 9, 11, 16}, 24, {3, 3}, {2, 2}, {1, 1}, "valid", "linear", true}, 42,
+                      60);
+  check_conv_gradient({{2, 31, 16}, 32, {5}, {1}, {1}, "same", "tanh", true}, 43, 60);
+  // The first layer of an image branch: 3 channels in, 16 out.
+  check_conv_gradient({{2, 15, 15, 3}, 16, {3, 3}, {1, 1}, {1, 1}, "same", "relu", true}, 44, 60);
+}
+
+TEST_CASE("conv with its softmax or sigmoid taken by the loss writes and differentiates logits") {
+  for (const std::string act : {"softmax", "sigmoid"}) {
+    const ConvGradCase k{{2, 5, 5, 3}, 4, {3, 3}, {1, 1}, {1, 1}, "same", act, true};
+    fg::test::TrainingNodeCase c = conv_training_case(k, 50);
+    c.output_logits = true;
+    fg::test::check_gradients(c, naive_conv(k, "linear"));
+    auto graph = fg::compile_graph(fg::load_graph_string(c.yaml, "t.yaml"), fg::builtin_ops());
+    CHECK(graph.nodes().at(0).op->traits().final_activation == act);
+  }
+}
+
+TEST_CASE("conv gradient: frozen, or no input gradient needed") {
+  const ConvGradCase k{{2, 7, 7, 3}, 4, {3, 3}, {2, 2}, {1, 1}, "same", "relu", true};
+  fg::test::TrainingNodeCase c = conv_training_case(k, 60);
+  c.frozen = true;
+  auto frozen = fg::test::check_gradients(c, naive_conv(k, "relu"));
+  for (const Tensor& g : frozen.diff_weights)
+    for (size_t i = 0; i < g.size(); ++i) REQUIRE(g.data<float>()[i] == 0.0f);
+  c.frozen = false;
+  c.needs_input_gradient = {false};
+  auto no_input = fg::test::check_gradients(c, naive_conv(k, "relu"));
+  for (size_t i = 0; i < no_input.diff_inputs[0].size(); ++i)
+    REQUIRE(no_input.diff_inputs[0].data<float>()[i] == 0.0f);
 }

@@ -6,6 +6,7 @@
 #include "framework/registry.hpp"
 #include "framework/yaml_loader.hpp"
 #include "layers/registry.hpp"
+#include "tests/layers/gradient_check.hpp"
 #include "tests/test_util.hpp"
 
 using namespace fg;
@@ -79,4 +80,29 @@ TEST_CASE("flatten copies int32 tensors too") {
   check_shape(out.at("d"), {4, 15});
   CHECK(out.at("d").dtype() == DType::i32);
   check_close(out.at("d"), to_doubles(x), 0, 0);
+}
+
+// ---- training: the gradient against finite differences of the naive reference ----
+
+TEST_CASE("flatten gradient: the forward copies, the backward copies d output back") {
+  for (int64_t batch : {1, 3})
+    for (Dims per : {Dims{7, 13, 3}, Dims{4, 4, 8}, Dims{127}, Dims{2, 3, 5, 7}}) {
+      CAPTURE(batch);
+      CAPTURE(format_shape(per));
+      TrainingNodeCase c;
+      c.yaml = fmt::format(
+          "name: t\ninputs:\n  x: {{shape: [{}]}}\nnodes:\n  - {{name: f, op: flatten, input: "
+          "x}}\noutputs: [f]\n",
+          fmt::join(per, ", "));
+      Dims shape{batch};
+      shape.insert(shape.end(), per.begin(), per.end());
+      c.inputs = {random_tensor(shape, 40 + batch)};
+      GradientTolerance tol;
+      tol.max_checked = 100;
+      // Keras Flatten of a C-order tensor: the same values in the same order.
+      auto r = check_gradients(
+          c, [](const auto& x, const auto&) { return std::vector<std::vector<double>>{x[0]}; },
+          tol);
+      check_shape(r.outputs[0], {batch, sample_elements(shape)});
+    }
 }

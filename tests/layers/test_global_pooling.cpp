@@ -11,8 +11,10 @@
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
 #include "layers/registry.hpp"
+#include "tests/layers/gradient_check.hpp"
 #include "tests/layers/run_node_directly.hpp"
 #include "tests/reference/conv_pool.hpp"
+#include "tests/reference/window_gradients.hpp"
 #include "tests/test_util.hpp"
 
 namespace {
@@ -182,3 +184,83 @@ TEST_CASE("only global_average_pooling1d accepts masks among the pooling ops") {
 // TODO(masking): the end-to-end graph `embedding(mask_zero) -> global_average_pooling1d` (and
 // the compiler's rejection of a mask into the other pooling ops) needs the embedding op, which
 // is not on main yet.
+
+// ---- training: the gradient against finite differences of the naive reference ----
+
+namespace {
+
+fg::test::TrainingNodeCase global_pool_case(const Dims& shape, bool max, bool keepdims,
+                                            const Tensor& x) {
+  const bool two_d = shape.size() == 4;
+  const std::string op =
+      fmt::format("global_{}_pooling{}d", max ? "max" : "average", two_d ? 2 : 1);
+  fg::test::TrainingNodeCase c;
+  c.yaml = gp_yaml(op, fmt::format("[{}]", fmt::join(shape.begin() + 1, shape.end(), ", ")),
+                   keepdims ? "keepdims: true" : "");
+  c.inputs = {x};
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("global pooling gradient: average and max, 1d and 2d, keepdims, odd and round sizes") {
+  uint64_t seed = 300;
+  for (const Dims& shape : {Dims{1, 7, 3}, Dims{3, 13, 5}, Dims{2, 16, 8}, Dims{1, 7, 5, 3},
+                            Dims{2, 13, 4, 6}, Dims{4, 8, 8, 16}})
+    for (bool max : {true, false})
+      for (bool keepdims : {false, true}) {
+        CAPTURE(fmt::format("{}", fmt::join(shape, "x")));
+        CAPTURE(max);
+        CAPTURE(keepdims);
+        fg::test::GradientTolerance tol;
+        tol.max_checked = 150;
+        fg::test::check_gradients(
+            global_pool_case(shape, max, keepdims, fg::test::random_tensor(shape, ++seed)),
+            [&](const auto& x, const auto&) {
+              return std::vector<std::vector<double>>{
+                  fg::ref::global_pool({shape, x[0]}, max).data};
+            },
+            tol);
+      }
+}
+
+TEST_CASE("masked global_average_pooling1d gradient: none to masked steps, 0 for empty rows") {
+  for (const Dims& shape : {Dims{3, 13, 5}, Dims{4, 8, 16}, Dims{1, 7, 1}}) {
+    CAPTURE(fmt::format("{}", fmt::join(shape, "x")));
+    std::vector<uint8_t> mask(static_cast<size_t>(shape[0] * shape[1]), 0);
+    for (int64_t b = 0; b < shape[0]; ++b)
+      for (int64_t t = 0; t < shape[1]; ++t)
+        mask[b * shape[1] + t] = (t < shape[1] - 2 * b && t != 1) ? 1 : 0;
+    if (shape[0] == 4)  // one row with every step masked: output 0, gradient 0
+      std::fill_n(mask.begin() + 3 * shape[1], shape[1], uint8_t{0});
+    fg::test::TrainingNodeCase c =
+        global_pool_case(shape, false, false, fg::test::random_tensor(shape, 310));
+    c.masks = {mask};
+    auto r = fg::test::check_gradients(c, [&](const auto& x, const auto&) {
+      return std::vector<std::vector<double>>{
+          fg::ref::global_pool({shape, x[0]}, false, &mask).data};
+    });
+    const int64_t C = shape[2];
+    for (int64_t i = 0; i < shape[0] * shape[1]; ++i)
+      if (!mask[i])
+        for (int64_t ch = 0; ch < C; ++ch) REQUIRE(r.diff_inputs[0].data<float>()[i * C + ch] == 0);
+  }
+}
+
+TEST_CASE("global max pooling gradient with ties is split evenly, as TensorFlow's reduce_max") {
+  for (const Dims& shape : {Dims{2, 7, 3}, Dims{3, 5, 4, 8}}) {
+    CAPTURE(fmt::format("{}", fmt::join(shape, "x")));
+    Tensor x = fg::test::random_tensor(shape, 320);
+    float* v = x.mutable_data<float>();
+    for (size_t i = 0; i < x.size(); ++i) v[i] = std::max(0.0f, v[i]);  // ties at 0
+    const int64_t C = shape.back();
+    std::fill_n(v, C * 3, 0.0f);         // the first rows of sample 0: some channels all zero
+    v[4 * C + 1] = v[5 * C + 1] = 2.0f;  // sample 0, channel 1: two steps tie at the maximum
+    const fg::ref::Array xa = to_array(x);
+    const Tensor dy = fg::test::random_tensor({shape[0], C}, 321);
+    auto r = fg::test::run_training_node(global_pool_case(shape, true, false, x), {dy});
+    fg::test::check_close(r.outputs[0], fg::ref::global_pool(xa, true).data);
+    fg::test::check_close(r.diff_inputs[0],
+                          fg::ref::global_max_backward(xa, fg::test::to_doubles(dy)));
+  }
+}

@@ -10,7 +10,9 @@
 #include "framework/registry.hpp"
 #include "framework/yaml_loader.hpp"
 #include "layers/registry.hpp"
+#include "tests/layers/gradient_check.hpp"
 #include "tests/reference/conv_pool.hpp"
+#include "tests/reference/window_gradients.hpp"
 #include "tests/test_util.hpp"
 
 namespace {
@@ -182,4 +184,121 @@ TEST_CASE("pooling errors are clear") {
   has(compile_error(pool_yaml("max_pooling1d", "[7, 3]", "padding: causal")), "'valid', 'same'");
   has(compile_error(pool_yaml("max_pooling1d", "[7, 3]", "pool_sise: 3")), "pool_size");
   CHECK(compile_error(pool_yaml("max_pooling1d", "[7, 3]", "pool_size: 3, strides: 1")) == "");
+}
+
+// ---- training: the gradient against finite differences of the naive reference ----
+
+namespace {
+
+// A pooling case: shape [B, T, C] (1d) or [B, H, W, C] (2d), pool and strides per axis.
+struct PoolGradCase {
+  Dims shape;
+  bool max;
+  std::vector<int64_t> pool, strides;
+  std::string padding;
+};
+
+std::string list(const std::vector<int64_t>& v) {
+  return fmt::format("[{}]", fmt::join(v, ", "));
+}
+
+fg::test::TrainingNodeCase pool_training_case(const PoolGradCase& k, const Tensor& x) {
+  const bool two_d = k.shape.size() == 4;
+  const std::string op = fmt::format("{}_pooling{}d", k.max ? "max" : "average", two_d ? 2 : 1);
+  fg::test::TrainingNodeCase c;
+  c.yaml = pool_yaml(op, list(Dims(k.shape.begin() + 1, k.shape.end())),
+                     fmt::format("pool_size: {}, strides: {}, padding: {}", list(k.pool),
+                                 list(k.strides), k.padding));
+  c.inputs = {x};
+  return c;
+}
+
+fg::ref::Array naive_pool(const PoolGradCase& k, const fg::ref::Array& x) {
+  return k.shape.size() == 4 ? fg::ref::pool2d(x, k.max, k.pool[0], k.pool[1], k.strides[0],
+                                               k.strides[1], k.padding)
+                             : fg::ref::pool1d(x, k.max, k.pool[0], k.strides[0], k.padding);
+}
+
+void check_pool_gradient(const PoolGradCase& k, uint64_t seed) {
+  CAPTURE(fmt::format("{}", fmt::join(k.shape, "x")));
+  CAPTURE(k.max);
+  CAPTURE(list(k.pool));
+  CAPTURE(list(k.strides));
+  CAPTURE(k.padding);
+  fg::test::GradientTolerance tol;
+  tol.max_checked = 150;
+  fg::test::check_gradients(
+      pool_training_case(k, fg::test::random_tensor(k.shape, seed)),
+      [&](const auto& x, const auto&) {
+        return std::vector<std::vector<double>>{naive_pool(k, {k.shape, x[0]}).data};
+      },
+      tol);
+}
+
+// Max pooling on an input with tied maxima: the kernel's d input against TensorFlow's rule
+// (each window's gradient to its first maximum, tests/reference/window_gradients.hpp).
+void check_max_pool_ties(const PoolGradCase& k, const Tensor& x) {
+  CAPTURE(fmt::format("{}", fmt::join(k.shape, "x")));
+  CAPTURE(list(k.pool));
+  CAPTURE(list(k.strides));
+  CAPTURE(k.padding);
+  const fg::ref::Array xa = to_array(x);
+  const fg::ref::Array y = naive_pool(k, xa);
+  const Tensor dy = fg::test::random_tensor(y.shape, 77);
+  auto r = fg::test::run_training_node(pool_training_case(k, x), {dy});
+  fg::test::check_close(r.outputs[0], y.data);
+  const std::vector<double> dys = fg::test::to_doubles(dy);
+  fg::test::check_close(
+      r.diff_inputs[0],
+      k.shape.size() == 4
+          ? fg::ref::max_pool2d_backward(xa, dys, k.pool[0], k.pool[1], k.strides[0], k.strides[1],
+                                         k.padding)
+          : fg::ref::max_pool1d_backward(xa, dys, k.pool[0], k.strides[0], k.padding));
+}
+
+}  // namespace
+
+TEST_CASE("pooling2d gradient: max and average, valid and same, strides, odd and round sizes") {
+  struct Window {
+    std::vector<int64_t> pool, strides;
+  };
+  uint64_t seed = 100;
+  for (const Dims& shape : {Dims{1, 7, 7, 3}, Dims{2, 13, 8, 4}, Dims{3, 8, 8, 16}})
+    for (bool max : {true, false})
+      for (const std::string padding : {"valid", "same"})
+        for (const Window& w : {Window{{2, 2}, {2, 2}}, Window{{3, 3}, {2, 2}},
+                                Window{{3, 2}, {1, 1}}, Window{{2, 3}, {3, 2}}})
+          check_pool_gradient({shape, max, w.pool, w.strides, padding}, ++seed);
+}
+
+TEST_CASE("pooling1d gradient: max and average, valid and same, strides") {
+  uint64_t seed = 200;
+  for (const Dims& shape : {Dims{1, 13, 3}, Dims{4, 16, 5}, Dims{2, 7, 1}})
+    for (bool max : {true, false})
+      for (const std::string padding : {"valid", "same"})
+        for (auto [pool, stride] :
+             {std::pair{2, 2}, std::pair{3, 1}, std::pair{3, 2}, std::pair{4, 3}, std::pair{1, 1}})
+          check_pool_gradient({shape, max, {pool}, {stride}, padding}, ++seed);
+}
+
+TEST_CASE("max pooling gradient with ties goes to the first maximum of each window") {
+  // All zero (a relu's output on a dead region), and a relu of random values (ties in some
+  // windows only), with overlapping and disjoint windows, valid and same padding.
+  auto relu = [](Tensor t) {
+    for (size_t i = 0; i < t.size(); ++i)
+      t.mutable_data<float>()[i] = std::max(0.0f, t.data<float>()[i]);
+    return t;
+  };
+  for (const std::string padding : {"valid", "same"}) {
+    for (const PoolGradCase& k : {PoolGradCase{{2, 7, 7, 3}, true, {2, 2}, {2, 2}, padding},
+                                  PoolGradCase{{1, 13, 8, 4}, true, {3, 3}, {1, 1}, padding},
+                                  PoolGradCase{{2, 8, 8, 16}, true, {3, 2}, {2, 1}, padding},
+                                  PoolGradCase{{3, 13, 5}, true, {3}, {2}, padding},
+                                  PoolGradCase{{2, 16, 8}, true, {2}, {1}, padding}}) {
+      Tensor zeros = fg::test::random_tensor(k.shape, 1);
+      std::fill_n(zeros.mutable_data<float>(), zeros.size(), 0.0f);
+      check_max_pool_ties(k, zeros);
+      check_max_pool_ties(k, relu(fg::test::random_tensor(k.shape, 2)));
+    }
+  }
 }

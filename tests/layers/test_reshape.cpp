@@ -6,6 +6,7 @@
 #include "framework/registry.hpp"
 #include "framework/yaml_loader.hpp"
 #include "layers/registry.hpp"
+#include "tests/layers/gradient_check.hpp"
 #include "tests/test_util.hpp"
 
 using namespace fg;
@@ -78,4 +79,34 @@ TEST_CASE("reshape errors") {
   CHECK(e.find("must be a list of integers") != std::string::npos);
   CHECK(compile_error(reshape_yaml("[7, 13]", "[91]")) == "");
   CHECK_FALSE(builtin_ops().find("reshape")->create()->supports_masking());
+}
+
+// ---- training: the gradient against finite differences of the naive reference ----
+
+TEST_CASE("reshape gradient: the forward copies, the backward copies d output back") {
+  struct Case {
+    std::string in, target;
+    Dims per_in, per_out;
+  };
+  for (int64_t batch : {1, 4})
+    for (const Case& k :
+         {Case{"[7, 13]", "[13, 7]", {7, 13}, {13, 7}}, Case{"[7, 13]", "[-1]", {7, 13}, {91}},
+          Case{"[4, 6, 8]", "[-1, 8, 2]", {4, 6, 8}, {12, 8, 2}},
+          Case{"[127]", "[127, 1]", {127}, {127, 1}}}) {
+      CAPTURE(batch);
+      CAPTURE(k.target);
+      TrainingNodeCase c;
+      c.yaml = reshape_yaml(k.in, k.target);
+      Dims shape{batch}, out{batch};
+      shape.insert(shape.end(), k.per_in.begin(), k.per_in.end());
+      out.insert(out.end(), k.per_out.begin(), k.per_out.end());
+      c.inputs = {random_tensor(shape, 50 + batch)};
+      GradientTolerance tol;
+      tol.max_checked = 100;
+      // Keras Reshape keeps C order: the same values in the same order.
+      auto r = check_gradients(
+          c, [](const auto& x, const auto&) { return std::vector<std::vector<double>>{x[0]}; },
+          tol);
+      check_shape(r.outputs[0], out);
+    }
 }

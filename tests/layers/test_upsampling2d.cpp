@@ -2,6 +2,7 @@
 // square and non-square factors, odd and round sizes, batch 1 and > 1; errors.
 #include <fmt/format.h>
 
+#include "tests/layers/gradient_check.hpp"
 #include "tests/reference/elementwise_fusion.hpp"
 #include "tests/test_util.hpp"
 
@@ -87,4 +88,38 @@ TEST_CASE("upsampling2d errors and shapes") {
   CHECK(e.find("rank-4") != std::string::npos);
   CHECK(compile_error("name: t\ninputs:\n  x: {shape: [null, null, 3]}\nnodes:\n"
                       "  - {name: u, op: upsampling2d, input: x}\noutputs: [u]\n") == "");
+}
+
+// ---- training: the gradient against finite differences of the naive reference ----
+
+TEST_CASE("upsampling2d gradient: nearest and bilinear, square and non-square factors") {
+  uint64_t seed = 4500;
+  struct Case {
+    Dim B, H, W, C, sh, sw;
+  };
+  for (const Case& k : {Case{1, 7, 5, 3, 2, 2}, Case{2, 4, 4, 16, 2, 2}, Case{3, 13, 7, 1, 3, 2},
+                        Case{2, 5, 3, 7, 1, 3}, Case{1, 1, 1, 2, 2, 2}})
+    for (bool bilinear : {false, true}) {
+      CAPTURE(k.B);
+      CAPTURE(k.H);
+      CAPTURE(k.W);
+      CAPTURE(k.C);
+      CAPTURE(k.sh);
+      CAPTURE(k.sw);
+      CAPTURE(bilinear);
+      TrainingNodeCase c;
+      c.yaml = up_yaml(k.H, k.W, k.C,
+                       fmt::format(", size: [{}, {}]{}", k.sh, k.sw,
+                                   bilinear ? ", interpolation: bilinear" : ""));
+      c.inputs = {random_tensor({k.B, k.H, k.W, k.C}, ++seed)};
+      GradientTolerance tol;
+      tol.max_checked = 150;
+      check_gradients(
+          c,
+          [&](const auto& x, const auto&) {
+            return std::vector<std::vector<double>>{
+                ref::upsampling2d(x[0], k.B, k.H, k.W, k.C, k.sh, k.sw, bilinear)};
+          },
+          tol);
+    }
 }
