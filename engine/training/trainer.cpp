@@ -104,19 +104,6 @@ std::optional<double> find_log(const TrainingLogs& logs, const std::string& name
 
 }  // namespace
 
-// Running means of one pass over the data (an epoch, or an evaluation).
-struct TrainingSession::EpochState {
-  MeanAccumulator loss;
-  std::vector<MeanAccumulator> output_losses;
-  std::vector<std::vector<MeanAccumulator>> metrics;  // per output, per metric
-  int64_t samples = 0;
-
-  explicit EpochState(const std::vector<TrainedOutput>& outputs)
-      : output_losses(outputs.size()), metrics(outputs.size()) {
-    for (size_t k = 0; k < outputs.size(); ++k) metrics[k].resize(outputs[k].spec.metrics.size());
-  }
-};
-
 TrainingSession::TrainingSession(const std::string& graph_path, const TrainerOptions& options) {
   if (options.threads < 0 || options.threads > kMaxTrainingThreads)
     throw Error(fmt::format("threads must be 0 (all cores) or 1..{}, got {}", kMaxTrainingThreads,
@@ -157,29 +144,22 @@ std::vector<std::string> TrainingSession::log_names(bool with_validation) const 
   return names;
 }
 
-TrainingPlan& TrainingSession::plan_for(int64_t batch) {
-  auto it = plans_.find(batch);
-  if (it != plans_.end()) return *it->second;
-  if (plans_.size() >= 2) plans_.erase(plans_.begin());  // the full batch and the last one
+// The plan for a batch's input shapes (the data fixes null dims); the full batch's and the last
+// partial batch's plans are kept.
+TrainingPlan& TrainingSession::plan_for(const Batch& batch) {
   std::vector<Dims> shapes;
-  for (int t : graph_->input_tensors()) {
-    Dims s = graph_->tensors()[t].type.shape;
-    s[0] = batch;
-    for (size_t i = 1; i < s.size(); ++i)
-      if (s[i] == kDynamic)
-        throw Error(fmt::format("graph input '{}' has a null dimension: training needs every "
-                                "per-sample dimension known",
-                                graph_->tensors()[t].name))
-            .hint("give the input a fixed shape in the YAML (the data files fix it anyway)");
-    shapes.push_back(s);
-  }
+  const auto& inputs = graph_->def().inputs;
+  for (const InputDef& in : inputs) shapes.push_back(batch.input(in.name)->shape());
+  auto it = plans_.find(shapes);
+  if (it != plans_.end()) return *it->second;
+  if (plans_.size() >= 2) plans_.erase(plans_.begin());
   std::vector<LossTap> taps;
   for (const auto& o : outputs_) taps.push_back(o.tap);
   TrainingPlanOptions po;
   po.threads = threads_;
   po.seed = seed_;
   auto plan = std::make_unique<TrainingPlan>(*graph_, shapes, taps, *params_, po);
-  return *plans_.emplace(batch, std::move(plan)).first->second;
+  return *plans_.emplace(shapes, std::move(plan)).first->second;
 }
 
 void TrainingSession::resolve_metrics(const Batch& batch) {
@@ -279,7 +259,7 @@ TrainingLogs TrainingSession::epoch_logs(const EpochState& state, const std::str
 double TrainingSession::train_step(const Batch& batch, int64_t epoch, int64_t step_in_epoch,
                                    EpochState& state) {
   const int64_t n = batch.rows;
-  TrainingPlan& plan = plan_for(n);
+  TrainingPlan& plan = plan_for(batch);
   resolve_metrics(batch);
   copy_batch_to_plan(batch, plan);
   const int64_t step = optimizer_->iterations();

@@ -49,6 +49,17 @@ class TrainingSession {
 
   FitResult fit(const std::string& data_dir, const FitOptions& options);
   EvaluateResult evaluate(const std::string& data_dir) const;
+  // Keras's train_on_batch: one optimizer step on in-memory tensors (inputs by input name,
+  // targets by output name); the step's logs. `profile`: per-step timings (TrainingPlan).
+  TrainingLogs train_on_batch(const std::map<std::string, Tensor>& inputs,
+                              const std::map<std::string, Tensor>& targets,
+                              std::vector<StepTiming>* profile = nullptr);
+  // Targets that fit the trained outputs for these inputs (one-hot or class ids of sample i %
+  // classes, 0.5 for regression), for benchmarks.
+  std::map<std::string, Tensor> synthetic_targets(
+      const std::map<std::string, Tensor>& inputs) const;
+  // The estimated FLOPs of one training step at these inputs' shapes (0 before a step ran).
+  double step_flops(const std::map<std::string, Tensor>& inputs);
   void save(const std::string& path) const;
   void resume(const std::string& checkpoint);
 
@@ -60,9 +71,20 @@ class TrainingSession {
   const CompiledGraph& graph() const { return *graph_; }
 
  private:
-  struct EpochState;
+  // Running means of one pass over the data (an epoch, or an evaluation).
+  struct EpochState {
+    MeanAccumulator loss;
+    std::vector<MeanAccumulator> output_losses;
+    std::vector<std::vector<MeanAccumulator>> metrics;  // per output, per metric
+    int64_t samples = 0;
+
+    explicit EpochState(const std::vector<TrainedOutput>& outputs)
+        : output_losses(outputs.size()), metrics(outputs.size()) {
+      for (size_t k = 0; k < outputs.size(); ++k) metrics[k].resize(outputs[k].spec.metrics.size());
+    }
+  };
   void resolve_metrics(const Batch& batch);
-  TrainingPlan& plan_for(int64_t batch);
+  TrainingPlan& plan_for(const Batch& batch);
   double train_step(const Batch& batch, int64_t epoch, int64_t step_in_epoch, EpochState& state);
   double add_losses_and_metrics(const Batch& batch, TrainingPlan& plan, bool with_gradient,
                                 EpochState& state);
@@ -88,7 +110,7 @@ class TrainingSession {
   TrainingProgress progress_;
   int threads_ = 1;
   uint64_t seed_ = 0;
-  std::map<int64_t, std::unique_ptr<TrainingPlan>> plans_;  // by batch size (full, last)
+  std::map<std::vector<Dims>, std::unique_ptr<TrainingPlan>> plans_;  // by input shapes
 };
 
 }  // namespace fg

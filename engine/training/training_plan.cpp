@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -439,6 +440,15 @@ TrainingPlan::TrainingPlan(const CompiledGraph& graph, const std::vector<Dims>& 
   for (int n : b.gradients.backward_order) b.emit_backward(n);
   b.place_buffers();
   b.bind_steps();
+  std::vector<TensorType> types = types_;
+  for (const Step& st : steps_) {
+    double f = 0;
+    if (st.node >= 0 && (st.kind == StepKind::forward || st.kind == StepKind::backward)) {
+      f = graph.node_stats(st.node, types).flops * static_cast<double>(batch());
+      if (st.kind == StepKind::backward) f *= 2;
+    }
+    step_flops_.push_back(f);
+  }
   stream_ = std::make_unique<dnnl::stream>(onednn::cpu_engine());
 }
 
@@ -459,14 +469,32 @@ const TensorType& TrainingPlan::prediction_type(size_t k) const {
 
 void TrainingPlan::run_steps(size_t first, size_t last, int64_t step, bool check) {
   const ScopedOmpThreads scoped_threads(threads_);
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
   for (size_t s = first; s < last; ++s) {
     const Step& st = steps_[s];
     if (!st.kernel) continue;
+    const auto t0 = Clock::now();
     BoundStep& b = *bound_[s];
     ExecContext ctx{*stream_,    b.srcs,       b.dsts,   b.temps,        b.src_masks,
                     b.dst_masks, b.scratchpad, threads_, b.binding.get()};
     ctx.step = step;
     st.kernel->execute(ctx);
+    if (profile_ != nullptr) {
+      stream_->wait();
+      const auto ms = [&](Clock::time_point a, Clock::time_point b) {
+        return std::chrono::duration<double, std::milli>(b - a).count();
+      };
+      StepTiming t;
+      t.name = st.name;
+      t.op = st.node >= 0 ? graph_.nodes()[st.node].def->op : "sum";
+      t.branch = st.node >= 0 ? graph_.nodes()[st.node].branch : "";
+      t.impl = st.kernel->impl_info();
+      t.start_ms = ms(start, t0);
+      t.duration_ms = ms(t0, Clock::now());
+      t.flops = step_flops_[s];
+      profile_->push_back(std::move(t));
+    }
     if (check) {
       stream_->wait();
       std::string problem = check_step(s);
@@ -513,6 +541,12 @@ std::string TrainingPlan::find_non_finite(int64_t step) {
     return e.message();
   }
   return "";
+}
+
+double TrainingPlan::flops() const {
+  double f = 0;
+  for (double x : step_flops_) f += x;
+  return f;
 }
 
 std::string TrainingPlan::arena_problem() const {

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/model.hpp"
 #include "engine/training/parameter_store.hpp"
 #include "framework/compiler.hpp"
 #include "kernels/kernel.hpp"
@@ -56,6 +57,11 @@ class TrainingPlan {
 
   void forward(int64_t step);
   void backward(int64_t step);
+  // When set, forward() and backward() append one entry per executed step (the stream is
+  // waited on after each). FLOPs: the node's forward FLOPs for a forward step and twice them
+  // for a backward step (an estimate: data and weight gradients each cost about a forward).
+  void set_profile(std::vector<StepTiming>* profile) { profile_ = profile; }
+  double flops() const;  // the whole step, by the same estimate
   // Reruns forward and backward of `step` checking every tensor each step writes, and
   // describes the first non-finite one ("" when all are finite), e.g. "the output of node
   // 'dense' (op dense): 3 of 320 values are NaN or Inf, the first at index 7".
@@ -105,6 +111,8 @@ class TrainingPlan {
   std::unique_ptr<dnnl::stream> stream_;
   std::vector<dnnl::memory> memories_;  // per buffer
   std::vector<std::unique_ptr<BoundStep>> bound_;
+  std::vector<double> step_flops_;
+  std::vector<StepTiming>* profile_ = nullptr;
 };
 
 }  // namespace fg

@@ -14,12 +14,14 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "engine/model.hpp"
 #include "engine/weights.hpp"
 #include "framework/registry.hpp"
 #include "framework/training_config.hpp"
@@ -115,6 +117,20 @@ class Trainer {
   FitResult fit(const std::string& data_dir, const FitOptions& options = {});
   // Loss and metrics over a data folder, in inference mode (batch size: the configured one).
   EvaluateResult evaluate(const std::string& data_dir) const;
+
+  // Keras's train_on_batch: one optimizer step on in-memory tensors (inputs by input name,
+  // targets by output name, batch first); returns the batch's loss and metrics. `profile`, when
+  // set, gets one entry per executed step: "<node>" forward, "<node>/backward", sums.
+  TrainingLogs train_on_batch(const std::map<std::string, Tensor>& inputs,
+                              const std::map<std::string, Tensor>& targets,
+                              std::vector<StepTiming>* profile = nullptr);
+  // Targets that fit the trained outputs for these inputs (one-hot / class ids of sample
+  // i % classes, 0.5 for regression losses), for benchmarks and smoke tests.
+  std::map<std::string, Tensor> synthetic_targets(
+      const std::map<std::string, Tensor>& inputs) const;
+  // Estimated FLOPs of one training step at these inputs' shapes (forward + 2x forward for the
+  // backward); 0 until a step at those shapes ran.
+  double step_flops(const std::map<std::string, Tensor>& inputs);
 
   // Weights + training state, atomically (see FitOptions::save_path).
   void save(const std::string& path) const;
