@@ -2,11 +2,15 @@
 // only has a jit kernel when the axis is innermost in memory; for another axis the kernel
 // reorders into a temporary with that axis innermost, runs softmax in place there and reorders
 // back (three jit passes, about 12x faster than the ref:any kernel on a middle axis).
+//
+// Training: softmax_v2_forward (forward_training) and softmax_v2_backward on the plain buffers,
+// over the same axis; the backward reads the forward's output, nothing is saved.
 #include <fmt/format.h>
 
 #include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "kernels/training_kernel.hpp"
 
 namespace fg::layers {
 namespace {
@@ -31,7 +35,47 @@ class Softmax final : public Op {
   OpTraits traits() const override {
     OpTraits t;
     t.outputs_probabilities = axis_ == -1;
+    if (axis_ == -1) t.final_activation = "softmax";
     return t;
+  }
+
+  bool has_gradient() const override { return true; }
+
+  // forward y = softmax(x) over the axis; backward dx = y * (dy - sum over the axis of dy * y).
+  // With ctx.output_logits (last axis only: the loss takes the softmax) both are copies.
+  void compile_training(const TrainingKernelContext& ctx, TrainingBuild& build) const override {
+    build = start_training_build(ctx, {});
+    const BackwardArgs a = backward_args(ctx, 0);
+    const int axis = normalize_axis(static_cast<int>(axis_), ctx.inputs[0].rank());
+    const auto desc = onednn::plain_desc(ctx.inputs[0]);
+    const auto& eng = onednn::cpu_engine();
+    const bool logits = ctx.output_logits && !traits().final_activation.empty();
+    PrimitiveSequence fwd, bwd;
+    const CallArg dy = CallArg::src(a.diff_output(0)), dx = CallArg::dst(a.diff_input(0));
+    if (logits) {
+      fwd.add(onednn::make_reorder_pd(desc, desc),
+              {{DNNL_ARG_FROM, CallArg::src(0)}, {DNNL_ARG_TO, CallArg::dst(0)}}, build.forward);
+      if (ctx.needs_input_gradient[0])
+        bwd.add(onednn::make_reorder_pd(desc, desc), {{DNNL_ARG_FROM, dy}, {DNNL_ARG_TO, dx}},
+                build.backward);
+    } else {
+      const auto alg = dnnl::algorithm::softmax_accurate;
+      dnnl::softmax_v2_forward::desc fd(dnnl::prop_kind::forward_training, alg, desc, desc, axis);
+      dnnl::softmax_v2_forward::primitive_desc fpd(fd, onednn::make_attr(), eng);
+      fwd.add(fpd, {{DNNL_ARG_SRC, CallArg::src(0)}, {DNNL_ARG_DST, CallArg::dst(0)}},
+              build.forward);
+      if (ctx.needs_input_gradient[0]) {
+        dnnl::softmax_v2_backward::desc bd(alg, desc, desc, desc, axis);
+        dnnl::softmax_v2_backward::primitive_desc bpd(bd, onednn::make_attr(), eng, fpd);
+        bwd.add(bpd,
+                {{DNNL_ARG_DST, CallArg::src(a.output(0))},
+                 {DNNL_ARG_DIFF_DST, dy},
+                 {DNNL_ARG_DIFF_SRC, dx}},
+                build.backward);
+      }
+    }
+    build.forward.kernel = std::make_unique<PrimitiveSequenceKernel>(std::move(fwd));
+    build.backward.kernel = std::make_unique<PrimitiveSequenceKernel>(std::move(bwd));
   }
 
   KernelBuild compile(const KernelContext& ctx) const override {
