@@ -11,6 +11,7 @@
 // is plain C++.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "framework/op_fusion.hpp"
@@ -61,6 +62,28 @@ class BatchNormTrainingKernel final : public PrimitiveSequenceKernel {
   Dim c_;
   float momentum_;
   int moving_mean_, moving_variance_, batch_mean_, batch_variance_;
+};
+
+// The training backward: the primitive (d x, d gamma, d beta), then zeros for the moving
+// statistics' gradients (the batch-statistics forward does not read them).
+class BatchNormBackwardKernel final : public PrimitiveSequenceKernel {
+ public:
+  BatchNormBackwardKernel(PrimitiveSequence calls, Dim channels, int d_moving_mean,
+                          int d_moving_variance)
+      : PrimitiveSequenceKernel(std::move(calls)),
+        c_(channels),
+        d_mean_(d_moving_mean),
+        d_variance_(d_moving_variance) {}
+
+  void execute(ExecContext& ctx) const override {
+    PrimitiveSequenceKernel::execute(ctx);
+    for (int i : {d_mean_, d_variance_})
+      std::fill_n(static_cast<float*>(ctx.dsts[i].get_data_handle()), c_, 0.0f);
+  }
+
+ private:
+  Dim c_;
+  int d_mean_, d_variance_;
 };
 
 // The frozen (inference-mode) backward: dx = dy * gamma[c] / sqrt(moving_variance[c] + eps) over
@@ -267,9 +290,13 @@ class BatchNormalization final : public Op, public ChannelAffineOp {
       bargs.push_back({DNNL_ARG_SCALE, CallArg::src(bw.gamma)});
       bargs.push_back({DNNL_ARG_DIFF_SCALE, CallArg::dst(next++)});
     }
-    if (center_) bargs.push_back({DNNL_ARG_DIFF_SHIFT, CallArg::dst(next)});
+    if (center_) {  // beta is not read, but oneDNN 2.6 asks for it with use_shift
+      bargs.push_back({DNNL_ARG_SHIFT, CallArg::src(bw.beta)});
+      bargs.push_back({DNNL_ARG_DIFF_SHIFT, CallArg::dst(next++)});
+    }
     bwd.add(bpd, std::move(bargs), build.backward);
-    build.backward.kernel = std::make_unique<PrimitiveSequenceKernel>(std::move(bwd));
+    build.backward.kernel =
+        std::make_unique<BatchNormBackwardKernel>(std::move(bwd), c, next, next + 1);
   }
 
   // Frozen (trainable: false, Keras 3): inference mode, moving statistics, no update; d x only.
