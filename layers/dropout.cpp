@@ -8,8 +8,6 @@
 // nor the order of the loop, and a resumed run draws the same masks. rate 0 is a copy.
 #include <fmt/format.h>
 
-#include <cstring>
-
 #include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"

@@ -132,6 +132,9 @@ TEST_CASE("batch_normalization errors") {
   CHECK(compile_error(yaml(", axis: 0")).find("batch axis") != std::string::npos);
   CHECK(compile_error(yaml(", epsilon: 0")).find("epsilon must be > 0") != std::string::npos);
   CHECK(compile_error(yaml(", epsilon: -1")).find("epsilon must be > 0") != std::string::npos);
+  CHECK(compile_error(yaml(", momentum: 1.5")).find("momentum must be in [0, 1], got 1.5") !=
+        std::string::npos);
+  CHECK(compile_error(yaml(", momentum: 0")) == "");
   CHECK(compile_error(yaml(", axes: 1")).find("axes") != std::string::npos);
   CHECK(compile_error(yaml("", "{shape: [13], dtype: int32}")).find("float32") !=
         std::string::npos);

@@ -171,9 +171,14 @@ TrainingNodeResult check_merge_gradient(const TrainingNodeCase& c, const std::st
   CAPTURE(kind);
   CAPTURE(format_shape(shapes[0]));
   CAPTURE(format_shape(shapes[1]));
-  return check_gradients(c, [&](const auto& x, const auto&) {
-    return std::vector<std::vector<double>>{ref::merge(kind, x, shapes, out_shape)};
-  });
+  GradientTolerance tol;
+  tol.max_checked = 120;  // the naive merge is slow per call; 120 entries per input suffice
+  return check_gradients(
+      c,
+      [&](const auto& x, const auto&) {
+        return std::vector<std::vector<double>>{ref::merge(kind, x, shapes, out_shape)};
+      },
+      tol);
 }
 
 }  // namespace
