@@ -161,3 +161,51 @@ TEST_CASE("dropout training: rate 0 is the identity, a masked input passes its m
   c.masks = {m};
   CHECK(run_training_node(c, {}).outputs.size() == 1);
 }
+
+namespace {
+
+// The training forward's output at a given thread count (run_training_node runs one thread).
+std::vector<float> dropout_forward_at(const TrainingNodeCase& c, int threads) {
+  auto def = load_graph_string(c.yaml, "t.yaml");
+  auto graph = compile_graph(def, builtin_ops());
+  const CompiledNode& node = graph.nodes().at(0);
+  const dnnl::engine& eng = onednn::cpu_engine();
+  const TensorType type{c.inputs[0].shape(), DType::f32, false};
+  TrainingKernelContext kctx{{eng, *node.def}};
+  kctx.inputs = {type};
+  kctx.outputs = {type};
+  kctx.input_descs = {onednn::plain_desc(type)};
+  kctx.needs_input_gradient = {true};
+  kctx.seed = c.seed;
+  kctx.threads = threads;
+  TrainingBuild build;
+  node.op->compile_training(kctx, build);
+  std::vector<float> y(c.inputs[0].size());
+  std::vector<uint8_t> mask(build.saved_descs.at(0).get_size());
+  std::vector<dnnl::memory> srcs{
+      dnnl::memory(build.forward.src_descs[0], eng, const_cast<void*>(c.inputs[0].raw()))};
+  std::vector<dnnl::memory> dsts{dnnl::memory(build.forward.dst_descs[0], eng, y.data()),
+                                 dnnl::memory(build.forward.dst_descs[1], eng, mask.data())};
+  std::vector<dnnl::memory> temps;
+  dnnl::memory scratch = detail::scratch_memory(1, eng);
+  dnnl::stream stream(eng);
+  std::vector<const uint8_t*> src_masks{nullptr};
+  std::vector<uint8_t*> dst_masks{nullptr};
+  auto binding = build.forward.kernel->bind(StepBuffers{srcs, dsts, temps, scratch});
+  ExecContext ctx{stream, srcs, dsts, temps, src_masks, dst_masks, scratch, threads, binding.get()};
+  ctx.step = c.step;
+  build.forward.kernel->execute(ctx);
+  stream.wait();
+  return y;
+}
+
+}  // namespace
+
+TEST_CASE("dropout training: the same masks at 1 and 2 threads") {
+  const TrainingNodeCase c = dropout_case({16, 1001}, "rate: 0.5", 9, 4);
+  const std::vector<float> one = dropout_forward_at(c, 1);
+  CHECK(dropout_forward_at(c, 2) == one);
+  const auto r = run_training_node(c, {});
+  CHECK(std::vector<float>(r.outputs[0].data<float>(), r.outputs[0].data<float>() + one.size()) ==
+        one);
+}
