@@ -221,8 +221,7 @@ void check_dense_gradient(const Dims& shape, int64_t units, const std::string& a
 }  // namespace
 
 TEST_CASE("dense gradient: odd and round shapes, every rank, with and without bias") {
-  for (const Dims& shape :
-       {Dims{7, 13}, Dims{4, 127}, Dims{1, 32}, Dims{3, 5, 7}, Dims{2, 3, 4, 13}})
+  for (const Dims& shape : {Dims{7, 13}, Dims{4, 127}, Dims{1, 32}, Dims{3, 5, 7}, Dims{2, 3, 4, 13}})
     for (int64_t units : {1, 7, 16})
       for (bool bias : {true, false}) {
         CAPTURE(format_shape(shape));
@@ -252,8 +251,7 @@ TEST_CASE("dense with its softmax taken by the loss writes and differentiates th
   check_close(r.outputs[0], {4.5, 5});  // 1 + 3 + 0.5, 2 + 3: no softmax
 }
 
-TEST_CASE(
-    "dense gradient: a frozen dense passes the input gradient and writes no weight gradient") {
+TEST_CASE("dense gradient: a frozen dense passes the input gradient and writes no weight gradient") {
   TrainingNodeCase c;
   c.yaml = dense_yaml({13}, 7, "relu", true);
   c.inputs = {random_tensor({5, 13}, 1)};
