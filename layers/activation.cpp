@@ -2,6 +2,11 @@
 // over the last axis). oneDNN eltwise_forward where 2.6 has the algorithm, softmax_v2 for
 // softmax / log_softmax, three primitives for softsign (layers/unfused_activation.hpp); selu is
 // elu(alpha) followed by a linear scale.
+//
+// Training (compile_training): the same primitives in forward_training mode and their backward
+// (layers/training_blocks.hpp: eltwise_backward from the input, softmax_v2_backward from the
+// output); selu and softsign, which oneDNN 2.6 has no single eltwise for, are plain C++.
+// Nothing is saved: the backward reads the input and the output.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -11,10 +16,47 @@
 #include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "kernels/training_kernel.hpp"
+#include "layers/training_blocks.hpp"
 #include "layers/unfused_activation.hpp"
 
 namespace fg::layers {
 namespace {
+
+// selu and softsign in C++ (training): forward y = f(x), backward dx = f'(x) dy.
+class ElementwiseActivationKernel final : public Kernel {
+ public:
+  enum class Pass { forward, backward };
+  ElementwiseActivationKernel(std::string activation, Pass pass, int64_t size, int x, int dy)
+      : selu_(activation == "selu"), pass_(pass), size_(size), x_(x), dy_(dy) {}
+
+  void execute(ExecContext& ctx) const override {
+    static constexpr double kAlpha = 1.6732632423543772, kScale = 1.0507009873554805;
+    const auto* x = static_cast<const float*>(ctx.srcs[x_].get_data_handle());
+    auto* out = static_cast<float*>(ctx.dsts[0].get_data_handle());
+    const float* dy = pass_ == Pass::backward
+                          ? static_cast<const float*>(ctx.srcs[dy_].get_data_handle())
+                          : nullptr;
+#pragma omp parallel for num_threads(ctx.threads) schedule(static)
+    for (int64_t i = 0; i < size_; ++i) {
+      const double v = x[i];
+      double r;
+      if (pass_ == Pass::forward)
+        r = selu_ ? kScale * (v > 0 ? v : kAlpha * std::expm1(v)) : v / (1 + std::fabs(v));
+      else if (selu_)
+        r = dy[i] * (v > 0 ? kScale : kScale * kAlpha * std::exp(v));
+      else
+        r = dy[i] / ((1 + std::fabs(v)) * (1 + std::fabs(v)));
+      out[i] = static_cast<float>(r);
+    }
+  }
+
+ private:
+  bool selu_;
+  Pass pass_;
+  int64_t size_;
+  int x_, dy_;
+};
 
 class Activation final : public Op, public FusableActivationOp {
  public:
@@ -46,7 +88,48 @@ class Activation final : public Op, public FusableActivationOp {
   OpTraits traits() const override {
     OpTraits t;
     t.outputs_probabilities = activation_ == "softmax";
+    if (activation_ == "softmax" || activation_ == "sigmoid") t.final_activation = activation_;
     return t;
+  }
+
+  bool has_gradient() const override { return true; }
+
+  // forward y = f(x); backward dx = f'(x) dy (eltwise) or the softmax Jacobian product from y.
+  // With ctx.output_logits (softmax / sigmoid taken by the loss) both are copies.
+  void compile_training(const TrainingKernelContext& ctx, TrainingBuild& build) const override {
+    build = start_training_build(ctx, {});
+    const BackwardArgs a = backward_args(ctx, 0);
+    std::string name = approximate_ ? "gelu_approximate" : activation_;
+    if (ctx.output_logits && !traits().final_activation.empty()) name = "linear";
+    const auto desc = onednn::plain_desc(ctx.inputs[0]);
+    const int64_t size = num_elements(ctx.inputs[0].shape);
+    using Pass = ElementwiseActivationKernel::Pass;
+    const bool cpp = name == "selu" || name == "softsign";
+    PrimitiveSequence fwd, bwd;
+    if (cpp) {
+      build.forward.kernel =
+          std::make_unique<ElementwiseActivationKernel>(name, Pass::forward, size, 0, 0);
+    } else {
+      if (name == "linear")
+        fwd.add(onednn::make_reorder_pd(desc, desc),
+                {{DNNL_ARG_FROM, CallArg::src(0)}, {DNNL_ARG_TO, CallArg::dst(0)}}, build.forward);
+      append_activation_forward(name, CallArg::src(0), CallArg::dst(0), desc, fwd, build.forward);
+      build.forward.kernel = std::make_unique<PrimitiveSequenceKernel>(std::move(fwd));
+    }
+    if (cpp && ctx.needs_input_gradient[0]) {
+      build.backward.kernel = std::make_unique<ElementwiseActivationKernel>(
+          name, Pass::backward, size, a.input(0), a.diff_output(0));
+      return;
+    }
+    if (ctx.needs_input_gradient[0]) {
+      const CallArg dy = CallArg::src(a.diff_output(0)), dx = CallArg::dst(a.diff_input(0));
+      if (name == "linear")
+        bwd.add(onednn::make_reorder_pd(desc, desc), {{DNNL_ARG_FROM, dy}, {DNNL_ARG_TO, dx}},
+                build.backward);
+      append_activation_backward(name, CallArg::src(a.input(0)), CallArg::src(a.output(0)), dy, dx,
+                                 desc, bwd, build.backward);
+    }
+    build.backward.kernel = std::make_unique<PrimitiveSequenceKernel>(std::move(bwd));
   }
 
   KernelBuild compile(const KernelContext& ctx) const override {

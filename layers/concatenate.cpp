@@ -2,17 +2,56 @@
 // `axis` (default -1), joined along `axis` with the oneDNN concat primitive.
 // Masks (Keras Concatenate.compute_mask): an input without a mask counts as all ones; on the
 // steps axis (axis 1) the masks are concatenated, on any later axis they are ANDed.
+//
+// Training: the forward is the inference kernel on plain buffers (masks as above); the backward
+// (plain C++) copies each input's slice of d output: on the [outer, total * inner] view, input i
+// owns the columns [offset_i, offset_i + size_i * inner).
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 
 #include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "kernels/training_kernel.hpp"
 
 namespace fg::layers {
 namespace {
+
+// d input i = its slice of d output (for the inputs in `wanted`).
+class ConcatBackwardKernel final : public Kernel {
+ public:
+  ConcatBackwardKernel(int64_t outer, std::vector<int64_t> chunks, std::vector<bool> wanted,
+                       int diff_output)
+      : outer_(outer), chunks_(std::move(chunks)), wanted_(std::move(wanted)), dy_(diff_output) {
+    for (int64_t c : chunks_) total_ += c;
+  }
+
+  void execute(ExecContext& ctx) const override {
+    const auto* dy = static_cast<const float*>(ctx.srcs[dy_].get_data_handle());
+    int64_t offset = 0;
+    for (size_t i = 0; i < chunks_.size(); ++i) {
+      const int64_t chunk = chunks_[i];
+      if (wanted_[i]) {
+        auto* dx = static_cast<float*>(ctx.dsts[i].get_data_handle());
+#pragma omp parallel for num_threads(ctx.threads) schedule(static)
+        for (int64_t o = 0; o < outer_; ++o)
+          std::memcpy(dx + o * chunk, dy + o * total_ + offset,
+                      static_cast<size_t>(chunk) * sizeof(float));
+      }
+      offset += chunk;
+    }
+  }
+
+ private:
+  int64_t outer_;
+  std::vector<int64_t> chunks_;
+  std::vector<bool> wanted_;
+  int dy_;
+  int64_t total_ = 0;
+};
 
 // How to bring rank-`from` inputs to rank `to`.
 std::string rank_hint(int from, int to) {
@@ -149,6 +188,29 @@ class Concatenate final : public Op {
 
   bool supports_masking() const override { return true; }
   bool produces_mask() const override { return true; }
+
+  bool has_gradient() const override { return true; }
+
+  void compile_training(const TrainingKernelContext& ctx, TrainingBuild& build) const override {
+    build = start_training_build(ctx, {});
+    const BackwardArgs a = backward_args(ctx, 0);
+    KernelContext plain = ctx;  // the inference kernel over the plain buffers
+    plain.input_descs = build.forward.src_descs;
+    KernelBuild forward = compile(plain);
+    build.forward.kernel = std::move(forward.kernel);
+    build.forward.temp_descs = forward.temp_descs;
+    build.forward.scratchpad_bytes = forward.scratchpad_bytes;
+
+    const Dims& out = ctx.outputs[0].shape;
+    const int axis = normalize_axis(axis_, static_cast<int>(out.size()));
+    int64_t outer = 1;
+    for (int d = 0; d < axis; ++d) outer *= out[d];
+    std::vector<int64_t> chunks;
+    for (const TensorType& in : ctx.inputs)
+      chunks.push_back(outer > 0 ? num_elements(in.shape) / outer : 0);
+    build.backward.kernel = std::make_unique<ConcatBackwardKernel>(
+        outer, std::move(chunks), ctx.needs_input_gradient, a.diff_output(0));
+  }
 
   KernelBuild compile(const KernelContext& ctx) const override {
     KernelBuild build = ctx.start_build();

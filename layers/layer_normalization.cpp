@@ -4,7 +4,14 @@
 // normalized elements are contiguous and oneDNN layer_normalization_forward runs on a
 // {rows, normalized size} view. A single non-last int axis runs as plain C++ (oneDNN has no
 // layer normalization over a middle dim).
+//
+// Training: plain C++ with OpenMP on the [outer, c, inner] view (the trailing case is inner =
+// 1), double accumulation. The forward saves each row's mean and 1 / sqrt(var + epsilon); the
+// backward gives, per row with g = dy * gamma and xhat = (x - mean) * rstd,
+//   dx = rstd * (g - mean(g) - xhat * mean(g * xhat)),
+// and over all rows d gamma = sum dy * xhat, d beta = sum dy.
 #include <fmt/format.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -12,9 +19,129 @@
 #include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "kernels/training_kernel.hpp"
 
 namespace fg::layers {
 namespace {
+
+// The [outer, c, inner] view of a layer normalization: row r = (o, i) normalizes the c
+// elements o * c * inner + k * inner + i.
+struct LayerNormView {
+  Dim outer = 1, c = 1, inner = 1;
+  int64_t rows() const { return outer * inner; }
+  int64_t at(int64_t r, Dim k) const { return (r / inner) * c * inner + k * inner + r % inner; }
+};
+
+// Training forward: y and the saved per-row mean (dst 1) and rstd (dst 2).
+class LayerNormTrainingForwardKernel final : public Kernel {
+ public:
+  LayerNormTrainingForwardKernel(LayerNormView v, double epsilon, int gamma, int beta)
+      : v_(v), epsilon_(epsilon), gamma_(gamma), beta_(beta) {}
+
+  void execute(ExecContext& ctx) const override {
+    const auto* x = static_cast<const float*>(ctx.srcs[0].get_data_handle());
+    const float* gamma =
+        gamma_ < 0 ? nullptr : static_cast<const float*>(ctx.srcs[gamma_].get_data_handle());
+    const float* beta =
+        beta_ < 0 ? nullptr : static_cast<const float*>(ctx.srcs[beta_].get_data_handle());
+    auto* y = static_cast<float*>(ctx.dsts[0].get_data_handle());
+    auto* mean_out = static_cast<float*>(ctx.dsts[1].get_data_handle());
+    auto* rstd_out = static_cast<float*>(ctx.dsts[2].get_data_handle());
+    const int64_t rows = v_.rows();
+#pragma omp parallel for num_threads(ctx.threads) schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      double mean = 0, var = 0;
+      for (Dim k = 0; k < v_.c; ++k) mean += x[v_.at(r, k)];
+      mean /= static_cast<double>(v_.c);
+      for (Dim k = 0; k < v_.c; ++k) {
+        const double d = x[v_.at(r, k)] - mean;
+        var += d * d;
+      }
+      var /= static_cast<double>(v_.c);
+      const double rstd = 1.0 / std::sqrt(var + epsilon_);
+      for (Dim k = 0; k < v_.c; ++k) {
+        double t = (x[v_.at(r, k)] - mean) * rstd;
+        if (gamma) t *= gamma[k];
+        if (beta) t += beta[k];
+        y[v_.at(r, k)] = static_cast<float>(t);
+      }
+      mean_out[r] = static_cast<float>(mean);
+      rstd_out[r] = static_cast<float>(rstd);
+    }
+  }
+
+ private:
+  LayerNormView v_;
+  double epsilon_;
+  int gamma_, beta_;
+};
+
+// Training backward (see the top of the file). Indices follow kernels/training_kernel.hpp;
+// -1 = not computed.
+class LayerNormBackwardKernel final : public Kernel {
+ public:
+  struct Args {
+    int x = 0, gamma = -1, mean = 0, rstd = 0, dy = 0;  // srcs
+    int dx = -1, dgamma = -1, dbeta = -1;               // dsts
+  };
+  LayerNormBackwardKernel(LayerNormView v, Args args) : v_(v), a_(args) {}
+
+  void execute(ExecContext& ctx) const override {
+    const auto src = [&](int i) {
+      return i < 0 ? nullptr : static_cast<const float*>(ctx.srcs[i].get_data_handle());
+    };
+    const auto dst = [&](int i) {
+      return i < 0 ? nullptr : static_cast<float*>(ctx.dsts[i].get_data_handle());
+    };
+    const float *x = src(a_.x), *gamma = src(a_.gamma), *mean = src(a_.mean), *rstd = src(a_.rstd),
+                *dy = src(a_.dy);
+    if (float* dx = dst(a_.dx)) input_gradient(x, gamma, mean, rstd, dy, dx, ctx.threads);
+    float *dgamma = dst(a_.dgamma), *dbeta = dst(a_.dbeta);
+    if (!dgamma && !dbeta) return;
+      // Each thread owns a range of k and walks every row over it (contiguous when inner is 1).
+#pragma omp parallel num_threads(ctx.threads)
+    {
+      const int threads = omp_get_num_threads(), t = omp_get_thread_num();
+      const Dim k0 = v_.c * t / threads, k1 = v_.c * (t + 1) / threads;
+      for (Dim k = k0; k < k1; ++k) {
+        if (dgamma) dgamma[k] = 0;
+        if (dbeta) dbeta[k] = 0;
+      }
+      for (int64_t r = 0; r < v_.rows(); ++r)
+        for (Dim k = k0; k < k1; ++k) {
+          const int64_t at = v_.at(r, k);
+          if (dgamma) dgamma[k] += dy[at] * (x[at] - mean[r]) * rstd[r];
+          if (dbeta) dbeta[k] += dy[at];
+        }
+    }
+  }
+
+ private:
+  void input_gradient(const float* x, const float* gamma, const float* mean, const float* rstd,
+                      const float* dy, float* dx, int threads) const {
+    const int64_t rows = v_.rows();
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      double sum_g = 0, sum_gx = 0;
+      for (Dim k = 0; k < v_.c; ++k) {
+        const int64_t at = v_.at(r, k);
+        const double g = dy[at] * (gamma ? gamma[k] : 1.0f);
+        sum_g += g;
+        sum_gx += g * (x[at] - mean[r]) * rstd[r];
+      }
+      const double n = static_cast<double>(v_.c);
+      for (Dim k = 0; k < v_.c; ++k) {
+        const int64_t at = v_.at(r, k);
+        const double g = dy[at] * (gamma ? gamma[k] : 1.0f);
+        const double xhat = (x[at] - mean[r]) * rstd[r];
+        dx[at] = static_cast<float>(rstd[r] * (g - sum_g / n - xhat * sum_gx / n));
+      }
+    }
+  }
+
+  LayerNormView v_;
+  Args a_;
+};
 
 // A single non-last axis (oneDNN normalizes the last dim only): plain C++ over the
 // [outer, c, inner] view, double accumulation; gamma/beta are {c}.
@@ -112,6 +239,30 @@ class LayerNormalization final : public Op {
 
   bool supports_masking() const override { return true; }
 
+  bool has_gradient() const override { return true; }
+
+  void compile_training(const TrainingKernelContext& ctx, TrainingBuild& build) const override {
+    const LayerNormView v = view(ctx.inputs[0].shape);
+    const auto row_stat = onednn::plain_desc(Dims{v.rows()});
+    build = start_training_build(ctx, {row_stat, row_stat});
+    const BackwardArgs a = backward_args(ctx, 2);
+    const int gamma = scale_ ? 0 : -1, beta = center_ ? (scale_ ? 1 : 0) : -1;
+    build.forward.kernel = std::make_unique<LayerNormTrainingForwardKernel>(
+        v, epsilon_, gamma < 0 ? -1 : 1 + gamma, beta < 0 ? -1 : 1 + beta);
+    LayerNormBackwardKernel::Args args;
+    args.x = a.input(0);
+    args.gamma = gamma < 0 ? -1 : a.weight(gamma);
+    args.mean = a.saved_tensor(0);
+    args.rstd = a.saved_tensor(1);
+    args.dy = a.diff_output(0);
+    if (ctx.needs_input_gradient[0]) args.dx = a.diff_input(0);
+    if (!ctx.frozen) {
+      if (gamma >= 0) args.dgamma = a.diff_weight(gamma);
+      if (beta >= 0) args.dbeta = a.diff_weight(beta);
+    }
+    build.backward.kernel = std::make_unique<LayerNormBackwardKernel>(v, args);
+  }
+
   KernelBuild compile(const KernelContext& ctx) const override {
     KernelBuild build = ctx.start_build();
     const Dims& shape = ctx.inputs[0].shape;
@@ -151,6 +302,21 @@ class LayerNormalization final : public Op {
   }
 
  private:
+  // The normalized elements as [outer, c, inner]: the trailing axes are c (inner = 1); a single
+  // middle axis is c between the dims before and after it.
+  LayerNormView view(const Dims& shape) const {
+    const int rank = static_cast<int>(shape.size());
+    int first = rank;
+    for (int64_t ax : axes_) first = std::min(first, normalize_axis(static_cast<int>(ax), rank));
+    const int last = axes_.size() == 1 ? first : rank - 1;
+    LayerNormView v;
+    v.c = 1;
+    for (int i = 0; i < first; ++i) v.outer = dim_mul(v.outer, shape[i]);
+    for (int i = first; i <= last; ++i) v.c = dim_mul(v.c, shape[i]);
+    for (int i = last + 1; i < rank; ++i) v.inner = dim_mul(v.inner, shape[i]);
+    return v;
+  }
+
   // The first normalized axis when the axes are exactly first..rank-1; for a single other
   // axis a, returns -a.
   int first_axis(const InferContext& ctx) const {

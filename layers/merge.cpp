@@ -3,6 +3,12 @@
 // (size-1 dims broadcast, as in Keras _Merge); subtract takes exactly 2 inputs.
 // Runs a chain of oneDNN binary primitives (src1 may broadcast); average adds and scales by
 // 1/n with an eltwise_linear post-op on the last step. Output mask = AND of the input masks.
+//
+// Training: the forward is the inference kernel on plain buffers (mask as above); the backward
+// is plain C++: d x_i = d y * (d y / d x_i), summed over the dims where x_i broadcasts: 1 (add),
+// 1 / n (average), +1 / -1 (subtract), the product of the other inputs (multiply), and for
+// maximum / minimum 1 at the first input holding the extreme (ties go to the first, as in
+// TensorFlow), 0 elsewhere. Nothing is saved (the backward reads the inputs).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -10,6 +16,7 @@
 #include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "kernels/training_kernel.hpp"
 
 namespace fg::layers {
 namespace {
@@ -118,6 +125,117 @@ class MergeKernel final : public PrimitiveSequenceKernel {
   std::vector<int64_t> copy_strides_;  // input copy_first's element strides (0 where broadcast)
 };
 
+// The training backward (see the top of the file). srcs: inputs first, d output at `dy_`.
+class MergeBackwardKernel final : public Kernel {
+ public:
+  MergeBackwardKernel(MergeKind kind, const std::vector<Dims>& in_shapes, Dims out_shape,
+                      std::vector<bool> wanted, int diff_output)
+      : kind_(kind),
+        out_shape_(std::move(out_shape)),
+        wanted_(std::move(wanted)),
+        dy_(diff_output) {
+    const size_t rank = out_shape_.size();
+    for (const Dims& in : in_shapes) {
+      std::vector<int64_t> strides(rank, 0);
+      int64_t stride = 1;
+      for (size_t d = rank; d-- > 0;) {
+        strides[d] = in[d] == 1 ? 0 : stride;
+        stride *= in[d];
+      }
+      strides_.push_back(std::move(strides));
+      full_.push_back(in == out_shape_);
+    }
+  }
+
+  // Per execution state: room for the input pointers (filled each run: inputs may move).
+  struct Pointers final : KernelBinding {
+    std::vector<const float*> xs;
+  };
+  std::unique_ptr<KernelBinding> bind(const StepBuffers&) const override {
+    auto b = std::make_unique<Pointers>();
+    b->xs.resize(strides_.size());
+    return b;
+  }
+
+  void execute(ExecContext& ctx) const override {
+    const auto* dy = static_cast<const float*>(ctx.srcs[dy_].get_data_handle());
+    std::vector<const float*>& xs = static_cast<Pointers*>(ctx.binding)->xs;
+    for (size_t j = 0; j < strides_.size(); ++j)
+      xs[j] = static_cast<const float*>(ctx.srcs[j].get_data_handle());
+    const int64_t total = num_elements(out_shape_);
+    for (size_t i = 0; i < strides_.size(); ++i) {
+      if (!wanted_[i]) continue;
+      auto* dx = static_cast<float*>(ctx.dsts[i].get_data_handle());
+      if (full_[i]) {
+#pragma omp parallel for num_threads(ctx.threads) schedule(static)
+        for (int64_t o = 0; o < total; ++o) dx[o] = dy[o] * factor(xs, i, o);
+        continue;
+      }
+      // A broadcast input: several outputs add into one entry (serial, in output order).
+      std::fill_n(dx, num_elements_of(i), 0.0f);
+      for (int64_t o = 0; o < total; ++o) dx[offset(i, o)] += dy[o] * factor(xs, i, o);
+    }
+  }
+
+ private:
+  int64_t offset(size_t i, int64_t o) const {
+    if (full_[i]) return o;
+    int64_t off = 0;
+    for (size_t d = out_shape_.size(); d-- > 0;) {
+      off += (o % out_shape_[d]) * strides_[i][d];
+      o /= out_shape_[d];
+    }
+    return off;
+  }
+
+  int64_t num_elements_of(size_t i) const {
+    int64_t n = 1;
+    for (size_t d = 0; d < out_shape_.size(); ++d)
+      if (strides_[i][d] != 0 || out_shape_[d] == 1) n *= out_shape_[d];
+    return n;
+  }
+
+  // d y / d x_i at output element o.
+  float factor(const std::vector<const float*>& xs, size_t i, int64_t o) const {
+    const size_t n = xs.size();
+    switch (kind_) {
+      case MergeKind::add:
+        return 1.0f;
+      case MergeKind::average:
+        return 1.0f / static_cast<float>(n);
+      case MergeKind::subtract:
+        return i == 0 ? 1.0f : -1.0f;
+      case MergeKind::multiply: {
+        float p = 1.0f;
+        for (size_t j = 0; j < n; ++j)
+          if (j != i) p *= xs[j][offset(j, o)];
+        return p;
+      }
+      case MergeKind::maximum:
+      case MergeKind::minimum: {
+        size_t best = 0;
+        float v = xs[0][offset(0, o)];
+        for (size_t j = 1; j < n; ++j) {
+          const float x = xs[j][offset(j, o)];
+          if (kind_ == MergeKind::maximum ? x > v : x < v) {
+            v = x;
+            best = j;
+          }
+        }
+        return best == i ? 1.0f : 0.0f;
+      }
+    }
+    return 0.0f;
+  }
+
+  MergeKind kind_;
+  Dims out_shape_;
+  std::vector<bool> wanted_;
+  int dy_;
+  std::vector<std::vector<int64_t>> strides_;  // per input: element strides, 0 where broadcast
+  std::vector<bool> full_;                     // per input: has the output shape
+};
+
 class Merge final : public Op {
  public:
   explicit Merge(MergeKind kind) : kind_(kind) {}
@@ -190,6 +308,27 @@ class Merge final : public Op {
 
   bool supports_masking() const override { return true; }
   bool produces_mask() const override { return true; }
+
+  bool has_gradient() const override { return true; }
+
+  void compile_training(const TrainingKernelContext& ctx, TrainingBuild& build) const override {
+    build = start_training_build(ctx, {});
+    const BackwardArgs a = backward_args(ctx, 0);
+    KernelContext plain = ctx;  // the inference kernel over the plain buffers
+    plain.input_descs = build.forward.src_descs;
+    KernelBuild forward = compile(plain);
+    build.forward.kernel = std::move(forward.kernel);
+    build.forward.temp_descs = forward.temp_descs;
+    build.forward.scratchpad_bytes = forward.scratchpad_bytes;
+    std::vector<Dims> in_shapes;
+    std::vector<bool> wanted = ctx.needs_input_gradient;
+    for (size_t i = 0; i < ctx.inputs.size(); ++i) {
+      in_shapes.push_back(ctx.inputs[i].shape);
+      if (ctx.inputs[i].dtype != DType::f32) wanted[i] = false;  // int merges: no gradient
+    }
+    build.backward.kernel = std::make_unique<MergeBackwardKernel>(
+        kind_, in_shapes, ctx.outputs[0].shape, std::move(wanted), a.diff_output(0));
+  }
 
   KernelBuild compile(const KernelContext& ctx) const override {
     KernelBuild build = ctx.start_build();

@@ -4,7 +4,9 @@
 #include "framework/compiler.hpp"
 #include "framework/yaml_loader.hpp"
 #include "layers/registry.hpp"
+#include "tests/layers/gradient_check.hpp"
 #include "tests/reference/norm_merge.hpp"
+#include "tests/reference/norm_training.hpp"
 #include "tests/test_util.hpp"
 
 using namespace fg;
@@ -130,6 +132,9 @@ TEST_CASE("batch_normalization errors") {
   CHECK(compile_error(yaml(", axis: 0")).find("batch axis") != std::string::npos);
   CHECK(compile_error(yaml(", epsilon: 0")).find("epsilon must be > 0") != std::string::npos);
   CHECK(compile_error(yaml(", epsilon: -1")).find("epsilon must be > 0") != std::string::npos);
+  CHECK(compile_error(yaml(", momentum: 1.5")).find("momentum must be in [0, 1], got 1.5") !=
+        std::string::npos);
+  CHECK(compile_error(yaml(", momentum: 0")) == "");
   CHECK(compile_error(yaml(", axes: 1")).find("axes") != std::string::npos);
   CHECK(compile_error(yaml("", "{shape: [13], dtype: int32}")).find("float32") !=
         std::string::npos);
@@ -153,4 +158,107 @@ TEST_CASE("batch_normalization runs with a dynamic steps dim bound at run time")
                                 to_doubles(w["bn.beta"]), to_doubles(w["bn.moving_mean"]),
                                 to_doubles(w["bn.moving_variance"]), 0.001));
   }
+}
+
+// ---- training mode and gradients (Op::compile_training) ----
+
+namespace {
+
+TrainingNodeCase bn_training_case(const BnCase& b, uint64_t seed) {
+  const int rank = static_cast<int>(b.shape.size());
+  const Dim ch = b.shape[b.axis < 0 ? b.axis + rank : b.axis];
+  TrainingNodeCase c;
+  c.yaml = fmt::format(
+      "name: t\ninputs:\n  x: {{shape: {}}}\nnodes:\n  - {{name: bn, op: batch_normalization, "
+      "input: x, axis: {}, epsilon: {}, center: {}, scale: {}, momentum: 0.9}}\noutputs: [bn]\n",
+      dims_list(b.shape), b.axis, b.epsilon, b.center, b.scale);
+  c.inputs = {random_tensor(b.shape, seed, -2.f, 2.f)};
+  if (b.scale) c.weights["gamma"] = random_tensor({ch}, seed + 1, 0.5f, 1.5f);
+  if (b.center) c.weights["beta"] = random_tensor({ch}, seed + 2, -1.f, 1.f);
+  c.weights["moving_mean"] = random_tensor({ch}, seed + 3, -0.5f, 0.5f);
+  c.weights["moving_variance"] = random_tensor({ch}, seed + 4, 0.05f, 2.f);
+  return c;
+}
+
+// gamma / beta of a naive forward's weights (weights() order: gamma, beta, moving_mean,
+// moving_variance, the absent ones left out).
+struct BnNaiveWeights {
+  std::vector<double> gamma, beta, mean, variance;
+};
+BnNaiveWeights split(const BnCase& b, const std::vector<std::vector<double>>& w) {
+  BnNaiveWeights out;
+  size_t i = 0;
+  if (b.scale) out.gamma = w[i++];
+  if (b.center) out.beta = w[i++];
+  out.mean = w[i++];
+  out.variance = w[i];
+  return out;
+}
+
+void check_bn_training(const BnCase& b, uint64_t seed) {
+  CAPTURE(format_shape(b.shape));
+  CAPTURE(b.axis);
+  CAPTURE(b.center);
+  CAPTURE(b.scale);
+  const int rank = static_cast<int>(b.shape.size());
+  const int axis = b.axis < 0 ? b.axis + rank : b.axis;
+  TrainingNodeCase c = bn_training_case(b, seed);
+  auto r = check_gradients(c, [&](const auto& x, const auto& w) {
+    const BnNaiveWeights nw = split(b, w);
+    return std::vector<std::vector<double>>{
+        ref::batch_norm_training(x[0], b.shape, axis, nw.gamma, nw.beta, b.epsilon)};
+  });
+  // The moving statistics, updated in place, against the naive update with momentum 0.9.
+  const ref::BatchMoments m = ref::batch_moments(to_doubles(c.inputs[0]), b.shape, axis);
+  check_close(r.weights_after.at("moving_mean"),
+              ref::moving_update(to_doubles(c.weights.at("moving_mean")), m.mean, 0.9), 1e-5, 1e-6);
+  check_close(r.weights_after.at("moving_variance"),
+              ref::moving_update(to_doubles(c.weights.at("moving_variance")), m.variance, 0.9),
+              1e-5, 1e-6);
+}
+
+}  // namespace
+
+TEST_CASE("batch_normalization training: batch statistics, moving update, gradients") {
+  check_bn_training({{7, 13}}, 1);
+  check_bn_training({{4, 127}}, 2);
+  check_bn_training({{32, 16}}, 3);
+  check_bn_training({{2, 5, 7, 3}}, 4);     // channels last (NHWC)
+  check_bn_training({{3, 4, 5}, 1}, 5);     // a middle axis
+  check_bn_training({{2, 3, 4, 5}, 1}, 6);  // channels first
+  check_bn_training({{1, 7, 13}, 2}, 7);    // batch 1: the statistics come from the steps
+  check_bn_training({{5, 13}, -1, 0.01, false, true}, 8);
+  check_bn_training({{5, 13}, -1, 0.001, true, false}, 9);
+  check_bn_training({{5, 6, 7}, 1, 0.001, false, false}, 10);
+}
+
+TEST_CASE("batch_normalization training: frozen runs in inference mode and passes d x only") {
+  for (const BnCase& b :
+       {BnCase{{7, 13}}, BnCase{{2, 3, 4, 5}, 1}, BnCase{{3, 5, 7}, -1, 0.001, false}}) {
+    CAPTURE(format_shape(b.shape));
+    const int rank = static_cast<int>(b.shape.size());
+    const int axis = b.axis < 0 ? b.axis + rank : b.axis;
+    TrainingNodeCase c = bn_training_case(b, 20);
+    c.frozen = true;
+    auto r = check_gradients(c, [&](const auto& x, const auto& w) {
+      const BnNaiveWeights nw = split(b, w);
+      return std::vector<std::vector<double>>{
+          ref::batch_norm(x[0], b.shape, axis, nw.gamma, nw.beta, nw.mean, nw.variance, b.epsilon)};
+    });
+    for (const char* name : {"moving_mean", "moving_variance"})
+      check_close(r.weights_after.at(name), to_doubles(c.weights.at(name)), 0, 0);
+    for (const Tensor& g : r.diff_weights)
+      for (size_t i = 0; i < g.size(); ++i) REQUIRE(g.data<float>()[i] == 0.0f);
+  }
+}
+
+TEST_CASE("batch_normalization training: weight gradients without an input gradient") {
+  TrainingNodeCase c = bn_training_case({{6, 13}}, 30);
+  c.needs_input_gradient = {false};
+  auto r = check_gradients(c, [&](const auto& x, const auto& w) {
+    return std::vector<std::vector<double>>{
+        ref::batch_norm_training(x[0], {6, 13}, 1, w[0], w[1], 0.001)};
+  });
+  for (size_t i = 0; i < r.diff_inputs[0].size(); ++i)
+    REQUIRE(r.diff_inputs[0].data<float>()[i] == 0.0f);  // left untouched
 }

@@ -1,6 +1,7 @@
 // concatenate against the naive reference, its masks, and its error messages.
 #include <fmt/format.h>
 
+#include "tests/layers/gradient_check.hpp"
 #include "tests/layers/run_node_directly.hpp"
 #include "tests/reference/norm_merge.hpp"
 #include "tests/test_util.hpp"
@@ -206,4 +207,65 @@ TEST_CASE("concatenate joins int32 tensors") {
   REQUIRE(out.at("c").dtype() == DType::i32);
   check_close(out.at("c"), ref::concat({to_doubles(a), to_doubles(b)}, {{2, 3, 2}, {2, 3, 5}}, 2),
               0, 0);
+}
+
+// ---- gradients (Op::compile_training) ----
+
+namespace {
+
+TrainingNodeCase concat_case(const std::vector<Dims>& shapes, int axis, uint64_t seed) {
+  std::string inputs, names;
+  TrainingNodeCase c;
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    inputs += fmt::format("  in{}: {{shape: {}}}\n", i, dims_list(shapes[i]));
+    names += fmt::format("{}in{}", i ? ", " : "", i);
+    c.inputs.push_back(random_tensor(shapes[i], seed + i));
+  }
+  c.yaml = fmt::format(
+      "name: t\ninputs:\n{}nodes:\n  - {{name: c, op: concatenate, inputs: [{}], axis: "
+      "{}}}\noutputs: [c]\n",
+      inputs, names, axis);
+  return c;
+}
+
+TrainingNodeResult check_concat_gradient(TrainingNodeCase c, const std::vector<Dims>& shapes,
+                                         int axis) {
+  CAPTURE(axis);
+  CAPTURE(format_shape(shapes[0]));
+  const int a = axis < 0 ? axis + static_cast<int>(shapes[0].size()) : axis;
+  return check_gradients(c, [&](const auto& x, const auto&) {
+    return std::vector<std::vector<double>>{ref::concat(x, shapes, a)};
+  });
+}
+
+}  // namespace
+
+TEST_CASE("concatenate gradient: slices of d output on every axis, odd and round sizes") {
+  const std::vector<std::pair<std::vector<Dims>, int>> cases{{{{7, 13}, {7, 5}}, -1},
+                                                             {{{4, 127}, {4, 1}, {4, 64}}, 1},
+                                                             {{{2, 3, 5}, {2, 4, 5}, {2, 1, 5}}, 1},
+                                                             {{{2, 3, 5}, {2, 3, 7}}, 2},
+                                                             {{{2, 3, 4, 5}, {2, 3, 1, 5}}, 2},
+                                                             {{{2, 3, 4, 5}, {2, 7, 4, 5}}, -3},
+                                                             {{{1, 13}, {1, 13}}, -1}};
+  uint64_t seed = 10;
+  for (const auto& [shapes, axis] : cases)
+    check_concat_gradient(concat_case(shapes, axis, seed++), shapes, axis);
+}
+
+TEST_CASE("concatenate gradient: masks pass, inputs that need no gradient stay untouched") {
+  const std::vector<Dims> shapes{{3, 4, 5}, {3, 6, 5}};
+  TrainingNodeCase c = concat_case(shapes, 1, 40);
+  std::vector<uint8_t> m(12, 1);
+  m[5] = 0;
+  c.masks = {m, {}};
+  auto r = check_concat_gradient(c, shapes, 1);
+  REQUIRE(r.output_masks[0].size() == 30);
+  CHECK(r.output_masks[0][11] == 0);  // sample 1, step 1: the steps' masks are concatenated
+  CHECK(std::count(r.output_masks[0].begin(), r.output_masks[0].end(), uint8_t{0}) == 1);
+  c.masks = {};
+  c.needs_input_gradient = {false, true};
+  r = check_concat_gradient(c, shapes, 1);
+  for (size_t i = 0; i < r.diff_inputs[0].size(); ++i)
+    REQUIRE(r.diff_inputs[0].data<float>()[i] == 0.0f);
 }

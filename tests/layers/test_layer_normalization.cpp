@@ -6,6 +6,7 @@
 #include "framework/compiler.hpp"
 #include "framework/yaml_loader.hpp"
 #include "layers/registry.hpp"
+#include "tests/layers/gradient_check.hpp"
 #include "tests/reference/norm_merge.hpp"
 #include "tests/test_util.hpp"
 
@@ -138,4 +139,66 @@ TEST_CASE("layer_normalization errors") {
   CHECK(compile_error(yaml("", "{shape: [13], dtype: int32}")).find("float32") !=
         std::string::npos);
   CHECK(compile_error(yaml(", axis: [2, 3]")) == "");
+}
+
+// ---- gradients (Op::compile_training) ----
+
+namespace {
+
+TrainingNodeResult check_ln_gradient(LnCase c, uint64_t seed, bool frozen = false,
+                                     bool masked = false) {
+  CAPTURE(format_shape(c.shape));
+  CAPTURE(c.axis);
+  CAPTURE(c.center);
+  CAPTURE(c.scale);
+  const int rank = static_cast<int>(c.shape.size());
+  if (c.axes.empty()) c.axes = {rank - 1};
+  Dims param;
+  for (int a : c.axes) param.push_back(c.shape[a]);
+  TrainingNodeCase t;
+  t.yaml = fmt::format(
+      "name: t\ninputs:\n  x: {{shape: {}}}\nnodes:\n  - {{name: ln, op: layer_normalization, "
+      "input: x, axis: {}, epsilon: {}, center: {}, scale: {}}}\noutputs: [ln]\n",
+      dims_list(c.shape), c.axis, c.epsilon, c.center, c.scale);
+  t.inputs = {random_tensor(c.shape, seed, -3.f, 2.f)};
+  if (c.scale) t.weights["gamma"] = random_tensor(param, seed + 1, 0.5f, 1.5f);
+  if (c.center) t.weights["beta"] = random_tensor(param, seed + 2, -1.f, 1.f);
+  t.frozen = frozen;
+  if (masked) {
+    std::vector<uint8_t> m(static_cast<size_t>(c.shape[0] * c.shape[1]), 1);
+    m[0] = 0;
+    t.masks = {m};
+  }
+  return check_gradients(t, [&](const auto& x, const auto& w) {
+    size_t i = 0;
+    const std::vector<double> gamma = c.scale ? w[i++] : std::vector<double>{};
+    const std::vector<double> beta = c.center ? w[i] : std::vector<double>{};
+    return std::vector<std::vector<double>>{
+        ref::layer_norm(x[0], c.shape, c.axes, gamma, beta, c.epsilon)};
+  });
+}
+
+}  // namespace
+
+TEST_CASE("layer_normalization gradient: last axis, odd and round sizes") {
+  uint64_t seed = 300;
+  for (Dims shape : {Dims{1, 3}, Dims{7, 13}, Dims{4, 127}, Dims{5, 11, 13}, Dims{2, 4, 64}})
+    check_ln_gradient({shape, "-1", {}}, seed++);
+}
+
+TEST_CASE("layer_normalization gradient: trailing axes lists and a single middle axis") {
+  check_ln_gradient({{5, 6, 13}, "[-2, -1]", {1, 2}}, 51);
+  check_ln_gradient({{2, 3, 5, 7}, "[1, 2, 3]", {1, 2, 3}}, 52);
+  check_ln_gradient({{5, 13, 7}, "1", {1}}, 53);
+  check_ln_gradient({{2, 3, 7, 5}, "-2", {2}}, 54);
+}
+
+TEST_CASE("layer_normalization gradient: center / scale off, frozen, masked") {
+  check_ln_gradient({{5, 6, 13}, "-1", {}, 0.001, false, true}, 61);
+  check_ln_gradient({{5, 6, 13}, "-1", {}, 0.001, true, false}, 62);
+  check_ln_gradient({{5, 13, 7}, "1", {1}, 0.1, false, false}, 63);
+  auto r = check_ln_gradient({{7, 13}, "-1", {}}, 64, /*frozen=*/true);
+  for (const Tensor& g : r.diff_weights)
+    for (size_t i = 0; i < g.size(); ++i) REQUIRE(g.data<float>()[i] == 0.0f);
+  check_ln_gradient({{3, 7, 13}, "-1", {}}, 65, false, /*masked=*/true);
 }

@@ -2,6 +2,7 @@
 // size-1 broadcasting, masks, and error messages.
 #include <fmt/format.h>
 
+#include "tests/layers/gradient_check.hpp"
 #include "tests/layers/run_node_directly.hpp"
 #include "tests/reference/norm_merge.hpp"
 #include "tests/test_util.hpp"
@@ -150,4 +151,91 @@ TEST_CASE("merges of int32 tensors") {
                 ref::merge(kind, {to_doubles(a), to_doubles(b)}, {{5, 3, 4}, {5, 1, 4}}, {5, 3, 4}),
                 0, 0);
   }
+}
+
+// ---- gradients (Op::compile_training) ----
+
+namespace {
+
+TrainingNodeCase merge_case(const std::string& kind, const std::vector<Dims>& shapes,
+                            uint64_t seed) {
+  TrainingNodeCase c;
+  c.yaml = merge_yaml(kind, shapes);
+  for (size_t i = 0; i < shapes.size(); ++i)
+    c.inputs.push_back(random_tensor(shapes[i], seed + i, -2.f, 2.f));
+  return c;
+}
+
+TrainingNodeResult check_merge_gradient(const TrainingNodeCase& c, const std::string& kind,
+                                        const std::vector<Dims>& shapes, const Dims& out_shape) {
+  CAPTURE(kind);
+  CAPTURE(format_shape(shapes[0]));
+  CAPTURE(format_shape(shapes[1]));
+  GradientTolerance tol;
+  tol.max_checked = 120;  // the naive merge is slow per call; 120 entries per input suffice
+  return check_gradients(
+      c,
+      [&](const auto& x, const auto&) {
+        return std::vector<std::vector<double>>{ref::merge(kind, x, shapes, out_shape)};
+      },
+      tol);
+}
+
+}  // namespace
+
+TEST_CASE("merge gradients: every kind, equal shapes, 2 and 3 inputs") {
+  uint64_t seed = 70;
+  for (const std::string& kind : kKinds) {
+    for (const Dims& shape : {Dims{7, 13}, Dims{4, 127}, Dims{2, 3, 16}}) {
+      const std::vector<Dims> shapes{shape, shape};
+      check_merge_gradient(merge_case(kind, shapes, seed++), kind, shapes, shape);
+    }
+    if (kind == "subtract") continue;
+    const std::vector<Dims> three{{5, 13}, {5, 13}, {5, 13}};
+    check_merge_gradient(merge_case(kind, three, seed++), kind, three, {5, 13});
+  }
+}
+
+TEST_CASE("merge gradients: broadcast inputs sum over their size-1 dims") {
+  uint64_t seed = 90;
+  for (const std::string& kind : kKinds) {
+    const std::vector<Dims> one_full{{2, 7, 5}, {2, 1, 5}};
+    check_merge_gradient(merge_case(kind, one_full, seed++), kind, one_full, {2, 7, 5});
+    const std::vector<Dims> none_full{{2, 7, 1}, {2, 1, 5}};  // the output is {2, 7, 5}
+    check_merge_gradient(merge_case(kind, none_full, seed++), kind, none_full, {2, 7, 5});
+    if (kind == "subtract") continue;
+    const std::vector<Dims> three{{3, 1, 13}, {3, 4, 13}, {3, 4, 1}};
+    check_merge_gradient(merge_case(kind, three, seed++), kind, three, {3, 4, 13});
+  }
+}
+
+TEST_CASE("maximum / minimum gradients go to the first extreme on ties") {
+  for (const std::string kind : {"maximum", "minimum"}) {
+    CAPTURE(kind);
+    TrainingNodeCase c;
+    c.yaml = merge_yaml(kind, {{1, 4}, {1, 4}, {1, 4}});
+    const float s = kind == "maximum" ? 1.f : -1.f;
+    c.inputs = {make_tensor({1, 4}, {s * 1, s * 2, s * 3, s * 0}),
+                make_tensor({1, 4}, {s * 1, s * 5, s * 3, s * 4}),
+                make_tensor({1, 4}, {s * 0, s * 5, s * 3, s * 4})};
+    auto r = run_training_node(c, {make_tensor({1, 4}, {10, 20, 30, 40})});
+    check_close(r.outputs[0], {s * 1, s * 5, s * 3, s * 4}, 0, 0);
+    check_close(r.diff_inputs[0], {10, 0, 30, 0}, 0, 0);
+    check_close(r.diff_inputs[1], {0, 20, 0, 40}, 0, 0);
+    check_close(r.diff_inputs[2], {0, 0, 0, 0}, 0, 0);
+  }
+}
+
+TEST_CASE("merge gradients: masks pass as the AND, the gradient ignores them") {
+  const std::vector<Dims> shapes{{3, 7, 5}, {3, 7, 5}};
+  TrainingNodeCase c = merge_case("multiply", shapes, 120);
+  std::vector<uint8_t> m0(21, 1), m1(21, 1);
+  m0[2] = 0;
+  m1[9] = 0;
+  c.masks = {m0, m1};
+  auto r = check_merge_gradient(c, "multiply", shapes, {3, 7, 5});
+  REQUIRE(r.output_masks[0].size() == 21);
+  CHECK(r.output_masks[0][2] == 0);
+  CHECK(r.output_masks[0][9] == 0);
+  CHECK(r.output_masks[0][3] == 1);
 }

@@ -4,6 +4,7 @@
 #include "framework/op.hpp"
 #include "framework/registry.hpp"
 #include "layers/registry.hpp"
+#include "tests/layers/gradient_check.hpp"
 #include "tests/reference/dense_act.hpp"
 #include "tests/test_util.hpp"
 
@@ -63,4 +64,46 @@ TEST_CASE("softmax errors") {
       "  - {name: s, op: softmax, input: x}\noutputs: [s]\n");
   CHECK(e.find("float32") != std::string::npos);
   CHECK(builtin_ops().find("softmax")->create()->supports_masking());
+}
+
+// ---- gradients (Op::compile_training) ----
+
+namespace {
+
+std::string per_sample(const Dims& shape) {
+  std::string s = "[";
+  for (size_t i = 1; i < shape.size(); ++i) s += (i > 1 ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+void check_softmax_gradient(const Dims& shape, int axis, bool logits = false) {
+  CAPTURE(format_shape(shape));
+  CAPTURE(axis);
+  TrainingNodeCase c;
+  c.yaml = softmax_yaml(per_sample(shape), fmt::format("axis: {}", axis));
+  c.inputs = {random_tensor(shape, 5, -3.f, 3.f)};
+  c.output_logits = logits;
+  const int rank = static_cast<int>(shape.size());
+  const bool takes_logits = logits && axis == -1;
+  check_gradients(c, [&](const auto& x, const auto&) {
+    if (takes_logits) return std::vector<std::vector<double>>{x[0]};
+    return std::vector<std::vector<double>>{
+        ref::softmax(x[0], shape, axis < 0 ? axis + rank : axis)};
+  });
+}
+
+}  // namespace
+
+TEST_CASE("softmax gradient over every axis, odd and round shapes") {
+  for (const Dims& shape : {Dims{7, 13}, Dims{4, 127}, Dims{1, 16}})
+    for (int axis : {-1, 1}) check_softmax_gradient(shape, axis);
+  for (int axis : {-1, 1, 2, -2}) check_softmax_gradient({3, 7, 5}, axis);
+  for (int axis : {1, 2, 3}) check_softmax_gradient({2, 3, 4, 5}, axis);
+}
+
+TEST_CASE("softmax gradient: the loss takes the softmax only on the last axis") {
+  auto op = builtin_ops().find("softmax")->create();
+  CHECK(op->has_gradient());
+  check_softmax_gradient({7, 13}, -1, /*logits=*/true);   // a copy: output = logits
+  check_softmax_gradient({3, 7, 5}, 1, /*logits=*/true);  // not the final activation: softmax
 }

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "layers/registry.hpp"
+#include "tests/layers/gradient_check.hpp"
 #include "tests/layers/run_node_directly.hpp"
 #include "tests/reference/elementwise_fusion.hpp"
 #include "tests/test_util.hpp"
@@ -146,4 +147,59 @@ TEST_CASE("weighted_average errors") {
   // a dynamic dim matches a known one
   CHECK(compile_error("name: t\ninputs:\n  a: {shape: [null, 3]}\n  b: {shape: [4, 3]}\nnodes:\n"
                       "  - {name: w, op: weighted_average, inputs: [a, b]}\noutputs: [w]\n") == "");
+}
+
+// ---- gradients (Op::compile_training) ----
+
+namespace {
+
+// learned: the weight `weights` (random, so the softmax is not uniform); else the attribute.
+TrainingNodeResult check_wa_gradient(size_t n, const Dims& shape, bool learned, bool softmax,
+                                     uint64_t seed, bool frozen = false) {
+  CAPTURE(format_shape(shape));
+  CAPTURE(n);
+  CAPTURE(learned);
+  CAPTURE(softmax);
+  const std::vector<double> fixed{0.25, -1.5, 2.0, 0.5};
+  std::vector<double> w(fixed.begin(), fixed.begin() + static_cast<long>(n));
+  std::string attrs = softmax ? ", normalize: softmax" : "";
+  if (!learned) attrs += ", weights: " + list(w);
+  TrainingNodeCase c;
+  c.yaml = wa_yaml(n, shape, attrs);
+  for (size_t i = 0; i < n; ++i) c.inputs.push_back(random_tensor(shape, seed + i, -2.f, 2.f));
+  if (learned) c.weights["weights"] = random_tensor({static_cast<Dim>(n)}, seed + 9, -1.f, 1.f);
+  c.frozen = frozen;
+  return check_gradients(c, [&](const auto& x, const auto& ws) {
+    const std::vector<double> raw = learned ? ws[0] : w;
+    return std::vector<std::vector<double>>{
+        ref::weighted_average(x, softmax ? ref::softmax_vec(raw) : raw)};
+  });
+}
+
+}  // namespace
+
+TEST_CASE("weighted_average gradient: fixed and learned weights, with and without softmax") {
+  uint64_t seed = 200;
+  for (const Dims& shape : {Dims{7, 13}, Dims{4, 127}, Dims{2, 3, 5}, Dims{1, 32}})
+    for (size_t n : {2, 3})
+      for (bool learned : {false, true})
+        for (bool softmax : {false, true}) check_wa_gradient(n, shape, learned, softmax, seed++);
+}
+
+TEST_CASE("weighted_average gradient: frozen learned weights get none, masks pass") {
+  auto r = check_wa_gradient(3, {5, 13}, true, true, 300, /*frozen=*/true);
+  for (size_t i = 0; i < r.diff_weights[0].size(); ++i)
+    REQUIRE(r.diff_weights[0].data<float>()[i] == 0.0f);
+  TrainingNodeCase c;
+  c.yaml = wa_yaml(2, {3, 7, 5}, ", weights: [0.5, 2]");
+  c.inputs = {random_tensor({3, 7, 5}, 1), random_tensor({3, 7, 5}, 2)};
+  std::vector<uint8_t> m(21, 1);
+  m[6] = 0;
+  c.masks = {m, {}};
+  r = check_gradients(c, [&](const auto& x, const auto&) {
+    return std::vector<std::vector<double>>{ref::weighted_average(x, {0.5, 2})};
+  });
+  REQUIRE(r.output_masks[0].size() == 21);
+  CHECK(r.output_masks[0][6] == 0);
+  CHECK(r.output_masks[0][5] == 1);
 }
