@@ -39,8 +39,8 @@ class EmbeddingKernel final : public Kernel {
     ctx.stream.wait();
     const int32_t* ids = static_cast<const int32_t*>(ctx.srcs[0].get_data_handle());
     float* dst = static_cast<float*>(ctx.dsts[0].get_data_handle());
-    const float* table = static_cast<const float*>(
-        table_ ? table_.get_data_handle() : ctx.srcs[1].get_data_handle());
+    const float* table = static_cast<const float*>(table_ ? table_.get_data_handle()
+                                                          : ctx.srcs[1].get_data_handle());
     const int64_t count = rows_ * steps_;
     check_ids(ids, count);
     const size_t row_bytes = static_cast<size_t>(output_dim_) * sizeof(float);

@@ -167,9 +167,8 @@ TEST_CASE("embedding gradient: a dense scatter-add over the whole table, repeate
         c.yaml = graph(shape, fmt::format("input_dim: 11, output_dim: {}", out_dim));
         c.inputs = {random_ints(ids_shape, 40 + batch, 0, 5)};  // rows 6..10 never looked up
         c.weights["embeddings"] = random_tensor({11, out_dim}, 41);
-        check_gradients(c, [&](const auto& x, const auto& w) {
-          return naive_embedding(x[0], w[0], out_dim);
-        });
+        check_gradients(
+            c, [&](const auto& x, const auto& w) { return naive_embedding(x[0], w[0], out_dim); });
       }
     }
 }
@@ -188,7 +187,8 @@ TEST_CASE("embedding gradient: rows never looked up get zeros, repeats the sum o
   REQUIRE(r.output_masks[0].size() == 8);
   const std::vector<uint8_t> want_mask{1, 1, 1, 0, 0, 0, 0, 0};
   CHECK(r.output_masks[0] == want_mask);
-  check_close(r.outputs[0], ref::embedding(ids_of(c.inputs[0]), c.weights["embeddings"].data<float>(), 2), 0, 0);
+  check_close(r.outputs[0],
+              ref::embedding(ids_of(c.inputs[0]), c.weights["embeddings"].data<float>(), 2), 0, 0);
 }
 
 TEST_CASE("embedding gradient: frozen writes nothing, out-of-range ids fail in the forward") {

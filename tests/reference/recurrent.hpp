@@ -54,10 +54,10 @@ struct RnnArgsT {
   bool return_sequences = false;
   bool reset_after = true;  // GRU
   std::string activation = "tanh", recurrent_activation = "sigmoid";
-  const T* x = nullptr;          // [B, T, F]
-  const T* kernel = nullptr;     // [F, G*u]
-  const T* recurrent = nullptr;  // [u, G*u]
-  const T* bias = nullptr;       // LSTM [4u]; GRU [2, 3u] or [3u]; nullptr = no bias
+  const T* x = nullptr;           // [B, T, F]
+  const T* kernel = nullptr;      // [F, G*u]
+  const T* recurrent = nullptr;   // [u, G*u]
+  const T* bias = nullptr;        // LSTM [4u]; GRU [2, 3u] or [3u]; nullptr = no bias
   const uint8_t* mask = nullptr;  // [B, T] or nullptr
 };
 using RnnArgs = RnnArgsT<float>;
