@@ -197,6 +197,7 @@ class RecurrentTrainingForward final : public Kernel {
       ctx.stream.wait();
       write_outputs(ctx, binding.lengths);
     } else {
+      if (temp_rows < 0) throw Error("internal: lstm/gru training got a mask its input type lacks");
       const float* x = handle<const float>(ctx.srcs[0]);
       float* rows = handle<float>(ctx.temps[static_cast<size_t>(temp_rows)]);
 #pragma omp parallel for num_threads(ctx.threads) schedule(static) if (k.batch > 1)
@@ -331,6 +332,8 @@ class RecurrentTrainingBackward final : public Kernel {
     ctx.stream.wait();
     if (k.onednn_path(mask, binding.lengths))
       run_onednn(ctx, binding);
+    else if (temp_rows < 0)
+      throw Error("internal: lstm/gru training got a mask its input type lacks");
     else
       run_plain(ctx, mask);
   }
