@@ -48,7 +48,8 @@ inline std::vector<uint8_t> mask_rows(const std::vector<std::string>& rows) {
   return m;
 }
 
-inline TrainingNodeResult check_rnn_gradient(const RnnGradientCase& c) {
+inline TrainingNodeResult check_rnn_gradient(const RnnGradientCase& c,
+                                             const GradientTolerance& tol = {}) {
   INFO(describe(c));
   const int64_t GU = (c.lstm ? 4 : 3) * c.units;
   std::string attrs = fmt::format("units: {}", c.units);
@@ -72,24 +73,27 @@ inline TrainingNodeResult check_rnn_gradient(const RnnGradientCase& c) {
   if (!c.mask.empty()) t.masks = {c.mask};
   t.frozen = c.frozen;
   t.needs_input_gradient = {c.needs_input_gradient};
-  return check_gradients(t, [&](const auto& x, const auto& w) {
-    ref::RnnArgsT<double> a;
-    a.lstm = c.lstm;
-    a.batch = c.batch;
-    a.steps = c.steps;
-    a.features = c.features;
-    a.units = c.units;
-    a.return_sequences = c.return_sequences;
-    a.reset_after = c.reset_after;
-    a.activation = c.activation;
-    a.recurrent_activation = c.recurrent_activation;
-    a.x = x[0].data();
-    a.kernel = w[0].data();
-    a.recurrent = w[1].data();
-    a.bias = c.use_bias ? w[2].data() : nullptr;
-    a.mask = c.mask.empty() ? nullptr : c.mask.data();
-    return std::vector<std::vector<double>>{ref::rnn(a)};
-  });
+  return check_gradients(
+      t,
+      [&](const auto& x, const auto& w) {
+        ref::RnnArgsT<double> a;
+        a.lstm = c.lstm;
+        a.batch = c.batch;
+        a.steps = c.steps;
+        a.features = c.features;
+        a.units = c.units;
+        a.return_sequences = c.return_sequences;
+        a.reset_after = c.reset_after;
+        a.activation = c.activation;
+        a.recurrent_activation = c.recurrent_activation;
+        a.x = x[0].data();
+        a.kernel = w[0].data();
+        a.recurrent = w[1].data();
+        a.bias = c.use_bias ? w[2].data() : nullptr;
+        a.mask = c.mask.empty() ? nullptr : c.mask.data();
+        return std::vector<std::vector<double>>{ref::rnn(a)};
+      },
+      tol);
 }
 
 // The mask cases every cell is checked with: right-padded (the oneDNN path: a full row, a fully
