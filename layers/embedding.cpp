@@ -1,18 +1,24 @@
 // keras.layers.Embedding: integer ids [B, T, ...] -> [B, T, ..., output_dim] rows of the
 // `embeddings` table. oneDNN 2.6 has no gather primitive, so this is plain C++ with OpenMP.
-// Out-of-range ids are an error (never clamped). See docs/ops/recurrent_embedding.md.
+// Out-of-range ids are an error (never clamped). Training: the forward is the same gather from
+// the live table (src 1), the backward a scatter-add of d output rows into a dense d embeddings
+// (every row written, zero rows included). See docs/ops/recurrent_embedding.md.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "kernels/training_kernel.hpp"
 
 namespace fg::layers {
 namespace {
 
+// The gather. The table is a constant (inference) or, when `table` is a zero memory, the
+// kernel's src 1 (the live parameter of a training forward).
 class EmbeddingKernel final : public Kernel {
  public:
   EmbeddingKernel(Dims sample_dims, int64_t rows, int64_t steps, int64_t input_dim,
@@ -33,10 +39,24 @@ class EmbeddingKernel final : public Kernel {
     ctx.stream.wait();
     const int32_t* ids = static_cast<const int32_t*>(ctx.srcs[0].get_data_handle());
     float* dst = static_cast<float*>(ctx.dsts[0].get_data_handle());
-    const float* table = static_cast<const float*>(table_.get_data_handle());
+    const float* table = static_cast<const float*>(table_ ? table_.get_data_handle()
+                                                          : ctx.srcs[1].get_data_handle());
     const int64_t count = rows_ * steps_;
-    // Validate first (serially, outside any parallel region), so that the error names the first
-    // bad id and nothing is thrown from inside OpenMP.
+    check_ids(ids, count);
+    const size_t row_bytes = static_cast<size_t>(output_dim_) * sizeof(float);
+#pragma omp parallel for num_threads(ctx.threads) schedule(static) if (count > 64)
+    for (int64_t n = 0; n < count; ++n)
+      std::memcpy(dst + n * output_dim_, table + static_cast<int64_t>(ids[n]) * output_dim_,
+                  row_bytes);
+    if (mask_zero_ && !ctx.dst_masks.empty() && ctx.dst_masks[0] != nullptr) {
+      uint8_t* mask = ctx.dst_masks[0];
+      for (int64_t n = 0; n < count; ++n) mask[n] = ids[n] != 0 ? 1 : 0;
+    }
+  }
+
+  // Validates every id serially, outside any parallel region, so that the error names the first
+  // bad id and nothing is thrown from inside OpenMP.
+  void check_ids(const int32_t* ids, int64_t count) const {
     for (int64_t n = 0; n < count; ++n) {
       const int32_t id = ids[n];
       if (id < 0 || id >= input_dim_) {
@@ -50,15 +70,6 @@ class EmbeddingKernel final : public Kernel {
                         "the input");
         throw e;
       }
-    }
-    const size_t row_bytes = static_cast<size_t>(output_dim_) * sizeof(float);
-#pragma omp parallel for num_threads(ctx.threads) schedule(static) if (count > 64)
-    for (int64_t n = 0; n < count; ++n)
-      std::memcpy(dst + n * output_dim_, table + static_cast<int64_t>(ids[n]) * output_dim_,
-                  row_bytes);
-    if (mask_zero_ && !ctx.dst_masks.empty() && ctx.dst_masks[0] != nullptr) {
-      uint8_t* mask = ctx.dst_masks[0];
-      for (int64_t n = 0; n < count; ++n) mask[n] = ids[n] != 0 ? 1 : 0;
     }
   }
 
@@ -80,6 +91,44 @@ class EmbeddingKernel final : public Kernel {
   dnnl::memory table_;
   std::string node_, op_;
   SourceLoc loc_;
+};
+
+// The training backward: d embeddings = 0, then d embeddings[ids[n]] += d output[n] for every
+// position n (a dense gradient of the whole table, as Keras 3 on TensorFlow). Threads split the
+// columns, so no two write the same float; positions are summed in order (deterministic).
+// srcs: ids, embeddings, output, d output (training_kernel.hpp); dsts: d ids (never written:
+// ids are integers), d embeddings.
+class EmbeddingBackwardKernel final : public Kernel {
+ public:
+  EmbeddingBackwardKernel(int64_t count, int64_t input_dim, int64_t output_dim, BackwardArgs args)
+      : count_(count), input_dim_(input_dim), output_dim_(output_dim), args_(args) {}
+
+  void execute(ExecContext& ctx) const override {
+    ctx.stream.wait();
+    const int32_t* ids = static_cast<const int32_t*>(ctx.srcs[args_.input(0)].get_data_handle());
+    const float* dy = static_cast<const float*>(ctx.srcs[args_.diff_output(0)].get_data_handle());
+    float* dtable = static_cast<float*>(ctx.dsts[args_.diff_weight(0)].get_data_handle());
+    constexpr int64_t kBlock = 16;  // columns per task
+    const int64_t blocks = (output_dim_ + kBlock - 1) / kBlock;
+#pragma omp parallel for num_threads(ctx.threads) schedule(static) if (blocks > 1)
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      const int64_t c0 = blk * kBlock, c1 = std::min(output_dim_, c0 + kBlock);
+      for (int64_t r = 0; r < input_dim_; ++r)
+        std::fill(dtable + r * output_dim_ + c0, dtable + r * output_dim_ + c1, 0.f);
+      for (int64_t n = 0; n < count_; ++n) {
+        // The forward validated the ids of this batch; an id out of range is never read.
+        const int64_t id = ids[n];
+        if (id < 0 || id >= input_dim_) continue;
+        float* row = dtable + id * output_dim_;
+        const float* g = dy + n * output_dim_;
+        for (int64_t c = c0; c < c1; ++c) row[c] += g[c];
+      }
+    }
+  }
+
+ private:
+  int64_t count_, input_dim_, output_dim_;
+  BackwardArgs args_;
 };
 
 class Embedding final : public Op {
@@ -142,6 +191,26 @@ class Embedding final : public Op {
     return 0.0;
   }
   bool produces_mask() const override { return mask_zero_; }
+
+  bool has_gradient() const override { return true; }
+
+  // Training: the forward gathers from the live table (src 1), mask_zero writes the output mask
+  // as in inference; the backward scatter-adds (EmbeddingBackwardKernel). Nothing is saved. The
+  // ids get no gradient (they are integers).
+  void compile_training(const TrainingKernelContext& ctx, TrainingBuild& build) const override {
+    const Dims& in = ctx.inputs.at(0).shape;
+    int64_t steps = 1;
+    for (size_t i = 1; i < in.size(); ++i) steps *= in[i];
+    build = start_training_build(ctx, {});
+    build.forward.kernel = std::make_unique<EmbeddingKernel>(
+        Dims(in.begin() + 1, in.end()), in[0], steps, input_dim_, output_dim_, mask_zero_,
+        dnnl::memory(), ctx.node.name, ctx.node.op, ctx.node.loc);
+    if (ctx.frozen)  // nothing to write: no weight gradient, no input gradient
+      build.backward.kernel = std::make_unique<PrimitiveSequenceKernel>(PrimitiveSequence{});
+    else
+      build.backward.kernel = std::make_unique<EmbeddingBackwardKernel>(
+          in[0] * steps, input_dim_, output_dim_, backward_args(ctx, 0));
+  }
 
   KernelBuild compile(const KernelContext& ctx) const override {
     KernelBuild build = ctx.start_build();

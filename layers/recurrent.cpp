@@ -20,22 +20,6 @@
 namespace fg::layers {
 namespace {
 
-enum class RecurrentCell { lstm, gru };
-
-struct RecurrentConfig {
-  RecurrentCell cell = RecurrentCell::lstm;
-  int64_t units = 0;
-  bool return_sequences = false;
-  std::string activation = "tanh";
-  std::string recurrent_activation = "sigmoid";
-  bool use_bias = true;
-  bool reset_after = true;       // gru only
-  bool unit_forget_bias = true;  // lstm only; affects the initialiser only
-  int gates() const { return cell == RecurrentCell::lstm ? 4 : 3; }
-};
-
-using ActFn = float (*)(float);
-
 float sigmoid_f(float x) {
   return 1.f / (1.f + std::exp(-x));
 }
@@ -73,9 +57,13 @@ const std::map<std::string, ActFn>& activation_table() {
   return table;
 }
 
+}  // namespace
+
 ActFn activation_fn(const std::string& name) {
   return activation_table().at(name);
 }
+
+namespace {
 
 using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using RowVector = Eigen::Matrix<float, 1, Eigen::Dynamic>;
@@ -317,8 +305,8 @@ void parse_recurrent(AttrReader& attrs, RecurrentConfig& config) {
   config.activation = attrs.get_string("activation", "tanh");
   config.recurrent_activation = attrs.get_string("recurrent_activation", "sigmoid");
   config.use_bias = attrs.get_bool("use_bias", true);
-  const double dropout = attrs.get_float("dropout", 0.0);
-  const double recurrent_dropout = attrs.get_float("recurrent_dropout", 0.0);
+  config.dropout = attrs.get_float("dropout", 0.0);
+  config.recurrent_dropout = attrs.get_float("recurrent_dropout", 0.0);
 
   if (config.units < 1)
     throw attrs.error(
@@ -339,7 +327,7 @@ void parse_recurrent(AttrReader& attrs, RecurrentConfig& config) {
                                   name, quoted_list(known)));
   }
   for (const char* key : {"dropout", "recurrent_dropout"}) {
-    const double rate = std::string(key) == "dropout" ? dropout : recurrent_dropout;
+    const double rate = std::string(key) == "dropout" ? config.dropout : config.recurrent_dropout;
     if (!(rate >= 0.0 && rate < 1.0))
       throw attrs.error(
           key, fmt::format("{} must be in [0, 1), got {} (it is ignored at inference)", key, rate));
@@ -465,6 +453,10 @@ class Recurrent final : public Op {
   bool supports_masking() const override { return true; }
   KernelBuild compile(const KernelContext& ctx) const override {
     return compile_recurrent(ctx, config_);
+  }
+  bool has_gradient() const override { return true; }
+  void compile_training(const TrainingKernelContext& ctx, TrainingBuild& build) const override {
+    compile_recurrent_training(ctx, config_, build);
   }
 
  private:

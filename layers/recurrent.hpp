@@ -10,9 +10,43 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
+namespace fg {
+struct TrainingKernelContext;
+struct TrainingBuild;
+}  // namespace fg
+
 namespace fg::layers {
+
+enum class RecurrentCell { lstm, gru };
+
+struct RecurrentConfig {
+  RecurrentCell cell = RecurrentCell::lstm;
+  int64_t units = 0;
+  bool return_sequences = false;
+  std::string activation = "tanh";
+  std::string recurrent_activation = "sigmoid";
+  bool use_bias = true;
+  bool reset_after = true;                        // gru only
+  bool unit_forget_bias = true;                   // lstm only; affects the initialiser only
+  double dropout = 0.0, recurrent_dropout = 0.0;  // inference ignores them; training rejects > 0
+  int gates() const { return cell == RecurrentCell::lstm ? 4 : 3; }
+};
+
+using ActFn = float (*)(float);
+
+// The elementwise activation `name` (Keras formulas; the names parse_recurrent accepts).
+ActFn activation_fn(const std::string& name);
+
+// Training (layers/recurrent_training.cpp): the forward and backward kernels of the
+// training convention (kernels/training_kernel.hpp), on the same two paths as inference:
+//   oneDNN   lstm / gru / lbr_gru forward_training + backward (activation tanh,
+//            recurrent_activation sigmoid, no mask or a right-padded one);
+//   plain    exact C++ backpropagation through time for any activation pair and any mask.
+void compile_recurrent_training(const TrainingKernelContext& ctx, const RecurrentConfig& config,
+                                TrainingBuild& build);
 
 // True when every row of the [batch, steps] mask is 1...1 0...0 (then the oneDNN path runs and
 // `lengths` holds each row's valid length); false when some row has a hole.

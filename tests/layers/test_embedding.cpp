@@ -5,6 +5,7 @@
 #include "framework/compiler.hpp"
 #include "framework/yaml_loader.hpp"
 #include "layers/registry.hpp"
+#include "tests/layers/gradient_check.hpp"
 #include "tests/reference/recurrent.hpp"
 #include "tests/test_util.hpp"
 
@@ -137,4 +138,74 @@ TEST_CASE("embedding weights and attribute errors") {
       "  - {name: emb, op: embedding, input: x, input_dim: 5, output_dim: 8}\noutputs: [emb]\n");
   CHECK(msg.find("int32") != std::string::npos);
   CHECK(msg.find("hint") != std::string::npos);
+}
+
+// ---- training: the gradient against finite differences of the naive reference ----
+
+namespace {
+
+// The naive forward on the doubles check_gradients hands over (ids as their values).
+std::vector<std::vector<double>> naive_embedding(const std::vector<double>& ids,
+                                                 const std::vector<double>& table,
+                                                 int64_t output_dim) {
+  const std::vector<int> id(ids.begin(), ids.end());
+  return {ref::embedding(id, table.data(), output_dim)};
+}
+
+}  // namespace
+
+TEST_CASE("embedding gradient: a dense scatter-add over the whole table, repeated ids summed") {
+  for (int64_t batch : {1, 3})
+    for (int64_t out_dim : {1, 13, 40}) {
+      for (const std::string shape : {"[7]", "[2, 5]"}) {
+        CAPTURE(batch);
+        CAPTURE(out_dim);
+        CAPTURE(shape);
+        Dims ids_shape{batch, 7};
+        if (shape == "[2, 5]") ids_shape = {batch, 2, 5};
+        TrainingNodeCase c;
+        c.yaml = graph(shape, fmt::format("input_dim: 11, output_dim: {}", out_dim));
+        c.inputs = {random_ints(ids_shape, 40 + batch, 0, 5)};  // rows 6..10 never looked up
+        c.weights["embeddings"] = random_tensor({11, out_dim}, 41);
+        check_gradients(
+            c, [&](const auto& x, const auto& w) { return naive_embedding(x[0], w[0], out_dim); });
+      }
+    }
+}
+
+TEST_CASE("embedding gradient: rows never looked up get zeros, repeats the sum of their rows") {
+  TrainingNodeCase c;
+  c.yaml = graph("[4]", "input_dim: 5, output_dim: 2, mask_zero: true");
+  c.inputs = {make_int_tensor({2, 4}, {1, 3, 1, 0, 0, 0, 0, 0})};
+  c.weights["embeddings"] = random_tensor({5, 2}, 3);
+  const Tensor dy = make_tensor({2, 4, 2}, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16});
+  auto r = run_training_node(c, {dy});
+  // Row 0: positions 3..7 (ids 0, masked or not: mask_zero masks consumers, not the gradient);
+  // row 1: positions 0 and 2; row 3: position 1; rows 2 and 4: never looked up.
+  check_close(r.diff_weights[0],
+              {7 + 9 + 11 + 13 + 15, 8 + 10 + 12 + 14 + 16, 1 + 5, 2 + 6, 0, 0, 3, 4, 0, 0}, 0, 0);
+  REQUIRE(r.output_masks[0].size() == 8);
+  const std::vector<uint8_t> want_mask{1, 1, 1, 0, 0, 0, 0, 0};
+  CHECK(r.output_masks[0] == want_mask);
+  check_close(r.outputs[0],
+              ref::embedding(ids_of(c.inputs[0]), c.weights["embeddings"].data<float>(), 2), 0, 0);
+}
+
+TEST_CASE("embedding gradient: frozen writes nothing, out-of-range ids fail in the forward") {
+  TrainingNodeCase c;
+  c.yaml = graph("[3]", "input_dim: 4, output_dim: 3");
+  c.inputs = {make_int_tensor({1, 3}, {0, 1, 2})};
+  c.weights["embeddings"] = random_tensor({4, 3}, 5);
+  c.frozen = true;
+  auto r = run_training_node(c, {random_tensor({1, 3, 3}, 6)});
+  for (size_t i = 0; i < r.diff_weights[0].size(); ++i)
+    REQUIRE(r.diff_weights[0].data<float>()[i] == 0.0f);
+  c.frozen = false;
+  c.inputs = {make_int_tensor({1, 3}, {0, 4, 2})};
+  try {
+    run_training_node(c, {});
+    FAIL("no error for id 4 with input_dim 4");
+  } catch (const Error& e) {
+    CHECK(std::string(e.what()).find("index 4") != std::string::npos);
+  }
 }

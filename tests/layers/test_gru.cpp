@@ -9,6 +9,7 @@
 #include "framework/compiler.hpp"
 #include "framework/yaml_loader.hpp"
 #include "layers/registry.hpp"
+#include "tests/layers/recurrent_gradient.hpp"
 #include "tests/layers/recurrent_test_graph.hpp"
 
 using fg::test::check_rnn;
@@ -204,4 +205,108 @@ void check_concurrent(bool lstm) {
 TEST_CASE("gru and lstm run concurrently from three threads on one model") {
   check_concurrent(false);
   check_concurrent(true);
+}
+
+// ---- training: the gradient against finite differences of the naive reference ----
+
+namespace {
+
+fg::test::RnnGradientCase gru_gradient_case(int64_t batch, int64_t steps, int64_t features,
+                                            int64_t units, bool seq, bool reset_after) {
+  fg::test::RnnGradientCase c;
+  c.lstm = false;
+  c.batch = batch;
+  c.steps = steps;
+  c.features = features;
+  c.units = units;
+  c.return_sequences = seq;
+  c.reset_after = reset_after;
+  c.seed = static_cast<uint64_t>(batch * 1000 + steps * 100 + features * 10 + units);
+  return c;
+}
+
+}  // namespace
+
+namespace {
+
+void check_gru_gradient_shapes(bool reset_after) {
+  for (bool seq : {false, true})
+    for (int64_t batch : {1, 3})
+      for (int64_t steps : {1, 5}) {
+        fg::test::check_rnn_gradient(gru_gradient_case(batch, steps, 3, 7, seq, reset_after));
+        fg::test::check_rnn_gradient(gru_gradient_case(batch, steps, 13, 13, seq, reset_after));
+      }
+}
+
+void check_gru_gradient_masks(bool reset_after) {
+  for (bool seq : {false, true})
+    for (int64_t batch : {1, 3})
+      for (int64_t steps : {1, 5})
+        for (const auto& mask : fg::test::gradient_masks(batch, steps)) {
+          auto c = gru_gradient_case(batch, steps, 3, 7, seq, reset_after);
+          c.mask = mask;
+          fg::test::check_rnn_gradient(c);
+          c = gru_gradient_case(batch, steps, 13, 13, seq, reset_after);
+          c.mask = mask;
+          fg::test::check_rnn_gradient(c);
+        }
+}
+
+void check_gru_gradient_variants(bool reset_after) {
+  for (bool seq : {false, true}) {
+    auto c = gru_gradient_case(3, 5, 13, 7, seq, reset_after);
+    c.activation = "relu";
+    c.recurrent_activation = "hard_sigmoid";
+    fg::test::check_rnn_gradient(c);
+    c.activation = "gelu";
+    c.recurrent_activation = "sigmoid";
+    c.mask = fg::test::gradient_masks(3, 5)[0];
+    fg::test::check_rnn_gradient(c);
+    for (bool default_acts : {true, false}) {
+      auto nb = gru_gradient_case(3, 5, 3, 13, seq, reset_after);
+      nb.use_bias = false;
+      if (!default_acts) nb.activation = "selu";
+      fg::test::check_rnn_gradient(nb);
+      nb.frozen = true;
+      auto r = fg::test::check_rnn_gradient(nb);
+      for (const auto& g : r.diff_weights)
+        for (size_t i = 0; i < g.size(); ++i) REQUIRE(g.data<float>()[i] == 0.0f);
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("gru gradient, reset_after (oneDNN lbr_gru_backward): odd shapes, both output modes") {
+  check_gru_gradient_shapes(true);
+}
+
+TEST_CASE("gru gradient, reset_after false (oneDNN gru_backward): odd shapes, both output modes") {
+  check_gru_gradient_shapes(false);
+}
+
+TEST_CASE("gru gradient, reset_after, masks: right-padded (oneDNN) and with holes (C++)") {
+  check_gru_gradient_masks(true);
+}
+
+TEST_CASE("gru gradient, reset_after false, masks: right-padded (oneDNN) and with holes (C++)") {
+  check_gru_gradient_masks(false);
+}
+
+TEST_CASE("gru gradient, reset_after: other activations, without bias, frozen") {
+  check_gru_gradient_variants(true);
+}
+
+TEST_CASE("gru gradient, reset_after false: other activations, without bias, frozen") {
+  check_gru_gradient_variants(false);
+}
+
+TEST_CASE("gru gradient: the reset_after bias fold is split back into both bias rows") {
+  // One step from the zero state with units 1: the input and the recurrent bias of z and r
+  // enter as a sum, so their gradients are equal; those of the candidate differ by the factor r.
+  auto c = gru_gradient_case(3, 1, 3, 7, false, true);
+  auto r = fg::test::check_rnn_gradient(c);
+  const float* db = r.diff_weights[2].data<float>();
+  const int64_t GU = 3 * c.units;
+  for (int64_t j = 0; j < 2 * c.units; ++j) CHECK(db[j] == doctest::Approx(db[GU + j]));
 }

@@ -5,6 +5,7 @@
 #include "framework/yaml_loader.hpp"
 #include "layers/recurrent.hpp"
 #include "layers/registry.hpp"
+#include "tests/layers/recurrent_gradient.hpp"
 #include "tests/layers/recurrent_test_graph.hpp"
 
 using fg::test::check_rnn;
@@ -187,5 +188,107 @@ TEST_CASE("right-padded masks are told apart from masks with holes") {
     c.mask = 2;
     m = fg::test::case_mask(c);
     if (steps > 1) CHECK_FALSE(fg::layers::right_padded_lengths(m.data(), 3, steps, lengths));
+  }
+}
+
+// ---- training: the gradient against finite differences of the naive reference ----
+
+namespace {
+
+fg::test::RnnGradientCase lstm_gradient_case(int64_t batch, int64_t steps, int64_t features,
+                                             int64_t units, bool seq) {
+  fg::test::RnnGradientCase c;
+  c.lstm = true;
+  c.batch = batch;
+  c.steps = steps;
+  c.features = features;
+  c.units = units;
+  c.return_sequences = seq;
+  c.seed = static_cast<uint64_t>(batch * 1000 + steps * 100 + features * 10 + units);
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("lstm gradient (oneDNN lstm_backward): odd shapes, batch 1 and 3, both output modes") {
+  for (bool seq : {false, true})
+    for (int64_t batch : {1, 3})
+      for (int64_t steps : {1, 5}) {
+        fg::test::check_rnn_gradient(lstm_gradient_case(batch, steps, 3, 7, seq));
+        fg::test::check_rnn_gradient(lstm_gradient_case(batch, steps, 13, 13, seq));
+      }
+}
+
+TEST_CASE("lstm gradient with masks: right-padded (oneDNN) and with holes (C++)") {
+  for (bool seq : {false, true})
+    for (int64_t batch : {1, 3})
+      for (int64_t steps : {1, 5})
+        for (const auto& mask : fg::test::gradient_masks(batch, steps)) {
+          auto c = lstm_gradient_case(batch, steps, 3, 7, seq);
+          c.mask = mask;
+          fg::test::check_rnn_gradient(c);
+          c = lstm_gradient_case(batch, steps, 13, 13, seq);
+          c.mask = mask;
+          fg::test::check_rnn_gradient(c);
+        }
+}
+
+TEST_CASE("lstm gradient: a masked step gives its input no gradient") {
+  auto c = lstm_gradient_case(3, 5, 3, 7, true);
+  c.mask = fg::test::gradient_masks(3, 5)[1];
+  auto r = fg::test::check_rnn_gradient(c);
+  const float* dx = r.diff_inputs[0].data<float>();
+  for (size_t n = 0; n < c.mask.size(); ++n)
+    for (int64_t f = 0; f < c.features; ++f)
+      if (c.mask[n] == 0) REQUIRE(dx[n * c.features + f] == 0.0f);
+}
+
+TEST_CASE("lstm gradient with other activations and without bias (C++ backward)") {
+  for (bool seq : {false, true}) {
+    auto c = lstm_gradient_case(3, 5, 13, 7, seq);
+    c.activation = "relu";
+    c.recurrent_activation = "hard_sigmoid";
+    fg::test::check_rnn_gradient(c);
+    c.activation = "softsign";
+    c.recurrent_activation = "sigmoid";
+    c.mask = fg::test::gradient_masks(3, 5)[0];
+    fg::test::check_rnn_gradient(c);
+    for (bool default_acts : {true, false}) {
+      auto nb = lstm_gradient_case(3, 5, 3, 13, seq);
+      nb.use_bias = false;
+      if (!default_acts) nb.activation = "elu";
+      fg::test::check_rnn_gradient(nb);
+    }
+  }
+}
+
+TEST_CASE("lstm gradient: frozen writes no weight gradient; no input gradient when not needed") {
+  for (const std::string act : {"tanh", "swish"}) {
+    auto c = lstm_gradient_case(3, 5, 3, 7, true);
+    c.activation = act;
+    c.frozen = true;
+    auto r = fg::test::check_rnn_gradient(c);
+    for (const auto& g : r.diff_weights)
+      for (size_t i = 0; i < g.size(); ++i) REQUIRE(g.data<float>()[i] == 0.0f);
+    c.frozen = false;
+    c.needs_input_gradient = false;
+    r = fg::test::check_rnn_gradient(c);
+    for (size_t i = 0; i < r.diff_inputs[0].size(); ++i)
+      REQUIRE(r.diff_inputs[0].data<float>()[i] == 0.0f);
+  }
+}
+
+TEST_CASE("lstm with dropout cannot be trained: a clear error") {
+  fg::test::TrainingNodeCase c;
+  c.yaml = one_node("{name: r, op: lstm, input: x, units: 4, dropout: 0.25}");
+  c.inputs = {fg::test::random_tensor({1, 7, 3}, 1)};
+  c.weights["kernel"] = fg::test::random_tensor({3, 16}, 2);
+  c.weights["recurrent_kernel"] = fg::test::random_tensor({4, 16}, 3);
+  c.weights["bias"] = fg::test::random_tensor({16}, 4);
+  try {
+    fg::test::run_training_node(c, {});
+    FAIL("no error");
+  } catch (const fg::Error& e) {
+    CHECK(std::string(e.what()).find("dropout") != std::string::npos);
   }
 }

@@ -11,17 +11,31 @@
 //   h = z * h + (1 - z) * hh
 // Masks (Keras): a masked step keeps the state; with return_sequences its output repeats the
 // previous output (zeros before the first valid step).
+// The data pointers are float (inference tests) or double (RnnArgsT<double>: the naive
+// forwards of the gradient checks, which take finite differences of it).
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 namespace fg::ref {
 
 inline double rnn_activation(const std::string& name, double x) {
+  const double softplus = x > 30 ? x : std::log1p(std::exp(x));
+  if (name == "selu")
+    return 1.0507009873554805 * (x > 0 ? x : 1.6732632423543772 * (std::exp(x) - 1.0));
+  if (name == "softplus") return softplus;
+  if (name == "relu6") return std::fmin(std::fmax(x, 0.0), 6.0);
+  if (name == "silu") return x / (1.0 + std::exp(-x));
+  if (name == "gelu") return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0)));
+  if (name == "gelu_approximate")
+    return 0.5 * x * (1.0 + std::tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
+  if (name == "mish") return x * std::tanh(softplus);
+  if (name == "exponential") return std::exp(x);
   if (name == "tanh") return std::tanh(x);
   if (name == "sigmoid") return 1.0 / (1.0 + std::exp(-x));
   if (name == "linear") return x;
@@ -33,21 +47,24 @@ inline double rnn_activation(const std::string& name, double x) {
   throw std::runtime_error("reference: unknown activation " + name);
 }
 
-struct RnnArgs {
+template <typename T>
+struct RnnArgsT {
   bool lstm = true;  // else GRU
   int64_t batch = 1, steps = 1, features = 1, units = 1;
   bool return_sequences = false;
   bool reset_after = true;  // GRU
   std::string activation = "tanh", recurrent_activation = "sigmoid";
-  const float* x = nullptr;          // [B, T, F]
-  const float* kernel = nullptr;     // [F, G*u]
-  const float* recurrent = nullptr;  // [u, G*u]
-  const float* bias = nullptr;       // LSTM [4u]; GRU [2, 3u] or [3u]; nullptr = no bias
-  const uint8_t* mask = nullptr;     // [B, T] or nullptr
+  const T* x = nullptr;           // [B, T, F]
+  const T* kernel = nullptr;      // [F, G*u]
+  const T* recurrent = nullptr;   // [u, G*u]
+  const T* bias = nullptr;        // LSTM [4u]; GRU [2, 3u] or [3u]; nullptr = no bias
+  const uint8_t* mask = nullptr;  // [B, T] or nullptr
 };
+using RnnArgs = RnnArgsT<float>;
 
 // Returns [B, u] or [B, T, u].
-inline std::vector<double> rnn(const RnnArgs& a) {
+template <typename T>
+std::vector<double> rnn(const RnnArgsT<T>& a) {
   const int64_t U = a.units, G = a.lstm ? 4 : 3, GU = G * U, F = a.features;
   auto act = [&](double v) { return rnn_activation(a.activation, v); };
   auto ract = [&](double v) { return rnn_activation(a.recurrent_activation, v); };
@@ -58,7 +75,7 @@ inline std::vector<double> rnn(const RnnArgs& a) {
     for (int64_t t = 0; t < a.steps; ++t) {
       const bool valid = a.mask == nullptr || a.mask[b * a.steps + t] != 0;
       if (valid) {
-        const float* x = a.x + (b * a.steps + t) * F;
+        const T* x = a.x + (b * a.steps + t) * F;
         // xw[g] = x W[:, g] + input bias; hu[g] = h U[:, g] (+ recurrent bias for reset_after)
         std::vector<double> xw(GU, 0.0), hu(GU, 0.0);
         for (int64_t g = 0; g < GU; ++g) {
@@ -109,8 +126,8 @@ inline std::vector<double> rnn(const RnnArgs& a) {
 }
 
 // Embedding: ids [n] (all in range), table [input_dim, output_dim] -> [n, output_dim].
-inline std::vector<double> embedding(const std::vector<int>& ids, const float* table,
-                                     int64_t output_dim) {
+template <typename T>
+std::vector<double> embedding(const std::vector<int>& ids, const T* table, int64_t output_dim) {
   std::vector<double> out;
   out.reserve(ids.size() * static_cast<size_t>(output_dim));
   for (int id : ids)
