@@ -38,6 +38,7 @@ struct BenchOptions {
   bool json = false;
   bool per_node = false;
   bool no_optimize = false;
+  bool train = false;
   std::string trace;
   std::string max_memory = "0";
 };
@@ -265,6 +266,12 @@ void write_trace(const BenchOptions& o, const BenchRun& run) {
 }
 
 int cmd_bench(const BenchOptions& o) {
+  if (o.train) {
+    if (!o.inputs.empty() || !o.trace.empty() || o.no_optimize)
+      throw UsageError("--train takes synthetic inputs only, without --trace or --no-optimize");
+    return cmd_bench_train({o.graph, o.batches, o.weights, o.dims, o.seed, o.threads, o.warmup,
+                            o.iterations, o.json, o.per_node});
+  }
   BenchRun run;
   run.start = Clock::now();
   run.batches = parse_sizes("--batch", o.batches);
@@ -338,6 +345,9 @@ Command add_bench_command(CLI::App& app) {
       ->check(finite_in(0.0, 60.0));
   add_max_memory_option(c, o->max_memory);
   c->add_flag("--json", o->json, "Print JSON (schema fusiongraph-bench/1) instead of text");
+  c->add_flag("--train", o->train,
+              "Measure training steps (forward, backward, optimizer) with the graph's training: "
+              "section on synthetic targets; --per-node shows forward and backward per node");
   c->add_flag("--per-node", o->per_node,
               "Also profile: time per node and per branch (median of --iterations runs)");
   c->add_option("--trace", o->trace,

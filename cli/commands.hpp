@@ -38,6 +38,15 @@ void add_seed_option(CLI::App* command, uint64_t& seed, const std::string& descr
 Command add_run_command(CLI::App& app);
 Command add_bench_command(CLI::App& app);
 Command add_train_command(CLI::App& app);
+// bench --train (bench_train.cpp): bench's options that apply to training steps.
+struct TrainBenchOptions {
+  std::string graph, batches, weights;
+  std::vector<std::string> dims;
+  uint64_t seed = 0;
+  int threads = 0, warmup = 2, iterations = 10;
+  bool json = false, per_node = false;
+};
+int cmd_bench_train(const TrainBenchOptions& options);
 Command add_evaluate_command(CLI::App& app);
 
 }  // namespace fg::cli

@@ -190,8 +190,10 @@ std::map<std::string, TensorType> Session::output_types(
   return out;
 }
 
-std::map<std::string, Dims> Session::input_shapes(
-    int64_t batch, const std::map<std::string, std::vector<int64_t>>& null_dims) const {
+std::map<std::string, Dims> input_shapes_for(
+    const CompiledGraph& graph, int64_t batch,
+    const std::map<std::string, std::vector<int64_t>>& null_dims) {
+  const CompiledGraph* graph_ = &graph;
   std::map<std::string, std::vector<int64_t>> dims = null_dims;
   const auto& def = graph_->def();
   for (const auto& in : def.inputs) {
@@ -208,8 +210,10 @@ std::map<std::string, Dims> Session::input_shapes(
   return out;
 }
 
-std::map<std::string, Tensor> Session::synthetic_inputs(
-    const std::map<std::string, Dims>& input_shapes, uint64_t seed) const {
+std::map<std::string, Tensor> synthetic_inputs_for(const CompiledGraph& graph,
+                                                   const std::map<std::string, Dims>& input_shapes,
+                                                   uint64_t seed) {
+  const CompiledGraph* graph_ = &graph;
   const auto& def = graph_->def();
   std::map<std::string, Tensor> out;
   for (size_t i = 0; i < def.inputs.size(); ++i) {
@@ -232,8 +236,22 @@ std::map<std::string, Tensor> Session::synthetic_inputs(
     out[in.name] = std::move(t);
   }
   for (const auto& [name, shape] : input_shapes)
-    if (!out.count(name)) throw unknown_name("input", name, input_names(), def.name);
+    if (!out.count(name)) {
+      std::vector<std::string> names;
+      for (const auto& in : def.inputs) names.push_back(in.name);
+      throw unknown_name("input", name, names, def.name);
+    }
   return out;
+}
+
+std::map<std::string, Dims> Session::input_shapes(
+    int64_t batch, const std::map<std::string, std::vector<int64_t>>& null_dims) const {
+  return input_shapes_for(*graph_, batch, null_dims);
+}
+
+std::map<std::string, Tensor> Session::synthetic_inputs(
+    const std::map<std::string, Dims>& input_shapes, uint64_t seed) const {
+  return synthetic_inputs_for(*graph_, input_shapes, seed);
 }
 
 bool Session::output_is_probabilities(const std::string& output) const {

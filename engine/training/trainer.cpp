@@ -12,6 +12,7 @@
 #include "engine/training/dataset.hpp"
 #include "engine/training/losses.hpp"
 #include "framework/yaml_loader.hpp"
+#include "fusiongraph/fusiongraph.hpp"
 #include "layers/registry.hpp"
 
 namespace fg {
@@ -475,6 +476,30 @@ const TrainingConfig& Trainer::config() const {
 }
 std::vector<std::string> Trainer::log_names(bool with_validation) const {
   return impl_->log_names(with_validation);
+}
+
+TrainingLogs Trainer::train_on_batch(const std::map<std::string, Tensor>& inputs,
+                                     const std::map<std::string, Tensor>& targets,
+                                     std::vector<StepTiming>* profile) {
+  return impl_->train_on_batch(inputs, targets, profile);
+}
+std::map<std::string, Tensor> Trainer::synthetic_targets(
+    const std::map<std::string, Tensor>& inputs) const {
+  return impl_->synthetic_targets(inputs);
+}
+std::map<std::string, Dims> Trainer::input_shapes(
+    int64_t batch, const std::map<std::string, std::vector<int64_t>>& null_dims) const {
+  return input_shapes_for(impl_->graph(), batch, null_dims);
+}
+std::map<std::string, Tensor> Trainer::synthetic_inputs(const std::map<std::string, Dims>& shapes,
+                                                        uint64_t seed) const {
+  return synthetic_inputs_for(impl_->graph(), shapes, seed);
+}
+int Trainer::threads() const {
+  return impl_->threads();
+}
+double Trainer::step_flops(const std::map<std::string, Tensor>& inputs) {
+  return impl_->step_flops(inputs);
 }
 
 }  // namespace fg

@@ -69,6 +69,7 @@ class TrainingSession {
   const TrainingConfig& config() const { return config_; }
   std::vector<std::string> log_names(bool with_validation) const;
   const CompiledGraph& graph() const { return *graph_; }
+  int threads() const { return threads_; }
 
  private:
   // Running means of one pass over the data (an epoch, or an evaluation).

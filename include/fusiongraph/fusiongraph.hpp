@@ -163,6 +163,15 @@ Session load(const std::string& path, const CompileOptions& options = {});
 Session load_string(const std::string& yaml, const CompileOptions& options = {},
                     const std::string& file = "<string>");
 
+// Session::input_shapes and Session::synthetic_inputs for a compiled graph (the Trainer uses
+// them; no weights needed).
+std::map<std::string, Dims> input_shapes_for(
+    const CompiledGraph& graph, int64_t batch,
+    const std::map<std::string, std::vector<int64_t>>& null_dims = {});
+std::map<std::string, Tensor> synthetic_inputs_for(const CompiledGraph& graph,
+                                                   const std::map<std::string, Dims>& input_shapes,
+                                                   uint64_t seed = 1);
+
 // Reads and compiles a graph file without weights, for checking and describing it
 // (graph-runner validate, summary, dot). `ops` as in CompileOptions. Throws fg::Error.
 std::shared_ptr<const CompiledGraph> compile_file(const std::string& path,

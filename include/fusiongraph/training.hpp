@@ -25,6 +25,7 @@
 #include "engine/weights.hpp"
 #include "framework/registry.hpp"
 #include "framework/training_config.hpp"
+#include "fusiongraph/fusiongraph.hpp"
 
 namespace fg {
 
@@ -124,6 +125,12 @@ class Trainer {
   TrainingLogs train_on_batch(const std::map<std::string, Tensor>& inputs,
                               const std::map<std::string, Tensor>& targets,
                               std::vector<StepTiming>* profile = nullptr);
+  // As Session::input_shapes / synthetic_inputs, for this graph.
+  std::map<std::string, Dims> input_shapes(
+      int64_t batch, const std::map<std::string, std::vector<int64_t>>& null_dims = {}) const;
+  std::map<std::string, Tensor> synthetic_inputs(const std::map<std::string, Dims>& shapes,
+                                                 uint64_t seed = 1) const;
+  int threads() const;
   // Targets that fit the trained outputs for these inputs (one-hot / class ids of sample
   // i % classes, 0.5 for regression losses), for benchmarks and smoke tests.
   std::map<std::string, Tensor> synthetic_targets(
