@@ -111,6 +111,7 @@ class TrainingSession {
   TrainingProgress progress_;
   int threads_ = 1;
   uint64_t seed_ = 0;
+  std::vector<StepTiming>* profile_ = nullptr;  // train_on_batch's, while it runs
   std::map<std::vector<Dims>, std::unique_ptr<TrainingPlan>> plans_;  // by input shapes
 };
 

@@ -44,14 +44,17 @@ TrainingLogs TrainingSession::train_on_batch(const std::map<std::string, Tensor>
   const Batch batch = batch_of(*graph_, outputs_, inputs, targets);
   TrainingPlan& plan = plan_for(batch);
   plan.set_profile(profile);
+  profile_ = profile;
   EpochState state(outputs_);
   try {
     train_step(batch, progress_.epochs_done, 0, state);
   } catch (...) {
     plan.set_profile(nullptr);
+    profile_ = nullptr;
     throw;
   }
   plan.set_profile(nullptr);
+  profile_ = nullptr;
   return epoch_logs(state, "");
 }
 
