@@ -31,3 +31,5 @@
 #include "fusiongraph.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "kernels/training_kernel.hpp"
+#include "training.hpp"

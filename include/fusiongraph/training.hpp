@@ -25,7 +25,7 @@
 #include "engine/weights.hpp"
 #include "framework/registry.hpp"
 #include "framework/training_config.hpp"
-#include "fusiongraph/fusiongraph.hpp"
+#include "fusiongraph.hpp"
 
 namespace fg {
 
