@@ -233,6 +233,8 @@ void check_class_ids(const NpyColumn& col, int64_t classes) {
 void check_target(NpyColumn& col, const TensorType& output, bool sparse) {
   const Dims sample = sample_shape_of(col);
   const Dims out(output.shape.begin() + 1, output.shape.end());
+  Dims shown = output.shape;  // bound with a batch of 1; messages show the batch as None
+  shown[0] = kDynamic;
   const auto fail = [&](const std::string& message) {
     return Error(fmt::format("{}: {}", col.what, message)).in_file(col.file->path());
   };
@@ -251,7 +253,7 @@ void check_target(NpyColumn& col, const TensorType& output, bool sparse) {
       throw fail(fmt::format(
           "class ids of shape {} per sample (file shape {}) do not fit the "
           "output {}: expected {} or {}",
-          format_shape(sample), format_shape(col.header.shape), format_shape(output.shape),
+          format_shape(sample), format_shape(col.header.shape), format_shape(shown),
           format_shape(out_last_dropped), format_shape(with_one)));
     }
     check_class_ids(col, out.empty() ? 0 : out.back());
@@ -266,7 +268,7 @@ void check_target(NpyColumn& col, const TensorType& output, bool sparse) {
         fail(fmt::format("targets of shape {} per sample (file shape {}) do not fit the "
                          "output {}: expected {}",
                          format_shape(sample), format_shape(col.header.shape),
-                         format_shape(output.shape), format_shape(out)));
+                         format_shape(shown), format_shape(out)));
     if (col.header.kind == 'i' && sample == out_last_dropped)
       e.hint(
           "these look like class ids: use sparse_categorical_crossentropy, or one-hot "
