@@ -250,11 +250,11 @@ void check_target(NpyColumn& col, const TensorType& output, bool sparse) {
     Dims with_one = out_last_dropped;
     with_one.push_back(1);
     if (sample != out_last_dropped && sample != with_one) {
-      throw fail(fmt::format(
-          "class ids of shape {} per sample (file shape {}) do not fit the "
-          "output {}: expected {} or {}",
-          format_shape(sample), format_shape(col.header.shape), format_shape(shown),
-          format_shape(out_last_dropped), format_shape(with_one)));
+      throw fail(
+          fmt::format("class ids of shape {} per sample (file shape {}) do not fit the "
+                      "output {}: expected {} or {}",
+                      format_shape(sample), format_shape(col.header.shape), format_shape(shown),
+                      format_shape(out_last_dropped), format_shape(with_one)));
     }
     check_class_ids(col, out.empty() ? 0 : out.back());
     col.field.dtype = DType::i32;
@@ -267,8 +267,8 @@ void check_target(NpyColumn& col, const TensorType& output, bool sparse) {
     Error e =
         fail(fmt::format("targets of shape {} per sample (file shape {}) do not fit the "
                          "output {}: expected {}",
-                         format_shape(sample), format_shape(col.header.shape),
-                         format_shape(shown), format_shape(out)));
+                         format_shape(sample), format_shape(col.header.shape), format_shape(shown),
+                         format_shape(out)));
     if (col.header.kind == 'i' && sample == out_last_dropped)
       e.hint(
           "these look like class ids: use sparse_categorical_crossentropy, or one-hot "

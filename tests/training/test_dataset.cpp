@@ -55,8 +55,8 @@ struct Graph {
 Graph make_graph(const std::string& training = kSparseTraining) {
   Graph g;
   g.compiled = fg::test::compile_yaml(graph_yaml(training));
-  g.outputs = fg::resolve_training_outputs(
-      fg::parse_training_config(*g.compiled->def().training), *g.compiled);
+  g.outputs = fg::resolve_training_outputs(fg::parse_training_config(*g.compiled->def().training),
+                                           *g.compiled);
   return g;
 }
 
@@ -175,8 +175,7 @@ TEST_CASE("data folder: gather copies shuffled rows, converting dtypes, into reu
     const fg::Tensor& tokens = *batch.input("tokens");
     CHECK(tokens.dtype() == fg::DType::i32);
     for (size_t b = 0; b < rows.size(); ++b)
-      for (int t = 0; t < 4; ++t)
-        CHECK(tokens.data<int32_t>()[b * 4 + t] == (rows[b] + t) % 50);
+      for (int t = 0; t < 4; ++t) CHECK(tokens.data<int32_t>()[b * 4 + t] == (rows[b] + t) % 50);
     const fg::Tensor& ids = *batch.target("classifier");
     CHECK(ids.shape() == fg::Dims{4});
     CHECK(std::vector<int32_t>(ids.data<int32_t>(), ids.data<int32_t>() + 4) ==
@@ -211,8 +210,8 @@ outputs: [y]
 training:
   loss: mse
 )");
-  auto outputs = fg::resolve_training_outputs(
-      fg::parse_training_config(*graph->def().training), *graph);
+  auto outputs =
+      fg::resolve_training_outputs(fg::parse_training_config(*graph->def().training), *graph);
   std::vector<double> x(13 * 127), y(13 * 13);
   for (size_t i = 0; i < x.size(); ++i) x[i] = 0.5 * static_cast<double>(i);
   for (size_t i = 0; i < y.size(); ++i) y[i] = -static_cast<double>(i);
@@ -303,7 +302,8 @@ TEST_CASE("data folder errors: the folder itself, missing files listing the fold
               {"notes.txt", "not a folder"});
   std::filesystem::rename(f.file("tokens.npy"), f.file("Tokens.npy"));
   check_error([&] { open(f, g); },
-              {"no tokens.npy for input 'tokens'", "the folder holds 'Tokens.npy', "
+              {"no tokens.npy for input 'tokens'",
+               "the folder holds 'Tokens.npy', "
                "'classifier.npy', 'extra.npy', 'image.npy', 'notes.txt', 'score.npy', 'sub/'",
                "did you mean 'Tokens.npy'"});
   std::filesystem::rename(f.file("Tokens.npy"), f.file("tokens.npy"));
@@ -332,8 +332,8 @@ TEST_CASE("data folder errors: dtypes, per-sample shapes, lengths, no samples") 
   {
     Folder f;
     f.write("classifier.npy", "<f4", "(7,)", fg::test::raw_of(std::vector<float>(7, 1.f)));
-    check_error([&] { open(f, g); }, {"classifier.npy", "targets of output 'classifier'",
-                                      "int class ids", "'<f4'"});
+    check_error([&] { open(f, g); },
+                {"classifier.npy", "targets of output 'classifier'", "int class ids", "'<f4'"});
   }
   {
     Folder f;
@@ -349,8 +349,9 @@ TEST_CASE("data folder errors: dtypes, per-sample shapes, lengths, no samples") 
   {
     Folder f;
     f.write("score.npy", "<f8", "(7, 2)", fg::test::raw_of(std::vector<double>(14, 1.0)));
-    check_error([&] { open(f, g); }, {"score.npy", "targets of output 'score'",
-                                      "targets of shape (2,)", "output (None, 1)", "expected (1,)"});
+    check_error([&] { open(f, g); },
+                {"score.npy", "targets of output 'score'", "targets of shape (2,)",
+                 "output (None, 1)", "expected (1,)"});
   }
   {
     Folder f;
@@ -403,16 +404,16 @@ TEST_CASE("data folder errors: class ids out of range name the row; class ids as
   }
   {
     Folder f;  // class ids given to categorical_crossentropy
-    Graph categorical = make_graph(
-        "  loss: {classifier: categorical_crossentropy, score: binary_crossentropy}\n");
+    Graph categorical =
+        make_graph("  loss: {classifier: categorical_crossentropy, score: binary_crossentropy}\n");
     check_error([&] { open(f, categorical); },
                 {"targets of output 'classifier'", "targets of shape ()", "expected (5,)",
                  "sparse_categorical_crossentropy", "np.eye(classes)[ids]"});
   }
   {
     Folder f;  // one-hot targets for categorical_crossentropy: ints convert to floats
-    Graph categorical = make_graph(
-        "  loss: {classifier: categorical_crossentropy, score: binary_crossentropy}\n");
+    Graph categorical =
+        make_graph("  loss: {classifier: categorical_crossentropy, score: binary_crossentropy}\n");
     std::vector<int64_t> onehot(7 * 5, 0);
     for (int r = 0; r < 7; ++r) onehot[r * 5 + (r % 5)] = 1;
     f.write("classifier.npy", "<i8", "(7, 5)", fg::test::raw_of(onehot));
@@ -432,8 +433,11 @@ TEST_CASE("data folder errors: class ids out of range name the row; class ids as
     fg::Dataset data = open(f, g);
     fg::Batch batch;
     data.gather(std::vector<int64_t>{0, 1}, batch);
-    check_error([&] { data.gather(std::vector<int64_t>{0, 5, 1}, batch, 2); },
-                {"tokens.npy", "input 'tokens'", "row 5", "does not fit into int32"});
+    check_error(
+        [&] {
+          data.gather(std::vector<int64_t>{0, 5, 1}, batch, 2);
+        },
+        {"tokens.npy", "input 'tokens'", "row 5", "does not fit into int32"});
   }
   {
     Folder f;  // a null dim whose size the graph cannot take: no tokens at all is caught
@@ -456,8 +460,8 @@ outputs: [y]
 training:
   loss: mse
 )");
-  auto outputs = fg::resolve_training_outputs(
-      fg::parse_training_config(*graph->def().training), *graph);
+  auto outputs =
+      fg::resolve_training_outputs(fg::parse_training_config(*graph->def().training), *graph);
   const std::string header = npy_bytes("<f4", "(4096, 1048576)", "");
   const std::string path = dir.file("x.npy");
   fg::test::write_bytes(path, header);
