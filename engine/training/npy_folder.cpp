@@ -135,8 +135,13 @@ std::vector<std::string> folder_entries(const std::string& dir) {
   std::vector<std::string> unclaimed;
   for (const auto& e : entries)
     if (e.size() > 4 && e.compare(e.size() - 4, 4, ".npy") == 0) unclaimed.push_back(e);
-  Error error(fmt::format("no {} for {}: the folder holds {}", file, what,
-                          entries.empty() ? std::string("nothing") : quoted_list(entries)));
+  constexpr size_t kListed = 20;  // a folder of thousands of files is not listed in full
+  std::string holds = entries.empty() ? std::string("nothing") : quoted_list(entries);
+  if (entries.size() > kListed) {
+    holds = quoted_list(std::vector<std::string>(entries.begin(), entries.begin() + kListed)) +
+            fmt::format(" and {} more", entries.size() - kListed);
+  }
+  Error error(fmt::format("no {} for {}: the folder holds {}", file, what, holds));
   error.in_file(dir);
   const std::string near = closest_match(file, unclaimed);
   if (!near.empty()) error.hint(fmt::format("did you mean '{}'? (rename it to '{}')", near, file));

@@ -4,6 +4,7 @@
 // the dtypes write_npy does not write); expected rows are the values the tests wrote.
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -231,7 +232,7 @@ training:
   }
 }
 
-TEST_CASE("data folder: slices are the samples [begin, end), as validation_split takes them") {
+TEST_CASE("data folder: slices are the samples from begin to end, as validation_split takes them") {
   Folder f;
   fg::Dataset data = open(f);
   const int64_t split = fg::validation_split_at(data.size(), 0.3);  // floor(7 * 0.7) = 4
@@ -309,6 +310,13 @@ TEST_CASE("data folder errors: the folder itself, missing files listing the fold
   std::filesystem::rename(f.file("Tokens.npy"), f.file("tokens.npy"));
   std::filesystem::remove(f.file("score.npy"));
   check_error([&] { open(f, g); }, {"no score.npy for targets of output 'score'"});
+  {
+    fg::test::TempDir crowded;  // a long listing is cut after 20 entries
+    for (int i = 0; i < 25; ++i)
+      fg::test::write_bytes(crowded.file(fmt::format("f{:02d}.txt", i)), "x");
+    check_error([&] { fg::open_npy_folder(crowded.path().string(), *g.compiled, g.outputs); },
+                {"no image.npy for input 'image'", "'f18.txt', 'f19.txt' and 5 more"});
+  }
   // Prediction needs no targets.
   fg::DatasetOptions inputs_only;
   inputs_only.targets = false;
@@ -387,7 +395,7 @@ TEST_CASE("data folder errors: dtypes, per-sample shapes, lengths, no samples") 
   }
 }
 
-TEST_CASE("data folder errors: class ids out of range name the row; class ids as dense targets") {
+TEST_CASE("data folder errors: class ids out of range name the row, class ids as dense targets") {
   Graph g = make_graph();
   {
     Folder f;

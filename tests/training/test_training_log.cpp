@@ -185,7 +185,7 @@ TEST_CASE("CsvLogger: Keras's header, sorted names, epoch from 0, flushed after 
   log.on_train_end({});
 }
 
-TEST_CASE("CsvLogger: several outputs sort as Python sorts; names from the first epoch") {
+TEST_CASE("CsvLogger: several outputs sort as Python sorts, names from the first epoch") {
   fg::test::TempDir dir;
   const std::string path = dir.file("multi.csv");
   fg::CsvLogger log(path, false, ';');
@@ -333,7 +333,7 @@ TEST_CASE("learning curves: one epoch, names to escape, no epochs") {
   CHECK(empty.all("polyline").empty());
 }
 
-TEST_CASE("LearningCurves: rewritten after every epoch; a resume drops the epochs redone") {
+TEST_CASE("LearningCurves: rewritten after every epoch, a resume drops the epochs redone") {
   fg::test::TempDir dir;
   const std::string path = dir.file("log.svg");
   std::vector<fg::EpochResult> earlier = {epoch_result(0, {{"loss", 1.0}}),
