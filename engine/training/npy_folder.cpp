@@ -6,7 +6,6 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
-#include <map>
 #include <set>
 
 #include "engine/mapped_file.hpp"
