@@ -4,16 +4,8 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
-#include <cstring>
-#include <filesystem>
-#include <limits>
-#include <map>
 
-#include "engine/mapped_file.hpp"
-#include "engine/npy.hpp"
-#include "framework/compiler.hpp"
 #include "framework/error.hpp"
 
 namespace fg {

@@ -40,7 +40,7 @@ struct DataField {
 
 // A batch of samples: one tensor per field, batch first, in the data set's field order (graph
 // inputs in graph order, then targets in output order). Dataset::gather fills it and keeps its
-// tensors when they already have the right dtype and shape (no allocation then).
+// tensors when they already have the right dtype and shape (no tensor is allocated then).
 struct Batch {
   int64_t rows = 0;
   std::vector<std::string> input_names;

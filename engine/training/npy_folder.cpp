@@ -6,7 +6,6 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
-#include <map>
 #include <set>
 
 #include "engine/mapped_file.hpp"
@@ -135,8 +134,13 @@ std::vector<std::string> folder_entries(const std::string& dir) {
   std::vector<std::string> unclaimed;
   for (const auto& e : entries)
     if (e.size() > 4 && e.compare(e.size() - 4, 4, ".npy") == 0) unclaimed.push_back(e);
-  Error error(fmt::format("no {} for {}: the folder holds {}", file, what,
-                          entries.empty() ? std::string("nothing") : quoted_list(entries)));
+  constexpr size_t kListed = 20;  // a folder of thousands of files is not listed in full
+  std::string holds = entries.empty() ? std::string("nothing") : quoted_list(entries);
+  if (entries.size() > kListed) {
+    holds = quoted_list(std::vector<std::string>(entries.begin(), entries.begin() + kListed)) +
+            fmt::format(" and {} more", entries.size() - kListed);
+  }
+  Error error(fmt::format("no {} for {}: the folder holds {}", file, what, holds));
   error.in_file(dir);
   const std::string near = closest_match(file, unclaimed);
   if (!near.empty()) error.hint(fmt::format("did you mean '{}'? (rename it to '{}')", near, file));
@@ -233,6 +237,8 @@ void check_class_ids(const NpyColumn& col, int64_t classes) {
 void check_target(NpyColumn& col, const TensorType& output, bool sparse) {
   const Dims sample = sample_shape_of(col);
   const Dims out(output.shape.begin() + 1, output.shape.end());
+  Dims shown = output.shape;  // bound with a batch of 1; messages show the batch as None
+  shown[0] = kDynamic;
   const auto fail = [&](const std::string& message) {
     return Error(fmt::format("{}: {}", col.what, message)).in_file(col.file->path());
   };
@@ -248,11 +254,11 @@ void check_target(NpyColumn& col, const TensorType& output, bool sparse) {
     Dims with_one = out_last_dropped;
     with_one.push_back(1);
     if (sample != out_last_dropped && sample != with_one) {
-      throw fail(fmt::format(
-          "class ids of shape {} per sample (file shape {}) do not fit the "
-          "output {}: expected {} or {}",
-          format_shape(sample), format_shape(col.header.shape), format_shape(output.shape),
-          format_shape(out_last_dropped), format_shape(with_one)));
+      throw fail(
+          fmt::format("class ids of shape {} per sample (file shape {}) do not fit the "
+                      "output {}: expected {} or {}",
+                      format_shape(sample), format_shape(col.header.shape), format_shape(shown),
+                      format_shape(out_last_dropped), format_shape(with_one)));
     }
     check_class_ids(col, out.empty() ? 0 : out.back());
     col.field.dtype = DType::i32;
@@ -265,8 +271,8 @@ void check_target(NpyColumn& col, const TensorType& output, bool sparse) {
     Error e =
         fail(fmt::format("targets of shape {} per sample (file shape {}) do not fit the "
                          "output {}: expected {}",
-                         format_shape(sample), format_shape(col.header.shape),
-                         format_shape(output.shape), format_shape(out)));
+                         format_shape(sample), format_shape(col.header.shape), format_shape(shown),
+                         format_shape(out)));
     if (col.header.kind == 'i' && sample == out_last_dropped)
       e.hint(
           "these look like class ids: use sparse_categorical_crossentropy, or one-hot "
