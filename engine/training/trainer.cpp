@@ -102,6 +102,29 @@ std::optional<double> find_log(const TrainingLogs& logs, const std::string& name
   return std::nullopt;
 }
 
+// The first parameter whose gradient holds a NaN or an Inf (x * 0 is NaN exactly for those),
+// or nullptr: one vectorised pass over the gradients.
+const Parameter* first_non_finite_gradient(const std::vector<Parameter>& params, int threads) {
+  for (const Parameter& p : params) {
+    const auto n = static_cast<int64_t>(p.size);
+    const float* g = p.gradient;
+    float probe = 0.f;
+#pragma omp parallel for num_threads(threads) reduction(+ : probe) schedule(static)
+    for (int64_t i = 0; i < n; ++i) probe += g[i] * 0.f;
+    if (probe != 0.f || std::isnan(probe)) return &p;
+  }
+  return nullptr;
+}
+
+Error non_finite_error(const std::string& what, int64_t epoch, int64_t step_in_epoch,
+                       const std::string& where) {
+  return Error(
+             fmt::format("{} at epoch {}, step {}: {}", what, epoch + 1, step_in_epoch + 1, where))
+      .hint(
+          "lower the learning rate, check the data for NaN or Inf, or clip gradients "
+          "(optimizer: {clipnorm: 1.0}); the last checkpoint was not overwritten");
+}
+
 }  // namespace
 
 // Running means of one pass over the data (an epoch, or an evaluation).
@@ -288,14 +311,18 @@ double TrainingSession::train_step(const Batch& batch, int64_t epoch, int64_t st
   if (!std::isfinite(loss)) {
     std::string where = plan.find_non_finite(step);
     if (where.empty()) where = "every node's output is finite: the loss itself is not (targets?)";
-    throw Error(fmt::format("the loss is {} at epoch {}, step {}: {}", loss, epoch + 1,
-                            step_in_epoch + 1, where))
-        .hint(
-            "lower the learning rate, check the data for NaN or Inf, or clip gradients "
-            "(optimizer: {clipnorm: 1.0}); the last checkpoint was not overwritten");
+    throw non_finite_error(fmt::format("the loss is {}", loss), epoch, step_in_epoch, where);
   }
   plan.backward(step);
   std::vector<Parameter> trainable = params_->trainable_parameters();
+  // A finite loss can still come with NaN gradients (a NaN input that a ReLU hides in the
+  // forward): stop before the optimizer spreads it into the weights.
+  if (const Parameter* bad = first_non_finite_gradient(trainable, threads_)) {
+    std::string where = plan.find_non_finite(step);
+    if (where.empty()) where = "no step's output or gradient is (a weight's gradient sum?)";
+    throw non_finite_error(fmt::format("the gradient of weight '{}' holds NaN or Inf", bad->name),
+                           epoch, step_in_epoch, where);
+  }
   optimizer_->step(trainable);
   return loss;
 }
