@@ -48,11 +48,11 @@ Tensor one_hot_targets(int64_t n) {
   return y;
 }
 
-// A folder with graph.yaml, data/{x,out}.npy (32 samples), and a --save file that must keep
-// its bytes when a run fails.
+// A folder with graph.yaml, data/{x,out}.npy (32 samples), and a --save file, a --log CSV and
+// its curves that must keep their bytes when a run fails.
 struct TrainFixture {
   NamedTempDir dir;
-  std::string graph, data, save;
+  std::string graph, data, save, log, curves;
   const std::string kept = "previous checkpoint bytes";
   explicit TrainFixture(const std::string& name, const std::string& yaml = kGraph)
       : dir("fg_train_cli", name) {
@@ -62,15 +62,22 @@ struct TrainFixture {
     write_npy(data + "/x.npy", random_tensor({32, 4}, 1));
     write_npy(data + "/out.npy", one_hot_targets(32));
     save = write_text(dir.path + "/trained.safetensors", kept);
+    log = write_text(dir.path + "/log.csv", kept);
+    curves = write_text(dir.path + "/log.svg", kept);
   }
+  // stderr only (stdout dropped): the errors must be there.
   CliResult train(const std::string& extra = "") const {
-    return run_cli("train " + graph + " --data " + data + " --save " + save + " " + extra);
+    return run_command(graph_runner_path() + " train " + graph + " --data " + data + " --save " +
+                       save + " --log " + log + " " + extra + " 2>&1 >/dev/null");
   }
   void check_failed(const CliResult& r, int code, const std::vector<std::string>& parts) const {
     CAPTURE(r.out);
     CHECK(r.code == code);
     for (const auto& p : parts) CHECK_MESSAGE(has(r.out, p), "missing: " << p);
     CHECK(read_bytes(save) == kept);
+    CHECK(read_bytes(curves) == kept);
+    // Keras's CSVLogger truncates its file when training begins: only a NaN may clear it.
+    if (!has(r.out, "NaN")) CHECK(read_bytes(log) == kept);
   }
 };
 

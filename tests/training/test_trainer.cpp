@@ -6,6 +6,7 @@
 // trainer: they are either naive references or a second, independent run of the same API.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -123,16 +124,20 @@ const char* kConvGraph =
     "  - {name: f, op: flatten, input: c}\n"
     "  - {name: out, op: dense, input: f, units: 3, activation: softmax}\noutputs: [out]\n"
     "training: {loss: categorical_crossentropy, optimizer: {name: adam, learning_rate: 0.05}, "
-    "batch_size: 3, epochs: 1, shuffle: false}\n";
+    "metrics: [accuracy], batch_size: 3, epochs: 1, shuffle: false}\n";
 
 using NaiveWeights = std::map<std::string, Doubles>;
 
-double naive_conv_graph_loss(const NaiveWeights& w, const Doubles& x, const Doubles& y,
-                             int64_t batch) {
+Doubles naive_conv_graph_forward(const NaiveWeights& w, const Doubles& x, int64_t batch) {
   ref::Array in{{batch, 7, 2}, x};
   ref::Array kernel{{3, 2, 3}, w.at("c.kernel")};
   ref::Array c = ref::conv1d(in, kernel, w.at("c.bias"), 1, 1, "valid", "tanh");
-  Doubles out = ref::dense(c.data, {batch, 15}, w.at("out.kernel"), w.at("out.bias"), 3, "softmax");
+  return ref::dense(c.data, {batch, 15}, w.at("out.kernel"), w.at("out.bias"), 3, "softmax");
+}
+
+double naive_conv_graph_loss(const NaiveWeights& w, const Doubles& x, const Doubles& y,
+                             int64_t batch) {
+  const Doubles out = naive_conv_graph_forward(w, x, batch);
   double total = 0;
   for (int64_t b = 0; b < batch; ++b)
     for (int64_t k = 0; k < 3; ++k) total -= y[b * 3 + k] * std::log(out[b * 3 + k]);
@@ -169,10 +174,15 @@ TEST_CASE(
   REQUIRE(fit.history.size() == 1);
 
   const int64_t firsts[3] = {0, 3, 6}, counts[3] = {3, 3, 1};
-  double loss_sum = 0;
+  double loss_sum = 0, correct = 0;
   for (int s = 0; s < 3; ++s) {
     const Doubles xb = rows_of(x, firsts[s], counts[s]), yb = rows_of(y, firsts[s], counts[s]);
     loss_sum += naive_conv_graph_loss(w, xb, yb, counts[s]) * counts[s];
+    const Doubles p = naive_conv_graph_forward(w, xb, counts[s]);
+    for (int64_t r = 0; r < counts[s]; ++r) {
+      const auto top = std::max_element(p.begin() + r * 3, p.begin() + r * 3 + 3) - p.begin();
+      correct += yb[top] == 1.0;
+    }
     std::map<std::string, Doubles> grads;
     for (auto& [key, state] : adam) {
       Doubles g(w[key].size());
@@ -202,6 +212,7 @@ TEST_CASE(
   }
   // The epoch's loss: the sample-weighted mean of the three batches' losses.
   CHECK(log_of(fit.history[0].logs, "loss") == doctest::Approx(loss_sum / 7).epsilon(1e-4));
+  CHECK(log_of(fit.history[0].logs, "accuracy") == doctest::Approx(correct / 7));
   CHECK(fit.history[0].samples == 7);
 }
 
@@ -210,10 +221,10 @@ TEST_CASE(
 struct SeparableData {
   NamedTempDir dir;
   std::string graph, data;
+  Tensor x, y;
   SeparableData(const std::string& name, const std::string& training, int64_t n = 240)
       : dir("fg_trainer", name) {
     graph = write_graph(dir.path, mlp_with(training));
-    Tensor x, y;
     separable_problem(n, 3, x, y, nullptr);
     data = write_data(dir.path + "/data", {{"x", x}, {"out", y}});
   }
@@ -240,6 +251,15 @@ TEST_CASE("trainer: the loss falls and accuracy passes 0.9 on a linearly separab
   const EvaluateResult eval = trainer.evaluate(d.data);
   CHECK(eval.samples == 240);
   CHECK(log_of(eval.logs, "accuracy") > 0.9);
+  // The validation set is the last 48 samples (Keras: taken before shuffling).
+  Tensor last_x(DType::f32, {48, 4}), last_y(DType::f32, {48, 3});
+  std::memcpy(last_x.mutable_data<float>(), d.x.data<float>() + 192 * 4, last_x.bytes());
+  std::memcpy(last_y.mutable_data<float>(), d.y.data<float>() + 192 * 3, last_y.bytes());
+  const EvaluateResult tail =
+      trainer.evaluate(write_data(d.dir.path + "/tail", {{"x", last_x}, {"out", last_y}}));
+  CHECK(log_of(tail.logs, "loss") ==
+        doctest::Approx(log_of(fit.history.back().logs, "val_loss")).epsilon(1e-6));
+  CHECK(log_of(tail.logs, "accuracy") == log_of(fit.history.back().logs, "val_accuracy"));
 }
 
 const char* kResumeTraining =
