@@ -148,6 +148,8 @@ TEST_CASE("graph-runner train: bad flags are usage errors (exit 2), nothing over
   TrainFixture f("flags");
   f.check_failed(f.train("--batch-size 0"), 2, {"--batch-size"});
   f.check_failed(f.train("--epochs 0"), 2, {"--epochs"});
+  f.check_failed(f.train("--weights " + f.save + " --resume " + f.save), 2, {"--resume"});
+  f.check_failed(f.train("--threads -1"), 2, {"--threads"});
 }
 
 TEST_CASE(

@@ -499,3 +499,43 @@ TEST_CASE(
 }
 
 }  // namespace
+
+namespace {
+
+TEST_CASE(
+    "trainer: a frozen node keeps its weights (saved too) while gradients flow through it "
+    "to the trainable node before it") {
+  NamedTempDir dir("fg_trainer", "frozen");
+  const std::string graph = write_graph(
+      dir.path,
+      "name: frozen\ninputs: {x: {shape: [4]}}\nnodes:\n"
+      "  - {name: a, op: dense, input: x, units: 6, activation: tanh}\n"
+      "  - {name: h, op: dense, input: a, units: 5, activation: tanh, trainable: false}\n"
+      "  - {name: out, op: dense, input: h, units: 3, activation: softmax}\noutputs: [out]\n"
+      "training: {loss: categorical_crossentropy, optimizer: adam, batch_size: 8, epochs: 1}\n");
+  Tensor x, y;
+  separable_problem(24, 6, x, y, nullptr);
+  const std::string data = write_data(dir.path + "/data", {{"x", x}, {"out", y}});
+  TrainerOptions options;
+  options.threads = 1;
+  Trainer trainer(graph, options);
+  const WeightStore before = trainer.weights();
+  FitOptions fo;
+  fo.save_path = dir.path + "/frozen.safetensors";
+  trainer.fit(data, fo);
+  const WeightStore after = trainer.weights();
+  const WeightStore saved = WeightStore::load_safetensors(fo.save_path);
+  for (const std::string key : {"a.kernel", "h.kernel", "h.bias", "out.kernel"}) {
+    CAPTURE(key);
+    const Tensor* b = before.find(key);
+    const Tensor* a = after.find(key);
+    REQUIRE(b != nullptr);
+    REQUIRE(a != nullptr);
+    const bool same = std::memcmp(a->raw(), b->raw(), a->bytes()) == 0;
+    CHECK(same == (key[0] == 'h'));
+    REQUIRE(saved.find(key) != nullptr);
+    CHECK(std::memcmp(saved.find(key)->raw(), a->raw(), a->bytes()) == 0);
+  }
+}
+
+}  // namespace
