@@ -398,7 +398,17 @@ FitResult TrainingSession::fit(const std::string& data_dir, const FitOptions& op
   for (TrainingCallback* cb : options.callbacks)
     cb->on_train_begin(log_names(validation.has_value()));
   FitResult result;
+  // Early stopping's restore_best_weights: the model becomes the best epoch's weights, the
+  // checkpoint keeps the last epoch's so that a resumed fit continues exactly.
+  auto restore_best_weights = [&] {
+    if (!resume_weights_) resume_weights_ = params_->to_weight_store();
+    params_->assign(*best_weights_);
+  };
   for (int64_t epoch = progress_.epochs_done; epoch < config_.epochs; ++epoch) {
+    if (resume_weights_) {
+      params_->assign(*resume_weights_);
+      resume_weights_.reset();
+    }
     EpochResult er;
     run_epoch(train, epoch, options, er);
     if (validation) {
@@ -409,14 +419,14 @@ FitResult TrainingSession::fit(const std::string& data_dir, const FitOptions& op
     progress_.epochs_done = epoch + 1;
     progress_.history.push_back(er);
     result.history.push_back(er);
-    if (stop && early_stopping_->restore_at_end() && best_weights_) params_->assign(*best_weights_);
+    if (stop && early_stopping_->restore_at_end() && best_weights_) restore_best_weights();
     if (!options.save_path.empty()) save(options.save_path);
     for (TrainingCallback* cb : options.callbacks) cb->on_epoch_end(er);
     if (stop) break;
   }
   if (!result.stopped_early && early_stopping_ && early_stopping_->restore_at_end() &&
       best_weights_) {
-    params_->assign(*best_weights_);
+    restore_best_weights();
     if (!options.save_path.empty()) save(options.save_path);
   }
   for (TrainingCallback* cb : options.callbacks) cb->on_train_end(result);

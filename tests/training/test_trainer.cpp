@@ -539,3 +539,38 @@ TEST_CASE(
 }
 
 }  // namespace
+
+namespace {
+
+TEST_CASE(
+    "trainer: resume equality holds with early stopping's restore_best_weights (the "
+    "checkpoint continues from the last epoch's weights, not the restored best ones)") {
+  // min_delta 100: only epoch 0 improves, patience 10 never stops; the end restores epoch 0.
+  SeparableData d("resume_best",
+                  "{loss: categorical_crossentropy, optimizer: {name: adam, learning_rate: "
+                  "0.02}, batch_size: 16, epochs: 3, seed: 4, early_stopping: {monitor: loss, "
+                  "patience: 10, min_delta: 100, restore_best_weights: true}}",
+                  64);
+  TrainerOptions options;
+  options.threads = 1;
+  Trainer straight(d.graph, options);
+  const FitResult full = straight.fit(d.data);
+  REQUIRE(full.history.size() == 3);
+  TrainerOptions two = options;
+  two.overrides.epochs = 2;
+  Trainer first(d.graph, two);
+  FitOptions save;
+  save.save_path = d.dir.path + "/epoch2.safetensors";
+  first.fit(d.data, save);
+  Trainer resumed(d.graph, options);
+  resumed.resume(save.save_path);
+  const FitResult rest = resumed.fit(d.data);
+  REQUIRE(rest.history.size() == 1);
+  for (const auto& [k, v] : full.history[2].logs)
+    CHECK_MESSAGE(log_of(rest.history[0].logs, k) == v, k);
+  check_same_weights(straight.weights(), resumed.weights());
+  // The file is still the best model: its weights are epoch 0's, as the trainer's are.
+  check_same_weights(first.weights(), WeightStore::load_safetensors(save.save_path), true);
+}
+
+}  // namespace
