@@ -574,3 +574,73 @@ TEST_CASE(
 }
 
 }  // namespace
+
+namespace {
+
+// Straight `epochs` epochs against `first` epochs then a resume to `epochs`: same logs and
+// weights, bitwise (one thread).
+FitResult check_resume_equality(const std::string& name, const std::string& training,
+                                int64_t epochs, int64_t first) {
+  SeparableData d(name, training, 61);
+  TrainerOptions options;
+  options.threads = 1;
+  Trainer straight(d.graph, options);
+  const FitResult full = straight.fit(d.data);
+  REQUIRE(full.history.size() == static_cast<size_t>(epochs));
+  TrainerOptions part = options;
+  part.overrides.epochs = first;
+  Trainer head(d.graph, part);
+  FitOptions save;
+  save.save_path = d.dir.path + "/head.safetensors";
+  head.fit(d.data, save);
+  Trainer resumed(d.graph, options);
+  resumed.resume(save.save_path);
+  const FitResult rest = resumed.fit(d.data);
+  REQUIRE(rest.history.size() == static_cast<size_t>(epochs - first));
+  for (size_t e = 0; e < rest.history.size(); ++e) {
+    CHECK(rest.history[e].learning_rate == full.history[first + e].learning_rate);
+    for (const auto& [k, v] : full.history[first + e].logs)
+      CHECK_MESSAGE(log_of(rest.history[e].logs, k) == v, "epoch " << first + e << " " << k);
+  }
+  check_same_weights(straight.weights(), resumed.weights());
+  return full;
+}
+
+TEST_CASE(
+    "trainer: resume equality with reduce_on_plateau, a learning-rate schedule, sgd with "
+    "momentum and rmsprop") {
+  const std::string base =
+      "{loss: categorical_crossentropy, metrics: [accuracy], batch_size: 8, epochs: 4, seed: 5, "
+      "validation_split: 0.2, ";
+  SUBCASE("reduce_on_plateau") {
+    const FitResult full = check_resume_equality(
+        "plateau",
+        base +
+            "optimizer: {name: adam, learning_rate: 0.01}, reduce_on_plateau: "
+            "{monitor: loss, factor: 0.5, patience: 0, min_delta: 100}}",
+        4, 2);
+    CHECK(full.history.back().learning_rate == doctest::Approx(0.01 / 8));  // halved 3 times
+  }
+  SUBCASE("exponential_decay") {
+    const FitResult full = check_resume_equality(
+        "decay",
+        base +
+            "optimizer: {name: adam, learning_rate: {exponential_decay: "
+            "{initial_learning_rate: 0.02, decay_steps: 3, decay_rate: 0.5}}}}",
+        4, 1);
+    // 48 training samples in batches of 8: 6 steps an epoch, 24 in all.
+    CHECK(full.history.back().learning_rate == doctest::Approx(0.02 * std::pow(0.5, 24.0 / 3)));
+  }
+  SUBCASE("sgd with nesterov momentum") {
+    check_resume_equality(
+        "sgd", base + "optimizer: {name: sgd, learning_rate: 0.05, momentum: 0.9, nesterov: true}}",
+        4, 3);
+  }
+  SUBCASE("centered rmsprop with momentum") {
+    check_resume_equality(
+        "rmsprop",
+        base + "optimizer: {name: rmsprop, centered: true, momentum: 0.5, clipnorm: 1.0}}", 4, 2);
+  }
+}
+
+}  // namespace
