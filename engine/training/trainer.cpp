@@ -170,9 +170,8 @@ TrainingSession::TrainingSession(const std::string& graph_path, const TrainerOpt
 TrainingSession::~TrainingSession() = default;
 
 std::vector<std::string> TrainingSession::log_names(bool with_validation) const {
-  std::vector<OutputTraining> specs;
-  for (const auto& o : outputs_) specs.push_back(o.spec);
-  std::vector<std::string> names = logged_names(specs);
+  std::vector<std::string> names;  // as the epochs' logs name them
+  for (const auto& [name, value] : epoch_logs(EpochState(outputs_), "")) names.push_back(name);
   if (with_validation) {
     const size_t n = names.size();
     for (size_t i = 0; i < n; ++i) names.push_back("val_" + names[i]);
@@ -283,7 +282,9 @@ double TrainingSession::add_losses_and_metrics(const Batch& batch, TrainingPlan&
 
 TrainingLogs TrainingSession::epoch_logs(const EpochState& state, const std::string& prefix) const {
   TrainingLogs logs{{prefix + "loss", state.loss.result()}};
-  const bool several = outputs_.size() > 1;
+  // Keras (and logged_names, which monitors are checked against): names carry the output's name
+  // when the model has several outputs, even if only one of them has a loss.
+  const bool several = graph_->def().outputs.size() > 1;
   for (size_t k = 0; k < outputs_.size(); ++k) {
     const TrainedOutput& o = outputs_[k];
     if (several)

@@ -644,3 +644,42 @@ TEST_CASE(
 }
 
 }  // namespace
+
+namespace {
+
+TEST_CASE(
+    "trainer: sigmoid + binary_crossentropy learns a separable binary task; an output "
+    "without a loss needs no targets") {
+  NamedTempDir dir("fg_trainer", "binary");
+  const std::string graph_text =
+      "name: bin\ninputs: {x: {shape: [4]}}\nnodes:\n"
+      "  - {name: h, op: dense, input: x, units: 8, activation: tanh}\n"
+      "  - {name: p, op: dense, input: h, units: 1, activation: sigmoid}\n"
+      "  - {name: side, op: dense, input: h, units: 2}\noutputs: [p, side]\n"
+      "training: {loss: {p: binary_crossentropy}, metrics: {p: [accuracy]}, optimizer: {name: "
+      "adam, learning_rate: 0.03}, batch_size: 16, epochs: 15, seed: 2}\n";
+  const std::string graph = write_graph(dir.path, graph_text);
+  Tensor x = random_tensor({160, 4}, 12), y(DType::f32, {160, 1});
+  for (int64_t r = 0; r < 160; ++r) {
+    const float* v = x.data<float>() + r * 4;
+    y.mutable_data<float>()[r] = (v[0] - 0.5f * v[1] + v[3] > 0.1f) ? 1.f : 0.f;
+  }
+  const std::string data = write_data(dir.path + "/data", {{"x", x}, {"p", y}});
+  TrainerOptions options;
+  options.threads = 1;
+  Trainer trainer(graph, options);
+  const FitResult fit = trainer.fit(data);
+  std::vector<std::string> names = names_of(fit.history.back().logs);
+  std::sort(names.begin(), names.end());
+  CHECK(names == std::vector<std::string>{"loss", "p_accuracy", "p_loss"});
+  // The names monitors are checked against (framework's logged_names) are the logs' names.
+  CHECK(trainer.log_names(false) == names_of(fit.history.back().logs));
+  CHECK(trainer.log_names(false) ==
+        logged_names(resolve_training_outputs(trainer.config(), *compile_yaml(graph_text))));
+  CHECK(log_of(fit.history.back().logs, "loss") < 0.5 * log_of(fit.history[0].logs, "loss"));
+  CHECK(log_of(fit.history.back().logs, "p_accuracy") > 0.9);
+  const EvaluateResult e = trainer.evaluate(data);
+  CHECK(log_of(e.logs, "p_accuracy") > 0.9);
+}
+
+}  // namespace
