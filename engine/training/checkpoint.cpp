@@ -1,7 +1,9 @@
 // TrainingSession::save / resume: one safetensors file that is both the trained model and the
 // checkpoint (docs/formats.md). Every weight under its "<node>.<param>" key in Keras layout;
 // the optimizer's slots under "__training__.<optimizer>/<slot>.<node>.<param>", early
-// stopping's best weights under "__training__.best.<node>.<param>"; the scalar state as JSON
+// stopping's best weights under "__training__.best.<node>.<param>", and when the end of fit
+// restored those (restore_best_weights) the last epoch's weights, which a resume continues from,
+// under "__training__.current.<node>.<param>"; the scalar state as JSON
 // strings in the header's __metadata__. Node names cannot start with "__" (the YAML loader
 // refuses them), so no weight key can collide with the prefix.
 #include <fmt/format.h>
@@ -84,6 +86,9 @@ void TrainingSession::save(const std::string& path) const {
   if (best_weights_)
     for (const auto& [k, t] : best_weights_->tensors())
       tensors[std::string(kPrefix) + "best." + k] = copy_floats(t.data<float>(), t.shape());
+  if (resume_weights_)
+    for (const auto& [k, t] : resume_weights_->tensors())
+      tensors[std::string(kPrefix) + "current." + k] = copy_floats(t.data<float>(), t.shape());
   Json state{{"format", kFormat},
              {"graph", graph_->def().name},
              {"optimizer", config_.optimizer.name},
@@ -149,6 +154,13 @@ void TrainingSession::check_checkpoint_fits(const SafetensorsContents& file, con
                               format_shape(p.value.shape())))
           .in_file(path)
           .hint("resume with the graph the checkpoint was trained from");
+    auto c = file.tensors.find(kPrefix + std::string("current.") + p.key);
+    if (c != file.tensors.end() && c->second.shape() != p.value.shape())
+      throw Error(fmt::format("the checkpoint's last-epoch weight '{}' has shape {}, the graph "
+                              "needs {}",
+                              p.key, format_shape(c->second.shape()),
+                              format_shape(p.value.shape())))
+          .in_file(path);
   }
   if (!state.at("optimizer_built").get<bool>()) return;
   Optimizer probe(config_.optimizer);
@@ -173,8 +185,13 @@ void TrainingSession::restore_checkpoint(const SafetensorsContents& file, const 
   std::vector<EpochResult> history = history_from(state.at("history"));
   WeightStore weights;
   weights.set_source(path);
-  for (const StoredParameter& p : params_->entries()) weights.set(p.key, file.tensors.at(p.key));
+  const std::string current = std::string(kPrefix) + "current.";
+  for (const StoredParameter& p : params_->entries()) {
+    auto c = file.tensors.find(current + p.key);  // the last epoch's, when the best were restored
+    weights.set(p.key, c != file.tensors.end() ? c->second : file.tensors.at(p.key));
+  }
   params_->assign(weights);
+  resume_weights_.reset();
   if (state.at("optimizer_built").get<bool>()) {
     optimizer_->build(params_->trainable_parameters());
     for (const OptimizerSlot& s : optimizer_->slots())

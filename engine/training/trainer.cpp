@@ -104,6 +104,29 @@ std::optional<double> find_log(const TrainingLogs& logs, const std::string& name
   return std::nullopt;
 }
 
+// The first parameter whose gradient holds a NaN or an Inf (x * 0 is NaN exactly for those),
+// or nullptr: one vectorised pass over the gradients.
+const Parameter* first_non_finite_gradient(const std::vector<Parameter>& params, int threads) {
+  for (const Parameter& p : params) {
+    const auto n = static_cast<int64_t>(p.size);
+    const float* g = p.gradient;
+    float probe = 0.f;
+#pragma omp parallel for num_threads(threads) reduction(+ : probe) schedule(static)
+    for (int64_t i = 0; i < n; ++i) probe += g[i] * 0.f;
+    if (probe != 0.f || std::isnan(probe)) return &p;
+  }
+  return nullptr;
+}
+
+Error non_finite_error(const std::string& what, int64_t epoch, int64_t step_in_epoch,
+                       const std::string& where) {
+  return Error(
+             fmt::format("{} at epoch {}, step {}: {}", what, epoch + 1, step_in_epoch + 1, where))
+      .hint(
+          "lower the learning rate, check the data for NaN or Inf, or clip gradients "
+          "(optimizer: {clipnorm: 1.0}); the last checkpoint was not overwritten");
+}
+
 }  // namespace
 
 TrainingSession::TrainingSession(const std::string& graph_path, const TrainerOptions& options) {
@@ -136,9 +159,8 @@ TrainingSession::TrainingSession(const std::string& graph_path, const TrainerOpt
 TrainingSession::~TrainingSession() = default;
 
 std::vector<std::string> TrainingSession::log_names(bool with_validation) const {
-  std::vector<OutputTraining> specs;
-  for (const auto& o : outputs_) specs.push_back(o.spec);
-  std::vector<std::string> names = logged_names(specs);
+  std::vector<std::string> names;  // as the epochs' logs name them
+  for (const auto& [name, value] : epoch_logs(EpochState(outputs_), "")) names.push_back(name);
   if (with_validation) {
     const size_t n = names.size();
     for (size_t i = 0; i < n; ++i) names.push_back("val_" + names[i]);
@@ -242,7 +264,9 @@ double TrainingSession::add_losses_and_metrics(const Batch& batch, TrainingPlan&
 
 TrainingLogs TrainingSession::epoch_logs(const EpochState& state, const std::string& prefix) const {
   TrainingLogs logs{{prefix + "loss", state.loss.result()}};
-  const bool several = outputs_.size() > 1;
+  // Keras (and logged_names, which monitors are checked against): names carry the output's name
+  // when the model has several outputs, even if only one of them has a loss.
+  const bool several = graph_->def().outputs.size() > 1;
   for (size_t k = 0; k < outputs_.size(); ++k) {
     const TrainedOutput& o = outputs_[k];
     if (several)
@@ -270,11 +294,7 @@ double TrainingSession::train_step(const Batch& batch, int64_t epoch, int64_t st
   if (!std::isfinite(loss)) {
     std::string where = plan.find_non_finite(step);
     if (where.empty()) where = "every node's output is finite: the loss itself is not (targets?)";
-    throw Error(fmt::format("the loss is {} at epoch {}, step {}: {}", loss, epoch + 1,
-                            step_in_epoch + 1, where))
-        .hint(
-            "lower the learning rate, check the data for NaN or Inf, or clip gradients "
-            "(optimizer: {clipnorm: 1.0}); the last checkpoint was not overwritten");
+    throw non_finite_error(fmt::format("the loss is {}", loss), epoch, step_in_epoch, where);
   }
   plan.backward(step);
   // The gradients are complete here: Optimizer's gradient hook (a data-parallel all-reduce)
@@ -283,6 +303,14 @@ double TrainingSession::train_step(const Batch& batch, int64_t epoch, int64_t st
   {
     const ScopedOmpThreads scoped_threads(threads_);
     std::vector<Parameter> trainable = params_->trainable_parameters();
+    // A finite loss can still come with NaN gradients (a NaN input that a ReLU hides in the
+    // forward): stop before the optimizer spreads it into the weights.
+    if (const Parameter* bad = first_non_finite_gradient(trainable, threads_)) {
+      std::string where = plan.find_non_finite(step);
+      if (where.empty()) where = "no step's output or gradient is (a weight's gradient sum?)";
+      throw non_finite_error(fmt::format("the gradient of weight '{}' holds NaN or Inf", bad->name),
+                             epoch, step_in_epoch, where);
+    }
     optimizer_->step(trainable);
   }
   if (profile_ != nullptr) {
@@ -367,7 +395,17 @@ FitResult TrainingSession::fit(const std::string& data_dir, const FitOptions& op
   for (TrainingCallback* cb : options.callbacks)
     cb->on_train_begin(log_names(validation.has_value()));
   FitResult result;
+  // Early stopping's restore_best_weights: the model becomes the best epoch's weights, the
+  // checkpoint keeps the last epoch's so that a resumed fit continues exactly.
+  auto restore_best_weights = [&] {
+    if (!resume_weights_) resume_weights_ = params_->to_weight_store();
+    params_->assign(*best_weights_);
+  };
   for (int64_t epoch = progress_.epochs_done; epoch < config_.epochs; ++epoch) {
+    if (resume_weights_) {
+      params_->assign(*resume_weights_);
+      resume_weights_.reset();
+    }
     EpochResult er;
     run_epoch(train, epoch, options, er);
     if (validation) {
@@ -378,14 +416,14 @@ FitResult TrainingSession::fit(const std::string& data_dir, const FitOptions& op
     progress_.epochs_done = epoch + 1;
     progress_.history.push_back(er);
     result.history.push_back(er);
-    if (stop && early_stopping_->restore_at_end() && best_weights_) params_->assign(*best_weights_);
+    if (stop && early_stopping_->restore_at_end() && best_weights_) restore_best_weights();
     if (!options.save_path.empty()) save(options.save_path);
     for (TrainingCallback* cb : options.callbacks) cb->on_epoch_end(er);
     if (stop) break;
   }
   if (!result.stopped_early && early_stopping_ && early_stopping_->restore_at_end() &&
       best_weights_) {
-    params_->assign(*best_weights_);
+    restore_best_weights();
     if (!options.save_path.empty()) save(options.save_path);
   }
   for (TrainingCallback* cb : options.callbacks) cb->on_train_end(result);

@@ -108,6 +108,8 @@ class TrainingSession {
   std::optional<EarlyStopping> early_stopping_;
   std::optional<ReduceLrOnPlateau> reduce_on_plateau_;
   std::optional<WeightStore> best_weights_;
+  // The last epoch's weights when the end of fit restored the best ones (what resume continues).
+  std::optional<WeightStore> resume_weights_;
   TrainingProgress progress_;
   int threads_ = 1;
   uint64_t seed_ = 0;
