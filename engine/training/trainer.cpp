@@ -284,7 +284,6 @@ TrainingLogs TrainingSession::epoch_logs(const EpochState& state, const std::str
 // optimizer's gradient hook is where a data-parallel all-reduce goes) the update.
 double TrainingSession::train_step(const Batch& batch, int64_t epoch, int64_t step_in_epoch,
                                    EpochState& state) {
-  const int64_t n = batch.rows;
   TrainingPlan& plan = plan_for(batch);
   resolve_metrics(batch);
   copy_batch_to_plan(batch, plan);
