@@ -8,6 +8,8 @@
 #include <optional>
 #include <set>
 
+#include "framework/training_config.hpp"
+
 namespace fg {
 
 namespace {
@@ -356,6 +358,9 @@ CompiledGraph compile_graph(std::shared_ptr<const GraphDef> def_ptr, const OpReg
   std::vector<TensorType> types;
   for (const auto& t : g.tensors_) types.push_back(t.type);
   for (size_t i = 0; i < g.nodes_.size(); ++i) g.node_weights(i, types);
+  // A `training:` section must fit the graph (losses for outputs that exist and fit them, ...),
+  // checked whenever the graph is compiled, not first when training starts.
+  if (def.training) resolve_training_outputs(parse_training_config(*def.training), g);
   return g;
 }
 

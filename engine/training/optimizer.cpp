@@ -170,13 +170,26 @@ void Optimizer::update(size_t index, Parameter& p, double lr_double) {
       float* m = slot(0);
       float* v = slot(1);
       float* v_hat = spec_.amsgrad ? slot(2) : nullptr;
+      if (v_hat != nullptr) {
 #pragma omp parallel for if (n > kParallelWork)
+        for (int64_t i = 0; i < n; ++i) {
+          m[i] += (g[i] - m[i]) * one_minus_b1;
+          v[i] += (g[i] * g[i] - v[i]) * one_minus_b2;
+          v_hat[i] = std::max(v_hat[i], v[i]);
+          w[i] -= (m[i] * alpha) / (std::sqrt(v_hat[i]) + eps);
+        }
+        break;
+      }
+      // The hot loop of a training step (every weight, e.g. 44 M for the reference graph): the
+      // same arithmetic, vectorised (distinct buffers, no branch).
+#pragma omp parallel for simd if (n > kParallelWork)
       for (int64_t i = 0; i < n; ++i) {
-        m[i] += (g[i] - m[i]) * one_minus_b1;
-        v[i] += (g[i] * g[i] - v[i]) * one_minus_b2;
-        float vi = v[i];
-        if (v_hat) vi = v_hat[i] = std::max(v_hat[i], v[i]);
-        w[i] -= (m[i] * alpha) / (std::sqrt(vi) + eps);
+        const float gi = g[i];
+        const float mi = m[i] + (gi - m[i]) * one_minus_b1;
+        const float vi = v[i] + (gi * gi - v[i]) * one_minus_b2;
+        m[i] = mi;
+        v[i] = vi;
+        w[i] -= (mi * alpha) / (std::sqrt(vi) + eps);
       }
       break;
     }

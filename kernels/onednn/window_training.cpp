@@ -20,9 +20,8 @@ ConvTrainingPds conv_training_pds(const memory::dims& src, const memory::dims& w
       bias ? memory::desc({weights[0]}, dt::f32, tag::a) : memory::desc();
   const auto alg = dnnl::algorithm::convolution_direct;
   const dnnl::engine& engine = cpu_engine();
-  dnnl::convolution_forward::desc fd(dnnl::prop_kind::forward_training, alg, act(src),
-                                     any_weights, bias_desc, act(dst), g.strides, g.dilation,
-                                     g.pad_l, g.pad_r);
+  dnnl::convolution_forward::desc fd(dnnl::prop_kind::forward_training, alg, act(src), any_weights,
+                                     bias_desc, act(dst), g.strides, g.dilation, g.pad_l, g.pad_r);
   dnnl::convolution_forward::primitive_desc forward(fd, make_attr(), engine);
   dnnl::convolution_backward_data::desc dd(alg, act(src), any_weights, act(dst), g.strides,
                                            g.dilation, g.pad_l, g.pad_r);
