@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <set>
 
 #include "engine/file_io.hpp"
@@ -16,9 +17,22 @@ WeightStore WeightStore::load_safetensors(const std::string& path) {
   WeightStore store;
   SafetensorsContents contents = read_safetensors(path);
   // A training checkpoint is a weights file too: its training state (keys under the prefix
-  // that no node name can take, engine/training/checkpoint.cpp) is not a weight.
-  for (auto it = contents.tensors.begin(); it != contents.tensors.end();)
-    it = it->first.rfind("__training__.", 0) == 0 ? contents.tensors.erase(it) : std::next(it);
+  // that no node name can take, engine/training/checkpoint.cpp) is not a weight. The weights
+  // are then copied, so that the optimizer slots' bytes are not kept alive with the file.
+  bool dropped = false;
+  for (auto it = contents.tensors.begin(); it != contents.tensors.end();) {
+    const bool state = it->first.rfind("__training__.", 0) == 0;
+    dropped = dropped || state;
+    it = state ? contents.tensors.erase(it) : std::next(it);
+  }
+  if (dropped) {
+    for (auto& [key, t] : contents.tensors) {
+      Tensor owned(DType::f32, t.shape());
+      std::memcpy(owned.mutable_data<float>(), t.data<float>(), t.bytes());
+      t = std::move(owned);
+    }
+    contents.file.reset();
+  }
   store.tensors_ = std::move(contents.tensors);
   store.file_ = std::move(contents.file);
   store.source_ = path;

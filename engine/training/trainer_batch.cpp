@@ -23,15 +23,27 @@ Batch batch_of(const CompiledGraph& graph, const std::vector<TrainedOutput>& out
     b.inputs.push_back(it->second);
   }
   b.rows = b.inputs.empty() ? 0 : b.inputs.front().shape().at(0);
+  std::vector<Dims> shapes;
+  for (const Tensor& t : b.inputs) shapes.push_back(t.shape());
+  const std::vector<TensorType> types = graph.bind(shapes);  // throws for inputs that do not fit
   for (const TrainedOutput& o : outputs) {
     auto it = targets.find(o.spec.output);
     if (it == targets.end())
       throw Error(fmt::format("no targets for trained output '{}'", o.spec.output));
-    if (it->second.shape().empty() || it->second.shape()[0] != b.rows)
-      throw Error(fmt::format("the targets of '{}' have shape {}, the inputs a batch of {}",
-                              o.spec.output, format_shape(it->second.shape()), b.rows));
+    const Tensor& t = it->second;
+    const Dims& out = types[o.spec.tensor].shape;
+    const bool sparse = o.spec.loss->kind == LossKind::sparse_categorical_crossentropy;
+    Dims ids(out.begin(), out.end() - 1), ids1 = ids;
+    ids1.push_back(1);
+    const bool fits = sparse ? t.dtype() == DType::i32 && (t.shape() == ids || t.shape() == ids1)
+                             : t.dtype() == DType::f32 && t.shape() == out;
+    if (!fits)
+      throw Error(fmt::format("the targets of '{}' are {} {}, the output needs {} {}",
+                              o.spec.output, dtype_name(t.dtype()), format_shape(t.shape()),
+                              sparse ? "int32 class ids" : "float32",
+                              format_shape(sparse ? ids : out)));
     b.target_names.push_back(o.spec.output);
-    b.targets.push_back(it->second);
+    b.targets.push_back(t);
   }
   return b;
 }

@@ -523,12 +523,11 @@ std::string TrainingPlan::check_step(size_t s) const {
     const NonFinite nf =
         count_non_finite(static_cast<const float*>(memories_[st.dsts[i]].get_data_handle()), n);
     if (nf.count == 0) continue;
-    std::string where = st.node >= 0
-                            ? fmt::format(" (node '{}', op {})", graph_.nodes()[st.node].def->name,
-                                          graph_.nodes()[st.node].def->op)
-                            : "";
-    return fmt::format("{}{} in step '{}': {} of {} values are NaN or Inf, the first at index {}",
-                       buf.what, where, st.name, nf.count, n, nf.first);
+    const std::string op =
+        st.node >= 0 ? fmt::format(" (op {})", graph_.nodes()[st.node].def->op) : "";
+    const std::string step = st.kind == StepKind::forward ? "" : " in step '" + st.name + "'";
+    return fmt::format("{}{}{}: {} of {} values are NaN or Inf, the first at index {}", buf.what,
+                       op, step, nf.count, n, nf.first);
   }
   return "";
 }

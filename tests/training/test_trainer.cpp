@@ -683,3 +683,29 @@ TEST_CASE(
 }
 
 }  // namespace
+
+TEST_CASE(
+    "trainer: train_on_batch refuses targets of the wrong shape or dtype before reading them") {
+  SeparableData d("on_batch", "{loss: categorical_crossentropy, optimizer: adam}", 8);
+  TrainerOptions options;
+  options.threads = 1;
+  Trainer trainer(d.graph, options);
+  const std::map<std::string, Tensor> inputs{{"x", d.x}};
+  auto message = [&](const Tensor& target) {
+    try {
+      trainer.train_on_batch(inputs, {{"out", target}});
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const Dims good = d.y.shape();
+  Dims wide = good;
+  wide.back() += 1;
+  CHECK(message(Tensor(DType::f32, wide)).find("the targets of 'out' are float32") !=
+        std::string::npos);
+  CHECK(message(Tensor(DType::i32, good)).find("the output needs float32") != std::string::npos);
+  CHECK(message(Tensor(DType::f32, {good[0]})).find("the targets of 'out'") != std::string::npos);
+  const TrainingLogs logs = trainer.train_on_batch(inputs, {{"out", d.y}});
+  CHECK(std::isfinite(logs.front().second));
+}
