@@ -397,6 +397,7 @@ TrainingNodeResult check_attention_gradient(const Config& c, uint64_t seed,
   a.key_mask = key_mask;
   if (!key_mask.empty()) t.masks = {{}, key_mask};
   t.frozen = frozen;
+  t.needs_input_gradient = std::move(needs);
   GradientTolerance tol;
   tol.max_checked = 120;
   return check_gradients(
@@ -438,6 +439,12 @@ TEST_CASE("cross_attention gradient with a key mask: masked keys get no gradient
   // an all-masked sample: its queries get no gradient either (the output is the bias there)
   const float* dq = r.diff_inputs[0].data<float>();
   for (int64_t i = 0; i < 5 * 4; ++i) CHECK(dq[1 * 5 * 4 + i] == 0.0f);
+}
+
+TEST_CASE("cross_attention gradient: only the query or only the key/value needs a gradient") {
+  // the harness checks that the other input's gradient keeps its zeros
+  check_attention_gradient({2, 5, 7, 6, 4, 2, 3}, 6550, {}, false, {true, false});
+  check_attention_gradient({2, 5, 7, 6, 4, 2, 3}, 6560, {}, false, {false, true});
 }
 
 TEST_CASE("cross_attention gradient: a frozen node writes no weight gradient") {
