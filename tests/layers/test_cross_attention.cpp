@@ -389,7 +389,7 @@ ref::AttentionArgs probe_args(ref::AttentionArgs a, bool bias,
 
 TrainingNodeResult check_attention_gradient(const Config& c, uint64_t seed,
                                             const std::vector<uint8_t>& key_mask = {},
-                                            bool frozen = false) {
+                                            bool frozen = false, std::vector<bool> needs = {}) {
   INFO(
       fmt::format("B {} Tq {} Tk {} dq {} dk {} {}", c.batch, c.tq, c.tk, c.dq, c.dk, attrs_of(c)));
   ref::AttentionArgs a;
