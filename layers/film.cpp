@@ -10,6 +10,9 @@
 #include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "kernels/training_kernel.hpp"
+#include "layers/fusion_training.hpp"
+#include "layers/training_blocks.hpp"
 
 namespace fg::layers {
 namespace {
@@ -78,6 +81,82 @@ class Film final : public Op {
   }
 
   bool supports_masking() const override { return true; }
+
+  bool has_gradient() const override { return true; }
+
+  // Training, with x seen as [B, P, C] (P = the middle dims) and the condition c [B, d]:
+  //   forward   gamma = c Wg + bg (saved), beta = c Wb + bb (matmuls); y = gamma x + beta (C++)
+  //   backward  dx = gamma dy; dgamma = sum_p dy x, dbeta = sum_p dy (C++);
+  //             dc = dgamma Wg^T + dbeta Wb^T; dWg = c^T dgamma, dbg = sum_b dgamma (and beta)
+  void compile_training(const TrainingKernelContext& ctx, TrainingBuild& build) const override {
+    const Dims& xs = ctx.inputs[0].shape;
+    const Dim B = xs[0], C = xs.back(), d = ctx.inputs[1].shape[1];
+    const Dim P = num_elements(xs) / (B * C);
+    const memory::desc bc = onednn::plain_desc(Dims{B, C}), bd = onednn::plain_desc(Dims{B, d});
+    const memory::desc dc = onednn::plain_desc(Dims{d, C}), bias = onednn::plain_desc(Dims{1, C});
+    build = start_training_build(ctx, {bc});
+    const BackwardArgs a = backward_args(ctx, 1);
+
+    auto fwd = std::make_unique<StagedKernel>();
+    const int beta = build.forward.add_temp(bc);
+    add_matmul(fwd->calls(), build.forward, CallArg::src(1, bd), CallArg::src(2, dc),
+               CallArg::dst(1, bc), false, CallArg::src(3, bias));
+    add_matmul(fwd->calls(), build.forward, CallArg::src(1, bd), CallArg::src(4, dc),
+               CallArg::temp(beta, bc), false, CallArg::src(5, bias));
+    fwd->add_stage([B, P, C, beta](ExecContext& e) {
+      const float* x = data_of(e.srcs[0]);
+      const float* g = data_of(e.dsts[1]);
+      const float* be = data_of(e.temps[beta]);
+      float* y = data_of(e.dsts[0]);
+#pragma omp parallel for num_threads(e.threads) schedule(static)
+      for (Dim bp = 0; bp < B * P; ++bp) {
+        const Dim b = bp / P;
+        for (Dim k = 0; k < C; ++k) y[bp * C + k] = g[b * C + k] * x[bp * C + k] + be[b * C + k];
+      }
+    });
+    build.forward.kernel = std::move(fwd);
+
+    auto bwd = std::make_unique<StagedKernel>();
+    const int dgamma = build.backward.add_temp(bc), dbeta = build.backward.add_temp(bc);
+    const bool dx_needed = ctx.needs_input_gradient[0];
+    bwd->add_stage([=](ExecContext& e) {
+      const float* x = data_of(e.srcs[a.input(0)]);
+      const float* g = data_of(e.srcs[a.saved_tensor(0)]);
+      const float* dy = data_of(e.srcs[a.diff_output(0)]);
+      float* dx = dx_needed ? data_of(e.dsts[a.diff_input(0)]) : nullptr;
+      float* dg = data_of(e.temps[dgamma]);
+      float* db = data_of(e.temps[dbeta]);
+#pragma omp parallel for num_threads(e.threads) schedule(static)
+      for (Dim b = 0; b < B; ++b) {
+        for (Dim k = 0; k < C; ++k) dg[b * C + k] = db[b * C + k] = 0.f;
+        for (Dim p = 0; p < P; ++p) {
+          const Dim at = (b * P + p) * C;
+          for (Dim k = 0; k < C; ++k) {
+            dg[b * C + k] += dy[at + k] * x[at + k];
+            db[b * C + k] += dy[at + k];
+            if (dx) dx[at + k] = dy[at + k] * g[b * C + k];
+          }
+        }
+      }
+    });
+    PrimitiveSequence& calls = bwd->calls();
+    if (ctx.needs_input_gradient[1]) {
+      add_matmul(calls, build.backward, CallArg::temp(dgamma, bc),
+                 CallArg::src(a.weight(0), onednn::transposed_desc(dc)),
+                 CallArg::dst(a.diff_input(1), bd));
+      add_matmul(calls, build.backward, CallArg::temp(dbeta, bc),
+                 CallArg::src(a.weight(2), onednn::transposed_desc(dc)),
+                 CallArg::dst(a.diff_input(1), bd), true);
+    }
+    if (!ctx.frozen)
+      for (int w : {0, 2}) {
+        const CallArg diff = CallArg::temp(w == 0 ? dgamma : dbeta, bc);
+        add_matmul(calls, build.backward, CallArg::src(a.input(1), onednn::transposed_desc(bd)),
+                   diff, CallArg::dst(a.diff_weight(w), dc));
+        append_sum_rows(diff, CallArg::dst(a.diff_weight(w + 1), bias), bc, calls, build.backward);
+      }
+    build.backward.kernel = std::move(bwd);
+  }
 
   KernelBuild compile(const KernelContext& ctx) const override {
     KernelBuild build = ctx.start_build();

@@ -11,9 +11,15 @@
 // h_m, binary mul and a batched matmul with ones summing over m.
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "kernels/training_kernel.hpp"
+#include "layers/fusion_training.hpp"
+#include "layers/training_blocks.hpp"
 
 namespace fg::layers {
 namespace {
@@ -146,6 +152,141 @@ struct GatedBuilder {
   }
 };
 
+// The gated unit's training kernels over plain buffers (see Gated::compile_training). Saved:
+// h_m = tanh(...) [B, U] for each m, then z [B, G] (the sigmoid gate, or the softmax weights in
+// the layout of s: column m * U + j).
+struct GatedTraining {
+  const TrainingKernelContext& ctx;
+  TrainingBuild& build;
+  bool use_bias, sigmoid;
+  Dim B, U, G;
+  size_t M;
+  BackwardArgs a;
+  std::vector<Dim> dims, offsets;  // d_m and the first row of modality m in gate_kernel
+
+  int kernel(size_t m) const { return static_cast<int>(use_bias ? 2 * m : m); }
+  int bias(size_t m) const { return kernel(m) + 1; }
+  int gate_kernel() const { return static_cast<int>(use_bias ? 2 * M : M); }
+  memory::desc plain(Dim rows, Dim cols) const { return onednn::plain_desc(Dims{rows, cols}); }
+  // Modality m's rows of gate_kernel [sum d, G]: byte offset of the block {d_m, G}.
+  size_t gate_rows_offset(size_t m) const { return static_cast<size_t>(offsets[m] * G) * 4; }
+
+  void forward() {
+    auto k = std::make_unique<StagedKernel>();
+    const int w0 = static_cast<int>(M);  // forward srcs: inputs, then weights
+    auto no_bias = CallArg{};
+    for (size_t m = 0; m < M; ++m)  // h_m (before tanh) = x_m W_m + b_m
+      add_matmul(k->calls(), build.forward, CallArg::src(m, plain(B, dims[m])),
+                 CallArg::src(w0 + kernel(m), plain(dims[m], U)), CallArg::dst(1 + m, plain(B, U)),
+                 false, use_bias ? CallArg::src(w0 + bias(m), plain(1, U)) : no_bias);
+    for (size_t m = 0; m < M; ++m)  // s = sum_m x_m gate_kernel[rows of m] + gate_bias
+      add_matmul(k->calls(), build.forward, CallArg::src(m, plain(B, dims[m])),
+                 CallArg::src(w0 + gate_kernel(), plain(dims[m], G), gate_rows_offset(m)),
+                 CallArg::dst(1 + M, plain(B, G)), m > 0,
+                 use_bias && m == 0 ? CallArg::src(w0 + gate_kernel() + 1, plain(1, G)) : no_bias);
+    k->add_stage([B = B, U = U, M = M, sigmoid = sigmoid](ExecContext& e) {
+      float* y = data_of(e.dsts[0]);
+      float* z = data_of(e.dsts[1 + M]);
+#pragma omp parallel for num_threads(e.threads) schedule(static)
+      for (Dim b = 0; b < B; ++b) {
+        for (size_t m = 0; m < M; ++m)
+          for (Dim j = 0; j < U; ++j) {
+            float& h = data_of(e.dsts[1 + m])[b * U + j];
+            h = std::tanh(h);
+          }
+        for (Dim j = 0; j < U; ++j) {
+          if (sigmoid) {
+            float& g = z[b * U + j];
+            g = 1.f / (1.f + std::exp(-g));
+            y[b * U + j] =
+                g * data_of(e.dsts[1])[b * U + j] + (1.f - g) * data_of(e.dsts[2])[b * U + j];
+            continue;
+          }
+          float* s = z + b * static_cast<Dim>(M) * U + j;  // s[m * U]
+          float top = s[0], total = 0.f, out = 0.f;
+          for (size_t m = 1; m < M; ++m) top = std::max(top, s[m * U]);
+          for (size_t m = 0; m < M; ++m) total += (s[m * U] = std::exp(s[m * U] - top));
+          for (size_t m = 0; m < M; ++m) {
+            s[m * U] /= total;
+            out += s[m * U] * data_of(e.dsts[1 + m])[b * U + j];
+          }
+          y[b * U + j] = out;
+        }
+      }
+    });
+    build.forward.kernel = std::move(k);
+  }
+
+  // d pre-tanh of each h_m (temps 0..M-1) and ds (temp M) from dy, h and z.
+  StagedKernel::Stage backward_gate() const {
+    return [B = B, U = U, M = M, sigmoid = sigmoid, a = a](ExecContext& e) {
+      const float* dy = data_of(e.srcs[a.diff_output(0)]);
+      const float* z = data_of(e.srcs[a.saved_tensor(static_cast<int>(M))]);
+      float* ds = data_of(e.temps[M]);
+      auto h = [&](size_t m) { return data_of(e.srcs[a.saved_tensor(static_cast<int>(m))]); };
+      auto dpre = [&](size_t m) { return data_of(e.temps[m]); };
+#pragma omp parallel for num_threads(e.threads) schedule(static)
+      for (Dim b = 0; b < B; ++b)
+        for (Dim j = 0; j < U; ++j) {
+          const Dim at = b * U + j;
+          if (sigmoid) {
+            const float g = z[at], h0 = h(0)[at], h1 = h(1)[at];
+            ds[at] = dy[at] * (h0 - h1) * g * (1.f - g);
+            dpre(0)[at] = dy[at] * g * (1.f - h0 * h0);
+            dpre(1)[at] = dy[at] * (1.f - g) * (1.f - h1 * h1);
+            continue;
+          }
+          const Dim row = b * static_cast<Dim>(M) * U + j;  // z[row + m * U]
+          float weighted = 0.f;
+          for (size_t m = 0; m < M; ++m) weighted += z[row + m * U] * dy[at] * h(m)[at];
+          for (size_t m = 0; m < M; ++m) {
+            const float g = z[row + m * U], hm = h(m)[at];
+            ds[row + m * U] = g * (dy[at] * hm - weighted);
+            dpre(m)[at] = dy[at] * g * (1.f - hm * hm);
+          }
+        }
+    };
+  }
+
+  void backward() {
+    auto k = std::make_unique<StagedKernel>();
+    for (size_t m = 0; m < M; ++m) build.backward.add_temp(plain(B, U));
+    const int ds = build.backward.add_temp(plain(B, G));
+    k->add_stage(backward_gate());
+    PrimitiveSequence& calls = k->calls();
+    for (size_t m = 0; m < M; ++m) {
+      if (!ctx.needs_input_gradient[m]) continue;
+      // dx_m = dpre_m W_m^T + ds gate_kernel[rows of m]^T
+      add_matmul(calls, build.backward, CallArg::temp(m, plain(B, U)),
+                 CallArg::src(a.weight(kernel(m)), onednn::transposed_desc(plain(dims[m], U))),
+                 CallArg::dst(a.diff_input(m), plain(B, dims[m])));
+      add_matmul(calls, build.backward, CallArg::temp(ds, plain(B, G)),
+                 CallArg::src(a.weight(gate_kernel()), onednn::transposed_desc(plain(dims[m], G)),
+                              gate_rows_offset(m)),
+                 CallArg::dst(a.diff_input(m), plain(B, dims[m])), true);
+    }
+    if (!ctx.frozen) {
+      for (size_t m = 0; m < M; ++m) {
+        const CallArg xt = CallArg::src(a.input(m), onednn::transposed_desc(plain(B, dims[m])));
+        add_matmul(calls, build.backward, xt, CallArg::temp(m, plain(B, U)),
+                   CallArg::dst(a.diff_weight(kernel(m)), plain(dims[m], U)));
+        if (use_bias)
+          append_sum_rows(CallArg::temp(m, plain(B, U)),
+                          CallArg::dst(a.diff_weight(bias(m)), plain(1, U)), plain(B, U), calls,
+                          build.backward);
+        add_matmul(
+            calls, build.backward, xt, CallArg::temp(ds, plain(B, G)),
+            CallArg::dst(a.diff_weight(gate_kernel()), plain(dims[m], G), gate_rows_offset(m)));
+      }
+      if (use_bias)
+        append_sum_rows(CallArg::temp(ds, plain(B, G)),
+                        CallArg::dst(a.diff_weight(gate_kernel() + 1), plain(1, G)), plain(B, G),
+                        calls, build.backward);
+    }
+    build.backward.kernel = std::move(k);
+  }
+};
+
 class Gated final : public Op {
  public:
   void parse(AttrReader& attrs) override {
@@ -213,6 +354,34 @@ class Gated final : public Op {
     for (size_t m = 0; m < n; ++m) total += static_cast<double>(ctx.input(m).shape[1]);
     const double g = sigmoid_gate(n) ? units_ : static_cast<double>(n) * units_;
     return 2.0 * total * units_ + 2.0 * total * g;
+  }
+
+  bool has_gradient() const override { return true; }
+
+  // Training: matmuls for the projections (gate_kernel applied per modality's block of rows, so
+  // no concatenation), the tanh and the gate in C++.
+  //   forward   h_m = tanh(x_m W_m + b_m), s = x gate_kernel + gate_bias, z = gate(s), y as above
+  //   backward  sigmoid: dh_0 = z dy, dh_1 = (1 - z) dy, ds = (h_0 - h_1) dy z (1 - z)
+  //             softmax: dh_m = z_m dy, ds_m = z_m (h_m dy - sum_k z_k h_k dy)
+  //             dp_m = dh_m (1 - h_m^2); dx_m = dp_m W_m^T + ds G_m^T (G_m: rows of x_m);
+  //             dW_m = x_m^T dp_m, db_m = sum_b dp_m; dG_m = x_m^T ds, dgate_bias = sum_b ds
+  void compile_training(const TrainingKernelContext& ctx, TrainingBuild& build) const override {
+    const size_t n = ctx.inputs.size();
+    const bool sigmoid = sigmoid_gate(n);
+    const Dim B = ctx.outputs[0].shape[0];
+    const Dim G = sigmoid ? units_ : static_cast<Dim>(n) * units_;
+    std::vector<memory::desc> saved(n, onednn::plain_desc(Dims{B, units_}));
+    saved.push_back(onednn::plain_desc(Dims{B, G}));
+    build = start_training_build(ctx, saved);
+    GatedTraining t{ctx, build, use_bias_, sigmoid, B, units_, G, n, backward_args(ctx, n + 1)};
+    Dim offset = 0;
+    for (const auto& in : ctx.inputs) {
+      t.dims.push_back(in.shape[1]);
+      t.offsets.push_back(offset);
+      offset += in.shape[1];
+    }
+    t.forward();
+    t.backward();
   }
 
   KernelBuild compile(const KernelContext& ctx) const override {

@@ -8,9 +8,13 @@
 // and one batched matmul ones[1, rank] x [B, rank, units] (+ bias) for the sum over the rank.
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "kernels/training_kernel.hpp"
+#include "layers/fusion_training.hpp"
 
 namespace fg::layers {
 namespace {
@@ -83,6 +87,89 @@ class LowRankFusion final : public Op {
     return 2.0 * rows * static_cast<double>(rank_) * static_cast<double>(units_);
   }
 
+  bool has_gradient() const override { return true; }
+
+  // Training, with P_m[r] = [x_m; 1] W_m[r] kept as [rank, B, units] per modality (saved):
+  //   forward   P_m[r] = x_m W_m[r, :d] (one batched matmul over r, x broadcast) + W_m[r, d]
+  //             (C++); y = sum_r prod_m P_m[r] + bias (C++)
+  //   backward  dP_m[r] = dy prod_{k != m} P_k[r] (C++); dW_m[r, :d] = x_m^T dP_m[r] (batched
+  //             matmul into a strided view of dW_m), dW_m[r, d] = sum_b dP_m[r];
+  //             dx_m = sum_r dP_m[r] W_m[r, :d]^T (batched matmul, then the sum over r in C++);
+  //             dbias = sum_b dy
+  void compile_training(const TrainingKernelContext& ctx, TrainingBuild& build) const override {
+    const size_t n = ctx.inputs.size();
+    const Dim B = ctx.inputs[0].shape[0], R = rank_, U = units_;
+    const memory::desc p_desc = onednn::plain_desc(Dims{R, B, U});
+    build = start_training_build(ctx, std::vector<memory::desc>(n, p_desc));
+    const BackwardArgs a = backward_args(ctx, n);
+    std::vector<Dim> dims;
+    Dim widest = 1;
+    for (const auto& in : ctx.inputs) {
+      dims.push_back(in.shape[1]);
+      widest = std::max(widest, in.shape[1]);
+    }
+    // W_m[:, :d, :] as {R, d, U}, its transpose {R, U, d}, and x_m as {1, B, d}.
+    auto factor_view = [&](size_t m) {
+      const Dim d = dims[m];
+      return onednn::strided_desc({R, d, U}, {(d + 1) * U, U, 1});
+    };
+    auto factor_transposed = [&](size_t m) {
+      const Dim d = dims[m];
+      return onednn::strided_desc({R, U, d}, {(d + 1) * U, 1, U});
+    };
+    auto x_view = [&](size_t m) { return onednn::plain_desc(Dims{1, B, dims[m]}); };
+
+    auto fwd = std::make_unique<StagedKernel>();
+    for (size_t m = 0; m < n; ++m)
+      add_matmul(fwd->calls(), build.forward, CallArg::src(m, x_view(m)),
+                 CallArg::src(n + m, factor_view(m)), CallArg::dst(1 + m, p_desc));
+    const bool bias = use_bias_;
+    fwd->add_stage([=](ExecContext& e) {
+      float* y = data_of(e.dsts[0]);
+#pragma omp parallel for num_threads(e.threads) schedule(static)
+      for (Dim b = 0; b < B; ++b) {
+        for (Dim u = 0; u < U; ++u) y[b * U + u] = bias ? data_of(e.srcs[2 * n])[u] : 0.f;
+        for (Dim r = 0; r < R; ++r)
+          for (Dim u = 0; u < U; ++u) {
+            float prod = 1.f;
+            for (size_t m = 0; m < n; ++m) {
+              float& p = data_of(e.dsts[1 + m])[(r * B + b) * U + u];
+              p += data_of(e.srcs[n + m])[(r * (dims[m] + 1) + dims[m]) * U + u];
+              prod *= p;
+            }
+            y[b * U + u] += prod;
+          }
+      }
+    });
+    build.forward.kernel = std::move(fwd);
+
+    auto bwd = std::make_unique<StagedKernel>();
+    for (size_t m = 0; m < n; ++m) build.backward.add_temp(p_desc);  // dP_m
+    const int dx_parts = build.backward.add_temp(onednn::plain_desc(Dims{R, B, widest}));
+    bwd->add_stage(diff_products(a, dims, B, !ctx.frozen));
+    for (size_t m = 0; m < n; ++m) {
+      if (!ctx.frozen)
+        add_matmul(bwd->calls(), build.backward,
+                   CallArg::src(a.input(m), onednn::transposed_desc(x_view(m))),
+                   CallArg::temp(m, p_desc), CallArg::dst(a.diff_weight(m), factor_view(m)));
+      if (!ctx.needs_input_gradient[m]) continue;
+      const memory::desc parts = onednn::plain_desc(Dims{R, B, dims[m]});
+      add_matmul(bwd->calls(), build.backward, CallArg::temp(m, p_desc),
+                 CallArg::src(a.weight(m), factor_transposed(m)), CallArg::temp(dx_parts, parts));
+      bwd->add_stage([=, d = dims[m]](ExecContext& e) {
+        const float* part = data_of(e.temps[dx_parts]);
+        float* dx = data_of(e.dsts[a.diff_input(m)]);
+#pragma omp parallel for num_threads(e.threads) schedule(static)
+        for (Dim bi = 0; bi < B * d; ++bi) {
+          float s = 0.f;
+          for (Dim r = 0; r < R; ++r) s += part[r * B * d + bi];
+          dx[bi] = s;
+        }
+      });
+    }
+    build.backward.kernel = std::move(bwd);
+  }
+
   // Calls: each modality's projection into temp 0 (the product over modalities) or temp 1 (then
   // multiplied into temp 0), then the sum over the rank into the output.
   KernelBuild compile(const KernelContext& ctx) const override {
@@ -143,6 +230,45 @@ class LowRankFusion final : public Op {
   }
 
  private:
+  // The backward's first stage: dP_m = dy prod_{k != m} P_k into temps 0..n-1, and with
+  // `weights` the gradients that are sums over the batch (dW_m[r, d] and dbias).
+  StagedKernel::Stage diff_products(const BackwardArgs& a, const std::vector<Dim>& dims, Dim B,
+                                    bool weights) const {
+    const Dim R = rank_, U = units_;
+    const bool bias = use_bias_ && weights;
+    const size_t n = dims.size();
+    return [=](ExecContext& e) {
+      const float* dy = data_of(e.srcs[a.diff_output(0)]);
+#pragma omp parallel for num_threads(e.threads) schedule(static)
+      for (Dim r = 0; r < R; ++r)
+        for (Dim b = 0; b < B; ++b)
+          for (Dim u = 0; u < U; ++u) {
+            const Dim at = (r * B + b) * U + u;
+            for (size_t m = 0; m < n; ++m) {
+              float others = dy[b * U + u];
+              for (size_t k = 0; k < n; ++k)
+                if (k != m) others *= data_of(e.srcs[a.saved_tensor(static_cast<int>(k))])[at];
+              data_of(e.temps[m])[at] = others;
+            }
+          }
+      if (!weights) return;
+#pragma omp parallel for num_threads(e.threads) schedule(static)
+      for (Dim r = 0; r < R; ++r)
+        for (size_t m = 0; m < n; ++m) {
+          float* row = data_of(e.dsts[a.diff_weight(static_cast<int>(m))]) +
+                       (r * (dims[m] + 1) + dims[m]) * U;
+          for (Dim u = 0; u < U; ++u) row[u] = 0.f;
+          for (Dim b = 0; b < B; ++b)
+            for (Dim u = 0; u < U; ++u) row[u] += data_of(e.temps[m])[(r * B + b) * U + u];
+        }
+      if (!bias) return;
+      float* db = data_of(e.dsts[a.diff_weight(static_cast<int>(n))]);
+      for (Dim u = 0; u < U; ++u) db[u] = 0.f;
+      for (Dim b = 0; b < B; ++b)
+        for (Dim u = 0; u < U; ++u) db[u] += dy[b * U + u];
+    };
+  }
+
   // Modality m's projection weights and bias in the primitive's layouts, from factor_m
   // [rank, d + 1, units]: rows 0..d-1 are the kernel {d -> rank * units} (column r * units + u),
   // row d is the bias (multiplies the appended 1).

@@ -8,11 +8,14 @@
 // product one modality at a time ({B, P, 1} x {B, 1, d_k + 1} -> {B, P, d_k + 1}).
 #include <fmt/format.h>
 
+#include <array>
 #include <limits>
 
 #include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
+#include "kernels/training_kernel.hpp"
+#include "layers/fusion_training.hpp"
 
 namespace fg::layers {
 namespace {
@@ -42,6 +45,55 @@ class TensorFusionKernel final : public PrimitiveSequenceKernel {
  private:
   std::vector<int64_t> dims_;
   int64_t batch_;
+};
+
+// The backward: for each sample and each entry z[j] (multi-index i_1..i_M), prefix and suffix
+// products of the v_k give every dx_m[i_m] += dz[j] prod_{k != m} v_k[i_k] in O(M) per entry.
+class TensorFusionBackward final : public Kernel {
+ public:
+  static constexpr size_t kMaxInputs = 64;  // 2^64 features is far above max_features
+
+  TensorFusionBackward(std::vector<int64_t> dims, int64_t batch, std::vector<bool> needed)
+      : dims_(std::move(dims)), batch_(batch), needed_(std::move(needed)) {}
+
+  void execute(ExecContext& ctx) const override {
+    const size_t n = dims_.size();
+    int64_t total = 1;
+    for (int64_t d : dims_) total *= d + 1;
+    const float* dz = static_cast<const float*>(ctx.srcs[n + 1].get_data_handle());
+#pragma omp parallel for num_threads(ctx.threads) schedule(static)
+    for (int64_t b = 0; b < batch_; ++b) {
+      std::array<const float*, kMaxInputs> x{};
+      std::array<float*, kMaxInputs> dx{};
+      std::array<int64_t, kMaxInputs> idx{};
+      std::array<float, kMaxInputs + 1> prefix{}, suffix{};
+      for (size_t m = 0; m < n; ++m) {
+        x[m] = static_cast<const float*>(ctx.srcs[m].get_data_handle()) + b * dims_[m];
+        if (!needed_[m]) continue;
+        dx[m] = static_cast<float*>(ctx.dsts[m].get_data_handle()) + b * dims_[m];
+        for (int64_t i = 0; i < dims_[m]; ++i) dx[m][i] = 0.f;
+      }
+      auto v = [&](size_t m) { return idx[m] == dims_[m] ? 1.f : x[m][idx[m]]; };
+      const float* g = dz + b * total;
+      for (int64_t j = 0; j < total; ++j) {
+        prefix[0] = 1.f;
+        for (size_t m = 0; m < n; ++m) prefix[m + 1] = prefix[m] * v(m);
+        suffix[n] = 1.f;
+        for (size_t m = n; m-- > 0;) suffix[m] = suffix[m + 1] * v(m);
+        for (size_t m = 0; m < n; ++m)
+          if (dx[m] && idx[m] < dims_[m]) dx[m][idx[m]] += g[j] * prefix[m] * suffix[m + 1];
+        for (size_t m = n; m-- > 0;) {  // the next multi-index, the last input fastest
+          if (++idx[m] <= dims_[m]) break;
+          idx[m] = 0;
+        }
+      }
+    }
+  }
+
+ private:
+  std::vector<int64_t> dims_;
+  int64_t batch_;
+  std::vector<bool> needed_;
 };
 
 class TensorFusion final : public Op {
@@ -107,6 +159,23 @@ class TensorFusion final : public Op {
               "product; raise max_features only if that size is really intended");
     }
     return {TensorType{{batch, product}, DType::f32, false}};
+  }
+
+  bool has_gradient() const override { return true; }
+
+  // Training: the forward is the inference kernel (reorders and outer-product matmuls, over
+  // plain buffers, nothing saved); the backward is plain C++ (TensorFusionBackward):
+  //   dx_m[b, i] = sum over the entries j with i_m = i of dz[b, j] prod_{k != m} v_k[b, i_k]
+  void compile_training(const TrainingKernelContext& ctx, TrainingBuild& build) const override {
+    if (ctx.inputs.size() > TensorFusionBackward::kMaxInputs)
+      throw ctx.error(fmt::format("tensor_fusion trains with at most {} inputs, got {}",
+                                  TensorFusionBackward::kMaxInputs, ctx.inputs.size()));
+    build = start_training_build(ctx, {});
+    build.forward = compile(ctx);
+    std::vector<int64_t> dims;
+    for (const auto& in : ctx.inputs) dims.push_back(in.shape[1]);
+    build.backward.kernel = std::make_unique<TensorFusionBackward>(
+        std::move(dims), ctx.inputs[0].shape[0], ctx.needs_input_gradient);
   }
 
   KernelBuild compile(const KernelContext& ctx) const override {

@@ -9,6 +9,8 @@
 #include "framework/compiler.hpp"
 #include "framework/yaml_loader.hpp"
 #include "layers/registry.hpp"
+#include "tests/layers/gradient_check.hpp"
+#include "tests/reference/attention_dropout.hpp"
 #include "tests/reference/recurrent.hpp"
 #include "tests/reference/tensor_attention_fusion.hpp"
 #include "tests/test_util.hpp"
@@ -338,4 +340,155 @@ TEST_CASE("fusion ops give the same results from concurrent runs of one model") 
       check_close(got1[i].at(name), to_doubles(want1.at(name)), 0, 0);
     }
   }
+}
+
+// ---- training: the gradient against finite differences of the naive reference ----
+
+namespace {
+
+std::string attention_yaml(const Config& c, const std::string& extra = "") {
+  return fmt::format(
+      "name: t\ninputs:\n  q: {{shape: [{}, {}]}}\n  kv: {{shape: [{}, {}]}}\nnodes:\n"
+      "  - {{name: att, op: cross_attention, inputs: [q, kv], {}{}}}\noutputs: [att]\n",
+      c.tq, c.dq, c.tk, c.dk, attrs_of(c), extra);
+}
+
+// A training case for `c` (weights under their param names) and the reference arguments.
+TrainingNodeCase attention_case(const Config& c, uint64_t seed, ref::AttentionArgs& a) {
+  TrainingNodeCase t;
+  t.yaml = attention_yaml(c);
+  a.batch = c.batch;
+  a.tq = c.tq;
+  a.tk = c.tk;
+  a.dq = c.dq;
+  a.dk = c.dk;
+  t.inputs = {random_tensor({c.batch, c.tq, c.dq}, seed),
+              random_tensor({c.batch, c.tk, c.dk}, seed + 1)};
+  std::map<std::string, Tensor> w;
+  make_weights(c, "att", seed + 10, a, w);
+  for (auto& [name, tensor] : w) t.weights[name.substr(4)] = tensor;  // drop "att."
+  return t;
+}
+
+// The reference with the inputs and weights of a finite-difference probe (weights() order:
+// query, key, value, output; kernel then bias).
+ref::AttentionArgs probe_args(ref::AttentionArgs a, bool bias,
+                              const std::vector<std::vector<double>>& x,
+                              const std::vector<std::vector<double>>& w) {
+  a.query = x[0];
+  a.kv = x[1];
+  std::vector<double>* kernels[4] = {&a.wq, &a.wk, &a.wv, &a.wo};
+  std::vector<double>* biases[4] = {&a.bq, &a.bk, &a.bv, &a.bo};
+  size_t at = 0;
+  for (int i = 0; i < 4; ++i) {
+    *kernels[i] = w[at++];
+    if (bias) *biases[i] = w[at++];
+  }
+  return a;
+}
+
+TrainingNodeResult check_attention_gradient(const Config& c, uint64_t seed,
+                                            const std::vector<uint8_t>& key_mask = {},
+                                            bool frozen = false, std::vector<bool> needs = {}) {
+  INFO(
+      fmt::format("B {} Tq {} Tk {} dq {} dk {} {}", c.batch, c.tq, c.tk, c.dq, c.dk, attrs_of(c)));
+  ref::AttentionArgs a;
+  TrainingNodeCase t = attention_case(c, seed, a);
+  a.key_mask = key_mask;
+  if (!key_mask.empty()) t.masks = {{}, key_mask};
+  t.frozen = frozen;
+  t.needs_input_gradient = std::move(needs);
+  GradientTolerance tol;
+  tol.max_checked = 120;
+  return check_gradients(
+      t,
+      [&](const auto& x, const auto& w) {
+        return std::vector<std::vector<double>>{
+            ref::cross_attention(probe_args(a, c.use_bias, x, w))};
+      },
+      tol);
+}
+
+}  // namespace
+
+TEST_CASE("cross_attention gradient: heads, key/value/output dims, odd and round sizes") {
+  uint64_t seed = 6000;
+  for (int64_t batch : {1, 3}) {
+    check_attention_gradient({batch, 7, 13, 5, 9, 1, 3}, seed += 20);
+    check_attention_gradient({batch, 13, 7, 8, 16, 2, 4}, seed += 20);
+    check_attention_gradient({batch, 1, 1, 3, 2, 3, 5}, seed += 20);
+  }
+  check_attention_gradient({2, 7, 5, 6, 4, 2, 3, 5, 7}, seed += 20);         // value, output dims
+  check_attention_gradient({2, 5, 7, 6, 4, 2, 3, 0, 0, false}, seed += 20);  // no biases
+  check_attention_gradient({2, 8, 16, 16, 8, 4, 4}, seed += 20);
+}
+
+TEST_CASE("cross_attention gradient with a key mask: masked keys get no gradient") {
+  // sample 0: some keys masked; sample 1: every key masked; sample 2: none
+  const Config c{3, 5, 6, 4, 7, 2, 3};
+  const std::vector<uint8_t> mask{1, 0, 1, 0, 0, 1,  //
+                                  0, 0, 0, 0, 0, 0,  //
+                                  1, 1, 1, 1, 1, 1};
+  auto r = check_attention_gradient(c, 6500, mask);
+  // masked key/value rows get no gradient (finite differences agree: the check above)
+  const float* dkv = r.diff_inputs[1].data<float>();
+  for (int64_t b = 0; b < 3; ++b)
+    for (int64_t j = 0; j < 6; ++j)
+      if (!mask[b * 6 + j])
+        for (int64_t e = 0; e < 7; ++e) CHECK(dkv[(b * 6 + j) * 7 + e] == 0.0f);
+  // an all-masked sample: its queries get no gradient either (the output is the bias there)
+  const float* dq = r.diff_inputs[0].data<float>();
+  for (int64_t i = 0; i < 5 * 4; ++i) CHECK(dq[1 * 5 * 4 + i] == 0.0f);
+}
+
+TEST_CASE("cross_attention gradient: only the query or only the key/value needs a gradient") {
+  // the harness checks that the other input's gradient keeps its zeros
+  check_attention_gradient({2, 5, 7, 6, 4, 2, 3}, 6550, {}, false, {true, false});
+  check_attention_gradient({2, 5, 7, 6, 4, 2, 3}, 6560, {}, false, {false, true});
+}
+
+TEST_CASE("cross_attention gradient: a frozen node writes no weight gradient") {
+  auto r = check_attention_gradient({2, 5, 7, 6, 4, 2, 3}, 6600, {}, /*frozen=*/true);
+  for (const Tensor& g : r.diff_weights)
+    for (size_t i = 0; i < g.size(); ++i) REQUIRE(g.data<float>()[i] == 0.0f);
+}
+
+TEST_CASE("cross_attention gradient with attention dropout in training") {
+  const Config c{2, 7, 13, 6, 5, 2, 3};
+  ref::AttentionArgs a;
+  TrainingNodeCase t = attention_case(c, 6700, a);
+  t.yaml = attention_yaml(c, ", dropout: 0.3");
+  t.seed = 42;
+  t.step = 5;
+  // The draw: saved tensor 5 (weights after dropout) against 3 (softmax weights).
+  auto draw = [&](const TrainingNodeCase& k) {
+    auto r = run_training_node(k, {});
+    const size_t n = static_cast<size_t>(2 * 2 * 7 * 13);
+    std::vector<double> keep(n);
+    for (size_t i = 0; i < n; ++i) {
+      const float w = r.saved[3].data<float>()[i], d = r.saved[5].data<float>()[i];
+      REQUIRE(w > 0.f);
+      keep[i] = d == 0.f ? 0.0 : 1.0 / 0.7;
+      if (d != 0.f) CHECK(d == doctest::Approx(w / 0.7).epsilon(1e-6));
+    }
+    return keep;
+  };
+  const std::vector<double> keep = draw(t);
+  size_t dropped = 0;
+  for (double k : keep) dropped += k == 0.0;
+  CHECK(dropped > keep.size() / 10);  // about 30% of 364
+  CHECK(dropped < keep.size() / 2);
+  TrainingNodeCase later = t;
+  later.step = 6;
+  CHECK(draw(later) != keep);  // a new draw each step
+  CHECK(draw(t) == keep);      // the same one for the same seed and step
+  GradientTolerance tol;
+  tol.max_checked = 120;
+  check_gradients(
+      t,
+      [&](const auto& x, const auto& w) {
+        return std::vector<std::vector<double>>{
+            ref::cross_attention_dropped(probe_args(a, true, x, w), keep)};
+      },
+      tol);
 }

@@ -5,6 +5,7 @@
 #include "framework/compiler.hpp"
 #include "framework/yaml_loader.hpp"
 #include "layers/registry.hpp"
+#include "tests/layers/gradient_check.hpp"
 #include "tests/reference/elementwise_fusion.hpp"
 #include "tests/test_util.hpp"
 
@@ -98,4 +99,60 @@ TEST_CASE("film errors") {
                       "nodes:\n  - {name: e, op: embedding, input: t, input_dim: 10, output_dim: "
                       "4, mask_zero: true}\n"
                       "  - {name: f, op: film, inputs: [e, c]}\noutputs: [f]\n") == "");
+}
+
+// ---- training: the gradient against finite differences of the naive reference ----
+
+namespace {
+
+TrainingNodeCase film_case(const Dims& xs, Dim d, uint64_t seed) {
+  const Dim B = xs[0], C = xs.back();
+  TrainingNodeCase c;
+  c.yaml = film_yaml(xs, d);
+  c.inputs = {random_tensor(xs, seed, -2.f, 2.f), random_tensor({B, d}, seed + 1)};
+  c.weights["gamma_kernel"] = random_tensor({d, C}, seed + 2, -0.5f, 0.5f);
+  c.weights["gamma_bias"] = random_tensor({C}, seed + 3);
+  c.weights["beta_kernel"] = random_tensor({d, C}, seed + 4, -0.5f, 0.5f);
+  c.weights["beta_bias"] = random_tensor({C}, seed + 5);
+  return c;
+}
+
+TrainingNodeResult check_film_gradient(const TrainingNodeCase& c, const Dims& xs, Dim d) {
+  const Dim B = xs[0], C = xs.back();
+  const Dim inner = num_elements(xs) / (B * C);
+  return check_gradients(c, [&](const auto& x, const auto& w) {
+    return std::vector<std::vector<double>>{
+        ref::film(x[0], B, inner, C, x[1], d, w[0], w[1], w[2], w[3])};
+  });
+}
+
+}  // namespace
+
+TEST_CASE("film gradient: rank 2, 3 and 4 features, odd and round sizes") {
+  uint64_t seed = 5000;
+  for (const Dims& xs : {Dims{1, 7}, Dims{3, 13}, Dims{4, 32}, Dims{2, 13, 7}, Dims{3, 8, 16},
+                         Dims{2, 7, 5, 3}, Dims{1, 4, 4, 8}})
+    for (Dim d : {1, 7, 16}) {
+      CAPTURE(format_shape(xs));
+      CAPTURE(d);
+      check_film_gradient(film_case(xs, d, seed += 10), xs, d);
+    }
+}
+
+TEST_CASE("film gradient: a masked x, one input without a gradient, a frozen film") {
+  const Dims xs{2, 5, 7};
+  TrainingNodeCase masked = film_case(xs, 13, 77);
+  masked.masks = {{1, 1, 0, 1, 0, 1, 1, 1, 1, 0}, {}};
+  check_film_gradient(masked, xs, 13);  // the mask passes on: every step is modulated
+
+  for (int skip : {0, 1}) {
+    TrainingNodeCase c = film_case(xs, 13, 88 + skip);
+    c.needs_input_gradient = {skip != 0, skip != 1};
+    check_film_gradient(c, xs, 13);  // the harness checks the skipped one stays untouched
+  }
+  TrainingNodeCase frozen = film_case(xs, 13, 99);
+  frozen.frozen = true;
+  auto r = check_film_gradient(frozen, xs, 13);
+  for (const Tensor& g : r.diff_weights)
+    for (size_t i = 0; i < g.size(); ++i) REQUIRE(g.data<float>()[i] == 0.0f);
 }

@@ -6,6 +6,7 @@
 #include "framework/compiler.hpp"
 #include "framework/yaml_loader.hpp"
 #include "layers/registry.hpp"
+#include "tests/layers/gradient_check.hpp"
 #include "tests/reference/elementwise_fusion.hpp"
 #include "tests/test_util.hpp"
 
@@ -142,4 +143,75 @@ TEST_CASE("gated errors") {
       "name: t\ninputs:\n  a: {shape: [7], dtype: int32}\n  b: {shape: [7]}\nnodes:\n"
       "  - {name: g, op: gated, inputs: [a, b], units: 4}\noutputs: [g]\n");
   CHECK(e.find("float32") != std::string::npos);
+}
+
+// ---- training: the gradient against finite differences of the naive reference ----
+
+namespace {
+
+// Weights in weights() order: kernel_m (, bias_m) per modality, gate_kernel (, gate_bias).
+TrainingNodeResult check_gated_gradient(const std::vector<Dim>& d, int64_t B, int64_t U,
+                                        const std::string& gate, bool bias, uint64_t seed,
+                                        bool frozen = false) {
+  CAPTURE(d.size());
+  CAPTURE(B);
+  CAPTURE(U);
+  CAPTURE(gate);
+  CAPTURE(bias);
+  const size_t M = d.size();
+  const bool sigmoid = gate == "sigmoid" || (gate.empty() && M == 2);
+  std::string attrs = gate.empty() ? "" : ", gate: " + gate;
+  if (!bias) attrs += ", use_bias: false";
+  TrainingNodeCase c;
+  c.yaml = gated_yaml(d, U, attrs);
+  c.frozen = frozen;
+  int64_t total = 0;
+  for (size_t m = 0; m < M; ++m) {
+    c.inputs.push_back(random_tensor({B, d[m]}, seed + m));
+    c.weights[fmt::format("kernel_{}", m)] = random_tensor({d[m], U}, seed + 10 + m, -0.5f, 0.5f);
+    if (bias) c.weights[fmt::format("bias_{}", m)] = random_tensor({U}, seed + 20 + m, -0.5f, 0.5f);
+    total += d[m];
+  }
+  const int64_t G = sigmoid ? U : static_cast<int64_t>(M) * U;
+  c.weights["gate_kernel"] = random_tensor({total, G}, seed + 30, -0.5f, 0.5f);
+  if (bias) c.weights["gate_bias"] = random_tensor({G}, seed + 31);
+  return check_gradients(c, [&](const auto& x, const auto& w) {
+    std::vector<std::vector<double>> kernels, biases;
+    size_t at = 0;
+    for (size_t m = 0; m < M; ++m) {
+      kernels.push_back(w[at++]);
+      biases.push_back(bias ? w[at++] : std::vector<double>{});
+    }
+    const std::vector<double>& gk = w[at++];
+    const std::vector<double> gb = bias ? w[at] : std::vector<double>{};
+    return std::vector<std::vector<double>>{
+        ref::gated(x, d, B, U, kernels, biases, gk, gb, sigmoid)};
+  });
+}
+
+}  // namespace
+
+TEST_CASE("gated gradient with a sigmoid gate, odd and round sizes, with and without biases") {
+  uint64_t seed = 7000;
+  for (int64_t B : {1, 7}) {
+    check_gated_gradient({7, 13}, B, 5, "", true, seed += 50);
+    check_gated_gradient({13, 3}, B, 16, "sigmoid", false, seed += 50);
+    check_gated_gradient({16, 32}, B, 8, "", true, seed += 50);
+    check_gated_gradient({1, 3}, B, 1, "", true, seed += 50);
+  }
+}
+
+TEST_CASE("gated gradient with a softmax gate, 2 to 4 inputs") {
+  uint64_t seed = 8000;
+  for (int64_t B : {1, 4}) {
+    check_gated_gradient({7, 13, 5}, B, 7, "", true, seed += 50);
+    check_gated_gradient({7, 13}, B, 13, "softmax", true, seed += 50);
+    check_gated_gradient({16, 8, 4, 3}, B, 8, "", false, seed += 50);
+  }
+}
+
+TEST_CASE("gated gradient: a frozen gated unit writes no weight gradient") {
+  auto r = check_gated_gradient({7, 13, 5}, 3, 4, "", true, 9000, /*frozen=*/true);
+  for (const Tensor& g : r.diff_weights)
+    for (size_t i = 0; i < g.size(); ++i) REQUIRE(g.data<float>()[i] == 0.0f);
 }

@@ -5,6 +5,7 @@
 #include "framework/compiler.hpp"
 #include "framework/yaml_loader.hpp"
 #include "layers/registry.hpp"
+#include "tests/layers/gradient_check.hpp"
 #include "tests/reference/tensor_attention_fusion.hpp"
 #include "tests/test_util.hpp"
 
@@ -113,4 +114,55 @@ TEST_CASE("low_rank_fusion attribute and input errors") {
       "name: t\ninputs:\n  a: {shape: [4]}\n  b: {shape: [4], dtype: int32}\nnodes:\n"
       "  - {name: f, op: low_rank_fusion, inputs: [a, b], rank: 2, units: 3}\noutputs: [f]\n");
   CHECK(e.find("float32 inputs") != std::string::npos);
+}
+
+// ---- training: the gradient against finite differences of the naive reference ----
+
+namespace {
+
+TrainingNodeResult check_lmf_gradient(const std::vector<int64_t>& dims, int64_t batch, int64_t rank,
+                                      int64_t units, bool use_bias, uint64_t seed,
+                                      bool frozen = false, std::vector<bool> needs = {}) {
+  INFO(fmt::format("dims {} batch {} rank {} units {} bias {}", dims.size(), batch, rank, units,
+                   use_bias));
+  TrainingNodeCase c;
+  c.yaml = lmf_yaml(dims, fmt::format("rank: {}, units: {}, use_bias: {}", rank, units,
+                                      use_bias ? "true" : "false"));
+  c.frozen = frozen;
+  c.needs_input_gradient = std::move(needs);
+  for (size_t i = 0; i < dims.size(); ++i) {
+    c.inputs.push_back(random_tensor({batch, dims[i]}, seed + i));
+    c.weights[fmt::format("factor_{}", i)] =
+        random_tensor({rank, dims[i] + 1, units}, seed + 100 + i, -0.7f, 0.7f);
+  }
+  if (use_bias) c.weights["bias"] = random_tensor({units}, seed + 200);
+  const size_t n = dims.size();
+  return check_gradients(c, [&](const auto& x, const auto& w) {
+    const std::vector<std::vector<double>> factors(w.begin(), w.begin() + n);
+    const std::vector<double> bias = use_bias ? w[n] : std::vector<double>{};
+    return std::vector<std::vector<double>>{
+        ref::low_rank_fusion(x, dims, batch, factors, bias, rank, units)};
+  });
+}
+
+}  // namespace
+
+TEST_CASE("low_rank_fusion gradient: two to four modalities, odd and round sizes") {
+  uint64_t seed = 4000;
+  for (int64_t batch : {1, 7})
+    for (int64_t rank : {1, 4}) {
+      check_lmf_gradient({7, 13}, batch, rank, 5, true, seed++);
+      check_lmf_gradient({16, 1}, batch, rank, 16, false, seed++);
+    }
+  check_lmf_gradient({7, 13, 5}, 3, 3, 7, true, seed++);
+  check_lmf_gradient({4, 4, 4, 4}, 2, 2, 5, false, seed++);
+  check_lmf_gradient({32, 13, 8}, 4, 8, 13, true, seed++);
+}
+
+TEST_CASE("low_rank_fusion gradient: one input without a gradient, and a frozen node") {
+  // the harness checks that the input without a gradient keeps its zeros
+  check_lmf_gradient({7, 13, 5}, 3, 2, 4, true, 4400, false, {true, false, true});
+  auto r = check_lmf_gradient({7, 13, 5}, 3, 2, 4, true, 4500, /*frozen=*/true);
+  for (const Tensor& g : r.diff_weights)
+    for (size_t i = 0; i < g.size(); ++i) REQUIRE(g.data<float>()[i] == 0.0f);
 }

@@ -3,6 +3,7 @@
 // limit, overflow, ranks, dtypes).
 #include <fmt/format.h>
 
+#include "tests/layers/gradient_check.hpp"
 #include "tests/reference/tensor_attention_fusion.hpp"
 #include "tests/test_util.hpp"
 
@@ -126,4 +127,40 @@ TEST_CASE("tensor_fusion input and attribute errors") {
   CHECK(compile_error(fusion_yaml({3, 4}, "max_features: -5")) != "");
   CHECK(compile_error(fusion_yaml({3, 4}, "max_feature: 10")).find("max_features") !=
         std::string::npos);
+}
+
+// ---- training: the gradient against finite differences of the naive reference ----
+
+namespace {
+
+void check_fusion_gradient(const std::vector<int64_t>& dims, int64_t batch, uint64_t seed,
+                           std::vector<bool> needs = {}) {
+  CAPTURE(batch);
+  CAPTURE(dims.size());
+  CAPTURE(dims[0]);
+  TrainingNodeCase c;
+  c.yaml = fusion_yaml(dims);
+  c.needs_input_gradient = std::move(needs);
+  for (size_t i = 0; i < dims.size(); ++i)
+    c.inputs.push_back(random_tensor({batch, dims[i]}, seed + i, -2.f, 2.f));
+  check_gradients(c, [&](const auto& x, const auto&) {
+    return std::vector<std::vector<double>>{ref::tensor_fusion(x, dims, batch)};
+  });
+}
+
+}  // namespace
+
+TEST_CASE("tensor_fusion gradient: two to four modalities, odd and round sizes") {
+  uint64_t seed = 300;
+  for (int64_t batch : {1, 7})
+    for (auto dims : std::vector<std::vector<int64_t>>{{1, 1}, {7, 13}, {16, 32}, {127, 3}})
+      check_fusion_gradient(dims, batch, seed++);
+  check_fusion_gradient({7, 13, 5}, 3, seed++);
+  check_fusion_gradient({3, 1, 4, 2}, 2, seed++);
+  check_fusion_gradient({8, 8, 8, 8}, 1, seed++);
+}
+
+TEST_CASE("tensor_fusion gradient: inputs that need no gradient are left untouched") {
+  check_fusion_gradient({7, 13, 5}, 3, 400, {false, true, true});
+  check_fusion_gradient({7, 13}, 2, 401, {true, false});
 }
