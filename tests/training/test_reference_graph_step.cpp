@@ -74,12 +74,22 @@ std::string small_reference_yaml() {
       kTokens, kSide, kSide, kSamples, whole.substr(nodes, training - nodes));
 }
 
+// Token ids with repeats (within a sequence and across the batch), so that the embedding's
+// gradient must add the rows' contributions up; random image and audio; one-hot targets.
 struct StepData {
-  Tensor text = random_ints({kBatch, kTokens}, 21, 0, kVocabulary - 1);
+  Tensor text = text_with_repeats();
   Tensor image = random_tensor({kBatch, kSide, kSide, 3}, 22);
   Tensor audio = random_tensor({kBatch, kSamples, 1}, 23);
   Tensor targets = make_tensor({kBatch, kClasses}, one_hot_rows({3, 7}));
 
+  static Tensor text_with_repeats() {
+    Tensor t = random_ints({kBatch, kTokens}, 21, 0, kVocabulary - 1);
+    int32_t* ids = t.mutable_data<int32_t>();
+    ids[5] = ids[2];            // twice in the first sequence
+    ids[kTokens + 4] = ids[0];  // in both sequences
+    ids[kTokens + 9] = ids[0];
+    return t;
+  }
   static std::vector<float> one_hot_rows(const std::vector<int>& classes) {
     std::vector<float> v(classes.size() * kClasses, 0.f);
     for (size_t b = 0; b < classes.size(); ++b) v[b * kClasses + classes[b]] = 1.f;
@@ -302,8 +312,8 @@ std::vector<size_t> sampled_entries(const std::string& key, size_t size, const S
   std::vector<size_t> out;
   if (key == "text_embedding.embeddings") {
     const int64_t dim = static_cast<int64_t>(size) / kVocabulary;
-    for (int k = 0; k < 3; ++k) {
-      const int32_t id = data.text.data<int32_t>()[rng() % data.text.size()];
+    for (size_t position : {size_t{0}, size_t{2}, rng() % data.text.size()}) {  // 0, 2: repeated
+      const int32_t id = data.text.data<int32_t>()[position];
       out.push_back(static_cast<size_t>(id * dim + static_cast<int64_t>(rng() % dim)));
     }
     return out;
