@@ -293,8 +293,8 @@ class Conv final : public Op {
   void compile_training(const TrainingKernelContext& ctx, TrainingBuild& build) const override {
     const std::string act = ctx.output_logits ? "linear" : activation_;
     const memory::desc z_plain = onednn::plain_desc(ctx.outputs[0]);
-    build = start_training_build(
-        ctx, act != "linear" ? std::vector<memory::desc>{z_plain} : std::vector<memory::desc>{});
+    build = start_training_build(ctx, saves_pre_activation(act) ? std::vector<memory::desc>{z_plain}
+                                                                : std::vector<memory::desc>{});
     const ConvTrainingViews v{onednn::channels_first_view(ctx.inputs[0].shape),
                               onednn::keras_conv_kernel_desc(ctx.weight_types[0].shape),
                               onednn::channels_first_view(ctx.outputs[0].shape), z_plain};
@@ -305,6 +305,12 @@ class Conv final : public Op {
   }
 
  private:
+  // The pre-activation z is kept for the backward unless the activation is linear or its
+  // backward reads only the output (relu, sigmoid, tanh: applied in place, no copy of z).
+  static bool saves_pre_activation(const std::string& act) {
+    return act != "linear" && !activation_backward_from_dst(act);
+  }
+
   // The plain descs of a training convolution: src / weights / dst with oneDNN's dims over the
   // Keras bytes, and the output with its Keras dims (for the activation).
   struct ConvTrainingViews {
@@ -314,7 +320,7 @@ class Conv final : public Op {
   void compile_training_forward(const std::string& act,
                                 const dnnl::convolution_forward::primitive_desc& pd,
                                 const ConvTrainingViews& v, KernelBuild& build) const {
-    const bool saves_z = act != "linear";
+    const bool saves_z = saves_pre_activation(act);
     PrimitiveSequence calls;
     const CallArg z = saves_z ? CallArg::dst(1, v.dst) : CallArg::dst(0, v.dst);
     const CallArg conv_dst =
@@ -344,8 +350,9 @@ class Conv final : public Op {
     CallArg dz = CallArg::src(a.diff_output(0), v.dst);
     if (act != "linear") {
       const int t = build.add_temp(v.z_plain);
-      append_activation_backward(act, CallArg::src(a.saved_tensor(0), v.z_plain),
-                                 CallArg::src(a.output(0), v.z_plain),
+      const CallArg z = saves_pre_activation(act) ? CallArg::src(a.saved_tensor(0), v.z_plain)
+                                                  : CallArg::src(a.output(0), v.z_plain);
+      append_activation_backward(act, z, CallArg::src(a.output(0), v.z_plain),
                                  CallArg::src(a.diff_output(0), v.z_plain),
                                  CallArg::temp(t, v.z_plain), v.z_plain, calls, build);
       dz = CallArg::temp(t, v.dst);

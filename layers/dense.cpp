@@ -90,7 +90,9 @@ class Dense final : public Op {
     const auto z2 = onednn::plain_desc(Dims{rows, units_});
     const auto w2 = onednn::plain_desc(Dims{in, units_});
     const auto b2 = onednn::plain_desc(Dims{1, units_});
-    const bool saves_z = act != "linear";
+    // z is kept unless the activation is linear or its backward reads only y (relu, sigmoid,
+    // tanh: applied in place).
+    const bool saves_z = act != "linear" && !activation_backward_from_dst(act);
     build = start_training_build(
         ctx, saves_z ? std::vector<dnnl::memory::desc>{onednn::plain_desc(ctx.outputs[0])}
                      : std::vector<dnnl::memory::desc>{});
@@ -109,11 +111,12 @@ class Dense final : public Op {
 
     PrimitiveSequence bwd;
     CallArg dz = CallArg::src(a.diff_output(0), z2);
-    if (saves_z) {
+    if (act != "linear") {
       dz = CallArg::temp(build.backward.add_temp(z2));
-      append_activation_backward(act, CallArg::src(a.saved_tensor(0), z2),
-                                 CallArg::src(a.output(0), z2), CallArg::src(a.diff_output(0), z2),
-                                 dz, z2, bwd, build.backward);
+      append_activation_backward(
+          act, saves_z ? CallArg::src(a.saved_tensor(0), z2) : CallArg::src(a.output(0), z2),
+          CallArg::src(a.output(0), z2), CallArg::src(a.diff_output(0), z2), dz, z2, bwd,
+          build.backward);
     }
     if (ctx.needs_input_gradient[0])  // dx = dz W^T
       bwd.add(onednn::make_matmul_pd(z2, onednn::transposed_desc(w2), {}, x2),

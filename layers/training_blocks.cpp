@@ -20,17 +20,29 @@ dnnl::softmax_v2_forward::primitive_desc softmax_training_pd(const std::string& 
   return {d, onednn::make_attr(), onednn::cpu_engine()};
 }
 
+dnnl::algorithm from_dst_algorithm(const std::string& a) {
+  if (a == "relu") return dnnl::algorithm::eltwise_relu_use_dst_for_bwd;
+  if (a == "sigmoid") return dnnl::algorithm::eltwise_logistic_use_dst_for_bwd;
+  if (a == "tanh") return dnnl::algorithm::eltwise_tanh_use_dst_for_bwd;
+  return dnnl::algorithm::undef;
+}
+
 dnnl::eltwise_forward::primitive_desc eltwise_training_pd(const std::string& a,
                                                           const dnnl::memory::desc& desc,
                                                           dnnl::algorithm& alg, float& alpha,
                                                           float& beta) {
   if (!onednn::eltwise_for(a, alg, alpha, beta))
     throw Error(fmt::format("activation '{}' has no gradient in FusionGraph", a));
+  if (from_dst_algorithm(a) != dnnl::algorithm::undef) alg = from_dst_algorithm(a);
   dnnl::eltwise_forward::desc d(dnnl::prop_kind::forward_training, alg, desc, alpha, beta);
   return {d, onednn::make_attr(), onednn::cpu_engine()};
 }
 
 }  // namespace
+
+bool activation_backward_from_dst(const std::string& activation) {
+  return is_softmax(activation) || from_dst_algorithm(activation) != dnnl::algorithm::undef;
+}
 
 bool activation_has_gradient(const std::string& activation) {
   dnnl::algorithm alg;
@@ -73,7 +85,10 @@ void append_activation_backward(const std::string& activation, const CallArg& z,
   auto hint = eltwise_training_pd(activation, desc, alg, alpha, beta);
   dnnl::eltwise_backward::desc d(alg, desc, desc, alpha, beta);
   dnnl::eltwise_backward::primitive_desc pd(d, onednn::make_attr(), eng, hint);
-  calls.add(pd, {{DNNL_ARG_SRC, z}, {DNNL_ARG_DIFF_DST, dy}, {DNNL_ARG_DIFF_SRC, dz}}, build);
+  if (from_dst_algorithm(activation) != dnnl::algorithm::undef)
+    calls.add(pd, {{DNNL_ARG_DST, y}, {DNNL_ARG_DIFF_DST, dy}, {DNNL_ARG_DIFF_SRC, dz}}, build);
+  else
+    calls.add(pd, {{DNNL_ARG_SRC, z}, {DNNL_ARG_DIFF_DST, dy}, {DNNL_ARG_DIFF_SRC, dz}}, build);
 }
 
 void append_sum_rows(const CallArg& src, const CallArg& dst, const dnnl::memory::desc& src_desc,

@@ -17,6 +17,11 @@ namespace fg::layers {
 // except softsign).
 bool activation_has_gradient(const std::string& activation);
 
+// True when the backward needs only the activation's output y (relu, sigmoid, tanh: oneDNN's
+// *_use_dst_for_bwd algorithms; softmax, log_softmax), so the op need not keep the pre-activation
+// z: it can apply the activation in place and pass y for z to append_activation_backward.
+bool activation_backward_from_dst(const std::string& activation);
+
 void append_activation_forward(const std::string& activation, const CallArg& z, const CallArg& y,
                                const dnnl::memory::desc& desc, PrimitiveSequence& calls,
                                KernelBuild& build);
