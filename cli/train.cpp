@@ -37,13 +37,6 @@ std::string curves_path(const std::string& csv) {
   return (has_ext ? csv.substr(0, dot) : csv) + ".svg";
 }
 
-std::string logs_text(const TrainingLogs& logs) {
-  std::string out;
-  for (const auto& [k, v] : logs)
-    out += fmt::format("{}{}: {:.4f}", out.empty() ? "" : " - ", k, v);
-  return out;
-}
-
 int cmd_train(const TrainCommandOptions& o) {
   check_file_destination(o.save, "--save");
   if (!o.log.empty()) {
@@ -102,7 +95,7 @@ int cmd_evaluate(const EvaluateCommandOptions& o) {
     for (const auto& [k, v] : r.logs) j[k] = v;
     std::cout << json_text(j);
   } else {
-    std::cout << fmt::format("{} samples - {}\n", r.samples, logs_text(r.logs));
+    std::cout << fmt::format("{} samples{}\n", r.samples, format_log_values(r.logs));
   }
   return 0;
 }

@@ -378,6 +378,24 @@ bool TrainingSession::end_epoch(EpochResult& result, FitResult& fit) {
   return stop;
 }
 
+// A callback watching a validation value needs validation data (Keras only warns, and then the
+// callback never acts).
+void TrainingSession::check_monitors(bool validation) const {
+  auto check = [&](const std::string& monitor, const SourceLoc& loc, const char* what) {
+    if (validation || monitor.rfind("val_", 0) != 0) return;
+    throw Error(fmt::format("{} monitors '{}', but this fit has no validation data", what, monitor))
+        .at(loc)
+        .hint(
+            "give a validation folder (--validation-data), set validation_split, or monitor a "
+            "training value such as 'loss'");
+  };
+  if (config_.early_stopping)
+    check(config_.early_stopping->monitor, config_.early_stopping->monitor_loc, "early_stopping");
+  if (config_.reduce_on_plateau)
+    check(config_.reduce_on_plateau->monitor, config_.reduce_on_plateau->monitor_loc,
+          "reduce_on_plateau");
+}
+
 FitResult TrainingSession::fit(const std::string& data_dir, const FitOptions& options) {
   std::vector<OutputTraining> specs;
   for (const auto& o : outputs_) specs.push_back(o.spec);
@@ -391,6 +409,7 @@ FitResult TrainingSession::fit(const std::string& data_dir, const FitOptions& op
     validation = all.slice(keep, all.size());
     train = all.slice(0, keep);
   }
+  check_monitors(validation.has_value());
   for (TrainingCallback* cb : options.callbacks)
     cb->on_train_begin(log_names(validation.has_value()));
   FitResult result;

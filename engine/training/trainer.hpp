@@ -95,6 +95,7 @@ class TrainingSession {
   void run_epoch(const Dataset& train, int64_t epoch, const FitOptions& options,
                  EpochResult& result);
   bool end_epoch(EpochResult& result, FitResult& fit);
+  void check_monitors(bool validation) const;
   void check_checkpoint_fits(const SafetensorsContents& file, const nlohmann::json& state,
                              const std::string& path) const;
   void restore_checkpoint(const SafetensorsContents& file, const nlohmann::json& state,

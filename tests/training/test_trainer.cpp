@@ -709,3 +709,23 @@ TEST_CASE(
   const TrainingLogs logs = trainer.train_on_batch(inputs, {{"out", d.y}});
   CHECK(std::isfinite(logs.front().second));
 }
+
+TEST_CASE("trainer: a callback monitoring a validation value without validation data is an error") {
+  SeparableData d("monitor",
+                  "{loss: categorical_crossentropy, optimizer: adam, epochs: 2,\n"
+                  "   early_stopping: {monitor: val_loss, patience: 1}}",
+                  16);
+  Trainer trainer(d.graph, {});
+  try {
+    trainer.fit(d.data);
+    FAIL("expected an error");
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    CHECK(what.find("early_stopping monitors 'val_loss'") != std::string::npos);
+    CHECK(what.find("validation_split") != std::string::npos);
+    CHECK(e.loc().line > 0);
+  }
+  FitOptions with_validation;
+  with_validation.validation_data = d.data;
+  CHECK(trainer.fit(d.data, with_validation).history.size() == 2);
+}
