@@ -129,14 +129,14 @@ Error non_finite_error(const std::string& what, int64_t epoch, int64_t step_in_e
 
 }  // namespace
 
-TrainingSession::TrainingSession(const std::string& graph_path, const TrainerOptions& options) {
+TrainingSession::TrainingSession(std::shared_ptr<const GraphDef> def,
+                                 const TrainerOptions& options) {
   if (options.threads < 0 || options.threads > kMaxTrainingThreads)
     throw Error(fmt::format("threads must be 0 (all cores) or 1..{}, got {}", kMaxTrainingThreads,
                             options.threads));
   threads_ = options.threads == 0 ? omp_get_num_procs() : options.threads;
   if (!options.weights_file.empty() && options.init_seed)
     throw Error("give the initial weights as a file or as a seed, not both");
-  auto def = load_graph_file(graph_path);
   const OpRegistry builtins = options.ops ? OpRegistry() : builtin_ops();
   graph_ = std::make_shared<const CompiledGraph>(
       compile_graph(def, options.ops ? *options.ops : builtins));
@@ -516,7 +516,9 @@ EvaluateResult TrainingSession::evaluate(const std::string& data_dir) const {
 namespace fg {
 
 Trainer::Trainer(const std::string& graph_path, const TrainerOptions& options)
-    : impl_(std::make_unique<TrainingSession>(graph_path, options)) {}
+    : impl_(std::make_unique<TrainingSession>(load_graph_file(graph_path), options)) {}
+Trainer::Trainer(std::shared_ptr<const GraphDef> graph, const TrainerOptions& options)
+    : impl_(std::make_unique<TrainingSession>(std::move(graph), options)) {}
 Trainer::~Trainer() = default;
 Trainer::Trainer(Trainer&&) noexcept = default;
 Trainer& Trainer::operator=(Trainer&&) noexcept = default;

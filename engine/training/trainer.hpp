@@ -44,7 +44,7 @@ struct TrainingProgress {
 
 class TrainingSession {
  public:
-  TrainingSession(const std::string& graph_path, const TrainerOptions& options);
+  TrainingSession(std::shared_ptr<const GraphDef> graph, const TrainerOptions& options);
   ~TrainingSession();
 
   FitResult fit(const std::string& data_dir, const FitOptions& options);

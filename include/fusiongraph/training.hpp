@@ -109,6 +109,8 @@ class TrainingSession;  // engine/training/trainer.hpp
 class Trainer {
  public:
   Trainer(const std::string& graph_path, const TrainerOptions& options = {});
+  // A graph read already (load_graph_string, an importer); its `training:` section as parsed.
+  explicit Trainer(std::shared_ptr<const GraphDef> graph, const TrainerOptions& options = {});
   ~Trainer();
   Trainer(Trainer&&) noexcept;
   Trainer& operator=(Trainer&&) noexcept;

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "engine/npy.hpp"
+#include "framework/yaml_loader.hpp"
 #include "tests/cli/cli_test_util.hpp"
 #include "tests/reference/conv_pool.hpp"
 #include "tests/reference/dense_act.hpp"
@@ -728,4 +729,18 @@ TEST_CASE("trainer: a callback monitoring a validation value without validation 
   FitOptions with_validation;
   with_validation.validation_data = d.data;
   CHECK(trainer.fit(d.data, with_validation).history.size() == 2);
+}
+
+TEST_CASE("trainer: built from a graph read from a string, as from its file") {
+  SeparableData d("from_string", "{loss: categorical_crossentropy, optimizer: adam, seed: 2}", 16);
+  TrainerOptions options;
+  options.threads = 1;
+  Trainer from_file(d.graph, options);
+  Trainer from_string(load_graph_string(mlp_with("{loss: categorical_crossentropy, optimizer: "
+                                                 "adam, seed: 2}"),
+                                        "inline.yaml"),
+                      options);
+  from_file.fit(d.data);
+  from_string.fit(d.data);
+  check_same_weights(from_file.weights(), from_string.weights());
 }
