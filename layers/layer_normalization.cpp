@@ -11,7 +11,6 @@
 //   dx = rstd * (g - mean(g) - xhat * mean(g * xhat)),
 // and over all rows d gamma = sum dy * xhat, d beta = sum dy.
 #include <fmt/format.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -98,21 +97,17 @@ class LayerNormBackwardKernel final : public Kernel {
     if (float* dx = dst(a_.dx)) input_gradient(x, gamma, mean, rstd, dy, dx, ctx.threads);
     float *dgamma = dst(a_.dgamma), *dbeta = dst(a_.dbeta);
     if (!dgamma && !dbeta) return;
-      // Each thread owns a range of k and walks every row over it (contiguous when inner is 1).
-#pragma omp parallel num_threads(ctx.threads)
-    {
-      const int threads = omp_get_num_threads(), t = omp_get_thread_num();
-      const Dim k0 = v_.c * t / threads, k1 = v_.c * (t + 1) / threads;
-      for (Dim k = k0; k < k1; ++k) {
-        if (dgamma) dgamma[k] = 0;
-        if (dbeta) dbeta[k] = 0;
+      // Each k is summed over every row, in row order, by one thread.
+#pragma omp parallel for num_threads(ctx.threads) schedule(static)
+    for (Dim k = 0; k < v_.c; ++k) {
+      float sum_gamma = 0, sum_beta = 0;
+      for (int64_t r = 0; r < v_.rows(); ++r) {
+        const int64_t at = v_.at(r, k);
+        sum_gamma += dy[at] * (x[at] - mean[r]) * rstd[r];
+        sum_beta += dy[at];
       }
-      for (int64_t r = 0; r < v_.rows(); ++r)
-        for (Dim k = k0; k < k1; ++k) {
-          const int64_t at = v_.at(r, k);
-          if (dgamma) dgamma[k] += dy[at] * (x[at] - mean[r]) * rstd[r];
-          if (dbeta) dbeta[k] += dy[at];
-        }
+      if (dgamma) dgamma[k] = sum_gamma;
+      if (dbeta) dbeta[k] = sum_beta;
     }
   }
 
