@@ -10,6 +10,7 @@
 #include <new>
 
 #include "engine/arena_planner.hpp"
+#include "engine/memory_budget.hpp"
 #include "engine/scoped_omp_threads.hpp"
 #include "framework/autodiff.hpp"
 #include "kernels/onednn/onednn.hpp"
@@ -376,6 +377,14 @@ void TrainingPlanBuilder::place_buffers() {
   const ArenaLayout layout = plan_arena(arena);
   for (size_t i = 0; i < ids.size(); ++i) plan.buffers_[ids[i]].offset = layout.offsets[i];
   plan.arena_bytes_ = std::max<size_t>(layout.total, kArenaAlignment);
+  // Refused before allocating: an arena beyond physical memory would be granted by overcommit
+  // and end in the OOM killer when the steps touch it.
+  const uint64_t physical = physical_memory_bytes();
+  if (physical > 0 && plan.arena_bytes_ > physical)
+    throw Error(fmt::format("the training plan for input shapes {} needs an arena of {} bytes, "
+                            "more than this machine's {} bytes of memory",
+                            format_input_shapes(plan.input_shapes_), plan.arena_bytes_, physical))
+        .hint("train with a smaller --batch-size");
   void* p = nullptr;
   try {
     p = ::operator new[](plan.arena_bytes_, std::align_val_t(kArenaAlignment));
@@ -431,6 +440,7 @@ TrainingPlan::TrainingPlan(const CompiledGraph& graph, const std::vector<Dims>& 
       losses_(losses),
       threads_(std::max(1, options.threads)),
       weight_cache_(std::make_unique<WeightCache>()) {
+  check_tensor_sizes();
   const ScopedOmpThreads scoped_threads(threads_);
   TrainingPlanBuilder b{*this, params, options, graph, {}, {}, {}, {}, {}, {}, {}};
   b.plan_gradient_flow();
@@ -450,6 +460,26 @@ TrainingPlan::TrainingPlan(const CompiledGraph& graph, const std::vector<Dims>& 
     step_flops_.push_back(f);
   }
   stream_ = std::make_unique<dnnl::stream>(onednn::cpu_engine());
+}
+
+// Before any primitive exists: oneDNN 2.6 does not survive tensors of 2^31 elements or more
+// (a SIGFPE while creating the descriptor), and a tensor larger than physical memory can only
+// end in the OOM killer. Both are an fg::Error naming the tensor.
+void TrainingPlan::check_tensor_sizes() const {
+  const uint64_t physical = physical_memory_bytes();
+  for (size_t t = 0; t < types_.size(); ++t) {
+    const int64_t elements = num_elements(types_[t].shape);
+    const uint64_t bytes = static_cast<uint64_t>(elements) * 4;
+    const bool too_many = elements >= (int64_t(1) << 31);
+    if (!too_many && (physical == 0 || bytes <= physical)) continue;
+    throw Error(fmt::format("training at input shapes {}: tensor '{}' {} has {} elements ({} "
+                            "bytes), more than {}",
+                            format_input_shapes(input_shapes_), graph_.tensors()[t].name,
+                            format_shape(types_[t].shape), elements, bytes,
+                            too_many ? "oneDNN's kernels take (2^31 - 1 elements)"
+                                     : fmt::format("this machine's {} bytes of memory", physical)))
+        .hint("train with a smaller --batch-size");
+  }
 }
 
 TrainingPlan::~TrainingPlan() = default;

@@ -93,6 +93,7 @@ class TrainingPlan {
   };
   struct BoundStep;
 
+  void check_tensor_sizes() const;
   void run_steps(size_t first, size_t last, int64_t step, bool check);
   std::string check_step(size_t s) const;
 

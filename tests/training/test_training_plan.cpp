@@ -133,3 +133,29 @@ TEST_CASE("training plan: a frozen first layer gets no gradient, the rest still 
     if (s.kind == TrainingPlan::StepKind::backward) ++backward_steps;
   CHECK(backward_steps == 1);  // only `out`: nothing trainable lies before h
 }
+
+TEST_CASE(
+    "training plan: an arena beyond physical memory is refused before anything is allocated") {
+  auto graph = compile_yaml(mlp_yaml(false, false));
+  ParameterStore params(*graph, WeightStore::initialize(*graph, 1));
+  const int64_t batch = int64_t(1) << 32;  // ~100 GB of activations
+  try {
+    TrainingPlan plan(*graph, {{batch, 5}}, {{graph->find_tensor("out"), true}}, params, {});
+    FAIL("expected an error");
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    CHECK(what.find("more than") != std::string::npos);
+    CHECK(what.find("--batch-size") != std::string::npos);
+  }
+  // An input of 2^29 x 5 floats (10.7 GB, less than this machine's memory) has more elements
+  // than oneDNN's kernels take: an error, not the SIGFPE oneDNN 2.6 raises.
+  try {
+    TrainingPlan plan(*graph, {{int64_t(1) << 29, 5}}, {{graph->find_tensor("out"), true}}, params,
+                      {});
+    FAIL("expected an error");
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    CHECK(what.find("tensor 'x'") != std::string::npos);
+    CHECK(what.find("oneDNN") != std::string::npos);
+  }
+}
