@@ -48,6 +48,8 @@ struct InputDef {
   DType dtype = DType::f32;
   Dims default_shape;  // optional: sizes graph-runner uses for null dims when no --dim is given
   SourceLoc loc;
+  // `preprocessing:` as written (parsed by framework/preprocessing.hpp).
+  std::optional<Value> preprocessing;
 };
 
 struct GraphDef {
@@ -57,6 +59,9 @@ struct GraphDef {
   std::vector<NodeDef> nodes;  // file order
   std::vector<std::string> outputs;
   std::vector<SourceLoc> output_locs;
+  // Per output (same order as `outputs`): `preprocessing:` as written when `outputs` is a map
+  // `{name: {preprocessing: ...}}` (framework/preprocessing.hpp).
+  std::vector<std::optional<Value>> output_preprocessing;
   // The `training:` section as written (parsed by framework/training_config.hpp).
   std::optional<Value> training;
 };

@@ -6,6 +6,10 @@ cd "$(dirname "$0")/.."
 
 packages=(g++ cmake make libdnnl-dev ocl-icd-opencl-dev libyaml-cpp-dev libeigen3-dev libfmt-dev
           doctest-dev libcli11-dev python3-numpy nlohmann-json3-dev)
+# raw data (engine/data/): image and audio decoders, resampler, FFT
+packages+=(libpng-dev libjpeg62-turbo-dev libsndfile1-dev libsamplerate0-dev libfftw3-dev)
+# the three-modality example (examples/fashion_fusion/): the data set and the speech synthesizer
+packages+=(dataset-fashion-mnist espeak-ng)
 # for scripts/fuzz.sh: clang with libFuzzer, the sanitizer runtimes, and llvm-14's symbolizer
 # (file:line in the stacks)
 packages+=(clang libfuzzer-14-dev libclang-rt-14-dev llvm-14)
