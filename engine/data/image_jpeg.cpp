@@ -170,6 +170,7 @@ DecodedImage decode_jpeg(const unsigned char* bytes, size_t size, const std::str
   if (!read_jpeg_header(&d.cinfo, d.errors, bytes, size)) throw jpeg_error_for(name, d.errors);
   check_image_dimensions(d.cinfo.image_height, d.cinfo.image_width, name);
   check_jpeg_size(d.cinfo, size, name);
+  const int orientation = orientation_of(d.cinfo);  // saved markers are freed when finishing
 
   const J_COLOR_SPACE space = d.cinfo.jpeg_color_space;
   const bool grey = space == JCS_GRAYSCALE;
@@ -191,7 +192,7 @@ DecodedImage decode_jpeg(const unsigned char* bytes, size_t size, const std::str
                 image.pixels.data());
   else
     for (size_t i = 0; i < raw.size(); ++i) image.pixels[i] = raw[i];
-  return apply_orientation(image, orientation_of(d.cinfo));
+  return apply_orientation(image, orientation);
 }
 
 }  // namespace fg
