@@ -81,10 +81,11 @@ bool read_jpeg_header(j_decompress_ptr cinfo, JpegErrors& errors, const unsigned
 }
 
 bool read_jpeg_rows(j_decompress_ptr cinfo, JpegErrors& errors, unsigned char* raw,
-                    size_t row_bytes) {
+                    size_t row_bytes, size_t rows) {
   if (setjmp(errors.jump)) return false;
   jpeg_start_decompress(cinfo);
-  if (cinfo->output_components * static_cast<size_t>(cinfo->output_width) != row_bytes) {
+  if (cinfo->output_components * static_cast<size_t>(cinfo->output_width) != row_bytes ||
+      cinfo->output_height != rows) {
     std::snprintf(errors.message, sizeof errors.message, "unexpected output layout");
     return false;
   }
@@ -100,12 +101,9 @@ bool read_jpeg_rows(j_decompress_ptr cinfo, JpegErrors& errors, unsigned char* r
 }
 
 struct JpegDecompressor {
-  jpeg_decompress_struct cinfo;
-  JpegErrors errors;
-  bool created = false;
-  ~JpegDecompressor() {
-    if (created) jpeg_destroy_decompress(&cinfo);
-  }
+  jpeg_decompress_struct cinfo{};  // zeroed: destroying it before it is created is safe
+  JpegErrors errors{};
+  ~JpegDecompressor() { jpeg_destroy_decompress(&cinfo); }
 };
 
 Error jpeg_error_for(const std::string& name, const JpegErrors& errors) {
@@ -166,7 +164,6 @@ DecodedImage decode_jpeg(const unsigned char* bytes, size_t size, const std::str
   d.errors.progress = jpeg_progress_mgr{};
   d.errors.progress.progress_monitor = on_jpeg_progress;
   d.errors.message[0] = 0;
-  d.created = true;  // jpeg_create_decompress first clears the struct; destroying it is safe
   if (!read_jpeg_header(&d.cinfo, d.errors, bytes, size)) throw jpeg_error_for(name, d.errors);
   check_image_dimensions(d.cinfo.image_height, d.cinfo.image_width, name);
   check_jpeg_size(d.cinfo, size, name);
@@ -179,7 +176,7 @@ DecodedImage decode_jpeg(const unsigned char* bytes, size_t size, const std::str
   const size_t components = grey ? 1 : cmyk ? 4 : 3;
   const size_t row_bytes = components * d.cinfo.image_width;
   std::vector<unsigned char> raw(row_bytes * d.cinfo.image_height);
-  if (!read_jpeg_rows(&d.cinfo, d.errors, raw.data(), row_bytes))
+  if (!read_jpeg_rows(&d.cinfo, d.errors, raw.data(), row_bytes, d.cinfo.image_height))
     throw jpeg_error_for(name, d.errors);
 
   DecodedImage image;
