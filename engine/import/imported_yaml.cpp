@@ -133,14 +133,23 @@ void write_imported_model(const ImportedModel& model, const std::string& graph_p
   // What is written reads back into a graph that compiles and takes these weights.
   const CompiledGraph graph = compile_graph(load_graph_string(yaml, graph_path), builtin_ops());
   model.weights.validate(graph);
-  const bool weights_existed = std::filesystem::exists(weights_path);
-  model.weights.save_safetensors(weights_path);
+  // The weights go to a temporary beside their destination first, so that a failing YAML
+  // write leaves both destinations as they were.
+  const std::string tmp = weights_path + ".import-tmp";
+  model.weights.save_safetensors(tmp);
   try {
     write_file_atomic(graph_path, {yaml});
   } catch (...) {
     std::error_code ignored;
-    if (!weights_existed) std::filesystem::remove(weights_path, ignored);
+    std::filesystem::remove(tmp, ignored);
     throw;
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, weights_path, ec);
+  if (ec) {
+    std::filesystem::remove(tmp, ec);
+    throw Error(fmt::format("cannot move the weights into place: {}", ec.message()))
+        .in_file(weights_path);
   }
 }
 

@@ -39,7 +39,8 @@ std::string format_imported_yaml(const ImportedModel& model);
 
 // Writes the YAML and the safetensors after checking both destinations and that the YAML reads
 // back into a graph that compiles with the weights; each file atomically. On an error nothing
-// is written (a weights file written before a failing YAML write is removed again).
+// is written (the weights go to a temporary beside their destination until the YAML is in
+// place).
 void write_imported_model(const ImportedModel& model, const std::string& graph_path,
                           const std::string& weights_path);
 

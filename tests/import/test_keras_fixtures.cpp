@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fusiongraph/import.hpp>
 
+#include "framework/summary.hpp"
 #include "framework/yaml_loader.hpp"
 #include "layers/registry.hpp"
 #include "tests/test_util.hpp"
@@ -117,4 +118,28 @@ TEST_CASE("the imported YAML keeps Keras's names, defaults out, comments where i
   CHECK(k1.keras_version == "1.2.2");
   CHECK(format_imported_yaml(k1).find("Keras 1 weights") != std::string::npos);
   CHECK(k1.weights.find("lstm_1.kernel")->shape() == Dims{1, 200});
+}
+
+TEST_CASE("summary of an imported model counts Keras's parameters") {
+  // Keras's model.summary() counts: LSTM(50) on 1 feature 4 * (50 * (1 + 50) + 50) = 10400,
+  // Dense(1) 51; Conv1D(4, k=3) on 3 channels 3 * 3 * 4 + 4 = 40 (the permutes have none).
+  struct Case {
+    const char* file;
+    std::map<std::string, int64_t> params;
+    int64_t total;
+  };
+  for (const Case& c :
+       {Case{"simple_lstm/simple_lstm_tf_keras_1_model.h5",
+             {{"lstm_1", 10400}, {"dense_1", 51}},
+             10451},
+        Case{"conv1d/conv1d_k3_s1_d1_cf_same_model.h5", {{"conv0_channels_last", 40}}, 40}}) {
+    CAPTURE(c.file);
+    const ImportedModel m =
+        import_keras_model(test::source_path(std::string("tests/data/keras/") + c.file));
+    const auto graph = compile_graph(load_graph_string(format_imported_yaml(m)), builtin_ops());
+    const Summary s = summarize(graph, {});
+    CHECK(s.total_params == c.total);
+    for (const SummaryRow& row : s.rows)
+      if (c.params.count(row.node)) CHECK(row.params == c.params.at(row.node));
+  }
 }
