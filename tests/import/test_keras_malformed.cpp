@@ -9,6 +9,8 @@
 #include <fstream>
 #include <fusiongraph/import.hpp>
 
+#include "framework/compiler.hpp"
+#include "layers/registry.hpp"
 #include "tests/cli/cli_test_util.hpp"
 #include "tests/test_util.hpp"
 
@@ -186,4 +188,56 @@ TEST_CASE("graph-runner import and verify: exit codes, nothing written on error"
   CHECK(r.out.find("not an HDF5 file") != std::string::npos);
   CHECK(!std::filesystem::exists(g2));
   CHECK(!std::filesystem::exists(w2));
+}
+
+// The ReLU_0 fixture's Sequential config rewritten as a functional one (the same layers, names
+// and weights): the import must give the same graph, so Keras's activations still verify.
+TEST_CASE("Keras import: functional configs, Keras 2 nested lists and Keras 3 dicts") {
+  test::NamedTempDir dir("fg_keras", "functional");
+  const std::string input =
+      R"({"class_name": "InputLayer", "name": "x", "config": {"name": "x", "batch_input_shape": [null, 16], "dtype": "float32"}, "inbound_nodes": []})";
+  const std::string keras2 =
+      R"({"class_name": "Model", "config": {"name": "f", "layers": [)" + input +
+      R"(, {"class_name": "Dense", "name": "dense", "config": {"name": "dense", "units": 32, "activation": "linear", "use_bias": true}, "inbound_nodes": [[["x", 0, 0, {}]]]},
+      {"class_name": "ReLU", "name": "re_lu_1", "config": {"name": "re_lu_1", "max_value": null, "negative_slope": 0.0, "threshold": 0.0}, "inbound_nodes": [[["dense", 0, 0, {}]]]}],
+      "input_layers": [["x", 0, 0]], "output_layers": [["re_lu_1", 0, 0]]}})";
+  const std::string history =
+      R"({"class_name": "__keras_tensor__", "config": {"shape": [null, 16], "dtype": "float32", "keras_history": ["LAYER", 0, 0]}})";
+  auto from = [&](const std::string& layer) {
+    std::string h = history;
+    return h.replace(h.find("LAYER"), 5, layer);
+  };
+  const std::string keras3 =
+      R"({"class_name": "Functional", "config": {"name": "f", "layers": [)" + input +
+      R"(, {"class_name": "Dense", "name": "dense", "config": {"name": "dense", "units": 32, "activation": "linear", "use_bias": true}, "inbound_nodes": [{"args": [)" +
+      from("x") + R"(], "kwargs": {}}]},
+      {"class_name": "ReLU", "name": "re_lu_1", "config": {"name": "re_lu_1", "max_value": null, "negative_slope": 0.0, "threshold": 0.0}, "inbound_nodes": [{"args": [)" +
+      from("dense") + R"(], "kwargs": {}}]}],
+      "input_layers": [["x", 0, 0]], "output_layers": [["re_lu_1", 0, 0]]}})";
+  const std::string reference =
+      test::source_path("tests/data/keras/activations/ReLU_0_inputs_and_outputs.h5");
+  for (const std::string& config : {keras2, keras3}) {
+    const std::string p = copy_fixture(dir, config == keras2 ? "k2.h5" : "k3.h5");
+    edit_h5(p, [&](hid_t f) { write_config(f, config); });
+    const ImportedModel m = import_keras_model(p);
+    const std::string yaml = format_imported_yaml(m);
+    CAPTURE(yaml);
+    CHECK(yaml.find("x: {shape: [16]}") != std::string::npos);
+    CHECK(yaml.find("{name: dense, op: dense, input: x, units: 32}") != std::string::npos);
+    CHECK(yaml.find("outputs: [re_lu_1]") != std::string::npos);
+    ModelOptions options;
+    options.optimize = false;
+    Model model(std::make_shared<CompiledGraph>(compile_graph(m.graph, builtin_ops())), m.weights,
+                options);
+    const VerifyReport r = verify_against_reference(model, read_reference(reference));
+    CHECK(r.ok());
+    CHECK(r.rows.size() == 2);
+  }
+  // a layer called twice (shared) is refused, naming it
+  std::string shared = keras2;
+  shared.replace(shared.find(R"([[["x", 0, 0, {}]]])"), 19,
+                 R"([[["x", 0, 0, {}]], [["x", 0, 0, {}]]])");
+  const std::string p = copy_fixture(dir, "shared.h5");
+  edit_h5(p, [&](hid_t f) { write_config(f, shared); });
+  CHECK(import_error(p).find("layer 'dense' (Dense) is called 2 times") != std::string::npos);
 }
