@@ -4,6 +4,7 @@
 // the weights.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cctype>
 #include <filesystem>
 
@@ -75,9 +76,17 @@ std::string node_line(const NodeDef& n) {
     line += ", input: " + yaml_string(n.inputs[0]);
   else
     line += ", inputs: " + yaml_names(n.inputs);
-  // attributes in a reading order: the op's main ones first as the converters set them
+  // attributes in Keras's argument order for the keys most layers have, then the rest by name
+  static const std::vector<std::string> first = {
+      "units",      "filters",  "kernel_size",      "strides", "padding", "dilation_rate",
+      "activation", "use_bias", "return_sequences", "rate",    "dims",    "target_shape"};
+  std::vector<std::string> keys;
+  for (const std::string& k : first)
+    if (n.attrs.count(k)) keys.push_back(k);
   for (const auto& [key, attr] : n.attrs)
-    line += fmt::format(", {}: {}", key, yaml_value(attr.value));
+    if (std::find(first.begin(), first.end(), key) == first.end()) keys.push_back(key);
+  for (const std::string& key : keys)
+    line += fmt::format(", {}: {}", key, yaml_value(n.attrs.at(key).value));
   if (!n.trainable) line += ", trainable: false";
   return line + "}\n";
 }
