@@ -40,10 +40,13 @@ Command add_import_command(CLI::App& app) {
                 ->footer(
                     "Example:\n  graph-runner import model.h5 --graph model.yaml --weights "
                     "model.safetensors\n"
-                    "Formats: legacy HDF5 .h5 (Keras 1.x, 2.x, tf.keras). Layers and limits: "
+                    "Formats: Keras 3 .keras, legacy HDF5 .h5 (Keras 1.x, 2.x, tf.keras). Layers "
+                    "and limits: "
                     "docs/import.md.\nExit status: 0 imported, 1 an error (nothing written), 2 "
                     "bad usage.");
-  c->add_option("model", o->model, "Keras model file (.h5)")->required()->check(CLI::ExistingFile);
+  c->add_option("model", o->model, "Keras model file (.keras or .h5)")
+      ->required()
+      ->check(CLI::ExistingFile);
   c->add_option("--graph", o->graph, "Output YAML graph")->required();
   c->add_option("--weights", o->weights, "Output .safetensors weights")->required();
   return {c, [o] { return cmd_import(*o); }};

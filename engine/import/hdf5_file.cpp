@@ -4,6 +4,7 @@
 #include <hdf5.h>
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 
 #include "framework/error.hpp"
@@ -128,6 +129,18 @@ Hdf5File::Hdf5File(const std::string& path) : path_(path) {
   }
   file_ = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   if (file_ < 0) throw hdf5_error(path, "cannot open the HDF5 file (truncated or corrupt?)");
+}
+
+Hdf5File::Hdf5File(const std::string& name, const std::vector<unsigned char>& image) : path_(name) {
+  silence_hdf5();
+  if (image.size() < 8 || std::memcmp(image.data(), "\x89HDF\r\n\x1a\n", 8) != 0)
+    throw Error("not an HDF5 file (no HDF5 signature)").in_file(name);
+  Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  if (fapl.id < 0 || H5Pset_fapl_core(fapl.id, 1 << 16, 0) < 0 ||
+      H5Pset_file_image(fapl.id, const_cast<unsigned char*>(image.data()), image.size()) < 0)
+    throw hdf5_error(name, "cannot prepare the in-memory HDF5 file");
+  file_ = H5Fopen(name.c_str(), H5F_ACC_RDONLY, fapl.id);
+  if (file_ < 0) throw hdf5_error(name, "cannot open the HDF5 file (truncated or corrupt?)");
 }
 
 Hdf5File::~Hdf5File() {

@@ -23,6 +23,8 @@ class Hdf5File {
   // Opens `path` read-only. Not an HDF5 file (or truncated so that its superblock is
   // unreadable): an fg::Error saying so.
   explicit Hdf5File(const std::string& path);
+  // An HDF5 file held in memory (e.g. model.weights.h5 inside a .keras zip); `name` for messages.
+  Hdf5File(const std::string& name, const std::vector<unsigned char>& image);
   ~Hdf5File();
   Hdf5File(const Hdf5File&) = delete;
   Hdf5File& operator=(const Hdf5File&) = delete;

@@ -1,7 +1,8 @@
 // Keras model import: a model file -> a GraphDef (Keras layer names as node names, input layer
 // names as input names) and a WeightStore in the ops' Keras layouts, then a person-readable
 // YAML graph and a safetensors file. Formats today: legacy HDF5 `.h5` from model.save() (Keras
-// 1.x, 2.x, tf.keras: the `model_config` attribute and `model_weights/`). docs/import.md lists
+// 1.x, 2.x, tf.keras: the `model_config` attribute and `model_weights/`) and Keras 3 `.keras`
+// zips (engine/import/keras_archive.cpp). docs/import.md lists
 // the layers and what is not supported (each an fg::Error naming the layer, its class and why).
 #pragma once
 

@@ -3,6 +3,7 @@
 // converted. Internal to the importer.
 #pragma once
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -51,5 +52,15 @@ std::string convert_layer(Builder& b, const Layer& layer, const std::vector<std:
 // The per-sample input shape a layer declares (batch_input_shape, batch_shape, input_shape or
 // input_dim), or false when it declares none.
 bool declared_input_shape(const Layer& layer, Dims& shape);
+
+// A layer's weight arrays in its weight order, from wherever the format keeps them.
+using WeightSource = std::function<std::vector<Tensor>(const Layer&)>;
+// Reads a Keras model config (JSON text: Sequential, Model, Functional; Keras 1 to 3) into
+// model.graph, the weights through `weights`. model.keras_version must be set.
+void read_model_config(const std::string& text, const std::string& file, ImportedModel& model,
+                       const WeightSource& weights);
+// Keras 3 `.keras` archives (keras_archive.cpp).
+bool is_zip_file(const std::string& path);
+void read_keras_archive(const std::string& path, ImportedModel& model);
 
 }  // namespace fg::keras

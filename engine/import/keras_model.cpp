@@ -124,8 +124,8 @@ std::vector<Tensor> layer_weights(const Hdf5File& h5, const std::string& root,
 
 class GraphReader {
  public:
-  GraphReader(const Hdf5File& h5, ImportedModel& model, int major)
-      : h5_(h5), model_(model), builder_(model, major) {}
+  GraphReader(const std::string& file, keras::WeightSource weights, ImportedModel& model, int major)
+      : file_(file), weights_(std::move(weights)), model_(model), builder_(model, major) {}
 
   void sequential(const std::vector<ConfigLayer>& layers) {
     std::string current;
@@ -143,7 +143,7 @@ class GraphReader {
       }
       current = convert(l, {current});
     }
-    if (current.empty()) throw config_error(h5_.path(), "the Sequential model has no layers");
+    if (current.empty()) throw config_error(file_, "the Sequential model has no layers");
     model_.graph->outputs = {current};
   }
 
@@ -159,18 +159,18 @@ class GraphReader {
       for (const std::string& src : c.inbound) {
         auto it = produced.find(src);
         if (it == produced.end())
-          throw config_error(h5_.path(), fmt::format("layer '{}' reads '{}', which is not "
-                                                     "defined before it",
-                                                     c.layer.name, src));
+          throw config_error(file_, fmt::format("layer '{}' reads '{}', which is not "
+                                                "defined before it",
+                                                c.layer.name, src));
         in.push_back(it->second);
       }
       produced[c.layer.name] = convert(c.layer, in);
     }
-    for (const std::string& out : endpoint_names(config.value("output_layers", json::array()),
-                                                 "output_layers", h5_.path())) {
+    for (const std::string& out :
+         endpoint_names(config.value("output_layers", json::array()), "output_layers", file_)) {
       auto it = produced.find(out);
       if (it == produced.end())
-        throw config_error(h5_.path(), fmt::format("unknown output layer '{}'", out));
+        throw config_error(file_, fmt::format("unknown output layer '{}'", out));
       model_.graph->outputs.push_back(it->second);
     }
   }
@@ -178,7 +178,7 @@ class GraphReader {
  private:
   std::string convert(const keras::Layer& l, const std::vector<std::string>& in) {
     const size_t first = model_.graph->nodes.size();
-    std::string out = keras::convert_layer(builder_, l, in, layer_weights(h5_, "model_weights", l));
+    std::string out = keras::convert_layer(builder_, l, in, weights_(l));
     for (size_t i = first; i < model_.graph->nodes.size(); ++i)
       model_.node_origin[model_.graph->nodes[i].name] =
           fmt::format("layer '{}' ({})", l.name, l.class_name);
@@ -203,7 +203,8 @@ class GraphReader {
     model_.graph->inputs.push_back(std::move(input));
   }
 
-  const Hdf5File& h5_;
+  std::string file_;
+  keras::WeightSource weights_;
   ImportedModel& model_;
   keras::Builder builder_;
 };
@@ -225,25 +226,9 @@ void read_hdf5_model(const Hdf5File& h5, ImportedModel& model) {
   }
   model.keras_version = h5.string_attribute("/", "keras_version").value_or("");
   model.backend = h5.string_attribute("/", "backend").value_or("");
-  json config = json::parse(*config_text, nullptr, false);
-  if (config.is_discarded() || !config.is_object() || !config.contains("class_name"))
-    throw config_error(h5.path(), "not a JSON object with a class_name");
-  const std::string cls =
-      config["class_name"].is_string() ? config["class_name"].get<std::string>() : "";
-  const json& body = config.value("config", json());
-  // Keras 1 and 2.0 write a Sequential config as the list of layers itself.
-  const json& layers = body.is_array() ? body : body.value("layers", json());
-  model.graph->name = body.is_object() ? body.value("name", std::string("model")) : "model";
-  GraphReader reader(h5, model, major_version(model.keras_version));
-  if (cls == "Sequential")
-    reader.sequential(read_layers(layers, h5.path()));
-  else if (cls == "Model" || cls == "Functional")
-    reader.functional(body, read_layers(layers, h5.path()));
-  else
-    throw config_error(h5.path(), fmt::format("model class '{}' is not supported (Sequential, "
-                                              "Model and Functional are): a subclassed model "
-                                              "saved without a config cannot be imported",
-                                              cls));
+  keras::read_model_config(*config_text, h5.path(), model, [&](const keras::Layer& l) {
+    return layer_weights(h5, "model_weights", l);
+  });
 }
 
 std::string node_op(const ImportedModel& model, const std::string& node) {
@@ -275,20 +260,55 @@ void check_weight_shapes(const ImportedModel& model, const CompiledGraph& graph)
 
 }  // namespace
 
+namespace keras {
+
+void read_model_config(const std::string& text, const std::string& file, ImportedModel& model,
+                       const WeightSource& weights) {
+  json config = json::parse(text, nullptr, false);
+  if (config.is_discarded() || !config.is_object() || !config.contains("class_name"))
+    throw config_error(file, "not a JSON object with a class_name");
+  const std::string cls =
+      config["class_name"].is_string() ? config["class_name"].get<std::string>() : "";
+  const json& body = config.value("config", json());
+  // Keras 1 and 2.0 write a Sequential config as the list of layers itself.
+  const json& layers = body.is_array() ? body : body.value("layers", json());
+  model.graph->name = body.is_object() ? body.value("name", std::string("model")) : "model";
+  GraphReader reader(file, weights, model, major_version(model.keras_version));
+  if (cls == "Sequential")
+    reader.sequential(read_layers(layers, file));
+  else if (cls == "Model" || cls == "Functional")
+    reader.functional(body, read_layers(layers, file));
+  else
+    throw config_error(file, fmt::format("model class '{}' is not supported (Sequential, "
+                                         "Model and Functional are): a subclassed model "
+                                         "saved without a config cannot be imported",
+                                         cls));
+}
+
+void check_imported_model(ImportedModel& model) {
+  const CompiledGraph graph = compile_graph(model.graph, builtin_ops());
+  check_weight_shapes(model, graph);
+  model.weights.validate(graph);
+}
+
+}  // namespace keras
+
 ImportedModel import_keras_model(const std::string& path) {
   ImportedModel model;
   model.source = path;
   model.graph = std::make_shared<GraphDef>();
   model.graph->file = path;
   model.weights.set_source(path);
-  const Hdf5File h5(path);
-  read_hdf5_model(h5, model);
+  if (keras::is_zip_file(path)) {
+    keras::read_keras_archive(path, model);
+  } else {
+    const Hdf5File h5(path);
+    read_hdf5_model(h5, model);
+  }
   model.header.push_back(fmt::format("Imported from {} (Keras {}{}) by graph-runner import.", path,
                                      model.keras_version.empty() ? "?" : model.keras_version,
                                      model.backend.empty() ? "" : ", backend " + model.backend));
-  const CompiledGraph graph = compile_graph(model.graph, builtin_ops());
-  check_weight_shapes(model, graph);
-  model.weights.validate(graph);
+  keras::check_imported_model(model);
   return model;
 }
 
