@@ -48,5 +48,8 @@ struct TrainBenchOptions {
 };
 int cmd_bench_train(const TrainBenchOptions& options);
 Command add_evaluate_command(CLI::App& app);
+// import.cpp and verify.cpp (docs/import.md).
+Command add_import_command(CLI::App& app);
+Command add_verify_command(CLI::App& app);
 
 }  // namespace fg::cli

@@ -25,6 +25,13 @@ OpInfo reshape_op();
 OpInfo dropout_op();
 OpInfo activation_op();
 OpInfo softmax_op();
+OpInfo permute_op();
+
+// ---- Keras activation layers with parameters (layers/pointwise_activation.hpp) ----
+OpInfo relu_op();
+OpInfo leaky_relu_op();
+OpInfo elu_op();
+OpInfo thresholded_relu_op();
 
 // ---- recurrent and embedding ----
 OpInfo embedding_op();
@@ -77,6 +84,13 @@ void register_builtin_ops(OpRegistry& registry) {
   registry.add(layers::dropout_op());
   registry.add(layers::activation_op());
   registry.add(layers::softmax_op());
+  registry.add(layers::permute_op());
+
+  // ---- Keras activation layers with parameters ----
+  registry.add(layers::relu_op());
+  registry.add(layers::leaky_relu_op());
+  registry.add(layers::elu_op());
+  registry.add(layers::thresholded_relu_op());
 
   // ---- recurrent and embedding ----
   registry.add(layers::embedding_op());

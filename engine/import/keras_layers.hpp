@@ -1,0 +1,66 @@
+// The per-class conversion of Keras layers into FusionGraph nodes (engine/import/): what
+// import_keras_model calls for each layer of a config, with the layer's inputs already
+// converted. Internal to the importer.
+#pragma once
+
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "engine/import/keras_import.hpp"
+#include "framework/error.hpp"
+#include "kernels/tensor.hpp"
+
+namespace fg::keras {
+
+struct Layer {
+  std::string class_name, name;
+  nlohmann::json config;
+};
+
+// What a converter builds into: the model, and the layer's weights in its weight_names order.
+class Builder {
+ public:
+  Builder(ImportedModel& model, int keras_major) : model_(model), keras_major_(keras_major) {}
+
+  int keras_major() const { return keras_major_; }
+  Error error(const Layer& layer, const std::string& message) const;
+  // Adds a node reading `inputs`; returns it for its attributes.
+  NodeDef& add_node(const std::string& name, const std::string& op,
+                    const std::vector<std::string>& inputs);
+  void comment(const std::string& node, const std::string& text);
+  void set_weight(const std::string& node, const std::string& param, Tensor t);
+
+ private:
+  ImportedModel& model_;
+  int keras_major_;
+};
+
+// Attribute values (written only where they differ from the op's default).
+void set_int(NodeDef& node, const std::string& key, int64_t value);
+void set_float(NodeDef& node, const std::string& key, double value);
+void set_string(NodeDef& node, const std::string& key, const std::string& value);
+void set_bool(NodeDef& node, const std::string& key, bool value);
+void set_ints(NodeDef& node, const std::string& key, const std::vector<int64_t>& values);
+
+// Converts one layer reading the node outputs `inputs`; returns the name of the node whose
+// output is the layer's output. `weights` are the layer's arrays in weight_names order.
+std::string convert_layer(Builder& b, const Layer& layer, const std::vector<std::string>& inputs,
+                          std::vector<Tensor> weights);
+
+// The per-sample input shape a layer declares (batch_input_shape, batch_shape, input_shape or
+// input_dim), or false when it declares none.
+bool declared_input_shape(const Layer& layer, Dims& shape);
+
+// A layer's weight arrays in its weight order, from wherever the format keeps them.
+using WeightSource = std::function<std::vector<Tensor>(const Layer&)>;
+// Reads a Keras model config (JSON text: Sequential, Model, Functional; Keras 1 to 3) into
+// model.graph, the weights through `weights`. model.keras_version must be set.
+void read_model_config(const std::string& text, const std::string& file, ImportedModel& model,
+                       const WeightSource& weights);
+// Keras 3 `.keras` archives (keras_archive.cpp).
+bool is_zip_file(const std::string& path);
+void read_keras_archive(const std::string& path, ImportedModel& model);
+
+}  // namespace fg::keras
