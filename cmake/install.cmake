@@ -32,9 +32,10 @@ set(FG_INSTALL_HEADERS
   framework/registry.hpp framework/shape.hpp framework/summary.hpp
   kernels/kernel.hpp engine/file_io.hpp engine/model.hpp engine/npy.hpp kernels/tensor.hpp engine/weights.hpp
   kernels/onednn/onednn.hpp kernels/training_kernel.hpp framework/training_config.hpp
-  engine/training/progress_bar.hpp engine/training/training_log.hpp)
+  engine/training/progress_bar.hpp engine/training/training_log.hpp
+  engine/import/keras_import.hpp engine/import/reference.hpp)
 install(FILES include/fusiongraph/fusiongraph.hpp include/fusiongraph/extension.hpp
-  include/fusiongraph/training.hpp
+  include/fusiongraph/training.hpp include/fusiongraph/import.hpp
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/fusiongraph)
 foreach(header ${FG_INSTALL_HEADERS})
   get_filename_component(dir ${header} DIRECTORY)
