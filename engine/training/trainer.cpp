@@ -420,7 +420,7 @@ FitResult TrainingSession::fit(const std::string& data_dir, const FitOptions& op
   FitResult result;
   result.skipped_rows = all.skipped();
   if (!options.validation_data.empty()) {
-    validation = open_data(options.validation_data);
+    validation = open_data(options.validation_data, "validation");
     const std::vector<std::string> skipped = validation->skipped();
     result.skipped_rows.insert(result.skipped_rows.end(), skipped.begin(), skipped.end());
   } else if (config_.validation_split > 0) {  // Keras: the last samples, before shuffling
@@ -532,14 +532,15 @@ EvaluateResult TrainingSession::evaluate(const std::string& data_dir) const {
   return evaluate_dataset(open_data(data_dir));
 }
 
-Dataset TrainingSession::open_data(const std::string& path) const {
+Dataset TrainingSession::open_data(const std::string& path, const std::string& cache_part) const {
   std::vector<OutputTraining> specs;
   for (const auto& o : outputs_) specs.push_back(o.spec);
   DatasetOptions options;
   options.preprocessors = preprocessors_;
   options.skip_bad_rows = skip_bad_rows_;
   options.workers = workers_;
-  options.cache_dir = cache_dir_;
+  options.cache_dir =
+      cache_dir_.empty() || cache_part.empty() ? cache_dir_ : cache_dir_ + "/" + cache_part;
   return open_dataset(path, *graph_, specs, options);
 }
 

@@ -106,7 +106,8 @@ class TrainingSession {
   // Learns vocabularies and class lists from the training table when the graph asks for it.
   void adapt_preprocessing(const std::string& data_path);
   void check_vocabulary_fits() const;
-  Dataset open_data(const std::string& path) const;
+  // `cache_part`: a sub-folder of the cache (the validation table's), "" = the cache itself.
+  Dataset open_data(const std::string& path, const std::string& cache_part = "") const;
 
   std::shared_ptr<const CompiledGraph> graph_;
   TrainingConfig config_;
