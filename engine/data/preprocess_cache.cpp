@@ -197,7 +197,8 @@ std::vector<std::string> build_shard(const Dataset& data, const std::string& dir
     Dims shape = {kept};
     shape.insert(shape.end(), fields[f].sample_shape.begin(), fields[f].sample_shape.end());
     Tensor t(fields[f].dtype, shape);
-    if (!bytes[f].empty()) std::memcpy(t.mutable_data<unsigned char>(), bytes[f].data(), bytes[f].size());
+    if (!bytes[f].empty())
+      std::memcpy(t.mutable_data<unsigned char>(), bytes[f].data(), bytes[f].size());
     write_npy(shard_file(dir, s, f), t);
   }
   skipped.insert(skipped.begin(), fmt::format("{}", kept));  // the count first

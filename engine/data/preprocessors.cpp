@@ -218,8 +218,7 @@ void Preprocessors::preprocess_input(const std::string& input, const std::string
   const FieldPreprocessing* field = config_.input(input);
   if (field == nullptr)
     throw Error(fmt::format("{}: input '{}' has no preprocessing", where, input));
-  if (const auto* text = std::get_if<TextPreprocessing>(&field->spec)) {
-    (void)text;
+  if (std::holds_alternative<TextPreprocessing>(field->spec)) {
     out.dtype = DType::i32;
     out.i32 = text_.at(input).encode(value, where);
     out.shape = {static_cast<int64_t>(out.i32.size())};
