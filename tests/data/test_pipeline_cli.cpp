@@ -141,6 +141,15 @@ TEST_CASE("graph-runner train on a table: bad rows, --skip-bad-rows, vocabulary 
   CHECK(has(skipped.out, "skipped 1 bad row"));
   CHECK(has(skipped.out, "row 25 (line 26), column 'image'"));
 
+  // Weights without the learnt state (graph-runner init) cannot read a table that needs it.
+  const std::string plain = f.dir.path + "/plain.safetensors";
+  REQUIRE(run_cli("init " + f.graph + " -o " + plain).code == 0);
+  const CliResult stateless =
+      run_cli("evaluate " + f.graph + " --weights " + plain + " --data " + f.table);
+  CAPTURE(stateless.out);
+  CHECK(stateless.code == 1);
+  CHECK(has(stateless.out, "fusiongraph.preprocessing"));
+
   TableFixture small("vocab", /*input_dim=*/4);
   const CliResult vocab = small.train();
   CAPTURE(vocab.out);
