@@ -17,6 +17,7 @@
 
 namespace fg {
 
+struct GraphDef;
 class Table;
 
 // One preprocessed sample of one field.
@@ -34,6 +35,9 @@ class Preprocessors {
   Preprocessors() = default;
   // Vocabulary files are read here, relative to `graph_dir` (fg::Error naming the file).
   Preprocessors(PreprocessingConfig config, const std::string& graph_dir);
+  // The graph's `preprocessing:` (parse_preprocessing), vocabulary files relative to the
+  // graph file's folder.
+  static Preprocessors for_graph(const GraphDef& graph);
 
   const PreprocessingConfig& config() const { return config_; }
   bool has_input(const std::string& name) const;
@@ -47,6 +51,9 @@ class Preprocessors {
   // The learnt state as JSON, and back (fg::Error naming `source` for a state that does not
   // fit the graph's config).
   std::string state_json() const;
+  // Every setting of every field as text (for cache checksums: two configs that preprocess
+  // differently never give the same text).
+  std::string config_fingerprint() const;
   void load_state_json(const std::string& json, const std::string& source);
 
   // One input sample: `value` is a path (relative to `base_dir` unless absolute) or the text.
