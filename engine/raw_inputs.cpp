@@ -1,0 +1,313 @@
+// Raw inputs (include/fusiongraph/data.hpp): preprocessing of paths and texts into the input
+// tensors of a batch, and class names for category outputs.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <fusiongraph/data.hpp>
+#include <memory>
+#include <numeric>
+#include <thread>
+
+#include "engine/json_header.hpp"
+#include "engine/safetensors.hpp"
+#include "framework/preprocessing.hpp"
+
+namespace fg {
+
+struct RawInputs::State {
+  Preprocessors preprocessors;
+  std::vector<std::string> raw_inputs;
+  std::map<std::string, TensorType> input_types;
+  std::string weights_file;
+};
+
+namespace {
+
+uint64_t read_le64(const unsigned char* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+std::string graph_folder(const CompiledGraph& graph, const std::string& graph_dir) {
+  if (!graph_dir.empty()) return graph_dir;
+  const std::string& file = graph.def().file;
+  if (file.empty() || file[0] == '<') return ".";
+  const std::filesystem::path parent = std::filesystem::path(file).parent_path();
+  return parent.empty() ? "." : parent.string();
+}
+
+// The input's learnt state is missing: a text input without a vocabulary.
+void check_learnt(const RawInputs& raw, const std::string& input, const std::string& weights) {
+  const TextVectorizer* text = raw.preprocessors().text(input);
+  if (!text || !text->vocabulary().empty()) return;
+  throw Error(
+      fmt::format("input '{}': its text vocabulary is learnt from the training data and {}; "
+                  "pass the weights file that `graph-runner train` wrote (it keeps the "
+                  "vocabulary under the metadata key \"{}\")",
+                  input,
+                  weights.empty() ? "no weights file was given"
+                                  : fmt::format("weights file {} does not hold it", weights),
+                  kPreprocessingMetadataKey))
+      .hint("or give the input a `vocabulary: FILE` in its preprocessing");
+}
+
+// Runs fn(i) for i in [0, n) on `threads` threads (contiguous blocks); the exception of the
+// lowest failing i is rethrown, so that messages do not depend on the thread count.
+template <typename Fn>
+void parallel_samples(int64_t n, int threads, const Fn& fn) {
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(n));
+  const int64_t workers = std::max<int64_t>(1, std::min<int64_t>(threads, n));
+  auto work = [&](int64_t w) {
+    for (int64_t i = n * w / workers; i < n * (w + 1) / workers; ++i) try {
+        fn(i);
+      } catch (...) {
+        errors[i] = std::current_exception();
+      }
+  };
+  std::vector<std::thread> pool;
+  for (int64_t w = 1; w < workers; ++w) pool.emplace_back(work, w);
+  work(0);
+  for (auto& t : pool) t.join();
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
+// Stacks one input's samples into a [batch] + shape tensor, padding declared-null dims with
+// zeros to the longest sample. `where(i)` names sample i for messages.
+template <typename Where>
+Tensor stack_samples(const std::string& input, const TensorType& type,
+                     const std::vector<SampleValue>& samples, const Where& where) {
+  const size_t rank = type.shape.size() - 1;
+  Dims shape(rank, 0);
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const SampleValue& s = samples[i];
+    if (s.shape.size() != rank || s.dtype != type.dtype)
+      throw Error(fmt::format("{}: preprocessing gave {} {} but input '{}' is {} {}", where(i),
+                              dtype_name(s.dtype), format_shape(s.shape), input,
+                              dtype_name(type.dtype), format_shape(type.shape)));
+    for (size_t d = 0; d < rank; ++d) {
+      const int64_t declared = type.shape[d + 1];
+      if (declared != kDynamic && s.shape[d] != declared)
+        throw Error(
+            fmt::format("{}: preprocessing gave shape {} but input '{}' takes {} per "
+                        "sample",
+                        where(i), format_shape(s.shape), input,
+                        format_shape(Dims(type.shape.begin() + 1, type.shape.end()))));
+      shape[d] = std::max(shape[d], s.shape[d]);
+    }
+  }
+  Dims full = shape;
+  full.insert(full.begin(), static_cast<int64_t>(samples.size()));
+  Tensor out(type.dtype, full);
+  const int64_t row = std::accumulate(shape.begin(), shape.end(), int64_t{1},
+                                      [](int64_t a, int64_t b) { return a * b; });
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const SampleValue& s = samples[i];
+    // Copy the sample's rows into the padded layout: index by index over its own shape.
+    const int64_t count = static_cast<int64_t>(s.dtype == DType::i32 ? s.i32.size() : s.f32.size());
+    std::vector<int64_t> index(rank, 0);
+    for (int64_t k = 0; k < count; ++k) {
+      int64_t offset = 0;
+      for (size_t d = 0; d < rank; ++d) offset = offset * shape[d] + index[d];
+      if (s.dtype == DType::i32)
+        out.mutable_data<int32_t>()[i * row + offset] = s.i32[k];
+      else
+        out.mutable_data<float>()[i * row + offset] = s.f32[k];
+      for (size_t d = rank; d-- > 0;) {
+        if (++index[d] < s.shape[d]) break;
+        index[d] = 0;
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string read_preprocessing_metadata(const std::string& weights_file) {
+  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(weights_file.c_str(), "rb"), &std::fclose);
+  if (!f) throw Error("cannot open the weights file").in_file(weights_file);
+  unsigned char size_bytes[8];
+  if (std::fread(size_bytes, 1, 8, f.get()) != 8)
+    throw Error("not a safetensors file: shorter than its 8-byte header length")
+        .in_file(weights_file);
+  const uint64_t n = read_le64(size_bytes);
+  if (n == 0 || n > kMaxSafetensorsHeader)
+    throw Error(
+        fmt::format("safetensors header length {} is outside 1..{}", n, kMaxSafetensorsHeader))
+        .in_file(weights_file);
+  std::string header(static_cast<size_t>(n), '\0');
+  if (std::fread(header.data(), 1, header.size(), f.get()) != header.size())
+    throw Error(fmt::format("the file ends inside its {}-byte header", n)).in_file(weights_file);
+  JsonValue root;
+  try {
+    root = parse_json(header);
+  } catch (const Error& e) {
+    throw Error(std::string(e.message())).in_file(weights_file);
+  }
+  for (const auto& [key, value] : root.members) {
+    if (key != "__metadata__" || value.kind != JsonValue::Kind::object) continue;
+    for (const auto& [name, entry] : value.members)
+      if (name == kPreprocessingMetadataKey) {
+        if (entry.kind != JsonValue::Kind::string)
+          throw Error(fmt::format("metadata \"{}\" is a {}, not a string", name, entry.kind_name()))
+              .in_file(weights_file);
+        return entry.text;
+      }
+  }
+  return "";
+}
+
+RawInputs::RawInputs(const CompiledGraph& graph, const std::string& weights_file,
+                     const std::string& graph_dir) {
+  auto state = std::make_shared<State>();
+  const GraphDef& def = graph.def();
+  state->preprocessors = Preprocessors(parse_preprocessing(def), graph_folder(graph, graph_dir));
+  const std::string json = weights_file.empty() ? "" : read_preprocessing_metadata(weights_file);
+  if (!json.empty()) state->preprocessors.load_state_json(json, weights_file);
+  for (size_t i = 0; i < def.inputs.size(); ++i) {
+    TensorType type;
+    type.dtype = def.inputs[i].dtype;
+    type.shape = def.inputs[i].shape;
+    type.shape.insert(type.shape.begin(), kDynamic);
+    state->input_types[def.inputs[i].name] = type;
+    if (state->preprocessors.has_input(def.inputs[i].name))
+      state->raw_inputs.push_back(def.inputs[i].name);
+  }
+  state->weights_file = weights_file;
+  state_ = std::move(state);
+}
+
+RawInputs::RawInputs(const Session& session, const std::string& weights_file,
+                     const std::string& graph_dir)
+    : RawInputs(session.graph(), weights_file, graph_dir) {}
+
+const RawInputs::State& RawInputs::state() const {
+  if (!state_) throw Error("RawInputs: default-constructed (no graph)");
+  return *state_;
+}
+
+const Preprocessors& RawInputs::preprocessors() const {
+  return state().preprocessors;
+}
+const std::vector<std::string>& RawInputs::raw_input_names() const {
+  return state().raw_inputs;
+}
+
+bool RawInputs::takes_raw(const std::string& input) const {
+  const auto& names = state().raw_inputs;
+  return std::find(names.begin(), names.end(), input) != names.end();
+}
+
+std::map<std::string, Tensor> RawInputs::batch(
+    const std::map<std::string, std::vector<std::string>>& values,
+    const RawBatchOptions& options) const {
+  const State& s = state();
+  if (options.threads < 1)
+    throw Error(fmt::format("RawBatchOptions::threads must be 1 or more, got {}", options.threads));
+  std::vector<std::string> names;
+  for (const auto& [name, type] : s.input_types) names.push_back(name);
+  int64_t samples = -1;
+  for (const auto& [input, list] : values) {
+    if (!s.input_types.count(input))
+      throw Error(
+          fmt::format("the graph has no input '{}'; {}", input, did_you_mean(input, names)));
+    if (!takes_raw(input))
+      throw Error(fmt::format("input '{}' declares no preprocessing, so it takes tensors (.npy), "
+                              "not raw values such as '{}'",
+                              input, list.empty() ? "" : list[0]))
+          .hint(fmt::format("inputs that take raw values: {}", quoted_list(s.raw_inputs)));
+    if (list.empty()) throw Error(fmt::format("input '{}': no values given", input));
+    if (samples >= 0 && static_cast<int64_t>(list.size()) != samples)
+      throw Error(
+          fmt::format("input '{}' has {} values but another input has {}; give every "
+                      "input one value per sample",
+                      input, list.size(), samples));
+    samples = static_cast<int64_t>(list.size());
+    check_learnt(*this, input, s.weights_file);
+  }
+  std::map<std::string, Tensor> out;
+  for (const auto& [input, list] : values) {
+    auto where = [&, &input = input, &list = list](size_t i) {
+      return list.size() == 1 ? fmt::format("input '{}' value '{}'", input, list[i])
+                              : fmt::format("input '{}' sample {} value '{}'", input, i, list[i]);
+    };
+    std::vector<SampleValue> prepared(list.size());
+    parallel_samples(static_cast<int64_t>(list.size()), options.threads, [&](int64_t i) {
+      s.preprocessors.preprocess_input(input, list[i], options.base_dir, where(i), prepared[i]);
+    });
+    out[input] = stack_samples(input, s.input_types.at(input), prepared, where);
+  }
+  return out;
+}
+
+std::map<std::string, Tensor> RawInputs::batch(const Table& table, int64_t begin, int64_t end,
+                                               int threads) const {
+  const State& s = state();
+  if (begin < 0 || end > table.rows() || begin >= end)
+    throw Error(
+        fmt::format("rows [{}, {}) are not inside the table's {} rows", begin, end, table.rows()))
+        .in_file(table.path());
+  std::string base = std::filesystem::path(table.path()).parent_path().string();
+  if (base.empty()) base = ".";
+  std::map<std::string, Tensor> out;
+  for (const auto& input : s.raw_inputs) {
+    const int column = table.column_index(input);
+    if (column < 0)
+      throw Error(fmt::format("the table has no column '{}' for the graph input '{}' (its "
+                              "columns: {})",
+                              input, input, quoted_list(table.columns())))
+          .in_file(table.path());
+    check_learnt(*this, input, s.weights_file);
+    auto where = [&](size_t i) { return table.where(begin + static_cast<int64_t>(i), column); };
+    std::vector<SampleValue> prepared(static_cast<size_t>(end - begin));
+    parallel_samples(end - begin, threads, [&](int64_t i) {
+      if (table.missing(begin + i, column))
+        throw Error(fmt::format("{}: the value is missing", where(i)));
+      s.preprocessors.preprocess_input(input, table.cell(begin + i, column), base, where(i),
+                                       prepared[i]);
+    });
+    out[input] = stack_samples(input, s.input_types.at(input), prepared, where);
+  }
+  return out;
+}
+
+const std::vector<std::string>& RawInputs::class_names(const std::string& output) const {
+  return state().preprocessors.class_names(output);
+}
+
+std::vector<ClassProbability> RawInputs::top_classes(const std::string& output,
+                                                     const Tensor& probabilities, int64_t sample,
+                                                     int top) const {
+  const std::vector<std::string>& names = class_names(output);
+  const Dims& shape = probabilities.shape();
+  if (shape.size() != 2 || probabilities.dtype() != DType::f32)
+    throw Error(
+        fmt::format("output '{}': class probabilities must be float32 [batch, classes], "
+                    "got {} {}",
+                    output, dtype_name(probabilities.dtype()), format_shape(shape)));
+  if (!names.empty() && shape[1] != static_cast<int64_t>(names.size()))
+    throw Error(
+        fmt::format("output '{}' has {} values per sample but its preprocessing has {} "
+                    "classes ({})",
+                    output, shape[1], names.size(), quoted_list(names)));
+  if (sample < 0 || sample >= shape[0])
+    throw Error(
+        fmt::format("output '{}': sample {} is outside the batch of {}", output, sample, shape[0]));
+  const float* row = probabilities.data<float>() + sample * shape[1];
+  std::vector<int64_t> order(static_cast<size_t>(shape[1]));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t a, int64_t b) { return row[a] > row[b]; });
+  order.resize(static_cast<size_t>(std::clamp<int64_t>(top, 0, shape[1])));
+  std::vector<ClassProbability> out;
+  for (int64_t c : order)
+    out.push_back({c, names.empty() ? fmt::format("class {}", c) : names[c], row[c]});
+  return out;
+}
+
+}  // namespace fg
