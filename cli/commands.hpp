@@ -48,5 +48,7 @@ struct TrainBenchOptions {
 };
 int cmd_bench_train(const TrainBenchOptions& options);
 Command add_evaluate_command(CLI::App& app);
+// bench_data.cpp: the raw-data pipeline alone.
+Command add_bench_data_command(CLI::App& app);
 
 }  // namespace fg::cli

@@ -194,6 +194,14 @@ const RawInputs::State& RawInputs::state() const {
 const Preprocessors& RawInputs::preprocessors() const {
   return state().preprocessors;
 }
+
+void RawInputs::adapt(const Table& table) {
+  if (!state().preprocessors.needs_adapt()) return;
+  auto copy = std::make_shared<State>(state());
+  copy->preprocessors.adapt(table);
+  state_ = std::move(copy);
+}
+
 const std::vector<std::string>& RawInputs::raw_input_names() const {
   return state().raw_inputs;
 }

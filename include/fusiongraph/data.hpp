@@ -61,6 +61,10 @@ class RawInputs {
             const std::string& graph_dir = "");
 
   const Preprocessors& preprocessors() const;
+  // Learns what the weights file did not give (vocabularies, class lists) from a table's
+  // columns, as training does (Preprocessors::adapt); nothing when nothing is missing. This
+  // object only: copies made before keep their state.
+  void adapt(const Table& table);
   // The graph inputs that declare preprocessing (graph order), and whether `input` does.
   const std::vector<std::string>& raw_input_names() const;
   bool takes_raw(const std::string& input) const;
