@@ -4,7 +4,8 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
-#include <fusiongraph/fusiongraph.hpp>
+#include <fusiongraph/data.hpp>
+#include <nlohmann/json.hpp>
 #include <numeric>
 
 #include "tests/api/raw_test_files.hpp"
@@ -175,6 +176,32 @@ TEST_CASE("run with bad raw values names the input and the value") {
   CHECK(row.out.find("missing.png") != std::string::npos);
   CHECK(!std::filesystem::exists(f.path("p.csv")));
   CHECK(run_cli("run " + f.graph + " --data " + f.path("t.csv")).code == 2);  // no --output
+}
+
+TEST_CASE("bench-data --synthetic writes JPEGs and WAVs, decodes them and reports samples/s") {
+  NamedTempDir dir("fg_bench_data", "cli");
+  const auto r = run_cli("bench-data --synthetic 3 --synthetic-dir " + dir.path +
+                             " --samples 3 --batch 2 --workers 1,2 --repeats 1 --json",
+                         false);
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  const auto json = nlohmann::json::parse(r.out);
+  CHECK(json["schema"] == "fusiongraph-bench-data/1");
+  CHECK(json["samples"] == 3);
+  CHECK(json["inputs"] == nlohmann::json::array({"image", "audio", "text"}));
+  REQUIRE(json["results"].size() == 2);
+  CHECK(json["results"][1]["workers"] == 2);
+  CHECK(json["results"][0]["samples_per_second"].get<double>() > 0);
+  // the files are what the reference graph takes
+  CompileOptions options;
+  options.init_seed = 0;
+  const Session session = load(dir.path + "/graph.yaml", options);
+  const RawInputs raw(session, "");
+  const auto tensors = raw.batch(Table::read(dir.path + "/data.csv"), 0, 3);
+  CHECK(tensors.at("image").shape() == Dims{3, 224, 224, 3});
+  CHECK(tensors.at("audio").shape() == Dims{3, 16000, 1});
+  CHECK(std::filesystem::file_size(dir.path + "/image_00002.jpg") > 1000);
+  CHECK(run_cli("bench-data --workers 1").code == 2);  // neither GRAPH + --data nor --synthetic
 }
 
 }  // namespace
