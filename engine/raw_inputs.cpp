@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <exception>
 #include <filesystem>
+#include <functional>
 #include <fusiongraph/data.hpp>
 #include <memory>
 #include <numeric>
@@ -126,6 +127,33 @@ Tensor stack_samples(const std::string& input, const TensorType& type,
   return out;
 }
 
+// One input of a batch: sample i's raw value, and its name for messages.
+struct FieldValues {
+  std::string input;
+  std::function<const std::string&(int64_t)> value;
+  std::function<std::string(int64_t)> where;
+};
+
+// Preprocesses samples [0, n) of every field, one task per sample (all its fields), on
+// `threads` threads, then stacks each field into its batch tensor.
+std::map<std::string, Tensor> preprocess_fields(const Preprocessors& preprocessors,
+                                                const std::map<std::string, TensorType>& types,
+                                                const std::vector<FieldValues>& fields, int64_t n,
+                                                const std::string& base_dir, int threads) {
+  std::vector<std::vector<SampleValue>> prepared(fields.size(),
+                                                 std::vector<SampleValue>(static_cast<size_t>(n)));
+  parallel_samples(n, threads, [&](int64_t i) {
+    for (size_t k = 0; k < fields.size(); ++k)
+      preprocessors.preprocess_input(fields[k].input, fields[k].value(i), base_dir,
+                                     fields[k].where(i), prepared[k][i]);
+  });
+  std::map<std::string, Tensor> out;
+  for (size_t k = 0; k < fields.size(); ++k)
+    out[fields[k].input] =
+        stack_samples(fields[k].input, types.at(fields[k].input), prepared[k], fields[k].where);
+  return out;
+}
+
 }  // namespace
 
 std::string read_preprocessing_metadata(const std::string& weights_file) {
@@ -238,19 +266,21 @@ std::map<std::string, Tensor> RawInputs::batch(
     samples = static_cast<int64_t>(list.size());
     check_learnt(*this, input, s.weights_file);
   }
-  std::map<std::string, Tensor> out;
-  for (const auto& [input, list] : values) {
-    auto where = [&, &input = input, &list = list](size_t i) {
-      return list.size() == 1 ? fmt::format("input '{}' value '{}'", input, list[i])
-                              : fmt::format("input '{}' sample {} value '{}'", input, i, list[i]);
-    };
-    std::vector<SampleValue> prepared(list.size());
-    parallel_samples(static_cast<int64_t>(list.size()), options.threads, [&](int64_t i) {
-      s.preprocessors.preprocess_input(input, list[i], options.base_dir, where(i), prepared[i]);
-    });
-    out[input] = stack_samples(input, s.input_types.at(input), prepared, where);
+  if (values.empty()) return {};
+  std::vector<FieldValues> fields;
+  for (const auto& entry : values) {
+    const auto* list = &entry.second;
+    const std::string* name = &entry.first;
+    fields.push_back({entry.first, [list](int64_t i) -> const std::string& { return (*list)[i]; },
+                      [name, list](int64_t i) {
+                        return list->size() == 1
+                                   ? fmt::format("input '{}' value '{}'", *name, (*list)[i])
+                                   : fmt::format("input '{}' sample {} value '{}'", *name, i,
+                                                 (*list)[i]);
+                      }});
   }
-  return out;
+  return preprocess_fields(s.preprocessors, s.input_types, fields, samples, options.base_dir,
+                           options.threads);
 }
 
 std::map<std::string, Tensor> RawInputs::batch(const Table& table, int64_t begin, int64_t end,
@@ -262,7 +292,7 @@ std::map<std::string, Tensor> RawInputs::batch(const Table& table, int64_t begin
         .in_file(table.path());
   std::string base = std::filesystem::path(table.path()).parent_path().string();
   if (base.empty()) base = ".";
-  std::map<std::string, Tensor> out;
+  std::vector<FieldValues> fields;
   for (const auto& input : s.raw_inputs) {
     const int column = table.column_index(input);
     if (column < 0)
@@ -271,17 +301,16 @@ std::map<std::string, Tensor> RawInputs::batch(const Table& table, int64_t begin
                               input, input, quoted_list(table.columns())))
           .in_file(table.path());
     check_learnt(*this, input, s.weights_file);
-    auto where = [&](size_t i) { return table.where(begin + static_cast<int64_t>(i), column); };
-    std::vector<SampleValue> prepared(static_cast<size_t>(end - begin));
-    parallel_samples(end - begin, threads, [&](int64_t i) {
-      if (table.missing(begin + i, column))
-        throw Error(fmt::format("{}: the value is missing", where(i)));
-      s.preprocessors.preprocess_input(input, table.cell(begin + i, column), base, where(i),
-                                       prepared[i]);
-    });
-    out[input] = stack_samples(input, s.input_types.at(input), prepared, where);
+    auto where = [&table, begin, column](int64_t i) { return table.where(begin + i, column); };
+    fields.push_back({input,
+                      [&table, begin, column, where](int64_t i) -> const std::string& {
+                        if (table.missing(begin + i, column))
+                          throw Error(fmt::format("{}: the value is missing", where(i)));
+                        return table.cell(begin + i, column);
+                      },
+                      where});
   }
-  return out;
+  return preprocess_fields(s.preprocessors, s.input_types, fields, end - begin, base, threads);
 }
 
 const std::vector<std::string>& RawInputs::class_names(const std::string& output) const {
