@@ -66,6 +66,7 @@ std::string to_name(const Value& v, const std::string& what) {
 }
 
 const std::vector<std::string> kTypes = {"image", "audio", "text", "category"};
+constexpr int64_t kMaxFftLength = int64_t(1) << 20;  // as engine/data/spectrogram.cpp
 
 // The keys each type takes (`type` included), in the order docs/data.md lists them.
 const std::vector<std::string>& keys_of(const std::string& type) {
@@ -268,7 +269,12 @@ void check_feature_keys(const KeyReader& r, AudioFeatures features) {
 void parse_spectrogram(const KeyReader& r, AudioPreprocessing& p) {
   p.frame_length = r.integer("frame_length", 400, 1, INT64_MAX, "samples per frame (window)");
   p.frame_step = r.integer("frame_step", 160, 1, INT64_MAX, "samples between frame starts");
-  p.fft_length = r.integer("fft_length", 512, 1, INT64_MAX, "the FFT size, >= frame_length");
+  p.fft_length = r.integer("fft_length", 512, 2, kMaxFftLength,
+                           "the FFT size: an even number, >= frame_length");
+  if (p.fft_length % 2 != 0)
+    throw error_at(*r.find("fft_length"),
+                   fmt::format("{} must be even, got {}", r.what("fft_length"), p.fft_length))
+        .hint(fmt::format("e.g. fft_length: {}", p.fft_length + 1));
   if (p.fft_length < p.frame_length) {
     const Value* v = r.find("fft_length") ? r.find("fft_length") : r.find("frame_length");
     throw error_at(*v, fmt::format("fft_length ({}) must be >= frame_length ({}) in {}",
@@ -283,7 +289,8 @@ void parse_spectrogram(const KeyReader& r, AudioPreprocessing& p) {
   p.min_freq = r.number("min_freq", 20.0);
   p.max_freq = r.number("max_freq", 0.0);
   const double nyquist = p.sample_rate / 2.0;
-  const double top = p.max_freq == 0.0 ? nyquist : p.max_freq;
+  // max_freq 0: int(sample_rate / 2), as the mel filter bank (engine/data/spectrogram.cpp)
+  const double top = p.max_freq == 0.0 ? static_cast<double>(p.sample_rate / 2) : p.max_freq;
   const Value* where = r.find("max_freq") ? r.find("max_freq") : r.find("min_freq");
   if (p.min_freq < 0)
     throw error_at(*r.find("min_freq"),
@@ -298,7 +305,7 @@ void parse_spectrogram(const KeyReader& r, AudioPreprocessing& p) {
     throw error_at(
         where ? *where : r.value(),
         fmt::format("min_freq ({}) must be below max_freq ({}) in {}", p.min_freq, top, r.where()))
-        .hint(fmt::format("max_freq defaults to sample_rate / 2 = {}", nyquist));
+        .hint(fmt::format("max_freq defaults to sample_rate / 2 = {}", p.sample_rate / 2));
 }
 
 AudioPreprocessing parse_audio(const KeyReader& r) {
@@ -450,6 +457,11 @@ void check_fit(const InputDef& input, const FieldPreprocessing& field) {
         .at(field.loc)
         .hint(fmt::format("declare `dtype: {}` for input '{}'", dtype_name(want), input.name));
   const Dims made = preprocessed_shape(field.spec);
+  try {  // a sample the size limit refuses (a huge max_length or output_sequence_length)
+    check_tensor_size(made, want, fmt::format("a sample of input '{}'", input.name));
+  } catch (Error& e) {
+    throw e.at(field.loc).hint("lower max_length / output_sequence_length; see docs/limits.md");
+  }
   if (!dims_fit(field.spec, input.shape, made))
     throw Error(fmt::format("input '{}' is {} but its preprocessing makes {}", input.name,
                             yaml_shape(input.shape), yaml_shape(made)))

@@ -223,7 +223,7 @@ void TextVectorizer::load_vocabulary(const std::string& path) {
       throw Error(fmt::format("line {} of the vocabulary repeats the token '{}' of line {}", i + 1,
                               token, it->second))
           .at(loc)
-          .hint("each token once: its line gives its id (line i -> id i + 2)");
+          .hint("each token once: its line gives its id (line 1 is id 2, line n is id n + 1)");
     tokens.push_back(token);
   }
   try {

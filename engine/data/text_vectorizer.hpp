@@ -15,8 +15,9 @@ class TextVectorizer {
  public:
   explicit TextVectorizer(TextPreprocessing config);
 
-  // Vocabulary file: one token per line (UTF-8, '\n' or "\r\n"), the token on line i gets id
-  // i + 2; fg::Error naming the file and line for an empty or duplicate token, invalid UTF-8.
+  // Vocabulary file: one token per line (UTF-8, '\n' or "\r\n"), the token on line i (from 0)
+  // gets id i + 2; fg::Error naming the file and line for an empty or duplicate token, invalid
+  // UTF-8.
   void load_vocabulary(const std::string& path);
   void set_vocabulary(std::vector<std::string> tokens);  // without padding and OOV
   // Keras's adapt: tokens by descending frequency, ties broken as Keras does, at most

@@ -266,7 +266,7 @@ TEST_CASE("text vectorizer: vocabulary files") {
   fails("a\nb\n\nc\n", ":3:1: error: line 3 of the vocabulary is empty", "remove the empty line");
   fails("a\r\n\r\nc\r\n", ":2:1: error: line 2 of the vocabulary is empty", "");
   fails("a\nb\nc\nb\n", ":4:1: error: line 4 of the vocabulary repeats the token 'b' of line 2",
-        "line i -> id i + 2");
+        "line n is id n + 1");
   fails("a\nb\xc3(\n", ":2:2: error: line 2 of the vocabulary is not valid UTF-8 at byte 1",
         "must be UTF-8");
   fails("a\n[UNK]\n", ":2:1: error: line 2 of the vocabulary is the out-of-vocabulary token", "");

@@ -376,6 +376,29 @@ TEST_CASE("preprocessing config: audio keys, ranges and fit") {
   CHECK_INPUT_FAILS(audio(", mono: false, features: stft"), "false",
                     "spectrogram features need mono audio", "`mono: true`");
 
+  CHECK_INPUT_FAILS(audio(", features: stft, fft_length: 513"), "513",
+                    "'fft_length' in the preprocessing of input 'x' must be even, got 513",
+                    "fft_length: 514");
+  CHECK_INPUT_FAILS(audio(", features: stft, fft_length: 2097152"), "2097152",
+                    "must be in [2, 1048576], got 2097152", "even");
+  CHECK_INPUT_FAILS(audio(", features: mel, fft_length: 1"), "1}", "must be in [2, 1048576]", "");
+  CHECK_INPUT_FAILS(audio(", max_length: 1000000000000"), "{type",
+                    "a sample of input 'x' of shape (1000000000000, 1) float32 would need more "
+                    "than 1099511627776 bytes",
+                    "lower max_length");
+  CHECK_INPUT_FAILS(text(", output_sequence_length: 300000000000"), "{type",
+                    "a sample of input 'x' of shape (300000000000,) int32 would need more", "");
+
+  // with features: [frames or null, bins]; bins = fft_length / 2 + 1 (stft) or n_mels (mel)
+  // (framework/preprocessing.hpp)
+  CHECK(parse(graph("  x: {shape: [null, 257], preprocessing: {type: audio, features: stft}}"))
+            .fields.size() == 1);
+  CHECK(parse(graph("  x: {shape: [null, 40], preprocessing: {type: audio, features: mel, "
+                    "n_mels: 40, min_freq: 0, max_freq: 8000, window: hamming, log: false}}"))
+            .fields.size() == 1);
+  CHECK_INPUT_FAILS("  x: {shape: [null, 64], preprocessing: {type: audio, features: stft}}",
+                    "{type", "input 'x' is [null, 64] but its preprocessing makes [null, 257]",
+                    "declare `shape: [null, 257]`");
   CHECK_INPUT_FAILS("  x: {shape: [16000, 1], preprocessing: {type: audio}}", "{type",
                     "input 'x' is [16000, 1] but its preprocessing makes [null, 1]",
                     "declare `shape: [null, 1]`, or set max_length: 16000");
