@@ -85,6 +85,9 @@ void check_header(const SF_INFO& info, const std::string& path) {
                             "accepted",
                             info.samplerate, kMaxSampleRate))
         .in_file(path);
+  // SF_COUNT_MAX: the length is unknown (an OGG without its last page); the chunked read
+  // below still stops at the limit
+  if (info.frames == SF_COUNT_MAX) return;
   if (info.frames < 0 || info.frames > kMaxAudioSamples / info.channels)
     throw Error(fmt::format("the audio header declares {} frames of {} channels, more than the "
                             "limit of {} samples",
@@ -169,6 +172,11 @@ DecodedAudio decode_audio_file(const std::string& path) {
   out.sample_rate = info.samplerate;
   out.channels = info.channels;
   out.samples = read_all_frames(file.file, info, path);
+  if (out.samples.empty() && info.frames == SF_COUNT_MAX)
+    throw Error(
+        "cannot decode the audio: libsndfile reads no samples and cannot tell its length "
+        "(a truncated file?)")
+        .in_file(path);
   if (out.samples.empty()) throw Error("the audio file has no samples").in_file(path);
   check_finite(out.samples, out.channels, path);
   return out;

@@ -50,19 +50,36 @@ class AlignedArray {
   T* data_ = nullptr;
 };
 
-// The real-to-complex plan for one length, made once.
+// The real-to-complex plans, one per length, made once and destroyed at exit (with FFTW's own
+// planner memory, so that leak checkers see nothing left).
+class PlanCache {
+ public:
+  ~PlanCache() {
+    for (auto& entry : plans_) fftwf_destroy_plan(entry.second);
+    fftwf_cleanup();
+  }
+
+  fftwf_plan get(int64_t n) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = plans_.find(n);
+    if (it != plans_.end()) return it->second;
+    AlignedArray<float> in(n);
+    AlignedArray<fftwf_complex> out(n / 2 + 1);
+    fftwf_plan plan =
+        fftwf_plan_dft_r2c_1d(static_cast<int>(n), in.get(), out.get(), FFTW_ESTIMATE);
+    if (!plan) throw Error(fmt::format("FFTW cannot plan a real FFT of length {}", n));
+    plans_.emplace(n, plan);
+    return plan;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::map<int64_t, fftwf_plan> plans_;
+};
+
 fftwf_plan r2c_plan(int64_t n) {
-  static std::mutex mutex;
-  static std::map<int64_t, fftwf_plan> plans;
-  std::lock_guard<std::mutex> lock(mutex);
-  auto it = plans.find(n);
-  if (it != plans.end()) return it->second;
-  AlignedArray<float> in(n);
-  AlignedArray<fftwf_complex> out(n / 2 + 1);
-  fftwf_plan plan = fftwf_plan_dft_r2c_1d(static_cast<int>(n), in.get(), out.get(), FFTW_ESTIMATE);
-  if (!plan) throw Error(fmt::format("FFTW cannot plan a real FFT of length {}", n));
-  plans.emplace(n, plan);
-  return plan;
+  static PlanCache cache;
+  return cache.get(n);
 }
 
 void check_config(const AudioPreprocessing& c, const char* what) {

@@ -184,6 +184,25 @@ TEST_CASE("spectrograms: the same numbers from concurrent threads (the FFTW plan
   for (size_t i = 0; i < ffts.size(); ++i) CHECK(parallel[i] == serial[i]);
 }
 
+TEST_CASE("mel spectrogram: clips shorter than the reflect padding are reflected repeatedly") {
+  AudioPreprocessing c = spectrogram_config(AudioFeatures::mel, 200, 100, 256, "hann", false);
+  c.sample_rate = 16000;
+  c.n_mels = 8;
+  for (int64_t n : {1, 2, 5, 128}) {
+    CAPTURE(n);
+    const std::vector<float> mel = mel_spectrogram(noise(n, 3), c);
+    CHECK(static_cast<int64_t>(mel.size()) == (n / 100 + 1) * 8);
+    for (float v : mel) CHECK(std::isfinite(v));
+  }
+  // one sample: the padded signal is that sample everywhere (numpy's pad([v], 128, "reflect"))
+  AudioPreprocessing flat = c;
+  flat.window = "none";
+  const std::vector<float> one = mel_spectrogram({0.5f}, flat);
+  const auto want = reference::mel_spectrogram(std::vector<float>(257, 0.5f), 200, 100, 256, "none",
+                                               16000, 8, 20.0, 8000.0, false);
+  check_rows(one, {want[0]}, 1e-6, 1e-4);
+}
+
 TEST_CASE("spectrograms: bad settings are errors") {
   const std::vector<float> x = noise(500, 1);
   CHECK_THROWS_AS(
