@@ -77,52 +77,74 @@ void parallel_samples(int64_t n, int threads, const Fn& fn) {
     if (e) std::rethrow_exception(e);
 }
 
+int64_t elements(const Dims& shape) {
+  return std::accumulate(shape.begin(), shape.end(), int64_t{1},
+                         [](int64_t a, int64_t b) { return a * b; });
+}
+
+// Copies a row-major block of shape `from` into the top-left corner of a zero-filled block of
+// shape `to` (same rank, every dim <= to's): runs of the innermost dim at a time.
+template <typename T>
+void copy_padded(const T* src, const Dims& from, T* dst, const Dims& to) {
+  if (from == to) {
+    std::copy(src, src + elements(from), dst);
+    return;
+  }
+  const size_t rank = from.size();
+  const int64_t inner = from[rank - 1], runs = elements(from) / std::max<int64_t>(inner, 1);
+  std::vector<int64_t> index(rank - 1, 0);
+  for (int64_t r = 0; r < runs && inner > 0; ++r) {
+    int64_t offset = 0;
+    for (size_t d = 0; d + 1 < rank; ++d) offset = offset * to[d] + index[d];
+    std::copy(src + r * inner, src + (r + 1) * inner, dst + offset * to[rank - 1]);
+    for (size_t d = rank - 1; d-- > 0;) {
+      if (++index[d] < from[d]) break;
+      index[d] = 0;
+    }
+  }
+}
+
+// Checks one sample against the input's declaration; grows `shape` to the largest sample.
+template <typename Where>
+void check_sample(const std::string& input, const TensorType& type, const SampleValue& s, size_t i,
+                  const Where& where, Dims& shape) {
+  const size_t rank = type.shape.size() - 1;
+  const size_t count = s.dtype == DType::i32 ? s.i32.size() : s.f32.size();
+  if (s.shape.size() != rank || s.dtype != type.dtype)
+    throw Error(fmt::format("{}: preprocessing gave {} {} but input '{}' is {} {}", where(i),
+                            dtype_name(s.dtype), format_shape(s.shape), input,
+                            dtype_name(type.dtype), format_shape(type.shape)));
+  if (static_cast<int64_t>(count) != elements(s.shape))
+    throw Error(fmt::format("{}: preprocessing gave {} values for the shape {}", where(i), count,
+                            format_shape(s.shape)));
+  for (size_t d = 0; d < rank; ++d) {
+    const int64_t declared = type.shape[d + 1];
+    if (declared != kDynamic && s.shape[d] != declared)
+      throw Error(fmt::format("{}: preprocessing gave shape {} but input '{}' takes {} per sample",
+                              where(i), format_shape(s.shape), input,
+                              format_shape(Dims(type.shape.begin() + 1, type.shape.end()))));
+    shape[d] = std::max(shape[d], s.shape[d]);
+  }
+}
+
 // Stacks one input's samples into a [batch] + shape tensor, padding declared-null dims with
 // zeros to the longest sample. `where(i)` names sample i for messages.
 template <typename Where>
 Tensor stack_samples(const std::string& input, const TensorType& type,
                      const std::vector<SampleValue>& samples, const Where& where) {
-  const size_t rank = type.shape.size() - 1;
-  Dims shape(rank, 0);
-  for (size_t i = 0; i < samples.size(); ++i) {
-    const SampleValue& s = samples[i];
-    if (s.shape.size() != rank || s.dtype != type.dtype)
-      throw Error(fmt::format("{}: preprocessing gave {} {} but input '{}' is {} {}", where(i),
-                              dtype_name(s.dtype), format_shape(s.shape), input,
-                              dtype_name(type.dtype), format_shape(type.shape)));
-    for (size_t d = 0; d < rank; ++d) {
-      const int64_t declared = type.shape[d + 1];
-      if (declared != kDynamic && s.shape[d] != declared)
-        throw Error(
-            fmt::format("{}: preprocessing gave shape {} but input '{}' takes {} per "
-                        "sample",
-                        where(i), format_shape(s.shape), input,
-                        format_shape(Dims(type.shape.begin() + 1, type.shape.end()))));
-      shape[d] = std::max(shape[d], s.shape[d]);
-    }
-  }
+  Dims shape(type.shape.size() - 1, 0);
+  for (size_t i = 0; i < samples.size(); ++i)
+    check_sample(input, type, samples[i], i, where, shape);
   Dims full = shape;
   full.insert(full.begin(), static_cast<int64_t>(samples.size()));
   Tensor out(type.dtype, full);
-  const int64_t row = std::accumulate(shape.begin(), shape.end(), int64_t{1},
-                                      [](int64_t a, int64_t b) { return a * b; });
+  const int64_t row = elements(shape);
   for (size_t i = 0; i < samples.size(); ++i) {
     const SampleValue& s = samples[i];
-    // Copy the sample's rows into the padded layout: index by index over its own shape.
-    const int64_t count = static_cast<int64_t>(s.dtype == DType::i32 ? s.i32.size() : s.f32.size());
-    std::vector<int64_t> index(rank, 0);
-    for (int64_t k = 0; k < count; ++k) {
-      int64_t offset = 0;
-      for (size_t d = 0; d < rank; ++d) offset = offset * shape[d] + index[d];
-      if (s.dtype == DType::i32)
-        out.mutable_data<int32_t>()[i * row + offset] = s.i32[k];
-      else
-        out.mutable_data<float>()[i * row + offset] = s.f32[k];
-      for (size_t d = rank; d-- > 0;) {
-        if (++index[d] < s.shape[d]) break;
-        index[d] = 0;
-      }
-    }
+    if (s.dtype == DType::i32)
+      copy_padded(s.i32.data(), s.shape, out.mutable_data<int32_t>() + i * row, shape);
+    else
+      copy_padded(s.f32.data(), s.shape, out.mutable_data<float>() + i * row, shape);
   }
   return out;
 }
