@@ -157,5 +157,23 @@ TEST_CASE("RawInputs takes the learnt vocabulary from the weights file's metadat
         std::vector<int32_t>{3, 2, 1});
 }
 
+TEST_CASE("read_preprocessing_metadata refuses truncated and oversized headers, naming the file") {
+  RawFixture f;
+  const std::string tiny = f.path("tiny.safetensors");
+  test::write_text(tiny, "abc");
+  CHECK_THROWS_WITH_AS(read_preprocessing_metadata(tiny),
+                       doctest::Contains("tiny.safetensors: error: not a safetensors file"), Error);
+  // a header length of 2^40: larger than kMaxSafetensorsHeader
+  const std::string huge = f.path("huge.safetensors");
+  test::write_text(huge, std::string("\0\0\0\0\0\x01\0\0{}", 10));
+  CHECK_THROWS_WITH_AS(read_preprocessing_metadata(huge), doctest::Contains("header length"),
+                       Error);
+  const std::string cut = f.path("cut.safetensors");
+  test::write_text(cut, std::string("\x40\0\0\0\0\0\0\0{\"a\"", 12));
+  CHECK_THROWS_WITH_AS(read_preprocessing_metadata(cut), doctest::Contains("ends inside"), Error);
+  CHECK_THROWS_WITH_AS(read_preprocessing_metadata(f.path("none.safetensors")),
+                       doctest::Contains("none.safetensors"), Error);
+}
+
 }  // namespace
 }  // namespace fg
