@@ -13,8 +13,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <map>
-#include <memory>
 #include <mutex>
+#include <new>
 #include <string>
 #include <vector>
 
