@@ -91,6 +91,20 @@ CLI::Validator finite_in(double lo, double hi) {
       fmt::format("NUMBER in [{}..{}]", lo, hi));
 }
 
+void add_data_pipeline_options(CLI::App* command, DataPipelineOptions& options) {
+  command
+      ->add_option("--workers", options.workers,
+                   "Threads that decode and preprocess table rows ahead of the model (default 0: "
+                   "2, or the hardware threads when fewer); results do not depend on it")
+      ->check(integer_in(0, 1024));
+  command->add_option("--cache", options.cache,
+                      "Folder of preprocessed shards of a table: built on the first run, reused "
+                      "while the table, its files and the preprocessing are unchanged");
+  command->add_flag("--skip-bad-rows", options.skip_bad_rows,
+                    "Skip table rows that fail to read or decode (listed on stderr) instead of "
+                    "stopping at the first");
+}
+
 std::map<std::string, std::vector<int64_t>> parse_dims(const std::vector<std::string>& specs) {
   std::map<std::string, std::vector<int64_t>> out;
   for (const auto& spec : specs) {

@@ -23,6 +23,15 @@ CLI::Validator integer_in(int64_t lo, int64_t hi);
 CLI::Validator unsigned_64();
 CLI::Validator finite_in(double lo, double hi);
 
+// train / evaluate: how tables are read (docs/data.md, "Pipeline" and "Cache").
+struct DataPipelineOptions {
+  int workers = 0;  // 0: the default (2, or the hardware threads when fewer)
+  std::string cache;
+  bool skip_bad_rows = false;
+};
+// --workers N, --cache DIR, --skip-bad-rows.
+void add_data_pipeline_options(CLI::App* command, DataPipelineOptions& options);
+
 // --dim NAME=SIZE[,SIZE...] -> sizes by input name (each name once, sizes positive).
 std::map<std::string, std::vector<int64_t>> parse_dims(const std::vector<std::string>& specs);
 // --input NAME=FILE -> file by input name (each name once).

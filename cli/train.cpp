@@ -20,6 +20,7 @@ struct TrainCommandOptions {
   double learning_rate = 0;
   bool no_shuffle = false;
   int threads = 0;
+  DataPipelineOptions pipeline;
 };
 
 struct EvaluateCommandOptions {
@@ -27,7 +28,22 @@ struct EvaluateCommandOptions {
   int64_t batch_size = 0;
   int threads = 0;
   bool json = false;
+  DataPipelineOptions pipeline;
 };
+
+void apply(const DataPipelineOptions& p, TrainerOptions& options) {
+  options.workers = p.workers;
+  options.cache_dir = p.cache;
+  options.skip_bad_rows = p.skip_bad_rows;
+}
+
+// --skip-bad-rows never skips silently: how many and which, on stderr.
+void report_skipped(const std::vector<std::string>& skipped) {
+  if (skipped.empty()) return;
+  std::cerr << fmt::format("skipped {} bad row{} (--skip-bad-rows):\n", skipped.size(),
+                           skipped.size() == 1 ? "" : "s");
+  for (const auto& s : skipped) std::cerr << "  " << s << "\n";
+}
 
 // FILE.csv -> FILE.svg (the learning curves beside the CSV log).
 std::string curves_path(const std::string& csv) {
@@ -48,6 +64,7 @@ int cmd_train(const TrainCommandOptions& o) {
   TrainerOptions options;
   options.threads = o.threads;
   options.weights_file = o.weights;
+  apply(o.pipeline, options);
   if (o.seed_given) options.init_seed = o.seed;
   if (o.epochs > 0) options.overrides.epochs = o.epochs;
   if (o.batch_size > 0) options.overrides.batch_size = o.batch_size;
@@ -74,6 +91,7 @@ int cmd_train(const TrainCommandOptions& o) {
     fit.callbacks.push_back(curves.get());
   }
   const FitResult result = trainer.fit(o.data, fit);
+  report_skipped(result.skipped_rows);
   if (result.stopped_early)
     std::cout << fmt::format("early stopping after epoch {}\n", result.history.back().epoch + 1);
   std::cout << fmt::format(
@@ -86,9 +104,11 @@ int cmd_evaluate(const EvaluateCommandOptions& o) {
   TrainerOptions options;
   options.threads = o.threads;
   options.weights_file = o.weights;
+  apply(o.pipeline, options);
   if (o.batch_size > 0) options.overrides.batch_size = o.batch_size;
   Trainer trainer(o.graph, options);
   const EvaluateResult r = trainer.evaluate(o.data);
+  report_skipped(r.skipped_rows);
   if (o.json) {
     nlohmann::ordered_json j;
     j["samples"] = r.samples;
@@ -105,15 +125,16 @@ int cmd_evaluate(const EvaluateCommandOptions& o) {
 Command add_train_command(CLI::App& app) {
   auto o = std::make_shared<TrainCommandOptions>();
   auto* c = app.add_subcommand("train",
-                               "Train the graph with its `training:` section on a data folder "
-                               "(one .npy per input and per trained output)");
+                               "Train the graph with its `training:` section on a table (.csv, "
+                               ".tsv, .jsonl: a row per sample) or a data folder (one .npy per "
+                               "input and per trained output)");
   c->add_option("graph", o->graph, "Graph YAML file")->required()->check(CLI::ExistingFile);
-  c->add_option("--data", o->data, "Training data folder")
+  c->add_option("--data", o->data, "Training data: a table (.csv, .tsv, .jsonl) or a folder")
       ->required()
-      ->check(CLI::ExistingDirectory);
+      ->check(CLI::ExistingPath);
   c->add_option("--validation-data", o->validation_data,
-                "Validation data folder (else the section's validation_split)")
-      ->check(CLI::ExistingDirectory);
+                "Validation data, a table or a folder (else the section's validation_split)")
+      ->check(CLI::ExistingPath);
   c->add_option("--weights", o->weights, "Initial weights (.safetensors)")
       ->check(CLI::ExistingFile);
   c->add_option("--seed", o->seed, "Seed of the initial weights (default: training.seed, else 0)")
@@ -137,21 +158,26 @@ Command add_train_command(CLI::App& app) {
   c->add_option("--resume", o->resume, "Continue from a checkpoint written by --save")
       ->check(CLI::ExistingFile);
   add_threads_option(c, o->threads);
+  add_data_pipeline_options(c, o->pipeline);
   return {c, [o] { return cmd_train(*o); }};
 }
 
 Command add_evaluate_command(CLI::App& app) {
   auto o = std::make_shared<EvaluateCommandOptions>();
-  auto* c = app.add_subcommand("evaluate", "Loss and metrics of trained weights on a data folder");
+  auto* c = app.add_subcommand("evaluate",
+                               "Loss and metrics of trained weights on a table or a data folder");
   c->add_option("graph", o->graph, "Graph YAML file")->required()->check(CLI::ExistingFile);
   c->add_option("--weights", o->weights, "Weights or checkpoint (.safetensors)")
       ->required()
       ->check(CLI::ExistingFile);
-  c->add_option("--data", o->data, "Data folder")->required()->check(CLI::ExistingDirectory);
+  c->add_option("--data", o->data, "Data: a table (.csv, .tsv, .jsonl) or a folder")
+      ->required()
+      ->check(CLI::ExistingPath);
   c->add_option("--batch-size", o->batch_size, "Batch size (overrides training.batch_size)")
       ->check(integer_in(1, 1 << 30));
   c->add_flag("--json", o->json, "Print JSON");
   add_threads_option(c, o->threads);
+  add_data_pipeline_options(c, o->pipeline);
   return {c, [o] { return cmd_evaluate(*o); }};
 }
 

@@ -36,6 +36,8 @@ WeightStore WeightStore::load_safetensors(const std::string& path) {
   store.tensors_ = std::move(contents.tensors);
   store.file_ = std::move(contents.file);
   store.source_ = path;
+  store.metadata_ = std::move(contents.metadata);
+  store.metadata_.erase("fusiongraph.training");  // the state of the dropped training tensors
   store.warnings_ = check_finite(store.tensors_, path);
   return store;
 }
@@ -76,7 +78,7 @@ const Tensor* WeightStore::find(const std::string& key) const {
 }
 
 void WeightStore::save_safetensors(const std::string& path) const {
-  write_safetensors(path, tensors_);
+  write_safetensors(path, tensors_, metadata_);
 }
 
 void WeightStore::validate(const CompiledGraph& graph) const {

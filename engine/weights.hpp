@@ -38,6 +38,12 @@ class WeightStore {
   const std::map<std::string, Tensor>& tensors() const { return tensors_; }
   const std::string& source() const { return source_; }  // file name for messages
   void set_source(std::string source) { source_ = std::move(source); }
+  // The safetensors header's __metadata__ (string values), read and written with the tensors;
+  // e.g. "fusiongraph.preprocessing" (engine/data/preprocessors.hpp).
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  void set_metadata(const std::string& key, std::string value) {
+    metadata_[key] = std::move(value);
+  }
 
   // Checks the store against the graph's weight specs; reports every problem at once
   // (missing, unexpected, wrong shape) in one fg::Error.
@@ -56,6 +62,7 @@ class WeightStore {
   std::map<std::string, Tensor> tensors_;
   std::shared_ptr<const FileContents> file_;  // set when loaded from a safetensors file
   std::string source_ = "<weights>";
+  std::map<std::string, std::string> metadata_;
   std::vector<Diagnostic> warnings_;
 };
 

@@ -3,6 +3,7 @@
 #include "engine/data/preprocessors.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -121,6 +122,43 @@ std::string Preprocessors::state_json() const {
   for (const auto& [name, t] : text_) text[name] = {{"vocabulary", t.vocabulary()}};
   for (const auto& [name, c] : categories_) category[name] = {{"classes", c.classes()}};
   return Json{{"format", kStateFormat}, {"text", text}, {"category", category}}.dump();
+}
+
+namespace {
+
+std::string fingerprint_of(const ImagePreprocessing& c) {
+  return fmt::format("image {} {} {} {} {} {:a} {:a} [{}] [{}]", c.height, c.width, c.channels,
+                     static_cast<int>(c.resize), c.crop_to_aspect_ratio, c.rescale, c.offset,
+                     fmt::join(c.mean, " "), fmt::join(c.std, " "));
+}
+
+std::string fingerprint_of(const AudioPreprocessing& c) {
+  return fmt::format("audio {} {} {} {} {} {} {} {} {} {} {:a} {:a} {}", c.sample_rate, c.mono,
+                     c.max_length.value_or(-1), static_cast<int>(c.normalize),
+                     static_cast<int>(c.features), c.frame_length, c.frame_step, c.fft_length,
+                     c.window, c.n_mels, c.min_freq, c.max_freq, c.log);
+}
+
+std::string fingerprint_of(const TextPreprocessing& c) {
+  return fmt::format("text {} {} {} {} '{}'", static_cast<int>(c.standardize),
+                     static_cast<int>(c.split), c.max_tokens, c.output_sequence_length.value_or(-1),
+                     c.vocabulary_file);
+}
+
+std::string fingerprint_of(const CategoryPreprocessing& c) {
+  return fmt::format("category {}", Json(c.classes).dump());
+}
+
+}  // namespace
+
+std::string Preprocessors::config_fingerprint() const {
+  std::string out;
+  for (const FieldPreprocessing& f : config_.fields) {
+    out += fmt::format("{} {}: ", f.output ? "output" : "input", Json(f.name).dump());
+    out += std::visit([](const auto& spec) { return fingerprint_of(spec); }, f.spec);
+    out += "\n";
+  }
+  return out;
 }
 
 void Preprocessors::load_state_json(const std::string& json, const std::string& source) {

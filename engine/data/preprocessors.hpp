@@ -51,6 +51,9 @@ class Preprocessors {
   // The learnt state as JSON, and back (fg::Error naming `source` for a state that does not
   // fit the graph's config).
   std::string state_json() const;
+  // Every setting of every field as text (for cache checksums: two configs that preprocess
+  // differently never give the same text).
+  std::string config_fingerprint() const;
   void load_state_json(const std::string& json, const std::string& source);
 
   // One input sample: `value` is a path (relative to `base_dir` unless absolute) or the text.

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "engine/data/preprocessors.hpp"
 #include "engine/safetensors.hpp"
 #include "engine/training/trainer.hpp"
 
@@ -112,7 +113,10 @@ void TrainingSession::save(const std::string& path) const {
                                   {"cooldown_counter", s.cooldown_counter},
                                   {"best", optional_number(s.best)}};
   }
-  write_safetensors(path, tensors, {{"fusiongraph.training", state.dump()}});
+  std::map<std::string, std::string> metadata{{"fusiongraph.training", state.dump()}};
+  if (!preprocessors_->config().empty())
+    metadata[kPreprocessingMetadataKey] = preprocessors_->state_json();
+  write_safetensors(path, tensors, metadata);
 }
 
 // Everything is checked before anything changes: a checkpoint that does not fit leaves the
@@ -127,6 +131,13 @@ void TrainingSession::resume(const std::string& path) {
     if (state.at("format").get<std::string>() != kFormat)
       throw not_a_checkpoint(path, "its training state has another format");
     check_checkpoint_fits(file, state, path);
+    auto pre = file.metadata.find(kPreprocessingMetadataKey);
+    if (pre != file.metadata.end()) {
+      Preprocessors loaded = *preprocessors_;
+      loaded.load_state_json(pre->second, path);
+      *preprocessors_ = std::move(loaded);
+      check_vocabulary_fits();
+    }
     restore_checkpoint(file, state, path);
   } catch (const Json::exception& e) {
     throw not_a_checkpoint(path, fmt::format("its training state is not readable ({})", e.what()));

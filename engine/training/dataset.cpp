@@ -6,6 +6,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "engine/data/preprocess_cache.hpp"
+#include "engine/data/preprocessors.hpp"
+#include "engine/data/table_source.hpp"
 #include "framework/error.hpp"
 
 namespace fg {
@@ -52,6 +55,9 @@ const std::vector<DataField>& Dataset::targets() const {
 }
 std::vector<std::string> Dataset::ignored() const {
   return source().ignored();
+}
+std::vector<std::string> Dataset::skipped() const {
+  return source().skipped();
 }
 std::string Dataset::describe() const {
   return source().describe();
@@ -104,6 +110,22 @@ void Dataset::gather(const int64_t* rows, int64_t count, Batch& batch, int threa
 
 void Dataset::gather(const std::vector<int64_t>& rows, Batch& batch, int threads) const {
   gather(rows.data(), static_cast<int64_t>(rows.size()), batch, threads);
+}
+
+Dataset open_dataset(const std::string& path, const CompiledGraph& graph,
+                     const std::vector<OutputTraining>& outputs, const DatasetOptions& options) {
+  if (!is_table_path(path)) return open_npy_folder(path, graph, outputs, options);
+  std::shared_ptr<const Preprocessors> pre = options.preprocessors;
+  if (!pre) pre = std::make_shared<const Preprocessors>();
+  TableSourceOptions table;
+  table.targets = options.targets;
+  table.skip_bad_rows = options.skip_bad_rows;
+  table.workers = std::max(1, options.workers);
+  table.decode_check = options.cache_dir.empty();  // the cache build decodes every row
+  Dataset data = open_table_dataset(path, graph, outputs, pre, table);
+  if (options.cache_dir.empty()) return data;
+  return open_cached_dataset(data, options.cache_dir, cache_checksum(path, *pre, data),
+                             table.workers, options.skip_bad_rows);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@
 namespace fg {
 
 class CompiledGraph;
+class Preprocessors;
 
 // One tensor of a sample: a graph input, or the targets of a trained output.
 struct DataField {
@@ -61,6 +62,11 @@ class DataSource {
   virtual const std::vector<DataField>& targets() const = 0;
   // Entries of the source that are not used (stray files), for a listing; never a warning.
   virtual std::vector<std::string> ignored() const { return {}; }
+  // Rows left out by --skip-bad-rows, one message each (table, row, column, file, why).
+  virtual std::vector<std::string> skipped() const { return {}; }
+  // What the samples are made from, for cache checksums (a table: its bytes and the size and
+  // modification time of every file it names); "" when the source cannot be cached.
+  virtual std::string content_key() const { return ""; }
   virtual std::string describe() const = 0;  // one line per field: where, dtype, shape
   // Writes sample `rows[i] + offset` into row i of every batch tensor, which Dataset::gather
   // has shaped ([count] + sample_shape) and checked (rows in range). Runs on `threads` threads
@@ -91,6 +97,7 @@ class Dataset {
   // Full input shapes ([batch] + sample shape, graph input order), for CompiledGraph::bind.
   std::vector<Dims> input_shapes(int64_t batch) const;
   std::vector<std::string> ignored() const;
+  std::vector<std::string> skipped() const;
   std::string describe() const;
   const DataSource& source() const;
 
@@ -102,10 +109,19 @@ class Dataset {
 struct DatasetOptions {
   // false: only the graph inputs are read (prediction); target files are then ignored.
   bool targets = true;
+  // Tables: the graph's preprocessing, adapted (engine/data/preprocessors.hpp); required for a
+  // table whose graph declares any, else the inputs are .npy files named by the table.
+  std::shared_ptr<const Preprocessors> preprocessors;
+  bool skip_bad_rows = false;  // tables: skip (and list) bad rows instead of failing
+  int workers = 1;             // tables: threads of the --skip-bad-rows validation pass
+  // Tables: a folder of preprocessed shards (engine/data/preprocess_cache.hpp); "" = none.
+  std::string cache_dir;
 };
 
-// Opens a data set for `graph`: today a folder of .npy files (open_npy_folder). `outputs` are
-// resolve_training_outputs()'s; outputs with a loss or metrics need targets.
+// Opens a data set for `graph`: a table (.csv, .tsv, .jsonl, .ndjson: open_table_dataset in
+// engine/data/table_source.hpp, through the cache when options.cache_dir is set) or a folder of
+// .npy files (open_npy_folder). `outputs` are resolve_training_outputs()'s; outputs with a loss
+// or metrics need targets.
 Dataset open_dataset(const std::string& path, const CompiledGraph& graph,
                      const std::vector<OutputTraining>& outputs,
                      const DatasetOptions& options = {});

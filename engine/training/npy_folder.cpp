@@ -379,9 +379,4 @@ Dataset open_npy_folder(const std::string& dir, const CompiledGraph& graph,
                                                    std::move(ignored)));
 }
 
-Dataset open_dataset(const std::string& path, const CompiledGraph& graph,
-                     const std::vector<OutputTraining>& outputs, const DatasetOptions& options) {
-  return open_npy_folder(path, graph, outputs, options);
-}
-
 }  // namespace fg

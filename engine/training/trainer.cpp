@@ -8,6 +8,10 @@
 #include <cmath>
 #include <cstring>
 
+#include "engine/data/batch_prefetcher.hpp"
+#include "engine/data/preprocessors.hpp"
+#include "engine/data/table.hpp"
+#include "engine/data/table_source.hpp"
 #include "engine/model.hpp"
 #include "engine/scoped_omp_threads.hpp"
 #include "engine/training/dataset.hpp"
@@ -147,9 +151,21 @@ TrainingSession::TrainingSession(std::shared_ptr<const GraphDef> def,
     TrainedOutput t{o, {o.tensor, fuses_with_logits(*graph_, *o.loss, o.tensor)}, {}, false};
     outputs_.push_back(std::move(t));
   }
+  if (options.workers < 0 || options.workers > kMaxTrainingThreads)
+    throw Error(fmt::format("workers must be 0 (the default) or 1..{}, got {}", kMaxTrainingThreads,
+                            options.workers));
+  workers_ = options.workers == 0 ? default_data_workers() : options.workers;
+  cache_dir_ = options.cache_dir;
+  skip_bad_rows_ = options.skip_bad_rows;
+  preprocessors_ = std::make_shared<Preprocessors>(Preprocessors::for_graph(*def));
   WeightStore initial = options.weights_file.empty()
                             ? WeightStore::initialize(*graph_, options.init_seed.value_or(seed_))
                             : WeightStore::load_safetensors(options.weights_file);
+  auto state = initial.metadata().find(kPreprocessingMetadataKey);
+  if (state != initial.metadata().end()) {
+    preprocessors_->load_state_json(state->second, options.weights_file);
+    check_vocabulary_fits();
+  }
   params_ = std::make_unique<ParameterStore>(*graph_, initial);
   optimizer_ = std::make_unique<Optimizer>(config_.optimizer);
   if (config_.early_stopping) early_stopping_.emplace(*config_.early_stopping);
@@ -328,14 +344,12 @@ void TrainingSession::run_epoch(const Dataset& train, int64_t epoch, const FitOp
   const int64_t n = train.size(), batch = config_.batch_size;
   const int64_t steps = (n + batch - 1) / batch;
   for (TrainingCallback* cb : options.callbacks) cb->on_epoch_begin(epoch, config_.epochs, steps);
-  const std::vector<int64_t> order = epoch_order(n, seed_, epoch, config_.shuffle);
   EpochState state(outputs_);
-  Batch data;
   const auto start = Clock::now();
+  // Batches are gathered (tables: decoded) ahead on the workers, in the epoch's order.
+  BatchPrefetcher batches(train, epoch_order(n, seed_, epoch, config_.shuffle), batch, workers_);
   for (int64_t s = 0; s < steps; ++s) {
-    const int64_t first = s * batch, count = std::min(batch, n - first);
-    train.gather(order.data() + first, count, data, threads_);
-    train_step(data, epoch, s, state);
+    train_step(*batches.next(), epoch, s, state);
     BatchProgress progress{epoch,
                            config_.epochs,
                            s + 1,
@@ -399,11 +413,16 @@ void TrainingSession::check_monitors(bool validation) const {
 FitResult TrainingSession::fit(const std::string& data_dir, const FitOptions& options) {
   std::vector<OutputTraining> specs;
   for (const auto& o : outputs_) specs.push_back(o.spec);
-  Dataset all = open_dataset(data_dir, *graph_, specs);
+  adapt_preprocessing(data_dir);
+  Dataset all = open_data(data_dir);
   std::optional<Dataset> validation;
   Dataset train = all;
+  FitResult result;
+  result.skipped_rows = all.skipped();
   if (!options.validation_data.empty()) {
-    validation = open_dataset(options.validation_data, *graph_, specs);
+    validation = open_data(options.validation_data);
+    const std::vector<std::string> skipped = validation->skipped();
+    result.skipped_rows.insert(result.skipped_rows.end(), skipped.begin(), skipped.end());
   } else if (config_.validation_split > 0) {  // Keras: the last samples, before shuffling
     const int64_t keep = validation_split_at(all.size(), config_.validation_split);
     validation = all.slice(keep, all.size());
@@ -412,7 +431,6 @@ FitResult TrainingSession::fit(const std::string& data_dir, const FitOptions& op
   check_monitors(validation.has_value());
   for (TrainingCallback* cb : options.callbacks)
     cb->on_train_begin(log_names(validation.has_value()));
-  FitResult result;
   // Early stopping's restore_best_weights: the model becomes the best epoch's weights, the
   // checkpoint keeps the last epoch's so that a resumed fit continues exactly.
   auto restore_best_weights = [&] {
@@ -457,13 +475,10 @@ EvaluateResult TrainingSession::evaluate_dataset(const Dataset& data) const {
   Model model(graph_, params_->to_weight_store(), mo);
   EpochState state(outputs_);
   const int64_t n = data.size(), batch = config_.batch_size;
-  std::vector<int64_t> rows;
-  Batch b;
-  for (int64_t first = 0; first < n; first += batch) {
-    const int64_t count = std::min(batch, n - first);
-    rows.resize(static_cast<size_t>(count));
-    for (int64_t i = 0; i < count; ++i) rows[i] = first + i;
-    data.gather(rows, b, threads_);
+  BatchPrefetcher batches(data, epoch_order(n, seed_, 0, /*shuffle=*/false), batch, workers_);
+  while (const Batch* next = batches.next()) {
+    const Batch& b = *next;
+    const int64_t count = b.rows;
     std::map<std::string, Tensor> inputs;
     for (size_t i = 0; i < b.input_names.size(); ++i) inputs[b.input_names[i]] = b.inputs[i];
     auto outs = model.run(inputs);
@@ -502,13 +517,65 @@ EvaluateResult TrainingSession::evaluate_dataset(const Dataset& data) const {
     state.loss.add(total * count, static_cast<double>(count));
     state.samples += count;
   }
-  return {epoch_logs(state, ""), state.samples};
+  return {epoch_logs(state, ""), state.samples, data.skipped()};
 }
 
 EvaluateResult TrainingSession::evaluate(const std::string& data_dir) const {
+  if (is_table_path(data_dir) && preprocessors_->needs_adapt())
+    throw Error(
+        "the graph's preprocessing learns its vocabulary or classes from the training "
+        "data, but the weights hold none (no \"fusiongraph.preprocessing\" metadata)")
+        .in_file(data_dir)
+        .hint(
+            "evaluate with weights written by `graph-runner train --save` on a table, or list "
+            "the classes / give a vocabulary file in the graph");
+  return evaluate_dataset(open_data(data_dir));
+}
+
+Dataset TrainingSession::open_data(const std::string& path) const {
   std::vector<OutputTraining> specs;
   for (const auto& o : outputs_) specs.push_back(o.spec);
-  return evaluate_dataset(open_dataset(data_dir, *graph_, specs));
+  DatasetOptions options;
+  options.preprocessors = preprocessors_;
+  options.skip_bad_rows = skip_bad_rows_;
+  options.workers = workers_;
+  options.cache_dir = cache_dir_;
+  return open_dataset(path, *graph_, specs, options);
+}
+
+void TrainingSession::adapt_preprocessing(const std::string& data_path) {
+  if (!preprocessors_->needs_adapt() || !is_table_path(data_path)) return;
+  preprocessors_->adapt(Table::read(data_path));
+  check_vocabulary_fits();
+}
+
+// A text input's ids must fit every embedding that reads the input directly.
+void TrainingSession::check_vocabulary_fits() const {
+  for (const InputDef& input : graph_->def().inputs) {
+    const TextVectorizer* text = preprocessors_->text(input.name);
+    if (text == nullptr || text->vocabulary().empty()) continue;
+    for (const NodeDef& node : graph_->def().nodes) {
+      if (node.op != "embedding" ||
+          std::find(node.inputs.begin(), node.inputs.end(), input.name) == node.inputs.end())
+        continue;
+      auto attr = node.attrs.find("input_dim");
+      if (attr == node.attrs.end()) continue;
+      int64_t input_dim = 0;
+      try {
+        input_dim = std::stoll(attr->second.value.scalar);
+      } catch (const std::exception&) {
+        continue;  // the compiler checked it; nothing to compare
+      }
+      if (text->vocabulary_size() <= input_dim) continue;
+      throw Error(fmt::format("input '{}' has a vocabulary of {} ids (with padding and OOV), but "
+                              "embedding '{}' reads it with input_dim {}: ids from {} would be "
+                              "out of range",
+                              input.name, text->vocabulary_size(), node.name, input_dim, input_dim))
+          .at(attr->second.value.loc)
+          .hint(fmt::format("set max_tokens: {} in the input's preprocessing, or input_dim: {}",
+                            input_dim, text->vocabulary_size()));
+    }
+  }
 }
 
 }  // namespace fg

@@ -24,6 +24,7 @@ namespace fg {
 
 class Dataset;
 struct Batch;
+class Preprocessors;
 
 // One trained output: what its loss reads and its metrics.
 struct TrainedOutput {
@@ -70,6 +71,8 @@ class TrainingSession {
   std::vector<std::string> log_names(bool with_validation) const;
   const CompiledGraph& graph() const { return *graph_; }
   int threads() const { return threads_; }
+  // The graph's preprocessing with what was learnt (adapted, or read from the weights).
+  const Preprocessors& preprocessors() const { return *preprocessors_; }
 
  private:
   // Running means of one pass over the data (an epoch, or an evaluation).
@@ -100,6 +103,10 @@ class TrainingSession {
                              const std::string& path) const;
   void restore_checkpoint(const SafetensorsContents& file, const nlohmann::json& state,
                           const std::string& path);
+  // Learns vocabularies and class lists from the training table when the graph asks for it.
+  void adapt_preprocessing(const std::string& data_path);
+  void check_vocabulary_fits() const;
+  Dataset open_data(const std::string& path) const;
 
   std::shared_ptr<const CompiledGraph> graph_;
   TrainingConfig config_;
@@ -113,6 +120,10 @@ class TrainingSession {
   std::optional<WeightStore> resume_weights_;
   TrainingProgress progress_;
   int threads_ = 1;
+  int workers_ = 1;  // batch decode threads (BatchPrefetcher)
+  std::string cache_dir_;
+  bool skip_bad_rows_ = false;
+  std::shared_ptr<Preprocessors> preprocessors_;
   uint64_t seed_ = 0;
   std::vector<StepTiming>* profile_ = nullptr;  // train_on_batch's, while it runs
   std::map<std::vector<Dims>, std::unique_ptr<TrainingPlan>> plans_;  // by input shapes

@@ -46,6 +46,11 @@ struct TrainerOptions {
   std::string weights_file;
   std::optional<uint64_t> init_seed;
   TrainingOverrides overrides;
+  // Tables (docs/data.md): threads that decode and preprocess batches ahead of the model (0: 2,
+  // or the hardware threads when fewer); the batches do not depend on it.
+  int workers = 0;
+  std::string cache_dir;       // preprocessed shards ("" = decode every epoch)
+  bool skip_bad_rows = false;  // skip rows that fail to decode (listed in skipped_rows)
 };
 
 // Keras's logs: names in Keras's order ("loss", "accuracy", ...; "val_" for validation).
@@ -75,11 +80,14 @@ struct FitResult {
   std::vector<EpochResult> history;  // this call's epochs
   bool stopped_early = false;
   std::optional<int64_t> best_epoch;  // early stopping's, when it ran
+  // skip_bad_rows: the rows left out of the training and validation tables, one message each.
+  std::vector<std::string> skipped_rows;
 };
 
 struct EvaluateResult {
   TrainingLogs logs;
   int64_t samples = 0;
+  std::vector<std::string> skipped_rows;  // skip_bad_rows: the rows left out
 };
 
 // Called by fit() on the thread that trains. Exceptions they throw stop training.
