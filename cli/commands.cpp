@@ -204,10 +204,10 @@ void add_seed_option(CLI::App* command, uint64_t& seed, const std::string& descr
 }
 
 std::vector<Command> add_commands(CLI::App& app) {
-  return {add_validate_command(app), add_summary_command(app), add_dot_command(app),
-          add_init_command(app),     add_run_command(app),     add_bench_command(app),
-          add_train_command(app),    add_evaluate_command(app), add_import_command(app),
-          add_verify_command(app)};
+  return {add_validate_command(app), add_summary_command(app),  add_dot_command(app),
+          add_init_command(app),     add_run_command(app),      add_bench_command(app),
+          add_train_command(app),    add_evaluate_command(app), add_bench_data_command(app),
+          add_import_command(app),   add_verify_command(app)};
 }
 
 int run_selected(const std::vector<Command>& commands) {

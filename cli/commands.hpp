@@ -51,5 +51,7 @@ Command add_evaluate_command(CLI::App& app);
 // import.cpp and verify.cpp (docs/import.md).
 Command add_import_command(CLI::App& app);
 Command add_verify_command(CLI::App& app);
+// bench_data.cpp: the raw-data pipeline alone.
+Command add_bench_data_command(CLI::App& app);
 
 }  // namespace fg::cli

@@ -18,6 +18,9 @@ int main(int argc, char** argv) {
       "  graph-runner dot graphs/multimodal_fusion.yaml | dot -Tsvg > graph.svg\n"
       "  graph-runner init graphs/multimodal_fusion.yaml -o weights.safetensors\n"
       "  graph-runner run graphs/multimodal_fusion.yaml\n"
+      "  graph-runner run g.yaml --weights w.safetensors --input image=shoe.png --input "
+      "text=\"a boot\"\n"
+      "  graph-runner bench-data --synthetic 64 --workers 1,2\n"
       "Run `graph-runner COMMAND --help` for a command's options.");
   const std::vector<fg::cli::Command> commands = fg::cli::add_commands(app);
   try {

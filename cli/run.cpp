@@ -10,7 +10,9 @@
 
 #include "cli/commands.hpp"
 #include "cli/json_text.hpp"
+#include "cli/predictions.hpp"
 #include "cli/profile_report.hpp"
+#include "cli/run_table.hpp"
 
 namespace fg::cli {
 
@@ -27,6 +29,9 @@ struct RunCommandOptions {
   int64_t batch = 0;
   uint64_t seed = 0;
   std::string output_dir = "out";
+  std::string output;  // predictions CSV
+  std::string data;    // a table to predict (run_table.cpp)
+  int workers = 0;
   std::string dump_dir;
   std::string trace;
   std::string max_memory = "0";
@@ -45,41 +50,79 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
 
 // Every destination is checked before any work is done.
 void check_destinations(const RunCommandOptions& o) {
-  check_directory_destination(o.output_dir, kManifest, "--output-dir");
+  if (o.data.empty()) check_directory_destination(o.output_dir, kManifest, "--output-dir");
   if (!o.dump_dir.empty())
     check_directory_destination(o.dump_dir, kManifest, "--dump-intermediates");
   if (!o.trace.empty()) check_file_destination(o.trace, "--trace");
+  if (!o.output.empty()) check_file_destination(o.output, "--output");
 }
 
 void check_input_names(const Session& session, const std::map<std::string, std::string>& files) {
   const auto names = session.input_names();
   for (const auto& [name, file] : files)
     if (std::find(names.begin(), names.end(), name) == names.end())
-      throw UsageError(fmt::format("--input {}: the graph has no input '{}'; {}", name, name,
-                                   did_you_mean(name, names)));
+      throw UsageError(fmt::format("--input {}={}: the graph has no input '{}'; {}", name, file,
+                                   name, did_you_mean(name, names)));
+}
+
+// A value that names an existing .npy file is a tensor, whatever the input's preprocessing.
+bool is_npy_file(const std::string& value) {
+  if (value.size() < 4) return false;
+  std::string ext = value.substr(value.size() - 4);
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  std::error_code ec;
+  return ext == ".npy" && std::filesystem::is_regular_file(value, ec);
 }
 
 struct RunInputs {
   std::map<std::string, Tensor> tensors;
-  std::map<std::string, std::string> files;  // the inputs read from files
+  std::map<std::string, std::string> files;  // the inputs read from .npy files
+  std::map<std::string, std::string> raw;    // the inputs preprocessed from a path or text
   int64_t batch = 1;
 };
 
-// Inputs from files (all of one batch, which --batch must match), the rest synthetic.
-RunInputs read_inputs(const Session& session, const RunCommandOptions& o,
-                      const std::map<std::string, std::string>& files,
+// Values of inputs that declare preprocessing (and are no .npy file): one sample.
+void preprocess_raw_values(const RawInputs& raw, const RunCommandOptions& o,
+                           const std::map<std::string, std::string>& values, RunInputs& in) {
+  std::map<std::string, std::vector<std::string>> batch;
+  for (const auto& [name, value] : values)
+    if (raw.takes_raw(name) && !is_npy_file(value)) {
+      batch[name] = {value};
+      in.raw[name] = value;
+    } else {
+      in.files[name] = value;
+    }
+  if (batch.empty()) return;
+  if (o.batch > 1)
+    throw UsageError(
+        fmt::format("--batch {}: the raw values of --input ({}) make one sample; "
+                    "use --data TABLE for several",
+                    o.batch, batch.begin()->first));
+  RawBatchOptions options;
+  options.threads = std::max(1, o.workers);
+  in.tensors = raw.batch(batch, options);
+}
+
+// Inputs from .npy files or raw values (all of one batch, which --batch must match), the rest
+// synthetic.
+RunInputs read_inputs(const Session& session, const RawInputs& raw, const RunCommandOptions& o,
+                      const std::map<std::string, std::string>& values,
                       const std::map<std::string, std::vector<int64_t>>& dims) {
   RunInputs in;
-  in.files = files;
-  check_input_names(session, in.files);
-  int64_t batch = o.batch;
+  check_input_names(session, values);
+  preprocess_raw_values(raw, o, values, in);
+  int64_t batch = in.raw.empty() ? o.batch : 1;
   for (const auto& [name, path] : in.files) {
     Tensor t = read_npy(path, session.input_type(name).dtype, name);
     if (t.shape().empty())
       throw Error(fmt::format("input '{}' needs at least a batch dimension", name)).in_file(path);
     if (batch > 0 && t.shape()[0] != batch)
       throw Error(fmt::format("input '{}' has batch {} but {} {}", name, t.shape()[0],
-                              o.batch > 0 ? "--batch is" : "another input has batch", batch))
+                              !in.raw.empty() ? "the raw values of --input make"
+                              : o.batch > 0   ? "--batch is"
+                                              : "another input has batch",
+                              batch))
           .in_file(path);
     batch = t.shape()[0];
     in.tensors[name] = std::move(t);
@@ -120,9 +163,21 @@ Timed run_timed(const Session& session, const std::map<std::string, Tensor>& inp
   return t;
 }
 
+void add_classes(const RawInputs& raw, const std::string& output, const Tensor& t,
+                 nlohmann::ordered_json& entry) {
+  entry["classes"] = raw.class_names(output);
+  nlohmann::ordered_json predicted = nlohmann::ordered_json::array();
+  for (int64_t b = 0; b < t.shape()[0]; ++b)
+    predicted.push_back(raw.top_classes(output, t, b, 1)[0].name);
+  entry["predicted"] = predicted;
+}
+
 // Writes `tensors` as DIR/<name>.npy plus the manifest, replacing DIR as a whole.
+// `classes` (run): per output with class names, they and each sample's predicted class are
+// added to its manifest entry.
 void write_tensor_set(const std::string& dir, const std::string& graph, const char* what,
-                      const std::map<std::string, Tensor>& tensors) {
+                      const std::map<std::string, Tensor>& tensors,
+                      const RawInputs* classes = nullptr) {
   replace_directory(dir, kManifest, [&](const std::string& tmp) {
     nlohmann::ordered_json list = nlohmann::ordered_json::array();
     for (const auto& [name, t] : tensors) {
@@ -131,6 +186,8 @@ void write_tensor_set(const std::string& dir, const std::string& graph, const ch
                       {"file", name + ".npy"},
                       {"dtype", dtype_name(t.dtype())},
                       {"shape", t.shape()}});
+      if (classes && !classes->class_names(name).empty())
+        add_classes(*classes, name, t, list.back());
     }
     const nlohmann::ordered_json manifest = {{"graph", graph}, {what, list}};
     write_file_atomic((std::filesystem::path(tmp) / kManifest).string(), {json_text(manifest)});
@@ -151,12 +208,16 @@ std::string top_classes(const Tensor& t, int64_t sample, int top_wanted) {
   return line;
 }
 
-void print_outputs(const Session& session, const Timed& t, const RunCommandOptions& o) {
+void print_outputs(const Session& session, const RawInputs& raw, const Timed& t,
+                   const RunCommandOptions& o) {
   for (const auto& name : session.output_names()) {
     const Tensor& out = t.outputs.at(name);
     std::cout << fmt::format("output {}: {} -> {}\n", name, format_shape(out.shape()),
                              (std::filesystem::path(o.output_dir) / (name + ".npy")).string());
-    if (session.output_is_probabilities(name) && out.shape().size() == 2)
+    if (!raw.class_names(name).empty())
+      for (int64_t b = 0; b < out.shape()[0]; ++b)
+        std::cout << format_top_classes(raw, name, out, b, o.top) << "\n";
+    else if (session.output_is_probabilities(name) && out.shape().size() == 2)
       for (int64_t b = 0; b < out.shape()[0]; ++b) std::cout << top_classes(out, b, o.top) << "\n";
   }
 }
@@ -177,7 +238,31 @@ std::map<std::string, Dims> shapes_of(const std::map<std::string, Tensor>& tenso
   return out;
 }
 
+std::string input_origin(const RunInputs& in, const std::string& name) {
+  if (in.files.count(name)) return " from " + in.files.at(name);
+  if (in.raw.count(name)) return fmt::format(" preprocessed from '{}'", in.raw.at(name));
+  return " (synthetic)";
+}
+
+// --data predicts a table: the flags of single runs do not apply.
+void check_table_flags(const RunCommandOptions& o) {
+  if (o.data.empty()) return;
+  if (o.output.empty())
+    throw UsageError("--data TABLE needs --output FILE.csv for the predictions");
+  const std::pair<bool, const char*> single[] = {
+      {!o.inputs.empty(), "--input"}, {!o.dump_dir.empty(), "--dump-intermediates"},
+      {o.per_node, "--per-node"},     {!o.trace.empty(), "--trace"},
+      {!o.dims.empty(), "--dim"},     {o.check_numerics, "--check-numerics"}};
+  for (const auto& [given, flag] : single)
+    if (given)
+      throw UsageError(
+          fmt::format("{} does not go with --data (a table is predicted in "
+                      "batches)",
+                      flag));
+}
+
 int cmd_run(const RunCommandOptions& o) {
+  check_table_flags(o);
   const auto files = parse_inputs(o.inputs);
   const auto dims = parse_dims(o.dims);
   const uint64_t max_memory = parse_memory_size("--max-memory", o.max_memory);
@@ -191,14 +276,22 @@ int cmd_run(const RunCommandOptions& o) {
         o.seed);
   else
     std::cout << "weights: " << o.weights << "\n";
-  const RunInputs in = read_inputs(session, o, files, dims);
+  const RawInputs raw(session, o.weights);
+  if (!o.data.empty()) return run_table(session, raw, {o.data, o.output, o.batch, o.workers});
+  const RunInputs in = read_inputs(session, raw, o, files, dims);
   for (const auto& [name, t] : in.tensors)
     std::cout << fmt::format("input {}: {} {}{}\n", name, format_shape(t.shape()),
-                             dtype_name(t.dtype()),
-                             in.files.count(name) ? " from " + in.files.at(name) : " (synthetic)");
+                             dtype_name(t.dtype()), input_origin(in, name));
   const Timed t = run_timed(session, in.tensors, o);
-  write_tensor_set(o.output_dir, o.graph, "outputs", t.outputs);
-  print_outputs(session, t, o);
+  write_tensor_set(o.output_dir, o.graph, "outputs", t.outputs, &raw);
+  print_outputs(session, raw, t, o);
+  if (!o.output.empty()) {
+    PredictionTable predictions(session, raw);
+    predictions.add(t.outputs);
+    predictions.write(o.output);
+    std::cout << fmt::format("wrote {} prediction{} to {}\n", predictions.rows(),
+                             predictions.rows() == 1 ? "" : "s", o.output);
+  }
   if (!o.dump_dir.empty()) {
     write_tensor_set(o.dump_dir, o.graph, "intermediates", t.intermediates);
     std::cout << fmt::format("wrote {} intermediate tensors to {}\n", t.intermediates.size(),
@@ -231,7 +324,17 @@ constexpr const char* kRunFooter =
     ".npy files\n"
     "and manifest.json replaces the old one in one rename, so readers see all old or all new "
     "files.\n"
-    "An existing directory is only replaced if it is empty or holds a manifest.json.";
+    "An existing directory is only replaced if it is empty or holds a manifest.json.\n"
+    "Raw values, for inputs that declare `preprocessing:` (a .npy file is still read as a "
+    "tensor):\n"
+    "  graph-runner run g.yaml --weights trained.safetensors --input image=shoe.png "
+    "--input audio=say.wav \\\n"
+    "      --input text=\"a leather ankle boot\" [--output prediction.csv]\n"
+    "  graph-runner run g.yaml --weights trained.safetensors --data test.csv --output "
+    "predictions.csv\n"
+    "Category outputs print their top classes by name; --output writes a header line, then a "
+    "row per\n"
+    "sample (table order): the predicted class, then each class's probability in class order.";
 
 }  // namespace
 
@@ -242,8 +345,20 @@ Command add_run_command(CLI::App& app) {
                 ->footer(kRunFooter);
   c->add_option("graph", o->graph, "Graph YAML file")->required()->check(CLI::ExistingFile);
   c->add_option("--weights", o->weights, "Weights (.safetensors)")->check(CLI::ExistingFile);
-  c->add_option("--input", o->inputs, "NAME=FILE.npy for a graph input (each input once)");
+  c->add_option("--input", o->inputs,
+                "NAME=FILE.npy for a graph input (each input once); for an input that declares "
+                "preprocessing, NAME=PATH (image, audio) or NAME=TEXT (text)");
   c->add_option("--output-dir", o->output_dir, "Where to write <output>.npy (default: out)");
+  c->add_option("--output", o->output,
+                "Write the predictions as CSV: per category output the predicted class, then "
+                "each class's probability");
+  c->add_option("--data", o->data,
+                "Predict every row of a table (.csv, .tsv, .jsonl: a column per input) in "
+                "batches of --batch (default 32) into --output")
+      ->check(CLI::ExistingFile);
+  c->add_option("--workers", o->workers,
+                "Threads decoding and preprocessing raw values (default 0: all cores)")
+      ->check(integer_in(0, 1024));
   add_threads_option(c, o->threads);
   add_seed_option(c, o->seed,
                   "Seed of the initial weights when --weights is not given (default 0)");

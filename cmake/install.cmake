@@ -2,7 +2,7 @@
 # the `fusiongraph` and `graph-runner` targets are defined).
 #
 #   cmake --install build --prefix /opt/fusiongraph
-#     include/fusiongraph/fusiongraph.hpp, extension.hpp   the public headers
+#     include/fusiongraph/fusiongraph.hpp, extension.hpp, data.hpp   the public headers
 #     include/fusiongraph/{framework,kernels,engine}/... the internal headers they include
 #     lib/libfusiongraph.a                                 the library (static by default)
 #     lib/cmake/FusionGraph/                               FusionGraphConfig.cmake, version, targets
@@ -33,9 +33,11 @@ set(FG_INSTALL_HEADERS
   kernels/kernel.hpp engine/file_io.hpp engine/model.hpp engine/npy.hpp kernels/tensor.hpp engine/weights.hpp
   kernels/onednn/onednn.hpp kernels/training_kernel.hpp framework/training_config.hpp
   engine/training/progress_bar.hpp engine/training/training_log.hpp
-  engine/import/keras_import.hpp engine/import/reference.hpp)
+  engine/import/keras_import.hpp engine/import/reference.hpp
+  framework/preprocessing.hpp engine/data/preprocessors.hpp engine/data/table.hpp
+  engine/data/text_vectorizer.hpp)
 install(FILES include/fusiongraph/fusiongraph.hpp include/fusiongraph/extension.hpp
-  include/fusiongraph/training.hpp include/fusiongraph/import.hpp
+  include/fusiongraph/training.hpp include/fusiongraph/import.hpp include/fusiongraph/data.hpp
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/fusiongraph)
 foreach(header ${FG_INSTALL_HEADERS})
   get_filename_component(dir ${header} DIRECTORY)
