@@ -63,6 +63,8 @@ echo "fuzz: built in $((SECONDS - start)) s"
 symbolizer=$(command -v llvm-symbolizer-14 || command -v llvm-symbolizer || true)
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:${symbolizer:+external_symbolizer_path=$symbolizer}
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+# leaks inside system libraries we cannot fix (each explained in the file)
+export LSAN_OPTIONS=suppressions=$PWD/tests/fuzz/lsan_suppressions.txt:print_suppressions=0
 declare -A max_len=([graph]=8192 [safetensors]=4096 [npy]=2048 [image]=65536 [audio]=65536
                     [table]=16384)
 
