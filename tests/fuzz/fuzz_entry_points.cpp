@@ -290,6 +290,8 @@ void audio_file(const uint8_t* data, size_t size) {
     read_values(audio.samples);
   }
   DecodedAudio mono = downmix_to_mono(audio);
+  // a long sound (a FLAC of silence holds minutes in a few KB) is cut before the spectrogram
+  if (mono.frames() > kMaxSpectrogramFrames) fit_audio_length(mono, kMaxSpectrogramFrames);
   normalize_peak(mono.samples);
   read_values(mel_spectrogram(mono.samples, config));
 }

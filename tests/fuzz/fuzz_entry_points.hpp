@@ -33,7 +33,8 @@ void image_file(const uint8_t* data, size_t size);
 
 // Audio file bytes (WAV, FLAC, OGG, ... by libsndfile) through the file path: decode_audio_file,
 // then resample_audio to 8000 Hz (only when the file has at most kMaxResampledFrames frames,
-// before and after), downmix_to_mono and a small mel spectrogram (kMelSettings).
+// before and after), downmix_to_mono, fit_audio_length to kMaxSpectrogramFrames when longer,
+// normalize_peak and a small mel spectrogram (mel_settings() in the .cpp).
 void audio_file(const uint8_t* data, size_t size);
 
 // Table bytes read by Table::read as a .csv, a .tsv and a .jsonl file (the reader picks the
@@ -46,6 +47,7 @@ void table_file(const uint8_t* data, size_t size);
 // picture or sound is no timeout or out-of-memory finding of the target itself.
 constexpr int64_t kMaxConvertedPixels = int64_t{1} << 22;
 constexpr int64_t kMaxResampledFrames = 1'000'000;
+constexpr int64_t kMaxSpectrogramFrames = 1'000'000;
 
 // The graph safetensors_file validates against; tests/fuzz/make_corpus.py writes seeds for it.
 extern const char* const kValidateGraph;
