@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=60
-targets="graph safetensors npy"
+targets="graph safetensors npy image audio table"
 keep_going=0
 pending=1
 usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
@@ -33,7 +33,7 @@ while [ $# -gt 0 ]; do
 done
 [[ "$seconds" =~ ^[1-9][0-9]*$ ]] || { echo "fuzz.sh: --seconds needs a positive integer" >&2; exit 2; }
 for t in $targets; do
-  case "$t" in graph|safetensors|npy) ;; *) echo "fuzz.sh: unknown target '$t'" >&2; exit 2 ;; esac
+  case "$t" in graph|safetensors|npy|image|audio|table) ;; *) echo "fuzz.sh: unknown target '$t'" >&2; exit 2 ;; esac
 done
 
 out=build-fuzz
@@ -63,7 +63,10 @@ echo "fuzz: built in $((SECONDS - start)) s"
 symbolizer=$(command -v llvm-symbolizer-14 || command -v llvm-symbolizer || true)
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:${symbolizer:+external_symbolizer_path=$symbolizer}
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-declare -A max_len=([graph]=8192 [safetensors]=4096 [npy]=2048)
+# leaks inside system libraries we cannot fix (each explained in the file)
+export LSAN_OPTIONS=suppressions=$PWD/tests/fuzz/lsan_suppressions.txt:print_suppressions=0
+declare -A max_len=([graph]=8192 [safetensors]=4096 [npy]=2048 [image]=65536 [audio]=65536
+                    [table]=16384)
 
 failed=()
 for t in $targets; do

@@ -15,6 +15,8 @@ packages+=(dataset-fashion-mnist espeak-ng)
 # for scripts/fuzz.sh: clang with libFuzzer, the sanitizer runtimes, and llvm-14's symbolizer
 # (file:line in the stacks)
 packages+=(clang libfuzzer-14-dev libclang-rt-14-dev llvm-14)
+# for tests/fuzz/make_corpus.py: the seed JPEGs (cjpeg) and FLAC / OGG / AIFF / AU sounds (sox)
+packages+=(libjpeg-turbo-progs sox)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -5,11 +5,15 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
 #include <optional>
 
+#include "engine/data/audio.hpp"
+#include "engine/data/image.hpp"
+#include "engine/data/table.hpp"
 #include "engine/file_io.hpp"
 #include "engine/npy.hpp"
 #include "engine/safetensors.hpp"
@@ -132,6 +136,83 @@ void bind_and_summarize(const CompiledGraph& graph, const SummaryOptions& concre
   summarize_all(graph, concrete);
 }
 
+// A vector's values summed into a volatile: every element read (see read_all).
+template <typename T>
+void read_values(const std::vector<T>& values) {
+  T sum{};
+  for (const T& v : values) sum += v;
+  volatile T sink = sum;
+  (void)sink;
+}
+
+// The small mel spectrogram of the audio target: 8 kHz, frames of 64 samples every 32, 8 bands.
+AudioPreprocessing mel_settings() {
+  AudioPreprocessing config;
+  config.sample_rate = 8000;
+  config.features = AudioFeatures::mel;
+  config.frame_length = 64;
+  config.frame_step = 32;
+  config.fft_length = 64;
+  config.n_mels = 8;
+  return config;
+}
+
+// A per-process temporary folder for the table target's symbolic links (Table::read picks the
+// format by the file's extension, and a memfd's /proc/self/fd/N name has none); removed at exit.
+class LinkFolder {
+ public:
+  LinkFolder() {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string pattern = fmt::format("{}/fg_fuzz_table.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(pattern.data()))
+      throw std::runtime_error(fmt::format("mkdtemp: {}", std::strerror(errno)));
+    path_ = pattern;
+  }
+  ~LinkFolder() { rmdir(path_.c_str()); }
+  LinkFolder(const LinkFolder&) = delete;
+  LinkFolder& operator=(const LinkFolder&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// A symbolic link named `name` in the link folder to `target`, removed when done.
+class NamedLink {
+ public:
+  NamedLink(const std::string& target, const std::string& name) {
+    static const LinkFolder folder;
+    path_ = folder.path() + "/" + name;
+    unlink(path_.c_str());  // left over from an input that crashed the process
+    if (symlink(target.c_str(), path_.c_str()) != 0)
+      throw std::runtime_error(fmt::format("symlink {}: {}", path_, std::strerror(errno)));
+  }
+  ~NamedLink() { unlink(path_.c_str()); }
+  NamedLink(const NamedLink&) = delete;
+  NamedLink& operator=(const NamedLink&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Every cell of the table read (its bytes, the missing flag, the line and the message prefix).
+void read_table(const Table& table) {
+  unsigned sum = 0;
+  const int columns = static_cast<int>(table.columns().size());
+  for (const std::string& name : table.columns()) sum += table.column_index(name);
+  for (int64_t row = 0; row < table.rows(); ++row) {
+    sum += static_cast<unsigned>(table.file_line(row));
+    for (int c = 0; c < columns; ++c) {
+      for (char ch : table.cell(row, c)) sum += static_cast<unsigned char>(ch);
+      sum += table.missing(row, c);
+    }
+    if (columns > 0) sum += static_cast<unsigned>(table.where(row, row % columns).size());
+  }
+  volatile unsigned sink = sum;
+  (void)sink;
+}
+
 }  // namespace
 
 void graph_yaml(const uint8_t* data, size_t size) {
@@ -180,9 +261,62 @@ void npy_file(const uint8_t* data, size_t size) {
   read_all(read_npy(file.path(), DType::i32, "ids"));
 }
 
+void image_file(const uint8_t* data, size_t size) {
+  const DecodedImage image = decode_image(data, size, "fuzz");
+  read_values(image.pixels);
+  if (image.height * image.width > kMaxConvertedPixels) return;
+  for (int64_t channels : {1, 3}) {
+    const DecodedImage converted = convert_channels(image, channels);
+    read_values(converted.pixels);
+    for (ResizeMethod method : {ResizeMethod::bilinear, ResizeMethod::nearest, ResizeMethod::area})
+      for (bool crop : {false, true})
+        read_values(resize_image(converted, 7, 5, method, crop).pixels);
+  }
+}
+
+void audio_file(const uint8_t* data, size_t size) {
+  const MemoryFile file(data, size);
+  DecodedAudio audio = decode_audio_file(file.path());
+  read_values(audio.samples);
+  const AudioPreprocessing config = mel_settings();
+  // resampled only when both sides stay small: libsamplerate's best sinc costs thousands of
+  // operations a sample
+  const double resampled = static_cast<double>(audio.frames()) *
+                           static_cast<double>(config.sample_rate) /
+                           static_cast<double>(audio.sample_rate);
+  if (audio.sample_rate != config.sample_rate && audio.frames() <= kMaxResampledFrames &&
+      resampled <= kMaxResampledFrames) {
+    audio = resample_audio(audio, config.sample_rate);
+    read_values(audio.samples);
+  }
+  DecodedAudio mono = downmix_to_mono(audio);
+  // a long sound (a FLAC of silence holds minutes in a few KB) is cut before the spectrogram
+  if (mono.frames() > kMaxSpectrogramFrames) fit_audio_length(mono, kMaxSpectrogramFrames);
+  normalize_peak(mono.samples);
+  read_values(mel_spectrogram(mono.samples, config));
+}
+
+void table_file(const uint8_t* data, size_t size) {
+  const MemoryFile file(data, size);
+  // as each format: any may refuse the bytes; when all three do, the first error is thrown
+  std::optional<Error> first_error;
+  bool read_one = false;
+  for (const char* name : {"fuzz.csv", "fuzz.tsv", "fuzz.jsonl"}) {
+    try {
+      const NamedLink link(file.path(), name);
+      read_table(Table::read(link.path()));
+      read_one = true;
+    } catch (const Error& e) {
+      if (!first_error) first_error = e;
+    }
+  }
+  if (!read_one && first_error) throw *first_error;
+}
+
 const std::vector<Target>& targets() {
-  static const std::vector<Target> all = {
-      {"graph", graph_yaml}, {"safetensors", safetensors_file}, {"npy", npy_file}};
+  static const std::vector<Target> all = {{"graph", graph_yaml}, {"safetensors", safetensors_file},
+                                          {"npy", npy_file},     {"image", image_file},
+                                          {"audio", audio_file}, {"table", table_file}};
   return all;
 }
 

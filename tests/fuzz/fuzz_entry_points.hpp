@@ -26,6 +26,29 @@ void safetensors_file(const uint8_t* data, size_t size);
 // An .npy file: read_npy as float32 and as int32 (every element read).
 void npy_file(const uint8_t* data, size_t size);
 
+// Image file bytes: decode_image (PNG or JPEG by magic bytes), then, for pictures of at most
+// kMaxConvertedPixels pixels, convert_channels to 1 and to 3 and resize_image of each to 7x5
+// with every method (bilinear, nearest, area; crop_to_aspect_ratio on and off).
+void image_file(const uint8_t* data, size_t size);
+
+// Audio file bytes (WAV, FLAC, OGG, ... by libsndfile) through the file path: decode_audio_file,
+// then resample_audio to 8000 Hz (only when the file has at most kMaxResampledFrames frames,
+// before and after), downmix_to_mono, fit_audio_length to kMaxSpectrogramFrames when longer,
+// normalize_peak and a small mel spectrogram (mel_settings() in the .cpp).
+void audio_file(const uint8_t* data, size_t size);
+
+// Table bytes read by Table::read as a .csv, a .tsv and a .jsonl file (the reader picks the
+// format by extension: the bytes are reached through symbolic links with those names in a
+// per-process temporary folder); every cell, its missing flag, line and where() read. Throws
+// the first fg::Error when none of the three reads the bytes.
+void table_file(const uint8_t* data, size_t size);
+
+// Bounds on the work the image and audio targets do beyond decoding, so that a large but valid
+// picture or sound is no timeout or out-of-memory finding of the target itself.
+constexpr int64_t kMaxConvertedPixels = int64_t{1} << 22;
+constexpr int64_t kMaxResampledFrames = 1'000'000;
+constexpr int64_t kMaxSpectrogramFrames = 1'000'000;
+
 // The graph safetensors_file validates against; tests/fuzz/make_corpus.py writes seeds for it.
 extern const char* const kValidateGraph;
 

@@ -16,6 +16,8 @@
 #include "framework/error.hpp"
 #include "framework/yaml_loader.hpp"
 #include "layers/registry.hpp"
+#include "tests/data/test_audio_files.hpp"
+#include "tests/data/test_image_files.hpp"
 #include "tests/fuzz/fuzz_entry_points.hpp"
 #include "tests/io/io_test_util.hpp"
 #include "tests/test_util.hpp"
@@ -145,4 +147,53 @@ TEST_CASE("fuzz entry points: .npy float32 and int32 files are read, a bad magic
   file[1] = 'X';
   CHECK(feed(npy, file, message) == Outcome::error);
   CHECK(message.find("not an .npy file") != std::string::npos);
+}
+
+TEST_CASE("fuzz entry points: PNG and JPEG images decode, convert and resize; a bad CRC throws") {
+  const auto& image = target_named("image");
+  fg::test::PngSpec spec;
+  spec.height = 7;
+  spec.width = 13;
+  std::vector<int> samples(7 * 13 * 3);
+  for (size_t i = 0; i < samples.size(); ++i) samples[i] = static_cast<int>(i * 37 % 256);
+  std::string png = fg::test::encode_png(spec, samples);
+  std::string message;
+  CHECK(feed(image, png, message) == Outcome::ok);
+  png[20] ^= 1;  // a byte of IHDR's width: its CRC no longer matches
+  CHECK(feed(image, png, message) == Outcome::error);
+  CHECK(message.find("PNG") != std::string::npos);
+
+  fg::test::JpegSpec jpeg;
+  jpeg.height = 5;
+  jpeg.width = 9;
+  jpeg.components = 1;
+  jpeg.in_space = JCS_GRAYSCALE;
+  const std::vector<unsigned char> grey(5 * 9, 100);
+  CHECK(feed(image, fg::test::encode_jpeg(jpeg, grey), message) == Outcome::ok);
+  CHECK(feed(image, "GIF89a", message) == Outcome::error);
+  CHECK(message.find("not a PNG or JPEG file") != std::string::npos);
+}
+
+TEST_CASE("fuzz entry points: a stereo WAV at 22050 Hz is resampled and turned into mels") {
+  const auto& audio = target_named("audio");
+  fg::test::TempDir dir;
+  const std::string path = dir.file("stereo.wav");
+  std::vector<float> values = fg::test::sine(2 * 1013, 440.0, 22050.0, 0.5);
+  fg::test::write_float_file(path, SF_FORMAT_WAV | SF_FORMAT_FLOAT, 22050, 2, values);
+  std::string message;
+  std::string wav = fg::test::read_bytes(path);
+  CHECK(feed(audio, wav, message) == Outcome::ok);
+  CHECK(feed(audio, wav.substr(0, wav.size() / 2), message) == Outcome::error);
+  CHECK(message.find("truncated") != std::string::npos);
+  CHECK(feed(audio, std::string(), message) == Outcome::error);
+}
+
+TEST_CASE("fuzz entry points: a table is read as CSV, TSV or JSON lines; empty bytes throw") {
+  const auto& table = target_named("table");
+  std::string message;
+  CHECK(feed(table, "path,label\r\n\"a, b.png\",\"x \"\"y\"\"\"\r\nc.png,\r\n", message) ==
+        Outcome::ok);
+  CHECK(feed(table, "{\"a\": 1, \"b\": null}\n{\"c\": \"caf\u00e9\"}\n", message) == Outcome::ok);
+  CHECK(feed(table, "", message) == Outcome::error);
+  CHECK(message.find("fuzz.csv") != std::string::npos);  // the first format's error
 }
