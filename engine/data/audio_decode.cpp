@@ -24,7 +24,8 @@ namespace {
 // docs/data.md, "Audio": the limits on untrusted files.
 constexpr uint64_t kMaxAudioFileBytes = uint64_t{1} << 30;  // 1 GiB
 constexpr int64_t kMaxAudioChannels = 64;
-constexpr int64_t kMaxAudioSamples = int64_t{1} << 31;  // frames * channels
+// frames * channels: 2^27 floats = 512 MiB (46 minutes of 48 kHz mono, 23 of stereo)
+constexpr int64_t kMaxAudioSamples = int64_t{1} << 27;
 constexpr int64_t kMaxSampleRate = 1'000'000;
 constexpr sf_count_t kChunkFrames = 1 << 16;
 

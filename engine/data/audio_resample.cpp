@@ -15,7 +15,7 @@ namespace {
 
 // libsamplerate accepts conversion ratios in [1/256, 256] (SRC_MAX_RATIO).
 constexpr double kMaxRatio = 256.0;
-constexpr int64_t kMaxResampledSamples = int64_t{1} << 31;
+constexpr int64_t kMaxResampledSamples = int64_t{1} << 27;  // as decoding
 
 }  // namespace
 

@@ -26,7 +26,7 @@ namespace fg {
 namespace {
 
 constexpr int64_t kMaxFftLength = int64_t{1} << 20;
-constexpr int64_t kMaxSpectrogramValues = int64_t{1} << 31;
+constexpr int64_t kMaxSpectrogramValues = int64_t{1} << 27;  // 512 MiB of floats
 constexpr double kPi = 3.14159265358979323846;
 constexpr size_t kAlignment = 64;  // covers every SIMD alignment FFTW checks
 

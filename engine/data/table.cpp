@@ -290,6 +290,9 @@ TableParts read_json_lines(const std::string& path, std::string_view text) {
     } catch (const nlohmann::json::parse_error& e) {
       throw table_error(path, line, static_cast<int64_t>(e.byte),
                         fmt::format("row {} is not valid JSON: {}", t.cells.size() + 1, e.what()));
+    } catch (const nlohmann::json::exception& e) {  // e.g. out_of_range: a number beyond double
+      throw table_error(path, line, 0,
+                        fmt::format("row {} cannot be read: {}", t.cells.size() + 1, e.what()));
     }
     if (!object.is_object())
       throw table_error(path, line, 1,
