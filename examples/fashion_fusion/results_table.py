@@ -1,0 +1,45 @@
+#!/usr/bin/python3
+"""results_table.py RUNS MODEL...: the markdown table of train_all.sh from RUNS/<model>.txt
+(graph-runner train's output: the "Epoch k/n - steps - 41s - ..." lines) and RUNS/<model>.json
+(graph-runner evaluate --json on the test set)."""
+import json
+import re
+import sys
+
+SINGLE = ("image", "audio", "text")
+EPOCH = re.compile(r"Epoch (\d+)/(\d+) - \d+/\d+ - (\d+(?:\.\d+)?)(ms|s|m) - ")
+UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0}
+
+
+def epoch_seconds(path):
+    """Mean wall time of the epochs printed in a train log (the progress bar's plain lines)."""
+    times = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f.read().replace("\r", "\n").splitlines():
+            m = EPOCH.search(line)
+            if m:
+                times.append(float(m.group(3)) * UNIT[m.group(4)])
+    return (sum(times) / len(times), len(times)) if times else (float("nan"), 0)
+
+
+def main():
+    runs, models = sys.argv[1], sys.argv[2:]
+    rows = {}
+    for model in models:
+        with open(f"{runs}/{model}.json", encoding="utf-8") as f:
+            accuracy = json.load(f)["accuracy"]
+        rows[model] = (accuracy,) + epoch_seconds(f"{runs}/{model}.txt")
+    singles = [rows[m][0] for m in models if m in SINGLE]
+    best_single = max(singles) if singles else None
+    print("| model | test accuracy | epochs | time per epoch | margin over the best single modality |")
+    print("|---|---|---|---|---|")
+    for model in models:
+        accuracy, seconds, epochs = rows[model]
+        margin = "—"
+        if model not in SINGLE and best_single is not None:
+            margin = f"{100 * (accuracy - best_single):+.1f} points"
+        print(f"| fashion_{model} | {100 * accuracy:.2f}% | {epochs} | {seconds:.0f} s | {margin} |")
+
+
+if __name__ == "__main__":
+    main()
