@@ -13,7 +13,7 @@ files; --source DIR for another place). Writes, under --out:
     train.csv, validation.csv, test.csv         image, audio, text, label (one row per sample)
     npy/{train,validation,test}/*.npy           with --npy: the same data, preprocessed as the
                                                 graphs declare (image.npy, audio.npy, text.npy,
-                                                classifier.npy)
+                                                label.npy)
 
 The design (why each modality alone is weak, and how) is in README.md beside this file; the
 constants below are that design. Everything is deterministic from --seed (the pool's clips are
@@ -473,7 +473,7 @@ def write_npy(out, splits, clips, args):
         save_npy(f"{d}/image.npy", (pixels.astype(np.float32) / 255.0)[:, :, :, None])
         save_npy(f"{d}/audio.npy", pool_audio[clip_ids])
         save_npy(f"{d}/text.npy", vectorize(texts, vocabulary, args.sequence_length))
-        save_npy(f"{d}/classifier.npy", labels)
+        save_npy(f"{d}/label.npy", labels)
     with open(f"{out}/npy/vocabulary.txt", "w", encoding="utf-8") as f:
         f.write("".join(w + "\n" for w in sorted(vocabulary, key=vocabulary.get)))
 

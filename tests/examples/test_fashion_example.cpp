@@ -49,10 +49,10 @@ std::string trainable_graph(const std::string& graph, const std::string& dir) {
       depth += text[k] == '{' ? 1 : text[k] == '}' ? -1 : 0;
     i = k;
   }
-  const std::string output = "outputs:\n  classifier: {preprocessing:";
+  const std::string output = "outputs:\n  label: {preprocessing:";
   size_t outputs = out.find(output);
   REQUIRE(outputs != std::string::npos);
-  out.replace(outputs, out.find('\n', outputs + output.size()) - outputs, "outputs: [classifier]");
+  out.replace(outputs, out.find('\n', outputs + output.size()) - outputs, "outputs: [label]");
   return write_text(dir + "/" + fs::path(graph).filename().string(), out);
 }
 
