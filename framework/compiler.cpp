@@ -8,6 +8,7 @@
 #include <optional>
 #include <set>
 
+#include "framework/preprocessing.hpp"
 #include "framework/training_config.hpp"
 
 namespace fg {
@@ -361,6 +362,8 @@ CompiledGraph compile_graph(std::shared_ptr<const GraphDef> def_ptr, const OpReg
   // A `training:` section must fit the graph (losses for outputs that exist and fit them, ...),
   // checked whenever the graph is compiled, not first when training starts.
   if (def.training) resolve_training_outputs(parse_training_config(*def.training), g);
+  // Every `preprocessing:` valid and fitting its input, so `graph-runner validate` reports it.
+  parse_preprocessing(def);
   return g;
 }
 

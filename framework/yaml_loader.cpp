@@ -162,7 +162,11 @@ InputDef parse_input(const std::string& name, const YAML::Node& key, const YAML:
   in.loc = loc_of(key, file);
   check_name(key, file, name, "input name");
   check_map(spec, file, fmt::format("input '{}'", name));
-  check_keys(spec, file, {"shape", "dtype", "default_shape"}, fmt::format("input '{}'", name));
+  check_keys(spec, file, {"shape", "dtype", "default_shape", "preprocessing"},
+             fmt::format("input '{}'", name));
+  // Kept as written; framework/preprocessing.hpp validates it when the graph is compiled.
+  if (YAML::Node preprocessing = spec["preprocessing"])
+    in.preprocessing = to_value(preprocessing, file);
   YAML::Node shape = spec["shape"];
   if (!shape)
     throw error_at(spec, file, fmt::format("input '{}' has no shape", name))
@@ -309,6 +313,41 @@ NodeDef parse_node(const YAML::Node& n, const std::string& file, size_t index) {
   return node;
 }
 
+// `outputs:` a name, a list of names, or a mapping `{name: {preprocessing: {...}}}` (an entry
+// may be `{}` or null). output_preprocessing gets one entry per output either way.
+void parse_outputs(const YAML::Node& outputs, const std::string& file, GraphDef& g) {
+  if (outputs.IsMap() && outputs.size() > 0) {
+    std::set<std::string> seen;
+    for (const auto& kv : outputs) {
+      const std::string name = scalar_of(kv.first, file, "an output");
+      if (!seen.insert(name).second)
+        throw error_at(kv.first, file, fmt::format("duplicate output '{}'", name));
+      g.outputs.push_back(name);
+      g.output_locs.push_back(loc_of(kv.first, file));
+      g.output_preprocessing.emplace_back();
+      if (kv.second.IsNull()) continue;
+      check_map(kv.second, file, fmt::format("output '{}'", name));
+      check_keys(kv.second, file, {"preprocessing"}, fmt::format("output '{}'", name));
+      if (YAML::Node preprocessing = kv.second["preprocessing"])
+        g.output_preprocessing.back() = to_value(preprocessing, file);
+    }
+    return;
+  }
+  if (outputs.IsScalar()) {
+    g.outputs.push_back(outputs.Scalar());
+    g.output_locs.push_back(loc_of(outputs, file));
+  } else if (outputs.IsSequence() && outputs.size() > 0) {
+    for (const auto& o : outputs) {
+      g.outputs.push_back(scalar_of(o, file, "an output"));
+      g.output_locs.push_back(loc_of(o, file));
+    }
+  } else {
+    throw error_at(outputs, file, "`outputs` must be a non-empty list of node names")
+        .hint("or a mapping `{<node name>: {preprocessing: {type: category}}}`");
+  }
+  g.output_preprocessing.resize(g.outputs.size());
+}
+
 std::shared_ptr<GraphDef> parse_root(const YAML::Node& root, const std::string& file) {
   auto g = std::make_shared<GraphDef>();
   g->file = file;
@@ -350,17 +389,7 @@ std::shared_ptr<GraphDef> parse_root(const YAML::Node& root, const std::string& 
   YAML::Node outputs = root["outputs"];
   if (!outputs)
     throw error_at(root, file, "the graph has no `outputs`").hint("add `outputs: [<node name>]`");
-  if (outputs.IsScalar()) {
-    g->outputs.push_back(outputs.Scalar());
-    g->output_locs.push_back(loc_of(outputs, file));
-  } else if (outputs.IsSequence() && outputs.size() > 0) {
-    for (const auto& o : outputs) {
-      g->outputs.push_back(scalar_of(o, file, "an output"));
-      g->output_locs.push_back(loc_of(o, file));
-    }
-  } else {
-    throw error_at(outputs, file, "`outputs` must be a non-empty list of node names");
-  }
+  parse_outputs(outputs, file, *g);
   if (YAML::Node training = root["training"]) {
     g->training = to_value(training, file);
     parse_training_config(*g->training);  // reject a malformed section when the file is read

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "framework/preprocessing.hpp"
@@ -14,13 +15,19 @@ class TextVectorizer {
  public:
   explicit TextVectorizer(TextPreprocessing config);
 
-  // Vocabulary file: one token per line (UTF-8, '\n' or "\r\n"), the token on line i gets id
-  // i + 2; fg::Error naming the file and line for an empty or duplicate token, invalid UTF-8.
+  // Vocabulary file: one token per line (UTF-8, '\n' or "\r\n"), the token on line i (from 0)
+  // gets id i + 2; fg::Error naming the file and line for an empty or duplicate token, invalid
+  // UTF-8.
   void load_vocabulary(const std::string& path);
   void set_vocabulary(std::vector<std::string> tokens);  // without padding and OOV
   // Keras's adapt: tokens by descending frequency, ties broken as Keras does, at most
   // max_tokens - 2 of them.
   void adapt(const std::vector<std::string>& texts);
+  // The same, streamed (memory bounded by the distinct tokens, not the texts): count_tokens for
+  // each text (`where` names it in errors), then finish_adapt sets the vocabulary and forgets
+  // the counts. adapt(texts) is count_tokens for each, then finish_adapt.
+  void count_tokens(const std::string& text, const std::string& where = "");
+  void finish_adapt();
 
   // Throws fg::Error ("not valid UTF-8 at byte N") naming `where` (e.g. "train.csv row 12
   // column 'text'") for text that is not UTF-8.
@@ -37,13 +44,20 @@ class TextVectorizer {
   TextPreprocessing config_;
   std::vector<std::string> vocabulary_;
   std::vector<std::pair<std::string, int32_t>> sorted_ids_;  // for lookups
+  std::unordered_map<std::string, int64_t> counts_;          // adapt in progress
 };
+
+// The largest vocabulary file read (docs/data.md).
+constexpr uint64_t kMaxVocabularyFileBytes = uint64_t(256) << 20;  // 256 MiB
 
 // Class labels (`type: category`): names <-> ids.
 class CategoryEncoder {
  public:
   explicit CategoryEncoder(CategoryPreprocessing config);
-  // Classes from the training data when the config has none: the distinct labels, sorted.
+  // Classes from the training data when the config has none: the distinct labels, sorted (by
+  // value when every label is a decimal integer, so "2" < "10"; else byte-wise). With classes
+  // in the config it does nothing; otherwise it replaces what an earlier adapt learnt. An empty
+  // label is an fg::Error.
   void adapt(const std::vector<std::string>& labels);
   // The id of a label: a class name, or (when no class is named so) a decimal id in range.
   // fg::Error naming `where` and listing the classes (did-you-mean) otherwise.
@@ -52,6 +66,7 @@ class CategoryEncoder {
 
  private:
   std::vector<std::string> classes_;
+  bool from_config_ = false;  // classes listed in the config: adapt keeps them
 };
 
 }  // namespace fg
