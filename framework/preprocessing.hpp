@@ -62,7 +62,9 @@ struct AudioPreprocessing {
   std::string window = "hann";             // hann | hamming | none
   int64_t n_mels = 64;                     // mel
   double min_freq = 20.0, max_freq = 0.0;  // mel; max_freq 0 = sample_rate / 2
-  bool log = true;  // mel: 10 log10(max(power, 1e-10)) (dB); stft: log(magnitude + 1e-6)
+  // mel: 10 log10(max(power, 1e-10)) dB, floored 80 dB below the sample's peak (Keras
+  // power_to_db, top_db 80); stft: ln(max(magnitude, 1e-7)) (Keras mode "log")
+  bool log = true;
 };
 
 enum class TextStandardize { none, lower_and_strip_punctuation, lower, strip_punctuation };

@@ -27,6 +27,11 @@ DecodedAudio decode_audio_file(const std::string& path);
 DecodedAudio resample_audio(const DecodedAudio& src, int64_t sample_rate);
 DecodedAudio downmix_to_mono(const DecodedAudio& src);  // mean of the channels
 
+// Keeps the first `length` frames, or pads with zero frames at the end (length >= 1).
+void fit_audio_length(DecodedAudio& audio, int64_t length);
+// Divides by the largest |x| over all channels; silence (all zeros) is left alone.
+void normalize_peak(std::vector<float>& samples);
+
 // Spectrograms of a mono signal, row major [frames, bins] (framework/preprocessing.hpp gives
 // the geometry: spectrogram_frames / spectrogram_bins), as Keras's STFTSpectrogram and
 // MelSpectrogram define them.
@@ -34,6 +39,9 @@ std::vector<float> stft_spectrogram(const std::vector<float>& mono,
                                     const AudioPreprocessing& config);
 std::vector<float> mel_spectrogram(const std::vector<float>& mono,
                                    const AudioPreprocessing& config);
+// The HTK mel filterbank (Keras linear_to_mel_weight_matrix, as tf.signal's), row major
+// [fft_length / 2 + 1, n_mels]: triangles of peak 1 in mel = 1127 ln(1 + f / 700), the DC row 0.
+std::vector<float> mel_weight_matrix(const AudioPreprocessing& config);
 
 // The whole pipeline for one sample: decode, resample, down-mix, cut / pad to max_length,
 // normalize, features. `dst` is resized to the sample's values and `shape` set to its
