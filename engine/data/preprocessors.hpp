@@ -17,6 +17,7 @@
 
 namespace fg {
 
+struct GraphDef;
 class Table;
 
 // One preprocessed sample of one field.
@@ -34,6 +35,9 @@ class Preprocessors {
   Preprocessors() = default;
   // Vocabulary files are read here, relative to `graph_dir` (fg::Error naming the file).
   Preprocessors(PreprocessingConfig config, const std::string& graph_dir);
+  // The graph's `preprocessing:` (parse_preprocessing), vocabulary files relative to the
+  // graph file's folder.
+  static Preprocessors for_graph(const GraphDef& graph);
 
   const PreprocessingConfig& config() const { return config_; }
   bool has_input(const std::string& name) const;
