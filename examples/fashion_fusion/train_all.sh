@@ -10,7 +10,7 @@
 #   EPOCHS   epochs per model (default: each graph's training.epochs)
 #   FROM     csv: train from the raw files through the tables (train.csv, ...); npy: from the
 #            preprocessed .npy folders (DIR/npy/...), the same data. Default: csv when
-#            graph-runner reads the graphs' `preprocessing:` keys, else npy (see below)
+#            graph-runner's train takes tables, else npy
 #   RUNNER   graph-runner (default build/graph-runner)
 #   PYTHON   a python3 with numpy (default /usr/bin/python3)
 #   THREADS  --threads of graph-runner (default 0: all cores)
@@ -32,17 +32,11 @@ if [ ! -f "$DIR/test.csv" ] || [ ! -f "$DIR/npy/test/label.npy" ]; then
   echo "data set built in $(( $(date +%s) - start )) s"
 fi
 
-# A graph-runner without the raw-data pipeline rejects the `preprocessing:` keys: train then
-# from the npy folders, on copies of the graphs without those keys (DIR/graphs/).
-GRAPHS=graphs
-if ! "$RUNNER" validate graphs/fashion_concat.yaml >/dev/null 2>&1; then
-  [ -z "$FROM" ] || [ "$FROM" = npy ] || { echo "$RUNNER cannot read graphs/fashion_*.yaml" >&2; exit 1; }
-  FROM=npy GRAPHS=$DIR/graphs
-  mkdir -p "$GRAPHS"
-  echo "$RUNNER does not read 'preprocessing:': from the npy folders, with $GRAPHS/*.yaml"
-  "$PYTHON" "$HERE/strip_preprocessing.py" "$GRAPHS" graphs/fashion_*.yaml
+# Tables need a graph-runner whose train reads them (the raw-data pipeline, docs/data.md);
+# else the npy folders, which hold the same data preprocessed.
+if [ -z "$FROM" ]; then
+  if "$RUNNER" train --help 2>&1 | grep -qi 'csv'; then FROM=csv; else FROM=npy; fi
 fi
-FROM=${FROM:-csv}
 
 case $FROM in
   csv) train_data="$DIR/train.csv"; val_data="$DIR/validation.csv"; test_data="$DIR/test.csv" ;;
@@ -52,7 +46,7 @@ esac
 
 mkdir -p "$DIR/runs"
 for model in $MODELS; do
-  graph=$GRAPHS/fashion_$model.yaml
+  graph=graphs/fashion_$model.yaml
   out=$DIR/runs/$model
   echo "== $model ($graph, from $FROM)"
   set -- --data "$train_data" --validation-data "$val_data" --save "$out.safetensors" \
