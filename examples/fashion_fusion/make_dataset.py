@@ -281,7 +281,8 @@ def mel_filters():
 
 def mel_spectrogram(samples, filters):
     """Keras MelSpectrogram: centred STFT (reflect padding fft_length / 2), periodic Hann window
-    of frame_length zero-padded to fft_length, power, mel, 10 log10(max(p, 1e-10))."""
+    of frame_length zero-padded to fft_length, power, mel, 10 log10(max(p, 1e-10)), floored at
+    the sample's maximum - 80 dB (Keras's top_db, taken per sample as docs/data.md says)."""
     n_fft, step, win_len = MEL["fft_length"], MEL["frame_step"], MEL["frame_length"]
     x = np.pad(samples.astype(np.float64), n_fft // 2, mode="reflect")
     frames = 1 + (len(x) - n_fft) // step
@@ -290,7 +291,8 @@ def mel_spectrogram(samples, filters):
     window[left:left + win_len] = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win_len) / win_len)
     idx = np.arange(n_fft)[None, :] + step * np.arange(frames)[:, None]
     power = np.abs(np.fft.rfft(x[idx] * window, axis=1)) ** 2
-    return (10 * np.log10(np.maximum(power @ filters, 1e-10))).astype(np.float32)
+    db = 10 * np.log10(np.maximum(power @ filters, 1e-10))
+    return np.maximum(db, db.max() - 80.0).astype(np.float32)   # top_db 80, per sample
 
 
 # --- text --------------------------------------------------------------------------------------
