@@ -3,6 +3,7 @@
 (graph-runner train's output: the "Epoch k/n - steps - 41s - ..." lines) and RUNS/<model>.json
 (graph-runner evaluate --json on the test set)."""
 import json
+import os
 import re
 import sys
 
@@ -27,15 +28,21 @@ def main():
     runs, models = sys.argv[1], sys.argv[2:]
     rows = {}
     for model in models:
+        if not os.path.exists(f"{runs}/{model}.json"):   # training failed: its log says why
+            rows[model] = (None,) + epoch_seconds(f"{runs}/{model}.txt")
+            continue
         with open(f"{runs}/{model}.json", encoding="utf-8") as f:
             accuracy = json.load(f)["accuracy"]
         rows[model] = (accuracy,) + epoch_seconds(f"{runs}/{model}.txt")
-    singles = [rows[m][0] for m in models if m in SINGLE]
+    singles = [rows[m][0] for m in models if m in SINGLE and rows[m][0] is not None]
     best_single = max(singles) if singles else None
     print("| model | test accuracy | epochs | time per epoch | margin over the best single modality |")
     print("|---|---|---|---|---|")
     for model in models:
         accuracy, seconds, epochs = rows[model]
+        if accuracy is None:
+            print(f"| fashion_{model} | failed (see {model}.txt) | {epochs} | {seconds:.1f} s | — |")
+            continue
         margin = "—"
         if model not in SINGLE and best_single is not None:
             margin = f"{100 * (accuracy - best_single):+.1f} points"
