@@ -139,14 +139,19 @@ std::vector<float> power_frames(const std::vector<float>& x, const AudioPreproce
   AlignedArray<fftwf_complex> out(bins);
   std::vector<float> power(static_cast<size_t>(framing.frames * bins));
   const auto width = static_cast<int64_t>(framing.window.size());
+  // With reflect padding, the padded signal once (not an index computation per sample).
+  std::vector<float> padded;
+  const float* signal = x.data();
+  if (framing.reflect_pad > 0) {
+    padded.resize(static_cast<size_t>(n + 2 * framing.reflect_pad));
+    for (int64_t i = 0; i < static_cast<int64_t>(padded.size()); ++i)
+      padded[i] = x[reflect_index(i - framing.reflect_pad, n)];
+    signal = padded.data();
+  }
   for (int64_t t = 0; t < framing.frames; ++t) {
-    const int64_t start = t * c.frame_step + framing.offset;
-    for (int64_t i = 0; i < width; ++i) {
-      const int64_t at = start + i;
-      const float v =
-          framing.reflect_pad > 0 ? x[reflect_index(at - framing.reflect_pad, n)] : x[at];
-      in.get()[framing.offset + i] = v * framing.window[i];
-    }
+    const float* src = signal + t * c.frame_step + framing.offset;
+    float* dst = in.get() + framing.offset;
+    for (int64_t i = 0; i < width; ++i) dst[i] = src[i] * framing.window[i];
     fftwf_execute_dft_r2c(plan, in.get(), out.get());
     float* row = power.data() + t * bins;
     for (int64_t k = 0; k < bins; ++k) {
@@ -232,13 +237,24 @@ std::vector<float> mel_spectrogram(const std::vector<float>& mono,
   const std::vector<float> power = power_frames(mono, config, framing);
   const int64_t bins = config.fft_length / 2 + 1, mels = config.n_mels;
   std::vector<float> out(static_cast<size_t>(framing.frames * mels), 0.0f);
+  // Each mel band sums a short run of bins: per band, its first and last bin with a non-zero
+  // weight, summed in a register in ascending bin order (the same additions in the same order
+  // as the dense product over every bin, without the zeros).
+  std::vector<std::pair<int64_t, int64_t>> runs(static_cast<size_t>(mels), {1, 1});
+  for (int64_t m = 0; m < mels; ++m) {
+    int64_t first = 1, last = bins;  // HTK leaves out the DC bin
+    while (first < bins && weights[first * mels + m] == 0.0f) ++first;
+    while (last > first && weights[(last - 1) * mels + m] == 0.0f) --last;
+    runs[m] = {first, last};
+  }
   for (int64_t t = 0; t < framing.frames; ++t) {
     const float* row = power.data() + t * bins;
     float* dst = out.data() + t * mels;
-    for (int64_t k = 1; k < bins; ++k) {
-      const float p = row[k];
-      const float* w = weights.data() + k * mels;
-      for (int64_t m = 0; m < mels; ++m) dst[m] += p * w[m];
+    for (int64_t m = 0; m < mels; ++m) {
+      float sum = 0.0f;
+      for (int64_t k = runs[m].first; k < runs[m].second; ++k)
+        sum += row[k] * weights[k * mels + m];
+      dst[m] = sum;
     }
   }
   if (!config.log) return out;
