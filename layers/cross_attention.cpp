@@ -162,18 +162,19 @@ struct AttentionTraining {
   }
 
   // The key mask and the softmax over the keys, in place on the scores (forward dst kA); with
-  // dropout, the dropped weights (scaled by 1 / (1 - rate)) into kDroppedA.
+  // dropout, the dropped weights (scaled by 1 / (1 - rate)) into kDroppedA. The stage runs long
+  // after this builder is gone: it captures copies only, never `this`.
   StagedKernel::Stage softmax_stage(int saved) const {
-    const int64_t rows = H * tq, keys = tk;
+    const int64_t samples = B, rows = H * tq, keys = tk;
     const double rate = dropout;
     const uint64_t seed = ctx.seed;
-    return [=](ExecContext& e) {
+    return [samples, rows, keys, rate, seed, saved](ExecContext& e) {
       const uint8_t* mask = e.src_masks.size() > 1 ? e.src_masks[1] : nullptr;
       float* w = data_of(e.dsts[saved + kA]);
       float* dropped = rate > 0 ? data_of(e.dsts[saved + kDroppedA]) : nullptr;
       const float keep_scale = static_cast<float>(1.0 / (1.0 - rate));
 #pragma omp parallel for num_threads(e.threads) schedule(static)
-      for (int64_t row = 0; row < B * rows; ++row) {
+      for (int64_t row = 0; row < samples * rows; ++row) {
         const uint8_t* m = mask ? mask + (row / rows) * keys : nullptr;
         float* s = w + row * keys;
         float top = -std::numeric_limits<float>::infinity();
@@ -201,7 +202,7 @@ struct AttentionTraining {
     const bool dropped = dropout > 0;
     const float keep_scale = static_cast<float>(1.0 / (1.0 - dropout)), s = scale();
     const BackwardArgs args = a;
-    return [=](ExecContext& e) {
+    return [keys, rows, dropped, keep_scale, s, args, da](ExecContext& e) {
       const float* w = data_of(e.srcs[args.saved_tensor(kA)]);
       const float* wd = dropped ? data_of(e.srcs[args.saved_tensor(kDroppedA)]) : nullptr;
       float* g = data_of(e.temps[da]);

@@ -6,11 +6,15 @@
 #include <thread>
 
 #include "engine/model.hpp"
+#include "engine/training/losses.hpp"
+#include "engine/training/parameter_store.hpp"
+#include "engine/training/training_plan.hpp"
 #include "framework/compiler.hpp"
 #include "framework/yaml_loader.hpp"
 #include "layers/registry.hpp"
 #include "tests/layers/gradient_check.hpp"
 #include "tests/reference/attention_dropout.hpp"
+#include "tests/reference/dense_act.hpp"
 #include "tests/reference/recurrent.hpp"
 #include "tests/reference/tensor_attention_fusion.hpp"
 #include "tests/test_util.hpp"
@@ -491,4 +495,102 @@ TEST_CASE("cross_attention gradient with attention dropout in training") {
             ref::cross_attention_dropped(probe_args(a, true, x, w), keep)};
       },
       tol);
+}
+
+// ---- training inside a TrainingPlan, after other nodes were compiled ----
+// The training kernels run long after compile_training returned: a stage that reads its
+// builder's members (a dangling `this`) passes the one-node checks above while that stack
+// frame happens to survive, and reads garbage (batch 0: no softmax; a huge batch: writes out
+// of bounds) in a plan. Here the plan runs q, kv -> cross_attention -> mean over the queries
+// -> dense(10) -> softmax crossentropy, and the attention's weight gradients are checked
+// against finite differences of a naive double-precision loss.
+namespace {
+
+void check_attention_in_plan(const Config& c) {
+  INFO(
+      fmt::format("B {} Tq {} Tk {} dq {} dk {} {}", c.batch, c.tq, c.tk, c.dq, c.dk, attrs_of(c)));
+  const std::string graph_yaml = fmt::format(
+      "name: t\ninputs:\n  q: {{shape: [{}, {}]}}\n  kv: {{shape: [{}, {}]}}\nnodes:\n"
+      "  - {{name: att, op: cross_attention, inputs: [q, kv], {}}}\n"
+      "  - {{name: pool, op: global_average_pooling1d, input: att}}\n"
+      "  - {{name: label, op: dense, input: pool, units: 10, activation: softmax}}\n"
+      "outputs: [label]\n",
+      c.tq, c.dq, c.tk, c.dk, attrs_of(c));
+  auto graph = compile_yaml(graph_yaml);
+  ParameterStore params(*graph, WeightStore::initialize(*graph, 3));
+  TrainingPlanOptions options;
+  options.fill_arena_with_nan = true;
+  TrainingPlan plan(*graph, {{c.batch, c.tq, c.dq}, {c.batch, c.tk, c.dk}},
+                    {{graph->find_tensor("label"), true}}, params, options);
+  const Tensor q = random_tensor({c.batch, c.tq, c.dq}, 71),
+               kv = random_tensor({c.batch, c.tk, c.dk}, 72);
+  std::vector<int32_t> ids(static_cast<size_t>(c.batch));
+  for (int64_t b = 0; b < c.batch; ++b) ids[b] = static_cast<int32_t>((b * 7) % 10);
+  std::memcpy(plan.input(0), q.data<float>(), q.bytes());
+  std::memcpy(plan.input(1), kv.data<float>(), kv.bytes());
+  plan.forward(0);
+  sparse_softmax_crossentropy_from_logits(plan.prediction(0), ids.data(), c.batch, 10,
+                                          plan.prediction_gradient(0));
+  plan.backward(0);
+
+  ref::AttentionArgs a;
+  a.batch = c.batch, a.tq = c.tq, a.tk = c.tk, a.dq = c.dq, a.dk = c.dk;
+  a.heads = c.heads, a.key_dim = c.key_dim;
+  a.value_dim = c.value_dim ? c.value_dim : c.key_dim;
+  a.output_dim = c.output_dim ? c.output_dim : c.dq;
+  a.query = to_doubles(q);
+  a.kv = to_doubles(kv);
+  std::map<std::string, std::vector<double>*> slot{
+      {"att.query_kernel", &a.wq},  {"att.query_bias", &a.bq},   {"att.key_kernel", &a.wk},
+      {"att.key_bias", &a.bk},      {"att.value_kernel", &a.wv}, {"att.value_bias", &a.bv},
+      {"att.output_kernel", &a.wo}, {"att.output_bias", &a.bo}};
+  for (auto it = slot.begin(); it != slot.end();)  // no biases with use_bias: false
+    it = params.find(it->first) ? std::next(it) : slot.erase(it);
+  for (auto& [key, dst] : slot) *dst = to_doubles(params.find(key)->value);
+  const std::vector<double> wd = to_doubles(params.find("label.kernel")->value);
+  const std::vector<double> bd = to_doubles(params.find("label.bias")->value);
+  auto naive_loss = [&](const ref::AttentionArgs& args) {
+    const std::vector<double> y = ref::cross_attention(args);
+    const int64_t O = args.output_dim;
+    std::vector<double> pooled(static_cast<size_t>(c.batch * O), 0.0);
+    for (int64_t b = 0; b < c.batch; ++b)
+      for (int64_t t = 0; t < c.tq; ++t)
+        for (int64_t o = 0; o < O; ++o) pooled[b * O + o] += y[(b * c.tq + t) * O + o] / c.tq;
+    const std::vector<double> logits = ref::dense(pooled, {c.batch, O}, wd, bd, 10, "linear");
+    double total = 0;
+    for (int64_t b = 0; b < c.batch; ++b) {
+      double top = -1e300, sum = 0;
+      for (int k = 0; k < 10; ++k) top = std::max(top, logits[b * 10 + k]);
+      for (int k = 0; k < 10; ++k) sum += std::exp(logits[b * 10 + k] - top);
+      total -= logits[b * 10 + ids[b]] - top - std::log(sum);
+    }
+    return total / static_cast<double>(c.batch);
+  };
+  for (auto& [key, dst] : slot) {
+    CAPTURE(key);
+    const StoredParameter& p = *params.find(key);
+    const std::vector<size_t> idx = detail::sample_indices(p.value.size(), 12, 5);
+    const std::vector<double> want = numeric_gradient(
+        [&, dst = dst](const std::vector<double>& v) {
+          *dst = v;  // the probe, in `a` (restored below)
+          return naive_loss(a);
+        },
+        *dst, idx);
+    *dst = to_doubles(p.value);
+    double scale = 1e-6;
+    for (size_t i : idx) scale = std::max(scale, std::abs(want[i]));
+    for (size_t i : idx)
+      CHECK(p.gradient.data<float>()[i] == doctest::Approx(want[i]).epsilon(1e-3).scale(scale));
+  }
+}
+
+}  // namespace
+
+TEST_CASE(
+    "cross_attention gradient inside a training plan: the fashion example's sizes, odd ones") {
+  // graphs/fashion_cross_attention.yaml: queries [B, 16, 32], keys [B, 21, 64], 2 heads,
+  // key_dim 16, output_dim 64 (key length != query length, output_dim != query dim)
+  check_attention_in_plan({4, 16, 21, 32, 64, 2, 16, 0, 64});
+  check_attention_in_plan({3, 13, 27, 7, 13, 3, 5, 0, 11});
+  check_attention_in_plan({5, 7, 5, 6, 9, 2, 3, 4, 0, false});
 }
