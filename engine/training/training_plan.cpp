@@ -366,6 +366,10 @@ void TrainingPlanBuilder::place_buffers() {
       for (int b : *list) use(b);
     use(step.scratchpad);
   }
+  // The batch's inputs stay for the whole step: find_non_finite reruns the forward after a
+  // backward, which must not read ids or pixels that a later temporary overwrote.
+  for (int b : plan.input_buffer_)
+    plan.buffers_[b].last = std::max(0, static_cast<int>(plan.steps_.size()) - 1);
   std::vector<ArenaBuffer> arena;
   std::vector<int> ids;
   for (size_t b = 0; b < plan.buffers_.size(); ++b) {

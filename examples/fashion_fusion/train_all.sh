@@ -14,6 +14,9 @@
 #   RUNNER   graph-runner (default build/graph-runner)
 #   PYTHON   a python3 with numpy (default /usr/bin/python3)
 #   THREADS  --threads of graph-runner (default 0: all cores)
+#   CACHE    csv only: the preprocessed cache folder (default DIR/cache; "none" decodes the raw
+#            files in every epoch). The fusion models share one cache (same inputs); a model with
+#            other inputs rebuilds it (docs/data.md, "Cache").
 # Run from the repository's root. Writes DIR/runs/<model>.{txt,csv,safetensors} and
 # DIR/results.md (also printed).
 set -euo pipefail
@@ -52,6 +55,7 @@ for model in $MODELS; do
   set -- --data "$train_data" --validation-data "$val_data" --save "$out.safetensors" \
       --log "$out.csv" --threads "$THREADS"
   if [ -n "${EPOCHS:-}" ]; then set -- "$@" --epochs "$EPOCHS"; fi
+  if [ "$FROM" = csv ] && [ "${CACHE:-}" != none ]; then set -- "$@" --cache "${CACHE:-$DIR/cache}"; fi
   rm -f "$out.safetensors" "$out.csv"
   rm -f "$out.json"
   if ! "$RUNNER" train "$graph" "$@" 2>&1 | tee "$out.txt"; then
