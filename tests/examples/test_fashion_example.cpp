@@ -118,15 +118,31 @@ TEST_CASE("fashion example: a 360-sample subset trains one epoch of the concat f
   const std::string graph = source_path("graphs/fashion_concat.yaml");
   check_pipeline_matches_npy(graph, data, "test");
 
+  // as a user runs them: from the raw files through the tables, then one sample by hand
   CliResult trained =
-      run_cli("train " + graph + " --data " + data + "/npy/train --validation-data " + data +
-              "/npy/validation --epochs 1 --save " + dir.path + "/w.safetensors");
+      run_cli("train " + graph + " --data " + data + "/train.csv --validation-data " + data +
+              "/validation.csv --epochs 1 --save " + dir.path + "/w.safetensors");
   REQUIRE_MESSAGE(trained.code == 0, trained.out);
   CHECK(trained.out.find("Epoch 1/1 - 4/4 - ") != std::string::npos);  // 240 samples, batch 64
   CHECK(trained.out.find("val_accuracy: ") != std::string::npos);
   CliResult evaluated = run_cli("evaluate " + graph + " --weights " + dir.path +
-                                "/w.safetensors --data " + data + "/npy/test --json");
+                                "/w.safetensors --data " + data + "/test.csv --json");
   REQUIRE_MESSAGE(evaluated.code == 0, evaluated.out);
   CHECK(evaluated.out.find("\"samples\": 60") != std::string::npos);
   CHECK(evaluated.out.find("\"accuracy\": ") != std::string::npos);
+  const std::string first = train.substr(train.find('\n') + 1);  // image,audio,"text",label
+  const std::string image = first.substr(0, first.find(','));
+  const std::string rest = first.substr(image.size() + 1);
+  const std::string audio = rest.substr(0, rest.find(','));
+  CliResult predicted =
+      run_cli("run " + graph + " --weights " + dir.path + "/w.safetensors" +
+              " --input image=" + data + "/" + image + " --input audio=" + data + "/" + audio +
+              " --input 'text=a cotton item' --output-dir " + dir.path + "/out");
+  REQUIRE_MESSAGE(predicted.code == 0, predicted.out);
+  bool named = false;  // the top class printed by name
+  for (const char* name : {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                           "Sneaker", "Bag", "Ankle boot"})
+    named =
+        named || predicted.out.find(std::string("sample 0: ") + name + " (p=") != std::string::npos;
+  CHECK_MESSAGE(named, predicted.out);
 }
