@@ -65,7 +65,9 @@ void normalize_pixels(float* values, size_t count, int64_t channels,
     scale[k] = static_cast<float>(config.rescale / std);
     shift[k] = static_cast<float>((config.offset - mean) / std);
   }
-  for (size_t i = 0; i < count; ++i) values[i] = values[i] * scale[i % c] + shift[i % c];
+  // pixel by pixel, channels inside (no division per value)
+  for (size_t i = 0; i + c <= count; i += c)
+    for (size_t k = 0; k < c; ++k) values[i + k] = values[i + k] * scale[k] + shift[k];
 }
 
 void preprocess_image_file(const std::string& path, const ImagePreprocessing& config, float* dst) {
