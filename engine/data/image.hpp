@@ -40,7 +40,7 @@ void preprocess_image_file(const std::string& path, const ImagePreprocessing& co
 // ---- Parts of the above, for the pipeline and the tests ----
 
 // Limits for untrusted files, checked from the file's header before any pixel is allocated.
-constexpr int64_t kMaxImageSide = 65535;               // pixels per side
+constexpr int64_t kMaxImageSide = 65535;  // pixels per side
 // height * width: 2^25 (33.5 megapixels, e.g. 8192 x 4096) keeps one decoded picture's floats
 // under 512 MiB even with 4 channels, so that a small file cannot make a worker allocate GiBs.
 constexpr int64_t kMaxImagePixels = int64_t{1} << 25;
