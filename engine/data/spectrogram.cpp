@@ -16,6 +16,7 @@
 #include <mutex>
 #include <new>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "engine/data/audio.hpp"
@@ -143,9 +144,11 @@ std::vector<float> power_frames(const std::vector<float>& x, const AudioPreproce
   std::vector<float> padded;
   const float* signal = x.data();
   if (framing.reflect_pad > 0) {
-    padded.resize(static_cast<size_t>(n + 2 * framing.reflect_pad));
-    for (int64_t i = 0; i < static_cast<int64_t>(padded.size()); ++i)
-      padded[i] = x[reflect_index(i - framing.reflect_pad, n)];
+    const int64_t pad = framing.reflect_pad, total = n + 2 * pad;
+    padded.resize(static_cast<size_t>(total));
+    std::copy(x.begin(), x.end(), padded.begin() + pad);  // the middle, then the two edges
+    for (int64_t i = 0; i < pad; ++i) padded[i] = x[reflect_index(i - pad, n)];
+    for (int64_t i = pad + n; i < total; ++i) padded[i] = x[reflect_index(i - pad, n)];
     signal = padded.data();
   }
   for (int64_t t = 0; t < framing.frames; ++t) {
@@ -226,7 +229,15 @@ std::vector<float> mel_weight_matrix(const AudioPreprocessing& config) {
 std::vector<float> mel_spectrogram(const std::vector<float>& mono,
                                    const AudioPreprocessing& config) {
   check_config(config, "mel");
-  const std::vector<float> weights = mel_weight_matrix(config);
+  // The matrix depends only on these settings: made once per thread while they stay the same.
+  thread_local std::vector<float> weights;
+  thread_local std::tuple<int64_t, int64_t, int64_t, double, double> weights_key{-1, -1, -1, 0, 0};
+  const auto key = std::make_tuple(config.fft_length, config.n_mels, config.sample_rate,
+                                   config.min_freq, config.max_freq);
+  if (key != weights_key) {
+    weights = mel_weight_matrix(config);
+    weights_key = key;
+  }
   Framing framing;
   const bool windowed = config.window != "none";
   const int64_t width = windowed ? config.frame_length : config.fft_length;
