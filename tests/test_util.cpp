@@ -171,6 +171,15 @@ std::string compile_error(const std::string& yaml, const std::string& file) {
   return "";
 }
 
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
 std::string source_path(const std::string& relative) {
   return std::string(FG_SOURCE_DIR) + "/" + relative;
 }

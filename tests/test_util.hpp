@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -48,6 +49,8 @@ std::string step_impl(const Plan& plan, const std::string& step);
 
 // The message of the fg::Error that compiling this YAML throws, or "" if it compiles.
 std::string compile_error(const std::string& yaml, const std::string& file = "test.yaml");
+// The message of the fg::Error that f throws, "" when it throws none.
+std::string error_of(const std::function<void()>& f);
 
 // Absolute path of a file in the source tree (e.g. "graphs/multimodal_fusion.yaml").
 std::string source_path(const std::string& relative);

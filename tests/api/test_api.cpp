@@ -50,14 +50,7 @@ std::vector<double> naive_dense_relu(const fg::Tensor& x, const fg::WeightStore&
   return y;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const fg::Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using fg::test::error_of;
 
 fg::CompileOptions with_weights(fg::WeightStore w) {
   fg::CompileOptions o;

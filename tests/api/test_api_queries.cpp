@@ -44,14 +44,7 @@ fg::Session two_vocabularies(int threads = 1) {
   return fg::load_string(kTwoVocabularies, options, "two.yaml");
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const fg::Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using fg::test::error_of;
 
 }  // namespace
 

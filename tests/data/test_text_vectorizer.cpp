@@ -12,6 +12,7 @@
 
 #include "engine/data/text_vectorizer.hpp"
 #include "tests/io/io_test_util.hpp"
+#include "tests/test_util.hpp"
 
 namespace {
 
@@ -40,14 +41,7 @@ void write(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary) << bytes;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const fg::Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using fg::test::error_of;
 
 }  // namespace
 
