@@ -135,6 +135,7 @@ std::vector<float> power_frames(const std::vector<float>& x, const AudioPreproce
   if (framing.frames * bins > kMaxSpectrogramValues)
     throw Error(fmt::format("the spectrogram would have {} frames of {} bins, more than {} values",
                             framing.frames, bins, kMaxSpectrogramValues));
+  if (framing.frames < 1 || n < 1) return {};  // no frame (and nothing to reflect)
   const fftwf_plan plan = r2c_plan(fft);
   AlignedArray<float> in(fft);
   AlignedArray<fftwf_complex> out(bins);
