@@ -8,6 +8,8 @@ packages=(g++ cmake make libdnnl-dev ocl-icd-opencl-dev libyaml-cpp-dev libeigen
           doctest-dev libcli11-dev python3-numpy nlohmann-json3-dev)
 # raw data (engine/data/): image and audio decoders, resampler, FFT
 packages+=(libpng-dev libjpeg62-turbo-dev libsndfile1-dev libsamplerate0-dev libfftw3-dev)
+# the Python module (python/): pybind11 against Debian's python3, its tests and the example's plots
+packages+=(pybind11-dev python3-dev python3-pytest python3-matplotlib)
 # Keras import (engine/import/): HDF5 and zip
 packages+=(libhdf5-dev libzip-dev)
 # the three-modality example (examples/fashion_fusion/): the data set and the speech synthesizer

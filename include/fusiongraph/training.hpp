@@ -25,6 +25,7 @@
 #include "engine/weights.hpp"
 #include "framework/registry.hpp"
 #include "framework/training_config.hpp"
+#include "fusiongraph/data.hpp"
 #include "fusiongraph.hpp"
 
 namespace fg {
@@ -36,6 +37,8 @@ struct TrainingOverrides {
   std::optional<double> learning_rate;
   std::optional<bool> shuffle;
   std::optional<uint64_t> seed;
+  // Keras's validation_split, in [0, 1): 0 turns the graph's split off.
+  std::optional<double> validation_split;
 };
 
 struct TrainerOptions {
@@ -45,6 +48,7 @@ struct TrainerOptions {
   // seed (default: training.seed, else 0). At most one.
   std::string weights_file;
   std::optional<uint64_t> init_seed;
+  std::optional<WeightStore> weights;  // weights already in memory (Keras layouts)
   TrainingOverrides overrides;
   // Tables (docs/data.md): threads that decode and preprocess batches ahead of the model (0: 2,
   // or the hardware threads when fewer); the batches do not depend on it.
@@ -104,8 +108,30 @@ class TrainingCallback {
   virtual void on_train_end(const FitResult& result) { (void)result; }
 };
 
+// One array of in-memory training data (a NumPy array, say): its dtype as a NumPy descr ("<f4",
+// "<f8", "<i4", "<i8", "|u1", "|b1", ...: the dtypes a .npy data file may hold), its full shape
+// (samples first) and C-contiguous data, which `keep` keeps alive while the data set is used.
+struct HostArray {
+  std::string descr;
+  Dims shape;
+  const void* data = nullptr;
+  std::shared_ptr<const void> keep;
+};
+
+// Training data in memory (Keras's fit(x=..., y=...)): an array per graph input and one per
+// output that needs targets, samples first. Checked, converted and batched exactly as the files
+// of a .npy data folder (the same names, dtypes, per-sample shapes, lengths and class ids), so
+// that fitting on arrays and on the folder they were saved to gives the same weights.
+struct ArrayData {
+  std::map<std::string, HostArray> inputs;   // by graph input name
+  std::map<std::string, HostArray> targets;  // by output name
+  std::string name = "arrays";               // names the data in messages ("arrays: input 'x' ...")
+};
+
 struct FitOptions {
   std::string validation_data;  // a data folder; else training.validation_split, if any
+  // Validation data in memory instead (at most one of the two).
+  std::optional<ArrayData> validation_arrays;
   // Written atomically after every epoch and at the end: weights (Keras layouts) plus the
   // training state under the reserved "__training__." prefix (docs/formats.md).
   std::string save_path;
@@ -128,6 +154,9 @@ class Trainer {
   FitResult fit(const std::string& data_dir, const FitOptions& options = {});
   // Loss and metrics over a data folder, in inference mode (batch size: the configured one).
   EvaluateResult evaluate(const std::string& data_dir) const;
+  // The same on arrays in memory (ArrayData); errors name the array as the folder's file.
+  FitResult fit(const ArrayData& data, const FitOptions& options = {});
+  EvaluateResult evaluate(const ArrayData& data) const;
 
   // Keras's train_on_batch: one optimizer step on in-memory tensors (inputs by input name,
   // targets by output name, batch first); returns the batch's loss and metrics. `profile`, when
@@ -160,6 +189,9 @@ class Trainer {
   const std::vector<EpochResult>& history() const;
   WeightStore weights() const;           // current weights, Keras layouts
   const TrainingConfig& config() const;  // after the overrides
+  // The graph's raw-input preprocessing with what this trainer learnt (vocabularies and class
+  // lists adapted from a training table, or read from the initial weights / checkpoint).
+  RawInputs raw_inputs() const;
   std::vector<std::string> log_names(bool with_validation) const;
 
  private:
