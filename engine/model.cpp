@@ -147,6 +147,11 @@ std::map<std::string, Tensor> Model::run(const std::map<std::string, Tensor>& in
       throw Error(fmt::format("input '{}' expects shape {} (batch first), got {}", in.name,
                               format_shape(want), format_shape(t.shape())))
           .tensor(in.name);
+    if (!ordered.empty() && t.shape()[0] != shapes[0][0])
+      throw Error(fmt::format("inputs '{}' and '{}' have different batch sizes ({} and {})",
+                              def.inputs[0].name, in.name, shapes[0][0], t.shape()[0]))
+          .tensor(in.name)
+          .hint("every input of a run holds the same samples: give them the same first dim");
     ordered.push_back(&t);
     shapes.push_back(t.shape());
   }

@@ -38,6 +38,8 @@ class Tensor {
     return static_cast<T*>(mutable_ptr());
   }
   const void* raw() const { return data_; }
+  // Whether the storage is the tensor's own (false: borrowed, see borrow()).
+  bool owns_data() const { return owned_; }
 
  private:
   void* mutable_ptr();

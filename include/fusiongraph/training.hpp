@@ -184,6 +184,12 @@ class Trainer {
   // for a file that is not a checkpoint of this graph (naming the weight that does not match).
   void resume(const std::string& checkpoint);
 
+  // Changes epochs, batch_size, shuffle and validation_split for the next fit / evaluate (each
+  // given value replaces the current one, those not given return to the graph's values); the
+  // weights, optimizer state and epochs done stay (a Keras model's second fit call). The
+  // learning rate and the seed are fixed when the trainer is made: giving them is an fg::Error.
+  void set_fit_overrides(const TrainingOverrides& overrides);
+
   int64_t initial_epoch() const;  // epochs done so far (0, or the checkpoint's)
   // Every epoch trained so far, the checkpoint's included (for learning curves on resume).
   const std::vector<EpochResult>& history() const;

@@ -243,6 +243,10 @@ TEST_CASE("api errors") {
     CHECK(error_of([&] {
             s.run({{"x", z}, {"z", z}});
           }).find("expects shape") != std::string::npos);
+    const fg::Tensor z3 = fg::test::random_tensor({3, 3, 2}, 2);
+    CHECK(error_of([&] {
+            s.run({{"x", x}, {"z", z3}});
+          }).find("inputs 'x' and 'z' have different batch sizes (2 and 3)") != std::string::npos);
   }
   SUBCASE("tensor helpers") {
     CHECK(error_of([] {

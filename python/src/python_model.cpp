@@ -1,0 +1,213 @@
+// The inference half of fusiongraph._core.Model (python_model.hpp); training is in
+// training_bindings.cpp.
+#include "python_model.hpp"
+
+#include <fmt/format.h>
+#include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+
+#include <cstring>
+#include <engine/data/preprocessors.hpp>
+#include <framework/summary.hpp>
+
+#include "numpy_tensors.hpp"
+
+namespace fg::python {
+
+namespace {
+
+py::tuple shape_tuple(const Dims& shape) {
+  py::list dims;
+  for (int64_t d : shape) dims.append(d == kDynamic ? py::object(py::none()) : py::int_(d));
+  return py::tuple(dims);
+}
+
+// A raw value: a str, a sequence of str, or a NumPy array of strings / objects.
+bool is_raw_value(const py::handle& value) {
+  if (py::isinstance<py::str>(value)) return true;
+  if (py::isinstance<py::array>(value)) {
+    const char kind = py::reinterpret_borrow<py::array>(value).dtype().kind();
+    return kind == 'U' || kind == 'O' || kind == 'S';
+  }
+  if ((py::isinstance<py::list>(value) || py::isinstance<py::tuple>(value)) && py::len(value) > 0)
+    return py::isinstance<py::str>(py::reinterpret_borrow<py::sequence>(value)[0]);
+  return false;
+}
+
+std::vector<std::string> raw_strings(const std::string& input, const py::handle& value) {
+  if (py::isinstance<py::str>(value)) return {value.cast<std::string>()};
+  py::object items = py::isinstance<py::array>(value) ? value.attr("tolist")()
+                                                      : py::reinterpret_borrow<py::object>(value);
+  std::vector<std::string> out;
+  size_t i = 0;
+  for (py::handle item : items) {
+    if (!py::isinstance<py::str>(item))
+      throw Error(fmt::format("input '{}': raw value {} is a {}, not a str (a path or a text)",
+                              input, i, std::string(py::str(item.get_type().attr("__name__")))))
+          .tensor(input);
+    out.push_back(item.cast<std::string>());
+    ++i;
+  }
+  return out;
+}
+
+py::dict to_dict(std::map<std::string, Tensor> tensors) {
+  py::dict out;
+  for (auto& [name, tensor] : tensors) out[py::str(name)] = to_numpy(std::move(tensor));
+  return out;
+}
+
+CompileOptions compile_options(const LoadOptions& options) {
+  CompileOptions co;
+  co.threads = options.threads;
+  co.optimize = options.optimize;
+  co.weights_file = options.weights;
+  co.init_seed = options.init_seed;
+  return co;
+}
+
+}  // namespace
+
+PythonModel::PythonModel(std::shared_ptr<const GraphDef> graph, const LoadOptions& options)
+    : graph_(std::move(graph)), options_(options) {
+  Session session(graph_, compile_options(options));
+  RawInputs raw(session, options.weights);
+  state_ = std::make_shared<const State>(State{std::move(session), std::move(raw)});
+}
+
+std::shared_ptr<const PythonModel::State> PythonModel::state() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return state_;
+}
+
+void PythonModel::set_state(std::shared_ptr<const State> state) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  state_ = std::move(state);
+}
+
+std::string PythonModel::name() const {
+  return state()->session.name();
+}
+int PythonModel::threads() const {
+  return state()->session.threads();
+}
+
+py::list PythonModel::inputs() const {
+  auto st = state();
+  py::list out;
+  for (const std::string& name : st->session.input_names()) {
+    const TensorType t = st->session.input_type(name);
+    out.append(py::make_tuple(name, shape_tuple(t.shape), std::string(dtype_name(t.dtype)),
+                              st->raw.takes_raw(name)));
+  }
+  return out;
+}
+
+py::list PythonModel::outputs() const {
+  auto st = state();
+  py::list out;
+  for (const std::string& name : st->session.output_names()) {
+    const TensorType t = st->session.output_type(name);
+    out.append(py::make_tuple(name, shape_tuple(t.shape), std::string(dtype_name(t.dtype)),
+                              py::cast(st->raw.class_names(name))));
+  }
+  return out;
+}
+
+py::list PythonModel::warnings() const {
+  py::list out;
+  for (const Diagnostic& d : state()->session.warnings()) out.append(d.format());
+  return out;
+}
+
+py::dict PythonModel::run(const py::dict& inputs) const {
+  auto st = state();
+  std::map<std::string, Tensor> tensors;
+  std::map<std::string, std::vector<std::string>> raw;
+  for (auto [key, value] : inputs) {
+    const std::string name = py::str(key);
+    if (st->raw.takes_raw(name) && is_raw_value(value)) {
+      raw[name] = raw_strings(name, value);
+      continue;
+    }
+    const TensorType type = st->session.input_type(name);  // unknown names: did-you-mean
+    tensors[name] = to_tensor(name, value, type.dtype);
+  }
+  std::map<std::string, Tensor> outputs;
+  {
+    py::gil_scoped_release released;
+    if (!raw.empty())
+      for (auto& [name, tensor] : st->raw.batch(raw)) tensors[name] = std::move(tensor);
+    outputs = st->session.run(tensors);
+  }
+  return to_dict(std::move(outputs));
+}
+
+py::dict PythonModel::preprocess(const py::dict& values, int threads) const {
+  auto st = state();
+  std::map<std::string, std::vector<std::string>> raw;
+  for (auto [key, value] : values) {
+    const std::string name = py::str(key);
+    raw[name] = raw_strings(name, value);
+  }
+  RawBatchOptions options;
+  options.threads = std::max(1, threads);
+  std::map<std::string, Tensor> tensors;
+  {
+    py::gil_scoped_release released;
+    tensors = st->raw.batch(raw, options);
+  }
+  return to_dict(std::move(tensors));
+}
+
+uintptr_t PythonModel::input_data_address(const std::string& input, const py::handle& value) const {
+  const TensorType type = state()->session.input_type(input);
+  const Tensor t = to_tensor(input, value, type.dtype);
+  return reinterpret_cast<uintptr_t>(t.raw());
+}
+
+std::string PythonModel::summary(int64_t batch) const {
+  SummaryOptions options;
+  options.batch = batch;
+  return state()->session.summary(options);
+}
+
+std::string PythonModel::summary_json(int64_t batch) const {
+  SummaryOptions options;
+  options.batch = batch;
+  return state()->session.summary_json(options);
+}
+
+std::string PythonModel::to_dot() const {
+  return format_dot(state()->session.graph(), {});
+}
+
+py::dict PythonModel::weights() const {
+  py::dict out;
+  for (const auto& [key, tensor] : state()->session.weights().tensors()) {
+    Tensor copy(tensor.dtype(), tensor.shape());
+    std::memcpy(copy.mutable_data<char>(), tensor.raw(), tensor.bytes());
+    out[py::str(key)] = to_numpy(std::move(copy));
+  }
+  return out;
+}
+
+void PythonModel::save(const std::string& path) const {
+  if (trainer_) {  // weights + training state: fit(resume=path) continues from it
+    py::gil_scoped_release released;
+    trainer_->save(path);
+    return;
+  }
+  auto st = state();
+  WeightStore weights = st->session.weights();
+  if (!st->raw.preprocessors().config().empty())  // as a checkpoint keeps it
+    weights.set_metadata(kPreprocessingMetadataKey, st->raw.preprocessors().state_json());
+  py::gil_scoped_release released;
+  weights.save_safetensors(path);
+}
+
+py::list PythonModel::class_names(const std::string& output) const {
+  return py::cast(state()->raw.class_names(output));
+}
+
+}  // namespace fg::python
