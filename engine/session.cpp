@@ -318,6 +318,15 @@ const Model& Session::model() const {
   return *model_;
 }
 
+std::shared_ptr<const GraphDef> read_graph(const std::string& path) {
+  return load_graph_file(path);
+}
+
+std::shared_ptr<const GraphDef> read_graph_string(const std::string& yaml,
+                                                  const std::string& file) {
+  return load_graph_string(yaml, file);
+}
+
 Session load(const std::string& path, const CompileOptions& options) {
   return Session(load_graph_file(path), options);
 }

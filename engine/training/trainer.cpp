@@ -174,6 +174,17 @@ TrainingSession::TrainingSession(std::shared_ptr<const GraphDef> def,
 
 TrainingSession::~TrainingSession() = default;
 
+void TrainingSession::set_fit_overrides(const TrainingOverrides& overrides) {
+  if (overrides.learning_rate || overrides.seed)
+    throw Error("the learning rate and the seed are set when the trainer is made, not per fit")
+        .hint("give them in TrainerOptions::overrides (graph-runner train --learning-rate --seed)");
+  const TrainingConfig fresh = config_of(graph_->def(), overrides);  // checks every value
+  config_.epochs = fresh.epochs;
+  config_.batch_size = fresh.batch_size;
+  config_.shuffle = fresh.shuffle;
+  config_.validation_split = fresh.validation_split;
+}
+
 std::vector<std::string> TrainingSession::log_names(bool with_validation) const {
   std::vector<std::string> names;  // as the epochs' logs name them
   for (const auto& [name, value] : epoch_logs(EpochState(outputs_), "")) names.push_back(name);
@@ -602,6 +613,9 @@ void Trainer::save(const std::string& path) const {
 }
 void Trainer::resume(const std::string& checkpoint) {
   impl_->resume(checkpoint);
+}
+void Trainer::set_fit_overrides(const TrainingOverrides& overrides) {
+  impl_->set_fit_overrides(overrides);
 }
 int64_t Trainer::initial_epoch() const {
   return impl_->initial_epoch();

@@ -63,6 +63,8 @@ class TrainingSession {
   double step_flops(const std::map<std::string, Tensor>& inputs);
   void save(const std::string& path) const;
   void resume(const std::string& checkpoint);
+  // Trainer::set_fit_overrides: epochs, batch size, shuffle and validation split anew.
+  void set_fit_overrides(const TrainingOverrides& overrides);
 
   int64_t initial_epoch() const { return progress_.epochs_done; }
   const std::vector<EpochResult>& history() const { return progress_.history; }

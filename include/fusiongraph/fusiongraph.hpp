@@ -163,6 +163,13 @@ Session load(const std::string& path, const CompileOptions& options = {});
 Session load_string(const std::string& yaml, const CompileOptions& options = {},
                     const std::string& file = "<string>");
 
+// Reads a graph file / YAML text into its definition without compiling it: what Session's and
+// Trainer's constructors take (one definition may serve both). Throws fg::Error (syntax,
+// schema, limits; docs/limits.md).
+std::shared_ptr<const GraphDef> read_graph(const std::string& path);
+std::shared_ptr<const GraphDef> read_graph_string(const std::string& yaml,
+                                                  const std::string& file = "<string>");
+
 // Session::input_shapes and Session::synthetic_inputs for a compiled graph (the Trainer uses
 // them; no weights needed).
 std::map<std::string, Dims> input_shapes_for(

@@ -25,8 +25,8 @@
 #include "engine/weights.hpp"
 #include "framework/registry.hpp"
 #include "framework/training_config.hpp"
-#include "fusiongraph/data.hpp"
 #include "fusiongraph.hpp"
+#include "fusiongraph/data.hpp"
 
 namespace fg {
 

@@ -1,6 +1,6 @@
 #include "errors.hpp"
 
-#include <framework/error.hpp>
+#include <fusiongraph/fusiongraph.hpp>
 #include <new>
 #include <string>
 

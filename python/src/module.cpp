@@ -3,8 +3,6 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <framework/training_config.hpp>
-#include <framework/yaml_loader.hpp>
 #include <fusiongraph/fusiongraph.hpp>
 #include <fusiongraph/training.hpp>
 
@@ -36,7 +34,7 @@ std::unique_ptr<PythonModel> load_file(const std::string& path, const std::strin
                                        std::optional<uint64_t> init_seed, int threads,
                                        bool optimize) {
   py::gil_scoped_release released;
-  std::shared_ptr<const GraphDef> graph = load_graph_file(path);
+  std::shared_ptr<const GraphDef> graph = read_graph(path);
   return std::make_unique<PythonModel>(graph,
                                        load_options(*graph, weights, init_seed, threads, optimize));
 }
@@ -45,7 +43,7 @@ std::unique_ptr<PythonModel> load_text(const std::string& yaml, const std::strin
                                        std::optional<uint64_t> init_seed, int threads,
                                        bool optimize, const std::string& file) {
   py::gil_scoped_release released;
-  std::shared_ptr<const GraphDef> graph = load_graph_string(yaml, file);
+  std::shared_ptr<const GraphDef> graph = read_graph_string(yaml, file);
   return std::make_unique<PythonModel>(graph,
                                        load_options(*graph, weights, init_seed, threads, optimize));
 }

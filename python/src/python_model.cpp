@@ -7,8 +7,6 @@
 #include <pybind11/stl.h>
 
 #include <cstring>
-#include <engine/data/preprocessors.hpp>
-#include <framework/summary.hpp>
 
 #include "numpy_tensors.hpp"
 
@@ -194,6 +192,7 @@ py::dict PythonModel::weights() const {
 
 void PythonModel::save(const std::string& path) const {
   if (trainer_) {  // weights + training state: fit(resume=path) continues from it
+    const std::unique_lock<std::mutex> lock = training_lock();
     py::gil_scoped_release released;
     trainer_->save(path);
     return;

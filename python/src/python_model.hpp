@@ -86,6 +86,7 @@ class PythonModel {
   };
   std::shared_ptr<const State> state() const;
   void set_state(std::shared_ptr<const State> state);
+  std::unique_lock<std::mutex> training_lock() const;
   Trainer& trainer(const FitCall& call);
   void refresh_from_trainer();
 
@@ -93,6 +94,7 @@ class PythonModel {
   LoadOptions options_;
   mutable std::mutex mutex_;  // guards state_ (the pointer, not the state)
   std::shared_ptr<const State> state_;
+  mutable std::mutex training_mutex_;  // held by fit, evaluate and a checkpoint's save
   std::unique_ptr<Trainer> trainer_;
   FitCall trainer_call_;  // the options trainer_ was made with
 };

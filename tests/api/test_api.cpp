@@ -107,6 +107,17 @@ TEST_CASE("api load_string runs and matches a naive dense") {
   }
 }
 
+TEST_CASE("api read_graph_string gives the definition a Session compiles") {
+  const std::shared_ptr<const fg::GraphDef> def = fg::read_graph_string(kGraph, "mine.yaml");
+  CHECK(def->file == "mine.yaml");
+  const fg::Session s(def, with_weights(dense_weights(3)));
+  CHECK(s.input_names() == std::vector<std::string>{"x", "z"});
+  CHECK(error_of([] { fg::read_graph_string("name: [", "bad.yaml"); }).find("bad.yaml:1:") !=
+        std::string::npos);
+  CHECK(error_of([] { fg::read_graph("/nonexistent/g.yaml"); }).find("/nonexistent/g.yaml") !=
+        std::string::npos);
+}
+
 TEST_CASE("api names and types") {
   fg::Session s = fg::load_string(kGraph, with_weights(dense_weights(1)));
   CHECK(s.name() == "api_test");

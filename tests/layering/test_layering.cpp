@@ -43,7 +43,7 @@ std::vector<Include> includes_under(const std::string& folder) {
 
 // The project folder an include names ("" for the standard library and other packages).
 std::string project_folder(const std::string& target) {
-  for (const char* folder : {"framework/", "kernels/", "layers/", "engine/", "cli/"})
+  for (const char* folder : {"framework/", "kernels/", "layers/", "engine/", "cli/", "python/"})
     if (target.rfind(folder, 0) == 0) return std::string(folder, std::string(folder).size() - 1);
   if (target.rfind("fusiongraph/", 0) == 0) return "include";
   return "";
@@ -84,6 +84,12 @@ TEST_CASE("cli/ is a client of the public API") {
   // file helpers) and its own files only; bench's measurements (FMA peak, process statistics)
   // live in cli/perf/, since they are the tool's, not the library's.
   check_layer("cli", {"cli", "include"});
+}
+
+TEST_CASE("python/ is a client of the public API") {
+  // the Python module (python/src/) binds <fusiongraph/...> and nothing underneath, as
+  // graph-runner does
+  check_layer("python", {"python", "include"});
 }
 
 TEST_CASE("the layering check sees includes and can fail") {

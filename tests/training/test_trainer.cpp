@@ -300,6 +300,43 @@ TEST_CASE(
   }
 }
 
+TEST_CASE(
+    "trainer: set_fit_overrides lets a second fit continue as one longer fit (Keras's fit "
+    "called twice), bitwise") {
+  SeparableData d("refit", kResumeTraining, 61);
+  TrainerOptions options;
+  options.threads = 1;
+  options.overrides.epochs = 3;
+  Trainer straight(d.graph, options);
+  const FitResult full = straight.fit(d.data);
+  REQUIRE(full.history.size() == 3);
+
+  options.overrides.epochs.reset();
+  Trainer twice(d.graph, options);
+  TrainingOverrides first;
+  first.epochs = 1;
+  twice.set_fit_overrides(first);
+  CHECK(twice.fit(d.data).history.size() == 1);
+  TrainingOverrides rest;
+  rest.epochs = 3;
+  twice.set_fit_overrides(rest);
+  const FitResult second = twice.fit(d.data);
+  REQUIRE(second.history.size() == 2);
+  CHECK(second.history[0].epoch == 1);
+  check_same_weights(straight.weights(), twice.weights());
+  CHECK(twice.config().batch_size == 13);  // not given: the graph's
+
+  TrainingOverrides bad;
+  bad.batch_size = 0;
+  CHECK(error_of([&] { twice.set_fit_overrides(bad); }).find("batch size must be 1 or more") !=
+        std::string::npos);
+  bad = {};
+  bad.learning_rate = 0.1;
+  CHECK(error_of([&] { twice.set_fit_overrides(bad); }).find("learning rate and the seed") !=
+        std::string::npos);
+  CHECK(twice.config().batch_size == 13);  // a refused override changes nothing
+}
+
 TEST_CASE("trainer: 1 and 2 threads train to the same weights within float tolerance") {
   SeparableData d("threads", kResumeTraining, 127);
   TrainerOptions one, two;
