@@ -28,20 +28,20 @@ namespace fs = std::filesystem;
 // array in memory.
 struct NpyColumn {
   DataField field;
-  std::string what;   // "input 'image'" or "targets of output 'classifier'" (arrays: prefixed)
-  std::string file;   // the .npy file; "" for an array in memory
-  std::string label;  // names the column in a listing: the file name, or the input / output
+  std::string what;    // "input 'image'" or "targets of output 'classifier'"
+  std::string file;    // the .npy file; "" for an array in memory
+  std::string arrays;  // an array in memory: the name of its ArrayData ("arrays")
+  std::string label;   // names the column in a listing: the file name, or `what`
   NpyHeader header;   // dtype and shape (data_offset is not used: `data` points at the data)
   const unsigned char* data = nullptr;  // the first element
   std::shared_ptr<const void> keep;     // keeps `data` alive
   size_t sample_elements = 0;           // elements per sample (row)
 
   bool in_memory() const { return file.empty(); }
-  // An error about this column: its name first, in its file.
+  // An error about this column: its name first ("arrays: input 'x': ..."), in its file.
   Error error(const std::string& message) const {
-    Error e(fmt::format("{}: {}", what, message));
-    if (!in_memory()) e.in_file(file);
-    return e;
+    if (in_memory()) return Error(fmt::format("{}: {}: {}", arrays, what, message));
+    return Error(fmt::format("{}: {}", what, message)).in_file(file);
   }
   // How the user fixes the data, as NumPy code: np.save for a file, the expression for an array.
   std::string numpy_fix(const std::string& expression) const {
@@ -257,10 +257,9 @@ void check_lengths(const std::vector<NpyColumn>& columns) {
     const int64_t n = c.header.shape[0], want = first.header.shape[0];
     if (n == want) continue;
     if (c.in_memory()) {
-      throw Error(
-          fmt::format("{} holds {} samples but {} holds {}; every array needs one row per "
-                      "sample (the first axis)",
-                      first.what, want, c.what, n));
+      throw Error(fmt::format("{}: {} holds {} samples but {} holds {}; every array needs one row "
+                              "per sample (the first axis)",
+                              c.arrays, first.what, want, c.what, n));
     }
     throw Error(fmt::format("{} holds {} samples but {} holds {} ({} vs {}); every file needs one "
                             "row per sample",
@@ -398,10 +397,12 @@ NpyColumn map_column(const std::string& path, DataField field, std::string what)
 // Arrays in memory
 
 // Checks the array's dtype, shape and data and that it holds one or more samples.
-NpyColumn array_column(const HostArray& array, DataField field, std::string what) {
+NpyColumn array_column(const std::string& arrays, const HostArray& array, DataField field,
+                       std::string what) {
   NpyColumn col;
   col.what = std::move(what);
-  col.label = field.name;
+  col.arrays = arrays;
+  col.label = col.what;
   try {
     col.header = npy_header_for(array.descr, array.shape);
   } catch (const Error& e) {
@@ -414,7 +415,7 @@ NpyColumn array_column(const HostArray& array, DataField field, std::string what
                                 format_shape(array.shape)));
   col.data = static_cast<const unsigned char*>(array.data);
   col.keep = array.keep;
-  finish_column(col, std::move(field), col.what);
+  finish_column(col, std::move(field), fmt::format("{}: {}", arrays, col.what));
   return col;
 }
 
@@ -496,7 +497,7 @@ Dataset open_array_data(const ArrayData& data, const CompiledGraph& graph,
     const auto it = arrays.find(field.name);
     if (it == arrays.end()) missing_array(data, what, field.target);
     if (field.target) used_targets.insert(field.name);
-    return array_column(it->second, std::move(field), fmt::format("{}: {}", data.name, what));
+    return array_column(data.name, it->second, std::move(field), what);
   };
   const DataError data_error = [&](const std::string& message) {
     return Error(fmt::format("{}: {}", data.name, message));
