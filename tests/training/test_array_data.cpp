@@ -38,10 +38,6 @@ HostArray host_array(const std::string& descr, const Dims& shape, std::vector<T>
   return a;
 }
 
-HostArray f32_array(const Dims& shape, const Tensor& t) {
-  return host_array("<f4", shape, std::vector<float>(t.data<float>(), t.data<float>() + t.size()));
-}
-
 size_t item_size(const std::string& descr) {
   return descr[2] == '4' ? 4 : 8;
 }
