@@ -270,6 +270,28 @@ NpyHeader parse_npy_header(const unsigned char* data, size_t size) {
   return out;
 }
 
+NpyHeader npy_header_for(const std::string& descr, const Dims& shape) {
+  const ErrorMaker error = [](const std::string& message) { return Error(message); };
+  check_descr(descr, error);
+  for (const Dim d : shape)
+    if (d < 0) throw error(fmt::format("shape {} has a negative dimension", format_shape(shape)));
+  NpyHeader out;
+  out.descr = descr;
+  out.kind = descr[1];
+  out.item_size = descr[2] == '4' ? 4 : 8;
+  out.shape = shape;
+  Dim count = 0;
+  try {
+    count = num_elements(shape);
+  } catch (const Error&) {
+    throw error(fmt::format("shape {} has too many elements", format_shape(shape)));
+  }
+  if (static_cast<size_t>(count) > SIZE_MAX / out.item_size)
+    throw error(fmt::format("shape {} has too many elements", format_shape(shape)));
+  out.elements = static_cast<size_t>(count);
+  return out;
+}
+
 void convert_npy_to_f32(const NpyHeader& h, const unsigned char* src, size_t n, float* dst) {
   if (h.kind == 'f' && h.item_size == 4)
     convert<float>(src, dst, n);

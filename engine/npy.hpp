@@ -27,6 +27,10 @@ struct NpyHeader {
 // holds exactly the shape's elements. Reads only the preamble and header bytes (a memory-mapped
 // file's data is not touched). Throws fg::Error with the reason; callers add the file name.
 NpyHeader parse_npy_header(const unsigned char* data, size_t size);
+// The header an .npy file of this dtype and shape would have (data_offset 0), for arrays that
+// are already in memory: the same dtype checks and messages as parse_npy_header, plus
+// non-negative dims whose element count fits. Throws fg::Error; callers name the array.
+NpyHeader npy_header_for(const std::string& descr, const Dims& shape);
 
 // Converts `n` elements of the header's dtype at `src` to float32: f64 rounds, ints convert.
 void convert_npy_to_f32(const NpyHeader& header, const unsigned char* src, size_t n, float* dst);

@@ -178,6 +178,19 @@ std::map<std::string, Tensor> preprocess_fields(const Preprocessors& preprocesso
 
 }  // namespace
 
+namespace {
+
+// The graph's preprocessing with the learnt state the weights file holds, if any.
+Preprocessors learnt_preprocessors(const CompiledGraph& graph, const std::string& weights_file,
+                                   const std::string& graph_dir) {
+  Preprocessors out(parse_preprocessing(graph.def()), graph_folder(graph, graph_dir));
+  const std::string json = weights_file.empty() ? "" : read_preprocessing_metadata(weights_file);
+  if (!json.empty()) out.load_state_json(json, weights_file);
+  return out;
+}
+
+}  // namespace
+
 std::string read_preprocessing_metadata(const std::string& weights_file) {
   std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(weights_file.c_str(), "rb"), &std::fclose);
   if (!f) throw Error("cannot open the weights file").in_file(weights_file);
@@ -213,12 +226,16 @@ std::string read_preprocessing_metadata(const std::string& weights_file) {
 }
 
 RawInputs::RawInputs(const CompiledGraph& graph, const std::string& weights_file,
-                     const std::string& graph_dir) {
+                     const std::string& graph_dir)
+    : RawInputs(graph, learnt_preprocessors(graph, weights_file, graph_dir)) {
+  // The state was made just now and is not shared yet.
+  std::const_pointer_cast<State>(state_)->weights_file = weights_file;
+}
+
+RawInputs::RawInputs(const CompiledGraph& graph, Preprocessors preprocessors) {
   auto state = std::make_shared<State>();
   const GraphDef& def = graph.def();
-  state->preprocessors = Preprocessors(parse_preprocessing(def), graph_folder(graph, graph_dir));
-  const std::string json = weights_file.empty() ? "" : read_preprocessing_metadata(weights_file);
-  if (!json.empty()) state->preprocessors.load_state_json(json, weights_file);
+  state->preprocessors = std::move(preprocessors);
   for (size_t i = 0; i < def.inputs.size(); ++i) {
     TensorType type;
     type.dtype = def.inputs[i].dtype;
@@ -228,7 +245,6 @@ RawInputs::RawInputs(const CompiledGraph& graph, const std::string& weights_file
     if (state->preprocessors.has_input(def.inputs[i].name))
       state->raw_inputs.push_back(def.inputs[i].name);
   }
-  state->weights_file = weights_file;
   state_ = std::move(state);
 }
 

@@ -8,10 +8,11 @@
 //   std::vector<int64_t> order = epoch_order(train.size(), seed, epoch, /*shuffle=*/true);
 //   train.gather(order.data() + begin, rows, batch, threads);      // shuffled rows, in parallel
 //
-// A source today is a folder of .npy files (one per graph input, named as the input, and one
-// per trained output with its targets, named as the output), memory-mapped so that a data set
-// larger than memory trains; raw files (images, audio, text, tables) are further DataSource
-// implementations behind the same Dataset. Layout and rules: docs/training.md, docs/formats.md.
+// Sources: a folder of .npy files (one per graph input, named as the input, and one per trained
+// output with its targets, named as the output), memory-mapped so that a data set larger than
+// memory trains; the same arrays already in memory (open_array_data); tables of raw files
+// (images, audio, text: engine/data/table_source.hpp) behind the same Dataset. Layout and rules:
+// docs/training.md, docs/formats.md.
 #pragma once
 
 #include <cstdint>
@@ -27,6 +28,7 @@ namespace fg {
 
 class CompiledGraph;
 class Preprocessors;
+struct ArrayData;  // include/fusiongraph/training.hpp
 
 // One tensor of a sample: a graph input, or the targets of a trained output.
 struct DataField {
@@ -133,6 +135,17 @@ Dataset open_dataset(const std::string& path, const CompiledGraph& graph,
 // files of different lengths, no samples, class ids outside [0, classes). Other entries of the
 // folder are ignored (Dataset::ignored lists them).
 Dataset open_npy_folder(const std::string& dir, const CompiledGraph& graph,
+                        const std::vector<OutputTraining>& outputs,
+                        const DatasetOptions& options = {});
+
+// Arrays in memory (fg::ArrayData: an array per graph input, one per output that needs
+// targets), checked, converted and read exactly as the files of an .npy folder, with the same
+// messages naming "<data.name>: input 'x'" instead of the file. A name that is no graph input
+// (inputs) or output (targets) is an fg::Error with a did-you-mean; a missing array lists the
+// names given; an array with a null pointer and elements is an fg::Error. Targets of outputs
+// that need none are ignored (Dataset::ignored lists them). The data set keeps every array's
+// `keep` alive; the caller keeps arrays without one alive while the data set is used.
+Dataset open_array_data(const ArrayData& data, const CompiledGraph& graph,
                         const std::vector<OutputTraining>& outputs,
                         const DatasetOptions& options = {});
 

@@ -51,6 +51,12 @@ TrainingConfig config_of(const GraphDef& def, const TrainingOverrides& o) {
   }
   if (o.shuffle) c.shuffle = *o.shuffle;
   if (o.seed) c.seed = static_cast<int64_t>(*o.seed);
+  if (o.validation_split) {
+    if (!(*o.validation_split >= 0.0 && *o.validation_split < 1.0))
+      throw Error(fmt::format("validation_split must be in [0, 1) (0: no split), got {}",
+                              *o.validation_split));
+    c.validation_split = *o.validation_split;
+  }
   return c;
 }
 
@@ -131,6 +137,14 @@ Error non_finite_error(const std::string& what, int64_t epoch, int64_t step_in_e
           "(optimizer: {clipnorm: 1.0}); the last checkpoint was not overwritten");
 }
 
+// The initial weights: the file, the weights in memory, or Keras-style ones from the seed.
+WeightStore initial_weights(const CompiledGraph& graph, const TrainerOptions& options,
+                            uint64_t config_seed) {
+  if (!options.weights_file.empty()) return WeightStore::load_safetensors(options.weights_file);
+  if (options.weights) return *options.weights;
+  return WeightStore::initialize(graph, options.init_seed.value_or(config_seed));
+}
+
 }  // namespace
 
 TrainingSession::TrainingSession(std::shared_ptr<const GraphDef> def,
@@ -139,8 +153,12 @@ TrainingSession::TrainingSession(std::shared_ptr<const GraphDef> def,
     throw Error(fmt::format("threads must be 0 (all cores) or 1..{}, got {}", kMaxTrainingThreads,
                             options.threads));
   threads_ = options.threads == 0 ? omp_get_num_procs() : options.threads;
-  if (!options.weights_file.empty() && options.init_seed)
-    throw Error("give the initial weights as a file or as a seed, not both");
+  const int weight_sources = (options.weights_file.empty() ? 0 : 1) + (options.init_seed ? 1 : 0) +
+                             (options.weights ? 1 : 0);
+  if (weight_sources > 1)
+    throw Error(
+        "TrainerOptions: give the initial weights as a file, a seed or weights in memory, not "
+        "more than one (weights_file, init_seed, weights)");
   const OpRegistry builtins = options.ops ? OpRegistry() : builtin_ops();
   graph_ = std::make_shared<const CompiledGraph>(
       compile_graph(def, options.ops ? *options.ops : builtins));
@@ -158,12 +176,12 @@ TrainingSession::TrainingSession(std::shared_ptr<const GraphDef> def,
   cache_dir_ = options.cache_dir;
   skip_bad_rows_ = options.skip_bad_rows;
   preprocessors_ = std::make_shared<Preprocessors>(Preprocessors::for_graph(*def));
-  WeightStore initial = options.weights_file.empty()
-                            ? WeightStore::initialize(*graph_, options.init_seed.value_or(seed_))
-                            : WeightStore::load_safetensors(options.weights_file);
+  WeightStore initial = initial_weights(*graph_, options, seed_);
   auto state = initial.metadata().find(kPreprocessingMetadataKey);
   if (state != initial.metadata().end()) {
-    preprocessors_->load_state_json(state->second, options.weights_file);
+    preprocessors_->load_state_json(
+        state->second,
+        options.weights ? "the initial weights (TrainerOptions::weights)" : options.weights_file);
     check_vocabulary_fits();
   }
   params_ = std::make_unique<ParameterStore>(*graph_, initial);
@@ -422,16 +440,33 @@ void TrainingSession::check_monitors(bool validation) const {
 }
 
 FitResult TrainingSession::fit(const std::string& data_dir, const FitOptions& options) {
-  std::vector<OutputTraining> specs;
-  for (const auto& o : outputs_) specs.push_back(o.spec);
   adapt_preprocessing(data_dir);
-  Dataset all = open_data(data_dir);
-  std::optional<Dataset> validation;
+  return fit_dataset(open_data(data_dir), options);
+}
+
+FitResult TrainingSession::fit(const ArrayData& data, const FitOptions& options) {
+  return fit_dataset(open_arrays(data), options);
+}
+
+// The validation data FitOptions gives (a folder or table, or arrays), if any.
+std::optional<Dataset> TrainingSession::open_validation(const FitOptions& options) const {
+  if (!options.validation_data.empty() && options.validation_arrays)
+    throw Error(
+        "FitOptions: give the validation data as a folder (validation_data) or as arrays "
+        "(validation_arrays), not both");
+  if (!options.validation_data.empty()) return open_data(options.validation_data, "validation");
+  if (!options.validation_arrays) return std::nullopt;
+  ArrayData named = *options.validation_arrays;
+  if (named.name == ArrayData().name) named.name = "validation arrays";
+  return open_arrays(named);
+}
+
+FitResult TrainingSession::fit_dataset(const Dataset& all, const FitOptions& options) {
+  std::optional<Dataset> validation = open_validation(options);
   Dataset train = all;
   FitResult result;
   result.skipped_rows = all.skipped();
-  if (!options.validation_data.empty()) {
-    validation = open_data(options.validation_data, "validation");
+  if (validation) {
     const std::vector<std::string> skipped = validation->skipped();
     result.skipped_rows.insert(result.skipped_rows.end(), skipped.begin(), skipped.end());
   } else if (config_.validation_split > 0) {  // Keras: the last samples, before shuffling
@@ -543,9 +578,22 @@ EvaluateResult TrainingSession::evaluate(const std::string& data_dir) const {
   return evaluate_dataset(open_data(data_dir));
 }
 
-Dataset TrainingSession::open_data(const std::string& path, const std::string& cache_part) const {
+EvaluateResult TrainingSession::evaluate(const ArrayData& data) const {
+  return evaluate_dataset(open_arrays(data));
+}
+
+std::vector<OutputTraining> TrainingSession::output_specs() const {
   std::vector<OutputTraining> specs;
   for (const auto& o : outputs_) specs.push_back(o.spec);
+  return specs;
+}
+
+Dataset TrainingSession::open_arrays(const ArrayData& data) const {
+  return open_array_data(data, *graph_, output_specs());
+}
+
+Dataset TrainingSession::open_data(const std::string& path, const std::string& cache_part) const {
+  const std::vector<OutputTraining> specs = output_specs();
   DatasetOptions options;
   options.preprocessors = preprocessors_;
   options.skip_bad_rows = skip_bad_rows_;
@@ -607,6 +655,15 @@ FitResult Trainer::fit(const std::string& data_dir, const FitOptions& options) {
 }
 EvaluateResult Trainer::evaluate(const std::string& data_dir) const {
   return impl_->evaluate(data_dir);
+}
+FitResult Trainer::fit(const ArrayData& data, const FitOptions& options) {
+  return impl_->fit(data, options);
+}
+EvaluateResult Trainer::evaluate(const ArrayData& data) const {
+  return impl_->evaluate(data);
+}
+RawInputs Trainer::raw_inputs() const {
+  return RawInputs(impl_->graph(), impl_->preprocessors());
 }
 void Trainer::save(const std::string& path) const {
   impl_->save(path);

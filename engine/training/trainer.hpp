@@ -50,6 +50,10 @@ class TrainingSession {
 
   FitResult fit(const std::string& data_dir, const FitOptions& options);
   EvaluateResult evaluate(const std::string& data_dir) const;
+  // The same on arrays in memory (open_array_data): the tensors as the graph takes them, so
+  // nothing is adapted.
+  FitResult fit(const ArrayData& data, const FitOptions& options);
+  EvaluateResult evaluate(const ArrayData& data) const;
   // Keras's train_on_batch: one optimizer step on in-memory tensors (inputs by input name,
   // targets by output name); the step's logs. `profile`: per-step timings (TrainingPlan).
   TrainingLogs train_on_batch(const std::map<std::string, Tensor>& inputs,
@@ -97,6 +101,10 @@ class TrainingSession {
   void copy_batch_to_plan(const Batch& batch, TrainingPlan& plan) const;
   EvaluateResult evaluate_dataset(const Dataset& data) const;
   TrainingLogs epoch_logs(const EpochState& state, const std::string& prefix) const;
+  // fit's body, for every kind of training data: the validation data (FitOptions, else the
+  // split of `all`), the epochs, the checkpoints.
+  FitResult fit_dataset(const Dataset& all, const FitOptions& options);
+  std::optional<Dataset> open_validation(const FitOptions& options) const;
   void run_epoch(const Dataset& train, int64_t epoch, const FitOptions& options,
                  EpochResult& result);
   bool end_epoch(EpochResult& result, FitResult& fit);
@@ -110,6 +118,8 @@ class TrainingSession {
   void check_vocabulary_fits() const;
   // `cache_part`: a sub-folder of the cache (the validation table's), "" = the cache itself.
   Dataset open_data(const std::string& path, const std::string& cache_part = "") const;
+  Dataset open_arrays(const ArrayData& data) const;
+  std::vector<OutputTraining> output_specs() const;
 
   std::shared_ptr<const CompiledGraph> graph_;
   TrainingConfig config_;

@@ -59,6 +59,9 @@ class RawInputs {
             const std::string& graph_dir = "");
   RawInputs(const Session& session, const std::string& weights_file,
             const std::string& graph_dir = "");
+  // The graph with preprocessing that is set up already, learnt state included (what
+  // fg::Trainer::raw_inputs gives: a trainer's adapted or loaded vocabularies and classes).
+  RawInputs(const CompiledGraph& graph, Preprocessors preprocessors);
 
   const Preprocessors& preprocessors() const;
   // Learns what the weights file did not give (vocabularies, class lists) from a table's

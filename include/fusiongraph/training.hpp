@@ -37,15 +37,17 @@ struct TrainingOverrides {
   std::optional<double> learning_rate;
   std::optional<bool> shuffle;
   std::optional<uint64_t> seed;
-  // Keras's validation_split, in [0, 1): 0 turns the graph's split off.
+  // Keras's validation_split, in [0, 1) (an fg::Error otherwise): 0 turns the graph's split off.
   std::optional<double> validation_split;
 };
 
 struct TrainerOptions {
   const OpRegistry* ops = nullptr;  // nullptr = the built-ins
   int threads = 0;                  // 0 = all cores, else 1..kMaxThreads
-  // Initial weights: a safetensors file in Keras layouts, or Keras-style initialisation from a
-  // seed (default: training.seed, else 0). At most one.
+  // Initial weights: a safetensors file in Keras layouts, weights already in memory, or
+  // Keras-style initialisation from a seed (default: training.seed, else 0). At most one (an
+  // fg::Error otherwise). Learnt preprocessing in the file's or the store's metadata
+  // (kPreprocessingMetadataKey) is loaded from either.
   std::string weights_file;
   std::optional<uint64_t> init_seed;
   std::optional<WeightStore> weights;  // weights already in memory (Keras layouts)
@@ -108,9 +110,13 @@ class TrainingCallback {
   virtual void on_train_end(const FitResult& result) { (void)result; }
 };
 
-// One array of in-memory training data (a NumPy array, say): its dtype as a NumPy descr ("<f4",
-// "<f8", "<i4", "<i8", "|u1", "|b1", ...: the dtypes a .npy data file may hold), its full shape
-// (samples first) and C-contiguous data, which `keep` keeps alive while the data set is used.
+// One array of in-memory training data (a NumPy array, say): its dtype as a NumPy descr, one of
+// the dtypes a .npy data file may hold ("<f4", "<f8", "<i4", "<i8"; "=" for the native order is
+// accepted; other dtypes are an fg::Error, so a caller converts e.g. uint8 or bool first), its
+// full shape (samples first) and C-contiguous data, which `keep` keeps alive while the data set
+// is used (null `keep`: the caller keeps the data alive during fit / evaluate). Null data with
+// elements is an fg::Error. Converted as the files are: f64 rounds to f32, ints become f32 for
+// float inputs, i64 -> i32 for int inputs and class ids (a value outside int32 is an fg::Error).
 struct HostArray {
   std::string descr;
   Dims shape;
@@ -130,7 +136,8 @@ struct ArrayData {
 
 struct FitOptions {
   std::string validation_data;  // a data folder; else training.validation_split, if any
-  // Validation data in memory instead (at most one of the two).
+  // Validation data in memory instead (at most one of the two: an fg::Error otherwise). Its
+  // messages say "validation arrays" unless it is given another name.
   std::optional<ArrayData> validation_arrays;
   // Written atomically after every epoch and at the end: weights (Keras layouts) plus the
   // training state under the reserved "__training__." prefix (docs/formats.md).
@@ -154,7 +161,11 @@ class Trainer {
   FitResult fit(const std::string& data_dir, const FitOptions& options = {});
   // Loss and metrics over a data folder, in inference mode (batch size: the configured one).
   EvaluateResult evaluate(const std::string& data_dir) const;
-  // The same on arrays in memory (ArrayData); errors name the array as the folder's file.
+  // The same on arrays in memory (ArrayData): the same result as on the folder the arrays were
+  // saved to (np.save per name), bit for bit; errors name the array ("arrays: input 'x'") where
+  // the folder's name the file. The arrays are the graph's input tensors: nothing is adapted
+  // (a graph with raw-input preprocessing takes them as already preprocessed, as a folder).
+  // Validation: FitOptions::validation_arrays or validation_data, else the configured split.
   FitResult fit(const ArrayData& data, const FitOptions& options = {});
   EvaluateResult evaluate(const ArrayData& data) const;
 
