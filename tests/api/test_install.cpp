@@ -81,3 +81,45 @@ TEST_CASE("install the package and build examples/custom_fusion against it") {
   CHECK(output.find("custom_fusion: ok") != std::string::npos);
   CHECK(output.find("fusion (max_fusion)") != std::string::npos);  // the summary names the op
 }
+
+#ifdef FG_PYTHON
+TEST_CASE("the installed Python module imports, runs and trains from the prefix") {
+  const fs::path work = fs::path(FG_BINARY_DIR) / "install-test-python";
+  const fs::path prefix = work / "prefix", log = work / "log.txt", out = work / "out.txt";
+  fs::remove_all(work);
+  fs::create_directories(work);
+  int rc = run(
+      quote(FG_CMAKE_COMMAND) + " --install " + quote(FG_BINARY_DIR) + " --prefix " + quote(prefix),
+      log);
+  INFO("log (" << log.string() << "):\n" << read_all(log));
+  REQUIRE(rc == 0);
+  fs::path site;  // <prefix>/lib/python3.X/dist-packages
+  for (const auto& entry : fs::directory_iterator(prefix / "lib"))
+    if (entry.path().filename().string().rfind("python3", 0) == 0)
+      site = entry.path() / "dist-packages";
+  REQUIRE_MESSAGE(fs::exists(site / "fusiongraph/__init__.py"), site.string());
+  CHECK(fs::exists(site / "fusiongraph/_core.pyi"));
+  const std::string graph =
+      (fs::path(FG_SOURCE_DIR) / "tests/python/graphs/tiny_fusion.yaml").string();
+  const std::string script =
+      "import numpy as np, fusiongraph as fg\n"
+      "assert fg.__file__.startswith('" +
+      site.string() +
+      "'), fg.__file__\n"
+      "m = fg.load('" +
+      graph +
+      "', threads=1)\n"
+      "x = {'tokens': np.ones((6, 7), np.int32), 'features': np.zeros((6, 13), np.float32)}\n"
+      "y = {'classifier': np.eye(3, dtype=np.float32)[np.arange(6) % 3]}\n"
+      "h = m.fit(x, y, epochs=1, verbose=0)\n"
+      "print('installed module:', m.predict(x).shape, sorted(h.history))\n";
+  std::ofstream(work / "check.py") << script;
+  rc = run("cd " + quote(work) + " && PYTHONPATH=" + quote(site) + " " + quote(FG_PYTHON) + " " +
+               quote(work / "check.py"),
+           out);
+  const std::string output = read_all(out);
+  INFO("python output:\n" << output);
+  CHECK(rc == 0);
+  CHECK(output.find("installed module: (6, 3) ['accuracy', 'loss']") != std::string::npos);
+}
+#endif

@@ -147,3 +147,20 @@ def test_validate(tmp_path):
     with pytest.raises(fg.GraphError) as e:
         fg.validate(bad)
     assert e.value.file == str(bad) and e.value.line == 12 and e.value.node == "classifier"
+
+
+def test_reference_graph_equals_graph_runner_bit_for_bit(tmp_path):
+    graph = SOURCE_DIR / "graphs" / "multimodal_fusion.yaml"
+    model = fg.load(graph, threads=2)  # initial weights of seed 0, as graph-runner's default
+    rng = np.random.default_rng(7)
+    x = {"text": rng.integers(1, 1000, (2, 100), dtype=np.int32),
+         "image": rng.random((2, 224, 224, 3), dtype=np.float32),
+         "audio": rng.random((2, 16000, 1), dtype=np.float32)}
+    args = []
+    for name, value in x.items():
+        np.save(tmp_path / f"{name}.npy", value)
+        args += ["--input", f"{name}={tmp_path / (name + '.npy')}"]
+    graph_runner("run", graph, *args, "--output-dir", tmp_path / "out", "--threads", 2)
+    expected = np.load(tmp_path / "out" / "classifier.npy")
+    got = model.run(x)["classifier"]
+    assert got.shape == (2, 10) and np.array_equal(got, expected)
