@@ -471,6 +471,11 @@ TEST_CASE(
                                        "red scarf,wool\nboot,shoe\n");
   Trainer trainer(graph, one_thread());
   CHECK(trainer.raw_inputs().preprocessors().needs_adapt());
+  check_message(
+      [&] {
+        trainer.raw_inputs().batch({{"text", {"boot"}}});
+      },
+      {"input 'text'", "the preprocessing given holds none", "fits on a table"});
   FitOptions fo;
   fo.save_path = dir.path + "/trained.safetensors";
   trainer.fit(table, fo);
