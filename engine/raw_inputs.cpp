@@ -23,6 +23,7 @@ struct RawInputs::State {
   std::vector<std::string> raw_inputs;
   std::map<std::string, TensorType> input_types;
   std::string weights_file;
+  bool from_weights = false;  // made from a weights file (or none), not from Preprocessors
 };
 
 namespace {
@@ -42,9 +43,16 @@ std::string graph_folder(const CompiledGraph& graph, const std::string& graph_di
 }
 
 // The input's learnt state is missing: a text input without a vocabulary.
-void check_learnt(const RawInputs& raw, const std::string& input, const std::string& weights) {
+void check_learnt(const RawInputs& raw, const std::string& input, const std::string& weights,
+                  bool from_weights) {
   const TextVectorizer* text = raw.preprocessors().text(input);
   if (!text || !text->vocabulary().empty()) return;
+  if (!from_weights)
+    throw Error(fmt::format("input '{}': its text vocabulary is learnt from the training data, "
+                            "and the preprocessing given holds none (a trainer learns it when it "
+                            "fits on a table, not on tensors)",
+                            input))
+        .hint("fit on a table first, or give the input a `vocabulary: FILE` in its preprocessing");
   throw Error(
       fmt::format("input '{}': its text vocabulary is learnt from the training data and {}; "
                   "pass the weights file that `graph-runner train` wrote (it keeps the "
@@ -229,7 +237,9 @@ RawInputs::RawInputs(const CompiledGraph& graph, const std::string& weights_file
                      const std::string& graph_dir)
     : RawInputs(graph, learnt_preprocessors(graph, weights_file, graph_dir)) {
   // The state was made just now and is not shared yet.
-  std::const_pointer_cast<State>(state_)->weights_file = weights_file;
+  State& state = *std::const_pointer_cast<State>(state_);
+  state.weights_file = weights_file;
+  state.from_weights = true;
 }
 
 RawInputs::RawInputs(const CompiledGraph& graph, Preprocessors preprocessors) {
@@ -302,7 +312,7 @@ std::map<std::string, Tensor> RawInputs::batch(
                       "input one value per sample",
                       input, list.size(), samples));
     samples = static_cast<int64_t>(list.size());
-    check_learnt(*this, input, s.weights_file);
+    check_learnt(*this, input, s.weights_file, s.from_weights);
   }
   if (values.empty()) return {};
   std::vector<FieldValues> fields;
@@ -338,7 +348,7 @@ std::map<std::string, Tensor> RawInputs::batch(const Table& table, int64_t begin
                               "columns: {})",
                               input, input, quoted_list(table.columns())))
           .in_file(table.path());
-    check_learnt(*this, input, s.weights_file);
+    check_learnt(*this, input, s.weights_file, s.from_weights);
     auto where = [&table, begin, column](int64_t i) { return table.where(begin + i, column); };
     fields.push_back({input,
                       [&table, begin, column, where](int64_t i) -> const std::string& {

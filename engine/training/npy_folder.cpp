@@ -32,7 +32,7 @@ struct NpyColumn {
   std::string file;    // the .npy file; "" for an array in memory
   std::string arrays;  // an array in memory: the name of its ArrayData ("arrays")
   std::string label;   // names the column in a listing: the file name, or `what`
-  NpyHeader header;   // dtype and shape (data_offset is not used: `data` points at the data)
+  NpyHeader header;    // dtype and shape (data_offset is not used: `data` points at the data)
   const unsigned char* data = nullptr;  // the first element
   std::shared_ptr<const void> keep;     // keeps `data` alive
   size_t sample_elements = 0;           // elements per sample (row)
@@ -257,9 +257,10 @@ void check_lengths(const std::vector<NpyColumn>& columns) {
     const int64_t n = c.header.shape[0], want = first.header.shape[0];
     if (n == want) continue;
     if (c.in_memory()) {
-      throw Error(fmt::format("{}: {} holds {} samples but {} holds {}; every array needs one row "
-                              "per sample (the first axis)",
-                              c.arrays, first.what, want, c.what, n));
+      throw Error(
+          fmt::format("{}: {} holds {} samples but {} holds {}; every array needs one row "
+                      "per sample (the first axis)",
+                      c.arrays, first.what, want, c.what, n));
     }
     throw Error(fmt::format("{} holds {} samples but {} holds {} ({} vs {}); every file needs one "
                             "row per sample",

@@ -17,6 +17,8 @@
 #include <stdexcept>
 
 #include "engine/npy.hpp"
+#include "engine/training/dataset.hpp"
+#include "framework/training_config.hpp"
 #include "tests/cli/cli_test_util.hpp"
 #include "tests/io/io_test_util.hpp"
 #include "tests/test_util.hpp"
@@ -226,7 +228,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "arrays: int64 tokens and int64 class ids (shapes [N] and [N, 1]) train as their .npy "
+    "arrays: int64 tokens and int64 class ids (shapes N and N x 1) train as their .npy "
     "files and as int32 arrays") {
   NamedTempDir dir("fg_arrays", "ints");
   const std::string graph = token_graph(dir.path);
@@ -269,7 +271,7 @@ TEST_CASE("arrays: evaluate on arrays equals evaluate on the folder, after the s
 }
 
 TEST_CASE(
-    "arrays: validation_arrays validate as validation_data on their folder; both at once is "
+    "arrays: validation_arrays validate as validation_data on their folder, both at once is "
     "an error") {
   NamedTempDir dir("fg_arrays", "validation");
   const std::string graph = dense_graph(dir.path, "");
@@ -390,7 +392,7 @@ TEST_CASE("arrays: every error names the array, the input or output and the fix"
 
 TEST_CASE(
     "arrays: TrainingOverrides::validation_split splits as the graph's key does, 0 turns it "
-    "off, outside [0, 1) is an error") {
+    "off, a split outside 0 <= split < 1 is an error") {
   NamedTempDir dir("fg_arrays", "split");
   const ArrayData data = dense_arrays();
   Trainer keyed(dense_graph(dir.path + "/keyed", "0.25"), one_thread());
@@ -418,8 +420,8 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "arrays: TrainerOptions::weights starts from weights in memory; more than one source is "
-    "an error") {
+    "arrays: TrainerOptions::weights starts from weights in memory, more than one source "
+    "is an error") {
   NamedTempDir dir("fg_arrays", "weights");
   const std::string graph = dense_graph(dir.path);
   const ArrayData data = dense_arrays();
@@ -469,6 +471,11 @@ TEST_CASE(
                                        "red scarf,wool\nboot,shoe\n");
   Trainer trainer(graph, one_thread());
   CHECK(trainer.raw_inputs().preprocessors().needs_adapt());
+  check_message(
+      [&] {
+        trainer.raw_inputs().batch({{"text", {"boot"}}});
+      },
+      {"input 'text'", "the preprocessing given holds none", "fits on a table"});
   FitOptions fo;
   fo.save_path = dir.path + "/trained.safetensors";
   trainer.fit(table, fo);
@@ -565,5 +572,48 @@ TEST_CASE(
     resumed.resume(checkpoint);
     CHECK(resumed.fit(data).history.size() == 2);
     check_same_weights(straight.weights(), resumed.weights());
+  }
+}
+
+TEST_CASE(
+    "arrays: open_array_data gathers shuffled rows converted as by hand (f64 -> f32, i64 -> "
+    "i32), lists unused targets, keeps the arrays alive") {
+  const std::shared_ptr<CompiledGraph> graph = compile_yaml(
+      "name: two\ninputs: {x: {shape: [4]}, tokens: {shape: [3], dtype: int32}}\nnodes:\n"
+      "  - {name: emb, op: embedding, input: tokens, input_dim: 10, output_dim: 2}\n"
+      "  - {name: pooled, op: global_average_pooling1d, input: emb}\n"
+      "  - {name: merged, op: concatenate, inputs: [x, pooled]}\n"
+      "  - {name: out, op: dense, input: merged, units: 3, activation: softmax}\n"
+      "  - {name: aux, op: dense, input: merged, units: 1}\noutputs: [out, aux]\n"
+      "training: {loss: {out: sparse_categorical_crossentropy}}\n");
+  const std::vector<OutputTraining> outputs =
+      resolve_training_outputs(parse_training_config(*graph->def().training), *graph);
+  Dataset data;
+  {
+    ArrayData arrays = token_arrays();
+    arrays.targets["aux"] = host_array("<f4", {kSamples, 1}, std::vector<float>(13, 0.5f));
+    data = open_array_data(arrays, *graph, outputs);
+  }  // the arrays' owners are gone: the data set keeps them
+  CHECK(data.size() == kSamples);
+  CHECK(data.ignored() == std::vector<std::string>{"targets of output 'aux'"});
+  CHECK(data.inputs()[0].stored == "'<f8' (13, 4)");
+  CHECK(data.describe().find("arrays: 13 samples") != std::string::npos);
+  const std::vector<double> x = features(kSamples, 4);
+  const std::vector<int64_t> tokens = token_values(kSamples);
+  const std::vector<int64_t> rows = {12, 0, 7, 7, 3};
+  Batch batch;
+  data.gather(rows, batch, 2);
+  REQUIRE(batch.rows == 5);
+  const Tensor& xs = *batch.input("x");
+  const Tensor& ts = *batch.input("tokens");
+  const Tensor& ids = *batch.target("out");
+  CHECK(ts.dtype() == DType::i32);
+  CHECK(ids.dtype() == DType::i32);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const int64_t r = rows[i];
+    for (int64_t k = 0; k < 4; ++k)
+      CHECK(xs.data<float>()[i * 4 + k] == static_cast<float>(x[r * 4 + k]));
+    for (int64_t k = 0; k < 3; ++k) CHECK(ts.data<int32_t>()[i * 3 + k] == tokens[r * 3 + k]);
+    CHECK(ids.data<int32_t>()[i] == r % 3);
   }
 }
