@@ -345,13 +345,21 @@ bool set_recurrent_attributes(Builder& b, const Layer& l, NodeDef& n) {
     throw b.error(l, "time_major: true is not supported");
   set_int(n, "units", int_of(b, l, {"units", "output_dim"}));
   if (bool_of(b, l, {"return_sequences"}, false)) set_bool(n, "return_sequences", true);
-  const std::string act = string_of(b, l, {"activation"}, "tanh");
-  const std::string rec = string_of(b, l, {"recurrent_activation", "inner_activation"},
-                                    b.keras_major() >= 3 ? "sigmoid" : "hard_sigmoid");
+  std::string act = string_of(b, l, {"activation"}, "tanh");
+  std::string rec = string_of(b, l, {"recurrent_activation", "inner_activation"},
+                              b.keras_major() >= 3 ? "sigmoid" : "hard_sigmoid");
+  // the ops' hard_sigmoid is Keras 2's clip(0.2x + 0.5, 0, 1); Keras 3 changed the formula
+  if (b.keras_major() >= 3)
+    for (std::string* name : {&act, &rec})
+      if (*name == "hard_sigmoid") {
+        *name = "hard_sigmoid_keras3";
+        b.comment(l.name, fmt::format("Keras {}'s hard_sigmoid is relu6(x + 3) / 6: the op's "
+                                      "hard_sigmoid_keras3 (its hard_sigmoid is Keras 2's "
+                                      "0.2x + 0.5)",
+                                      b.keras_major()));
+      }
   if (act != "tanh") set_string(n, "activation", act);
   if (rec != "sigmoid") set_string(n, "recurrent_activation", rec);
-  if ((rec == "hard_sigmoid" || act == "hard_sigmoid") && b.keras_major() >= 3)
-    throw b.error(l, "Keras 3's hard_sigmoid (x / 6 + 0.5) is not supported yet");
   const double dropout = float_of(b, l, {"dropout", "dropout_W"}, 0);
   const double rdrop = float_of(b, l, {"recurrent_dropout", "dropout_U"}, 0);
   if (dropout != 0) set_float(n, "dropout", dropout);

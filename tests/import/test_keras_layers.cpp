@@ -335,6 +335,7 @@ TEST_CASE("Keras import: Embedding and GRU (reset_after false and true)") {
   CHECK(yaml.find("emb_input: {shape: [7], dtype: int32}") != std::string::npos);
   CHECK(yaml.find("reset_after: false") != std::string::npos);
   CHECK(yaml.find("recurrent_activation: hard_sigmoid") != std::string::npos);
+  CHECK(yaml.find("hard_sigmoid_keras3") == std::string::npos);  // Keras 2's formula
   CHECK(m.weights.find("gru_b.bias")->shape() == Dims{2, 9});
 
   // ids 0..10 as Keras is fed them: floats
@@ -412,6 +413,39 @@ TEST_CASE("Keras import: a Keras 1 GRU's nine per-gate arrays") {
   const VerifyReport r =
       verify_imported(m, {{"gru_1_input", x}}, {{"gru_1", tensor_of({2, 4}, ref::rnn(a))}});
   check_all_ok(r, 1);
+}
+
+TEST_CASE("Keras import: a Keras 3 GRU's hard_sigmoid is relu6(x + 3) / 6") {
+  test::NamedTempDir dir("fg_keras_layers", "hs3");
+  const std::string config =
+      R"({"module": "keras", "class_name": "Sequential", "config": {"name": "sequential", "trainable": true, "layers": [{"module": "keras.layers", "class_name": "InputLayer", "config": {"batch_shape": [null, 5, 3], "dtype": "float32", "sparse": false, "name": "x"}, "registered_name": null}, {"module": "keras.layers", "class_name": "GRU", "config": {"name": "rnn", "trainable": true, "units": 4, "activation": "tanh", "recurrent_activation": "hard_sigmoid", "use_bias": true, "return_sequences": false, "go_backwards": false, "stateful": false, "reset_after": true}, "registered_name": null}]}, "registered_name": null})";
+  // large enough weights that the gates leave [-2.5, 2.5], where the two formulas differ most
+  const Tensor kernel = test::random_tensor({3, 12}, 111, -2.f, 2.f),
+               recurrent = test::random_tensor({4, 12}, 112, -2.f, 2.f),
+               bias = test::random_tensor({2, 12}, 113);
+  const std::string h5 = dir.path + "/model.weights.h5";
+  test::write_weights_h5(h5,
+                         {{"layers/gru/cell/vars/0", kernel},
+                          {"layers/gru/cell/vars/1", recurrent},
+                          {"layers/gru/cell/vars/2", bias}},
+                         {"vars", "layers/gru/vars"});
+  test::write_keras_zip(dir.path + "/m.keras", config, h5);
+  const ImportedModel m = import_keras_model(dir.path + "/m.keras");
+  const std::string yaml = format_imported_yaml(m);
+  CAPTURE(yaml);
+  CHECK(yaml.find("recurrent_activation: hard_sigmoid_keras3") != std::string::npos);
+  CHECK(yaml.find("# Keras 3's hard_sigmoid is relu6(x + 3) / 6") != std::string::npos);
+  const Tensor x = test::random_tensor({3, 5, 3}, 114, -2.f, 2.f);
+  ref::RnnArgs a;
+  a.lstm = false;
+  a.batch = 3, a.steps = 5, a.features = 3, a.units = 4;
+  a.recurrent_activation = "hard_sigmoid_keras3";
+  a.x = x.data<float>(), a.kernel = kernel.data<float>(), a.recurrent = recurrent.data<float>();
+  a.bias = bias.data<float>();
+  check_all_ok(verify_imported(m, {{"x", x}}, {{"rnn", tensor_of({3, 4}, ref::rnn(a))}}), 1);
+  // Keras 2's formula gives other numbers: the check above can tell them apart
+  a.recurrent_activation = "hard_sigmoid";
+  CHECK(!verify_imported(m, {{"x", x}}, {{"rnn", tensor_of({3, 4}, ref::rnn(a))}}).ok());
 }
 
 TEST_CASE("Keras import: BatchNormalization over several axes, with and without scale") {
