@@ -448,6 +448,93 @@ TEST_CASE("Keras import: a Keras 3 GRU's hard_sigmoid is relu6(x + 3) / 6") {
   CHECK(!verify_imported(m, {{"x", x}}, {{"rnn", tensor_of({3, 4}, ref::rnn(a))}}).ok());
 }
 
+namespace {
+
+// A Keras 3 Sequential config (InputLayer first, DTypePolicy dicts).
+std::string k3_sequential(const std::string& input_shape, const std::string& input_dtype,
+                          const std::vector<std::pair<std::string, std::string>>& layers) {
+  std::vector<std::string> items = {fmt::format(
+      R"({{"module": "keras.layers", "class_name": "InputLayer", "config": {{"batch_shape": [null, {}], "dtype": "{}", "sparse": false, "name": "x"}}, "registered_name": null}})",
+      input_shape, input_dtype)};
+  for (const auto& [cls, fields] : layers)
+    items.push_back(fmt::format(
+        R"({{"module": "keras.layers", "class_name": "{}", "config": {{"trainable": true, "dtype": {{"module": "keras", "class_name": "DTypePolicy", "config": {{"name": "float32"}}}}, {}}}, "registered_name": null}})",
+        cls, fields));
+  return fmt::format(
+      R"({{"module": "keras", "class_name": "Sequential", "config": {{"name": "sequential", "trainable": true, "layers": [{}]}}, "registered_name": null}})",
+      join(items));
+}
+
+}  // namespace
+
+TEST_CASE("Keras import: a Keras 3 .keras Conv2D, BatchNormalization, MaxPooling2D stack") {
+  test::NamedTempDir dir("fg_keras_layers", "k3conv");
+  const std::string config = k3_sequential(
+      "6, 5, 2", "float32",
+      {{"Conv2D",
+        R"("name": "first", "filters": 3, "kernel_size": [2, 2], "strides": [1, 1], "padding": "valid", "data_format": "channels_last", "dilation_rate": [1, 1], "groups": 1, "activation": "relu", "use_bias": true)"},
+       {"BatchNormalization",
+        R"("name": "bn", "axis": -1, "momentum": 0.99, "epsilon": 0.001, "center": true, "scale": true, "synchronized": false)"},
+       {"Conv2D",
+        R"("name": "second", "filters": 4, "kernel_size": [1, 3], "strides": [1, 1], "padding": "same", "data_format": "channels_last", "dilation_rate": [1, 1], "groups": 1, "activation": "linear", "use_bias": false)"},
+       {"MaxPooling2D",
+        R"("name": "mp", "pool_size": [2, 2], "padding": "valid", "strides": [2, 2], "data_format": "channels_last")"}});
+  const Tensor k1 = test::random_tensor({2, 2, 2, 3}, 121), b1 = test::random_tensor({3}, 122);
+  const Tensor gamma = test::random_tensor({3}, 123), beta = test::random_tensor({3}, 124),
+               mean = test::random_tensor({3}, 125), var = test::random_tensor({3}, 126, 0.5f, 2.f);
+  const Tensor k2 = test::random_tensor({1, 3, 3, 4}, 127);
+  const std::string h5 = dir.path + "/model.weights.h5";
+  // by class in model order: conv2d, batch_normalization, conv2d_1, max_pooling2d
+  test::write_weights_h5(h5,
+                         {{"layers/conv2d/vars/0", k1},
+                          {"layers/conv2d/vars/1", b1},
+                          {"layers/batch_normalization/vars/0", gamma},
+                          {"layers/batch_normalization/vars/1", beta},
+                          {"layers/batch_normalization/vars/2", mean},
+                          {"layers/batch_normalization/vars/3", var},
+                          {"layers/conv2d_1/vars/0", k2}},
+                         {"vars", "layers/max_pooling2d/vars"});
+  test::write_keras_zip(dir.path + "/m.keras", config, h5);
+  const ImportedModel m = import_keras_model(dir.path + "/m.keras");
+  const Tensor x = test::random_tensor({2, 6, 5, 2}, 128);
+  const ref::Array c1 =
+      ref::conv2d(array_of(x), array_of(k1), values(b1), 1, 1, 1, 1, "valid", "relu");
+  const ref::Array bn{c1.shape, ref::batch_norm(c1.data, c1.shape, 3, values(gamma), values(beta),
+                                                values(mean), values(var), 1e-3)};
+  const ref::Array c2 = ref::conv2d(bn, array_of(k2), {}, 1, 1, 1, 1, "same", "linear");
+  const ref::Array mp = ref::pool2d(c2, true, 2, 2, 2, 2, "valid");
+  check_all_ok(verify_imported(m, {{"x", x}},
+                               {{"first", tensor_of(c1)},
+                                {"bn", tensor_of(bn)},
+                                {"second", tensor_of(c2)},
+                                {"mp", tensor_of(mp)}}),
+               4);
+}
+
+TEST_CASE("Keras import: a Keras 3 .keras Embedding on an int32 input") {
+  test::NamedTempDir dir("fg_keras_layers", "k3emb");
+  const std::string config = k3_sequential(
+      "5", "int32",
+      {{"Embedding", R"("name": "emb", "input_dim": 13, "output_dim": 7, "mask_zero": false)"},
+       {"GlobalAveragePooling1D",
+        R"("name": "gap", "data_format": "channels_last", "keepdims": false)"}});
+  const Tensor table = test::random_tensor({13, 7}, 131);
+  const std::string h5 = dir.path + "/model.weights.h5";
+  test::write_weights_h5(h5, {{"layers/embedding/vars/0", table}},
+                         {"vars", "layers/global_average_pooling1d/vars"});
+  test::write_keras_zip(dir.path + "/m.keras", config, h5);
+  const ImportedModel m = import_keras_model(dir.path + "/m.keras");
+  CHECK(format_imported_yaml(m).find("x: {shape: [5], dtype: int32}") != std::string::npos);
+  const std::vector<int> ids = {12, 0, 3, 3, 7, 1, 2, 11, 5, 9};
+  const std::vector<double> e = ref::embedding(ids, table.data<float>(), 7);
+  const ref::Array gap = ref::global_pool(ref::Array{{2, 5, 7}, e}, false);
+  Tensor id_tensor(DType::i32, {2, 5});
+  std::copy(ids.begin(), ids.end(), id_tensor.mutable_data<int32_t>());
+  check_all_ok(verify_imported(m, {{"x", id_tensor}},
+                               {{"emb", tensor_of({2, 5, 7}, e)}, {"gap", tensor_of(gap)}}),
+               2);
+}
+
 TEST_CASE("Keras import: BatchNormalization over several axes, with and without scale") {
   test::NamedTempDir dir("fg_keras_layers", "bn");
   const std::string config = k2_sequential(
