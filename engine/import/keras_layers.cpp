@@ -463,6 +463,52 @@ std::string convert_batch_normalization(Builder& b, const Layer& l,
   return l.name;
 }
 
+std::string convert_layer_normalization(Builder& b, const Layer& l,
+                                        const std::vector<std::string>& in, std::vector<Tensor> w) {
+  if (bool_of(b, l, {"rms_scaling"}, false)) throw b.error(l, "rms_scaling: true is not supported");
+  NodeDef& n = b.add_node(l.name, "layer_normalization", in);
+  const json* axis = find_key(l, {"axis"});
+  if (axis && axis->is_array() && axis->size() != 1) {
+    std::vector<int64_t> axes;
+    for (const json& a : *axis) {
+      if (!a.is_number_integer())
+        throw b.error(l, fmt::format("'axis' is {}, expected integers", axis->dump()));
+      axes.push_back(a.get<int64_t>());
+    }
+    set_ints(n, "axis", axes);
+  } else if (int64_t a = int_of(b, l, {"axis"}, -1); a != -1) {
+    set_int(n, "axis", a);
+  }
+  if (double e = float_of(b, l, {"epsilon"}, 1e-3); e != 1e-3) set_float(n, "epsilon", e);
+  const bool center = bool_of(b, l, {"center"}, true), scale = bool_of(b, l, {"scale"}, true);
+  if (!center) set_bool(n, "center", false);
+  if (!scale) set_bool(n, "scale", false);
+  expect_weights(b, l, w, size_t{center} + size_t{scale});
+  size_t i = 0;
+  if (scale) b.set_weight(l.name, "gamma", std::move(w[i++]));
+  if (center) b.set_weight(l.name, "beta", std::move(w[i++]));
+  return l.name;
+}
+
+std::string convert_upsampling2d(Builder& b, const Layer& l, const std::vector<std::string>& in,
+                                 std::vector<Tensor> w) {
+  expect_weights(b, l, w, 0);
+  const bool first = channels_first(b, l);
+  const std::string up = first ? l.name + "_channels_last" : l.name;
+  const std::string up_in = first ? permute_to_channels_last(b, l, in[0], 2) : in[0];
+  NodeDef& n = b.add_node(up, "upsampling2d", {up_in});
+  if (auto size = ints_of(b, l, {"size"}, 2, 2); size != std::vector<int64_t>{2, 2})
+    set_tuple(n, "size", size);
+  const std::string interpolation = string_of(b, l, {"interpolation"}, "nearest");
+  if (interpolation != "nearest" && interpolation != "bilinear")
+    throw b.error(
+        l, fmt::format("interpolation '{}' is not supported (nearest, bilinear)", interpolation));
+  if (interpolation != "nearest") set_string(n, "interpolation", interpolation);
+  if (!first) return l.name;
+  set_ints(b.add_node(l.name, "permute", {up}), "dims", to_channels_first_dims(3));
+  return l.name;
+}
+
 // Concatenate, Add, Subtract, Multiply, Average, Maximum, Minimum: layers reading several
 // tensors.
 std::string convert_merge(Builder& b, const Layer& l, const std::vector<std::string>& in,
@@ -563,6 +609,8 @@ const std::map<std::string, Converter>& converters() {
       {"LSTM", convert_lstm},
       {"GRU", convert_gru},
       {"BatchNormalization", convert_batch_normalization},
+      {"LayerNormalization", convert_layer_normalization},
+      {"UpSampling2D", convert_upsampling2d},
       {"Concatenate", convert_merge},
       {"Add", convert_merge},
       {"Subtract", convert_merge},

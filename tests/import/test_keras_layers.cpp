@@ -15,6 +15,7 @@
 #include "tests/cli/cli_test_util.hpp"
 #include "tests/import/keras_writers.hpp"
 #include "tests/reference/conv_pool.hpp"
+#include "tests/reference/elementwise_fusion.hpp"
 #include "tests/reference/norm_merge.hpp"
 #include "tests/reference/recurrent.hpp"
 #include "tests/test_util.hpp"
@@ -573,6 +574,52 @@ TEST_CASE("Keras import: BatchNormalization over several axes, with and without 
       verify_imported(m, {{"bn1_input", x}},
                       {{"bn1", tensor_of({3, 5, 7}, y1)}, {"bn2", tensor_of({3, 5, 7}, y2)}});
   check_all_ok(r, 2);
+}
+
+TEST_CASE("Keras import: LayerNormalization and UpSampling2D (nearest, bilinear, channels_first)") {
+  test::NamedTempDir dir("fg_keras_layers", "ln_up");
+  // x [4, 6, 3] -> ln over the channels (tf.keras's one-element list) -> up nearest (2, 3) on
+  // [4, 6, 3] seen as an image -> ln without center over the last two axes
+  const std::string config = k2_functional(
+      {k2_input("x", "4, 6, 3"),
+       k2_layer("LayerNormalization", "ln",
+                R"("axis": [3], "epsilon": 0.001, "center": true, "scale": true)", {"x"}),
+       k2_layer("UpSampling2D", "up",
+                R"("size": [2, 3], "data_format": "channels_last", "interpolation": "nearest")",
+                {"ln"}),
+       k2_layer("LayerNormalization", "ln2",
+                R"("axis": [2, 3], "epsilon": 0.01, "center": false, "scale": true)", {"up"}),
+       k2_layer("UpSampling2D", "upcf",
+                R"("size": [3, 2], "data_format": "channels_first", "interpolation": "bilinear")",
+                {"ln2"})},
+      {"x"}, {"upcf"});
+  const Tensor gamma = test::random_tensor({3}, 141), beta = test::random_tensor({3}, 142);
+  const Tensor gamma2 = test::random_tensor({18, 3}, 143);
+  const std::string path = dir.path + "/m.h5";
+  test::write_legacy_model(
+      path, config, {"x", "ln", "up", "ln2", "upcf"},
+      {{"ln", {{"gamma:0", gamma}, {"beta:0", beta}}}, {"ln2", {{"gamma:0", gamma2}}}});
+  const ImportedModel m = import_keras_model(path);
+  const std::string yaml = format_imported_yaml(m);
+  CAPTURE(yaml);
+  CHECK(yaml.find("{name: ln2, op: layer_normalization, input: up, axis: [2, 3], center: false, "
+                  "epsilon: 0.01}") != std::string::npos);
+  CHECK(yaml.find("{name: up, op: upsampling2d, input: ln, size: [2, 3]}") != std::string::npos);
+  const Tensor x = test::random_tensor({2, 4, 6, 3}, 144);
+  const std::vector<double> ln =
+      ref::layer_norm(values(x), {2, 4, 6, 3}, {3}, values(gamma), values(beta), 1e-3);
+  const std::vector<double> up = ref::upsampling2d(ln, 2, 4, 6, 3, 2, 3, false);
+  const std::vector<double> ln2 =
+      ref::layer_norm(up, {2, 8, 18, 3}, {2, 3}, values(gamma2), {}, 1e-2);
+  // channels_first: [8, 18, 3] is (channels 8, height 18, width 3)
+  const ref::Array ln2_cl = channels_last(ref::Array{{2, 8, 18, 3}, ln2});
+  const ref::Array upcf{{2, 54, 6, 8}, ref::upsampling2d(ln2_cl.data, 2, 18, 3, 8, 3, 2, true)};
+  check_all_ok(verify_imported(m, {{"x", x}},
+                               {{"ln", tensor_of({2, 4, 6, 3}, ln)},
+                                {"up", tensor_of({2, 8, 18, 3}, up)},
+                                {"ln2", tensor_of({2, 8, 18, 3}, ln2)},
+                                {"upcf", tensor_of(channels_first(upcf))}}),
+               4);
 }
 
 namespace {
