@@ -178,7 +178,9 @@ std::string convert_dense(Builder& b, const Layer& l, const std::vector<std::str
 std::string convert_conv1d(Builder& b, const Layer& l, const std::vector<std::string>& in,
                            std::vector<Tensor> w) {
   if (l.class_name != "Conv1D")
-    throw b.error(l, "the Keras 1 Convolution1D layer is not supported yet (Keras 2's Conv1D is)");
+    throw b.error(l,
+                  "the Keras 1 Convolution1D layer is not supported yet (Keras 2's Conv1D is): "
+                  "Keras 1 files do not record the backend, and Theano kernels are flipped");
   const std::string format = string_of(b, l, {"data_format"}, "channels_last");
   const bool first = format == "channels_first";
   if (!first && format != "channels_last")
@@ -246,7 +248,9 @@ std::vector<Tensor> keras1_lstm_weights(const Builder& b, const Layer& l, std::v
 std::string convert_conv2d(Builder& b, const Layer& l, const std::vector<std::string>& in,
                            std::vector<Tensor> w) {
   if (l.class_name != "Conv2D")
-    throw b.error(l, "the Keras 1 Convolution2D layer is not supported yet (Keras 2's Conv2D is)");
+    throw b.error(l,
+                  "the Keras 1 Convolution2D layer is not supported yet (Keras 2's Conv2D is): "
+                  "Keras 1 files do not record the backend, and Theano kernels are flipped");
   const bool first = channels_first(b, l);
   if (int_of(b, l, {"groups"}, 1) != 1) throw b.error(l, "groups > 1 is not supported yet");
   const std::string conv = first ? l.name + "_channels_last" : l.name;

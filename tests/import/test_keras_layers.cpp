@@ -10,6 +10,7 @@
 #include <cctype>
 #include <fusiongraph/import.hpp>
 
+#include "framework/summary.hpp"
 #include "framework/yaml_loader.hpp"
 #include "layers/registry.hpp"
 #include "tests/cli/cli_test_util.hpp"
@@ -148,6 +149,22 @@ void check_all_ok(const VerifyReport& r, size_t rows) {
   CHECK(r.ok());
   CHECK(r.rows.size() == rows);
   CHECK(r.unused.empty());
+}
+
+// Keras's model.summary() count per layer, checked against `summary` of the imported graph.
+void check_keras_params(const ImportedModel& m, const std::map<std::string, int64_t>& params) {
+  const auto graph = compile_graph(load_graph_string(format_imported_yaml(m)), builtin_ops());
+  const Summary s = summarize(graph, {});
+  int64_t total = 0, seen = 0;
+  for (const auto& [node, n] : params) total += n;
+  for (const SummaryRow& row : s.rows)
+    if (params.count(row.node)) {
+      CAPTURE(row.node);
+      CHECK(row.params == params.at(row.node));
+      ++seen;
+    }
+  CHECK(seen == static_cast<int64_t>(params.size()));
+  CHECK(s.total_params == total);
 }
 
 std::string import_error(const std::string& path) {
@@ -338,6 +355,9 @@ TEST_CASE("Keras import: Embedding and GRU (reset_after false and true)") {
   CHECK(yaml.find("recurrent_activation: hard_sigmoid") != std::string::npos);
   CHECK(yaml.find("hard_sigmoid_keras3") == std::string::npos);  // Keras 2's formula
   CHECK(m.weights.find("gru_b.bias")->shape() == Dims{2, 9});
+  // Keras: Embedding 11 * 6; GRU 3 * (F*u + u*u + u), with reset_after one more u per gate
+  check_keras_params(
+      m, {{"emb", 66}, {"gru_a", 3 * (6 * 5 + 5 * 5 + 5)}, {"gru_b", 3 * (5 * 3 + 3 * 3 + 2 * 3)}});
 
   // ids 0..10 as Keras is fed them: floats
   const int batch = 3, steps = 7;
@@ -565,6 +585,8 @@ TEST_CASE("Keras import: BatchNormalization over several axes, with and without 
       yaml.find("{name: bn1, op: batch_normalization, input: bn1_input, axis: 1, scale: false}") !=
       std::string::npos);
   CHECK(yaml.find("axis: 2") != std::string::npos);
+  // Keras counts the moving statistics too (as non-trainable): 3 * 5 without gamma, 4 * 7
+  check_keras_params(m, {{"bn1", 15}, {"bn2", 28}});
   const Tensor x = test::random_tensor({3, 5, 7}, 98);
   const std::vector<double> y1 = ref::batch_norm(values(x), {3, 5, 7}, 1, {}, values(beta1),
                                                  values(mean1), values(var1), 1e-3);
