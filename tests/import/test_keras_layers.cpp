@@ -8,8 +8,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
 #include <fusiongraph/import.hpp>
 
+#include "engine/npy.hpp"
 #include "framework/summary.hpp"
 #include "framework/yaml_loader.hpp"
 #include "layers/registry.hpp"
@@ -382,12 +384,31 @@ TEST_CASE("Keras import: Embedding and GRU (reset_after false and true)") {
   b.batch = batch, b.steps = steps, b.features = 5, b.units = 3;
   b.x = haf.data(), b.kernel = kb.data<float>(), b.recurrent = rb.data<float>();
   b.bias = bb.data<float>();
-  const VerifyReport r =
-      verify_imported(m, {{"emb_input", tensor_of({batch, steps}, ids_as_float)}},
-                      {{"emb", tensor_of({batch, steps, 6}, e)},
-                       {"gru_a", tensor_of({batch, steps, 5}, ha)},
-                       {"gru_b", tensor_of({batch, 3}, ref::rnn(b))}});
-  check_all_ok(r, 3);
+  const std::map<std::string, Tensor> reference = {{"emb", tensor_of({batch, steps, 6}, e)},
+                                                   {"gru_a", tensor_of({batch, steps, 5}, ha)},
+                                                   {"gru_b", tensor_of({batch, 3}, ref::rnn(b))}};
+  const Tensor ids_tensor = tensor_of({batch, steps}, ids_as_float);
+  check_all_ok(verify_imported(m, {{"emb_input", ids_tensor}}, reference), 3);
+
+  // the round trip on the command line, with the ids in a float32 .npy as Keras is fed them
+  const std::string refdir = dir.path + "/reference";
+  std::filesystem::create_directories(refdir);
+  write_npy(refdir + "/emb_input.npy", ids_tensor);
+  for (const auto& [name, t] : reference) write_npy(refdir + "/" + name + ".npy", t);
+  const std::string g = dir.path + "/g.yaml", w = dir.path + "/w.safetensors";
+  auto cli = test::run_cli(fmt::format("import {} --graph {} --weights {}", path, g, w));
+  CHECK(cli.code == 0);
+  cli = test::run_cli(fmt::format("verify {} --weights {} --reference {}", g, w, refdir));
+  CAPTURE(cli.out);
+  CHECK(cli.code == 0);
+  CHECK(cli.out.find("verified: 3 nodes") != std::string::npos);
+  // a fractional id is not an id
+  Tensor bad = tensor_of({batch, steps}, ids_as_float);
+  bad.mutable_data<float>()[4] = 2.5f;
+  write_npy(refdir + "/emb_input.npy", bad);
+  cli = test::run_cli(fmt::format("verify {} --weights {} --reference {}", g, w, refdir));
+  CHECK(cli.code == 1);
+  CHECK(cli.out.find("holds 2.5 at element 4, which is not an integer id") != std::string::npos);
 }
 
 TEST_CASE("Keras import: a Keras 1 GRU's nine per-gate arrays") {
