@@ -116,7 +116,7 @@ bool all_ones(const std::vector<int64_t>& values) {
 bool channels_first(const Builder& b, const Layer& l) {
   const std::string format = string_of(b, l, {"data_format", "dim_ordering"}, "channels_last");
   if (format == "channels_first" || format == "th") return true;
-  if (format == "channels_last" || format == "tf" || format == "default") return false;
+  if (format == "channels_last" || format == "tf") return false;
   throw b.error(l, fmt::format("data_format '{}' is not supported", format));
 }
 

@@ -318,6 +318,12 @@ std::string read_text_file(const std::string& path) {
   return s.str();
 }
 
+// to_json() writes keras_version and backend in Keras 2; the weights file's attributes else.
+std::string json_string_or(const json& config, const char* key, const std::string& fallback) {
+  auto it = config.find(key);
+  return it != config.end() && it->is_string() ? it->get<std::string>() : fallback;
+}
+
 bool starts_like_json(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   char c = 0;
@@ -339,9 +345,10 @@ ImportedModel import_keras_config(const std::string& config_path, const std::str
     throw Error("this is a whole model file (model.save), not a weights-only file")
         .in_file(weights_path)
         .hint(fmt::format("import it alone: graph-runner import {} ...", weights_path));
-  model.keras_version =
-      config.value("keras_version", h5.string_attribute("/", "keras_version").value_or(""));
-  model.backend = config.value("backend", h5.string_attribute("/", "backend").value_or(""));
+  model.keras_version = json_string_or(config, "keras_version",
+                                       h5.string_attribute("/", "keras_version").value_or(""));
+  model.backend =
+      json_string_or(config, "backend", h5.string_attribute("/", "backend").value_or(""));
   if (keras::is_keras3_weights_file(h5)) {
     if (model.keras_version.empty()) model.keras_version = "3";
     keras::read_model_config(text, config_path, model, keras::keras3_weights(h5, text));
