@@ -411,6 +411,43 @@ TEST_CASE("Keras import: Embedding and GRU (reset_after false and true)") {
   CHECK(cli.out.find("holds 2.5 at element 4, which is not an integer id") != std::string::npos);
 }
 
+TEST_CASE("Keras import: Embedding(mask_zero) before an LSTM skips the padded steps") {
+  test::NamedTempDir dir("fg_keras_layers", "mask");
+  const std::string config = k2_sequential(
+      {k2_seq_layer(
+           "Embedding", "emb",
+           R"("batch_input_shape": [null, 6], "input_dim": 9, "output_dim": 4, "mask_zero": true)"),
+       k2_seq_layer(
+           "LSTM", "lstm",
+           R"("units": 7, "activation": "tanh", "recurrent_activation": "sigmoid", "use_bias": true, "return_sequences": false)")});
+  const Tensor table = test::random_tensor({9, 4}, 151), kernel = test::random_tensor({4, 28}, 152),
+               recurrent = test::random_tensor({7, 28}, 153), bias = test::random_tensor({28}, 154);
+  const std::string path = dir.path + "/m.h5";
+  test::write_legacy_model(
+      path, config, {"emb", "lstm"},
+      {{"emb", {{"embeddings:0", table}}},
+       {"lstm", {{"kernel:0", kernel}, {"recurrent_kernel:0", recurrent}, {"bias:0", bias}}}});
+  const ImportedModel m = import_keras_model(path);
+  CHECK(format_imported_yaml(m).find("mask_zero: true") != std::string::npos);
+  // rows: right-padded, with a hole, all padding
+  const std::vector<int> ids = {3, 8, 1, 0, 0, 0, 5, 0, 2, 2, 0, 7, 0, 0, 0, 0, 0, 0};
+  std::vector<double> ids_as_float(ids.begin(), ids.end());
+  std::vector<uint8_t> mask;
+  for (int id : ids) mask.push_back(id != 0);
+  const std::vector<double> e = ref::embedding(ids, table.data<float>(), 4);
+  const std::vector<float> ef(e.begin(), e.end());
+  ref::RnnArgs a;
+  a.batch = 3, a.steps = 6, a.features = 4, a.units = 7;
+  a.x = ef.data(), a.kernel = kernel.data<float>(), a.recurrent = recurrent.data<float>();
+  a.bias = bias.data<float>(), a.mask = mask.data();
+  const std::vector<double> h = ref::rnn(a);
+  for (int j = 0; j < 7; ++j)
+    CHECK(h[2 * 7 + j] == 0.0);  // the all-padding row keeps the zero state
+  check_all_ok(verify_imported(m, {{"emb_input", tensor_of({3, 6}, ids_as_float)}},
+                               {{"emb", tensor_of({3, 6, 4}, e)}, {"lstm", tensor_of({3, 7}, h)}}),
+               2);
+}
+
 TEST_CASE("Keras import: a Keras 1 GRU's nine per-gate arrays") {
   test::NamedTempDir dir("fg_keras_layers", "gru1");
   const std::string config =
