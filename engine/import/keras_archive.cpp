@@ -123,9 +123,12 @@ WeightSource keras3_weights(const Hdf5File& h5, const std::string& config_text) 
   return [&h5, groups](const Layer& l) {
     auto it = groups.find(l.name);
     if (it == groups.end() || !h5.has_group(it->second)) return std::vector<Tensor>{};
-    const std::string group = is_recurrent(l.class_name) && h5.has_group(it->second + "/cell")
-                                  ? it->second + "/cell"
-                                  : it->second;
+    // a recurrent layer's variables are its cell's, a wrapper's (TimeDistributed) its layer's
+    std::string group = it->second;
+    if (is_recurrent(l.class_name) && h5.has_group(group + "/cell"))
+      group += "/cell";
+    else if (l.class_name == "TimeDistributed" && h5.has_group(group + "/layer"))
+      group += "/layer";
     return group_vars(h5, group, l);
   };
 }

@@ -513,6 +513,24 @@ std::string convert_upsampling2d(Builder& b, const Layer& l, const std::vector<s
   return l.name;
 }
 
+// TimeDistributed over a Dense: the dense op already applies to the last axis of every step.
+std::string convert_time_distributed(Builder& b, const Layer& l, const std::vector<std::string>& in,
+                                     std::vector<Tensor> w) {
+  const json* inner = find_key(l, {"layer"});
+  if (!inner || !inner->is_object() || !inner->contains("class_name") ||
+      !(*inner)["class_name"].is_string() || !inner->contains("config") ||
+      !(*inner)["config"].is_object())
+    throw b.error(l, "the config has no wrapped 'layer' with a class_name and a config");
+  Layer dense{(*inner)["class_name"].get<std::string>(), l.name, (*inner)["config"]};
+  if (dense.class_name != "Dense")
+    throw b.error(l, fmt::format("TimeDistributed over a {} is not supported (over a Dense it is)",
+                                 dense.class_name));
+  b.comment(l.name, fmt::format("{} (TimeDistributed over a Dense): the dense op applies to the "
+                                "last axis of every step",
+                                l.name));
+  return convert_dense(b, dense, in, std::move(w));
+}
+
 // Concatenate, Add, Subtract, Multiply, Average, Maximum, Minimum: layers reading several
 // tensors.
 std::string convert_merge(Builder& b, const Layer& l, const std::vector<std::string>& in,
@@ -615,6 +633,7 @@ const std::map<std::string, Converter>& converters() {
       {"BatchNormalization", convert_batch_normalization},
       {"LayerNormalization", convert_layer_normalization},
       {"UpSampling2D", convert_upsampling2d},
+      {"TimeDistributed", convert_time_distributed},
       {"Concatenate", convert_merge},
       {"Add", convert_merge},
       {"Subtract", convert_merge},

@@ -851,3 +851,56 @@ TEST_CASE("Keras import: layers it cannot convert are clear errors") {
   CHECK(import_error(path).find("layer 'emb' (Embedding): an Embedding reading 'd', which is not "
                                 "a model input") != std::string::npos);
 }
+
+TEST_CASE("Keras import: TimeDistributed over a Dense, legacy and Keras 3") {
+  test::NamedTempDir dir("fg_keras_layers", "td");
+  const Tensor kernel = test::random_tensor({3, 5}, 161), bias = test::random_tensor({5}, 162);
+  const Tensor x = test::random_tensor({2, 7, 3}, 163);
+  std::vector<double> want;
+  for (int64_t r = 0; r < 14; ++r)
+    for (int j = 0; j < 5; ++j) {
+      double sum = bias.data<float>()[j];
+      for (int i = 0; i < 3; ++i)
+        sum += double(x.data<float>()[r * 3 + i]) * kernel.data<float>()[i * 5 + j];
+      want.push_back(std::tanh(sum));
+    }
+  const std::string dense =
+      R"("layer": {"class_name": "Dense", "config": {"name": "dense_1", "trainable": true, "units": 5, "activation": "tanh", "use_bias": true}})";
+  {  // tf.keras 2: the weights under the wrapper's group, named after the inner layer
+    const std::string path = dir.path + "/m.h5";
+    test::write_legacy_model(
+        path,
+        k2_sequential({k2_seq_layer("TimeDistributed", "td",
+                                    R"("batch_input_shape": [null, 7, 3], )" + dense)}),
+        {"td"}, {{"td", {{"kernel:0", kernel}, {"bias:0", bias}}}});
+    const ImportedModel m = import_keras_model(path);
+    const std::string yaml = format_imported_yaml(m);
+    CAPTURE(yaml);
+    CHECK(yaml.find("{name: td, op: dense, input: td_input, units: 5, activation: tanh}") !=
+          std::string::npos);
+    CHECK(yaml.find("# td (TimeDistributed over a Dense)") != std::string::npos);
+    check_all_ok(verify_imported(m, {{"td_input", x}}, {{"td", tensor_of({2, 7, 5}, want)}}), 1);
+  }
+  {  // Keras 3: the wrapped layer's variables under <wrapper>/layer/vars
+    const std::string config =
+        k3_sequential("7, 3", "float32", {{"TimeDistributed", R"("name": "td", )" + dense}});
+    const std::string h5 = dir.path + "/model.weights.h5";
+    test::write_weights_h5(h5,
+                           {{"layers/time_distributed/layer/vars/0", kernel},
+                            {"layers/time_distributed/layer/vars/1", bias}},
+                           {"vars", "layers/time_distributed/vars"});
+    test::write_keras_zip(dir.path + "/m.keras", config, h5);
+    const ImportedModel m = import_keras_model(dir.path + "/m.keras");
+    check_all_ok(verify_imported(m, {{"x", x}}, {{"td", tensor_of({2, 7, 5}, want)}}), 1);
+  }
+  // over anything else: an error naming the wrapper
+  const std::string path = dir.path + "/conv.h5";
+  test::write_legacy_model(
+      path,
+      k2_sequential({k2_seq_layer(
+          "TimeDistributed", "tdc",
+          R"("batch_input_shape": [null, 7, 5, 5, 1], "layer": {"class_name": "Conv2D", "config": {"name": "c", "filters": 2, "kernel_size": [3, 3]}})")}),
+      {"tdc"}, {});
+  CHECK(import_error(path).find("layer 'tdc' (TimeDistributed): TimeDistributed over a Conv2D is "
+                                "not supported") != std::string::npos);
+}
