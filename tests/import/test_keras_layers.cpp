@@ -614,7 +614,9 @@ TEST_CASE("Keras import: a Keras 3 .keras Embedding on an int32 input") {
                2);
 }
 
-TEST_CASE("Keras import: BatchNormalization over several axes, with and without scale") {
+TEST_CASE(
+    "Keras import: BatchNormalization on axis 1 and on the last axis (a one-element list), with "
+    "and without scale") {
   test::NamedTempDir dir("fg_keras_layers", "bn");
   const std::string config = k2_sequential(
       {k2_seq_layer(
