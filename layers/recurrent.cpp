@@ -37,6 +37,8 @@ const std::map<std::string, ActFn>& activation_table() {
       {"sigmoid", sigmoid_f},
       {"tanh", [](float x) { return std::tanh(x); }},
       {"hard_sigmoid", [](float x) { return std::min(std::max(0.2f * x + 0.5f, 0.f), 1.f); }},
+      // Keras 3's hard_sigmoid, relu6(x + 3) / 6 (Keras 2 and TF.js: the one above)
+      {"hard_sigmoid_keras3", [](float x) { return std::min(std::max(x / 6.f + 0.5f, 0.f), 1.f); }},
       {"elu", [](float x) { return x > 0.f ? x : std::expm1(x); }},
       {"selu",
        [](float x) {

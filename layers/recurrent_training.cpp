@@ -59,6 +59,7 @@ const std::map<std::string, ActFn>& activation_grad_table() {
          return 1.f - t * t;
        }},
       {"hard_sigmoid", [](float x) { return x > -2.5f && x < 2.5f ? 0.2f : 0.f; }},
+      {"hard_sigmoid_keras3", [](float x) { return x > -3.f && x < 3.f ? 1.f / 6.f : 0.f; }},
       {"elu", [](float x) { return x > 0.f ? 1.f : std::exp(x); }},
       {"selu",
        [](float x) {

@@ -78,8 +78,9 @@ std::string node_line(const NodeDef& n) {
     line += ", inputs: " + yaml_names(n.inputs);
   // attributes in Keras's argument order for the keys most layers have, then the rest by name
   static const std::vector<std::string> first = {
-      "units",      "filters",  "kernel_size",      "strides", "padding", "dilation_rate",
-      "activation", "use_bias", "return_sequences", "rate",    "dims",    "target_shape"};
+      "units",   "filters",       "kernel_size", "pool_size", "strides",
+      "padding", "dilation_rate", "activation",  "use_bias",  "return_sequences",
+      "rate",    "dims",          "target_shape"};
   std::vector<std::string> keys;
   for (const std::string& k : first)
     if (n.attrs.count(k)) keys.push_back(k);
@@ -117,7 +118,8 @@ std::string format_imported_yaml(const ImportedModel& model) {
   for (const std::string& h : model.header) append_comment(out, "", h);
   out += "name: " + yaml_string(g.name) + "\ninputs:\n";
   for (const InputDef& in : g.inputs) {
-    out += fmt::format("  {}: {{shape: {}}}", yaml_string(in.name), yaml_dims(in.shape));
+    out += fmt::format("  {}: {{shape: {}{}}}", yaml_string(in.name), yaml_dims(in.shape),
+                       in.dtype == DType::i32 ? ", dtype: int32" : "");
     auto c = model.input_comments.find(in.name);
     out += c == model.input_comments.end() ? "\n" : "  # " + c->second + "\n";
   }

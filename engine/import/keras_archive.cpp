@@ -108,6 +108,31 @@ std::vector<Tensor> group_vars(const Hdf5File& h5, const std::string& group, con
 
 }  // namespace
 
+bool is_keras3_weights_file(const Hdf5File& h5) {
+  return h5.has_group("layers") || h5.has_group("_layer_checkpoint_dependencies");
+}
+
+WeightSource keras3_weights(const Hdf5File& h5, const std::string& config_text) {
+  const std::string prefix =
+      h5.has_group("layers") || !h5.has_group("_layer_checkpoint_dependencies")
+          ? "layers"
+          : "_layer_checkpoint_dependencies";
+  const auto config = nlohmann::json::parse(config_text, nullptr, false);
+  const auto groups =
+      config.is_object() ? layer_groups(config, prefix) : std::map<std::string, std::string>{};
+  return [&h5, groups](const Layer& l) {
+    auto it = groups.find(l.name);
+    if (it == groups.end() || !h5.has_group(it->second)) return std::vector<Tensor>{};
+    // a recurrent layer's variables are its cell's, a wrapper's (TimeDistributed) its layer's
+    std::string group = it->second;
+    if (is_recurrent(l.class_name) && h5.has_group(group + "/cell"))
+      group += "/cell";
+    else if (l.class_name == "TimeDistributed" && h5.has_group(group + "/layer"))
+      group += "/layer";
+    return group_vars(h5, group, l);
+  };
+}
+
 bool is_zip_file(const std::string& path) {
   FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) return false;
@@ -131,21 +156,7 @@ void read_keras_archive(const std::string& path, ImportedModel& model) {
     throw Error("the .keras archive has no model.weights.h5").in_file(path);
   const std::string text(config_bytes.begin(), config_bytes.end());
   const Hdf5File h5(path + ":model.weights.h5", weights_bytes);
-  const std::string prefix =
-      h5.has_group("layers") || !h5.has_group("_layer_checkpoint_dependencies")
-          ? "layers"
-          : "_layer_checkpoint_dependencies";
-  const auto config = nlohmann::json::parse(text, nullptr, false);
-  const auto groups =
-      config.is_object() ? layer_groups(config, prefix) : std::map<std::string, std::string>{};
-  read_model_config(text, path + ":config.json", model, [&](const Layer& l) {
-    auto it = groups.find(l.name);
-    if (it == groups.end() || !h5.has_group(it->second)) return std::vector<Tensor>{};
-    const std::string group = is_recurrent(l.class_name) && h5.has_group(it->second + "/cell")
-                                  ? it->second + "/cell"
-                                  : it->second;
-    return group_vars(h5, group, l);
-  });
+  read_model_config(text, path + ":config.json", model, keras3_weights(h5, text));
 }
 
 }  // namespace fg::keras

@@ -34,6 +34,10 @@ struct ImportedModel {
 // the graph compiles and every weight has the shape its op expects. Throws fg::Error naming
 // the layer, its Keras class and why for anything it cannot import.
 ImportedModel import_keras_model(const std::string& path);
+// A model saved as a JSON config (model.to_json()) and a weights-only HDF5 file
+// (model.save_weights(): Keras 1/2 and tf.keras's `layer_names` / `weight_names` layout, or
+// Keras 3's `.weights.h5` with `layers/<class>/vars`). Checked as import_keras_model.
+ImportedModel import_keras_config(const std::string& config_path, const std::string& weights_path);
 
 // The graph as YAML: attributes only where they differ from the op's defaults, the comments.
 std::string format_imported_yaml(const ImportedModel& model);

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -76,6 +77,78 @@ std::string activation_of(const Builder& b, const Layer& layer) {
       .hint(fmt::format("supported activations: {}", quoted_list(activation_names())));
 }
 
+// A tuple attribute (kernel_size, strides, pool_size, dilation_rate): an int or a list of
+// `rank` ints, returned as `rank` ints; `fallback` when absent or null.
+std::vector<int64_t> ints_of(const Builder& b, const Layer& layer,
+                             std::initializer_list<const char*> keys, size_t rank,
+                             std::optional<int64_t> fallback = std::nullopt) {
+  const json* v = find_key(layer, keys);
+  if (!v) {
+    if (fallback) return std::vector<int64_t>(rank, *fallback);
+    throw b.error(layer, fmt::format("the config has no '{}'", *keys.begin()));
+  }
+  if (v->is_number_integer()) return std::vector<int64_t>(rank, v->get<int64_t>());
+  if (!v->is_array() || v->size() != rank)
+    throw b.error(layer, fmt::format("'{}' is {}, expected an integer or a list of {}",
+                                     *keys.begin(), v->dump(), rank));
+  std::vector<int64_t> out;
+  for (const json& e : *v) {
+    if (!e.is_number_integer())
+      throw b.error(layer, fmt::format("'{}' is {}, expected integers", *keys.begin(), v->dump()));
+    out.push_back(e.get<int64_t>());
+  }
+  return out;
+}
+
+// A tuple attribute as the YAML shows it: one int when every axis has the same value.
+void set_tuple(NodeDef& node, const std::string& key, const std::vector<int64_t>& values) {
+  if (std::all_of(values.begin(), values.end(), [&](int64_t v) { return v == values[0]; }))
+    set_int(node, key, values[0]);
+  else
+    set_ints(node, key, values);
+}
+
+bool all_ones(const std::vector<int64_t>& values) {
+  return std::all_of(values.begin(), values.end(), [](int64_t v) { return v == 1; });
+}
+
+// channels_first (true) or channels_last (false); Keras 1 writes dim_ordering th / tf.
+bool channels_first(const Builder& b, const Layer& l) {
+  const std::string format = string_of(b, l, {"data_format", "dim_ordering"}, "channels_last");
+  if (format == "channels_first" || format == "th") return true;
+  if (format == "channels_last" || format == "tf") return false;
+  throw b.error(l, fmt::format("data_format '{}' is not supported", format));
+}
+
+// Keras's Permute dims (1-based, without the batch) that move the channels of a rank-`rank`
+// sample (spatial axes + channels) from first to last, and back.
+std::vector<int64_t> to_channels_last_dims(size_t rank) {
+  std::vector<int64_t> dims;
+  for (size_t i = 2; i <= rank; ++i) dims.push_back(static_cast<int64_t>(i));
+  dims.push_back(1);
+  return dims;
+}
+std::vector<int64_t> to_channels_first_dims(size_t rank) {
+  std::vector<int64_t> dims = {static_cast<int64_t>(rank)};
+  for (size_t i = 1; i < rank; ++i) dims.push_back(static_cast<int64_t>(i));
+  return dims;
+}
+
+// For a channels_first layer: a permute node that makes its input channels-last; returns the
+// node the channels-last op reads.
+std::string permute_to_channels_last(Builder& b, const Layer& l, const std::string& in,
+                                     size_t spatial) {
+  const std::string t = l.name + "_to_channels_last";
+  set_ints(b.add_node(t, "permute", {in}), "dims", to_channels_last_dims(spatial + 1));
+  b.comment(t, fmt::format("{} ({}, channels_first) runs channels-last: its input is transposed "
+                           "here{}",
+                           l.name, l.class_name,
+                           l.class_name.rfind("Global", 0) == 0
+                               ? ""
+                               : fmt::format(", its output back in '{}'", l.name)));
+  return t;
+}
+
 void expect_weights(const Builder& b, const Layer& layer, const std::vector<Tensor>& w,
                     size_t count) {
   if (w.size() != count)
@@ -105,7 +178,9 @@ std::string convert_dense(Builder& b, const Layer& l, const std::vector<std::str
 std::string convert_conv1d(Builder& b, const Layer& l, const std::vector<std::string>& in,
                            std::vector<Tensor> w) {
   if (l.class_name != "Conv1D")
-    throw b.error(l, "the Keras 1 Convolution1D layer is not supported yet (Keras 2's Conv1D is)");
+    throw b.error(l,
+                  "the Keras 1 Convolution1D layer is not supported yet (Keras 2's Conv1D is): "
+                  "Keras 1 files do not record the backend, and Theano kernels are flipped");
   const std::string format = string_of(b, l, {"data_format"}, "channels_last");
   const bool first = format == "channels_first";
   if (!first && format != "channels_last")
@@ -170,31 +245,142 @@ std::vector<Tensor> keras1_lstm_weights(const Builder& b, const Layer& l, std::v
   return out;
 }
 
-std::string convert_lstm(Builder& b, const Layer& l, const std::vector<std::string>& in,
-                         std::vector<Tensor> w) {
-  reject_true(b, l, "go_backwards", "the lstm op runs left to right only");
-  reject_true(b, l, "stateful", "the lstm op starts every batch from a zero state");
-  reject_true(b, l, "return_state", "the lstm op has one output");
+std::string convert_conv2d(Builder& b, const Layer& l, const std::vector<std::string>& in,
+                           std::vector<Tensor> w) {
+  if (l.class_name != "Conv2D")
+    throw b.error(l,
+                  "the Keras 1 Convolution2D layer is not supported yet (Keras 2's Conv2D is): "
+                  "Keras 1 files do not record the backend, and Theano kernels are flipped");
+  const bool first = channels_first(b, l);
+  if (int_of(b, l, {"groups"}, 1) != 1) throw b.error(l, "groups > 1 is not supported yet");
+  const std::string conv = first ? l.name + "_channels_last" : l.name;
+  const std::string conv_in = first ? permute_to_channels_last(b, l, in[0], 2) : in[0];
+  NodeDef& n = b.add_node(conv, "conv2d", {conv_in});
+  set_int(n, "filters", int_of(b, l, {"filters"}));
+  set_tuple(n, "kernel_size", ints_of(b, l, {"kernel_size"}, 2));
+  if (auto s = ints_of(b, l, {"strides"}, 2, 1); !all_ones(s)) set_tuple(n, "strides", s);
+  if (auto d = ints_of(b, l, {"dilation_rate"}, 2, 1); !all_ones(d))
+    set_tuple(n, "dilation_rate", d);
+  const std::string padding = string_of(b, l, {"padding"}, "valid");
+  if (padding != "valid") set_string(n, "padding", padding);
+  const std::string act = activation_of(b, l);
+  // softmax acts on the last axis: for channels_first that is the width, after the permute
+  const bool act_after = first && (act == "softmax" || act == "log_softmax");
+  if (act != "linear" && !act_after) set_string(n, "activation", act);
+  const bool bias = bool_of(b, l, {"use_bias"}, true);
+  if (!bias) set_bool(n, "use_bias", false);
+  expect_weights(b, l, w, bias ? 2 : 1);
+  b.set_weight(conv, "kernel", std::move(w[0]));
+  if (bias) b.set_weight(conv, "bias", std::move(w[1]));
+  if (!first) return l.name;
+  const std::string back = act_after ? l.name + "_channels_first" : l.name;
+  set_ints(b.add_node(back, "permute", {conv}), "dims", to_channels_first_dims(3));
+  if (act_after) set_string(b.add_node(l.name, "activation", {back}), "activation", act);
+  return l.name;
+}
+
+// MaxPooling1D/2D, AveragePooling1D/2D (Keras 1: MaxPooling1D's pool_length, stride,
+// border_mode).
+std::string convert_pooling(Builder& b, const Layer& l, const std::vector<std::string>& in,
+                            std::vector<Tensor> w) {
+  expect_weights(b, l, w, 0);
+  const bool two_d = l.class_name.find("2D") != std::string::npos;
+  const size_t rank = two_d ? 2 : 1;
+  const bool max = l.class_name.rfind("Max", 0) == 0;
+  const std::string op = fmt::format("{}_pooling{}d", max ? "max" : "average", two_d ? 2 : 1);
+  const bool first = channels_first(b, l);
+  const std::string pool = first ? l.name + "_channels_last" : l.name;
+  const std::string pool_in = first ? permute_to_channels_last(b, l, in[0], rank) : in[0];
+  NodeDef& n = b.add_node(pool, op, {pool_in});
+  const auto size = ints_of(b, l, {"pool_size", "pool_length"}, rank, 2);
+  if (size != std::vector<int64_t>(rank, 2)) set_tuple(n, "pool_size", size);
+  // strides null (Keras's default) means the pool size, as the op's default
+  if (find_key(l, {"strides", "stride"})) {
+    const auto strides = ints_of(b, l, {"strides", "stride"}, rank);
+    if (strides != size) set_tuple(n, "strides", strides);
+  }
+  const std::string padding = string_of(b, l, {"padding", "border_mode"}, "valid");
+  if (padding != "valid") set_string(n, "padding", padding);
+  if (!first) return l.name;
+  set_ints(b.add_node(l.name, "permute", {pool}), "dims", to_channels_first_dims(rank + 1));
+  return l.name;
+}
+
+// GlobalAveragePooling1D/2D, GlobalMaxPooling1D/2D.
+std::string convert_global_pooling(Builder& b, const Layer& l, const std::vector<std::string>& in,
+                                   std::vector<Tensor> w) {
+  expect_weights(b, l, w, 0);
+  const bool two_d = l.class_name.find("2D") != std::string::npos;
+  const bool max = l.class_name.rfind("GlobalMax", 0) == 0;
+  const std::string op =
+      fmt::format("global_{}_pooling{}d", max ? "max" : "average", two_d ? 2 : 1);
+  const bool keepdims = bool_of(b, l, {"keepdims"}, false);
+  const bool first = channels_first(b, l);
+  if (first && keepdims)
+    throw b.error(l, "keepdims: true with data_format channels_first is not supported yet");
+  // the pooled output [batch, channels] is the same in both layouts
+  const std::string pool_in = first ? permute_to_channels_last(b, l, in[0], two_d ? 2 : 1) : in[0];
+  NodeDef& n = b.add_node(l.name, op, {pool_in});
+  if (keepdims) set_bool(n, "keepdims", true);
+  return l.name;
+}
+
+std::string convert_embedding(Builder& b, const Layer& l, const std::vector<std::string>& in,
+                              std::vector<Tensor> w) {
+  b.make_ids_input(l, in[0]);
+  NodeDef& n = b.add_node(l.name, "embedding", in);
+  set_int(n, "input_dim", int_of(b, l, {"input_dim"}));
+  set_int(n, "output_dim", int_of(b, l, {"output_dim"}));
+  if (bool_of(b, l, {"mask_zero"}, false)) set_bool(n, "mask_zero", true);
+  if (find_key(l, {"input_length"})) set_int(n, "input_length", int_of(b, l, {"input_length"}));
+  if (bool_of(b, l, {"sparse"}, false))
+    throw b.error(l, "sparse: true (sparse gradients) is not supported");
+  expect_weights(b, l, w, 1);
+  b.set_weight(l.name, "embeddings", std::move(w[0]));
+  return l.name;
+}
+
+// The attributes lstm and gru share; returns whether the layer has a bias.
+bool set_recurrent_attributes(Builder& b, const Layer& l, NodeDef& n) {
+  reject_true(b, l, "go_backwards", "the recurrent ops run left to right only");
+  reject_true(b, l, "stateful", "the recurrent ops start every batch from a zero state");
+  reject_true(b, l, "return_state", "the recurrent ops have one output");
   if (find_key(l, {"time_major"}) && bool_of(b, l, {"time_major"}, false))
     throw b.error(l, "time_major: true is not supported");
-  NodeDef& n = b.add_node(l.name, "lstm", in);
   set_int(n, "units", int_of(b, l, {"units", "output_dim"}));
   if (bool_of(b, l, {"return_sequences"}, false)) set_bool(n, "return_sequences", true);
-  const std::string act = string_of(b, l, {"activation"}, "tanh");
-  const std::string rec = string_of(b, l, {"recurrent_activation", "inner_activation"},
-                                    b.keras_major() >= 3 ? "sigmoid" : "hard_sigmoid");
+  std::string act = string_of(b, l, {"activation"}, "tanh");
+  std::string rec = string_of(b, l, {"recurrent_activation", "inner_activation"},
+                              b.keras_major() >= 3 ? "sigmoid" : "hard_sigmoid");
+  // the ops' hard_sigmoid is Keras 2's clip(0.2x + 0.5, 0, 1); Keras 3 changed the formula
+  if (b.keras_major() >= 3)
+    for (std::string* name : {&act, &rec})
+      if (*name == "hard_sigmoid") {
+        *name = "hard_sigmoid_keras3";
+        b.comment(l.name, fmt::format("Keras {}'s hard_sigmoid is relu6(x + 3) / 6: the op's "
+                                      "hard_sigmoid_keras3 (its hard_sigmoid is Keras 2's "
+                                      "0.2x + 0.5)",
+                                      b.keras_major()));
+      }
   if (act != "tanh") set_string(n, "activation", act);
   if (rec != "sigmoid") set_string(n, "recurrent_activation", rec);
-  if (rec == "hard_sigmoid" && b.keras_major() >= 3)
-    throw b.error(l, "Keras 3's hard_sigmoid (x / 6 + 0.5) is not supported yet");
   const double dropout = float_of(b, l, {"dropout", "dropout_W"}, 0);
   const double rdrop = float_of(b, l, {"recurrent_dropout", "dropout_U"}, 0);
   if (dropout != 0) set_float(n, "dropout", dropout);
   if (rdrop != 0) set_float(n, "recurrent_dropout", rdrop);
   if (dropout != 0 || rdrop != 0)
-    b.comment(l.name, "dropout only acts in training, which the lstm op refuses with a rate > 0");
+    b.comment(l.name, fmt::format("dropout only acts in training, which the {} op refuses with a "
+                                  "rate > 0",
+                                  n.op));
   const bool bias = bool_of(b, l, {"use_bias"}, true);
   if (!bias) set_bool(n, "use_bias", false);
+  return bias;
+}
+
+std::string convert_lstm(Builder& b, const Layer& l, const std::vector<std::string>& in,
+                         std::vector<Tensor> w) {
+  NodeDef& n = b.add_node(l.name, "lstm", in);
+  const bool bias = set_recurrent_attributes(b, l, n);
   if (w.size() == 12) {
     w = keras1_lstm_weights(b, l, std::move(w));
     b.comment(l.name,
@@ -205,6 +391,159 @@ std::string convert_lstm(Builder& b, const Layer& l, const std::vector<std::stri
   b.set_weight(l.name, "kernel", std::move(w[0]));
   b.set_weight(l.name, "recurrent_kernel", std::move(w[1]));
   if (bias) b.set_weight(l.name, "bias", std::move(w[2]));
+  return l.name;
+}
+
+// Keras 1 GRU weights: W_z U_z b_z W_r U_r b_r W_h U_h b_h; ours are the gates z, r, h
+// concatenated along the last axis (the same order).
+std::vector<Tensor> keras1_gru_weights(const Builder& b, const Layer& l, std::vector<Tensor> w) {
+  std::vector<Tensor> out;
+  for (int part = 0; part < 3; ++part) {  // W, U, b
+    const Dims& shape = w[part].shape();
+    const int64_t u = shape.back();
+    Dims cat = shape;
+    cat.back() = 3 * u;
+    Tensor t(DType::f32, cat);
+    const int64_t rows = static_cast<int64_t>(w[part].size()) / u;
+    for (int g = 0; g < 3; ++g) {
+      const Tensor& src = w[g * 3 + part];
+      if (src.shape() != shape)
+        throw b.error(l, fmt::format("the Keras 1 gate weights differ in shape: {} and {}",
+                                     format_shape(shape), format_shape(src.shape())));
+      for (int64_t r = 0; r < rows; ++r)
+        std::memcpy(t.mutable_data<float>() + r * 3 * u + g * u, src.data<float>() + r * u,
+                    u * sizeof(float));
+    }
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+std::string convert_gru(Builder& b, const Layer& l, const std::vector<std::string>& in,
+                        std::vector<Tensor> w) {
+  NodeDef& n = b.add_node(l.name, "gru", in);
+  const bool bias = set_recurrent_attributes(b, l, n);
+  // Keras 1 and 2 default to reset_after false, tf.keras 2 and Keras 3 write it (Keras 3's
+  // default is true); the op's default is true
+  const bool reset_after = bool_of(b, l, {"reset_after"}, b.keras_major() >= 3);
+  if (!reset_after) set_bool(n, "reset_after", false);
+  if (w.size() == 9) {
+    w = keras1_gru_weights(b, l, std::move(w));
+    b.comment(l.name,
+              "Keras 1 weights: the 9 per-gate arrays concatenated in the gate order z, r, h");
+  }
+  expect_weights(b, l, w, bias ? 3 : 2);
+  b.set_weight(l.name, "kernel", std::move(w[0]));
+  b.set_weight(l.name, "recurrent_kernel", std::move(w[1]));
+  if (bias) b.set_weight(l.name, "bias", std::move(w[2]));
+  return l.name;
+}
+
+std::string convert_batch_normalization(Builder& b, const Layer& l,
+                                        const std::vector<std::string>& in, std::vector<Tensor> w) {
+  if (int_of(b, l, {"mode"}, 0) != 0)
+    throw b.error(l, "Keras 1 mode 1 and 2 (per-batch statistics at inference) are not supported");
+  NodeDef& n = b.add_node(l.name, "batch_normalization", in);
+  const json* axis = find_key(l, {"axis"});
+  if (axis && axis->is_array() && axis->size() != 1)
+    throw b.error(
+        l, fmt::format("a normalization over several axes {} is not supported", axis->dump()));
+  if (int64_t a = int_of(b, l, {"axis"}, -1); a != -1) set_int(n, "axis", a);
+  if (double e = float_of(b, l, {"epsilon"}, 1e-3); e != 1e-3) set_float(n, "epsilon", e);
+  if (double m = float_of(b, l, {"momentum"}, 0.99); m != 0.99) set_float(n, "momentum", m);
+  const bool center = bool_of(b, l, {"center"}, true), scale = bool_of(b, l, {"scale"}, true);
+  if (!center) set_bool(n, "center", false);
+  if (!scale) set_bool(n, "scale", false);
+  if (find_key(l, {"renorm"}) && bool_of(b, l, {"renorm"}, false))
+    throw b.error(l, "renorm: true is not supported");
+  // the file's order is gamma, beta, moving_mean, moving_variance without the absent ones
+  // (Keras 1 calls the last one running_std, but it holds the variance too)
+  expect_weights(b, l, w, 2 + center + scale);
+  size_t i = 0;
+  if (scale) b.set_weight(l.name, "gamma", std::move(w[i++]));
+  if (center) b.set_weight(l.name, "beta", std::move(w[i++]));
+  b.set_weight(l.name, "moving_mean", std::move(w[i++]));
+  b.set_weight(l.name, "moving_variance", std::move(w[i++]));
+  return l.name;
+}
+
+std::string convert_layer_normalization(Builder& b, const Layer& l,
+                                        const std::vector<std::string>& in, std::vector<Tensor> w) {
+  if (bool_of(b, l, {"rms_scaling"}, false)) throw b.error(l, "rms_scaling: true is not supported");
+  NodeDef& n = b.add_node(l.name, "layer_normalization", in);
+  const json* axis = find_key(l, {"axis"});
+  if (axis && axis->is_array() && axis->size() != 1) {
+    std::vector<int64_t> axes;
+    for (const json& a : *axis) {
+      if (!a.is_number_integer())
+        throw b.error(l, fmt::format("'axis' is {}, expected integers", axis->dump()));
+      axes.push_back(a.get<int64_t>());
+    }
+    set_ints(n, "axis", axes);
+  } else if (int64_t a = int_of(b, l, {"axis"}, -1); a != -1) {
+    set_int(n, "axis", a);
+  }
+  if (double e = float_of(b, l, {"epsilon"}, 1e-3); e != 1e-3) set_float(n, "epsilon", e);
+  const bool center = bool_of(b, l, {"center"}, true), scale = bool_of(b, l, {"scale"}, true);
+  if (!center) set_bool(n, "center", false);
+  if (!scale) set_bool(n, "scale", false);
+  expect_weights(b, l, w, size_t{center} + size_t{scale});
+  size_t i = 0;
+  if (scale) b.set_weight(l.name, "gamma", std::move(w[i++]));
+  if (center) b.set_weight(l.name, "beta", std::move(w[i++]));
+  return l.name;
+}
+
+std::string convert_upsampling2d(Builder& b, const Layer& l, const std::vector<std::string>& in,
+                                 std::vector<Tensor> w) {
+  expect_weights(b, l, w, 0);
+  const bool first = channels_first(b, l);
+  const std::string up = first ? l.name + "_channels_last" : l.name;
+  const std::string up_in = first ? permute_to_channels_last(b, l, in[0], 2) : in[0];
+  NodeDef& n = b.add_node(up, "upsampling2d", {up_in});
+  if (auto size = ints_of(b, l, {"size"}, 2, 2); size != std::vector<int64_t>{2, 2})
+    set_tuple(n, "size", size);
+  const std::string interpolation = string_of(b, l, {"interpolation"}, "nearest");
+  if (interpolation != "nearest" && interpolation != "bilinear")
+    throw b.error(
+        l, fmt::format("interpolation '{}' is not supported (nearest, bilinear)", interpolation));
+  if (interpolation != "nearest") set_string(n, "interpolation", interpolation);
+  if (!first) return l.name;
+  set_ints(b.add_node(l.name, "permute", {up}), "dims", to_channels_first_dims(3));
+  return l.name;
+}
+
+// TimeDistributed over a Dense: the dense op already applies to the last axis of every step.
+std::string convert_time_distributed(Builder& b, const Layer& l, const std::vector<std::string>& in,
+                                     std::vector<Tensor> w) {
+  const json* inner = find_key(l, {"layer"});
+  if (!inner || !inner->is_object() || !inner->contains("class_name") ||
+      !(*inner)["class_name"].is_string() || !inner->contains("config") ||
+      !(*inner)["config"].is_object())
+    throw b.error(l, "the config has no wrapped 'layer' with a class_name and a config");
+  Layer dense{(*inner)["class_name"].get<std::string>(), l.name, (*inner)["config"]};
+  if (dense.class_name != "Dense")
+    throw b.error(l, fmt::format("TimeDistributed over a {} is not supported (over a Dense it is)",
+                                 dense.class_name));
+  b.comment(l.name, fmt::format("{} (TimeDistributed over a Dense): the dense op applies to the "
+                                "last axis of every step",
+                                l.name));
+  return convert_dense(b, dense, in, std::move(w));
+}
+
+// Concatenate, Add, Subtract, Multiply, Average, Maximum, Minimum: layers reading several
+// tensors.
+std::string convert_merge(Builder& b, const Layer& l, const std::vector<std::string>& in,
+                          std::vector<Tensor> w) {
+  expect_weights(b, l, w, 0);
+  if (in.size() < 2)
+    throw b.error(
+        l, fmt::format("a merge layer needs at least 2 inputs, the model gives it {}", in.size()));
+  std::string op = l.class_name;
+  std::transform(op.begin(), op.end(), op.begin(), [](unsigned char c) { return std::tolower(c); });
+  NodeDef& n = b.add_node(l.name, op, in);
+  if (l.class_name == "Concatenate")
+    if (int64_t a = int_of(b, l, {"axis"}, -1); a != -1) set_int(n, "axis", a);
   return l.name;
 }
 
@@ -270,7 +609,38 @@ const std::map<std::string, Converter>& converters() {
       {"Dense", convert_dense},
       {"Conv1D", convert_conv1d},
       {"Convolution1D", convert_conv1d},
+      {"Conv2D", convert_conv2d},
+      {"Convolution2D", convert_conv2d},
+      {"MaxPooling1D", convert_pooling},
+      {"MaxPooling2D", convert_pooling},
+      {"AveragePooling1D", convert_pooling},
+      {"AveragePooling2D", convert_pooling},
+      {"MaxPool1D", convert_pooling},
+      {"MaxPool2D", convert_pooling},
+      {"AvgPool1D", convert_pooling},
+      {"AvgPool2D", convert_pooling},
+      {"GlobalAveragePooling1D", convert_global_pooling},
+      {"GlobalAveragePooling2D", convert_global_pooling},
+      {"GlobalMaxPooling1D", convert_global_pooling},
+      {"GlobalMaxPooling2D", convert_global_pooling},
+      {"GlobalAvgPool1D", convert_global_pooling},
+      {"GlobalAvgPool2D", convert_global_pooling},
+      {"GlobalMaxPool1D", convert_global_pooling},
+      {"GlobalMaxPool2D", convert_global_pooling},
+      {"Embedding", convert_embedding},
       {"LSTM", convert_lstm},
+      {"GRU", convert_gru},
+      {"BatchNormalization", convert_batch_normalization},
+      {"LayerNormalization", convert_layer_normalization},
+      {"UpSampling2D", convert_upsampling2d},
+      {"TimeDistributed", convert_time_distributed},
+      {"Concatenate", convert_merge},
+      {"Add", convert_merge},
+      {"Subtract", convert_merge},
+      {"Multiply", convert_merge},
+      {"Average", convert_merge},
+      {"Maximum", convert_merge},
+      {"Minimum", convert_merge},
       {"Activation", convert_activation_layer},
       {"ReLU", convert_activation_layer},
       {"LeakyReLU", convert_activation_layer},
@@ -285,6 +655,13 @@ const std::map<std::string, Converter>& converters() {
   return table;
 }
 
+bool is_merge_layer(const std::string& cls) {
+  for (const char* m :
+       {"Concatenate", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"})
+    if (cls == m) return true;
+  return false;
+}
+
 // Why some well-known classes cannot be imported.
 std::string unsupported_reason(const std::string& cls) {
   if (cls == "Lambda") return "a Lambda layer holds Python code, which cannot run outside Python";
@@ -292,6 +669,8 @@ std::string unsupported_reason(const std::string& cls) {
     return "a TensorFlow operation called on a Keras tensor holds Python code";
   if (cls == "Sequential" || cls == "Functional" || cls == "Model")
     return "nested models are not supported yet";
+  if (cls == "Merge")
+    return "Keras 1's Merge layer is not supported (Keras 2's Concatenate, Add, ... layers are)";
   return "no converter for this layer class";
 }
 
@@ -331,6 +710,20 @@ NodeDef& Builder::add_node(const std::string& name, const std::string& op,
   return model_.graph->nodes.back();
 }
 
+void Builder::make_ids_input(const Layer& layer, const std::string& input) {
+  for (InputDef& in : model_.graph->inputs) {
+    if (in.name != input) continue;
+    in.dtype = DType::i32;
+    model_.input_comments[input] +=
+        std::string(model_.input_comments[input].empty() ? "" : "; ") +
+        fmt::format("int32: the ids '{}' (Embedding) looks up", layer.name);
+    return;
+  }
+  throw error(layer, fmt::format("an Embedding reading '{}', which is not a model input, is not "
+                                 "supported (the ids must be an int32 model input)",
+                                 input));
+}
+
 void Builder::comment(const std::string& node, const std::string& text) {
   model_.node_comments[node].push_back(text);
 }
@@ -367,7 +760,7 @@ std::string convert_layer(Builder& b, const Layer& layer, const std::vector<std:
     throw b.error(layer, unsupported_reason(layer.class_name))
         .hint(fmt::format("the importer converts {} (docs/import.md)", quoted_list(known)));
   }
-  if (inputs.size() != 1)
+  if (inputs.size() != 1 && !is_merge_layer(layer.class_name))
     throw b.error(layer,
                   fmt::format("the layer is called on {} tensors, expected one", inputs.size()));
   return it->second(b, layer, inputs, std::move(weights));

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/import/hdf5_file.hpp"
 #include "engine/import/keras_import.hpp"
 #include "framework/error.hpp"
 #include "kernels/tensor.hpp"
@@ -30,6 +31,9 @@ class Builder {
   NodeDef& add_node(const std::string& name, const std::string& op,
                     const std::vector<std::string>& inputs);
   void comment(const std::string& node, const std::string& text);
+  // Makes the model input `input` int32 (the ids an Embedding looks up); an error naming
+  // `layer` when `input` is not a model input.
+  void make_ids_input(const Layer& layer, const std::string& input);
   void set_weight(const std::string& node, const std::string& param, Tensor t);
 
  private:
@@ -61,6 +65,11 @@ void read_model_config(const std::string& text, const std::string& file, Importe
                        const WeightSource& weights);
 // Keras 3 `.keras` archives (keras_archive.cpp).
 bool is_zip_file(const std::string& path);
+// A Keras 3 weights file (model.weights.h5 in a .keras zip, or save_weights' .weights.h5):
+// layers/<snake_case class>[_N]/vars/<i>; the weights of the config's layers from it. `h5`
+// must outlive the source.
+bool is_keras3_weights_file(const Hdf5File& h5);
+WeightSource keras3_weights(const Hdf5File& h5, const std::string& config_text);
 void read_keras_archive(const std::string& path, ImportedModel& model);
 
 }  // namespace fg::keras

@@ -3,8 +3,11 @@
 // `model_weights/<layer>/` bound by position in each layer group's `weight_names` attribute.
 #include <fmt/format.h>
 
+#include <cctype>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 
 #include "engine/import/hdf5_file.hpp"
 #include "engine/import/keras_import.hpp"
@@ -191,9 +194,12 @@ class GraphReader {
     input.loc.file = model_.source;
     if (!keras::declared_input_shape(l, input.shape))
       throw builder_.error(l, "the model's input shape is not declared (no batch_input_shape)");
+    // Keras 3 writes a DTypePolicy dict; integer inputs are the ids of an Embedding, which
+    // makes the input int32 itself
     const json& dtype = l.config.value("dtype", json("float32"));
-    if (dtype.is_string() && dtype != "float32")
-      throw builder_.error(l, fmt::format("input dtype {} is not supported (float32 only)",
+    if (dtype.is_string() && dtype != "float32" && dtype != "int32" && dtype != "int64")
+      throw builder_.error(l, fmt::format("input dtype {} is not supported (float32, or int32 "
+                                          "ids for an Embedding)",
                                           dtype.get<std::string>()));
     for (const char* key : {"batch_input_shape", "batch_shape"})
       if (l.config.contains(key) && l.config[key].is_array() && !l.config[key].empty() &&
@@ -216,12 +222,12 @@ int major_version(const std::string& version) {
 void read_hdf5_model(const Hdf5File& h5, ImportedModel& model) {
   const auto config_text = h5.string_attribute("/", "model_config");
   if (!config_text) {
-    if (h5.has_attribute("/", "layer_names"))
-      throw Error(
-          "a weights-only HDF5 file (model.save_weights): its model config is not in "
-          "it, and reading a separate JSON config is not supported yet")
+    if (h5.has_attribute("/", "layer_names") || keras::is_keras3_weights_file(h5))
+      throw Error("a weights-only HDF5 file (model.save_weights): the model config is not in it")
           .in_file(h5.path())
-          .hint("save the whole model with model.save('model.h5')");
+          .hint(fmt::format("import the model's JSON config (model.to_json()) with these "
+                            "weights: graph-runner import model.json --weights-h5 {} ...",
+                            h5.path()));
     throw Error("no 'model_config' attribute: not a Keras model file").in_file(h5.path());
   }
   model.keras_version = h5.string_attribute("/", "keras_version").value_or("");
@@ -293,14 +299,85 @@ void check_imported_model(ImportedModel& model) {
 
 }  // namespace keras
 
-ImportedModel import_keras_model(const std::string& path) {
+namespace {
+
+ImportedModel empty_model(const std::string& path) {
   ImportedModel model;
   model.source = path;
   model.graph = std::make_shared<GraphDef>();
   model.graph->file = path;
   model.weights.set_source(path);
+  return model;
+}
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error("cannot open the file").in_file(path);
+  std::ostringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+// to_json() writes keras_version and backend in Keras 2; the weights file's attributes else.
+std::string json_string_or(const json& config, const char* key, const std::string& fallback) {
+  auto it = config.find(key);
+  return it != config.end() && it->is_string() ? it->get<std::string>() : fallback;
+}
+
+bool starts_like_json(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  char c = 0;
+  while (f.get(c))
+    if (!std::isspace(static_cast<unsigned char>(c))) return c == '{';
+  return false;
+}
+
+}  // namespace
+
+ImportedModel import_keras_config(const std::string& config_path, const std::string& weights_path) {
+  ImportedModel model = empty_model(config_path);
+  const std::string text = read_text_file(config_path);
+  const json config = json::parse(text, nullptr, false);
+  if (config.is_discarded() || !config.is_object())
+    throw Error("not a JSON model config (model.to_json())").in_file(config_path);
+  const Hdf5File h5(weights_path);
+  if (h5.has_attribute("/", "model_config"))
+    throw Error("this is a whole model file (model.save), not a weights-only file")
+        .in_file(weights_path)
+        .hint(fmt::format("import it alone: graph-runner import {} ...", weights_path));
+  model.keras_version = json_string_or(config, "keras_version",
+                                       h5.string_attribute("/", "keras_version").value_or(""));
+  model.backend =
+      json_string_or(config, "backend", h5.string_attribute("/", "backend").value_or(""));
+  if (keras::is_keras3_weights_file(h5)) {
+    if (model.keras_version.empty()) model.keras_version = "3";
+    keras::read_model_config(text, config_path, model, keras::keras3_weights(h5, text));
+  } else if (h5.has_attribute("/", "layer_names")) {
+    keras::read_model_config(text, config_path, model,
+                             [&](const keras::Layer& l) { return layer_weights(h5, "", l); });
+  } else {
+    throw Error("not a Keras weights file (no layer_names attribute, no layers/ group)")
+        .in_file(weights_path);
+  }
+  model.header.push_back(fmt::format(
+      "Imported from {} with the weights of {} (Keras {}{}) by "
+      "graph-runner import.",
+      config_path, weights_path, model.keras_version.empty() ? "?" : model.keras_version,
+      model.backend.empty() ? "" : ", backend " + model.backend));
+  keras::check_imported_model(model);
+  return model;
+}
+
+ImportedModel import_keras_model(const std::string& path) {
+  ImportedModel model = empty_model(path);
   if (keras::is_zip_file(path)) {
     keras::read_keras_archive(path, model);
+  } else if (starts_like_json(path)) {
+    throw Error("a JSON model config: its weights are in a separate file")
+        .in_file(path)
+        .hint(fmt::format("name the weights-only HDF5 file: graph-runner import {} --weights-h5 "
+                          "WEIGHTS.h5 ...",
+                          path));
   } else {
     const Hdf5File h5(path);
     read_hdf5_model(h5, model);

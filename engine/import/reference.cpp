@@ -114,6 +114,22 @@ VerifyRow compare(const std::string& node, const Tensor& got, const Tensor& want
   return row;
 }
 
+// The references are read as float32; an int32 input (Embedding ids, which Keras is often fed
+// as floats) takes them when every value is a whole number.
+Tensor integer_ids(const Tensor& t, const std::string& input, const std::string& source) {
+  Tensor ids(DType::i32, t.shape());
+  for (size_t i = 0; i < t.size(); ++i) {
+    const float v = t.data<float>()[i];
+    if (v != std::nearbyint(v) || std::fabs(v) > 2147483647.f)
+      throw Error(fmt::format("the reference input for the int32 input '{}' holds {} at element "
+                              "{}, which is not an integer id",
+                              input, v, i))
+          .in_file(source);
+    ids.mutable_data<int32_t>()[i] = static_cast<int32_t>(v);
+  }
+  return ids;
+}
+
 // Moves the reference arrays that feed the graph into `inputs`, by name (or the single one).
 std::map<std::string, Tensor> bind_inputs(const CompiledGraph& graph, ReferenceSet& ref,
                                           VerifyReport& report) {
@@ -139,6 +155,9 @@ std::map<std::string, Tensor> bind_inputs(const CompiledGraph& graph, ReferenceS
       throw Error(fmt::format("the reference has no array for the graph input '{}'", in.name))
           .in_file(ref.source)
           .hint(fmt::format("name it {}.npy (or the key '{}' in the .npz)", in.name, in.name));
+  for (const InputDef& in : inputs)
+    if (in.dtype == DType::i32 && feed.at(in.name).dtype() == DType::f32)
+      feed[in.name] = integer_ids(feed.at(in.name), in.name, ref.source);
   for (const auto& [name, t] : ref.inputs) report.unused.push_back(name);
   return feed;
 }

@@ -4,8 +4,6 @@
 // from a real fixture, so the import still verifies against Keras's own activations.
 #include <doctest/doctest.h>
 #include <fmt/format.h>
-#include <hdf5.h>
-#include <zip.h>
 
 #include <filesystem>
 #include <fusiongraph/import.hpp>
@@ -13,50 +11,15 @@
 #include "framework/compiler.hpp"
 #include "layers/registry.hpp"
 #include "tests/cli/cli_test_util.hpp"
+#include "tests/import/keras_writers.hpp"
 #include "tests/test_util.hpp"
 
 using namespace fg;
 
 namespace {
 
-// Writes `arrays` ("layers/dense/vars/0" -> tensor) and the empty groups `groups` to an HDF5 file.
-void write_weights_h5(const std::string& path, const std::map<std::string, Tensor>& arrays,
-                      const std::vector<std::string>& groups) {
-  hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  REQUIRE(f >= 0);
-  hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-  H5Pset_create_intermediate_group(lcpl, 1);
-  for (const std::string& g : groups)
-    H5Gclose(H5Gcreate2(f, g.c_str(), lcpl, H5P_DEFAULT, H5P_DEFAULT));
-  for (const auto& [name, t] : arrays) {
-    std::vector<hsize_t> dims(t.shape().begin(), t.shape().end());
-    hid_t s = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
-    hid_t d = H5Dcreate2(f, name.c_str(), H5T_IEEE_F32LE, s, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-    H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data<float>());
-    H5Dclose(d);
-    H5Sclose(s);
-  }
-  H5Pclose(lcpl);
-  H5Fclose(f);
-}
-
-void write_keras_zip(const std::string& path, const std::string& config,
-                     const std::string& weights_h5, bool with_config = true) {
-  int err = 0;
-  zip_t* z = zip_open(path.c_str(), ZIP_CREATE | ZIP_TRUNCATE, &err);
-  REQUIRE(z != nullptr);
-  static const std::string metadata =
-      R"({"keras_version": "3.3.3", "date_saved": "2024-05-01@12:00:00"})";
-  auto add_text = [&](const char* name, const std::string& text) {
-    zip_source_t* s = zip_source_buffer(z, text.data(), text.size(), 0);
-    REQUIRE(zip_file_add(z, name, s, ZIP_FL_OVERWRITE) >= 0);
-  };
-  add_text("metadata.json", metadata);
-  if (with_config) add_text("config.json", config);
-  zip_source_t* s = zip_source_file(z, weights_h5.c_str(), 0, -1);
-  REQUIRE(zip_file_add(z, "model.weights.h5", s, ZIP_FL_OVERWRITE) >= 0);
-  REQUIRE(zip_close(z) == 0);
-}
+using test::write_keras_zip;
+using test::write_weights_h5;
 
 std::string layer(const std::string& cls, const std::string& name, const std::string& extra) {
   return fmt::format(

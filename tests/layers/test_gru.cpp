@@ -88,6 +88,9 @@ TEST_CASE("gru without bias and with other activations uses the exact C++ cell")
     c.return_sequences = false;
     c.mask = 2;
     check_rnn(c);
+    c.mask = 0;
+    c.recurrent_activation = "hard_sigmoid_keras3";
+    check_rnn(c);
   }
 }
 
@@ -257,6 +260,8 @@ void check_gru_gradient_variants(bool reset_after) {
     auto c = gru_gradient_case(3, 5, 13, 7, seq, reset_after);
     c.activation = "relu";
     c.recurrent_activation = "hard_sigmoid";
+    fg::test::check_rnn_gradient(c);
+    c.recurrent_activation = "hard_sigmoid_keras3";
     fg::test::check_rnn_gradient(c);
     c.activation = "gelu";
     c.recurrent_activation = "sigmoid";

@@ -81,6 +81,9 @@ TEST_CASE("lstm without bias and with other activations uses the exact C++ cell"
   c.return_sequences = false;
   c.mask = 2;
   check_rnn(c);
+  c.mask = 0;
+  c.recurrent_activation = "hard_sigmoid_keras3";
+  check_rnn(c);
 }
 
 TEST_CASE("lstm weights shapes, initialisers and flops") {
@@ -248,6 +251,8 @@ TEST_CASE("lstm gradient with other activations and without bias (C++ backward)"
     auto c = lstm_gradient_case(3, 5, 13, 7, seq);
     c.activation = "relu";
     c.recurrent_activation = "hard_sigmoid";
+    fg::test::check_rnn_gradient(c);
+    c.recurrent_activation = "hard_sigmoid_keras3";
     fg::test::check_rnn_gradient(c);
     c.activation = "softsign";
     c.recurrent_activation = "sigmoid";

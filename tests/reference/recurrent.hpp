@@ -41,6 +41,7 @@ inline double rnn_activation(const std::string& name, double x) {
   if (name == "linear") return x;
   if (name == "relu") return x > 0 ? x : 0.0;
   if (name == "hard_sigmoid") return std::fmin(std::fmax(0.2 * x + 0.5, 0.0), 1.0);
+  if (name == "hard_sigmoid_keras3") return std::fmin(std::fmax(x + 3.0, 0.0), 6.0) / 6.0;
   if (name == "elu") return x > 0 ? x : std::exp(x) - 1.0;
   if (name == "softsign") return x / (1.0 + std::fabs(x));
   if (name == "swish") return x / (1.0 + std::exp(-x));
