@@ -152,6 +152,24 @@ HostArray to_host_array(const std::string& what, py::handle value) {
     throw Error(fmt::format("{}: expected a numeric array (bool, integer or float), got dtype {}",
                             what, std::string(py::str(a.dtype()))))
         .hint("preprocess raw values first (model.preprocess), or train from a table file");
+  // A data folder's dtypes are <f4 <f8 <i4 <i8: others are widened to one of them first (bool
+  // and small ints to int32, large unsigned ints to int64, float16 to float32), as np.save of
+  // the converted array would give.
+  const size_t size = static_cast<size_t>(a.dtype().itemsize());
+  const char* widened = nullptr;
+  if (kind == 'b' || ((kind == 'i' || kind == 'u') && size < 4) || (kind == 'u' && size == 4))
+    widened = kind == 'u' && size == 4 ? "<i8" : "<i4";
+  else if (kind == 'u')
+    widened = "<i8";
+  else if (kind == 'f' && size < 4)
+    widened = "<f4";
+  else if (kind == 'f' && size > 8)
+    widened = "<f8";
+  if (widened)
+    a = as_array(what, a.attr("astype")(widened));
+  else if (!py::str(a.dtype().attr("byteorder")).equal(py::str("=")) &&
+           !py::str(a.dtype().attr("byteorder")).equal(py::str("<")))
+    a = as_array(what, a.attr("astype")(a.dtype().attr("newbyteorder")("<")));
   HostArray h;
   h.descr = py::str(a.dtype().attr("str"));
   h.shape = shape_of(a);

@@ -161,9 +161,12 @@ void PythonModel::refresh_from_trainer() {
   CompileOptions options;
   options.threads = state()->session.threads();
   options.optimize = options_.optimize;
-  options.weights = trainer_->weights();
-  Session session(graph_, options);
   RawInputs raw = trainer_->raw_inputs();
+  WeightStore weights = trainer_->weights();
+  if (!raw.preprocessors().config().empty())  // a trainer made from them again learns nothing anew
+    weights.set_metadata(kPreprocessingMetadataKey, raw.preprocessors().state_json());
+  options.weights = std::move(weights);
+  Session session(graph_, options);
   set_state(std::make_shared<const State>(State{std::move(session), std::move(raw)}));
 }
 

@@ -65,6 +65,11 @@ def test_converted_arrays_train_as_the_npy_files(tmp_path):
     b.fit({"tokens": x["tokens"].astype(np.int64), "features": x["features"].astype(np.float64)},
           {"classifier": np.asfortranarray(y["classifier"])}, epochs=1, verbose=0)
     assert weights_equal(a.get_weights(), b.get_weights())
+    # dtypes a data folder does not hold (uint8 ids, bool one-hot, big-endian floats) too
+    c = fg.load(TINY, threads=1)
+    c.fit({"tokens": x["tokens"].astype(np.uint8), "features": x["features"].astype(">f4")},
+          {"classifier": y["classifier"].astype(bool)}, epochs=1, verbose=0)
+    assert weights_equal(a.get_weights(), c.get_weights())
 
 
 def test_second_fit_continues_like_one_longer_fit():
