@@ -120,8 +120,8 @@ def main():
     print(model)
     start = time.monotonic()
     try:
-        history = model.fit(str(args.data / "train.csv"),
-                            validation_data=str(args.data / "validation.csv"),
+        history = model.fit(args.data / "train.csv",
+                            validation_data=args.data / "validation.csv",
                             cache=args.data / "cache", epochs=args.epochs,
                             checkpoint=checkpoint, resume=checkpoint if args.resume else None,
                             workers=args.workers)
@@ -141,7 +141,7 @@ def main():
     print(f"fit: {len(history.epoch)} epochs in {fit_seconds:.1f} s; curves {curves}")
 
     start = time.monotonic()
-    test = model.evaluate(str(args.data / "test.csv"), return_dict=True)
+    test = model.evaluate(args.data / "test.csv", return_dict=True)
     eval_seconds = time.monotonic() - start
     print(f"test: {test} ({eval_seconds:.1f} s)")
 
