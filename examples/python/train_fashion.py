@@ -125,13 +125,11 @@ def main():
                             cache=args.data / "cache", epochs=args.epochs,
                             checkpoint=checkpoint, resume=checkpoint if args.resume else None,
                             workers=args.workers)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C: fit stopped at a batch boundary
         print(f"\ninterrupted: {checkpoint} holds the last finished epoch; continue with "
               f"--resume --epochs TOTAL")
-        history = model.history
-        if history is None or not history.epoch:
-            return 1
-        merged_history(args.out / "history.json", history)
+        if model.history is not None and model.history.epoch:
+            merged_history(args.out / "history.json", model.history)
         return 1
     fit_seconds = time.monotonic() - start
 
