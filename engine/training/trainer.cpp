@@ -169,12 +169,7 @@ TrainingSession::TrainingSession(std::shared_ptr<const GraphDef> def,
     TrainedOutput t{o, {o.tensor, fuses_with_logits(*graph_, *o.loss, o.tensor)}, {}, false};
     outputs_.push_back(std::move(t));
   }
-  if (options.workers < 0 || options.workers > kMaxTrainingThreads)
-    throw Error(fmt::format("workers must be 0 (the default) or 1..{}, got {}", kMaxTrainingThreads,
-                            options.workers));
-  workers_ = options.workers == 0 ? default_data_workers() : options.workers;
-  cache_dir_ = options.cache_dir;
-  skip_bad_rows_ = options.skip_bad_rows;
+  set_data_options(options.workers, options.cache_dir, options.skip_bad_rows);
   preprocessors_ = std::make_shared<Preprocessors>(Preprocessors::for_graph(*def));
   WeightStore initial = initial_weights(*graph_, options, seed_);
   auto state = initial.metadata().find(kPreprocessingMetadataKey);
@@ -191,6 +186,16 @@ TrainingSession::TrainingSession(std::shared_ptr<const GraphDef> def,
 }
 
 TrainingSession::~TrainingSession() = default;
+
+void TrainingSession::set_data_options(int workers, const std::string& cache_dir,
+                                       bool skip_bad_rows) {
+  if (workers < 0 || workers > kMaxTrainingThreads)
+    throw Error(fmt::format("workers must be 0 (the default) or 1..{}, got {}", kMaxTrainingThreads,
+                            workers));
+  workers_ = workers == 0 ? default_data_workers() : workers;
+  cache_dir_ = cache_dir;
+  skip_bad_rows_ = skip_bad_rows;
+}
 
 void TrainingSession::set_fit_overrides(const TrainingOverrides& overrides) {
   if (overrides.learning_rate || overrides.seed)
@@ -673,6 +678,9 @@ void Trainer::resume(const std::string& checkpoint) {
 }
 void Trainer::set_fit_overrides(const TrainingOverrides& overrides) {
   impl_->set_fit_overrides(overrides);
+}
+void Trainer::set_data_options(int workers, const std::string& cache_dir, bool skip_bad_rows) {
+  impl_->set_data_options(workers, cache_dir, skip_bad_rows);
 }
 int64_t Trainer::initial_epoch() const {
   return impl_->initial_epoch();

@@ -69,6 +69,8 @@ class TrainingSession {
   void resume(const std::string& checkpoint);
   // Trainer::set_fit_overrides: epochs, batch size, shuffle and validation split anew.
   void set_fit_overrides(const TrainingOverrides& overrides);
+  // Trainer::set_data_options: the table pipeline's settings anew.
+  void set_data_options(int workers, const std::string& cache_dir, bool skip_bad_rows);
 
   int64_t initial_epoch() const { return progress_.epochs_done; }
   const std::vector<EpochResult>& history() const { return progress_.history; }

@@ -200,6 +200,9 @@ class Trainer {
   // weights, optimizer state and epochs done stay (a Keras model's second fit call). The
   // learning rate and the seed are fixed when the trainer is made: giving them is an fg::Error.
   void set_fit_overrides(const TrainingOverrides& overrides);
+  // Changes TrainerOptions' workers, cache_dir and skip_bad_rows for the next fit / evaluate
+  // (same rules; fg::Error for workers outside 0..kMaxThreads); nothing else changes.
+  void set_data_options(int workers, const std::string& cache_dir, bool skip_bad_rows);
 
   int64_t initial_epoch() const;  // epochs done so far (0, or the checkpoint's)
   // Every epoch trained so far, the checkpoint's included (for learning curves on resume).

@@ -92,6 +92,11 @@ def validate(path: PathLike) -> List[str]:
     return list(_core.validate(os.fspath(path)))
 
 
+def _dims(dims: Optional[Mapping[str, Any]]) -> Dict[str, List[int]]:
+    return {k: [int(v)] if isinstance(v, (int, np.integer)) else [int(d) for d in v]
+            for k, v in (dims or {}).items()}
+
+
 def _length(name: str, value: Any) -> int:
     if isinstance(value, str):
         return 1
@@ -160,14 +165,19 @@ class Model:
         """The compiler's and the weights' warnings, formatted as graph-runner prints them."""
         return list(self._impl.warnings())
 
-    def summary(self, print_fn: Any = print, batch: Optional[int] = None) -> None:
+    def summary(self, print_fn: Any = print, batch: Optional[int] = None,
+                dims: Optional[Mapping[str, Union[int, Sequence[int]]]] = None) -> None:
         """Prints Keras's summary table (``graph-runner summary``): layers, output shapes,
-        parameters, FLOPs per sample. ``batch`` fills the batch dim (default None)."""
-        print_fn(self._impl.summary(batch or 0).rstrip("\n"))
+        parameters, FLOPs per sample. ``batch`` fills the batch dim (default None); ``dims``
+        the inputs' null dims, e.g. ``{"text": 100, "audio": 16000}`` (``--dim``), so that
+        every FLOP count is known."""
+        print_fn(self._impl.summary(batch or 0, _dims(dims)).rstrip("\n"))
 
-    def summary_dict(self, batch: Optional[int] = None) -> Dict[str, Any]:
+    def summary_dict(self, batch: Optional[int] = None,
+                     dims: Optional[Mapping[str, Union[int, Sequence[int]]]] = None
+                     ) -> Dict[str, Any]:
         """The summary as a dict (``graph-runner summary --json``)."""
-        return json.loads(self._impl.summary_json(batch or 0))
+        return json.loads(self._impl.summary_json(batch or 0, _dims(dims)))
 
     def to_dot(self) -> str:
         """The graph in Graphviz's dot language (``graph-runner dot``)."""
@@ -327,13 +337,18 @@ class Model:
         return history
 
     def evaluate(self, x: Any = None, y: Any = None, batch_size: Optional[int] = None,
-                 verbose: Union[int, str] = "auto",
-                 return_dict: bool = False) -> Union[float, List[float], Dict[str, float]]:
+                 verbose: Union[int, str] = "auto", return_dict: bool = False, *,
+                 workers: int = 0, cache: Optional[PathLike] = None,
+                 skip_bad_rows: bool = False) -> Union[float, List[float], Dict[str, float]]:
         """Keras's evaluate: the loss and metrics over ``x`` (arrays and ``y``, or a data
         path) in inference mode. A float when there is only the loss, else a list in Keras's
-        order (or a dict with ``return_dict=True``)."""
+        order (or a dict with ``return_dict=True``). ``workers``, ``cache``, ``skip_bad_rows``:
+        as in :meth:`fit`."""
         data_x, data_y = self._data(x, y)
-        logs = dict(self._impl.evaluate(data_x, data_y, batch_size))
+        call = _core.FitCall()
+        call.batch_size, call.workers = batch_size, workers
+        call.cache_dir, call.skip_bad_rows = _path(cache) or "", skip_bad_rows
+        logs = dict(self._impl.evaluate(data_x, data_y, call))
         if verbose == 1 or verbose == "auto" or verbose == 2:
             print(_core.format_log_values(list(logs.items())).lstrip(" -"))
         if return_dict:

@@ -82,15 +82,16 @@ void bind_model(py::module_& m) {
       .def("run", &M::run, py::arg("inputs"))
       .def("preprocess", &M::preprocess, py::arg("values"), py::arg("threads") = 1)
       .def("input_data_address", &M::input_data_address, py::arg("input"), py::arg("value"))
-      .def("summary", &M::summary, py::arg("batch") = 0)
-      .def("summary_json", &M::summary_json, py::arg("batch") = 0)
+      .def("summary", &M::summary, py::arg("batch") = 0, py::arg("dims") = M::NullDims{})
+      .def("summary_json", &M::summary_json, py::arg("batch") = 0,
+           py::arg("dims") = M::NullDims{})
       .def("to_dot", &M::to_dot)
       .def("weights", &M::weights)
       .def("save", &M::save, py::arg("path"))
       .def("class_names", &M::class_names, py::arg("output"))
       .def("fit", &M::fit, py::arg("x"), py::arg("y"), py::arg("validation"), py::arg("callbacks"),
            py::arg("call"))
-      .def("evaluate", &M::evaluate, py::arg("x"), py::arg("y"), py::arg("batch_size") = py::none())
+      .def("evaluate", &M::evaluate, py::arg("x"), py::arg("y"), py::arg("call"))
       .def("epochs_done", &M::epochs_done)
       .def("history", &M::history);
 }

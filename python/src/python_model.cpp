@@ -164,16 +164,12 @@ uintptr_t PythonModel::input_data_address(const std::string& input, const py::ha
   return reinterpret_cast<uintptr_t>(t.raw());
 }
 
-std::string PythonModel::summary(int64_t batch) const {
-  SummaryOptions options;
-  options.batch = batch;
-  return state()->session.summary(options);
+std::string PythonModel::summary(int64_t batch, const NullDims& dims) const {
+  return state()->session.summary(SummaryOptions{batch, dims});
 }
 
-std::string PythonModel::summary_json(int64_t batch) const {
-  SummaryOptions options;
-  options.batch = batch;
-  return state()->session.summary_json(options);
+std::string PythonModel::summary_json(int64_t batch, const NullDims& dims) const {
+  return state()->session.summary_json(SummaryOptions{batch, dims});
 }
 
 std::string PythonModel::to_dot() const {

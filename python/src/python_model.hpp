@@ -62,8 +62,10 @@ class PythonModel {
   // a C-contiguous array of the input's dtype is not copied).
   uintptr_t input_data_address(const std::string& input, const py::handle& value) const;
 
-  std::string summary(int64_t batch) const;
-  std::string summary_json(int64_t batch) const;
+  // `dims`: sizes of the inputs' null dims (graph-runner summary --dim).
+  using NullDims = std::map<std::string, std::vector<int64_t>>;
+  std::string summary(int64_t batch, const NullDims& dims) const;
+  std::string summary_json(int64_t batch, const NullDims& dims) const;
   std::string to_dot() const;
   py::dict weights() const;  // "<node>.<param>" -> ndarray (a copy)
   void save(const std::string& path) const;
@@ -75,7 +77,8 @@ class PythonModel {
   // on_* methods (fusiongraph.callbacks.CallbackList), or None.
   py::list fit(const py::object& x, const py::object& y, const py::object& validation,
                const py::object& callbacks, const FitCall& call);
-  py::list evaluate(const py::object& x, const py::object& y, std::optional<int64_t> batch_size);
+  // `call`: its batch size and data pipeline options (the rest is not used).
+  py::list evaluate(const py::object& x, const py::object& y, const FitCall& call);
   int64_t epochs_done() const;
   py::list history() const;  // [(epoch, logs dict)] of every epoch so far, a checkpoint's too
 
@@ -96,7 +99,6 @@ class PythonModel {
   std::shared_ptr<const State> state_;
   mutable std::mutex training_mutex_;  // held by fit, evaluate and a checkpoint's save
   std::unique_ptr<Trainer> trainer_;
-  FitCall trainer_call_;  // the options trainer_ was made with
 };
 
 void bind_model(py::module_& module);

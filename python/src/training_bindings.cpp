@@ -134,25 +134,18 @@ TrainingOverrides overrides_of(const FitCall& call) {
 
 }  // namespace
 
-// The trainer: made at the first fit / evaluate from the weights the model runs with, and
-// remade (from the current weights, losing the optimizer's state) only when the data pipeline
-// settings of the call differ from those it was made with.
+// The trainer: made at the first fit / evaluate from the weights the model runs with, then
+// kept (its optimizer state, its epochs); each call sets the data pipeline's options anew.
 Trainer& PythonModel::trainer(const FitCall& call) {
-  const bool same_pipeline = trainer_ && call.workers == trainer_call_.workers &&
-                             call.cache_dir == trainer_call_.cache_dir &&
-                             call.skip_bad_rows == trainer_call_.skip_bad_rows;
-  if (!same_pipeline) {
+  if (!trainer_) {
     auto st = state();
     TrainerOptions options;
     options.threads = st->session.threads();
     options.weights = st->session.weights();
-    options.workers = call.workers;
-    options.cache_dir = call.cache_dir;
-    options.skip_bad_rows = call.skip_bad_rows;
     py::gil_scoped_release released;
     trainer_ = std::make_unique<Trainer>(graph_, options);
-    trainer_call_ = call;
   }
+  trainer_->set_data_options(call.workers, call.cache_dir, call.skip_bad_rows);
   return *trainer_;
 }
 
@@ -230,12 +223,11 @@ py::list PythonModel::fit(const py::object& x, const py::object& y, const py::ob
       std::vector<EpochResult>(all.begin() + static_cast<int64_t>(before), all.end()));
 }
 
-py::list PythonModel::evaluate(const py::object& x, const py::object& y,
-                               std::optional<int64_t> batch_size) {
+py::list PythonModel::evaluate(const py::object& x, const py::object& y, const FitCall& call) {
   const std::unique_lock<std::mutex> lock = training_lock();
-  Trainer& t = trainer(trainer_ ? trainer_call_ : FitCall{});
+  Trainer& t = trainer(call);
   TrainingOverrides overrides;
-  overrides.batch_size = batch_size;
+  overrides.batch_size = call.batch_size;
   t.set_fit_overrides(overrides);
   EvaluateResult result;
   if (is_path(x)) {

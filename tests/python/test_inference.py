@@ -149,9 +149,13 @@ def test_validate(tmp_path):
     assert e.value.file == str(bad) and e.value.line == 12 and e.value.node == "classifier"
 
 
-def test_reference_graph_equals_graph_runner_bit_for_bit(tmp_path):
+def test_reference_graph_equals_graph_runner_bit_for_bit(tmp_path, capsys):
     graph = SOURCE_DIR / "graphs" / "multimodal_fusion.yaml"
     model = fg.load(graph, threads=2)  # initial weights of seed 0, as graph-runner's default
+    model.summary(batch=2, dims={"text": 100, "audio": 16000})
+    cli = graph_runner("summary", graph, "--batch", 2, "--dim", "text=100", "--dim",
+                       "audio=16000").stdout
+    assert capsys.readouterr().out.strip() == cli.strip() and "?" not in cli
     rng = np.random.default_rng(7)
     x = {"text": rng.integers(1, 1000, (2, 100), dtype=np.int32),
          "image": rng.random((2, 224, 224, 3), dtype=np.float32),

@@ -83,6 +83,19 @@ def test_second_fit_continues_like_one_longer_fit():
     assert weights_equal(once.get_weights(), twice.get_weights())
 
 
+def test_pipeline_options_per_call_keep_the_epochs(tmp_path):
+    x, y = tiny_data(12)
+    folder = save_folder(tmp_path / "train", x, y)
+    model = fg.load(TINY, threads=1)
+    model.fit(folder, epochs=2, verbose=0)
+    h = model.fit(folder, epochs=1, workers=1, verbose=0)
+    assert h.epoch == [2] and model.epochs_done == 3
+    with pytest.raises(fg.GraphError, match="workers"):
+        model.fit(folder, epochs=1, workers=-1, verbose=0)
+    assert model.evaluate(folder, workers=2, verbose=0, return_dict=True).keys() == {"loss",
+                                                                                     "accuracy"}
+
+
 def test_validation_data_and_evaluate():
     x, y = tiny_data(20)
     xv, yv = tiny_data(9, seed=5)
