@@ -335,6 +335,10 @@ TEST_CASE(
   CHECK(error_of([&] { twice.set_fit_overrides(bad); }).find("learning rate and the seed") !=
         std::string::npos);
   CHECK(twice.config().batch_size == 13);  // a refused override changes nothing
+  CHECK(error_of([&] { twice.set_data_options(-1, "", false); }).find("workers must be") !=
+        std::string::npos);
+  twice.set_data_options(3, "", false);  // another pipeline: the epochs done stay
+  CHECK(twice.initial_epoch() == 3);
 }
 
 TEST_CASE("trainer: 1 and 2 threads train to the same weights within float tolerance") {
