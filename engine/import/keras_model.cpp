@@ -9,6 +9,7 @@
 #include "engine/import/hdf5_file.hpp"
 #include "engine/import/keras_import.hpp"
 #include "engine/import/keras_layers.hpp"
+#include "engine/import/tfjs_model.hpp"
 #include "framework/compiler.hpp"
 #include "layers/registry.hpp"
 
@@ -294,6 +295,7 @@ void check_imported_model(ImportedModel& model) {
 }  // namespace keras
 
 ImportedModel import_keras_model(const std::string& path) {
+  if (tfjs::is_tfjs_model_json(path)) return tfjs::import_tfjs_model(path);  // tfjs_model.cpp
   ImportedModel model;
   model.source = path;
   model.graph = std::make_shared<GraphDef>();
