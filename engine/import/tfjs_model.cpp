@@ -341,12 +341,13 @@ class WeightBinder {
 
   const std::string& current_layer() const { return current_; }
 
-  // Weights of no layer so far whose layer part starts with `layer` ("conv0_4/kernel" for the
-  // layer conv0: a .h5 whose weight_names kept another name), for a hint.
-  std::vector<std::string> lookalikes(const std::string& layer) const {
+  // Weights of no layer of `config_layers` whose layer part starts with `layer`
+  // ("conv0_4/kernel" for the layer conv0: a .h5 whose weight_names kept another name).
+  std::vector<std::string> lookalikes(const std::string& layer,
+                                      const std::set<std::string>& config_layers) const {
     std::vector<std::string> out;
     for (const auto& [prefix, list] : by_layer_)
-      if (prefix != layer && !used_.count(prefix) && prefix.rfind(layer, 0) == 0)
+      if (!config_layers.count(prefix) && prefix.rfind(layer, 0) == 0)
         for (size_t w : list) out.push_back(weights_[w].name);
     return out;
   }
@@ -474,6 +475,20 @@ void check_format(const json& j, const std::string& path) {
     throw Error("model.json has no weightsManifest: the weights are not described").in_file(path);
 }
 
+// The names of the config's layers (Sequential: Keras 1 / 2.0 write the list as the config).
+std::set<std::string> layer_names(const json& config) {
+  std::set<std::string> names;
+  const json& body = config.value("config", json());
+  const json& layers = body.is_array() ? body : body.value("layers", json::array());
+  if (!layers.is_array()) return names;
+  for (const json& l : layers) {
+    const json& c = l.is_object() ? l.value("config", json::object()) : json::object();
+    const json& name = l.is_object() && l.contains("name") ? l["name"] : c.value("name", json());
+    if (name.is_string()) names.insert(name.get<std::string>());
+  }
+  return names;
+}
+
 // Reads the topology with the manifest's weights; a layer's weight-count error gets the weights
 // the manifest holds for it as a hint.
 void read_topology(const json& config, const std::string& path, ImportedModel& model,
@@ -484,16 +499,17 @@ void read_topology(const json& config, const std::string& path, ImportedModel& m
     keras::read_model_config(config.dump(), path, model, std::ref(binder));
   } catch (Error& e) {
     const std::string& layer = binder.current_layer();
+    const auto lookalikes = binder.lookalikes(layer, layer_names(config));
     if (!layer.empty() && e.hint_text().empty() &&
         e.message().rfind(fmt::format("layer '{}' ", layer), 0) == 0 &&
         e.message().find("weight") != std::string::npos)
       e.hint(fmt::format("model.json's weightsManifest holds for layer '{}': {} (named '{}/...', "
                          "in the layer's weight order)",
                          layer, binder.listing(layer), layer) +
-             (binder.lookalikes(layer).empty()
-                  ? ""
-                  : fmt::format("; {} name no layer: this one's under another name?",
-                                quoted_list(binder.lookalikes(layer)))));
+             (lookalikes.empty() ? ""
+                                 : fmt::format("; {} name no layer of the model: this one's "
+                                               "under another name?",
+                                               quoted_list(lookalikes))));
     throw;
   }
   model.keras_version = recorded;

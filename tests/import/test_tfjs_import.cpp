@@ -504,7 +504,23 @@ TEST_CASE("TF.js: weights named after no layer of the model are an error naming 
   CHECK(e.find("layer 'conv0' (Conv1D): the file holds 0 weight arrays for this layer, "
                "expected 2") != std::string::npos);
   CHECK(e.find("holds for layer 'conv0': none") != std::string::npos);
-  CHECK(e.find("'conv0_4/kernel', 'conv0_4/bias' name no layer") != std::string::npos);
+  CHECK(e.find("'conv0_4/kernel', 'conv0_4/bias' name no layer of the model") != std::string::npos);
+  // weights of a real layer are not offered as another's: 'dense_1' is the second Dense
+  {
+    const json two = json::parse(R"({"class_name": "Sequential", "config": {"name": "s", "layers": [
+      {"class_name": "Dense", "config": {"name": "dense", "batch_input_shape": [null, 2], "units": 2}},
+      {"class_name": "Dense", "config": {"name": "dense_1", "units": 1}}]}})");
+    const std::string sub = dir.path + "/two";
+    std::filesystem::create_directories(sub);
+    write_tfjs(sub, two,
+               {{{"dense_1/kernel", test::make_tensor({2, 1}, {1, 2})},
+                 {"dense_1/bias", test::make_tensor({1}, {0})}}});
+    const std::string e2 = import_error(sub + "/model.json");
+    CAPTURE(e2);
+    CHECK(e2.find("layer 'dense' (Dense): the file holds 0 weight arrays") != std::string::npos);
+    CHECK(e2.find("holds for layer 'dense': none") != std::string::npos);
+    CHECK(e2.find("name no layer") == std::string::npos);
+  }
   // renamed to their layer, they bind and verify
   std::vector<Weight> renamed = w;
   for (Weight& x : renamed) x.name.replace(0, 7, "conv0");
