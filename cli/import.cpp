@@ -36,22 +36,23 @@ int cmd_import(const ImportOptions& o) {
 
 Command add_import_command(CLI::App& app) {
   auto o = std::make_shared<ImportOptions>();
-  auto* c =
-      app.add_subcommand("import",
-                         "Convert a Keras model file into a YAML graph and "
-                         "safetensors weights")
-          ->footer(
-              "Example:\n  graph-runner import model.h5 --graph model.yaml --weights "
-              "model.safetensors\n"
-              "  graph-runner import model.json --weights-h5 model.weights.h5 --graph "
-              "model.yaml --weights model.safetensors\n"
-              "Formats: Keras 3 .keras, legacy HDF5 .h5 (Keras 1.x, 2.x, tf.keras), a JSON config "
-              "(model.to_json()) with a weights-only .h5 (save_weights). Layers "
-              "and limits: "
-              "docs/import.md.\nExit status: 0 imported, 1 an error (nothing written), 2 "
-              "bad usage.");
+  auto* c = app.add_subcommand("import",
+                               "Convert a Keras model file into a YAML graph and "
+                               "safetensors weights")
+                ->footer(
+                    "Example:\n  graph-runner import model.h5 --graph model.yaml --weights "
+                    "model.safetensors\n"
+                    "  graph-runner import model.json --weights-h5 model.weights.h5 --graph "
+                    "model.yaml --weights model.safetensors\n"
+                    "Formats: Keras 3 .keras, legacy HDF5 .h5 (Keras 1.x, 2.x, tf.keras), a TF.js "
+                    "layers model (model.json with its weight shards), a JSON config "
+                    "(model.to_json()) with a weights-only .h5 (save_weights). Layers "
+                    "and limits: "
+                    "docs/import.md.\nExit status: 0 imported, 1 an error (nothing written), 2 "
+                    "bad usage.");
   c->add_option("model", o->model,
-                "Keras model file (.keras or .h5), or a JSON config with --weights-h5")
+                "Keras model file (.keras or .h5), a TF.js model.json, or a JSON config with "
+                "--weights-h5")
       ->required()
       ->check(CLI::ExistingFile);
   c->add_option("--weights-h5", o->weights_h5,

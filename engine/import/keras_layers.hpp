@@ -63,6 +63,8 @@ using WeightSource = std::function<std::vector<Tensor>(const Layer&)>;
 // model.graph, the weights through `weights`. model.keras_version must be set.
 void read_model_config(const std::string& text, const std::string& file, ImportedModel& model,
                        const WeightSource& weights);
+// Compiles the graph and checks every weight against its op's shape (keras_model.cpp).
+void check_imported_model(ImportedModel& model);
 // Keras 3 `.keras` archives (keras_archive.cpp).
 bool is_zip_file(const std::string& path);
 // A Keras 3 weights file (model.weights.h5 in a .keras zip, or save_weights' .weights.h5):

@@ -12,6 +12,7 @@
 #include "engine/import/hdf5_file.hpp"
 #include "engine/import/keras_import.hpp"
 #include "engine/import/keras_layers.hpp"
+#include "engine/import/tfjs_model.hpp"
 #include "framework/compiler.hpp"
 #include "layers/registry.hpp"
 
@@ -369,6 +370,7 @@ ImportedModel import_keras_config(const std::string& config_path, const std::str
 }
 
 ImportedModel import_keras_model(const std::string& path) {
+  if (tfjs::is_tfjs_model_json(path)) return tfjs::import_tfjs_model(path);  // tfjs_model.cpp
   ImportedModel model = empty_model(path);
   if (keras::is_zip_file(path)) {
     keras::read_keras_archive(path, model);
