@@ -5,18 +5,20 @@ size, and fit vs `graph-runner train` on the same data folder and seed.
     PYTHONPATH=build/python /usr/bin/python3 bench/python/bench_python.py infer --rounds 7
     PYTHONPATH=build/python /usr/bin/python3 bench/python/bench_python.py train --rounds 3
 
-infer: each round runs `graph-runner bench --batch B --iterations N --json` (its median) and then
-N timed model.run calls in this process (their median) on the same graph, weights (seed 0) and
-kind of inputs; it prints both medians and their ratio per round, then the median ratio.
-train: each round times `graph-runner train GRAPH --data DIR --epochs E` and fg.load(GRAPH).fit(DIR,
-epochs=E) (wall time of the epochs: the callbacks' epoch timings, which leave out loading), then
-prints the median ratio. The data folder is made with examples/train_mlp/reference_data.py.
+infer: each round times N runs of Session::run from C++ in this process (no Python in the loop)
+interleaved with N model.run calls from Python, on the same session and inputs, and also runs
+`graph-runner bench --batch B --iterations N --json` in its own process (same graph, weights of
+seed 0, input shapes); it prints the medians and ratios per round, then the median ratios.
+train: each round times `graph-runner train GRAPH --data DIR --epochs E --save C` and a Python
+process doing fg.load(GRAPH).fit(DIR, epochs=E, checkpoint=C), each in a fresh process (start,
+load, training, checkpoints, exit), then prints the median ratio. The data folder is made with examples/train_mlp/reference_data.py.
 Ratios > 1 mean Python is slower. The machine is shared: trust the ratios of one session.
 """
 import argparse
 import json
 import os
 import pathlib
+import re
 import statistics
 import subprocess
 import sys
@@ -47,68 +49,80 @@ def synthetic_inputs(model, shapes, rng):
 
 
 def infer(args):
+    """Per round: the in-process C++ loop (Session::run with no Python in it), N Python
+    model.run calls, and graph-runner bench in its own process; medians and ratios."""
     runner = graph_runner_path(args.graph_runner)
     model = fg.load(args.graph, init_seed=0, threads=args.threads)
     x = None
-    ratios = []
+    in_process, separate = [], []
     for r in range(args.rounds):
         proc = subprocess.run([runner, "bench", args.graph, "--batch", str(args.batch),
                                "--iterations", str(args.iterations), "--threads",
                                str(args.threads), "--json", "--peak-seconds", "0"],
                               capture_output=True, text=True, check=True)
         measured = json.loads(proc.stdout)["batches"][0]
-        cpp = measured["median_ms"]
+        bench = measured["median_ms"]
         if x is None:
             x = synthetic_inputs(model, measured["inputs"], np.random.default_rng(1))
             for _ in range(2):
                 model.run(x)
-        times = []
-        for _ in range(args.iterations):
+        cpp, py = [], []
+        for _ in range(args.iterations):  # interleaved, one call of each at a time
+            cpp += model._impl.time_cpp_runs(x, 1)
             t0 = time.perf_counter()
             model.run(x)
-            times.append((time.perf_counter() - t0) * 1e3)
-        py = statistics.median(times)
-        ratios.append(py / cpp)
-        print(f"round {r + 1}: graph-runner {cpp:.2f} ms, Python {py:.2f} ms, ratio {py / cpp:.3f}")
-    print(f"median ratio Python / C++ at batch {args.batch}: {statistics.median(ratios):.3f} "
-          f"(min {min(ratios):.3f}, max {max(ratios):.3f})")
+            py.append((time.perf_counter() - t0) * 1e3)
+        c, p_ = statistics.median(cpp), statistics.median(py)
+        in_process.append(p_ / c)
+        separate.append(p_ / bench)
+        print(f"round {r + 1}: C++ Session::run {c:.2f} ms, Python model.run {p_:.2f} ms "
+              f"(ratio {p_ / c:.3f}); graph-runner bench {bench:.2f} ms (ratio {p_ / bench:.3f})")
+    print(f"batch {args.batch}, median of {args.rounds} rounds: Python / C++ in one process "
+          f"{statistics.median(in_process):.3f} (min {min(in_process):.3f}, max "
+          f"{max(in_process):.3f}); Python / graph-runner bench {statistics.median(separate):.3f}")
 
 
-class EpochTimer(fg.Callback):
-    def __init__(self):
-        super().__init__()
-        self.seconds = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.t0 = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self.t0)
+FIT = """
+import sys, fusiongraph as fg
+graph, data, epochs, threads, ckpt = sys.argv[1:]
+fg.load(graph, threads=int(threads)).fit(data, epochs=int(epochs), checkpoint=ckpt, verbose=2)
+"""
 
 
 def train(args):
+    """Per round, each in a fresh process, one after the other: `graph-runner train` and the
+    same fit from Python (process start, import, load, training, checkpoints, exit)."""
     runner = graph_runner_path(args.graph_runner)
     with tempfile.TemporaryDirectory() as tmp:
         data = pathlib.Path(tmp) / "data"
         subprocess.run([sys.executable, str(ROOT / "examples/train_mlp/reference_data.py"),
                         str(data), str(args.samples)], check=True)
-        ratios = []
+        ratios, rates = [], []
         for r in range(args.rounds):
             t0 = time.perf_counter()
-            subprocess.run([runner, "train", args.graph, "--data", str(data), "--epochs",
-                            str(args.epochs), "--threads", str(args.threads)],
-                           check=True, capture_output=True)
+            cli = subprocess.run([runner, "train", args.graph, "--data", str(data), "--epochs",
+                                  str(args.epochs), "--threads", str(args.threads), "--save",
+                                  str(pathlib.Path(tmp) / "cli.safetensors")],
+                                 check=True, capture_output=True, text=True)
             cpp = time.perf_counter() - t0
             t0 = time.perf_counter()
-            model = fg.load(args.graph, threads=args.threads)
-            timer = EpochTimer()
-            model.fit(str(data), epochs=args.epochs, callbacks=[timer], verbose=0)
+            fit = subprocess.run([sys.executable, "-c", FIT, args.graph, str(data),
+                                  str(args.epochs), str(args.threads),
+                                  str(pathlib.Path(tmp) / "py.safetensors")],
+                                 check=True, capture_output=True, text=True, env=os.environ.copy())
             py = time.perf_counter() - t0
+            # the epochs' samples/s as both print them (the same progress-bar code)
+            c_rate = [float(v) for v in re.findall(r"([0-9.]+) samples/s", cli.stdout)]
+            p_rate = [float(v) for v in re.findall(r"([0-9.]+) samples/s", fit.stdout)]
             ratios.append(py / cpp)
-            print(f"round {r + 1}: graph-runner train {cpp:.1f} s, Python load + fit {py:.1f} s "
-                  f"(epochs {', '.join(f'{s:.1f}' for s in timer.seconds)} s), ratio {py / cpp:.3f}")
-        print(f"median ratio Python / graph-runner (whole run, {args.epochs} epochs of "
-              f"{args.samples}): {statistics.median(ratios):.3f}")
+            rates.append(statistics.median(c_rate) / statistics.median(p_rate))
+            print(f"round {r + 1}: graph-runner train {cpp:.1f} s ({c_rate} samples/s per epoch),"
+                  f" Python fit {py:.1f} s ({p_rate}); ratio of times {py / cpp:.3f}, of epoch "
+                  f"rates {rates[-1]:.3f}")
+        print(f"median ratio Python / graph-runner ({args.epochs} epochs of {args.samples} "
+              f"samples): whole processes {statistics.median(ratios):.3f} (min "
+              f"{min(ratios):.3f}, max {max(ratios):.3f}); epoch time (inverse samples/s) "
+              f"{statistics.median(rates):.3f} (min {min(rates):.3f}, max {max(rates):.3f})")
 
 
 def main():

@@ -6,6 +6,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
+#include <chrono>
 #include <cstring>
 
 #include "numpy_tensors.hpp"
@@ -118,27 +119,50 @@ py::list PythonModel::warnings() const {
   return out;
 }
 
-py::dict PythonModel::run(const py::dict& inputs) const {
-  auto st = state();
+// The tensors of a run: arrays converted (or borrowed), raw values decoded (without the GIL).
+std::map<std::string, Tensor> PythonModel::input_tensors(const State& st,
+                                                         const py::dict& inputs) const {
   std::map<std::string, Tensor> tensors;
   std::map<std::string, std::vector<std::string>> raw;
   for (auto [key, value] : inputs) {
     const std::string name = py::str(key);
-    if (st->raw.takes_raw(name) && is_raw_value(value)) {
+    if (st.raw.takes_raw(name) && is_raw_value(value)) {
       raw[name] = raw_strings(name, value);
       continue;
     }
-    const TensorType type = st->session.input_type(name);  // unknown names: did-you-mean
+    const TensorType type = st.session.input_type(name);  // unknown names: did-you-mean
     tensors[name] = to_tensor(name, value, type.dtype);
   }
+  if (!raw.empty()) {
+    py::gil_scoped_release released;
+    for (auto& [name, tensor] : st.raw.batch(raw)) tensors[name] = std::move(tensor);
+  }
+  return tensors;
+}
+
+py::dict PythonModel::run(const py::dict& inputs) const {
+  auto st = state();
+  std::map<std::string, Tensor> tensors = input_tensors(*st, inputs);
   std::map<std::string, Tensor> outputs;
   {
     py::gil_scoped_release released;
-    if (!raw.empty())
-      for (auto& [name, tensor] : st->raw.batch(raw)) tensors[name] = std::move(tensor);
     outputs = st->session.run(tensors);
   }
   return to_dict(std::move(outputs));
+}
+
+std::vector<double> PythonModel::time_cpp_runs(const py::dict& inputs, int iterations) const {
+  auto st = state();
+  const std::map<std::string, Tensor> tensors = input_tensors(*st, inputs);
+  std::vector<double> ms;
+  py::gil_scoped_release released;
+  for (int i = 0; i < iterations; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    (void)st->session.run(tensors);
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                     .count());
+  }
+  return ms;
 }
 
 py::dict PythonModel::preprocess(const py::dict& values, int threads) const {

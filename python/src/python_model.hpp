@@ -56,6 +56,9 @@ class PythonModel {
   // inputs: name -> ndarray (or, for inputs that declare preprocessing, a str or a sequence of
   // str). Returns name -> ndarray.
   py::dict run(const py::dict& inputs) const;
+  // The C++ API's own time for Session::run on these inputs, `iterations` times in a row (ms
+  // each), without Python in the loop: what bench/python/bench_python.py compares run() with.
+  std::vector<double> time_cpp_runs(const py::dict& inputs, int iterations) const;
   // Raw values (str or sequence of str per input) -> the input tensors.
   py::dict preprocess(const py::dict& values, int threads) const;
   // The data pointer of the tensor run() would give the graph for this input (tests check that
@@ -88,6 +91,7 @@ class PythonModel {
     RawInputs raw;
   };
   std::shared_ptr<const State> state() const;
+  std::map<std::string, Tensor> input_tensors(const State& state, const py::dict& inputs) const;
   void set_state(std::shared_ptr<const State> state);
   std::unique_lock<std::mutex> training_lock() const;
   Trainer& trainer(const FitCall& call);
