@@ -13,6 +13,7 @@
 #include "engine/data/table.hpp"
 #include "engine/data/table_source.hpp"
 #include "engine/model.hpp"
+#include "engine/scoped_flush_denormals.hpp"
 #include "engine/scoped_omp_threads.hpp"
 #include "engine/training/dataset.hpp"
 #include "engine/training/losses.hpp"
@@ -467,6 +468,7 @@ std::optional<Dataset> TrainingSession::open_validation(const FitOptions& option
 }
 
 FitResult TrainingSession::fit_dataset(const Dataset& all, const FitOptions& options) {
+  const ScopedFlushDenormals flush(threads_);
   std::optional<Dataset> validation = open_validation(options);
   Dataset train = all;
   FitResult result;

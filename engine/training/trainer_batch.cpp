@@ -2,6 +2,7 @@
 // benchmarks (graph-runner bench --train) and callers that feed their own tensors.
 #include <fmt/format.h>
 
+#include "engine/scoped_flush_denormals.hpp"
 #include "engine/training/dataset.hpp"
 #include "engine/training/trainer.hpp"
 
@@ -53,6 +54,7 @@ Batch batch_of(const CompiledGraph& graph, const std::vector<TrainedOutput>& out
 TrainingLogs TrainingSession::train_on_batch(const std::map<std::string, Tensor>& inputs,
                                              const std::map<std::string, Tensor>& targets,
                                              std::vector<StepTiming>* profile) {
+  const ScopedFlushDenormals flush(threads_);
   const Batch batch = batch_of(*graph_, outputs_, inputs, targets);
   TrainingPlan& plan = plan_for(batch);
   plan.set_profile(profile);

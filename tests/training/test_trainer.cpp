@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "engine/npy.hpp"
+#include "engine/scoped_flush_denormals.hpp"
 #include "framework/yaml_loader.hpp"
 #include "tests/cli/cli_test_util.hpp"
 #include "tests/reference/conv_pool.hpp"
@@ -339,6 +340,37 @@ TEST_CASE(
         std::string::npos);
   twice.set_data_options(3, "", false);  // another pipeline: the epochs done stay
   CHECK(twice.initial_epoch() == 3);
+}
+
+// Reads MXCSR on the training thread at every batch.
+class MxcsrProbe : public TrainingCallback {
+ public:
+  void on_batch_end(const BatchProgress&) override { seen.push_back(_mm_getcsr()); }
+  std::vector<unsigned> seen;
+};
+
+TEST_CASE("trainer: denormals are flushed to zero while fit runs, and the state is restored") {
+  SeparableData d("ftz", kResumeTraining, 30);
+  TrainerOptions options;
+  options.threads = 2;
+  Trainer trainer(d.graph, options);
+  const unsigned before = _mm_getcsr();
+  CHECK((before & ScopedFlushDenormals::kFlushBits) == 0);  // the process default
+  MxcsrProbe probe;
+  FitOptions fit;
+  fit.callbacks.push_back(&probe);
+  trainer.fit(d.data, fit);
+  REQUIRE(!probe.seen.empty());
+  for (unsigned csr : probe.seen)
+    CHECK((csr & ScopedFlushDenormals::kFlushBits) == ScopedFlushDenormals::kFlushBits);
+  CHECK(_mm_getcsr() == before);
+  // a denormal input is zero under the flag, and not without it
+  volatile float tiny = 1e-40f;
+  {
+    const ScopedFlushDenormals flush(1);
+    CHECK(tiny * 1.0f == 0.0f);
+  }
+  CHECK(tiny * 1.0f != 0.0f);
 }
 
 TEST_CASE("trainer: 1 and 2 threads train to the same weights within float tolerance") {
