@@ -84,8 +84,7 @@ void bind_model(py::module_& m) {
       .def("time_cpp_runs", &M::time_cpp_runs, py::arg("inputs"), py::arg("iterations"))
       .def("input_data_address", &M::input_data_address, py::arg("input"), py::arg("value"))
       .def("summary", &M::summary, py::arg("batch") = 0, py::arg("dims") = M::NullDims{})
-      .def("summary_json", &M::summary_json, py::arg("batch") = 0,
-           py::arg("dims") = M::NullDims{})
+      .def("summary_json", &M::summary_json, py::arg("batch") = 0, py::arg("dims") = M::NullDims{})
       .def("to_dot", &M::to_dot)
       .def("weights", &M::weights)
       .def("save", &M::save, py::arg("path"))
