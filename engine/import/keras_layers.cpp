@@ -219,30 +219,38 @@ std::string convert_conv1d(Builder& b, const Layer& l, const std::vector<std::st
   return l.name;
 }
 
-// Keras 1 LSTM weights (consume_less cpu / mem): W_i U_i b_i W_c U_c b_c W_f U_f b_f W_o U_o b_o;
-// ours are the gates i, f, c, o concatenated along the last axis.
-std::vector<Tensor> keras1_lstm_weights(const Builder& b, const Layer& l, std::vector<Tensor> w) {
-  const int order[4] = {0, 2, 1, 3};  // i, f, c, o as positions in Keras 1's i, c, f, o
+// Keras 1's recurrent layers keep one W, U, b triple per gate (W_g U_g b_g, gate after gate);
+// ours are the gates concatenated along the last axis in `order` (positions in Keras 1's list).
+std::vector<Tensor> concat_keras1_gates(const Builder& b, const Layer& l,
+                                        const std::vector<Tensor>& w,
+                                        const std::vector<int>& order) {
+  const int64_t gates = static_cast<int64_t>(order.size());
   std::vector<Tensor> out;
   for (int part = 0; part < 3; ++part) {  // W, U, b
     const Dims& shape = w[part].shape();
     const int64_t u = shape.back();
     Dims cat = shape;
-    cat.back() = 4 * u;
+    cat.back() = gates * u;
     Tensor t(DType::f32, cat);
     const int64_t rows = static_cast<int64_t>(w[part].size()) / u;
-    for (int g = 0; g < 4; ++g) {
+    for (int64_t g = 0; g < gates; ++g) {
       const Tensor& src = w[order[g] * 3 + part];
       if (src.shape() != shape)
         throw b.error(l, fmt::format("the Keras 1 gate weights differ in shape: {} and {}",
                                      format_shape(shape), format_shape(src.shape())));
       for (int64_t r = 0; r < rows; ++r)
-        std::memcpy(t.mutable_data<float>() + r * 4 * u + g * u, src.data<float>() + r * u,
+        std::memcpy(t.mutable_data<float>() + r * gates * u + g * u, src.data<float>() + r * u,
                     u * sizeof(float));
     }
     out.push_back(std::move(t));
   }
   return out;
+}
+
+// Keras 1 LSTM weights (consume_less cpu / mem): W_i U_i b_i W_c U_c b_c W_f U_f b_f W_o U_o b_o;
+// ours are the gates i, f, c, o.
+std::vector<Tensor> keras1_lstm_weights(const Builder& b, const Layer& l, std::vector<Tensor> w) {
+  return concat_keras1_gates(b, l, w, {0, 2, 1, 3});  // i, f, c, o in Keras 1's i, c, f, o
 }
 
 std::string convert_conv2d(Builder& b, const Layer& l, const std::vector<std::string>& in,
@@ -394,29 +402,10 @@ std::string convert_lstm(Builder& b, const Layer& l, const std::vector<std::stri
   return l.name;
 }
 
-// Keras 1 GRU weights: W_z U_z b_z W_r U_r b_r W_h U_h b_h; ours are the gates z, r, h
-// concatenated along the last axis (the same order).
+// Keras 1 GRU weights: W_z U_z b_z W_r U_r b_r W_h U_h b_h; ours are the gates z, r, h (the
+// same order).
 std::vector<Tensor> keras1_gru_weights(const Builder& b, const Layer& l, std::vector<Tensor> w) {
-  std::vector<Tensor> out;
-  for (int part = 0; part < 3; ++part) {  // W, U, b
-    const Dims& shape = w[part].shape();
-    const int64_t u = shape.back();
-    Dims cat = shape;
-    cat.back() = 3 * u;
-    Tensor t(DType::f32, cat);
-    const int64_t rows = static_cast<int64_t>(w[part].size()) / u;
-    for (int g = 0; g < 3; ++g) {
-      const Tensor& src = w[g * 3 + part];
-      if (src.shape() != shape)
-        throw b.error(l, fmt::format("the Keras 1 gate weights differ in shape: {} and {}",
-                                     format_shape(shape), format_shape(src.shape())));
-      for (int64_t r = 0; r < rows; ++r)
-        std::memcpy(t.mutable_data<float>() + r * 3 * u + g * u, src.data<float>() + r * u,
-                    u * sizeof(float));
-    }
-    out.push_back(std::move(t));
-  }
-  return out;
+  return concat_keras1_gates(b, l, w, {0, 1, 2});
 }
 
 std::string convert_gru(Builder& b, const Layer& l, const std::vector<std::string>& in,
