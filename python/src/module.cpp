@@ -50,7 +50,8 @@ std::unique_ptr<PythonModel> load_text(const std::string& yaml, const std::strin
 
 std::vector<std::string> validate_file(const std::string& path) {
   std::vector<std::string> warnings;
-  for (const Diagnostic& d : compile_file(path)->warnings()) warnings.push_back(d.format());
+  const std::shared_ptr<const CompiledGraph> graph = compile_file(path);  // alive for the loop
+  for (const Diagnostic& d : graph->warnings()) warnings.push_back(d.format());
   return warnings;
 }
 

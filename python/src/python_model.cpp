@@ -115,7 +115,8 @@ py::list PythonModel::outputs() const {
 
 py::list PythonModel::warnings() const {
   py::list out;
-  for (const Diagnostic& d : state()->session.warnings()) out.append(d.format());
+  const auto st = state();  // kept for the loop: fit may swap the model's state meanwhile
+  for (const Diagnostic& d : st->session.warnings()) out.append(d.format());
   return out;
 }
 
@@ -202,7 +203,8 @@ std::string PythonModel::to_dot() const {
 
 py::dict PythonModel::weights() const {
   py::dict out;
-  for (const auto& [key, tensor] : state()->session.weights().tensors()) {
+  const auto st = state();  // kept for the loop (see warnings())
+  for (const auto& [key, tensor] : st->session.weights().tensors()) {
     Tensor copy(tensor.dtype(), tensor.shape());
     std::memcpy(copy.mutable_data<char>(), tensor.raw(), tensor.bytes());
     out[py::str(key)] = to_numpy(std::move(copy));
