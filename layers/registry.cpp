@@ -32,6 +32,7 @@ OpInfo relu_op();
 OpInfo leaky_relu_op();
 OpInfo elu_op();
 OpInfo thresholded_relu_op();
+OpInfo prelu_op();
 
 // ---- recurrent and embedding ----
 OpInfo embedding_op();
@@ -91,6 +92,7 @@ void register_builtin_ops(OpRegistry& registry) {
   registry.add(layers::leaky_relu_op());
   registry.add(layers::elu_op());
   registry.add(layers::thresholded_relu_op());
+  registry.add(layers::prelu_op());
 
   // ---- recurrent and embedding ----
   registry.add(layers::embedding_op());

@@ -590,6 +590,29 @@ std::string convert_shape_layer(Builder& b, const Layer& l, const std::vector<st
   return l.name;
 }
 
+// PReLU: alpha of the input's per-sample shape, 1 on the shared axes (null, an int or a list).
+std::string convert_prelu(Builder& b, const Layer& l, const std::vector<std::string>& in,
+                          std::vector<Tensor> w) {
+  NodeDef& n = b.add_node(l.name, "prelu", in);
+  if (const json* axes = find_key(l, {"shared_axes"})) {
+    std::vector<int64_t> list;
+    if (axes->is_number_integer()) list.push_back(axes->get<int64_t>());
+    if (axes->is_array())
+      for (const json& a : *axes) {
+        if (!a.is_number_integer())
+          throw b.error(l, fmt::format("'shared_axes' is {}, expected integers", axes->dump()));
+        list.push_back(a.get<int64_t>());
+      }
+    if (!axes->is_number_integer() && !axes->is_array())
+      throw b.error(
+          l, fmt::format("'shared_axes' is {}, expected an integer or a list", axes->dump()));
+    if (!list.empty()) set_ints(n, "shared_axes", list);
+  }
+  expect_weights(b, l, w, 1);
+  b.set_weight(l.name, "alpha", std::move(w[0]));
+  return l.name;
+}
+
 using Converter = std::function<std::string(Builder&, const Layer&, const std::vector<std::string>&,
                                             std::vector<Tensor>)>;
 
@@ -635,6 +658,7 @@ const std::map<std::string, Converter>& converters() {
       {"LeakyReLU", convert_activation_layer},
       {"ELU", convert_activation_layer},
       {"ThresholdedReLU", convert_activation_layer},
+      {"PReLU", convert_prelu},
       {"Softmax", convert_activation_layer},
       {"Flatten", convert_shape_layer},
       {"Dropout", convert_shape_layer},
