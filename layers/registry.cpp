@@ -26,6 +26,7 @@ OpInfo dropout_op();
 OpInfo activation_op();
 OpInfo softmax_op();
 OpInfo permute_op();
+OpInfo repeat_vector_op();
 
 // ---- Keras activation layers with parameters (layers/pointwise_activation.hpp) ----
 OpInfo relu_op();
@@ -86,6 +87,7 @@ void register_builtin_ops(OpRegistry& registry) {
   registry.add(layers::activation_op());
   registry.add(layers::softmax_op());
   registry.add(layers::permute_op());
+  registry.add(layers::repeat_vector_op());
 
   // ---- Keras activation layers with parameters ----
   registry.add(layers::relu_op());

@@ -613,6 +613,13 @@ std::string convert_prelu(Builder& b, const Layer& l, const std::vector<std::str
   return l.name;
 }
 
+std::string convert_repeat_vector(Builder& b, const Layer& l, const std::vector<std::string>& in,
+                                  std::vector<Tensor> w) {
+  expect_weights(b, l, w, 0);
+  set_int(b.add_node(l.name, "repeat_vector", in), "n", int_of(b, l, {"n"}));
+  return l.name;
+}
+
 using Converter = std::function<std::string(Builder&, const Layer&, const std::vector<std::string>&,
                                             std::vector<Tensor>)>;
 
@@ -664,6 +671,7 @@ const std::map<std::string, Converter>& converters() {
       {"Dropout", convert_shape_layer},
       {"Permute", convert_shape_layer},
       {"Reshape", convert_shape_layer},
+      {"RepeatVector", convert_repeat_vector},
   };
   return table;
 }
