@@ -37,6 +37,7 @@ OpInfo prelu_op();
 
 // ---- recurrent and embedding ----
 OpInfo embedding_op();
+OpInfo masking_op();
 OpInfo lstm_op();
 OpInfo gru_op();
 
@@ -98,6 +99,7 @@ void register_builtin_ops(OpRegistry& registry) {
 
   // ---- recurrent and embedding ----
   registry.add(layers::embedding_op());
+  registry.add(layers::masking_op());
   registry.add(layers::lstm_op());
   registry.add(layers::gru_op());
 

@@ -620,6 +620,14 @@ std::string convert_repeat_vector(Builder& b, const Layer& l, const std::vector<
   return l.name;
 }
 
+std::string convert_masking(Builder& b, const Layer& l, const std::vector<std::string>& in,
+                            std::vector<Tensor> w) {
+  expect_weights(b, l, w, 0);
+  NodeDef& n = b.add_node(l.name, "masking", in);
+  if (double v = float_of(b, l, {"mask_value"}, 0.0); v != 0.0) set_float(n, "mask_value", v);
+  return l.name;
+}
+
 using Converter = std::function<std::string(Builder&, const Layer&, const std::vector<std::string>&,
                                             std::vector<Tensor>)>;
 
@@ -672,6 +680,7 @@ const std::map<std::string, Converter>& converters() {
       {"Permute", convert_shape_layer},
       {"Reshape", convert_shape_layer},
       {"RepeatVector", convert_repeat_vector},
+      {"Masking", convert_masking},
   };
   return table;
 }
