@@ -26,6 +26,7 @@ OpInfo dropout_op();
 OpInfo activation_op();
 OpInfo softmax_op();
 OpInfo permute_op();
+OpInfo reverse_op();
 
 // ---- Keras activation layers with parameters (layers/pointwise_activation.hpp) ----
 OpInfo relu_op();
@@ -85,6 +86,7 @@ void register_builtin_ops(OpRegistry& registry) {
   registry.add(layers::activation_op());
   registry.add(layers::softmax_op());
   registry.add(layers::permute_op());
+  registry.add(layers::reverse_op());
 
   // ---- Keras activation layers with parameters ----
   registry.add(layers::relu_op());
