@@ -27,6 +27,7 @@ OpInfo activation_op();
 OpInfo softmax_op();
 OpInfo permute_op();
 OpInfo repeat_vector_op();
+OpInfo reverse_op();
 
 // ---- Keras activation layers with parameters (layers/pointwise_activation.hpp) ----
 OpInfo relu_op();
@@ -89,6 +90,7 @@ void register_builtin_ops(OpRegistry& registry) {
   registry.add(layers::softmax_op());
   registry.add(layers::permute_op());
   registry.add(layers::repeat_vector_op());
+  registry.add(layers::reverse_op());
 
   // ---- Keras activation layers with parameters ----
   registry.add(layers::relu_op());

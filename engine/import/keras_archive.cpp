@@ -4,7 +4,8 @@
 // under `layers/`, each named by its class in snake case, numbered in model order within the
 // class (`dense`, `dense_1`, ...; `re_lu` for ReLU); a layer's variables are the datasets
 // `vars/0`, `vars/1`, ... (ordered numerically: 0, 1, 2, ..., 10), a recurrent layer's under
-// `cell/vars`. tf.keras 2.13 wrote `_layer_checkpoint_dependencies/` instead of `layers/`.
+// `cell/vars`, a Bidirectional's under `forward_layer/cell/vars` and `backward_layer/cell/vars`.
+// tf.keras 2.13 wrote `_layer_checkpoint_dependencies/` instead of `layers/`.
 #include <fmt/format.h>
 #include <zip.h>
 
@@ -106,6 +107,20 @@ std::vector<Tensor> group_vars(const Hdf5File& h5, const std::string& group, con
   return out;
 }
 
+// A Bidirectional's variables: its forward_layer's (under cell/ for a recurrent layer), then its
+// backward_layer's; a missing direction contributes none (the converter then names the count).
+std::vector<Tensor> bidirectional_vars(const Hdf5File& h5, const std::string& group,
+                                       const Layer& l) {
+  std::vector<Tensor> out;
+  for (const char* direction : {"/forward_layer", "/backward_layer"}) {
+    std::string inner = group + direction;
+    if (!h5.has_group(inner)) continue;
+    if (h5.has_group(inner + "/cell")) inner += "/cell";
+    for (Tensor& t : group_vars(h5, inner, l)) out.push_back(std::move(t));
+  }
+  return out;
+}
+
 }  // namespace
 
 bool is_keras3_weights_file(const Hdf5File& h5) {
@@ -129,6 +144,7 @@ WeightSource keras3_weights(const Hdf5File& h5, const std::string& config_text) 
       group += "/cell";
     else if (l.class_name == "TimeDistributed" && h5.has_group(group + "/layer"))
       group += "/layer";
+    if (l.class_name == "Bidirectional") return bidirectional_vars(h5, group, l);
     return group_vars(h5, group, l);
   };
 }

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <set>
 
 #include "framework/op.hpp"
 
@@ -350,7 +351,6 @@ std::string convert_embedding(Builder& b, const Layer& l, const std::vector<std:
 
 // The attributes lstm and gru share; returns whether the layer has a bias.
 bool set_recurrent_attributes(Builder& b, const Layer& l, NodeDef& n) {
-  reject_true(b, l, "go_backwards", "the recurrent ops run left to right only");
   reject_true(b, l, "stateful", "the recurrent ops start every batch from a zero state");
   reject_true(b, l, "return_state", "the recurrent ops have one output");
   if (find_key(l, {"time_major"}) && bool_of(b, l, {"time_major"}, false))
@@ -631,6 +631,161 @@ std::string convert_masking(Builder& b, const Layer& l, const std::vector<std::s
 using Converter = std::function<std::string(Builder&, const Layer&, const std::vector<std::string>&,
                                             std::vector<Tensor>)>;
 
+// ---- go_backwards and Bidirectional: reverse nodes around the left-to-right recurrent ops ----
+
+// The recurrent layer classes and their converters, which build a left-to-right node (the
+// layer's go_backwards is converted around them by convert_recurrent). Bidirectional wraps any
+// class listed here.
+const std::map<std::string, Converter>& recurrent_converters() {
+  static const std::map<std::string, Converter> table = {
+      {"LSTM", convert_lstm},
+      {"GRU", convert_gru},
+  };
+  return table;
+}
+
+bool attr_is_true(const NodeDef& n, const std::string& key) {
+  auto it = n.attrs.find(key);
+  return it != n.attrs.end() && it->second.value.scalar == "true";
+}
+
+// Whether the node output `name` may carry a mask: an Embedding with mask_zero, passed on by the
+// nodes after it (a recurrent node only with return_sequences, average pooling not at all).
+bool may_carry_mask(const GraphDef& g, const std::string& name, std::set<std::string>& seen) {
+  if (!seen.insert(name).second) return false;
+  for (const NodeDef& n : g.nodes) {
+    if (n.name != name) continue;
+    if (n.op == "embedding") return attr_is_true(n, "mask_zero");
+    const bool recurrent = n.op == "lstm" || n.op == "gru" || n.op == "simple_rnn";
+    if ((recurrent && !attr_is_true(n, "return_sequences")) || n.op == "global_average_pooling1d")
+      return false;
+    for (const std::string& in : n.inputs)
+      if (may_carry_mask(g, in, seen)) return true;
+    return false;
+  }
+  return false;  // a model input
+}
+bool may_carry_mask(const Builder& b, const std::string& name) {
+  std::set<std::string> seen;
+  return may_carry_mask(b.graph(), name, seen);
+}
+
+// The layer as a left-to-right one named `name`: go_backwards false in its config.
+Layer left_to_right(const Layer& l, const std::string& name) {
+  Layer copy = l;
+  copy.name = name;
+  copy.config["go_backwards"] = false;
+  return copy;
+}
+
+// A recurrent layer of a class in recurrent_converters() named `l.name`, reading `in`: with
+// go_backwards, a reverse node `reversed_input` first. Returns the recurrent node.
+std::string convert_in_direction(Builder& b, const Layer& l, const std::string& in,
+                                 std::vector<Tensor> w, const std::string& reversed_input) {
+  const Converter& convert = recurrent_converters().at(l.class_name);
+  if (!bool_of(b, l, {"go_backwards"}, false)) return convert(b, l, {in}, std::move(w));
+  b.add_node(reversed_input, "reverse", {in});
+  b.comment(reversed_input,
+            fmt::format("{} ({}, go_backwards) reads the steps last to first: its input is "
+                        "reversed here (with the mask), and with return_sequences its outputs "
+                        "stay in that reversed order, as in Keras",
+                        l.name, l.class_name));
+  return convert(b, left_to_right(l, l.name), {reversed_input}, std::move(w));
+}
+
+// LSTM, GRU (any class of recurrent_converters()), go_backwards included.
+std::string convert_recurrent(Builder& b, const Layer& l, const std::vector<std::string>& in,
+                              std::vector<Tensor> w) {
+  if (bool_of(b, l, {"go_backwards"}, false) && bool_of(b, l, {"return_sequences"}, false) &&
+      may_carry_mask(b, in[0]))
+    throw b
+        .error(l,
+               "go_backwards with return_sequences on a masked input (an Embedding with "
+               "mask_zero before it) is not supported: Keras passes the input's mask on "
+               "unreversed with the reversed outputs, the reverse node reverses it")
+        .hint("set return_sequences false, or mask_zero false on the Embedding");
+  return convert_in_direction(b, l, in[0], std::move(w), l.name + "_reversed_input");
+}
+
+// Bidirectional's wrapped layer under `key` (config.layer, config.backward_layer), named `name`.
+Layer wrapped_recurrent_layer(const Builder& b, const Layer& l, const char* key,
+                              const std::string& name) {
+  auto it = l.config.find(key);
+  if (it == l.config.end() || !it->is_object() || !it->contains("class_name") ||
+      !(*it)["class_name"].is_string() || !it->contains("config") || !(*it)["config"].is_object())
+    throw b.error(
+        l, fmt::format("the config has no wrapped '{}' with a class_name and a config", key));
+  Layer inner{(*it)["class_name"].get<std::string>(), name, (*it)["config"]};
+  if (!recurrent_converters().count(inner.class_name)) {
+    std::vector<std::string> known;
+    for (const auto& [cls, f] : recurrent_converters()) known.push_back(cls);
+    throw b.error(l, fmt::format("Bidirectional over a {} is not supported (over {} it is)",
+                                 inner.class_name, quoted_list(known)));
+  }
+  return inner;
+}
+
+// Keras's Bidirectional: the wrapped layer on the input, a copy with go_backwards flipped (or
+// the config's backward_layer) on it too, the backward outputs put back in time order with
+// return_sequences, and the two merged. The file holds the forward layer's weights, then the
+// backward layer's.
+std::string convert_bidirectional(Builder& b, const Layer& l, const std::vector<std::string>& in,
+                                  std::vector<Tensor> w) {
+  static const std::map<std::string, std::string> merge_ops = {
+      {"concat", "concatenate"}, {"sum", "add"}, {"mul", "multiply"}, {"ave", "average"}};
+  auto mode = l.config.find("merge_mode");
+  if (mode != l.config.end() && mode->is_null())
+    throw b
+        .error(l,
+               "merge_mode None (the two directions' outputs as a list) is not supported: a "
+               "node has one output")
+        .hint("use merge_mode 'concat', 'sum', 'mul' or 'ave'");
+  const std::string merge = string_of(b, l, {"merge_mode"}, "concat");
+  if (!merge_ops.count(merge))
+    throw b.error(
+        l, fmt::format("merge_mode '{}' is not one of 'concat', 'sum', 'mul', 'ave'", merge));
+  const Layer forward = wrapped_recurrent_layer(b, l, "layer", l.name + "_forward");
+  Layer backward = l.config.contains("backward_layer") && !l.config["backward_layer"].is_null()
+                       ? wrapped_recurrent_layer(b, l, "backward_layer", l.name + "_backward")
+                       : left_to_right(forward, l.name + "_backward");
+  if (!l.config.contains("backward_layer") || l.config["backward_layer"].is_null())
+    backward.config["go_backwards"] = !bool_of(b, forward, {"go_backwards"}, false);
+  if (bool_of(b, forward, {"go_backwards"}, false) == bool_of(b, backward, {"go_backwards"}, false))
+    throw b.error(l, "the forward and backward layers have the same go_backwards");
+  const bool sequences = bool_of(b, forward, {"return_sequences"}, false);
+  if (sequences != bool_of(b, backward, {"return_sequences"}, false))
+    throw b.error(l, "the forward and backward layers differ in return_sequences");
+  if (sequences && may_carry_mask(b, in[0]))
+    throw b
+        .error(l,
+               "return_sequences on a masked input (an Embedding with mask_zero before it) "
+               "is not supported: Keras's Bidirectional then outputs zeros at masked steps "
+               "(zero_output_for_mask), the recurrent ops repeat the previous output")
+        .hint("set return_sequences false, or mask_zero false on the Embedding");
+  if (w.empty() || w.size() % 2 != 0)
+    throw b.error(l, fmt::format("the file holds {} weight arrays for this layer, expected the "
+                                 "forward layer's and then as many for the backward layer",
+                                 w.size()));
+  std::vector<Tensor> backward_weights(std::make_move_iterator(w.begin() + w.size() / 2),
+                                       std::make_move_iterator(w.end()));
+  w.resize(w.size() / 2);
+  const std::string f =
+      convert_in_direction(b, forward, in[0], std::move(w), forward.name + "_input");
+  std::string r = convert_in_direction(b, backward, in[0], std::move(backward_weights),
+                                       backward.name + "_input");
+  if (sequences) {
+    const std::string back_in_time = backward.name + "_reversed";
+    b.add_node(back_in_time, "reverse", {r});
+    b.comment(back_in_time, fmt::format("{}'s backward outputs back in time order", l.name));
+    r = back_in_time;
+  }
+  b.add_node(l.name, merge_ops.at(merge), {f, r});
+  b.comment(l.name, fmt::format("{} (Bidirectional, merge_mode '{}'): the forward and backward "
+                                "outputs merged{}",
+                                l.name, merge, merge == "concat" ? ", forward first" : ""));
+  return l.name;
+}
+
 const std::map<std::string, Converter>& converters() {
   static const std::map<std::string, Converter> table = {
       {"Dense", convert_dense},
@@ -655,8 +810,9 @@ const std::map<std::string, Converter>& converters() {
       {"GlobalMaxPool1D", convert_global_pooling},
       {"GlobalMaxPool2D", convert_global_pooling},
       {"Embedding", convert_embedding},
-      {"LSTM", convert_lstm},
-      {"GRU", convert_gru},
+      {"LSTM", convert_recurrent},
+      {"GRU", convert_recurrent},
+      {"Bidirectional", convert_bidirectional},
       {"BatchNormalization", convert_batch_normalization},
       {"LayerNormalization", convert_layer_normalization},
       {"UpSampling2D", convert_upsampling2d},

@@ -35,6 +35,8 @@ class Builder {
   // `layer` when `input` is not a model input.
   void make_ids_input(const Layer& layer, const std::string& input);
   void set_weight(const std::string& node, const std::string& param, Tensor t);
+  // The nodes built so far (to see what feeds a layer, e.g. whether its input carries a mask).
+  const GraphDef& graph() const { return *model_.graph; }
 
  private:
   ImportedModel& model_;

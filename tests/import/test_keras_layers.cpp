@@ -820,9 +820,6 @@ TEST_CASE("Keras import: layers it cannot convert are clear errors") {
                "Convolution2D", "c1",
                R"("batch_input_shape": [null, 5, 5, 1], "nb_filter": 2, "nb_row": 3, "nb_col": 3)"),
            "", "layer 'c1' (Convolution2D): the Keras 1 Convolution2D layer is not supported"},
-       Case{k2_seq_layer("GRU", "g",
-                         R"("batch_input_shape": [null, 5, 3], "units": 2, "go_backwards": true)"),
-            "", "layer 'g' (GRU): go_backwards: true is not supported"},
        Case{
            k2_seq_layer("BatchNormalization", "bn", R"("batch_input_shape": [null, 5], "mode": 2)"),
            "", "layer 'bn' (BatchNormalization): Keras 1 mode 1 and 2"},

@@ -130,15 +130,15 @@ TEST_CASE("Keras import: unknown and unsupported layer classes") {
     write_config(f, c);
   });
   CHECK(import_error(q).find("(Lambda): a Lambda layer holds Python code") != std::string::npos);
-  const std::string r = copy_fixture(dir, "backwards.h5");
+  const std::string r = copy_fixture(dir, "stateful.h5");
   edit_h5(r, [](hid_t f) {
     write_config(f,
                  "{\"class_name\": \"Sequential\", \"config\": {\"layers\": [{\"class_name\": "
                  "\"LSTM\", \"config\": {\"name\": \"rnn\", \"batch_input_shape\": [null, 5, 2], "
-                 "\"units\": 3, \"go_backwards\": true}}]}}");
+                 "\"units\": 3, \"stateful\": true}}]}}");
   });
   e = import_error(r);
-  CHECK(e.find("layer 'rnn' (LSTM): go_backwards: true is not supported") != std::string::npos);
+  CHECK(e.find("layer 'rnn' (LSTM): stateful: true is not supported") != std::string::npos);
 }
 
 TEST_CASE("Keras import: truncated files and files that are not HDF5") {
