@@ -37,6 +37,7 @@ OpInfo thresholded_relu_op();
 OpInfo embedding_op();
 OpInfo lstm_op();
 OpInfo gru_op();
+OpInfo simple_rnn_op();
 
 // ---- normalization and merges ----
 OpInfo batch_normalization_op();
@@ -96,6 +97,7 @@ void register_builtin_ops(OpRegistry& registry) {
   registry.add(layers::embedding_op());
   registry.add(layers::lstm_op());
   registry.add(layers::gru_op());
+  registry.add(layers::simple_rnn_op());
 
   // ---- normalization and merges ----
   registry.add(layers::batch_normalization_op());
