@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/model.hpp"
+#include "engine/plan.hpp"
 #include "framework/compiler.hpp"
 #include "framework/yaml_loader.hpp"
 #include "layers/registry.hpp"
@@ -227,6 +229,22 @@ TEST_CASE("simple_rnn without bias") {
       c.use_bias = false;
       check_forward(c);
     }
+}
+
+TEST_CASE("simple_rnn runs oneDNN's vanilla RNN for tanh, relu, sigmoid and C++ otherwise") {
+  auto impl = [](const std::string& activation) {
+    auto graph = fg::test::compile_yaml(
+        one_node("{name: r, op: simple_rnn, input: x, units: 5, activation: " + activation + "}"));
+    fg::Model model(graph, fg::WeightStore::initialize(*graph, 1), fg::ModelOptions{});
+    return fg::test::step_impl(*model.plan_for({{2, 7, 3}}), "r");
+  };
+  for (const char* act : {"tanh", "relu", "sigmoid"}) {
+    CAPTURE(act);
+    const std::string s = impl(act);
+    CAPTURE(s);
+    CHECK(s.find("c++ for masks with holes") != std::string::npos);  // oneDNN, C++ for holes
+  }
+  CHECK(impl("linear") == "c++");
 }
 
 TEST_CASE("simple_rnn weights shapes, Keras initialisers and flops") {
