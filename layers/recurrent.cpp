@@ -1,4 +1,4 @@
-// The recurrent op family: lstm and gru (see layers/recurrent.hpp and
+// The recurrent op family: lstm, gru and simple_rnn (see layers/recurrent.hpp and
 // docs/ops/recurrent_embedding.md).
 #include "layers/recurrent.hpp"
 
@@ -182,7 +182,10 @@ class RecurrentKernel final : public Kernel {
         Eigen::Map<const RowVector> x(src + (b * steps + t) * features, features);
         gxv.noalias() = x * W;
         gxv += b_in;
-        if (cfg.cell == RecurrentCell::lstm) {
+        if (cfg.cell == RecurrentCell::simple_rnn) {
+          ghv.noalias() = hv * R;
+          for (int64_t j = 0; j < U; ++j) h[j] = act(gx[j] + gh[j]);
+        } else if (cfg.cell == RecurrentCell::lstm) {
           ghv.noalias() = hv * R;
           for (int64_t j = 0; j < U; ++j) {
             const float i = rec_act(gx[j] + gh[j]);
@@ -222,17 +225,33 @@ class RecurrentKernel final : public Kernel {
   }
 };
 
-// The oneDNN lstm_forward / gru_forward / lbr_gru_forward call of the kernel `k`, its weights
-// in oneDNN's layouts, and the temporaries it writes.
+// The oneDNN eltwise algorithm of simple_rnn's activation, if vanilla_rnn_forward has it.
+bool vanilla_activation(const std::string& name, dnnl::algorithm& alg) {
+  if (name == "tanh")
+    alg = dnnl::algorithm::eltwise_tanh;
+  else if (name == "relu")
+    alg = dnnl::algorithm::eltwise_relu;
+  else if (name == "sigmoid")
+    alg = dnnl::algorithm::eltwise_logistic;
+  else
+    return false;
+  return true;
+}
+
+// The oneDNN lstm_forward / gru_forward / lbr_gru_forward / vanilla_rnn_forward call of the
+// kernel `k`, its weights in oneDNN's layouts, and the temporaries it writes.
 void add_onednn_call(const KernelContext& ctx, KernelBuild& build, RecurrentKernel& k,
                      const dnnl::memory::desc& keras_kernel,
                      const dnnl::memory::desc& keras_recurrent) {
   const RecurrentConfig& config = k.cfg;
-  const auto kind = config.cell == RecurrentCell::lstm ? onednn::RnnKind::lstm
-                    : config.reset_after               ? onednn::RnnKind::lbr_gru
-                                                       : onednn::RnnKind::gru;
+  const auto kind = config.cell == RecurrentCell::lstm         ? onednn::RnnKind::lstm
+                    : config.cell == RecurrentCell::simple_rnn ? onednn::RnnKind::vanilla
+                    : config.reset_after                       ? onednn::RnnKind::lbr_gru
+                                                               : onednn::RnnKind::gru;
+  dnnl::algorithm alg = dnnl::algorithm::eltwise_tanh;
+  if (kind == onednn::RnnKind::vanilla) vanilla_activation(config.activation, alg);
   k.prim = onednn::make_rnn_forward(kind, k.steps, k.batch, k.features, k.units,
-                                    !config.return_sequences, ctx.engine);
+                                    !config.return_sequences, ctx.engine, alg);
   const onednn::RnnPrimitive& prim = k.prim;
   dnnl::memory bias = ctx.constant("onednn_bias", prim.bias, [&]() {
     dnnl::memory m(prim.bias, ctx.engine);
@@ -273,11 +292,19 @@ void add_onednn_call(const KernelContext& ctx, KernelBuild& build, RecurrentKern
   k.onednn_call.add(prim.prim, std::move(args));
 }
 
-const char* cell_name(RecurrentCell cell) {
-  return cell == RecurrentCell::lstm ? "lstm" : "gru";
-}
-
 }  // namespace
+
+const char* cell_name(RecurrentCell cell) {
+  switch (cell) {
+    case RecurrentCell::lstm:
+      return "lstm";
+    case RecurrentCell::gru:
+      return "gru";
+    case RecurrentCell::simple_rnn:
+      return "simple_rnn";
+  }
+  return "?";
+}
 
 bool right_padded_lengths(const uint8_t* mask, int64_t batch, int64_t steps,
                           std::vector<int64_t>& lengths) {
@@ -305,7 +332,8 @@ void parse_recurrent(AttrReader& attrs, RecurrentConfig& config) {
   config.units = attrs.get_int("units");
   config.return_sequences = attrs.get_bool("return_sequences", false);
   config.activation = attrs.get_string("activation", "tanh");
-  config.recurrent_activation = attrs.get_string("recurrent_activation", "sigmoid");
+  const bool gated = config.cell != RecurrentCell::simple_rnn;
+  if (gated) config.recurrent_activation = attrs.get_string("recurrent_activation", "sigmoid");
   config.use_bias = attrs.get_bool("use_bias", true);
   config.dropout = attrs.get_float("dropout", 0.0);
   config.recurrent_dropout = attrs.get_float("recurrent_dropout", 0.0);
@@ -317,6 +345,7 @@ void parse_recurrent(AttrReader& attrs, RecurrentConfig& config) {
   // hard_sigmoid as recurrent_activation); softmax and log_softmax are not elementwise.
   for (const char* key : {"activation", "recurrent_activation"}) {
     const bool main = std::string(key) == "activation";
+    if (!main && !gated) continue;
     const std::string& name = main ? config.activation : config.recurrent_activation;
     if (recurrent_activation_known(name)) continue;
     attrs.get_activation(key,
@@ -367,7 +396,7 @@ std::vector<WeightSpec> recurrent_weights(const InferContext& ctx, const Recurre
   if (config.use_bias) {
     if (config.cell == RecurrentCell::lstm)
       specs.push_back({"bias", {gu}, config.unit_forget_bias ? Init::lstm_bias : Init::zeros});
-    else if (config.reset_after)
+    else if (config.cell == RecurrentCell::gru && config.reset_after)
       specs.push_back({"bias", {2, gu}, Init::zeros});
     else
       specs.push_back({"bias", {gu}, Init::zeros});
@@ -390,7 +419,7 @@ KernelBuild compile_recurrent(const KernelContext& ctx, const RecurrentConfig& c
   const Dims& in = ctx.inputs.at(0).shape;
   // The kernel reads and writes the Keras row-major bytes (oneDNN ntc / ldnc views of them).
   if (ctx.input_descs.at(0) != onednn::plain_desc(ctx.inputs.at(0)))
-    throw ctx.error("internal: lstm/gru expect a plain (row-major) input layout");
+    throw ctx.error("internal: lstm/gru/simple_rnn expect a plain (row-major) input layout");
   k->batch = in[0];
   k->steps = in[1];
   k->features = in[2];
@@ -421,17 +450,21 @@ KernelBuild compile_recurrent(const KernelContext& ctx, const RecurrentConfig& c
   k->act = activation_fn(config.activation);
   k->rec_act = activation_fn(config.recurrent_activation);
 
-  // oneDNN's LSTM/GRU cells are fixed to sigmoid gates and tanh candidate/output.
-  k->has_onednn = config.activation == "tanh" && config.recurrent_activation == "sigmoid";
+  // oneDNN's LSTM/GRU cells are fixed to sigmoid gates and tanh candidate/output; its vanilla
+  // RNN has tanh, relu and sigmoid (logistic).
+  dnnl::algorithm alg = dnnl::algorithm::eltwise_tanh;
+  k->has_onednn = config.cell == RecurrentCell::simple_rnn
+                      ? vanilla_activation(config.activation, alg)
+                      : config.activation == "tanh" && config.recurrent_activation == "sigmoid";
   if (k->has_onednn) add_onednn_call(ctx, build, *k, keras_kernel, keras_recurrent);
   k->temp_scratch = build.add_temp(onednn::plain_desc(Dims{k->batch, k->scratch_per_row()}));
   build.kernel = std::move(k);
   return build;
 }
 
-// keras.layers.LSTM and keras.layers.GRU: one layer, left to right, zero initial state. GRU's
+// keras.layers.LSTM, GRU and SimpleRNN: one layer, left to right, zero initial state. GRU's
 // reset_after=True maps to oneDNN's linear-before-reset GRU, reset_after=False to the vanilla
-// GRU.
+// GRU; SimpleRNN to oneDNN's vanilla RNN.
 class Recurrent final : public Op {
  public:
   explicit Recurrent(RecurrentCell cell) { config_.cell = cell; }
@@ -439,8 +472,10 @@ class Recurrent final : public Op {
   void parse(AttrReader& attrs) override {
     if (config_.cell == RecurrentCell::lstm)
       config_.unit_forget_bias = attrs.get_bool("unit_forget_bias", true);
-    else
+    else if (config_.cell == RecurrentCell::gru)
       config_.reset_after = attrs.get_bool("reset_after", true);
+    else
+      config_.reset_after = false;
     parse_recurrent(attrs, config_);
   }
   std::vector<TensorType> infer(const InferContext& ctx) const override {
@@ -475,6 +510,11 @@ OpInfo lstm_op() {
 OpInfo gru_op() {
   return {"gru", [] { return std::make_unique<Recurrent>(RecurrentCell::gru); },
           "gated recurrent unit layer (oneDNN gru_forward / lbr_gru_forward), Keras GRU"};
+}
+
+OpInfo simple_rnn_op() {
+  return {"simple_rnn", [] { return std::make_unique<Recurrent>(RecurrentCell::simple_rnn); },
+          "fully-connected recurrent layer (oneDNN vanilla_rnn_forward), Keras SimpleRNN"};
 }
 
 }  // namespace fg::layers

@@ -1,12 +1,13 @@
-// The recurrent op family, lstm and gru (layers/recurrent.cpp): Keras LSTM / GRU, one layer, left
-// to right, zero initial state; their attributes, shape rule, weights, FLOPs and one kernel with
-// two paths:
-//   oneDNN   lstm_forward / gru_forward / lbr_gru_forward, one call for the whole batch, used
-//            when activation is tanh and recurrent_activation is sigmoid and the mask (if any)
-//            is right-padded (every row 1...1 0...0);
-//   plain    an exact C++ loop (OpenMP over rows) for any other activation pair and for masks
+// The recurrent op family, lstm, gru and simple_rnn (layers/recurrent.cpp): Keras LSTM / GRU /
+// SimpleRNN, one layer, left to right, zero initial state; their attributes, shape rule, weights,
+// FLOPs and one kernel with two paths:
+//   oneDNN   lstm_forward / gru_forward / lbr_gru_forward / vanilla_rnn_forward, one call for the
+//            whole batch, used when the activations are oneDNN's (lstm, gru: activation tanh and
+//            recurrent_activation sigmoid; simple_rnn: activation tanh, relu or sigmoid) and the
+//            mask (if any) is right-padded (every row 1...1 0...0);
+//   plain    an exact C++ loop (OpenMP over rows) for any other activation and for masks
 //            with holes (masked steps keep the state, as Keras does).
-// The ops are registered as lstm_op() / gru_op() (layers/registry.cpp).
+// The ops are registered as lstm_op() / gru_op() / simple_rnn_op() (layers/registry.cpp).
 #pragma once
 
 #include <cstdint>
@@ -20,19 +21,22 @@ struct TrainingBuild;
 
 namespace fg::layers {
 
-enum class RecurrentCell { lstm, gru };
+// simple_rnn: h_t = activation(x_t W + h_{t-1} U + b), one "gate".
+enum class RecurrentCell { lstm, gru, simple_rnn };
 
 struct RecurrentConfig {
   RecurrentCell cell = RecurrentCell::lstm;
   int64_t units = 0;
   bool return_sequences = false;
   std::string activation = "tanh";
-  std::string recurrent_activation = "sigmoid";
+  std::string recurrent_activation = "sigmoid";  // lstm and gru only
   bool use_bias = true;
   bool reset_after = true;                        // gru only
   bool unit_forget_bias = true;                   // lstm only; affects the initialiser only
   double dropout = 0.0, recurrent_dropout = 0.0;  // inference ignores them; training rejects > 0
-  int gates() const { return cell == RecurrentCell::lstm ? 4 : 3; }
+  int gates() const {
+    return cell == RecurrentCell::lstm ? 4 : cell == RecurrentCell::simple_rnn ? 1 : 3;
+  }
 };
 
 using ActFn = float (*)(float);
@@ -40,11 +44,15 @@ using ActFn = float (*)(float);
 // The elementwise activation `name` (Keras formulas; the names parse_recurrent accepts).
 ActFn activation_fn(const std::string& name);
 
+// The op name of `cell`: "lstm", "gru" or "simple_rnn".
+const char* cell_name(RecurrentCell cell);
+
 // Training (layers/recurrent_training.cpp): the forward and backward kernels of the
 // training convention (kernels/training_kernel.hpp), on the same two paths as inference:
 //   oneDNN   lstm / gru / lbr_gru forward_training + backward (activation tanh,
 //            recurrent_activation sigmoid, no mask or a right-padded one);
-//   plain    exact C++ backpropagation through time for any activation pair and any mask.
+//   plain    exact C++ backpropagation through time for any activation pair and any mask
+//            (simple_rnn always trains on this path).
 void compile_recurrent_training(const TrainingKernelContext& ctx, const RecurrentConfig& config,
                                 TrainingBuild& build);
 

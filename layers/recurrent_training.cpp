@@ -1,4 +1,4 @@
-// Training kernels of lstm and gru (see layers/recurrent.hpp and
+// Training kernels of lstm, gru and simple_rnn (see layers/recurrent.hpp and
 // docs/ops/recurrent_embedding.md, "Gradient").
 //
 // Two paths, chosen per run from the mask exactly as inference chooses (the forward and the
@@ -13,6 +13,8 @@
 //           recursion per batch row (OpenMP over rows), then the weight gradients as matmuls
 //           over all steps (Eigen). A masked step carries h (and c) over unchanged: the
 //           gradient passes through it to the previous state and its input gets none.
+//           simple_rnn always takes this path (its cell is one matmul pair and an activation;
+//           no oneDNN vanilla RNN training primitives are built).
 #include <fmt/format.h>
 
 #include <Eigen/Core>
@@ -198,7 +200,8 @@ class RecurrentTrainingForward final : public Kernel {
       ctx.stream.wait();
       write_outputs(ctx, binding.lengths);
     } else {
-      if (temp_rows < 0) throw Error("internal: lstm/gru training got a mask its input type lacks");
+      if (temp_rows < 0)
+        throw Error("internal: lstm/gru/simple_rnn training got a mask its input type lacks");
       const float* x = handle<const float>(ctx.srcs[0]);
       float* rows = handle<float>(ctx.temps[static_cast<size_t>(temp_rows)]);
 #pragma omp parallel for num_threads(ctx.threads) schedule(static) if (k.batch > 1)
@@ -259,7 +262,14 @@ class RecurrentTrainingForward final : public Kernel {
         Eigen::Map<const RowVector> x(src + (b * k.steps + t) * k.features, k.features);
         gxv.noalias() = x * W;
         if (b_in != nullptr) gxv += Eigen::Map<const RowVector>(b_in, GU);
-        if (k.cfg.cell == RecurrentCell::lstm) {
+        if (k.cfg.cell == RecurrentCell::simple_rnn) {
+          ghv.noalias() = hv * R;
+          for (int64_t j = 0; j < U; ++j) {
+            pre[j] = gx[j] + gh[j];
+            h[j] = k.act(pre[j]);
+          }
+          std::fill_n(extra, U, 0.f);
+        } else if (k.cfg.cell == RecurrentCell::lstm) {
           ghv.noalias() = hv * R;
           for (int64_t g = 0; g < GU; ++g) pre[g] = gx[g] + gh[g];
           for (int64_t j = 0; j < U; ++j) {
@@ -334,7 +344,7 @@ class RecurrentTrainingBackward final : public Kernel {
     if (k.onednn_path(mask, binding.lengths))
       run_onednn(ctx, binding);
     else if (temp_rows < 0)
-      throw Error("internal: lstm/gru training got a mask its input type lacks");
+      throw Error("internal: lstm/gru/simple_rnn training got a mask its input type lacks");
     else
       run_plain(ctx, mask);
   }
@@ -533,7 +543,10 @@ void RecurrentTrainingBackward::backward_row(ExecContext& ctx, int64_t b, float*
       std::fill_n(da, GU, 0.f);
       continue;
     }
-    if (k.cfg.cell == RecurrentCell::lstm) {
+    if (k.cfg.cell == RecurrentCell::simple_rnn) {
+      for (int64_t j = 0; j < U; ++j) da[j] = dh[j] * k.act_grad(rec[j]);
+      Eigen::Map<RowVector>(dh, U).noalias() = Eigen::Map<const RowVector>(da, GU) * R.transpose();
+    } else if (k.cfg.cell == RecurrentCell::lstm) {
       lstm_step(rec, prev != nullptr ? prev + GU : zeros, dh, dc, da);
       Eigen::Map<RowVector>(dh, U).noalias() = Eigen::Map<const RowVector>(da, GU) * R.transpose();
     } else {
@@ -628,11 +641,13 @@ RecurrentTraining training_shape(const TrainingKernelContext& ctx, const Recurre
   k.rec_act = activation_fn(config.recurrent_activation);
   k.act_grad = activation_grad_table().at(config.activation);
   k.rec_act_grad = activation_grad_table().at(config.recurrent_activation);
-  k.has_onednn = config.activation == "tanh" && config.recurrent_activation == "sigmoid";
+  k.has_onednn = config.cell != RecurrentCell::simple_rnn && config.activation == "tanh" &&
+                 config.recurrent_activation == "sigmoid";
   k.plain_possible = !k.has_onednn || ctx.inputs[0].masked;
-  k.kind = config.cell == RecurrentCell::lstm ? onednn::RnnKind::lstm
-           : config.reset_after               ? onednn::RnnKind::lbr_gru
-                                              : onednn::RnnKind::gru;
+  k.kind = config.cell == RecurrentCell::lstm         ? onednn::RnnKind::lstm
+           : config.cell == RecurrentCell::simple_rnn ? onednn::RnnKind::vanilla
+           : config.reset_after                       ? onednn::RnnKind::lbr_gru
+                                                      : onednn::RnnKind::gru;
   if (k.has_onednn)
     k.prims = onednn::make_rnn_training(k.kind, k.steps, k.batch, k.features, k.units);
   return k;
@@ -642,7 +657,7 @@ RecurrentTraining training_shape(const TrainingKernelContext& ctx, const Recurre
 
 void compile_recurrent_training(const TrainingKernelContext& ctx, const RecurrentConfig& config,
                                 TrainingBuild& build) {
-  const char* name = config.cell == RecurrentCell::lstm ? "lstm" : "gru";
+  const char* name = cell_name(config.cell);
   if (config.dropout > 0 || config.recurrent_dropout > 0)
     throw ctx.error(fmt::format(
         "{} with dropout or recurrent_dropout > 0 cannot be trained yet (Keras applies them in "

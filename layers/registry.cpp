@@ -41,6 +41,7 @@ OpInfo embedding_op();
 OpInfo masking_op();
 OpInfo lstm_op();
 OpInfo gru_op();
+OpInfo simple_rnn_op();
 
 // ---- normalization and merges ----
 OpInfo batch_normalization_op();
@@ -104,6 +105,7 @@ void register_builtin_ops(OpRegistry& registry) {
   registry.add(layers::masking_op());
   registry.add(layers::lstm_op());
   registry.add(layers::gru_op());
+  registry.add(layers::simple_rnn_op());
 
   // ---- normalization and merges ----
   registry.add(layers::batch_normalization_op());

@@ -70,6 +70,9 @@ namespace {
 struct OtherPlanOutput {
   std::string plan;  // e.g. "unfused plan, 2 threads"
   Tensor out;
+  // The returned output the entry is keyed by, held so that its storage (the key) is not freed
+  // and reused by a later tensor, which check_close would then compare with these outputs.
+  Tensor key;
 };
 std::map<const void*, std::vector<OtherPlanOutput>>& other_plan_outputs() {
   static std::map<const void*, std::vector<OtherPlanOutput>> outputs;
@@ -132,7 +135,7 @@ std::map<std::string, Tensor> run_yaml(const std::string& yaml,
         continue;
       }
       for (const auto& [name, tensor] : out)
-        other_plan_outputs()[first.at(name).raw()].push_back({plan, tensor});
+        other_plan_outputs()[first.at(name).raw()].push_back({plan, tensor, first.at(name)});
     }
   return first;
 }

@@ -349,8 +349,9 @@ std::string convert_embedding(Builder& b, const Layer& l, const std::vector<std:
   return l.name;
 }
 
-// The attributes lstm and gru share; returns whether the layer has a bias.
-bool set_recurrent_attributes(Builder& b, const Layer& l, NodeDef& n) {
+// The attributes lstm, gru and simple_rnn share (recurrent_activation only when `gated`: lstm,
+// gru); returns whether the layer has a bias.
+bool set_recurrent_attributes(Builder& b, const Layer& l, NodeDef& n, bool gated = true) {
   reject_true(b, l, "stateful", "the recurrent ops start every batch from a zero state");
   reject_true(b, l, "return_state", "the recurrent ops have one output");
   if (find_key(l, {"time_major"}) && bool_of(b, l, {"time_major"}, false))
@@ -358,8 +359,9 @@ bool set_recurrent_attributes(Builder& b, const Layer& l, NodeDef& n) {
   set_int(n, "units", int_of(b, l, {"units", "output_dim"}));
   if (bool_of(b, l, {"return_sequences"}, false)) set_bool(n, "return_sequences", true);
   std::string act = string_of(b, l, {"activation"}, "tanh");
-  std::string rec = string_of(b, l, {"recurrent_activation", "inner_activation"},
-                              b.keras_major() >= 3 ? "sigmoid" : "hard_sigmoid");
+  std::string rec = gated ? string_of(b, l, {"recurrent_activation", "inner_activation"},
+                                      b.keras_major() >= 3 ? "sigmoid" : "hard_sigmoid")
+                          : "sigmoid";
   // the ops' hard_sigmoid is Keras 2's clip(0.2x + 0.5, 0, 1); Keras 3 changed the formula
   if (b.keras_major() >= 3)
     for (std::string* name : {&act, &rec})
@@ -421,6 +423,19 @@ std::string convert_gru(Builder& b, const Layer& l, const std::vector<std::strin
     b.comment(l.name,
               "Keras 1 weights: the 9 per-gate arrays concatenated in the gate order z, r, h");
   }
+  expect_weights(b, l, w, bias ? 3 : 2);
+  b.set_weight(l.name, "kernel", std::move(w[0]));
+  b.set_weight(l.name, "recurrent_kernel", std::move(w[1]));
+  if (bias) b.set_weight(l.name, "bias", std::move(w[2]));
+  return l.name;
+}
+
+// Keras SimpleRNN: kernel, recurrent_kernel, bias (Keras 1: W, U, b, the same arrays; its
+// output_dim is units, init / inner_init only initialise).
+std::string convert_simple_rnn(Builder& b, const Layer& l, const std::vector<std::string>& in,
+                               std::vector<Tensor> w) {
+  NodeDef& n = b.add_node(l.name, "simple_rnn", in);
+  const bool bias = set_recurrent_attributes(b, l, n, false);
   expect_weights(b, l, w, bias ? 3 : 2);
   b.set_weight(l.name, "kernel", std::move(w[0]));
   b.set_weight(l.name, "recurrent_kernel", std::move(w[1]));
@@ -640,6 +655,7 @@ const std::map<std::string, Converter>& recurrent_converters() {
   static const std::map<std::string, Converter> table = {
       {"LSTM", convert_lstm},
       {"GRU", convert_gru},
+      {"SimpleRNN", convert_simple_rnn},
   };
   return table;
 }
@@ -812,6 +828,7 @@ const std::map<std::string, Converter>& converters() {
       {"Embedding", convert_embedding},
       {"LSTM", convert_recurrent},
       {"GRU", convert_recurrent},
+      {"SimpleRNN", convert_recurrent},
       {"Bidirectional", convert_bidirectional},
       {"BatchNormalization", convert_batch_normalization},
       {"LayerNormalization", convert_layer_normalization},

@@ -145,14 +145,15 @@ dnnl::binary::primitive_desc make_binary_pd(dnnl::algorithm alg, const memory::d
 dnnl::concat::primitive_desc make_concat_pd(const memory::desc& dst, int axis,
                                             const std::vector<memory::desc>& srcs);
 
-// ---- rnn (layers/recurrent.cpp: lstm, gru) ----
+// ---- rnn (layers/recurrent.cpp: lstm, gru, simple_rnn) ----
 
 // Unidirectional (left to right), single-layer RNN for inference. Keras gate orders map onto
-// oneDNN's directly: LSTM i,f,c,o = oneDNN i,f,c~,o; GRU z,r,h = oneDNN u,r,o.
-enum class RnnKind { lstm, gru, lbr_gru };  // lbr_gru = Keras GRU(reset_after=True)
+// oneDNN's directly: LSTM i,f,c,o = oneDNN i,f,c~,o; GRU z,r,h = oneDNN u,r,o; SimpleRNN is
+// oneDNN's vanilla RNN (one gate).
+enum class RnnKind { lstm, gru, lbr_gru, vanilla };  // lbr_gru = Keras GRU(reset_after=True)
 
-int rnn_gates(RnnKind kind);       // 4, 3, 3
-int rnn_bias_gates(RnnKind kind);  // 4, 3, 4 (lbr: u, r, o-input, o-recurrent)
+int rnn_gates(RnnKind kind);       // 4, 3, 3, 1
+int rnn_bias_gates(RnnKind kind);  // 4, 3, 4 (lbr: u, r, o-input, o-recurrent), 1
 
 struct RnnPrimitive {
   dnnl::primitive prim;
@@ -169,9 +170,11 @@ struct RnnPrimitive {
 };
 
 // Builds the primitive for `steps` x `batch` x `features` -> `units`. With `with_dst_iter` the
-// primitive also writes the last hidden state (DNNL_ARG_DST_ITER).
+// primitive also writes the last hidden state (DNNL_ARG_DST_ITER). `vanilla_activation` is the
+// cell activation of RnnKind::vanilla (eltwise_tanh, eltwise_relu or eltwise_logistic).
 RnnPrimitive make_rnn_forward(RnnKind kind, int64_t steps, int64_t batch, int64_t features,
-                              int64_t units, bool with_dst_iter, const dnnl::engine& engine);
+                              int64_t units, bool with_dst_iter, const dnnl::engine& engine,
+                              dnnl::algorithm vanilla_activation = dnnl::algorithm::eltwise_tanh);
 
 // The Keras kernel [in, G*U] bytes as {1, 1, in, G, U} ldigo (in = features or units).
 memory::desc rnn_keras_weights_desc(int64_t in, int gates, int64_t units);

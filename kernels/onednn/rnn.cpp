@@ -1,4 +1,4 @@
-// oneDNN 2.6 descriptors for the recurrent layers (layers/recurrent.cpp: lstm, gru).
+// oneDNN 2.6 descriptors for the recurrent layers (layers/recurrent.cpp: lstm, gru, simple_rnn).
 #include <fmt/format.h>
 
 #include "framework/error.hpp"
@@ -7,11 +7,11 @@
 namespace fg::onednn {
 
 int rnn_gates(RnnKind kind) {
-  return kind == RnnKind::lstm ? 4 : 3;
+  return kind == RnnKind::lstm ? 4 : kind == RnnKind::vanilla ? 1 : 3;
 }
 
 int rnn_bias_gates(RnnKind kind) {
-  return kind == RnnKind::gru ? 3 : 4;
+  return kind == RnnKind::vanilla ? 1 : kind == RnnKind::gru ? 3 : 4;
 }
 
 memory::desc rnn_keras_weights_desc(int64_t in, int gates, int64_t units) {
@@ -19,7 +19,8 @@ memory::desc rnn_keras_weights_desc(int64_t in, int gates, int64_t units) {
 }
 
 RnnPrimitive make_rnn_forward(RnnKind kind, int64_t steps, int64_t batch, int64_t features,
-                              int64_t units, bool with_dst_iter, const dnnl::engine& engine) {
+                              int64_t units, bool with_dst_iter, const dnnl::engine& engine,
+                              dnnl::algorithm vanilla_activation) {
   const int gates = rnn_gates(kind);
   RnnPrimitive r;
   r.src_layer = memory::desc({steps, batch, features}, dt::f32, tag::ntc);
@@ -49,6 +50,11 @@ RnnPrimitive make_rnn_forward(RnnKind kind, int64_t steps, int64_t batch, int64_
       take(dnnl::lstm_forward::primitive_desc(
           dnnl::lstm_forward::desc(prop, dir, r.src_layer, none, none, wl, wi, r.bias, r.dst_layer,
                                    r.dst_iter, r.dst_iter_c),
+          attr, engine));
+    } else if (kind == RnnKind::vanilla) {
+      take(dnnl::vanilla_rnn_forward::primitive_desc(
+          dnnl::vanilla_rnn_forward::desc(prop, vanilla_activation, dir, r.src_layer, none, wl, wi,
+                                          r.bias, r.dst_layer, r.dst_iter),
           attr, engine));
     } else if (kind == RnnKind::gru) {
       take(dnnl::gru_forward::primitive_desc(

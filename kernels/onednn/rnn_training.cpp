@@ -34,6 +34,9 @@ void take_backward(RnnTrainingPrimitives& r, const Pd& pd) {
 
 RnnTrainingPrimitives make_rnn_training(RnnKind kind, int64_t steps, int64_t batch,
                                         int64_t features, int64_t units) {
+  // simple_rnn trains on the plain C++ path only (layers/recurrent_training.cpp).
+  if (kind == RnnKind::vanilla)
+    throw Error("internal: no oneDNN training primitives for the vanilla RNN");
   const int gates = rnn_gates(kind);
   RnnTrainingPrimitives r;
   r.src_layer = memory::desc({steps, batch, features}, dt::f32, tag::ntc);
