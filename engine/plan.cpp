@@ -283,9 +283,9 @@ void PlanBuilder::push_step(Plan::Step step, double flops) {
 // A node's weights by parameter name, or an fg::Error naming the missing one.
 PlanBuilder::WeightLookup PlanBuilder::lookup_for(const NodeDef& def) const {
   return [&weights = weights, &def](const std::string& param) -> const Tensor& {
-    const Tensor* w = weights.find(def.name + "." + param);
+    const Tensor* w = weights.find(weights_node(def) + "." + param);
     if (w == nullptr)
-      throw Error(fmt::format("weight '{}.{}' is missing", def.name, param))
+      throw Error(fmt::format("weight '{}.{}' is missing", weights_node(def), param))
           .at(def.loc)
           .node(def.name, def.op)
           .hint("run `graph-runner init` to create weights, or check the weights file");
@@ -489,7 +489,7 @@ PlanBuilder::WeightLookup PlanBuilder::node_weights(int i) {
         .node(def.name, def.op);
   auto folded_kernel = std::make_shared<Tensor>(scaled_along_last(kernel, scale));
   auto folded_bias = std::make_shared<Tensor>(DType::f32, Dims{static_cast<Dim>(scale.size())});
-  const Tensor* bias = weights.find(def.name + ".bias");
+  const Tensor* bias = weights.find(weights_node(def) + ".bias");
   for (size_t c = 0; c < scale.size(); ++c)
     folded_bias->mutable_data<float>()[c] =
         (bias ? bias->data<float>()[c] : 0.f) * scale[c] + shift[c];

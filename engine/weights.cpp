@@ -72,6 +72,10 @@ void WeightStore::set(const std::string& key, Tensor tensor) {
   tensors_.insert_or_assign(key, std::move(tensor));
 }
 
+void WeightStore::erase(const std::string& key) {
+  tensors_.erase(key);
+}
+
 const Tensor* WeightStore::find(const std::string& key) const {
   auto it = tensors_.find(key);
   return it == tensors_.end() ? nullptr : &it->second;

@@ -28,6 +28,7 @@ class WeightStore {
   static WeightStore initialize(const CompiledGraph& graph, uint64_t seed);
 
   void set(const std::string& key, Tensor tensor);
+  void erase(const std::string& key);  // no-op when absent
   // Warnings about the values (load_safetensors fills them): NaN or Inf weights, with their
   // count and the first tensor holding one. Printed like the graph's warnings.
   const std::vector<Diagnostic>& warnings() const { return warnings_; }

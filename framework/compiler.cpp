@@ -359,6 +359,7 @@ CompiledGraph compile_graph(std::shared_ptr<const GraphDef> def_ptr, const OpReg
   std::vector<TensorType> types;
   for (const auto& t : g.tensors_) types.push_back(t.type);
   for (size_t i = 0; i < g.nodes_.size(); ++i) g.node_weights(i, types);
+  g.check_shared_weights(types);
   // A `training:` section must fit the graph (losses for outputs that exist and fit them, ...),
   // checked whenever the graph is compiled, not first when training starts.
   if (def.training) resolve_training_outputs(parse_training_config(*def.training), g);
@@ -425,6 +426,7 @@ std::vector<TensorType> CompiledGraph::bind(const std::vector<Dims>& input_shape
     }
     check_node_sizes(*n.def, out);
   }
+  check_shared_weights(types);
   return types;
 }
 
@@ -504,8 +506,106 @@ std::vector<std::pair<std::string, WeightSpec>> CompiledGraph::all_weights() con
   for (const auto& t : tensors_) types.push_back(t.type);
   std::vector<std::pair<std::string, WeightSpec>> out;
   for (size_t i = 0; i < nodes_.size(); ++i)
-    for (auto& w : node_weights(i, types)) out.emplace_back(nodes_[i].def->name + "." + w.param, w);
+    if (nodes_[i].def->weights_of.empty())
+      for (auto& w : node_weights(i, types))
+        out.emplace_back(nodes_[i].def->name + "." + w.param, w);
   return out;
+}
+
+size_t CompiledGraph::weights_owner(size_t node) const {
+  const std::string& owner = nodes_[node].def->weights_of;
+  if (owner.empty()) return node;
+  for (size_t i = 0; i < nodes_.size(); ++i)
+    if (nodes_[i].def->name == owner) return i;
+  throw Error(fmt::format("internal: node '{}' takes the weights of '{}', which is not a node",
+                          nodes_[node].def->name, owner));
+}
+
+namespace {
+
+// The node `n` names in `weights_of`, checked to own its weights; its schedule index.
+size_t shared_weights_owner(const std::vector<CompiledNode>& nodes, const GraphDef& def,
+                            const NodeDef& n) {
+  std::vector<std::string> names;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const NodeDef& o = *nodes[i].def;
+    names.push_back(o.name);
+    if (o.name != n.weights_of) continue;
+    if (&o == &n)
+      throw Error("`weights_of` names the node itself")
+          .at(n.weights_of_loc)
+          .node(n.name, n.op)
+          .hint("name the node whose weights it shares, or remove `weights_of`");
+    if (!o.weights_of.empty())
+      throw Error(fmt::format("takes the weights of '{}', which takes them from '{}' itself",
+                              o.name, o.weights_of))
+          .at(n.weights_of_loc)
+          .node(n.name, n.op)
+          .hint(
+              fmt::format("name the node that holds the weights: `weights_of: {}`", o.weights_of));
+    if (o.op != n.op)
+      throw Error(fmt::format("takes the weights of '{}' (line {}), a {} node: weights are "
+                              "shared only between nodes of the same op",
+                              o.name, o.loc.line, o.op))
+          .at(n.weights_of_loc)
+          .node(n.name, n.op)
+          .hint(fmt::format("give '{}' the op {}, or remove `weights_of`", n.name, o.op));
+    return i;
+  }
+  for (const InputDef& in : def.inputs)
+    if (in.name == n.weights_of)
+      throw Error(
+          fmt::format("weights_of names '{}', a graph input, which has no weights", n.weights_of))
+          .at(n.weights_of_loc)
+          .node(n.name, n.op)
+          .hint("name the node whose weights this node shares");
+  Error e(fmt::format("weights_of names '{}', which is not a node", n.weights_of));
+  e.at(n.weights_of_loc).node(n.name, n.op);
+  const std::string best = closest_match(n.weights_of, names);
+  e.hint(best.empty() ? "name the node whose weights this node shares"
+                      : fmt::format("did you mean '{}'?", best));
+  throw e;
+}
+
+}  // namespace
+
+void CompiledGraph::check_shared_weights(const std::vector<TensorType>& types) const {
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    const NodeDef& n = *nodes_[i].def;
+    if (n.weights_of.empty()) continue;
+    const size_t owner_index = shared_weights_owner(nodes_, *def_, n);
+    const NodeDef& owner = *nodes_[owner_index].def;
+    const std::vector<WeightSpec> mine = node_weights(i, types);
+    const std::vector<WeightSpec> theirs = node_weights(owner_index, types);
+    auto fail = [&](const std::string& what) {
+      return Error(fmt::format("takes the weights of '{}' (line {}), but {}", owner.name,
+                               owner.loc.line, what))
+          .at(n.weights_of_loc)
+          .node(n.name, n.op)
+          .hint(fmt::format("the attributes and input sizes that shape the weights must be the "
+                            "same as '{}''s (one set of weights serves both nodes)",
+                            owner.name));
+    };
+    if (theirs.empty()) throw fail(fmt::format("'{}' has no weights", owner.name));
+    std::vector<std::string> mine_names, their_names;
+    for (const auto& w : mine) mine_names.push_back(w.param);
+    for (const auto& w : theirs) their_names.push_back(w.param);
+    if (mine_names != their_names)
+      throw fail(fmt::format("its weights would be {} and '{}''s are {}", quoted_list(mine_names),
+                             owner.name, quoted_list(their_names)));
+    for (size_t k = 0; k < mine.size(); ++k)
+      if (mine[k].shape != theirs[k].shape)
+        throw fail(fmt::format("its weight '{}' would be {} and '{}''s is {}", mine[k].param,
+                               format_shape(mine[k].shape), owner.name,
+                               format_shape(theirs[k].shape)));
+    if (n.trainable != owner.trainable)
+      throw Error(fmt::format("trainable: {} but takes the weights of '{}', which has "
+                              "trainable: {}",
+                              n.trainable, owner.name, owner.trainable))
+          .at(n.trainable_loc.known() ? n.trainable_loc : n.weights_of_loc)
+          .node(n.name, n.op)
+          .hint(fmt::format("the weights are one set: set `trainable` on '{}' alone", owner.name));
+  }
 }
 
 }  // namespace fg

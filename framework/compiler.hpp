@@ -56,13 +56,20 @@ class CompiledGraph {
   // Weight specs of a node, for the given (concrete or symbolic) tensor types.
   std::vector<WeightSpec> node_weights(size_t node, const std::vector<TensorType>& types) const;
   NodeStats node_stats(size_t node, const std::vector<TensorType>& types) const;
-  // "<node>.<param>" -> spec, for every weight of the graph.
+  // "<node>.<param>" -> spec, for every weight of the graph: a node with `weights_of` adds
+  // none (its weights are the named node's, held once).
   std::vector<std::pair<std::string, WeightSpec>> all_weights() const;
+  // The schedule index of the node whose weights node `node` uses (itself without
+  // `weights_of`).
+  size_t weights_owner(size_t node) const;
 
   InferContext context_for(size_t node, const std::vector<TensorType>& types) const;
 
  private:
   friend CompiledGraph compile_graph(std::shared_ptr<const GraphDef>, const OpRegistry&);
+  // `weights_of`: names a node of the same op that owns its weights, whose weights have the
+  // same names and shapes under `types`; else an fg::Error naming both nodes.
+  void check_shared_weights(const std::vector<TensorType>& types) const;
   std::shared_ptr<const GraphDef> def_;
   std::vector<CompiledNode> nodes_;
   std::vector<TensorInfo> tensors_;

@@ -40,7 +40,17 @@ struct NodeDef {
   std::map<std::string, Attr> attrs;  // everything but name / op / input / inputs / trainable
   bool trainable = true;              // `trainable: false` freezes the node's weights
   SourceLoc trainable_loc;
+  // `weights_of: <node>`: the node has no weights of its own and uses that node's (a Keras
+  // layer called more than once); the compiler checks that both nodes' weights agree.
+  std::string weights_of;
+  SourceLoc weights_of_loc;
 };
+
+// The node whose weights `n` uses: its own name, or the node named by `weights_of`. Weight
+// keys are "<weights_node(n)>.<param>".
+inline const std::string& weights_node(const NodeDef& n) {
+  return n.weights_of.empty() ? n.name : n.weights_of;
+}
 
 struct InputDef {
   std::string name;

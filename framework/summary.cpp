@@ -90,12 +90,14 @@ Summary summarize(const CompiledGraph& g, const SummaryOptions& o) {
     row.op = n.def->op;
     row.shape = types[n.outputs[0]].shape;
     if (o.batch <= 0) row.shape[0] = kDynamic;
-    for (const auto& w : g.node_weights(i, types)) {
-      int64_t count = num_elements(w.shape);
-      row.params = checked_add(row.params, count, "parameter count");
-      if (w.trainable)
-        s.trainable_params = checked_add(s.trainable_params, count, "parameter count");
-    }
+    row.weights_of = n.def->weights_of;
+    if (row.weights_of.empty())
+      for (const auto& w : g.node_weights(i, types)) {
+        int64_t count = num_elements(w.shape);
+        row.params = checked_add(row.params, count, "parameter count");
+        if (w.trainable && n.def->trainable)
+          s.trainable_params = checked_add(s.trainable_params, count, "parameter count");
+      }
     if (concrete) {
       row.flops = g.node_stats(i, types).flops;
       s.total_flops += row.flops;
@@ -115,8 +117,8 @@ std::string format_summary_table(const Summary& s) {
     std::string inputs;
     for (size_t i = 0; i < r.inputs.size(); ++i) inputs += (i ? ", " : "") + r.inputs[i];
     cells.push_back({fmt::format("{} ({})", r.node, r.op), format_shape(r.shape),
-                     group_digits(r.params), r.flops < 0 ? "?" : flops_text(r.flops, true),
-                     inputs});
+                     r.weights_of.empty() ? group_digits(r.params) : "shared: " + r.weights_of,
+                     r.flops < 0 ? "?" : flops_text(r.flops, true), inputs});
   }
   std::array<size_t, 5> width{};
   for (const auto& row : cells)
@@ -174,6 +176,7 @@ std::string format_summary_json(const Summary& s) {
                      {"flops", flops_json(r.flops)},
                      {"inputs", r.inputs},
                      {"branch", r.branch}});
+    if (!r.weights_of.empty()) nodes.back()["weights_of"] = r.weights_of;
   }
   nlohmann::ordered_json out;
   out["name"] = s.name;

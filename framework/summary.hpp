@@ -16,9 +16,10 @@ struct SummaryOptions {
 
 struct SummaryRow {
   std::string node, op;
-  Dims shape;  // output 0
-  int64_t params = 0;
-  double flops = -1;  // per sample; -1 when a dynamic dim leaves it unknown
+  Dims shape;              // output 0
+  int64_t params = 0;      // 0 for a node with `weights_of`: the weights count once, at their owner
+  std::string weights_of;  // the node whose weights this one uses (`weights_of`), or ""
+  double flops = -1;       // per sample; -1 when a dynamic dim leaves it unknown
   std::vector<std::string> inputs;
   std::string branch;
 };
@@ -26,6 +27,8 @@ struct SummaryRow {
 struct Summary {
   std::string name;
   std::vector<SummaryRow> rows;
+  // Each weight counted once (a shared one at its owner), as Keras's model.summary() does;
+  // trainable: the op's trainable weights of nodes without `trainable: false`.
   int64_t total_params = 0, trainable_params = 0;
   double total_flops = -1;
   bool concrete = false;  // FLOPs known for all nodes

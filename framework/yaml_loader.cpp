@@ -308,6 +308,11 @@ NodeDef parse_node(const YAML::Node& n, const std::string& file, size_t index) {
       node.trainable_loc = loc_of(kv.second, file);
       continue;
     }
+    if (key == "weights_of") {
+      node.weights_of = scalar_of(kv.second, file, "weights_of");
+      node.weights_of_loc = loc_of(kv.second, file);
+      continue;
+    }
     node.attrs[key] = Attr{to_value(kv.second, file), loc_of(kv.first, file)};
   }
   return node;

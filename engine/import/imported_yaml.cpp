@@ -76,6 +76,7 @@ std::string node_line(const NodeDef& n) {
     line += ", input: " + yaml_string(n.inputs[0]);
   else
     line += ", inputs: " + yaml_names(n.inputs);
+  if (!n.weights_of.empty()) line += ", weights_of: " + yaml_string(n.weights_of);
   // attributes in Keras's argument order for the keys most layers have, then the rest by name
   static const std::vector<std::string> first = {
       "units",   "filters",       "kernel_size", "pool_size", "strides",

@@ -178,10 +178,10 @@ std::string convert_dense(Builder& b, const Layer& l, const std::vector<std::str
 
 std::string convert_conv1d(Builder& b, const Layer& l, const std::vector<std::string>& in,
                            std::vector<Tensor> w) {
-  if (l.class_name != "Conv1D")
-    throw b.error(l,
-                  "the Keras 1 Convolution1D layer is not supported yet (Keras 2's Conv1D is): "
-                  "Keras 1 files do not record the backend, and Theano kernels are flipped");
+  if (l.class_name == "Convolution1D") {  // Keras 1: its config first, then its kernel
+    const Layer keras2 = keras1_convolution_as_keras2(b, l);
+    return convert_conv1d(b, keras2, in, keras1_convolution_weights(b, l, std::move(w)));
+  }
   const std::string format = string_of(b, l, {"data_format"}, "channels_last");
   const bool first = format == "channels_first";
   if (!first && format != "channels_last")
@@ -256,10 +256,10 @@ std::vector<Tensor> keras1_lstm_weights(const Builder& b, const Layer& l, std::v
 
 std::string convert_conv2d(Builder& b, const Layer& l, const std::vector<std::string>& in,
                            std::vector<Tensor> w) {
-  if (l.class_name != "Conv2D")
-    throw b.error(l,
-                  "the Keras 1 Convolution2D layer is not supported yet (Keras 2's Conv2D is): "
-                  "Keras 1 files do not record the backend, and Theano kernels are flipped");
+  if (l.class_name == "Convolution2D") {  // Keras 1: its config first, then its kernel
+    const Layer keras2 = keras1_convolution_as_keras2(b, l);
+    return convert_conv2d(b, keras2, in, keras1_convolution_weights(b, l, std::move(w)));
+  }
   const bool first = channels_first(b, l);
   if (int_of(b, l, {"groups"}, 1) != 1) throw b.error(l, "groups > 1 is not supported yet");
   const std::string conv = first ? l.name + "_channels_last" : l.name;

@@ -26,6 +26,7 @@ class Builder {
   Builder(ImportedModel& model, int keras_major) : model_(model), keras_major_(keras_major) {}
 
   int keras_major() const { return keras_major_; }
+  const std::string& backend() const { return model_.backend; }  // the file's, "" when unknown
   Error error(const Layer& layer, const std::string& message) const;
   // Adds a node reading `inputs`; returns it for its attributes.
   NodeDef& add_node(const std::string& name, const std::string& op,
@@ -54,6 +55,14 @@ void set_ints(NodeDef& node, const std::string& key, const std::vector<int64_t>&
 // output is the layer's output. `weights` are the layer's arrays in weight_names order.
 std::string convert_layer(Builder& b, const Layer& layer, const std::vector<std::string>& inputs,
                           std::vector<Tensor> weights);
+
+// Keras 1's Convolution1D / Convolution2D (keras1_convolution.cpp): the layer as Keras 2's
+// Conv1D / Conv2D, and its weights in Keras 2's layout (Keras 2's loader's rules: kernels
+// transposed from 'th' ordering, flipped when the file's backend is Theano, refused when the
+// file does not record it).
+Layer keras1_convolution_as_keras2(const Builder& b, const Layer& l);
+std::vector<Tensor> keras1_convolution_weights(const Builder& b, const Layer& l,
+                                               std::vector<Tensor> w);
 
 // The per-sample input shape a layer declares (batch_input_shape, batch_shape, input_shape or
 // input_dim), or false when it declares none.

@@ -21,9 +21,18 @@ namespace {
 
 using json = nlohmann::json;
 
+// One tensor a layer call reads: output `tensor` (always 0: multi-output layers are refused)
+// of call `call` of `layer` (Keras's node_index: a shared layer's calls are numbered 0, 1, ...).
+struct TensorRef {
+  std::string layer;
+  int64_t call = 0;
+};
+
 struct ConfigLayer {
   keras::Layer layer;
-  std::vector<std::string> inbound;  // the layers whose outputs it reads (functional models)
+  // Per call of the layer (its inbound_nodes, in order): the tensors it reads. A layer called
+  // more than once (a shared layer) has several; an InputLayer none.
+  std::vector<std::vector<TensorRef>> calls;
 };
 
 Error config_error(const std::string& file, const std::string& message) {
@@ -34,43 +43,49 @@ Error config_error(const std::string& file, const std::string& message) {
 
 // One inbound tensor reference: Keras 1/2 [name, node, tensor, kwargs?], Keras 3
 // {"class_name": "__keras_tensor__", "config": {"keras_history": [name, node, tensor]}}.
-std::string inbound_name(const json& ref, const keras::Layer& l, const std::string& file) {
+TensorRef inbound_ref(const json& ref, const keras::Layer& l, const std::string& file) {
   const json* h = &ref;
   if (ref.is_object() && ref.contains("config") && ref["config"].contains("keras_history"))
     h = &ref["config"]["keras_history"];
-  if (!h->is_array() || h->size() < 3 || !(*h)[0].is_string())
+  if (!h->is_array() || h->size() < 3 || !(*h)[0].is_string() || !(*h)[1].is_number_integer() ||
+      (*h)[1].get<int64_t>() < 0 || !(*h)[2].is_number_integer())
     throw config_error(file,
                        fmt::format("layer '{}': unreadable inbound node {}", l.name, ref.dump()));
-  if ((*h)[1] != 0 || (*h)[2] != 0)
+  if ((*h)[2] != 0)
     throw config_error(
-        file, fmt::format("layer '{}' reads output {} of call {} of layer '{}': "
-                          "shared layers and multi-output layers are not "
+        file, fmt::format("layer '{}' reads output {} of layer '{}': multi-output layers are not "
                           "supported yet",
-                          l.name, (*h)[2].dump(), (*h)[1].dump(), (*h)[0].get<std::string>()));
-  return (*h)[0].get<std::string>();
+                          l.name, (*h)[2].dump(), (*h)[0].get<std::string>()));
+  return {(*h)[0].get<std::string>(), (*h)[1].get<int64_t>()};
 }
 
-std::vector<std::string> inbound_of(const json& layer_json, const keras::Layer& l,
-                                    const std::string& file) {
-  std::vector<std::string> names;
-  auto it = layer_json.find("inbound_nodes");
-  if (it == layer_json.end() || it->empty()) return names;
-  if (!it->is_array())
-    throw config_error(file, fmt::format("layer '{}': bad inbound_nodes", l.name));
-  if (it->size() > 1)
-    throw config_error(file, fmt::format("layer '{}' ({}) is called {} times: shared layers are "
-                                         "not supported yet",
-                                         l.name, l.class_name, it->size()));
-  const json& call = (*it)[0];
+// The tensors one call reads: Keras 1/2 [[name, node, tensor, kwargs], ...], Keras 3
+// {"args": [tensor, ...]} (a merge layer's args hold one list of tensors).
+std::vector<TensorRef> call_inputs(const json& call, const keras::Layer& l,
+                                   const std::string& file) {
+  std::vector<TensorRef> refs;
   const json& args = call.is_object() ? call.value("args", json::array()) : call;
+  if (!args.is_array())
+    throw config_error(file, fmt::format("layer '{}': bad inbound node {}", l.name, call.dump()));
   for (const json& ref : args) {
     if (ref.is_array() && !ref.empty() && ref[0].is_object()) {  // Keras 3: a list of tensors
-      for (const json& r : ref) names.push_back(inbound_name(r, l, file));
+      for (const json& r : ref) refs.push_back(inbound_ref(r, l, file));
     } else {
-      names.push_back(inbound_name(ref, l, file));
+      refs.push_back(inbound_ref(ref, l, file));
     }
   }
-  return names;
+  return refs;
+}
+
+std::vector<std::vector<TensorRef>> inbound_of(const json& layer_json, const keras::Layer& l,
+                                               const std::string& file) {
+  std::vector<std::vector<TensorRef>> calls;
+  auto it = layer_json.find("inbound_nodes");
+  if (it == layer_json.end() || it->empty()) return calls;
+  if (!it->is_array())
+    throw config_error(file, fmt::format("layer '{}': bad inbound_nodes", l.name));
+  for (const json& call : *it) calls.push_back(call_inputs(call, l, file));
+  return calls;
 }
 
 std::vector<ConfigLayer> read_layers(const json& layers, const std::string& file) {
@@ -88,24 +103,31 @@ std::vector<ConfigLayer> read_layers(const json& layers, const std::string& file
     if (!name.is_string())
       throw config_error(file, fmt::format("a {} layer without a name", c.layer.class_name));
     c.layer.name = name.get<std::string>();
-    c.inbound = inbound_of(j, c.layer, file);
+    c.calls = inbound_of(j, c.layer, file);
     out.push_back(std::move(c));
   }
   return out;
 }
 
-std::vector<std::string> endpoint_names(const json& list, const std::string& key,
-                                        const std::string& file) {
-  std::vector<std::string> names;
+// output_layers: [[name, node, tensor], ...], or one [name, node, tensor].
+std::vector<TensorRef> endpoint_refs(const json& list, const std::string& key,
+                                     const std::string& file) {
   if (!list.is_array()) throw config_error(file, fmt::format("'{}' is not a list", key));
-  // [[name, 0, 0], ...], or one [name, 0, 0]
-  if (list.size() >= 1 && list[0].is_string()) return {list[0].get<std::string>()};
-  for (const json& e : list) {
-    if (!e.is_array() || e.empty() || !e[0].is_string())
+  auto ref = [&](const json& e) {
+    if (!e.is_array() || e.empty() || !e[0].is_string() ||
+        (e.size() > 1 && !e[1].is_number_integer()))
       throw config_error(file, fmt::format("'{}' holds {}", key, e.dump()));
-    names.push_back(e[0].get<std::string>());
-  }
-  return names;
+    return TensorRef{e[0].get<std::string>(), e.size() > 1 ? e[1].get<int64_t>() : 0};
+  };
+  if (!list.empty() && list[0].is_string()) return {ref(list)};
+  std::vector<TensorRef> refs;
+  for (const json& e : list) refs.push_back(ref(e));
+  return refs;
+}
+
+std::string describe(const TensorRef& r) {
+  return r.call == 0 ? fmt::format("'{}'", r.layer)
+                     : fmt::format("call {} of '{}'", r.call, r.layer);
 }
 
 // The layer's weight arrays in weight_names order, from model_weights/<layer>/.
@@ -151,42 +173,131 @@ class GraphReader {
     model_.graph->outputs = {current};
   }
 
+  // Keras's own order (functional.py's from_config): the layers in config order, each one's
+  // calls in order as soon as the tensors they read exist; a call waiting for a later layer
+  // is taken up on the next sweep.
   void functional(const json& config, const std::vector<ConfigLayer>& layers) {
-    std::map<std::string, std::string> produced;  // Keras layer -> node holding its output
-    for (const ConfigLayer& c : layers) {
-      if (c.layer.class_name == "InputLayer") {
-        add_input(c.layer, c.layer.name);
-        produced[c.layer.name] = c.layer.name;
-        continue;
-      }
-      std::vector<std::string> in;
-      for (const std::string& src : c.inbound) {
-        auto it = produced.find(src);
-        if (it == produced.end())
-          throw config_error(file_, fmt::format("layer '{}' reads '{}', which is not "
-                                                "defined before it",
-                                                c.layer.name, src));
-        in.push_back(it->second);
-      }
-      produced[c.layer.name] = convert(c.layer, in);
+    for (const ConfigLayer& c : layers) taken_names_.insert(c.layer.name);
+    std::vector<size_t> next_call(layers.size(), 0);
+    for (bool progress = true; progress;) {
+      progress = false;
+      for (size_t i = 0; i < layers.size(); ++i)
+        while (next_call[i] < call_count(layers[i]) && ready(layers[i], next_call[i])) {
+          add_call(layers[i], next_call[i]++);
+          progress = true;
+        }
     }
-    for (const std::string& out :
-         endpoint_names(config.value("output_layers", json::array()), "output_layers", file_)) {
-      auto it = produced.find(out);
-      if (it == produced.end())
-        throw config_error(file_, fmt::format("unknown output layer '{}'", out));
+    for (size_t i = 0; i < layers.size(); ++i)
+      if (next_call[i] < call_count(layers[i])) throw unresolved(layers[i], next_call[i]);
+    for (const TensorRef& out :
+         endpoint_refs(config.value("output_layers", json::array()), "output_layers", file_)) {
+      auto it = produced_.find({out.layer, out.call});
+      if (it == produced_.end())
+        throw config_error(file_, fmt::format("unknown output layer {}", describe(out)));
       model_.graph->outputs.push_back(it->second);
     }
   }
 
  private:
-  std::string convert(const keras::Layer& l, const std::vector<std::string>& in) {
+  // `weights_from`: the layer whose weights the source holds (a shared layer's later calls
+  // are converted under another name).
+  std::string convert(const keras::Layer& l, const std::vector<std::string>& in,
+                      const keras::Layer* weights_from = nullptr) {
     const size_t first = model_.graph->nodes.size();
-    std::string out = keras::convert_layer(builder_, l, in, weights_(l));
+    std::string out =
+        keras::convert_layer(builder_, l, in, weights_(weights_from ? *weights_from : l));
     for (size_t i = first; i < model_.graph->nodes.size(); ++i)
       model_.node_origin[model_.graph->nodes[i].name] =
           fmt::format("layer '{}' ({})", l.name, l.class_name);
     return out;
+  }
+
+  // A layer's calls; a layer without inbound nodes (an InputLayer) is taken once, with no
+  // inputs (a converter then reports what it misses).
+  static size_t call_count(const ConfigLayer& c) { return c.calls.empty() ? 1 : c.calls.size(); }
+
+  bool ready(const ConfigLayer& c, size_t call) const {
+    if (c.calls.empty()) return true;
+    for (const TensorRef& r : c.calls[call])
+      if (!produced_.count({r.layer, r.call})) return false;
+    return true;
+  }
+
+  Error unresolved(const ConfigLayer& c, size_t call) const {
+    for (const TensorRef& r : c.calls[call])
+      if (!produced_.count({r.layer, r.call}))
+        return config_error(
+            file_, fmt::format("layer '{}'{} reads {}, which is not defined in "
+                               "the model",
+                               c.layer.name, call == 0 ? "" : fmt::format(" (call {})", call),
+                               describe(r)));
+    return config_error(file_, fmt::format("layer '{}' cannot be placed", c.layer.name));
+  }
+
+  void add_call(const ConfigLayer& c, size_t call) {
+    const std::string& name = c.layer.name;
+    if (c.layer.class_name == "InputLayer") {
+      add_input(c.layer, name);
+      produced_[{name, 0}] = name;
+      return;
+    }
+    std::vector<std::string> in;
+    if (!c.calls.empty())
+      for (const TensorRef& r : c.calls[call]) in.push_back(produced_.at({r.layer, r.call}));
+    const int64_t index = static_cast<int64_t>(call);
+    if (call == 0) {
+      const size_t first = model_.graph->nodes.size();
+      produced_[{name, 0}] = convert(c.layer, in);
+      for (size_t i = first; i < model_.graph->nodes.size(); ++i)
+        first_call_nodes_[name].push_back(model_.graph->nodes[i].name);
+    } else {
+      produced_[{name, index}] = convert_shared_call(c.layer, call, in);
+    }
+  }
+
+  // Call `call` (1, 2, ...) of a shared layer: the layer converted again under a fresh name
+  // (`<layer>_<call>`), each node with weights taking those of call 0's node
+  // (`weights_of`), the copy's weights dropped: the model holds them once, as Keras does.
+  std::string convert_shared_call(const keras::Layer& l, size_t call,
+                                  const std::vector<std::string>& in) {
+    keras::Layer copy = l;
+    copy.name = fresh_call_name(l.name, call);
+    const size_t first = model_.graph->nodes.size();
+    const std::string out = convert(copy, in, &l);
+    const std::vector<std::string>& owners = first_call_nodes_.at(l.name);
+    if (model_.graph->nodes.size() - first != owners.size())
+      throw builder_.error(l, "internal: a second call converted into other nodes than the first");
+    for (size_t k = 0; k < owners.size(); ++k) {
+      NodeDef& node = model_.graph->nodes[first + k];
+      model_.node_origin[node.name] =
+          fmt::format("layer '{}' ({}), call {}", l.name, l.class_name, call);
+      if (!drop_weights(node.name)) continue;
+      node.weights_of = owners[k];
+      node.weights_of_loc.file = model_.source;
+      builder_.comment(node.name,
+                       fmt::format("call {} of the shared layer '{}': the weights are {}'s "
+                                   "(one set, as in Keras)",
+                                   call, l.name, owners[k]));
+    }
+    return out;
+  }
+
+  // `<layer>_<call>`, or `<layer>_call<call>` when a layer of the model has that name.
+  std::string fresh_call_name(const std::string& layer, size_t call) {
+    std::string name = fmt::format("{}_{}", layer, call);
+    for (int extra = 0; taken_names_.count(name); ++extra)
+      name = fmt::format("{}_call{}{}", layer, call, extra ? fmt::format("_{}", extra) : "");
+    taken_names_.insert(name);
+    return name;
+  }
+
+  // Removes the weights "<node>.*" the converter set; whether there were any.
+  bool drop_weights(const std::string& node) {
+    std::vector<std::string> keys;
+    for (const auto& [key, tensor] : model_.weights.tensors())
+      if (key.rfind(node + ".", 0) == 0) keys.push_back(key);
+    for (const std::string& key : keys) model_.weights.erase(key);
+    return !keys.empty();
   }
 
   void add_input(const keras::Layer& l, const std::string& name) {
@@ -214,6 +325,9 @@ class GraphReader {
   keras::WeightSource weights_;
   ImportedModel& model_;
   keras::Builder builder_;
+  std::map<std::pair<std::string, int64_t>, std::string> produced_;   // (layer, call) -> node
+  std::map<std::string, std::vector<std::string>> first_call_nodes_;  // layer -> call 0's nodes
+  std::set<std::string> taken_names_;                                 // the model's layer names
 };
 
 int major_version(const std::string& version) {

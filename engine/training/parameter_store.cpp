@@ -23,6 +23,7 @@ ParameterStore::ParameterStore(const CompiledGraph& graph, const WeightStore& in
   by_node_.resize(graph.nodes().size());
   for (size_t n = 0; n < graph.nodes().size(); ++n) {
     const NodeDef& def = *graph.nodes()[n].def;
+    if (!def.weights_of.empty()) continue;  // shares the owner's entries (below)
     const std::vector<WeightSpec> specs = graph.node_weights(n, types);
     for (size_t i = 0; i < specs.size(); ++i) {
       StoredParameter p;
@@ -40,6 +41,17 @@ ParameterStore::ParameterStore(const CompiledGraph& graph, const WeightStore& in
       entries_.push_back(std::move(p));
     }
   }
+  // A node with `weights_of` uses the owner's parameters: one value, one gradient (the
+  // training plan sums the gradients of every node using it).
+  for (size_t n = 0; n < graph.nodes().size(); ++n)
+    if (!graph.nodes()[n].def->weights_of.empty()) by_node_[n] = by_node_[graph.weights_owner(n)];
+}
+
+bool ParameterStore::is_shared(int entry) const {
+  int users = 0;
+  for (const std::vector<int>& node : by_node_)
+    users += static_cast<int>(std::count(node.begin(), node.end(), entry));
+  return users > 1;
 }
 
 const StoredParameter* ParameterStore::find(const std::string& key) const {

@@ -1,7 +1,8 @@
 // The live weights of a graph being trained: every "<node>.<param>" tensor in its Keras layout
 // (owned, mutable), and for each trainable one a gradient buffer of the same shape that the
-// backward steps overwrite each step. Moving statistics and frozen weights have no gradient.
-// Optimizer rules are elementwise, so they run over these buffers directly.
+// backward steps overwrite each step (a node with `weights_of` shares its owner's entries; the
+// training plan sums their gradients into the one buffer). Moving statistics and frozen weights
+// have no gradient. Optimizer rules are elementwise, so they run over these buffers directly.
 #pragma once
 
 #include <string>
@@ -34,6 +35,8 @@ class ParameterStore {
   const std::vector<int>& of_node(int node) const { return by_node_.at(node); }
   const StoredParameter* find(const std::string& key) const;
   bool node_trains_weights(int node) const;
+  // Used by more than one node (`weights_of`): its gradient is the sum of theirs.
+  bool is_shared(int entry) const;
 
   // The trainable ones, for Optimizer::step (names, values, gradients).
   std::vector<Parameter> trainable_parameters();

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <new>
 
 #include "engine/arena_planner.hpp"
@@ -97,6 +98,8 @@ struct TrainingPlanBuilder {
   std::vector<int> tensor_buffer, mask_buffer;  // per tensor
   std::vector<std::vector<int>> contributions;  // per tensor: gradient buffers to sum
   std::vector<size_t> scratchpad_bytes;         // per step
+  // Per shared parameter entry (`weights_of`): each user's d loss / d weight, summed last.
+  std::map<int, std::vector<int>> weight_contributions;
 
   int new_buffer(const dnnl::memory::desc& desc, std::string what, void* external = nullptr) {
     TrainingPlan::Buffer b;
@@ -121,6 +124,7 @@ struct TrainingPlanBuilder {
   void emit_loss_step();
   int total_gradient(int tensor);
   void emit_backward(int n);
+  void emit_shared_weight_gradients();
   void place_buffers();
   void bind_steps();
 
@@ -337,14 +341,36 @@ void TrainingPlanBuilder::emit_backward(int n) {
   }
   for (int p : params.of_node(n)) {
     StoredParameter& sp = params.entries()[p];
-    void* ext = sp.trainable ? sp.gradient.mutable_data<float>() : nullptr;
-    step.dsts.push_back(
-        new_buffer(onednn::plain_desc(sp.value.shape()), "d loss / d " + sp.key, ext));
+    // a shared weight's gradient is the sum of its users' (emit_shared_weight_gradients)
+    const bool shared = sp.trainable && params.is_shared(p);
+    void* ext = sp.trainable && !shared ? sp.gradient.mutable_data<float>() : nullptr;
+    const int g = new_buffer(onednn::plain_desc(sp.value.shape()),
+                             fmt::format("d loss / d {} (node '{}')", sp.key, node.def->name), ext);
+    step.dsts.push_back(g);
+    if (shared) weight_contributions[p].push_back(g);
   }
   for (const auto& d : b.backward.temp_descs)
     step.temps.push_back(new_buffer(d, fmt::format("temporary of '{}'", step.name)));
   scratchpad_bytes.push_back(b.backward.scratchpad_bytes);
   plan.steps_.push_back(std::move(step));
+}
+
+// A weight that several nodes use (`weights_of`) gets the sum of their gradients, as Keras
+// sums the gradients of a layer called more than once.
+void TrainingPlanBuilder::emit_shared_weight_gradients() {
+  for (const auto& [p, parts] : weight_contributions) {
+    StoredParameter& sp = params.entries()[p];
+    const auto desc = onednn::plain_desc(sp.value.shape());
+    TrainingPlan::Step step;
+    step.kind = TrainingPlan::StepKind::sum;
+    step.name = sp.key + "/sum_gradients";
+    step.srcs = parts;
+    step.dsts.push_back(
+        new_buffer(desc, "d loss / d " + sp.key, sp.gradient.mutable_data<float>()));
+    scratchpad_bytes.push_back(0);
+    step.kernel = sum_kernel(desc, parts.size(), scratchpad_bytes.back());
+    plan.steps_.push_back(std::move(step));
+  }
 }
 
 // Lifetimes from the steps' uses, then one arena for every buffer that is not external.
@@ -446,12 +472,13 @@ TrainingPlan::TrainingPlan(const CompiledGraph& graph, const std::vector<Dims>& 
       weight_cache_(std::make_unique<WeightCache>()) {
   check_tensor_sizes();
   const ScopedOmpThreads scoped_threads(threads_);
-  TrainingPlanBuilder b{*this, params, options, graph, {}, {}, {}, {}, {}, {}, {}};
+  TrainingPlanBuilder b{*this, params, options, graph, {}, {}, {}, {}, {}, {}, {}, {}};
   b.plan_gradient_flow();
   b.add_inputs();
   for (size_t n = 0; n < graph.nodes().size(); ++n) b.emit_forward(static_cast<int>(n));
   b.emit_loss_step();
   for (int n : b.gradients.backward_order) b.emit_backward(n);
+  b.emit_shared_weight_gradients();
   b.place_buffers();
   b.bind_steps();
   std::vector<TensorType> types = types_;

@@ -92,15 +92,17 @@ inline void write_legacy_layers(hid_t root, const std::vector<std::string>& laye
   }
 }
 
-// model.save("model.h5") of Keras 2: `layer_names` lists every layer (InputLayers too).
+// model.save("model.h5") of Keras 2: `layer_names` lists every layer (InputLayers too). An
+// empty `backend` writes no backend attribute (as Keras 1.2 did).
 inline void write_legacy_model(const std::string& path, const std::string& model_config,
                                const std::vector<std::string>& layer_names,
                                const std::map<std::string, LayerWeights>& weights,
-                               const std::string& keras_version = "2.3.1") {
+                               const std::string& keras_version = "2.3.1",
+                               const std::string& backend = "tensorflow") {
   hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   REQUIRE(f >= 0);
   write_string_attribute(f, "keras_version", keras_version);
-  write_string_attribute(f, "backend", "tensorflow");
+  if (!backend.empty()) write_string_attribute(f, "backend", backend);
   write_string_attribute(f, "model_config", model_config);
   hid_t mw = H5Gcreate2(f, "model_weights", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   write_legacy_layers(mw, layer_names, weights);
