@@ -41,6 +41,7 @@ struct BenchOptions {
   bool train = false;
   std::string trace;
   std::string max_memory = "0";
+  std::string precision = "f32";
 };
 
 using Clock = std::chrono::steady_clock;
@@ -196,11 +197,14 @@ nlohmann::ordered_json bench_json(const Session& session, const BenchOptions& o,
                               {"weights_bytes", session.weight_bytes()},
                               {"threads", session.threads()},
                               {"optimize", !o.no_optimize},
+                              {"precision", precision_name(session.precision())},
                               {"warmup", o.warmup},
                               {"iterations", o.iterations}};
   j["machine"] = {
       {"cpu_model", perf::cpu_model()},
-      {"logical_cpus", static_cast<int64_t>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)))}};
+      {"logical_cpus", static_cast<int64_t>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)))},
+      {"onednn_isa", cpu_isa()}};
+  if (const std::string w = session.precision_warning(); !w.empty()) j["precision_warning"] = w;
   j["peak"] = {{"gflops", run.peak.gflops},
                {"kernel", run.peak.kernel},
                {"threads", run.peak.threads},
@@ -227,9 +231,13 @@ void print_bench_text(const Session& session, const BenchOptions& o, const Bench
   std::string shapes;
   for (const auto& [name, shape] : run.results.front().input_shapes)
     shapes += fmt::format("{}{} {}", shapes.empty() ? "" : ", ", name, format_dims(shape));
-  std::cout << fmt::format("graph: {} ({}), {} threads{}, inputs at batch {}: {}\n", o.graph,
+  const std::string precision =
+      session.precision() == Precision::f32
+          ? ""
+          : fmt::format(", precision {} on {}", precision_name(session.precision()), cpu_isa());
+  std::cout << fmt::format("graph: {} ({}), {} threads{}{}, inputs at batch {}: {}\n", o.graph,
                            session.name(), session.threads(), o.no_optimize ? ", unfused plan" : "",
-                           run.results.front().batch, shapes);
+                           precision, run.results.front().batch, shapes);
   std::cout << fmt::format("weights: {} ({:.1f} MB)\n", weights_label(o),
                            session.weight_bytes() / 1e6);
   std::cout << fmt::format(
@@ -278,9 +286,10 @@ int cmd_bench(const BenchOptions& o) {
   const auto paths = parse_inputs(o.inputs);
   const auto dims = parse_dims(o.dims);
   const uint64_t max_memory = parse_memory_size("--max-memory", o.max_memory);
+  const Precision precision = parse_precision_option(o.precision);
   if (!o.trace.empty()) check_file_destination(o.trace, "--trace");
   const Session session =
-      load_session(o.graph, o.weights, o.seed, o.threads, !o.no_optimize, max_memory);
+      load_session(o.graph, o.weights, o.seed, o.threads, !o.no_optimize, max_memory, precision);
   const LoadTimes& load = session.load_times();
   run.weights_ms = load.weights_ms;
   run.model_ms = load.model_ms;
@@ -344,6 +353,7 @@ Command add_bench_command(CLI::App& app) {
                 "Time spent measuring the FMA peak (default 0.3)")
       ->check(finite_in(0.0, 60.0));
   add_max_memory_option(c, o->max_memory);
+  add_precision_option(c, o->precision);
   c->add_flag("--json", o->json, "Print JSON (schema fusiongraph-bench/1) instead of text");
   c->add_flag("--train", o->train,
               "Measure training steps (forward, backward, optimizer) with the graph's training: "

@@ -169,10 +169,11 @@ Command add_init_command(CLI::App& app) {
 }  // namespace
 
 Session load_session(const std::string& graph, const std::string& weights, uint64_t seed,
-                     int threads, bool optimize, uint64_t max_memory) {
+                     int threads, bool optimize, uint64_t max_memory, Precision precision) {
   CompileOptions options;
   options.threads = threads;
   options.optimize = optimize;
+  options.precision = precision;
   options.max_memory = max_memory;
   if (weights.empty())
     options.init_seed = seed;
@@ -181,7 +182,27 @@ Session load_session(const std::string& graph, const std::string& weights, uint6
   Session session = load(graph, options);
   print_warnings(session.warnings());
   print_warnings(session.weights().warnings());  // NaN or Inf in a weights file
+  if (const std::string w = session.precision_warning(); !w.empty())
+    std::cerr << "warning: " << w << "\n";
   return session;
+}
+
+void add_precision_option(CLI::App* command, std::string& precision) {
+  command->add_option(
+      "--precision", precision,
+      fmt::format("Arithmetic precision: {} (default f32). bf16 runs dense and convolution layers "
+                  "with bfloat16 inputs and weights (f32 accumulation and outputs) where the CPU "
+                  "has native bf16 (AVX-512 BF16), else f32 with a warning",
+                  fmt::join(precision_names(), " or ")));
+}
+
+Precision parse_precision_option(const std::string& name) {
+  try {
+    return parse_precision(name);
+  } catch (const Error&) {
+    throw UsageError(fmt::format("--precision: unknown precision '{}'; expected one of: {}", name,
+                                 fmt::join(precision_names(), ", ")));
+  }
 }
 
 void add_threads_option(CLI::App* command, int& threads) {

@@ -26,12 +26,18 @@ int run_selected(const std::vector<Command>& commands);
 // Helpers shared by the commands.
 // Loads a graph with its weights (`weights` file, else Keras-style initial weights of `seed`),
 // checking CompileOptions; prints the compiler's warnings on stderr.
+// A bf16 session on a CPU without native bf16 prints its precision warning on stderr once.
 Session load_session(const std::string& graph, const std::string& weights, uint64_t seed,
-                     int threads, bool optimize, uint64_t max_memory = 0);
+                     int threads, bool optimize, uint64_t max_memory = 0,
+                     Precision precision = Precision::f32);
 // The options shared by the commands that read graphs at given sizes.
 void add_threads_option(CLI::App* command, int& threads);
 // --max-memory BYTES (parse it with parse_memory_size).
 void add_max_memory_option(CLI::App* command, std::string& max_memory);
+// --precision f32|bf16 (default f32); parse it with parse_precision_option.
+void add_precision_option(CLI::App* command, std::string& precision);
+// The precision named by --precision; an unknown name is a UsageError listing the choices.
+Precision parse_precision_option(const std::string& name);
 void add_seed_option(CLI::App* command, uint64_t& seed, const std::string& description);
 
 // run.cpp, bench.cpp and train.cpp.

@@ -35,6 +35,7 @@ struct RunCommandOptions {
   std::string dump_dir;
   std::string trace;
   std::string max_memory = "0";
+  std::string precision = "f32";
   int threads = 0;
   int top = 3;
   bool per_node = false;
@@ -266,9 +267,10 @@ int cmd_run(const RunCommandOptions& o) {
   const auto files = parse_inputs(o.inputs);
   const auto dims = parse_dims(o.dims);
   const uint64_t max_memory = parse_memory_size("--max-memory", o.max_memory);
+  const Precision precision = parse_precision_option(o.precision);
   check_destinations(o);
   const Session session =
-      load_session(o.graph, o.weights, o.seed, o.threads, !o.no_optimize, max_memory);
+      load_session(o.graph, o.weights, o.seed, o.threads, !o.no_optimize, max_memory, precision);
   if (o.weights.empty())
     std::cout << fmt::format(
         "weights: Keras-style initial weights, seed {} (pass --weights W.safetensors for trained "
@@ -377,6 +379,7 @@ Command add_run_command(CLI::App& app) {
   c->add_option("--batch", o->batch, "Batch size (default 1, or the inputs' first dimension)")
       ->check(integer_in(1, INT64_MAX));
   add_max_memory_option(c, o->max_memory);
+  add_precision_option(c, o->precision);
   c->add_flag("--check-numerics", o->check_numerics,
               "Stop at the first graph input or node output holding NaN or Inf, naming it (the "
               "first run checks every node's output)");

@@ -28,6 +28,7 @@ struct EvaluateCommandOptions {
   int64_t batch_size = 0;
   int threads = 0;
   bool json = false;
+  std::string precision = "f32";
   DataPipelineOptions pipeline;
 };
 
@@ -104,8 +105,11 @@ int cmd_evaluate(const EvaluateCommandOptions& o) {
   TrainerOptions options;
   options.threads = o.threads;
   options.weights_file = o.weights;
+  options.evaluate_precision = parse_precision_option(o.precision);
   apply(o.pipeline, options);
   if (o.batch_size > 0) options.overrides.batch_size = o.batch_size;
+  if (const std::string w = precision_warning(options.evaluate_precision); !w.empty())
+    std::cerr << "warning: " << w << "\n";
   Trainer trainer(o.graph, options);
   const EvaluateResult r = trainer.evaluate(o.data);
   report_skipped(r.skipped_rows);
@@ -177,6 +181,7 @@ Command add_evaluate_command(CLI::App& app) {
       ->check(integer_in(1, 1 << 30));
   c->add_flag("--json", o->json, "Print JSON");
   add_threads_option(c, o->threads);
+  add_precision_option(c, o->precision);
   add_data_pipeline_options(c, o->pipeline);
   return {c, [o] { return cmd_evaluate(*o); }};
 }

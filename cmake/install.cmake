@@ -30,7 +30,8 @@ endif()
 set(FG_INSTALL_HEADERS
   framework/compiler.hpp framework/error.hpp framework/graph_def.hpp framework/op.hpp
   framework/registry.hpp framework/shape.hpp framework/summary.hpp
-  kernels/kernel.hpp engine/file_io.hpp engine/model.hpp engine/npy.hpp kernels/tensor.hpp engine/weights.hpp
+  kernels/kernel.hpp kernels/precision.hpp engine/file_io.hpp engine/model.hpp engine/npy.hpp
+  kernels/tensor.hpp engine/weights.hpp
   kernels/onednn/onednn.hpp kernels/training_kernel.hpp framework/training_config.hpp
   engine/training/progress_bar.hpp engine/training/training_log.hpp
   engine/import/keras_import.hpp engine/import/reference.hpp

@@ -7,6 +7,7 @@
 
 #include "engine/memory_budget.hpp"
 #include "engine/plan.hpp"
+#include "kernels/onednn/onednn.hpp"
 #include "kernels/weight_cache.hpp"
 
 namespace fg {
@@ -59,7 +60,7 @@ std::shared_ptr<Plan> Model::build_plan(const std::vector<Dims>& input_shapes,
     if (options_.on_plan_build) options_.on_plan_build(input_shapes);
     check_memory_budget(input_shapes);
     plan = std::make_shared<Plan>(*graph_, input_shapes, weights_, *weight_cache_, options_.threads,
-                                  options_.optimize, options_.max_idle_states);
+                                  options_.optimize, options_.max_idle_states, options_.precision);
   } catch (const std::bad_alloc&) {
     // An allocation outside the plan's passes (which name the node): name the shapes.
     failure = std::make_exception_ptr(
@@ -108,6 +109,18 @@ void Model::drop_least_recently_used(const std::vector<Dims>& keep) const {
 
 void Model::check_memory_budget(const std::vector<Dims>& input_shapes) const {
   fg::check_memory_budget(*graph_, input_shapes, weights_, options_.max_memory);
+}
+
+std::string Model::precision_warning() const {
+  return fg::precision_warning(options_.precision);
+}
+
+std::string precision_warning(Precision precision) {
+  if (precision != Precision::bf16 || onednn::native_bf16_isa()) return "";
+  return fmt::format(
+      "precision bf16: oneDNN found {}, which has no native bf16 instructions (AVX-512 BF16); "
+      "running in f32",
+      onednn::cpu_isa_name());
 }
 
 size_t Model::cached_plans() const {

@@ -14,6 +14,7 @@
 
 #include "engine/weights.hpp"
 #include "framework/compiler.hpp"
+#include "kernels/precision.hpp"
 #include "kernels/tensor.hpp"
 
 namespace fg {
@@ -29,6 +30,10 @@ struct StepTiming {
   std::string impl;    // oneDNN implementation(s), e.g. "jit:avx2"; "" for plain C++
   double start_ms = 0, duration_ms = 0;  // from the start of the run
   double flops = 0;                      // for the whole batch
+  // When the plan asked for another precision than f32 and the node's op honours it (dense,
+  // conv): what the kernel got, "bf16", or "f32: <why not bf16>" (also appended to impl in
+  // brackets); else "".
+  std::string precision;
 };
 
 // Called around each executed step's kernel, with the step's index in Plan::steps() (tests
@@ -65,6 +70,10 @@ struct ModelOptions {
   // convolutions, ...). Off gives the plain
   // one-kernel-per-node plan, which tests compare against.
   bool optimize = true;
+  // The arithmetic of the ops that have reduced-precision kernels (kernels/precision.hpp): bf16
+  // runs dense, conv1d and conv2d with bf16 inputs and weights (f32 accumulation and outputs)
+  // where the CPU has native bf16; everything else, and every op on a CPU without it, in f32.
+  Precision precision = Precision::f32;
   // Memory budget of one plan in bytes (engine/memory_budget.hpp); 0 = physical memory.
   uint64_t max_memory = 0;
   // The plan cache keeps the plans of the most recently used input shapes: at most
@@ -82,6 +91,10 @@ struct ModelOptions {
   // builds (outside the cache's lock). An exception it throws fails that build.
   std::function<void(const std::vector<Dims>&)> on_plan_build;
 };
+
+// "" unless `precision` is bf16 and the CPU (as oneDNN sees it) has no native bf16: then a
+// message naming the ISA oneDNN found and saying that the ops run in f32.
+std::string precision_warning(Precision precision);
 
 class Model {
  public:
@@ -107,6 +120,10 @@ class Model {
   // building it, so callers can refuse before allocating the inputs.
   void check_memory_budget(const std::vector<Dims>& input_shapes) const;
   int threads() const { return options_.threads; }
+  Precision precision() const { return options_.precision; }
+  // "" unless the model asks for bf16 and the CPU has no native bf16 (the ISA oneDNN found is
+  // named): then every op runs in f32, and this says so once for the caller to report.
+  std::string precision_warning() const;
 
  private:
   std::shared_ptr<const CompiledGraph> graph_;

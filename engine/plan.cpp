@@ -181,6 +181,7 @@ struct PlanBuilder {
   const WeightStore& weights;
   WeightCache& cache;
   const bool optimize;
+  const Precision precision;
   const dnnl::engine& engine = onednn::cpu_engine();
 
   std::vector<bool> node_live;               // per node: reaches a graph output
@@ -221,7 +222,7 @@ struct PlanBuilder {
 
 Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
            const WeightStore& weights, WeightCache& cache, int threads, bool optimize,
-           size_t max_idle_states)
+           size_t max_idle_states, Precision precision)
     : graph_(graph),
       types_(graph.bind(input_shapes)),
       input_shapes_(input_shapes),
@@ -230,7 +231,7 @@ Plan::Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
   if (threads_ < 1)
     throw Error(fmt::format("internal: a plan needs 1 thread or more, got {}", threads_));
   const ScopedOmpThreads scoped_threads(threads_);
-  PlanBuilder{*this, graph, types_, weights, cache, optimize}.run();
+  PlanBuilder{*this, graph, types_, weights, cache, optimize, precision}.run();
   plan_memory();
 #ifndef NDEBUG
   if (const std::string problem = arena_problem(); !problem.empty())
@@ -516,6 +517,7 @@ void PlanBuilder::compile_node(int i, const WeightLookup& lookup) {
   for (int t : n.outputs) kctx.outputs.push_back(types[t]);
   kctx.threads = plan.threads_;
   kctx.optimize = optimize;
+  kctx.precision = precision;
   if (affine != affine_of.end()) kctx.channel_affine = &affine->second;
   const auto fused = activation_of.find(i);
   if (fused != activation_of.end()) kctx.fused_activation = fused->second;
@@ -543,6 +545,10 @@ void PlanBuilder::compile_node(int i, const WeightLookup& lookup) {
   step.node = i;
   step.name = def.name;
   step.kernel = std::move(built.kernel);
+  if (built.precision != Precision::f32)
+    step.precision = precision_name(built.precision);
+  else if (!built.precision_fallback.empty())
+    step.precision = "f32: " + built.precision_fallback;
   for (size_t k = 0; k < n.inputs.size(); ++k) {
     step.srcs.push_back(input_in_layout(def.name, n.inputs[k], built.src_descs[k]));
     step.src_masks.push_back(plan.mask_buffer_[n.inputs[k]]);
@@ -976,6 +982,8 @@ StepTiming Plan::step_timing(size_t s, double start_ms, double duration_ms) cons
   StepTiming t;
   t.name = st.name;
   t.impl = st.kernel->impl_info();
+  t.precision = st.precision;
+  if (!st.precision.empty()) t.impl += " [" + st.precision + "]";
   t.start_ms = start_ms;
   t.duration_ms = duration_ms;
   if (st.node >= 0) {

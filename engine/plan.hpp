@@ -26,7 +26,7 @@ class Plan {
  public:
   Plan(const CompiledGraph& graph, const std::vector<Dims>& input_shapes,
        const WeightStore& weights, WeightCache& cache, int threads, bool optimize = true,
-       size_t max_idle_states = 4);
+       size_t max_idle_states = 4, Precision precision = Precision::f32);
   ~Plan();
 
   // Inputs in graph-input order (already checked by Model::run).
@@ -53,6 +53,9 @@ class Plan {
     std::vector<int> srcs, dsts, temps, src_masks, dst_masks;  // buffer ids (-1 = none)
     int scratchpad = -1;           // buffer id of the step's primitive scratchpad
     std::vector<int> out_tensors;  // tensor ids this step completes (for intermediates)
+    // What the kernel decided about precision when the plan asked for another than f32 and the
+    // op honours it (KernelBuild::precision): "bf16", or "f32: <why not bf16>"; else "".
+    std::string precision;
   };
   const std::vector<Step>& steps() const { return steps_; }
 

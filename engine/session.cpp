@@ -8,6 +8,7 @@
 
 #include "engine/plan.hpp"
 #include "framework/yaml_loader.hpp"
+#include "kernels/onednn/onednn.hpp"
 #include "layers/registry.hpp"
 
 namespace fg {
@@ -68,6 +69,7 @@ ModelOptions model_options(const CompileOptions& o) {
   ModelOptions m;
   m.threads = o.threads;
   m.optimize = o.optimize;
+  m.precision = o.precision;
   m.max_memory = o.max_memory;
   m.max_cached_plans = o.max_cached_plans;
   m.max_cached_plan_bytes = o.max_cached_plan_bytes;
@@ -294,6 +296,18 @@ const std::vector<Diagnostic>& Session::warnings() const {
 
 int Session::threads() const {
   return model_->threads();
+}
+
+Precision Session::precision() const {
+  return model_->precision();
+}
+
+std::string Session::precision_warning() const {
+  return model_->precision_warning();
+}
+
+std::string cpu_isa() {
+  return onednn::cpu_isa_name();
 }
 
 const WeightStore& Session::weights() const {

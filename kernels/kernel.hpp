@@ -32,6 +32,7 @@
 #include "framework/error.hpp"
 #include "framework/graph_def.hpp"
 #include "framework/shape.hpp"
+#include "kernels/precision.hpp"
 #include "kernels/tensor.hpp"
 
 namespace fg {
@@ -57,6 +58,11 @@ struct KernelBuild {
   std::vector<dnnl::memory::desc> dst_descs;
   std::vector<dnnl::memory::desc> temp_descs;  // temporaries, ExecContext::temps in this order
   size_t scratchpad_bytes = 0;                 // the largest scratchpad of the kernel's primitives
+  // The precision the kernel computes in, for ops that honour KernelContext::precision (dense,
+  // conv): what they got, bf16 or f32, and when they asked for bf16 and got f32, why
+  // (`precision_fallback`, e.g. "no bf16 kernel for avx2"). Shown by --per-node.
+  Precision precision = Precision::f32;
+  std::string precision_fallback;
 
   // Records that a primitive built from `pd` (with onednn::make_attr()) runs in this kernel.
   void add_scratchpad(const dnnl::primitive_desc_base& pd);
@@ -79,6 +85,10 @@ struct KernelContext {
   // False in the unfused plan (ModelOptions::optimize): kernels then use their most direct
   // algorithm (e.g. no Winograd convolution), so tests can compare against it.
   bool optimize = true;
+  // The precision the plan asks for (ModelOptions::precision). Ops with bf16 kernels honour
+  // bf16 where oneDNN has a native kernel for the CPU (onednn::native_bf16_isa()) and report
+  // what they got in KernelBuild::precision; the others run in f32.
+  Precision precision = Precision::f32;
   // Set when the plan folded a following batch normalization into this op: weight("kernel")
   // and weight("bias") then return the folded tensors (kernel scaled along its last, output
   // axis; bias = bias * scale + shift), and the op must apply a bias even without use_bias.

@@ -210,6 +210,16 @@ class Conv final : public Op {
                           strides_ == std::vector<int64_t>{1, 1} &&
                           dilation_ == std::vector<int64_t>{1, 1} && cin >= kWinogradMinChannels &&
                           !plain_dst;
+    if (ctx.precision == Precision::bf16) {
+      if (!onednn::native_bf16_isa())
+        build.precision_fallback = onednn::no_native_bf16_reason();
+      else if (compile_bf16(ctx, build, src_given, dst_user, dst_any, wei_any, bias_desc, g, attr,
+                            activation))
+        return build;
+      else
+        build.precision_fallback = fmt::format(
+            "no fast bf16 convolution in oneDNN for this shape on {}", onednn::cpu_isa_name());
+    }
     if (winograd) {
       if (compile_winograd(ctx, build, src_given, dst_user, wei_any, bias_desc, g, attr))
         return build;
@@ -227,6 +237,47 @@ class Conv final : public Op {
     if (!unfused.empty()) impl += " + " + unfused;
     build.kernel = std::make_unique<PrimitiveSequenceKernel>(std::move(calls), impl);
     return build;
+  }
+
+  // bf16 (KernelContext::precision, on a native bf16 ISA): the direct convolution with bf16 input
+  // and weights (the kernel reordered to bf16 once, in the weight cache), f32 accumulation, bias
+  // and output, in the layouts oneDNN picks. The input (f32, as stored) is reordered into a bf16
+  // temporary by the kernel's first call. Returns false (leaving `build` as it was) when oneDNN has
+  // no primitive for it or only its reference kernel.
+  bool compile_bf16(const KernelContext& ctx, KernelBuild& build, const memory::desc& src_given,
+                    const memory::desc& dst_user, const memory::desc& dst_any,
+                    const memory::desc& wei_any, const memory::desc& bias_desc,
+                    const onednn::WindowGeometry& g, const dnnl::primitive_attr& attr,
+                    const std::string& activation) const {
+    const memory::desc src_bf16(src_given.dims(), onednn::dt::bf16, onednn::tag::any);
+    dnnl::convolution_forward::primitive_desc pd;
+    try {
+      pd = onednn::make_conv_pd(src_bf16, onednn::with_data_type(wei_any, onednn::dt::bf16),
+                                bias_desc, dst_any, g, attr, ctx.engine);
+    } catch (const dnnl::error&) {
+      return false;
+    }
+    if (onednn::is_reference_impl(pd)) return false;
+    PrimitiveSequence calls;
+    const CallArg src = CallArg::temp(build.add_temp(pd.src_desc()));
+    calls.add(onednn::make_reorder_pd(src_given, pd.src_desc()),
+              {{DNNL_ARG_FROM, CallArg::src(0, src_given)}, {DNNL_ARG_TO, src}}, build);
+    build.add_scratchpad(pd);
+    const ConvPart part = whole_part(ctx, pd);
+    std::vector<std::pair<int, CallArg>> args{{DNNL_ARG_SRC, src},
+                                              {DNNL_ARG_WEIGHTS, CallArg::constant(part.weights)},
+                                              {DNNL_ARG_DST, CallArg::dst(0)}};
+    if (part.bias) args.push_back({DNNL_ARG_BIAS, CallArg::constant(*part.bias)});
+    calls.add(part.prim, std::move(args));
+    // A blocked output stays blocked for consumers that accept it (the plan decides).
+    if (pd.dst_desc() != dst_user) build.dst_descs.at(0) = pd.dst_desc();
+    std::string impl = onednn::impl_name(pd);
+    const std::string unfused = append_unfused_activation(
+        activation, CallArg::dst(0), CallArg::dst(0), build.dst_descs.at(0), calls, build);
+    if (!unfused.empty()) impl += " + " + unfused;
+    build.precision = Precision::bf16;
+    build.kernel = std::make_unique<PrimitiveSequenceKernel>(std::move(calls), impl);
+    return true;
   }
 
   // The Winograd kernel, run one sample at a time: for some shapes oneDNN's scratchpad holds the

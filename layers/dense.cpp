@@ -5,6 +5,8 @@
 // log_softmax, softsign).
 #include <fmt/format.h>
 
+#include <optional>
+
 #include "framework/registry.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
@@ -136,43 +138,25 @@ class Dense final : public Op {
     build.backward.kernel = std::make_unique<PrimitiveSequenceKernel>(std::move(bwd));
   }
 
+  // Inference. With KernelContext::precision bf16 (and a native bf16 ISA): the input reordered
+  // to bf16 in a temporary, the kernel stored in bf16 once (the weight cache), f32 accumulation,
+  // f32 bias and output; otherwise, or when oneDNN has no fast bf16 kernel for the shape, f32.
   KernelBuild compile(const KernelContext& ctx) const override {
     KernelBuild build = ctx.start_build();
-    const TensorType& x = ctx.inputs[0];
-    const int rank = x.rank();
-    const Dim in = x.shape.back();
     dnnl::post_ops ops;
     const bool fused = onednn::append_activation(ops, activation_);
     dnnl::primitive_attr attr;
     attr.set_post_ops(ops);
 
     PrimitiveSequence calls;
-    std::vector<std::pair<int, CallArg>> args{{DNNL_ARG_SRC, CallArg::src(0)},
-                                              {DNNL_ARG_DST, CallArg::dst(0)}};
-    const auto bias_user = onednn::plain_desc(Dims{units_});
-    if (rank == 2) {
-      auto pd =
-          onednn::make_inner_product_pd(build.src_descs[0], build.dst_descs[0], use_bias_, attr);
-      args.push_back({DNNL_ARG_WEIGHTS,
-                      CallArg::constant(ctx.weight_memory(
-                          "kernel", onednn::dense_kernel_desc(in, units_), pd.weights_desc()))});
-      if (use_bias_)
-        args.push_back({DNNL_ARG_BIAS,
-                        CallArg::constant(ctx.weight_memory("bias", bias_user, pd.bias_desc()))});
-      calls.add(pd, std::move(args), build);
-    } else {
-      auto pd =
-          onednn::make_dense_matmul_pd(build.src_descs[0], build.dst_descs[0], use_bias_, attr);
-      args.push_back(
-          {DNNL_ARG_WEIGHTS,
-           CallArg::constant(ctx.weight_memory(
-               "kernel", onednn::dense_matmul_kernel_desc(rank, in, units_), pd.weights_desc()))});
-      if (use_bias_)
-        args.push_back({DNNL_ARG_BIAS, CallArg::constant(ctx.weight_memory(
-                                           "bias", onednn::dense_matmul_bias_desc(rank, units_),
-                                           pd.bias_desc()))});
-      calls.add(pd, std::move(args), build);
+    if (ctx.precision == Precision::bf16) {
+      if (!onednn::native_bf16_isa())
+        build.precision_fallback = onednn::no_native_bf16_reason();
+      else if (!add_product(ctx, attr, onednn::dt::bf16, calls, build))
+        build.precision_fallback = fmt::format("no fast bf16 kernel in oneDNN for this shape on {}",
+                                               onednn::cpu_isa_name());
     }
+    if (build.precision == Precision::f32) add_product(ctx, attr, onednn::dt::f32, calls, build);
     std::string impl = calls.impl();
     if (!fused) {
       const std::string unfused = append_unfused_activation(
@@ -184,6 +168,57 @@ class Dense final : public Op {
   }
 
  private:
+  // Appends x @ kernel + bias with inputs and weights in `type` (f32, or bf16: the input is
+  // reordered into a bf16 temporary first, and build.precision says bf16) to `calls`. Rank 2:
+  // inner product; rank >= 3: matmul. Returns false, adding nothing, when `type` is bf16 and
+  // oneDNN has no primitive for it or only its reference kernel.
+  bool add_product(const KernelContext& ctx, const dnnl::primitive_attr& attr, onednn::dt type,
+                   PrimitiveSequence& calls, KernelBuild& build) const {
+    const TensorType& x = ctx.inputs[0];
+    const int rank = x.rank();
+    const Dim in = x.shape.back();
+    const bool bf16 = type == onednn::dt::bf16;
+    const dnnl::memory::desc src = onednn::with_data_type(build.src_descs[0], type);
+    const dnnl::memory::desc& dst = build.dst_descs[0];
+    const auto make = [&]() -> std::optional<dnnl::primitive_desc> {
+      try {
+        dnnl::primitive_desc pd = rank == 2 ? dnnl::primitive_desc(onednn::make_inner_product_pd(
+                                                  src, dst, use_bias_, attr, type))
+                                            : dnnl::primitive_desc(onednn::make_dense_matmul_pd(
+                                                  src, dst, use_bias_, attr, type));
+        if (bf16 && onednn::is_reference_impl(pd)) return std::nullopt;
+        return pd;
+      } catch (const dnnl::error&) {
+        if (!bf16) throw;
+        return std::nullopt;
+      }
+    };
+    const std::optional<dnnl::primitive_desc> pd = make();
+    if (!pd) return false;
+    const dnnl::memory::desc kernel_user = rank == 2
+                                               ? onednn::dense_kernel_desc(in, units_)
+                                               : onednn::dense_matmul_kernel_desc(rank, in, units_);
+    const dnnl::memory::desc bias_user =
+        rank == 2 ? onednn::plain_desc(Dims{units_}) : onednn::dense_matmul_bias_desc(rank, units_);
+    CallArg product_src = CallArg::src(0);
+    if (bf16) {
+      product_src = CallArg::temp(build.add_temp(pd->src_desc()));
+      calls.add(onednn::make_reorder_pd(build.src_descs[0], pd->src_desc()),
+                {{DNNL_ARG_FROM, CallArg::src(0)}, {DNNL_ARG_TO, product_src}}, build);
+      build.precision = Precision::bf16;
+    }
+    std::vector<std::pair<int, CallArg>> args{
+        {DNNL_ARG_SRC, product_src},
+        {DNNL_ARG_DST, CallArg::dst(0)},
+        {DNNL_ARG_WEIGHTS,
+         CallArg::constant(ctx.weight_memory("kernel", kernel_user, pd->weights_desc()))}};
+    if (use_bias_)
+      args.push_back({DNNL_ARG_BIAS, CallArg::constant(ctx.weight_memory("bias", bias_user,
+                                                                         pd->weights_desc(1)))});
+    calls.add(*pd, std::move(args), build);
+    return true;
+  }
+
   int64_t units_ = 0;
   std::string activation_ = "linear";
   bool use_bias_ = true;

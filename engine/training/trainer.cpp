@@ -154,6 +154,7 @@ TrainingSession::TrainingSession(std::shared_ptr<const GraphDef> def,
     throw Error(fmt::format("threads must be 0 (all cores) or 1..{}, got {}", kMaxTrainingThreads,
                             options.threads));
   threads_ = options.threads == 0 ? omp_get_num_procs() : options.threads;
+  evaluate_precision_ = options.evaluate_precision;
   const int weight_sources = (options.weights_file.empty() ? 0 : 1) + (options.init_seed ? 1 : 0) +
                              (options.weights ? 1 : 0);
   if (weight_sources > 1)
@@ -522,9 +523,10 @@ FitResult TrainingSession::fit_dataset(const Dataset& all, const FitOptions& opt
 // Keras's evaluate: inference mode (dropout off, moving statistics), batches of batch_size,
 // losses from the model's outputs as returned (probabilities: clipped as Keras's backends
 // without cached logits do).
-EvaluateResult TrainingSession::evaluate_dataset(const Dataset& data) const {
+EvaluateResult TrainingSession::evaluate_dataset(const Dataset& data, Precision precision) const {
   ModelOptions mo;
   mo.threads = threads_;
+  mo.precision = precision;
   Model model(graph_, params_->to_weight_store(), mo);
   EpochState state(outputs_);
   const int64_t n = data.size(), batch = config_.batch_size;
@@ -582,11 +584,11 @@ EvaluateResult TrainingSession::evaluate(const std::string& data_dir) const {
         .hint(
             "evaluate with weights written by `graph-runner train --save` on a table, or list "
             "the classes / give a vocabulary file in the graph");
-  return evaluate_dataset(open_data(data_dir));
+  return evaluate_dataset(open_data(data_dir), evaluate_precision_);
 }
 
 EvaluateResult TrainingSession::evaluate(const ArrayData& data) const {
-  return evaluate_dataset(open_arrays(data));
+  return evaluate_dataset(open_arrays(data), evaluate_precision_);
 }
 
 std::vector<OutputTraining> TrainingSession::output_specs() const {

@@ -101,7 +101,8 @@ class TrainingSession {
   double add_losses_and_metrics(const Batch& batch, TrainingPlan& plan, bool with_gradient,
                                 EpochState& state);
   void copy_batch_to_plan(const Batch& batch, TrainingPlan& plan) const;
-  EvaluateResult evaluate_dataset(const Dataset& data) const;
+  // Validation during fit runs in f32; evaluate() in TrainerOptions::evaluate_precision.
+  EvaluateResult evaluate_dataset(const Dataset& data, Precision precision = Precision::f32) const;
   TrainingLogs epoch_logs(const EpochState& state, const std::string& prefix) const;
   // fit's body, for every kind of training data: the validation data (FitOptions, else the
   // split of `all`), the epochs, the checkpoints.
@@ -135,6 +136,7 @@ class TrainingSession {
   std::optional<WeightStore> resume_weights_;
   TrainingProgress progress_;
   int threads_ = 1;
+  Precision evaluate_precision_ = Precision::f32;
   int workers_ = 1;  // batch decode threads (BatchPrefetcher)
   std::string cache_dir_;
   bool skip_bad_rows_ = false;

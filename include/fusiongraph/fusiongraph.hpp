@@ -50,6 +50,12 @@ struct CompileOptions {
   // Graph-level plan optimizations (views instead of copies, ...); false gives the plain
   // one-kernel-per-node plan.
   bool optimize = true;
+  // Arithmetic precision (kernels/precision.hpp): f32 (the default) or bf16, where dense,
+  // conv1d and conv2d run with bf16 inputs and weights (weights converted once when a plan is
+  // built; f32 accumulation, bias and outputs) on CPUs with native bf16 (AVX-512 BF16), and
+  // every other op in f32. Without native bf16 everything runs in f32 and
+  // Session::precision_warning() says so. Graph inputs and outputs stay f32.
+  Precision precision = Precision::f32;
   // The weights ("<node>.<param>", Keras shapes): at most one of the three sources. A graph
   // without weights needs none; a graph with weights and no source is an error.
   std::string weights_file;            // a safetensors file (read once into owned memory)
@@ -141,6 +147,10 @@ class Session {
   std::vector<std::pair<std::string, WeightSpec>> weight_specs() const;
   const std::vector<Diagnostic>& warnings() const;
   int threads() const;
+  Precision precision() const;
+  // "" unless precision is bf16 and the CPU (as oneDNN sees it: ONEDNN_MAX_CPU_ISA caps it) has
+  // no native bf16: then the message naming the ISA found; the session runs in f32.
+  std::string precision_warning() const;
   // The weights the session runs with (save them with WeightStore::save_safetensors), and
   // their total size in bytes.
   const WeightStore& weights() const;
@@ -196,6 +206,10 @@ std::vector<float> to_floats(const Tensor& tensor);  // int32 tensors are conver
 // A registry holding every built-in op (a fresh copy each call; cheap): the start of a registry
 // with custom ops. Defined with the ops, in layers/registry.cpp.
 OpRegistry builtin_ops();
+
+// The CPU instruction set oneDNN dispatches to, e.g. "avx512_core_bf16" or "avx2"
+// (ONEDNN_MAX_CPU_ISA caps it): bf16 runs natively from "avx512_core_bf16" on.
+std::string cpu_isa();
 
 // The library version, e.g. "0.1.0" (the CMake project version it was built with).
 const char* version();

@@ -55,6 +55,9 @@ struct TrainerOptions {
   // Tables (docs/data.md): threads that decode and preprocess batches ahead of the model (0: 2,
   // or the hardware threads when fewer); the batches do not depend on it.
   int workers = 0;
+  // The precision evaluate() runs the inference plan in (CompileOptions::precision: bf16 where
+  // the CPU has native bf16); training and fit's validation always run in f32.
+  Precision evaluate_precision = Precision::f32;
   std::string cache_dir;       // preprocessed shards ("" = decode every epoch)
   bool skip_bad_rows = false;  // skip rows that fail to decode (listed in skipped_rows)
 };

@@ -13,15 +13,15 @@ memory::desc dense_kernel_desc(memory::dim in, memory::dim units) {
 
 namespace {
 
-memory::desc row_major(const memory::dims& dims) {
+memory::desc row_major(const memory::dims& dims, memory::data_type type = dt::f32) {
   memory::dims strides(dims.size(), 1);
   for (int i = static_cast<int>(dims.size()) - 2; i >= 0; --i)
     strides[i] = strides[i + 1] * dims[i + 1];
-  return memory::desc(dims, dt::f32, strides);
+  return memory::desc(dims, type, strides);
 }
 
 bool is_ref(const dnnl::primitive_desc_base& pd) {
-  return std::string(pd.impl_info_str()).rfind("ref", 0) == 0;
+  return is_reference_impl(pd);
 }
 
 // Builds the pd with weights `any` for a batch-1 (leading dims 1) shape, then asks for that
@@ -39,7 +39,7 @@ Pd with_shared_weights(const memory::desc& src, const memory::desc& dst, const m
   }
   if (!unit) {
     try {
-      Pd one = make(row_major(s1), row_major(d1), any);
+      Pd one = make(row_major(s1, src.data_type()), row_major(d1, dst.data_type()), any);
       Pd pd = make(src, dst, one.weights_desc());
       if (!is_ref(pd)) return pd;
     } catch (const dnnl::error&) {
@@ -50,8 +50,11 @@ Pd with_shared_weights(const memory::desc& src, const memory::desc& dst, const m
 
 }  // namespace
 
-dnnl::inner_product_forward::primitive_desc make_inner_product_pd(
-    const memory::desc& src, const memory::desc& dst, bool bias, const dnnl::primitive_attr& attr) {
+dnnl::inner_product_forward::primitive_desc make_inner_product_pd(const memory::desc& src,
+                                                                  const memory::desc& dst,
+                                                                  bool bias,
+                                                                  const dnnl::primitive_attr& attr,
+                                                                  memory::data_type weights_type) {
   using Pd = dnnl::inner_product_forward::primitive_desc;
   dnnl::primitive_attr user_attr = attr;
   user_attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
@@ -67,14 +70,14 @@ dnnl::inner_product_forward::primitive_desc make_inner_product_pd(
   // layout costs nothing there.
   constexpr memory::dim kZeroCopyBytes = 16 << 20;
   const bool plain_ok = std::getenv("FG_DENSE_PACKED") == nullptr;
-  if (plain_ok && in * units * 4 >= kZeroCopyBytes) {
+  if (plain_ok && weights_type == dt::f32 && in * units * 4 >= kZeroCopyBytes) {
     try {
       Pd pd = make(src, dst, dense_kernel_desc(in, units));
       if (!is_ref(pd)) return pd;
     } catch (const dnnl::error&) {
     }
   }
-  return with_shared_weights<Pd>(src, dst, memory::desc({units, in}, dt::f32, tag::any), make);
+  return with_shared_weights<Pd>(src, dst, memory::desc({units, in}, weights_type, tag::any), make);
 }
 
 memory::desc dense_matmul_kernel_desc(int rank, memory::dim in, memory::dim units) {
@@ -91,7 +94,8 @@ memory::desc dense_matmul_bias_desc(int rank, memory::dim units) {
 }
 
 dnnl::matmul::primitive_desc make_dense_matmul_pd(const memory::desc& src, const memory::desc& dst,
-                                                  bool bias, const dnnl::primitive_attr& attr) {
+                                                  bool bias, const dnnl::primitive_attr& attr,
+                                                  memory::data_type weights_type) {
   const int rank = src.data.ndims;
   if (rank < 3) throw Error("internal: make_dense_matmul_pd wants rank >= 3");
   const memory::dim in = src.dims().back(), units = dst.dims().back();
@@ -105,7 +109,7 @@ dnnl::matmul::primitive_desc make_dense_matmul_pd(const memory::desc& src, const
   auto make = [&](const memory::desc& s, const memory::desc& d, const memory::desc& w) {
     return Pd(dnnl::matmul::desc(s, w, bia, d), user_attr, cpu_engine());
   };
-  return with_shared_weights<Pd>(src, dst, memory::desc(wd, dt::f32, tag::any), make);
+  return with_shared_weights<Pd>(src, dst, memory::desc(wd, weights_type, tag::any), make);
 }
 
 }  // namespace fg::onednn

@@ -37,6 +37,21 @@ dnnl::primitive_attr make_attr();
 // impl_info_str() of a primitive descriptor, e.g. "jit:avx2".
 std::string impl_name(const dnnl::primitive_desc_base& pd);
 
+// Reduced precision (kernels/onednn/precision.cpp).
+// The ISA oneDNN dispatches to (dnnl::get_effective_cpu_isa(), capped by ONEDNN_MAX_CPU_ISA),
+// e.g. "avx512_core_bf16", "avx2".
+std::string cpu_isa_name();
+// True when that ISA has native bf16 instructions (AVX-512 BF16: avx512_core_bf16 or later).
+// Without them oneDNN 2.6 has no bf16 convolution / inner product kernel, or only emulated or
+// reference ones: the ops then run in f32.
+bool native_bf16_isa();
+// "no native bf16 on avx2" (naming the ISA oneDNN found): why an op asked for bf16 runs in f32.
+std::string no_native_bf16_reason();
+// The same desc (dims, layout or `any`) with another data type.
+memory::desc with_data_type(const memory::desc& desc, memory::data_type type);
+// True for oneDNN's reference implementations ("ref:any"), 100x slower than the jit ones.
+bool is_reference_impl(const dnnl::primitive_desc_base& pd);
+
 // Copies `src` into a new memory of `want` (or returns src when the descs are equal).
 memory reorder_to(const memory& src, const memory::desc& want, dnnl::stream& stream);
 // Reorders src into dst now (compile time, dumps) with a scratchpad freed on return.
@@ -88,18 +103,20 @@ dnnl::pooling_forward::primitive_desc make_pool_pd(bool max, const memory::desc&
 memory::desc dense_kernel_desc(memory::dim in, memory::dim units);
 // inner_product_forward (forward_inference) for a 2D src {N, in} -> dst {N, units}: weights
 // `any` (reorder the Keras kernel into pd.weights_desc() once), bias {units} when `bias`.
-dnnl::inner_product_forward::primitive_desc make_inner_product_pd(const memory::desc& src,
-                                                                  const memory::desc& dst,
-                                                                  bool bias,
-                                                                  const dnnl::primitive_attr& attr);
+// `weights_type` bf16 (with a bf16 src): the weights `any` in bf16 (bias and dst stay f32).
+dnnl::inner_product_forward::primitive_desc make_inner_product_pd(
+    const memory::desc& src, const memory::desc& dst, bool bias, const dnnl::primitive_attr& attr,
+    memory::data_type weights_type = dt::f32);
 // The Keras kernel [in, units] as matmul weights {1, ..., 1, in, units} for a rank-`rank` matmul
 // (plain row major: the same bytes), and the bias {1, ..., 1, units}.
 memory::desc dense_matmul_kernel_desc(int rank, memory::dim in, memory::dim units);
 memory::desc dense_matmul_bias_desc(int rank, memory::dim units);
 // matmul for src {d0, ..., in} -> dst {d0, ..., units} (rank >= 3, Keras Dense on the last axis):
 // weights `any` broadcast over the leading dims, bias {1, ..., units} when `bias`.
+// `weights_type` as for make_inner_product_pd.
 dnnl::matmul::primitive_desc make_dense_matmul_pd(const memory::desc& src, const memory::desc& dst,
-                                                  bool bias, const dnnl::primitive_attr& attr);
+                                                  bool bias, const dnnl::primitive_attr& attr,
+                                                  memory::data_type weights_type = dt::f32);
 
 // ---- eltwise / softmax (layers/activation.cpp, layers/softmax.cpp) ----
 

@@ -140,6 +140,9 @@ TEST_CASE("bench --json follows the documented schema and its figures are consis
   const auto& machine = need(root, "machine");
   CHECK(num(machine, "logical_cpus") >= 1);
   need(machine, "cpu_model");
+  CHECK(str(root, "precision") == "f32");
+  CHECK(!str(machine, "onednn_isa").empty());
+  CHECK(!root.contains("precision_warning"));
   const auto& peak = need(root, "peak");
   CHECK(num(peak, "gflops") > 0);
   CHECK(num(peak, "threads") == 1);
@@ -394,13 +397,44 @@ TEST_CASE("write_chrome_trace fails cleanly on a missing folder") {
   CHECK(std::filesystem::exists(dir.path + "/t.json"));
 }
 
+TEST_CASE(
+    "--precision bf16: recorded by bench --json, shown per node, or a warning naming the ISA") {
+  TempDir dir("bf16");
+  std::string g = write_small_graph(dir);
+  Result bench = run_cli("bench " + g +
+                             " --batch 1 --iterations 1 --warmup 0 --threads 1 --json "
+                             "--peak-seconds 0.01 --precision bf16",
+                         false);
+  REQUIRE(bench.code == 0);
+  Json root = Json::parse(bench.out);
+  CHECK(str(root, "precision") == "bf16");
+  const std::string isa = str(need(root, "machine"), "onednn_isa");
+  const bool native = isa.find("bf16") != std::string::npos || isa.find("amx") != std::string::npos;
+  CHECK(root.contains("precision_warning") == !native);
+  Result run = run_cli("run " + g + " --precision bf16 --per-node --output-dir " + dir.path + "/o");
+  CAPTURE(run.out);
+  REQUIRE(run.code == 0);
+  // The two dense nodes decide; the LSTM, embedding and concatenate say nothing.
+  const std::string table = run.out.substr(run.out.find("per node"));
+  const std::string got = native ? "[bf16]" : "[f32: no native bf16 on " + isa + "]";
+  size_t count = 0;
+  for (size_t at = table.find(got); at != std::string::npos; at = table.find(got, at + 1)) ++count;
+  CHECK(count == 2);
+  CHECK((run.out.find("warning: precision bf16: oneDNN found " + isa) != std::string::npos) ==
+        !native);
+  Result bad = run_cli("run " + g + " --precision fp16");
+  CHECK(bad.code == 2);
+  CHECK(bad.out.find("'fp16'") != std::string::npos);
+  CHECK(bad.out.find("f32, bf16") != std::string::npos);
+}
+
 TEST_CASE("bench rejects bad flags with exit code 2") {
   TempDir dir("badflags");
   std::string g = write_small_graph(dir);
   for (const char* bad :
        {" --batch 0", " --batch 1,,2", " --batch abc", " --batch 2,-1", " --iterations 0",
         " --warmup -1", " --threads -1", " --frobnicate", " --dim t", " --dim t=x",
-        " --input y=foo.npy", " --input x", " --peak-seconds -1"}) {
+        " --input y=foo.npy", " --input x", " --peak-seconds -1", " --precision int4"}) {
     CAPTURE(bad);
     Result r = run_cli("bench " + g + bad);
     CHECK(r.code == 2);

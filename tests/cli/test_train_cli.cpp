@@ -233,6 +233,22 @@ TEST_CASE(
   CHECK(has(eval.out, "\"samples\": 32"));
   CHECK(has(eval.out, "\"loss\""));
   CHECK(has(eval.out, "\"accuracy\""));
+  // evaluate --precision bf16: the same samples; the loss moves by the roundings only (or not at
+  // all where the CPU has no native bf16 and it runs f32).
+  const auto eval_bf16 = run_cli("evaluate " + f.graph + " --weights " + f.save + " --data " +
+                                     f.data + " --json --precision bf16",
+                                 /*merge_stderr=*/false);
+  REQUIRE_MESSAGE(eval_bf16.code == 0, eval_bf16.out);
+  CHECK(has(eval_bf16.out, "\"samples\": 32"));
+  const auto loss_of = [](const std::string& json) {
+    const size_t at = json.find("\"loss\": ");
+    REQUIRE(at != std::string::npos);
+    return std::stod(json.substr(at + 8));
+  };
+  CHECK(std::abs(loss_of(eval_bf16.out) - loss_of(eval.out)) <= 0.05 * loss_of(eval.out) + 1e-3);
+  CHECK(run_cli("evaluate " + f.graph + " --weights " + f.save + " --data " + f.data +
+                " --precision f16")
+            .code == 2);
 
   // Resuming to 3 epochs appends epoch 2 to the CSV.
   const auto resumed = run_cli("train " + f.graph + " --data " + f.data + " --save " + f.save +
