@@ -78,13 +78,6 @@ std::map<const void*, std::vector<OtherPlanOutput>>& other_plan_outputs() {
   static std::map<const void*, std::vector<OtherPlanOutput>> outputs;
   return outputs;
 }
-// The outputs run_yaml returned, kept alive until the next run_yaml: while an address is a key
-// above, no other tensor can get it, so check_close never compares an unrelated tensor (e.g. a
-// gradient check's) with a previous graph's other plans.
-std::vector<Tensor>& keyed_outputs() {
-  static std::vector<Tensor> outputs;
-  return outputs;
-}
 
 void check_close_one(const Tensor& got, const std::vector<double>& want, double rtol, double atol,
                      const std::string& plan) {
@@ -127,7 +120,6 @@ std::map<std::string, Tensor> run_yaml(const std::string& yaml,
   run_options.fill_arena_with_nan = true;  // a read before a write shows
   std::map<std::string, Tensor> first;
   other_plan_outputs().clear();
-  keyed_outputs().clear();
   for (bool optimize : {true, false})
     for (int t : threads > 0 ? std::vector<int>{threads} : std::vector<int>{1, 2}) {
       ModelOptions options;
@@ -145,7 +137,6 @@ std::map<std::string, Tensor> run_yaml(const std::string& yaml,
       for (const auto& [name, tensor] : out)
         other_plan_outputs()[first.at(name).raw()].push_back({plan, tensor, first.at(name)});
     }
-  for (const auto& [name, tensor] : first) keyed_outputs().push_back(tensor);
   return first;
 }
 
