@@ -125,14 +125,16 @@ class RecurrentKernel final : public Kernel {
                                 ? ctx.dsts[0].get_data_handle()
                                 : ctx.temps[static_cast<size_t>(temp_layer)].get_data_handle();
     // Right-padded rows: the state after step len-1 is final (later steps never feed back into
-    // earlier ones), so read it from dst_layer; padded outputs repeat it (zeros if len == 0).
+    // earlier ones), so read it from dst_layer; padded outputs repeat it (zeros if len == 0),
+    // or are zeros with zero_output_for_mask (dst_layer holds oneDNN's unmasked steps there).
     ctx.stream.wait();
     const float* layer = static_cast<const float*>(layer_ptr);
     float* dst = static_cast<float*>(ctx.dsts[0].get_data_handle());
     const size_t row_bytes = static_cast<size_t>(units) * sizeof(float);
     for (int64_t b = 0; b < batch; ++b) {
       const int64_t len = (*lengths)[static_cast<size_t>(b)];
-      const float* last = len > 0 ? layer + (b * steps + len - 1) * units : nullptr;
+      const bool zero = cfg.zero_output_for_mask && len < steps;
+      const float* last = len > 0 && !zero ? layer + (b * steps + len - 1) * units : nullptr;
       if (cfg.return_sequences) {
         for (int64_t t = len; t < steps; ++t) {
           float* out = dst + (b * steps + t) * units;
@@ -161,7 +163,8 @@ class RecurrentKernel final : public Kernel {
     for (int64_t b = 0; b < batch; ++b) run_row(b, src, dst, scratch + b * scratch_per_row(), mask);
   }
 
-  // One batch row, exact Keras semantics: masked steps keep the state and repeat the output.
+  // One batch row, exact Keras semantics: masked steps keep the state and repeat the output
+  // (zeros with zero_output_for_mask).
   void run_row(int64_t b, const float* src, float* dst, float* scratch, const uint8_t* mask) const {
     const int64_t U = units, GU = gates * units;
     Eigen::Map<const RowMatrix> W(static_cast<const float*>(kernel_plain.get_data_handle()),
@@ -218,10 +221,21 @@ class RecurrentKernel final : public Kernel {
           }
         }
       }
-      if (cfg.return_sequences)
-        std::memcpy(dst + (b * steps + t) * U, h, static_cast<size_t>(U) * sizeof(float));
+      if (cfg.return_sequences) {
+        float* out = dst + (b * steps + t) * U;
+        if (valid || !cfg.zero_output_for_mask)
+          std::memcpy(out, h, static_cast<size_t>(U) * sizeof(float));
+        else
+          std::memset(out, 0, static_cast<size_t>(U) * sizeof(float));
+      }
     }
-    if (!cfg.return_sequences) std::memcpy(dst + b * U, h, static_cast<size_t>(U) * sizeof(float));
+    if (!cfg.return_sequences) {
+      const bool last_masked = mask != nullptr && mask[b * steps + steps - 1] == 0;
+      if (cfg.zero_output_for_mask && last_masked)
+        std::memset(dst + b * U, 0, static_cast<size_t>(U) * sizeof(float));
+      else
+        std::memcpy(dst + b * U, h, static_cast<size_t>(U) * sizeof(float));
+    }
   }
 };
 
@@ -337,6 +351,7 @@ void parse_recurrent(AttrReader& attrs, RecurrentConfig& config) {
   config.use_bias = attrs.get_bool("use_bias", true);
   config.dropout = attrs.get_float("dropout", 0.0);
   config.recurrent_dropout = attrs.get_float("recurrent_dropout", 0.0);
+  config.zero_output_for_mask = attrs.get_bool("zero_output_for_mask", false);
 
   if (config.units < 1)
     throw attrs.error(

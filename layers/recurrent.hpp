@@ -7,6 +7,8 @@
 //            mask (if any) is right-padded (every row 1...1 0...0);
 //   plain    an exact C++ loop (OpenMP over rows) for any other activation and for masks
 //            with holes (masked steps keep the state, as Keras does).
+// Masked steps output the previous output (Keras's default), or zeros with zero_output_for_mask
+// (what Keras's Bidirectional sets on its layers with return_sequences).
 // The ops are registered as lstm_op() / gru_op() / simple_rnn_op() (layers/registry.cpp).
 #pragma once
 
@@ -34,6 +36,9 @@ struct RecurrentConfig {
   bool reset_after = true;                        // gru only
   bool unit_forget_bias = true;                   // lstm only; affects the initialiser only
   double dropout = 0.0, recurrent_dropout = 0.0;  // inference ignores them; training rejects > 0
+  // Keras's zero_output_for_mask: a masked step outputs zeros (the state still carries over);
+  // without return_sequences the output is zeros when the last step is masked.
+  bool zero_output_for_mask = false;
   int gates() const {
     return cell == RecurrentCell::lstm ? 4 : cell == RecurrentCell::simple_rnn ? 1 : 3;
   }

@@ -7,12 +7,14 @@
 //           lstm / gru / lbr_gru forward_training (saved: dst_layer and the workspace), then
 //           the backward primitive. Right-padded rows: steps >= len never feed earlier ones,
 //           so their d dst_layer is zero and the d outputs of padded steps (which repeat the
-//           state of step len-1) are added to step len-1.
+//           state of step len-1) are added to step len-1 (with zero_output_for_mask those
+//           outputs are zeros: their d outputs are dropped).
 //   plain   any activation pair, any mask: exact C++ backpropagation through time. The forward
 //           saves per step the gates' pre-activations and the states; the backward runs the
 //           recursion per batch row (OpenMP over rows), then the weight gradients as matmuls
 //           over all steps (Eigen). A masked step carries h (and c) over unchanged: the
-//           gradient passes through it to the previous state and its input gets none.
+//           gradient passes through it to the previous state and its input gets none; its
+//           d output joins that gradient unless zero_output_for_mask made the output zeros.
 //           simple_rnn always takes this path (its cell is one matmul pair and an activation;
 //           no oneDNN vanilla RNN training primitives are built).
 #include <fmt/format.h>
@@ -120,6 +122,11 @@ struct RecurrentTraining {
     return bias != nullptr && cfg.cell == RecurrentCell::gru && cfg.reset_after ? bias + gu()
                                                                                 : nullptr;
   }
+  // Whether step t of row b outputs zeros (zero_output_for_mask on a masked step): its d
+  // output is then dropped.
+  bool zeroed_output(const uint8_t* mask, int64_t b, int64_t t) const {
+    return cfg.zero_output_for_mask && mask != nullptr && mask[b * steps + t] == 0;
+  }
   // The mask decides the path: oneDNN when it exists and the mask is absent or right-padded.
   bool onednn_path(const uint8_t* mask, std::vector<int64_t>& lengths) const {
     lengths.assign(static_cast<size_t>(batch), steps);
@@ -216,7 +223,7 @@ class RecurrentTrainingForward final : public Kernel {
 
  private:
   // The output from dst_layer (saved 0): row b's state after step len-1 is final; padded
-  // steps repeat it (zeros when len == 0).
+  // steps repeat it (zeros when len == 0 or with zero_output_for_mask).
   void write_outputs(ExecContext& ctx, const std::vector<int64_t>& lengths) const {
     const int64_t U = k.units, T = k.steps;
     const float* layer = handle<const float>(ctx.dsts[1]);
@@ -224,7 +231,8 @@ class RecurrentTrainingForward final : public Kernel {
     const size_t row_bytes = static_cast<size_t>(U) * sizeof(float);
     for (int64_t b = 0; b < k.batch; ++b) {
       const int64_t len = lengths[static_cast<size_t>(b)];
-      const float* last = len > 0 ? layer + (b * T + len - 1) * U : nullptr;
+      const bool zero = k.cfg.zero_output_for_mask && len < T;
+      const float* last = len > 0 && !zero ? layer + (b * T + len - 1) * U : nullptr;
       const int64_t first = k.cfg.return_sequences ? 0 : T - 1;
       for (int64_t t = first; t < T; ++t) {
         float* out = dst + (k.cfg.return_sequences ? b * T + t : b) * U;
@@ -312,9 +320,20 @@ class RecurrentTrainingForward final : public Kernel {
           std::fill_n(extra, U, 0.f);
       }
       std::copy_n(h, U, rec + GU + U);
-      if (k.cfg.return_sequences) std::copy_n(h, U, dst + (b * k.steps + t) * U);
+      if (k.cfg.return_sequences) {
+        float* out = dst + (b * k.steps + t) * U;
+        if (k.zeroed_output(mask, b, t))
+          std::fill_n(out, U, 0.f);
+        else
+          std::copy_n(h, U, out);
+      }
     }
-    if (!k.cfg.return_sequences) std::copy_n(h, U, dst + b * U);
+    if (!k.cfg.return_sequences) {
+      if (k.zeroed_output(mask, b, k.steps - 1))
+        std::fill_n(dst + b * U, U, 0.f);
+      else
+        std::copy_n(h, U, dst + b * U);
+    }
   }
 };
 
@@ -387,7 +406,8 @@ class RecurrentTrainingBackward final : public Kernel {
 
   // d dst_layer from d output: row b's steps < len get theirs; the d outputs of padded steps
   // (copies of the state of step len-1) and, without return_sequences, d output itself go to
-  // step len-1; everything else is zero.
+  // step len-1; everything else is zero. With zero_output_for_mask padded steps output zeros
+  // (and so does a row without return_sequences whose last step is padded): nothing flows.
   void fill_diff_dst_layer(const float* dy, float* ddst,
                            const std::vector<int64_t>& lengths) const {
     const int64_t U = k.units, T = k.steps;
@@ -396,11 +416,13 @@ class RecurrentTrainingBackward final : public Kernel {
       const int64_t len = lengths[static_cast<size_t>(b)];
       if (len == 0) continue;
       float* last = ddst + (b * T + len - 1) * U;
+      const bool zero = k.cfg.zero_output_for_mask;
       if (!k.cfg.return_sequences) {
-        std::copy_n(dy + b * U, U, last);
+        if (!zero || len == T) std::copy_n(dy + b * U, U, last);
         continue;
       }
       std::copy_n(dy + b * T * U, len * U, ddst + b * T * U);
+      if (zero) continue;
       for (int64_t t = len; t < T; ++t)
         for (int64_t j = 0; j < U; ++j) last[j] += dy[(b * T + t) * U + j];
     }
@@ -525,10 +547,10 @@ void RecurrentTrainingBackward::backward_row(ExecContext& ctx, int64_t b, float*
   float* zeros = dc + U;
   float* step_scratch = zeros + U;
   std::fill_n(dh, 3 * U, 0.f);
-  if (!k.cfg.return_sequences) std::copy_n(dy + b * U, U, dh);
+  if (!k.cfg.return_sequences && !k.zeroed_output(mask, b, T - 1)) std::copy_n(dy + b * U, U, dh);
   for (int64_t t = T - 1; t >= 0; --t) {
     const int64_t n = b * T + t;
-    if (k.cfg.return_sequences)
+    if (k.cfg.return_sequences && !k.zeroed_output(mask, b, t))
       for (int64_t j = 0; j < U; ++j) dh[j] += dy[n * U + j];
     const float* rec = saved + n * S;
     const float* prev = t > 0 ? saved + (n - 1) * S : nullptr;

@@ -358,6 +358,9 @@ bool set_recurrent_attributes(Builder& b, const Layer& l, NodeDef& n, bool gated
     throw b.error(l, "time_major: true is not supported");
   set_int(n, "units", int_of(b, l, {"units", "output_dim"}));
   if (bool_of(b, l, {"return_sequences"}, false)) set_bool(n, "return_sequences", true);
+  // RNN's zero_output_for_mask (Keras 3 writes it in every recurrent config); Bidirectional
+  // sets it on its layers' configs from return_sequences (see convert_bidirectional)
+  if (bool_of(b, l, {"zero_output_for_mask"}, false)) set_bool(n, "zero_output_for_mask", true);
   std::string act = string_of(b, l, {"activation"}, "tanh");
   std::string rec = gated ? string_of(b, l, {"recurrent_activation", "inner_activation"},
                                       b.keras_major() >= 3 ? "sigmoid" : "hard_sigmoid")
@@ -760,7 +763,7 @@ std::string convert_bidirectional(Builder& b, const Layer& l, const std::vector<
   if (!merge_ops.count(merge))
     throw b.error(
         l, fmt::format("merge_mode '{}' is not one of 'concat', 'sum', 'mul', 'ave'", merge));
-  const Layer forward = wrapped_recurrent_layer(b, l, "layer", l.name + "_forward");
+  Layer forward = wrapped_recurrent_layer(b, l, "layer", l.name + "_forward");
   Layer backward = l.config.contains("backward_layer") && !l.config["backward_layer"].is_null()
                        ? wrapped_recurrent_layer(b, l, "backward_layer", l.name + "_backward")
                        : left_to_right(forward, l.name + "_backward");
@@ -771,13 +774,10 @@ std::string convert_bidirectional(Builder& b, const Layer& l, const std::vector<
   const bool sequences = bool_of(b, forward, {"return_sequences"}, false);
   if (sequences != bool_of(b, backward, {"return_sequences"}, false))
     throw b.error(l, "the forward and backward layers differ in return_sequences");
-  if (sequences && may_carry_mask(b, in[0]))
-    throw b
-        .error(l,
-               "return_sequences on a masked input (an Embedding with mask_zero before it) "
-               "is not supported: Keras's Bidirectional then outputs zeros at masked steps "
-               "(zero_output_for_mask), the recurrent ops repeat the previous output")
-        .hint("set return_sequences false, or mask_zero false on the Embedding");
+  // Keras's Bidirectional forces each layer's zero_output_for_mask to its return_sequences
+  // (masked steps then output zeros, whatever the wrapped config says)
+  forward.config["zero_output_for_mask"] = sequences;
+  backward.config["zero_output_for_mask"] = sequences;
   if (w.empty() || w.size() % 2 != 0)
     throw b.error(l, fmt::format("the file holds {} weight arrays for this layer, expected the "
                                  "forward layer's and then as many for the backward layer",
@@ -790,6 +790,10 @@ std::string convert_bidirectional(Builder& b, const Layer& l, const std::vector<
   std::string r = convert_in_direction(b, backward, in[0], std::move(backward_weights),
                                        backward.name + "_input");
   if (sequences) {
+    for (const std::string& direction : {f, r})
+      b.comment(direction, fmt::format("zero_output_for_mask: {} (Bidirectional with "
+                                       "return_sequences) sets it, masked steps output zeros",
+                                       l.name));
     const std::string back_in_time = backward.name + "_reversed";
     b.add_node(back_in_time, "reverse", {r});
     b.comment(back_in_time, fmt::format("{}'s backward outputs back in time order", l.name));

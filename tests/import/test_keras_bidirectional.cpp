@@ -1,4 +1,5 @@
-// Keras's go_backwards recurrent layers and the Bidirectional wrapper (over LSTM and GRU):
+// Keras's go_backwards recurrent layers and the Bidirectional wrapper (over LSTM, GRU and
+// SimpleRNN):
 // legacy `.h5`, Keras 3 `.keras` and TF.js files written at test time by the formats' rules
 // (tests/import/keras_writers.hpp), imported, read back from the written YAML, run, and compared
 // with what Keras computes, built here from the naive recurrent reference (tests/reference/,
@@ -6,7 +7,9 @@
 //   go_backwards:  the layer on the input reversed in time (and its mask), its outputs in that
 //                  reversed order;
 //   Bidirectional: forward = layer(x), backward = layer(x reversed), with return_sequences the
-//                  backward outputs reversed back, then concat (forward first) / sum / mul / ave.
+//                  backward outputs reversed back, then concat (forward first) / sum / mul / ave;
+//                  both layers with zero_output_for_mask = return_sequences (masked steps
+//                  output zeros).
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
@@ -66,16 +69,20 @@ struct RnnWeights {
   Tensor kernel, recurrent, bias;
 };
 
-RnnWeights random_rnn(bool lstm, int64_t features, int64_t units, uint64_t seed) {
-  const int64_t gu = (lstm ? 4 : 3) * units;
+RnnWeights random_rnn(bool lstm, int64_t features, int64_t units, uint64_t seed,
+                      bool simple_rnn = false) {
+  const int64_t gu = (simple_rnn ? 1 : lstm ? 4 : 3) * units;
   return {test::random_tensor({features, gu}, seed), test::random_tensor({units, gu}, seed + 1),
-          lstm ? test::random_tensor({gu}, seed + 2) : test::random_tensor({2, gu}, seed + 2)};
+          lstm || simple_rnn ? test::random_tensor({gu}, seed + 2)
+                             : test::random_tensor({2, gu}, seed + 2)};
 }
 
 struct RnnRun {
   bool lstm = true;
   int64_t batch = 1, steps = 1, features = 1, units = 1;
   bool return_sequences = false;
+  bool zero_output_for_mask = false;  // masked steps output zeros (Bidirectional's layers)
+  bool simple_rnn = false;            // SimpleRNN (then `lstm` is ignored)
 };
 
 // The naive layer on x [B, T, F] (mask [B, T] or empty), left to right.
@@ -83,6 +90,8 @@ std::vector<double> naive_rnn(const RnnRun& run, const RnnWeights& w, const std:
                               const std::vector<uint8_t>& mask = {}) {
   ref::RnnArgs a;
   a.lstm = run.lstm;
+  a.simple_rnn = run.simple_rnn;
+  a.zero_output_for_mask = run.zero_output_for_mask;
   a.batch = run.batch, a.steps = run.steps, a.features = run.features, a.units = run.units;
   a.return_sequences = run.return_sequences;
   a.x = x.data(), a.kernel = w.kernel.data<float>(), a.recurrent = w.recurrent.data<float>();
@@ -99,7 +108,8 @@ std::vector<double> naive_backwards(const RnnRun& run, const RnnWeights& w,
                    mask.empty() ? mask : reversed_steps(mask, run.batch, run.steps));
 }
 
-// Keras's Bidirectional.call.
+// Keras's Bidirectional.call (its layers' zero_output_for_mask is return_sequences: set by
+// the caller in `run`).
 std::vector<double> naive_bidirectional(const RnnRun& run, const RnnWeights& fw,
                                         const RnnWeights& bw, const std::vector<float>& x,
                                         const std::string& merge,
@@ -369,15 +379,170 @@ TEST_CASE("Keras import: Bidirectional after Embedding(mask_zero) skips the padd
   std::vector<double> ids_as_float(ids.begin(), ids.end());
   check_imported(m, {{"emb_input", tensor_of({3, 7}, ids_as_float)}},
                  {{"bi", tensor_of({3, 5}, naive_bidirectional(run, fw, bw, ef, "sum", mask))}});
+}
 
-  // return_sequences: Keras zeroes the masked steps' outputs (zero_output_for_mask): refused
-  const std::string seq = dir.path + "/seq.h5";
+namespace {
+
+// Embedding(mask_zero) ids [4, 7] as floats (the imported model's input) and their mask: rows
+// right-padded, with a hole (and a masked first step), all padding, full; `padded_only`: the
+// hole row replaced by a shorter right-padded one (then the forward layer runs on oneDNN).
+std::vector<int> masked_ids(bool padded_only) {
+  std::vector<int> ids = {3, 8, 1, 2, 0, 0, 0, 0, 5, 2, 0, 7, 1, 4,
+                          0, 0, 0, 0, 0, 0, 0, 6, 1, 2, 8, 3, 4, 5};
+  if (padded_only)
+    for (int t = 0; t < 7; ++t) ids[7 + t] = t < 2 ? 7 - t : 0;
+  return ids;
+}
+
+}  // namespace
+
+TEST_CASE("Keras import: Bidirectional with return_sequences after Embedding(mask_zero)") {
+  // Keras's Bidirectional sets zero_output_for_mask = return_sequences on both layers: masked
+  // steps output zeros in each direction (the state still carries over them).
+  test::NamedTempDir dir("fg_keras_bidirectional", "mask_sequences");
+  const std::string embedding =
+      R"("name": "emb", "batch_input_shape": [null, 7], "input_dim": 9, "output_dim": 5, "mask_zero": true)";
+  int n = 0;
+  for (const bool lstm : {true, false})
+    for (const std::string merge : {"concat", "sum", "mul", "ave"}) {
+      CAPTURE(lstm);
+      CAPTURE(merge);
+      RnnRun run{lstm, 4, 7, 5, 13, true};
+      run.zero_output_for_mask = true;
+      const std::string cls = lstm ? "LSTM" : "GRU";
+      const std::string bidirectional = fmt::format(
+          R"("name": "bi", "merge_mode": "{}", "layer": {{"class_name": "{}", "config": {{{}}}}})",
+          merge, cls, recurrent_fields(lstm, "rnn", run.units, true, false));
+      const Tensor table = test::random_tensor({9, 5}, 200 + n);
+      const RnnWeights fw = random_rnn(lstm, run.features, run.units, 210 + n);
+      const RnnWeights bw = random_rnn(lstm, run.features, run.units, 220 + n);
+      test::LayerWeights weights = keras2_names("forward_rnn/", fw);
+      for (auto& p : keras2_names("backward_rnn/", bw)) weights.push_back(p);
+      const std::string path = dir.path + fmt::format("/m{}.h5", n++);
+      test::write_legacy_model(
+          path, k2_sequential({{"Embedding", embedding}, {"Bidirectional", bidirectional}}),
+          {"emb", "bi"}, {{"emb", {{"embeddings:0", table}}}, {"bi", weights}});
+      const ImportedModel m = import_keras_model(path);
+      const std::string yaml = format_imported_yaml(m);
+      CAPTURE(yaml);
+      const std::string op = lstm ? "lstm" : "gru";
+      CHECK(has(yaml, fmt::format("{{name: bi_forward, op: {}, input: emb, units: 13, "
+                                  "return_sequences: true, zero_output_for_mask: true}}",
+                                  op)));
+      CHECK(has(yaml, fmt::format("{{name: bi_backward, op: {}, input: bi_backward_input, units: "
+                                  "13, return_sequences: true, zero_output_for_mask: true}}",
+                                  op)));
+      CHECK(has(yaml, "zero_output_for_mask: bi (Bidirectional with return_sequences) sets it"));
+      for (const bool padded_only : {false, true}) {
+        CAPTURE(padded_only);
+        const std::vector<int> ids = masked_ids(padded_only);
+        std::vector<uint8_t> mask;
+        for (int id : ids) mask.push_back(id != 0);
+        const std::vector<double> e = ref::embedding(ids, table.data<float>(), 5);
+        const std::vector<float> ef(e.begin(), e.end());
+        const std::vector<double> ids_as_float(ids.begin(), ids.end());
+        const std::vector<double> want = naive_bidirectional(run, fw, bw, ef, merge, mask);
+        // the all-padding row (row 2) is zeros whatever the merge
+        const size_t row = want.size() / 4;
+        for (size_t i = 2 * row; i < 3 * row; ++i) REQUIRE(want[i] == 0.0);
+        const int64_t last = merge == "concat" ? 2 * run.units : run.units;
+        check_imported(m, {{"emb_input", tensor_of({4, 7}, ids_as_float)}},
+                       {{"bi_forward", tensor_of({4, 7, 13}, naive_rnn(run, fw, ef, mask))},
+                        {"bi_backward", tensor_of({4, 7, 13}, naive_backwards(run, bw, ef, mask))},
+                        {"bi", tensor_of({4, 7, last}, want)}});
+      }
+    }
+}
+
+TEST_CASE("Keras import: Bidirectional SimpleRNN, unmasked and after Embedding(mask_zero)") {
+  test::NamedTempDir dir("fg_keras_bidirectional", "simple_rnn");
+  const std::string simple_fields =
+      R"("name": "srnn", "units": 7, "activation": "tanh", "use_bias": true, "return_sequences": true, "return_state": false, "go_backwards": false, "stateful": false, "dropout": 0.0, "recurrent_dropout": 0.0)";
+  const std::string bidirectional = fmt::format(
+      R"("name": "bi", "merge_mode": "concat", "layer": {{"class_name": "SimpleRNN", "config": {{{}}}}})",
+      simple_fields);
+  RnnRun run{false, 4, 7, 5, 7, true};
+  run.simple_rnn = true;
+  const RnnWeights fw = random_rnn(false, run.features, run.units, 230, true);
+  const RnnWeights bw = random_rnn(false, run.features, run.units, 240, true);
+  test::LayerWeights weights = keras2_names("forward_srnn/", fw);
+  for (auto& p : keras2_names("backward_srnn/", bw)) weights.push_back(p);
+
+  // unmasked: [4, 7, 5] floats
+  const std::string plain = dir.path + "/plain.h5";
   test::write_legacy_model(
-      seq, k2_sequential({{"Embedding", embedding}, {"Bidirectional", bidirectional(true)}}),
+      plain,
+      k2_sequential({{"Bidirectional", R"("batch_input_shape": [null, 7, 5], )" + bidirectional}}),
+      {"bi"}, {{"bi", weights}});
+  const ImportedModel pm = import_keras_model(plain);
+  CHECK(has(format_imported_yaml(pm), "{name: bi_backward, op: simple_rnn"));
+  const Tensor x = test::random_tensor({4, 7, 5}, 250);
+  const std::vector<float> xs(x.data<float>(), x.data<float>() + x.size());
+  run.zero_output_for_mask = true;  // no mask: no effect
+  check_imported(pm, {{"bi_input", x}},
+                 {{"bi", tensor_of({4, 7, 14}, naive_bidirectional(run, fw, bw, xs, "concat"))}});
+
+  // masked: Embedding(mask_zero) first
+  const std::string masked = dir.path + "/masked.h5";
+  const Tensor table = test::random_tensor({9, 5}, 260);
+  test::write_legacy_model(
+      masked,
+      k2_sequential(
+          {{"Embedding",
+            R"("name": "emb", "batch_input_shape": [null, 7], "input_dim": 9, "output_dim": 5, "mask_zero": true)"},
+           {"Bidirectional", bidirectional}}),
       {"emb", "bi"}, {{"emb", {{"embeddings:0", table}}}, {"bi", weights}});
-  const std::string message = import_error(seq);
-  CHECK(has(message, "layer 'bi' (Bidirectional): return_sequences on a masked input"));
-  CHECK(has(message, "zero_output_for_mask"));
+  const ImportedModel mm = import_keras_model(masked);
+  CHECK(has(format_imported_yaml(mm), "zero_output_for_mask: true"));
+  for (const bool padded_only : {false, true}) {
+    CAPTURE(padded_only);
+    const std::vector<int> ids = masked_ids(padded_only);
+    std::vector<uint8_t> mask;
+    for (int id : ids) mask.push_back(id != 0);
+    const std::vector<double> e = ref::embedding(ids, table.data<float>(), 5);
+    const std::vector<float> ef(e.begin(), e.end());
+    const std::vector<double> ids_as_float(ids.begin(), ids.end());
+    check_imported(
+        mm, {{"emb_input", tensor_of({4, 7}, ids_as_float)}},
+        {{"bi", tensor_of({4, 7, 14}, naive_bidirectional(run, fw, bw, ef, "concat", mask))}});
+  }
+}
+
+TEST_CASE("Keras import: a plain layer's zero_output_for_mask in its config is read") {
+  // Keras 3 writes zero_output_for_mask in every recurrent config
+  test::NamedTempDir dir("fg_keras_bidirectional", "plain_zero_output");
+  const std::string embedding =
+      R"("name": "emb", "batch_input_shape": [null, 7], "input_dim": 9, "output_dim": 4, "mask_zero": true)";
+  const Tensor table = test::random_tensor({9, 4}, 270);
+  int n = 0;
+  for (const bool lstm : {true, false})
+    for (const bool sequences : {true, false})
+      for (const bool zero : {true, false}) {
+        CAPTURE(lstm);
+        CAPTURE(sequences);
+        CAPTURE(zero);
+        RnnRun run{lstm, 4, 7, 4, 5, sequences};
+        run.zero_output_for_mask = zero;
+        const RnnWeights w = random_rnn(lstm, run.features, run.units, 280 + n);
+        const std::string fields =
+            recurrent_fields(lstm, "rnn", run.units, sequences, false) +
+            fmt::format(R"(, "zero_output_for_mask": {})", zero ? "true" : "false");
+        const std::string path = dir.path + fmt::format("/m{}.h5", n++);
+        test::write_legacy_model(
+            path, k2_sequential({{"Embedding", embedding}, {lstm ? "LSTM" : "GRU", fields}}),
+            {"emb", "rnn"}, {{"emb", {{"embeddings:0", table}}}, {"rnn", keras2_names("", w)}});
+        const ImportedModel m = import_keras_model(path);
+        CHECK(has(format_imported_yaml(m), "zero_output_for_mask: true") == zero);
+        const std::vector<int> ids = masked_ids(false);
+        std::vector<uint8_t> mask;
+        for (int id : ids) mask.push_back(id != 0);
+        const std::vector<double> e = ref::embedding(ids, table.data<float>(), 4);
+        const std::vector<float> ef(e.begin(), e.end());
+        const std::vector<double> ids_as_float(ids.begin(), ids.end());
+        check_imported(
+            m, {{"emb_input", tensor_of({4, 7}, ids_as_float)}},
+            {{"rnn", tensor_of(output_dims(run, run.units), naive_rnn(run, w, ef, mask))}});
+      }
 }
 
 TEST_CASE("Keras import: malformed Bidirectional layers are clear errors") {
@@ -404,7 +569,7 @@ TEST_CASE("Keras import: malformed Bidirectional layers are clear errors") {
              "merge_mode 'max' is not one of 'concat', 'sum', 'mul', 'ave'"},
         Case{R"("layer": {"class_name": "Dense", "config": {"name": "d", "units": 2}})", both,
              "layer 'bi' (Bidirectional): Bidirectional over a Dense is not supported (over "
-             "'GRU', 'LSTM' it is)"},
+             "'GRU', 'LSTM', 'SimpleRNN' it is)"},
         Case{R"("merge_mode": "sum")", both,
              "layer 'bi' (Bidirectional): the config has no wrapped 'layer' with a class_name "
              "and a config"},

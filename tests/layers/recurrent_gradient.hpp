@@ -17,6 +17,8 @@ namespace fg::test {
 
 struct RnnGradientCase {
   bool lstm = true;
+  bool simple_rnn = false;  // then lstm and reset_after are ignored
+  bool zero_output_for_mask = false;
   int64_t batch = 1, steps = 5, features = 3, units = 7;
   bool return_sequences = false;
   bool reset_after = true;
@@ -34,10 +36,12 @@ inline std::string describe(const RnnGradientCase& c) {
   for (uint8_t v : c.mask) m += v ? '1' : '0';
   return fmt::format(
       "{} B={} T={} F={} units={} return_sequences={} reset_after={} {}/{} bias={} frozen={} "
-      "mask={}",
-      c.lstm ? "lstm" : "gru", c.batch, c.steps, c.features, c.units, c.return_sequences,
-      c.reset_after, c.activation, c.recurrent_activation, c.use_bias, c.frozen,
-      m.empty() ? "none" : m);
+      "mask={} zero_output_for_mask={}",
+      c.simple_rnn ? "simple_rnn"
+      : c.lstm     ? "lstm"
+                   : "gru",
+      c.batch, c.steps, c.features, c.units, c.return_sequences, c.reset_after, c.activation,
+      c.recurrent_activation, c.use_bias, c.frozen, m.empty() ? "none" : m, c.zero_output_for_mask);
 }
 
 // Mask patterns over [batch, steps] rows, written as strings of 0/1 per row.
@@ -51,10 +55,11 @@ inline std::vector<uint8_t> mask_rows(const std::vector<std::string>& rows) {
 inline TrainingNodeResult check_rnn_gradient(const RnnGradientCase& c,
                                              const GradientTolerance& tol = {}) {
   INFO(describe(c));
-  const int64_t GU = (c.lstm ? 4 : 3) * c.units;
+  const int64_t GU = (c.simple_rnn ? 1 : c.lstm ? 4 : 3) * c.units;
   std::string attrs = fmt::format("units: {}", c.units);
   if (c.return_sequences) attrs += ", return_sequences: true";
-  if (!c.lstm && !c.reset_after) attrs += ", reset_after: false";
+  if (!c.simple_rnn && !c.lstm && !c.reset_after) attrs += ", reset_after: false";
+  if (c.zero_output_for_mask) attrs += ", zero_output_for_mask: true";
   if (c.activation != "tanh") attrs += ", activation: " + c.activation;
   if (c.recurrent_activation != "sigmoid")
     attrs += ", recurrent_activation: " + c.recurrent_activation;
@@ -63,11 +68,15 @@ inline TrainingNodeResult check_rnn_gradient(const RnnGradientCase& c,
   t.yaml = fmt::format(
       "name: t\ninputs:\n  x: {{shape: [{}, {}]}}\nnodes:\n  - {{name: r, op: {}, input: x, {}}}\n"
       "outputs: [r]\n",
-      c.steps, c.features, c.lstm ? "lstm" : "gru", attrs);
+      c.steps, c.features,
+      c.simple_rnn ? "simple_rnn"
+      : c.lstm     ? "lstm"
+                   : "gru",
+      attrs);
   t.inputs = {random_tensor({c.batch, c.steps, c.features}, c.seed)};
   t.weights["kernel"] = random_tensor({c.features, GU}, c.seed + 1, -0.6f, 0.6f);
   t.weights["recurrent_kernel"] = random_tensor({c.units, GU}, c.seed + 2, -0.6f, 0.6f);
-  const bool two_rows = !c.lstm && c.reset_after;
+  const bool two_rows = !c.simple_rnn && !c.lstm && c.reset_after;
   if (c.use_bias)
     t.weights["bias"] = random_tensor(two_rows ? Dims{2, GU} : Dims{GU}, c.seed + 3, -0.5f, 0.5f);
   if (!c.mask.empty()) t.masks = {c.mask};
@@ -78,6 +87,8 @@ inline TrainingNodeResult check_rnn_gradient(const RnnGradientCase& c,
       [&](const auto& x, const auto& w) {
         ref::RnnArgsT<double> a;
         a.lstm = c.lstm;
+        a.simple_rnn = c.simple_rnn;
+        a.zero_output_for_mask = c.zero_output_for_mask;
         a.batch = c.batch;
         a.steps = c.steps;
         a.features = c.features;

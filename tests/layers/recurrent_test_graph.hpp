@@ -16,6 +16,8 @@ namespace fg::test {
 
 struct RnnCase {
   bool lstm = true;
+  bool simple_rnn = false;  // then lstm and reset_after are ignored
+  bool zero_output_for_mask = false;
   int64_t batch = 1, steps = 7, features = 3, units = 7;
   bool return_sequences = false;
   bool reset_after = true;
@@ -27,9 +29,13 @@ struct RnnCase {
 
 inline std::string describe(const RnnCase& c) {
   return fmt::format(
-      "{} B={} T={} F={} units={} return_sequences={} reset_after={} {}/{} bias={} mask={}",
-      c.lstm ? "lstm" : "gru", c.batch, c.steps, c.features, c.units, c.return_sequences,
-      c.reset_after, c.activation, c.recurrent_activation, c.use_bias, c.mask);
+      "{} B={} T={} F={} units={} return_sequences={} reset_after={} {}/{} bias={} mask={} "
+      "zero_output_for_mask={}",
+      c.simple_rnn ? "simple_rnn"
+      : c.lstm     ? "lstm"
+                   : "gru",
+      c.batch, c.steps, c.features, c.units, c.return_sequences, c.reset_after, c.activation,
+      c.recurrent_activation, c.use_bias, c.mask, c.zero_output_for_mask);
 }
 
 // The [B, T] validity pattern of a case.
@@ -56,11 +62,12 @@ inline std::vector<uint8_t> case_mask(const RnnCase& c) {
 
 inline void check_rnn(const RnnCase& c) {
   INFO(describe(c));
-  const int64_t G = c.lstm ? 4 : 3, GU = G * c.units;
-  const char* op = c.lstm ? "lstm" : "gru";
+  const int64_t G = c.simple_rnn ? 1 : c.lstm ? 4 : 3, GU = G * c.units;
+  const char* op = c.simple_rnn ? "simple_rnn" : c.lstm ? "lstm" : "gru";
   std::string attrs = fmt::format("units: {}", c.units);
   if (c.return_sequences) attrs += ", return_sequences: true";
-  if (!c.lstm && !c.reset_after) attrs += ", reset_after: false";
+  if (!c.simple_rnn && !c.lstm && !c.reset_after) attrs += ", reset_after: false";
+  if (c.zero_output_for_mask) attrs += ", zero_output_for_mask: true";
   if (c.activation != "tanh") attrs += ", activation: " + c.activation;
   if (c.recurrent_activation != "sigmoid")
     attrs += ", recurrent_activation: " + c.recurrent_activation;
@@ -69,7 +76,7 @@ inline void check_rnn(const RnnCase& c) {
   std::map<std::string, Tensor> weights, inputs;
   Tensor kernel = random_tensor({c.features, GU}, c.seed + 1, -0.5f, 0.5f);
   Tensor recurrent = random_tensor({c.units, GU}, c.seed + 2, -0.5f, 0.5f);
-  const bool two_rows = !c.lstm && c.reset_after;
+  const bool two_rows = !c.simple_rnn && !c.lstm && c.reset_after;
   Tensor bias = random_tensor(two_rows ? Dims{2, GU} : Dims{GU}, c.seed + 3, -0.5f, 0.5f);
   weights["r.kernel"] = kernel;
   weights["r.recurrent_kernel"] = recurrent;
@@ -111,6 +118,8 @@ inline void check_rnn(const RnnCase& c) {
 
   ref::RnnArgs a;
   a.lstm = c.lstm;
+  a.simple_rnn = c.simple_rnn;
+  a.zero_output_for_mask = c.zero_output_for_mask;
   a.batch = c.batch;
   a.steps = c.steps;
   a.features = c.features;

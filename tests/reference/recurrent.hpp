@@ -9,8 +9,11 @@
 //                       hh = a(x Wh + bh_in + r * (h Uh + bh_rec))
 //   reset_after=False:  z = ra(x Wz + h Uz + bz)  r likewise   hh = a(x Wh + (r * h) Uh + bh)
 //   h = z * h + (1 - z) * hh
+// SimpleRNN (kernel [F, u], recurrent [u, u], bias [u]):  h = a(x W + h U + b)
 // Masks (Keras): a masked step keeps the state; with return_sequences its output repeats the
-// previous output (zeros before the first valid step).
+// previous output (zeros before the first valid step). zero_output_for_mask (Keras's backend
+// rnn, which Bidirectional sets with return_sequences): a masked step outputs zeros instead;
+// without return_sequences the output (the last step's) is zeros when the last step is masked.
 // The data pointers are float (inference tests) or double (RnnArgsT<double>: the naive
 // forwards of the gradient checks, which take finite differences of it).
 #pragma once
@@ -50,7 +53,9 @@ inline double rnn_activation(const std::string& name, double x) {
 
 template <typename T>
 struct RnnArgsT {
-  bool lstm = true;  // else GRU
+  bool lstm = true;         // else GRU
+  bool simple_rnn = false;  // SimpleRNN (then `lstm` and `reset_after` are ignored)
+  bool zero_output_for_mask = false;
   int64_t batch = 1, steps = 1, features = 1, units = 1;
   bool return_sequences = false;
   bool reset_after = true;  // GRU
@@ -66,7 +71,7 @@ using RnnArgs = RnnArgsT<float>;
 // Returns [B, u] or [B, T, u].
 template <typename T>
 std::vector<double> rnn(const RnnArgsT<T>& a) {
-  const int64_t U = a.units, G = a.lstm ? 4 : 3, GU = G * U, F = a.features;
+  const int64_t U = a.units, G = a.simple_rnn ? 1 : a.lstm ? 4 : 3, GU = G * U, F = a.features;
   auto act = [&](double v) { return rnn_activation(a.activation, v); };
   auto ract = [&](double v) { return rnn_activation(a.recurrent_activation, v); };
   std::vector<double> out(static_cast<size_t>(a.batch * (a.return_sequences ? a.steps : 1) * U),
@@ -86,11 +91,13 @@ std::vector<double> rnn(const RnnArgsT<T>& a) {
           xw[g] = s;
           double r = 0;
           for (int64_t k = 0; k < U; ++k) r += h[k] * double(a.recurrent[k * GU + g]);
-          if (a.bias && !a.lstm && a.reset_after) r += a.bias[GU + g];
+          if (a.bias && !a.simple_rnn && !a.lstm && a.reset_after) r += a.bias[GU + g];
           hu[g] = r;
         }
         std::vector<double> nh(U);
-        if (a.lstm) {
+        if (a.simple_rnn) {
+          for (int64_t j = 0; j < U; ++j) nh[j] = act(xw[j] + hu[j]);
+        } else if (a.lstm) {
           for (int64_t j = 0; j < U; ++j) {
             double i = ract(xw[j] + hu[j]), f = ract(xw[U + j] + hu[U + j]);
             double cc = act(xw[2 * U + j] + hu[2 * U + j]), o = ract(xw[3 * U + j] + hu[3 * U + j]);
@@ -117,11 +124,12 @@ std::vector<double> rnn(const RnnArgsT<T>& a) {
         }
         h = nh;
       }
+      const bool zeroed = a.zero_output_for_mask && !valid;
       if (a.return_sequences)
-        for (int64_t j = 0; j < U; ++j) out[(b * a.steps + t) * U + j] = h[j];
+        for (int64_t j = 0; j < U; ++j) out[(b * a.steps + t) * U + j] = zeroed ? 0.0 : h[j];
+      if (!a.return_sequences && t == a.steps - 1)
+        for (int64_t j = 0; j < U; ++j) out[b * U + j] = zeroed ? 0.0 : h[j];
     }
-    if (!a.return_sequences)
-      for (int64_t j = 0; j < U; ++j) out[b * U + j] = h[j];
   }
   return out;
 }
