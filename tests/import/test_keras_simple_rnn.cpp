@@ -195,7 +195,9 @@ TEST_CASE("Keras 1 .h5: SimpleRNN with output_dim, init, inner_init and W, U, b"
                                                              "sigmoid", true))}});
 }
 
-TEST_CASE("Keras .h5: SimpleRNN stateful, return_state and bad weights are errors; go_backwards imports") {
+TEST_CASE(
+    "Keras .h5: SimpleRNN stateful, return_state and bad weights are errors; go_backwards "
+    "imports") {
   test::NamedTempDir dir("fg_keras_simple_rnn", "errors");
   const Tensor k = test::random_tensor({4, 5}, 1), r = test::random_tensor({5, 5}, 2),
                b = test::random_tensor({5}, 3);
@@ -226,9 +228,9 @@ TEST_CASE("Keras .h5: SimpleRNN stateful, return_state and bad weights are error
       for (int64_t t = 0; t < 6; ++t)
         for (int64_t f = 0; f < 4; ++f)
           reversed[(s * 6 + t) * 4 + f] = xd[(s * 6 + (5 - t)) * 4 + f];
-    check_verifies(m, {{"rnn_input", x}},
-                   {{"rnn", tensor_of({3, 5}, naive_simple_rnn(reversed, 3, 6, 4, k, r, &b, "tanh",
-                                                               false))}});
+    check_verifies(
+        m, {{"rnn_input", x}},
+        {{"rnn", tensor_of({3, 5}, naive_simple_rnn(reversed, 3, 6, 4, k, r, &b, "tanh", false))}});
   }
   // two arrays for a layer with a bias; a kernel of the wrong shape
   std::string msg = import_error(write(R"("use_bias": true)", {{"kernel:0", k}, {"bias:0", b}}));
