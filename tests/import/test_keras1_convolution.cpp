@@ -14,6 +14,7 @@
 #include "framework/yaml_loader.hpp"
 #include "layers/registry.hpp"
 #include "tests/cli/cli_test_util.hpp"
+#include "tests/import/import_checks.hpp"
 #include "tests/import/keras_writers.hpp"
 #include "tests/reference/conv_pool.hpp"
 #include "tests/test_util.hpp"
@@ -21,6 +22,8 @@
 using namespace fg;
 
 namespace {
+
+using test::import_error;
 
 std::string keras1_sequential(const std::string& cls, const std::string& fields) {
   return fmt::format(
@@ -82,15 +85,6 @@ void check_conv(const ImportedModel& m, const Tensor& x, const ref::Array& want)
   }
   CHECK(r.ok());
   CHECK(r.rows.size() == 1);
-}
-
-std::string import_error(const std::string& path) {
-  try {
-    import_keras_model(path);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 const char* kConv2dFields =

@@ -20,6 +20,7 @@
 #include "framework/yaml_loader.hpp"
 #include "layers/registry.hpp"
 #include "tests/cli/cli_test_util.hpp"
+#include "tests/import/import_checks.hpp"
 #include "tests/import/keras_writers.hpp"
 #include "tests/reference/recurrent.hpp"
 #include "tests/test_util.hpp"
@@ -27,6 +28,9 @@
 using namespace fg;
 
 namespace {
+
+using test::check_imported;
+using test::import_error;
 
 std::string join(const std::vector<std::string>& items) {
   std::string out;
@@ -135,41 +139,6 @@ std::vector<double> naive_bidirectional(const RnnRun& run, const RnnWeights& fw,
 
 Dims output_dims(const RnnRun& run, int64_t last) {
   return run.return_sequences ? Dims{run.batch, run.steps, last} : Dims{run.batch, last};
-}
-
-// The model as a user gets it: the written YAML read back, compiled, run with the weights;
-// every reference node compared (rtol 1e-4 / atol 1e-5).
-void check_imported(const ImportedModel& m, std::map<std::string, Tensor> inputs,
-                    std::map<std::string, Tensor> activations) {
-  auto def = load_graph_string(format_imported_yaml(m), "imported.yaml");
-  auto graph = std::make_shared<CompiledGraph>(compile_graph(def, builtin_ops()));
-  ModelOptions options;
-  options.optimize = false;
-  Model model(graph, m.weights, options);
-  ReferenceSet ref;
-  ref.source = "test";
-  ref.inputs = std::move(inputs);
-  const size_t rows = activations.size();
-  ref.activations = std::move(activations);
-  const VerifyReport r = verify_against_reference(model, ref);
-  for (const VerifyRow& row : r.rows) {
-    CAPTURE(row.node);
-    CAPTURE(row.max_abs);
-    CAPTURE(row.problem);
-    CHECK(row.ok);
-  }
-  CHECK(r.ok());
-  CHECK(r.rows.size() == rows);
-  CHECK(r.unused.empty());
-}
-
-std::string import_error(const std::string& path) {
-  try {
-    import_keras_model(path);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 bool has(const std::string& text, const std::string& part) {

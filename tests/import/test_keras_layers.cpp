@@ -16,6 +16,7 @@
 #include "framework/yaml_loader.hpp"
 #include "layers/registry.hpp"
 #include "tests/cli/cli_test_util.hpp"
+#include "tests/import/import_checks.hpp"
 #include "tests/import/keras_writers.hpp"
 #include "tests/reference/conv_pool.hpp"
 #include "tests/reference/elementwise_fusion.hpp"
@@ -26,6 +27,10 @@
 using namespace fg;
 
 namespace {
+
+using test::check_all_ok;
+using test::import_error;
+using test::verify_imported;
 
 std::string join(const std::vector<std::string>& items) {
   std::string out;
@@ -125,34 +130,6 @@ ref::Array channels_first(const ref::Array& x) {
   return y;
 }
 
-// The model as a user gets it: the written YAML read back, compiled, with the weights, then
-// every reference layer compared (rtol 1e-4 / atol 1e-5).
-VerifyReport verify_imported(const ImportedModel& m, std::map<std::string, Tensor> inputs,
-                             std::map<std::string, Tensor> activations) {
-  auto def = load_graph_string(format_imported_yaml(m), "imported.yaml");
-  auto graph = std::make_shared<CompiledGraph>(compile_graph(def, builtin_ops()));
-  ModelOptions options;
-  options.optimize = false;
-  Model model(graph, m.weights, options);
-  ReferenceSet ref;
-  ref.source = "test";
-  ref.inputs = std::move(inputs);
-  ref.activations = std::move(activations);
-  return verify_against_reference(model, ref);
-}
-
-void check_all_ok(const VerifyReport& r, size_t rows) {
-  for (const VerifyRow& row : r.rows) {
-    CAPTURE(row.node);
-    CAPTURE(row.max_abs);
-    CAPTURE(row.problem);
-    CHECK(row.ok);
-  }
-  CHECK(r.ok());
-  CHECK(r.rows.size() == rows);
-  CHECK(r.unused.empty());
-}
-
 // Keras's model.summary() count per layer, checked against `summary` of the imported graph.
 void check_keras_params(const ImportedModel& m, const std::map<std::string, int64_t>& params) {
   const auto graph = compile_graph(load_graph_string(format_imported_yaml(m)), builtin_ops());
@@ -167,15 +144,6 @@ void check_keras_params(const ImportedModel& m, const std::map<std::string, int6
     }
   CHECK(seen == static_cast<int64_t>(params.size()));
   CHECK(s.total_params == total);
-}
-
-std::string import_error(const std::string& path) {
-  try {
-    import_keras_model(path);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace

@@ -12,11 +12,14 @@
 #include "framework/compiler.hpp"
 #include "layers/registry.hpp"
 #include "tests/cli/cli_test_util.hpp"
+#include "tests/import/import_checks.hpp"
 #include "tests/test_util.hpp"
 
 using namespace fg;
 
 namespace {
+
+using test::import_error;
 
 const char* kRelu = "tests/data/keras/activations/ReLU_0_model.h5";
 
@@ -34,15 +37,6 @@ void edit_h5(const std::string& path, const std::function<void(hid_t)>& edit) {
   REQUIRE(f >= 0);
   edit(f);
   H5Fclose(f);
-}
-
-std::string import_error(const std::string& path) {
-  try {
-    import_keras_model(path);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 std::string read_config(hid_t f) {

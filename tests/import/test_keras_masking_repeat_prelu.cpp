@@ -17,6 +17,7 @@
 #include "framework/yaml_loader.hpp"
 #include "layers/registry.hpp"
 #include "tests/cli/cli_test_util.hpp"
+#include "tests/import/import_checks.hpp"
 #include "tests/import/keras_writers.hpp"
 #include "tests/reference/recurrent.hpp"
 #include "tests/test_util.hpp"
@@ -25,6 +26,8 @@ using namespace fg;
 using json = nlohmann::json;
 
 namespace {
+
+using test::check_imported;
 
 constexpr int64_t kBatch = 3, kSteps = 6, kFeatures = 4, kUnits = 5;
 
@@ -126,31 +129,6 @@ std::map<std::string, Tensor> expected(const Tensor& x, float mask_value, bool s
   return out;
 }
 
-// The written YAML read back, compiled and run, every reference layer compared.
-void check_imported(const ImportedModel& m, const std::string& input, const Tensor& x,
-                    std::map<std::string, Tensor> activations) {
-  const size_t rows = activations.size();
-  auto def = load_graph_string(format_imported_yaml(m), "imported.yaml");
-  auto graph = std::make_shared<CompiledGraph>(compile_graph(def, builtin_ops()));
-  ModelOptions options;
-  options.optimize = false;
-  Model model(graph, m.weights, options);
-  ReferenceSet ref;
-  ref.source = "test";
-  ref.inputs = {{input, x}};
-  ref.activations = std::move(activations);
-  const VerifyReport r = verify_against_reference(model, ref);
-  for (const VerifyRow& row : r.rows) {
-    CAPTURE(row.node);
-    CAPTURE(row.max_abs);
-    CAPTURE(row.problem);
-    CHECK(row.ok);
-  }
-  CHECK(r.ok());
-  CHECK(r.rows.size() == rows);
-  CHECK(r.unused.empty());
-}
-
 // A Keras 2 Sequential (the layers' configs as Keras 2 writes them).
 json keras2_config(float mask_value, bool sequences, int64_t repeat, const json& shared_axes) {
   json layers = json::array();
@@ -223,7 +201,7 @@ TEST_CASE(
     CHECK(h[(1 * kSteps + 2) * kUnits + j] == h[(1 * kSteps + 1) * kUnits + j]);
     CHECK(h[(2 * kSteps + 5) * kUnits + j] == 0.f);
   }
-  check_imported(m, "mask_input", x, want);
+  check_imported(m, {{"mask_input", x}}, want);
   // the summary's parameters: Keras's model.summary() counts 4 * (5 * (4 + 5) + 5) and 6 * 5
   const auto graph = compile_graph(load_graph_string(yaml), builtin_ops());
   const Summary s = summarize(graph, {});
@@ -249,7 +227,7 @@ TEST_CASE("Keras import (.h5): shared_axes as an int, a mask value, RepeatVector
   CHECK(yaml.find("shared_axes: [2]") != std::string::npos);
   CHECK(yaml.find("n: 3") != std::string::npos);
   const Tensor x = padded_input(-1.f);
-  check_imported(m, "mask_input", x, expected(x, -1.f, false, 3, w));
+  check_imported(m, {{"mask_input", x}}, expected(x, -1.f, false, 3, w));
 }
 
 TEST_CASE("Keras import (.keras): Masking -> LSTM -> RepeatVector -> PReLU(shared_axes [1])") {
@@ -293,7 +271,7 @@ TEST_CASE("Keras import (.keras): Masking -> LSTM -> RepeatVector -> PReLU(share
   CHECK(yaml.find("shared_axes: [1]") != std::string::npos);
   CHECK(yaml.find("n: 7") != std::string::npos);
   const Tensor x = padded_input(0.f);
-  check_imported(m, "x", x, expected(x, 0.f, false, 7, w));
+  check_imported(m, {{"x", x}}, expected(x, 0.f, false, 7, w));
 }
 
 TEST_CASE("Keras import (TF.js): Masking -> LSTM -> RepeatVector -> PReLU from model.json") {
@@ -332,7 +310,7 @@ TEST_CASE("Keras import (TF.js): Masking -> LSTM -> RepeatVector -> PReLU from m
   CAPTURE(yaml);
   CHECK(yaml.find("mask_value: 0.5") != std::string::npos);
   const Tensor x = padded_input(0.5f);
-  check_imported(m, "mask_input", x, expected(x, 0.5f, false, 4, w));
+  check_imported(m, {{"mask_input", x}}, expected(x, 0.5f, false, 4, w));
 }
 
 TEST_CASE("Keras import: a PReLU whose alpha does not fit its input is a clear error") {

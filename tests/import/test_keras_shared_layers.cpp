@@ -14,6 +14,7 @@
 #include "framework/yaml_loader.hpp"
 #include "layers/registry.hpp"
 #include "tests/cli/cli_test_util.hpp"
+#include "tests/import/import_checks.hpp"
 #include "tests/import/keras_writers.hpp"
 #include "tests/reference/dense_act.hpp"
 #include "tests/reference/recurrent.hpp"
@@ -22,6 +23,8 @@
 using namespace fg;
 
 namespace {
+
+using test::import_error;
 
 // A tensor one call reads: [layer, node_index] (tensor_index 0).
 using Ref = std::pair<std::string, int>;
@@ -128,15 +131,6 @@ void check_against(const ImportedModel& m, std::map<std::string, Tensor> inputs,
 int64_t total_params(const ImportedModel& m) {
   const auto graph = compile_graph(load_graph_string(format_imported_yaml(m)), builtin_ops());
   return summarize(graph, {}).total_params;
-}
-
-std::string import_error(const std::string& path) {
-  try {
-    import_keras_model(path);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 // Siamese Dense: enc(a), enc(b), diff = enc(a) - enc(b); outputs diff and call 1 of enc.

@@ -15,12 +15,16 @@
 #include "framework/yaml_loader.hpp"
 #include "layers/registry.hpp"
 #include "tests/cli/cli_test_util.hpp"
+#include "tests/import/import_checks.hpp"
 #include "tests/import/keras_writers.hpp"
 #include "tests/test_util.hpp"
 
 using namespace fg;
 
 namespace {
+
+using test::check_imported;
+using test::import_error;
 
 // The Keras SimpleRNN forward in double over [B, T, F] (mask [B, T] or nullptr: a masked step
 // keeps the state and repeats the previous output).
@@ -64,43 +68,6 @@ Tensor tensor_of(const Dims& shape, const std::vector<double>& data) {
   REQUIRE(static_cast<size_t>(t.size()) == data.size());
   for (size_t i = 0; i < data.size(); ++i) t.mutable_data<float>()[i] = static_cast<float>(data[i]);
   return t;
-}
-
-// The model as a user gets it: the written YAML read back, compiled, with the weights; every
-// reference activation compared.
-void check_verifies(const ImportedModel& m, std::map<std::string, Tensor> inputs,
-                    std::map<std::string, Tensor> activations) {
-  const std::string yaml = format_imported_yaml(m);
-  CAPTURE(yaml);
-  auto def = load_graph_string(yaml, "imported.yaml");
-  auto graph = std::make_shared<CompiledGraph>(compile_graph(def, builtin_ops()));
-  ModelOptions options;
-  options.optimize = false;
-  Model model(graph, m.weights, options);
-  ReferenceSet ref;
-  ref.source = "test";
-  const size_t rows = activations.size();
-  ref.inputs = std::move(inputs);
-  ref.activations = std::move(activations);
-  const VerifyReport r = verify_against_reference(model, ref);
-  for (const VerifyRow& row : r.rows) {
-    CAPTURE(row.node);
-    CAPTURE(row.max_abs);
-    CAPTURE(row.problem);
-    CHECK(row.ok);
-  }
-  CHECK(r.ok());
-  CHECK(r.rows.size() == rows);
-  CHECK(r.unused.empty());
-}
-
-std::string import_error(const std::string& path) {
-  try {
-    import_keras_model(path);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 std::string k2_sequential(const std::vector<std::string>& layers) {
@@ -165,7 +132,7 @@ TEST_CASE("Keras 2 .h5: Embedding(mask_zero), SimpleRNN(relu, sequences), Simple
   }
   const std::vector<double> ha = naive_simple_rnn(x, B, T, 5, ka, ra, &ba, "relu", true, mask);
   const std::vector<double> hb = naive_simple_rnn(ha, B, T, 7, kb, rb, &bb, "tanh", false, mask);
-  check_verifies(m, {{"emb_input", tensor_of({B, T}, id_values)}},
+  check_imported(m, {{"emb_input", tensor_of({B, T}, id_values)}},
                  {{"emb", tensor_of({B, T, 5}, x)},
                   {"rnn_a", tensor_of({B, T, 7}, ha)},
                   {"rnn_b", tensor_of({B, 3}, hb)}});
@@ -189,7 +156,7 @@ TEST_CASE("Keras 1 .h5: SimpleRNN with output_dim, init, inner_init and W, U, b"
   CHECK(yaml.find("units: 5") != std::string::npos);
   CHECK(yaml.find("activation: sigmoid") != std::string::npos);
   const Tensor x = test::random_tensor({3, 6, 4}, 14);
-  check_verifies(
+  check_imported(
       m, {{"simplernn_1_input", x}},
       {{"simplernn_1", tensor_of({3, 6, 5}, naive_simple_rnn(test::to_doubles(x), 3, 6, 4, W, U, &b,
                                                              "sigmoid", true))}});
@@ -228,7 +195,7 @@ TEST_CASE(
       for (int64_t t = 0; t < 6; ++t)
         for (int64_t f = 0; f < 4; ++f)
           reversed[(s * 6 + t) * 4 + f] = xd[(s * 6 + (5 - t)) * 4 + f];
-    check_verifies(
+    check_imported(
         m, {{"rnn_input", x}},
         {{"rnn", tensor_of({3, 5}, naive_simple_rnn(reversed, 3, 6, 4, k, r, &b, "tanh", false))}});
   }
@@ -247,7 +214,7 @@ TEST_CASE(
   const ImportedModel m = import_keras_model(path);
   CHECK(m.weights.find("rnn.bias") == nullptr);
   const Tensor x = test::random_tensor({2, 6, 4}, 5);
-  check_verifies(m, {{"rnn_input", x}},
+  check_imported(m, {{"rnn_input", x}},
                  {{"rnn", tensor_of({2, 5}, naive_simple_rnn(test::to_doubles(x), 2, 6, 4, k, r,
                                                              nullptr, "tanh", false))}});
 }
@@ -290,7 +257,7 @@ TEST_CASE(".keras: two SimpleRNN layers, weights under simple_rnn[_1]/cell/vars"
   const std::vector<double> h1 =
       naive_simple_rnn(test::to_doubles(x), 7, 13, 5, k1, r1, &b1, "tanh", true);
   const std::vector<double> h2 = naive_simple_rnn(h1, 7, 13, 127, k2, r2, &b2, "linear", false);
-  check_verifies(m, {{"x", x}},
+  check_imported(m, {{"x", x}},
                  {{"first", tensor_of({7, 13, 127}, h1)}, {"second", tensor_of({7, 7}, h2)}});
 }
 
@@ -339,6 +306,6 @@ TEST_CASE("TF.js: SimpleRNN weights '<layer>/[simple_rnn_cell/]kernel' bind and 
         {{prefix + "kernel", k}, {prefix + "recurrent_kernel", r}, {prefix + "bias", b}});
     const ImportedModel m = import_keras_model(path);
     CHECK(format_imported_yaml(m).find("op: simple_rnn") != std::string::npos);
-    check_verifies(m, {{"simple_rnn_input", x}}, {{"simple_rnn", tensor_of({7, 13, 13}, want)}});
+    check_imported(m, {{"simple_rnn_input", x}}, {{"simple_rnn", tensor_of({7, 13, 13}, want)}});
   }
 }

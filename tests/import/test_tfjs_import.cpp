@@ -19,12 +19,15 @@
 #include "framework/compiler.hpp"
 #include "layers/registry.hpp"
 #include "tests/cli/cli_test_util.hpp"
+#include "tests/import/import_checks.hpp"
 #include "tests/test_util.hpp"
 
 using namespace fg;
 using json = nlohmann::json;
 
 namespace {
+
+using test::import_error;
 
 const std::string kData = "tests/data/keras/";
 
@@ -165,15 +168,6 @@ void check_verified(const VerifyReport& r, size_t rows) {
   CHECK(r.ok());
   CHECK(r.rows.size() == rows);
   CHECK(r.unused.empty());
-}
-
-std::string import_error(const std::string& path) {
-  try {
-    import_keras_model(path);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 // The ELU_0 fixture (Sequential: Dense(32) on 16 features, ELU) converted, in two shards.
