@@ -24,6 +24,7 @@ using namespace fg;
 
 namespace {
 
+using test::check_imported;
 using test::import_error;
 
 // A tensor one call reads: [layer, node_index] (tensor_index 0).
@@ -104,30 +105,6 @@ Tensor tensor_of(const std::vector<int64_t>& shape, const std::vector<double>& d
   return t;
 }
 
-// The written YAML read back and run unoptimized; every reference node compared.
-void check_against(const ImportedModel& m, std::map<std::string, Tensor> inputs,
-                   std::map<std::string, Tensor> activations) {
-  auto def = load_graph_string(format_imported_yaml(m), "imported.yaml");
-  auto graph = std::make_shared<CompiledGraph>(compile_graph(def, builtin_ops()));
-  ModelOptions options;
-  options.optimize = false;
-  Model model(graph, m.weights, options);
-  ReferenceSet ref;
-  ref.source = "test";
-  ref.inputs = std::move(inputs);
-  const size_t expected = activations.size();
-  ref.activations = std::move(activations);
-  const VerifyReport r = verify_against_reference(model, ref);
-  for (const VerifyRow& row : r.rows) {
-    CAPTURE(row.node);
-    CAPTURE(row.max_abs);
-    CHECK(row.ok);
-  }
-  CHECK(r.ok());
-  CHECK(r.rows.size() == expected);
-  CHECK(r.unused.empty());
-}
-
 int64_t total_params(const ImportedModel& m) {
   const auto graph = compile_graph(load_graph_string(format_imported_yaml(m)), builtin_ops());
   return summarize(graph, {}).total_params;
@@ -163,7 +140,7 @@ struct SiameseDense {
     CHECK(m.weights.tensors().size() == 2);  // enc.kernel, enc.bias: once
     CHECK(m.weights.find("enc_1.kernel") == nullptr);
     CHECK(total_params(m) == in * units + units);  // Keras's model.summary(): once
-    check_against(m, {{"a", a}, {"b", b}}, expected());
+    check_imported(m, {{"a", a}, {"b", b}}, expected());
   }
 };
 
@@ -212,7 +189,7 @@ struct SharedLstm {
           std::string::npos);
     // Keras: LSTM 4 * (F*u + u*u + u) once, the head 2u * 3 + 3
     CHECK(total_params(m) == 4 * (features * units + units * units + units) + 2 * units * 3 + 3);
-    check_against(m, {{"a", a}, {"b", b}}, expected());
+    check_imported(m, {{"a", a}, {"b", b}}, expected());
   }
 };
 
