@@ -14,6 +14,9 @@ namespace fg::quantization {
 namespace {
 
 constexpr const char* kMethodChoices = "minmax, percentile, entropy";
+// A floor for every scale, so that thresholds and weights in the denormal range (whose / 127
+// would underflow to 0) still give a positive scale whose reciprocal is finite.
+constexpr float kSmallestScale = std::numeric_limits<float>::min();
 
 // The error for an observer, naming its tensor when it has a name.
 fg::Error observer_error(const std::string& tensor_name, std::string message) {
@@ -155,6 +158,10 @@ float TensorObserver::max() const {
 
 float TensorObserver::threshold(CalibrationMethod method, double percentile) const {
   check_observed();
+  if (method == CalibrationMethod::percentile && !(percentile > 0 && percentile <= 100))
+    throw observer_error(tensor_name_,
+                         fmt::format("calibration: percentile {} is outside (0, 100]", percentile))
+        .hint("99.99 keeps all but the largest 0.01% of |x|");
   if (max_abs_ == 0) return 1.0f;  // all zeros: any positive threshold quantizes them exactly
   switch (method) {
     case CalibrationMethod::minmax:
@@ -168,10 +175,6 @@ float TensorObserver::threshold(CalibrationMethod method, double percentile) con
 }
 
 float TensorObserver::percentile_threshold(double percentile) const {
-  if (!(percentile > 0 && percentile <= 100))
-    throw observer_error(tensor_name_,
-                         fmt::format("calibration: percentile {} is outside (0, 100]", percentile))
-        .hint("99.99 keeps all but the largest 0.01% of |x|");
   // the nearest-rank percentile: the rank-th smallest |x|, rank = ceil(p / 100 * count)
   const double exact_rank = percentile / 100.0 * static_cast<double>(count_);
   const uint64_t rank = std::min<uint64_t>(
@@ -210,7 +213,7 @@ ActivationQuantization activation_quantization(const TensorObserver& obs, Calibr
   const float t = obs.threshold(m, percentile);
   ActivationQuantization q;
   q.is_unsigned = obs.min() >= 0;
-  q.scale = t / (q.is_unsigned ? 255.0f : 127.0f);
+  q.scale = std::max(t / (q.is_unsigned ? 255.0f : 127.0f), kSmallestScale);
   q.zero_point = 0;
   return q;
 }
@@ -228,7 +231,8 @@ std::vector<float> weight_scales(const float* kernel, size_t count, size_t chann
     max_abs[c] = std::max(max_abs[c], std::fabs(kernel[i]));
   }
   std::vector<float> scales(channels);
-  for (size_t c = 0; c < channels; ++c) scales[c] = max_abs[c] > 0 ? max_abs[c] / 127.0f : 1.0f;
+  for (size_t c = 0; c < channels; ++c)
+    scales[c] = max_abs[c] > 0 ? std::max(max_abs[c] / 127.0f, kSmallestScale) : 1.0f;
   return scales;
 }
 

@@ -25,7 +25,8 @@ CalibrationMethod parse_calibration_method(const std::string& name);
 // equal bins over [0, histogram_range()], bin b holding (b * width, (b + 1) * width], bin 0 also
 // 0). When a batch's max |x| exceeds the range, the range
 // doubles (bins merged in pairs) until it fits, so histogram_range() < 2 * max |x| and
-// percentile / entropy need no second pass over the data.
+// percentile / entropy need no second pass over the data. Not thread-safe: one observer per
+// tensor, fed by one thread at a time.
 class TensorObserver {
  public:
   static constexpr size_t kHistogramBins = 2048;
@@ -78,14 +79,16 @@ struct ActivationQuantization {
 };
 
 // Symmetric: min() >= 0 -> u8, scale = T / 255, zero_point 0; otherwise s8, scale = T / 127,
-// zero_point 0 (T = obs.threshold(m, percentile)).
+// zero_point 0 (T = obs.threshold(m, percentile)). Scales are at least FLT_MIN (the smallest
+// normal float), so a denormal T cannot give a scale of 0.
 ActivationQuantization activation_quantization(const TensorObserver& obs, CalibrationMethod m,
                                                double percentile = 99.99);
 
 // Per-output-channel symmetric s8 weights. The kernel is f32 row-major with the output channel
 // as its LAST axis (Keras layout: dense [in, units], conv2d [kh, kw, in, out], conv1d
 // [k, in, out]); `channels` = size of that last axis, `count` = all values of the kernel.
-// scale[c] = max_i |w[i, c]| / 127 (all-zero channel: scale 1).
+// scale[c] = max_i |w[i, c]| / 127 (all-zero channel: scale 1; at least FLT_MIN, so a channel of
+// denormal weights cannot give a scale of 0).
 // Throws fg::Error when count is not a positive multiple of channels or a weight is not finite.
 std::vector<float> weight_scales(const float* kernel, size_t count, size_t channels);
 // q = clamp(round_half_to_even(w / scale[c]), -127, 127). Throws fg::Error when the sizes do not

@@ -61,6 +61,42 @@ double bulk_mse(const std::vector<float>& all, const q::ActivationQuantization& 
   return sum / static_cast<double>(n);
 }
 
+// The TensorRT entropy search written out plainly over a histogram: for every candidate i
+// (levels .. last non-empty bin + 1), P = the first i bins with the rest added to bin i-1, Q =
+// those bins without the rest in `levels` groups (bin j in group ceil((j + 1) * levels / i) - 1),
+// each group's count spread over its bins with P > 0 (1e-4 when the group is empty), KL(P||Q).
+// Returns the divergence of every candidate, indexed by i (others: infinity).
+std::vector<double> reference_divergences(const std::vector<uint64_t>& hist, size_t levels) {
+  size_t last = 0;
+  for (size_t b = 0; b < hist.size(); ++b)
+    if (hist[b] > 0) last = b;
+  std::vector<double> kl(hist.size() + 1, std::numeric_limits<double>::infinity());
+  for (size_t i = levels; i <= std::max(levels, last + 1); ++i) {
+    std::vector<double> p(i), q(i, 0.0);
+    for (size_t j = 0; j < i; ++j) p[j] = static_cast<double>(hist[j]);
+    for (size_t j = i; j < hist.size(); ++j) p[i - 1] += static_cast<double>(hist[j]);
+    auto group_of = [&](size_t j) { return ((j + 1) * levels + i - 1) / i - 1; };
+    std::vector<double> group_total(levels, 0.0);
+    std::vector<size_t> group_nonzero(levels, 0);
+    for (size_t j = 0; j < i; ++j) {
+      group_total[group_of(j)] += static_cast<double>(hist[j]);
+      if (p[j] > 0) ++group_nonzero[group_of(j)];
+    }
+    for (size_t j = 0; j < i; ++j)
+      if (p[j] > 0) {
+        const size_t g = group_of(j);
+        q[j] = group_total[g] > 0 ? group_total[g] / static_cast<double>(group_nonzero[g]) : 1e-4;
+      }
+    double p_sum = 0, q_sum = 0;
+    for (size_t j = 0; j < i; ++j) p_sum += p[j], q_sum += q[j];
+    double d = 0;
+    for (size_t j = 0; j < i; ++j)
+      if (p[j] > 0) d += p[j] / p_sum * std::log((p[j] / p_sum) / (q[j] / q_sum));
+    kl[i] = d;
+  }
+  return kl;
+}
+
 std::string error_of(const std::function<void()>& f) {
   try {
     f();
@@ -241,6 +277,53 @@ TEST_CASE("entropy: a non-negative tensor (ReLU-like) is u8 with 256 levels; uni
   CHECK(t_flat <= flat_obs.max_abs());
 }
 
+TEST_CASE("entropy against the search written out in the test, for s8 (128) and u8 (256)") {
+  // signed: a Laplace-like bulk with outliers; unsigned: the same folded to |x|; and a skewed
+  // tensor with batches of growing range (the observer's histogram was merged)
+  std::vector<float> laplace = gaussian(60000, 21);
+  const std::vector<float> g2 = gaussian(60000, 22);
+  for (size_t i = 0; i < laplace.size(); ++i) laplace[i] = laplace[i] * std::fabs(g2[i]);
+  for (int i = 0; i < 7; ++i) laplace[static_cast<size_t>(i) * 127] = (i % 2 ? 25.0f : -13.0f);
+  std::vector<float> folded = laplace;
+  for (float& x : folded) x = std::fabs(x);
+  for (const std::vector<float>* data : {&laplace, &folded}) {
+    q::TensorObserver obs;
+    for (size_t b = 0; b < 4; ++b)  // 4 batches of 15000
+      obs.observe(data->data() + b * 15000, 15000);
+    const bool is_unsigned = obs.min() >= 0;
+    const size_t levels = is_unsigned ? 256 : 128;
+    CAPTURE(levels);
+    const std::vector<double> kl = reference_divergences(obs.histogram(), levels);
+    const size_t best = static_cast<size_t>(std::min_element(kl.begin(), kl.end()) - kl.begin());
+    const double width = obs.histogram_range() / q::TensorObserver::kHistogramBins;
+    const double want = std::min(static_cast<double>(obs.max_abs()), best * width);
+    const float got = obs.threshold(q::CalibrationMethod::entropy);
+    CAPTURE(want);
+    CAPTURE(got);
+    // the same candidate, or one whose divergence is equal up to rounding
+    const size_t got_bins = static_cast<size_t>(std::llround(got / width));
+    REQUIRE(got_bins < kl.size());
+    CHECK(kl[got_bins] <= kl[best] * (1 + 1e-9) + 1e-15);
+    CHECK(got == doctest::Approx(want).epsilon(1e-6));
+    CHECK(got < obs.max_abs());
+  }
+
+  std::vector<float> skewed;
+  q::TensorObserver obs;
+  uint32_t seed = 30;
+  for (float sigma : {0.5f, 4.0f, 1.0f, 9.0f}) {
+    std::vector<float> b = gaussian(13 * 127, seed++, sigma);
+    for (float& x : b) x = x > 0 ? x : 0.1f * x;  // leaky: mostly positive, some negative
+    obs.observe(b.data(), b.size());
+    skewed.insert(skewed.end(), b.begin(), b.end());
+  }
+  const std::vector<double> kl = reference_divergences(obs.histogram(), 128);
+  const size_t best = static_cast<size_t>(std::min_element(kl.begin(), kl.end()) - kl.begin());
+  const double width = obs.histogram_range() / q::TensorObserver::kHistogramBins;
+  CHECK(obs.threshold(q::CalibrationMethod::entropy) ==
+        doctest::Approx(std::min(static_cast<double>(obs.max_abs()), best * width)).epsilon(1e-6));
+}
+
 TEST_CASE("an all-zero tensor gets threshold 1 for every method, so scales are never 0") {
   const std::vector<float> zeros(127, 0.0f);
   q::TensorObserver obs;
@@ -285,6 +368,31 @@ TEST_CASE("non-finite values, empty observers and bad percentiles throw fg::Erro
   CHECK(error_of([&] { obs.threshold(q::CalibrationMethod::percentile, 0.0); }).find("(0, 100]") !=
         std::string::npos);
   CHECK_THROWS_AS(obs.threshold(q::CalibrationMethod::percentile, 100.5), fg::Error);
+  const std::vector<float> zeros(7, 0.0f);
+  q::TensorObserver zero_obs;
+  zero_obs.observe(zeros.data(), zeros.size());
+  CHECK_THROWS_AS(zero_obs.threshold(q::CalibrationMethod::percentile, -1.0), fg::Error);
+}
+
+TEST_CASE("denormal thresholds and weights still give positive scales") {
+  const float tiny = std::numeric_limits<float>::denorm_min() * 3;  // / 127 underflows to 0
+  REQUIRE(tiny / 127.0f == 0.0f);
+  const std::vector<float> values = {tiny, -tiny, 0.0f};
+  q::TensorObserver obs;
+  obs.observe(values.data(), values.size());
+  for (q::CalibrationMethod m : {q::CalibrationMethod::minmax, q::CalibrationMethod::percentile,
+                                 q::CalibrationMethod::entropy}) {
+    const auto aq = q::activation_quantization(obs, m);
+    CHECK(aq.scale > 0.0f);
+    CHECK(std::isfinite(1.0f / aq.scale));
+    CHECK(q::quantize_value(tiny, aq) == 0);
+  }
+  const std::vector<float> kernel = {tiny, 1.0f, -tiny, -2.0f};  // [2, 2]
+  const std::vector<float> scales = q::weight_scales(kernel.data(), kernel.size(), 2);
+  CHECK(scales[0] == std::numeric_limits<float>::min());
+  CHECK(scales[1] == 2.0f / 127.0f);
+  CHECK(q::quantize_weights(kernel.data(), kernel.size(), 2, scales) ==
+        std::vector<int8_t>{0, 64, 0, -127});  // 1 / (2 / 127) = 63.5 -> 64 (even)
 }
 
 TEST_CASE("round half to even: ties go to the even integer, against std::nearbyint") {
@@ -369,7 +477,7 @@ TEST_CASE("per-output-channel weight scales and s8 weights against plain loops")
     for (size_t c = 0; c < s.channels; ++c) {
       float m = 0;
       for (size_t r = 0; r < s.rows; ++r) m = std::max(m, std::fabs(w[r * s.channels + c]));
-      CHECK(scales[c] == (m > 0 ? m / 127.0f : 1.0f));
+      CHECK(scales[c] == (m > 0 ? m / 127.0f : 1.0f));  // no denormal weights here
     }
     CHECK(scales[2] == 1.0f);
     const std::vector<int8_t> qw = q::quantize_weights(w.data(), w.size(), s.channels, scales);
