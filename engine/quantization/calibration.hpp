@@ -23,10 +23,9 @@ CalibrationMethod parse_calibration_method(const std::string& name);
 // Statistics of one activation tensor over all calibration batches, streaming: observe() is
 // called once per batch and keeps the count, min, max and a histogram of |x| (kHistogramBins
 // equal bins over [0, histogram_range()], bin b holding (b * width, (b + 1) * width], bin 0 also
-// 0). When a batch's max |x| exceeds the range, the range
-// doubles (bins merged in pairs) until it fits, so histogram_range() < 2 * max |x| and
-// percentile / entropy need no second pass over the data. Not thread-safe: one observer per
-// tensor, fed by one thread at a time.
+// 0). When a batch's max |x| exceeds the range, the range doubles (bins merged in pairs) until
+// it fits, so histogram_range() < 2 * max |x| and percentile / entropy need no second pass over
+// the data. Not thread-safe: one observer per tensor, fed by one thread at a time.
 class TensorObserver {
  public:
   static constexpr size_t kHistogramBins = 2048;
