@@ -41,7 +41,7 @@ struct BenchOptions {
   bool train = false;
   std::string trace;
   std::string max_memory = "0";
-  std::string precision = "f32";
+  std::string precision;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -286,7 +286,7 @@ int cmd_bench(const BenchOptions& o) {
   const auto paths = parse_inputs(o.inputs);
   const auto dims = parse_dims(o.dims);
   const uint64_t max_memory = parse_memory_size("--max-memory", o.max_memory);
-  const Precision precision = parse_precision_option(o.precision);
+  const std::optional<Precision> precision = parse_precision_option(o.precision);
   if (!o.trace.empty()) check_file_destination(o.trace, "--trace");
   const Session session =
       load_session(o.graph, o.weights, o.seed, o.threads, !o.no_optimize, max_memory, precision);

@@ -169,7 +169,8 @@ Command add_init_command(CLI::App& app) {
 }  // namespace
 
 Session load_session(const std::string& graph, const std::string& weights, uint64_t seed,
-                     int threads, bool optimize, uint64_t max_memory, Precision precision) {
+                     int threads, bool optimize, uint64_t max_memory,
+                     std::optional<Precision> precision) {
   CompileOptions options;
   options.threads = threads;
   options.optimize = optimize;
@@ -190,13 +191,17 @@ Session load_session(const std::string& graph, const std::string& weights, uint6
 void add_precision_option(CLI::App* command, std::string& precision) {
   command->add_option(
       "--precision", precision,
-      fmt::format("Arithmetic precision: {} (default f32). bf16 runs dense and convolution layers "
-                  "with bfloat16 inputs and weights (f32 accumulation and outputs) where the CPU "
-                  "has native bf16 (AVX-512 BF16), else f32 with a warning",
+      fmt::format("Arithmetic precision: {} (default: int8 for weights from `graph-runner "
+                  "quantize`, else f32). bf16 runs dense and convolution layers with bfloat16 "
+                  "inputs and weights (f32 accumulation and outputs) where the CPU has native bf16 "
+                  "(AVX-512 BF16); int8 runs them with int8 inputs and weights where it has VNNI "
+                  "(calibrated scales from a quantized file, else dense layers quantized per "
+                  "batch); else f32 with a warning",
                   fmt::join(precision_names(), " or ")));
 }
 
-Precision parse_precision_option(const std::string& name) {
+std::optional<Precision> parse_precision_option(const std::string& name) {
+  if (name.empty()) return std::nullopt;
   try {
     return parse_precision(name);
   } catch (const Error&) {
@@ -228,7 +233,7 @@ std::vector<Command> add_commands(CLI::App& app) {
   return {add_validate_command(app), add_summary_command(app),  add_dot_command(app),
           add_init_command(app),     add_run_command(app),      add_bench_command(app),
           add_train_command(app),    add_evaluate_command(app), add_bench_data_command(app),
-          add_import_command(app),   add_verify_command(app)};
+          add_import_command(app),   add_verify_command(app),   add_quantize_command(app)};
 }
 
 int run_selected(const std::vector<Command>& commands) {

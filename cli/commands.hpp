@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <functional>
 #include <fusiongraph/fusiongraph.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,15 +30,17 @@ int run_selected(const std::vector<Command>& commands);
 // A bf16 session on a CPU without native bf16 prints its precision warning on stderr once.
 Session load_session(const std::string& graph, const std::string& weights, uint64_t seed,
                      int threads, bool optimize, uint64_t max_memory = 0,
-                     Precision precision = Precision::f32);
+                     std::optional<Precision> precision = std::nullopt);
 // The options shared by the commands that read graphs at given sizes.
 void add_threads_option(CLI::App* command, int& threads);
 // --max-memory BYTES (parse it with parse_memory_size).
 void add_max_memory_option(CLI::App* command, std::string& max_memory);
-// --precision f32|bf16 (default f32); parse it with parse_precision_option.
+// --precision f32|bf16|int8 (default: int8 for an int8-quantized weights file, else f32); parse
+// it with parse_precision_option.
 void add_precision_option(CLI::App* command, std::string& precision);
 // The precision named by --precision; an unknown name is a UsageError listing the choices.
-Precision parse_precision_option(const std::string& name);
+// "" (not given) -> nullopt.
+std::optional<Precision> parse_precision_option(const std::string& name);
 void add_seed_option(CLI::App* command, uint64_t& seed, const std::string& description);
 
 // run.cpp, bench.cpp and train.cpp.
@@ -57,6 +60,8 @@ Command add_evaluate_command(CLI::App& app);
 // import.cpp and verify.cpp (docs/import.md).
 Command add_import_command(CLI::App& app);
 Command add_verify_command(CLI::App& app);
+// quantize.cpp (docs/quantization.md).
+Command add_quantize_command(CLI::App& app);
 // bench_data.cpp: the raw-data pipeline alone.
 Command add_bench_data_command(CLI::App& app);
 

@@ -35,7 +35,7 @@ struct RunCommandOptions {
   std::string dump_dir;
   std::string trace;
   std::string max_memory = "0";
-  std::string precision = "f32";
+  std::string precision;
   int threads = 0;
   int top = 3;
   bool per_node = false;
@@ -267,7 +267,7 @@ int cmd_run(const RunCommandOptions& o) {
   const auto files = parse_inputs(o.inputs);
   const auto dims = parse_dims(o.dims);
   const uint64_t max_memory = parse_memory_size("--max-memory", o.max_memory);
-  const Precision precision = parse_precision_option(o.precision);
+  const std::optional<Precision> precision = parse_precision_option(o.precision);
   check_destinations(o);
   const Session session =
       load_session(o.graph, o.weights, o.seed, o.threads, !o.no_optimize, max_memory, precision);

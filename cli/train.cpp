@@ -28,7 +28,7 @@ struct EvaluateCommandOptions {
   int64_t batch_size = 0;
   int threads = 0;
   bool json = false;
-  std::string precision = "f32";
+  std::string precision;
   DataPipelineOptions pipeline;
 };
 
@@ -108,7 +108,8 @@ int cmd_evaluate(const EvaluateCommandOptions& o) {
   options.evaluate_precision = parse_precision_option(o.precision);
   apply(o.pipeline, options);
   if (o.batch_size > 0) options.overrides.batch_size = o.batch_size;
-  if (const std::string w = precision_warning(options.evaluate_precision); !w.empty())
+  if (const std::string w = precision_warning(options.evaluate_precision.value_or(Precision::f32));
+      !w.empty())
     std::cerr << "warning: " << w << "\n";
   Trainer trainer(o.graph, options);
   const EvaluateResult r = trainer.evaluate(o.data);

@@ -31,14 +31,16 @@ set(FG_INSTALL_HEADERS
   framework/compiler.hpp framework/error.hpp framework/graph_def.hpp framework/op.hpp
   framework/registry.hpp framework/shape.hpp framework/summary.hpp
   kernels/kernel.hpp kernels/precision.hpp engine/file_io.hpp engine/model.hpp engine/npy.hpp
-  kernels/tensor.hpp engine/weights.hpp
+  kernels/tensor.hpp kernels/int8_weights.hpp engine/weights.hpp
   kernels/onednn/onednn.hpp kernels/training_kernel.hpp framework/training_config.hpp
   engine/training/progress_bar.hpp engine/training/training_log.hpp
   engine/import/keras_import.hpp engine/import/reference.hpp
   framework/preprocessing.hpp engine/data/preprocessors.hpp engine/data/table.hpp
-  engine/data/text_vectorizer.hpp)
+  engine/data/text_vectorizer.hpp engine/quantization/calibration.hpp
+  engine/quantization/quantizer.hpp)
 install(FILES include/fusiongraph/fusiongraph.hpp include/fusiongraph/extension.hpp
   include/fusiongraph/training.hpp include/fusiongraph/import.hpp include/fusiongraph/data.hpp
+  include/fusiongraph/quantization.hpp
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/fusiongraph)
 foreach(header ${FG_INSTALL_HEADERS})
   get_filename_component(dir ${header} DIRECTORY)

@@ -116,11 +116,17 @@ std::string Model::precision_warning() const {
 }
 
 std::string precision_warning(Precision precision) {
-  if (precision != Precision::bf16 || onednn::native_bf16_isa()) return "";
-  return fmt::format(
-      "precision bf16: oneDNN found {}, which has no native bf16 instructions (AVX-512 BF16); "
-      "running in f32",
-      onednn::cpu_isa_name());
+  if (precision == Precision::bf16 && !onednn::native_bf16_isa())
+    return fmt::format(
+        "precision bf16: oneDNN found {}, which has no native bf16 instructions (AVX-512 BF16); "
+        "running in f32",
+        onednn::cpu_isa_name());
+  if (precision == Precision::int8 && !onednn::native_int8_isa())
+    return fmt::format(
+        "precision int8: oneDNN found {}, which has no VNNI instructions (AVX-512 VNNI or "
+        "AVX-VNNI); the int8 layers run in f32 with their dequantized weights",
+        onednn::cpu_isa_name());
+  return "";
 }
 
 size_t Model::cached_plans() const {

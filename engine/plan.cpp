@@ -285,6 +285,8 @@ void PlanBuilder::push_step(Plan::Step step, double flops) {
 PlanBuilder::WeightLookup PlanBuilder::lookup_for(const NodeDef& def) const {
   return [&weights = weights, &def](const std::string& param) -> const Tensor& {
     const Tensor* w = weights.find(weights_node(def) + "." + param);
+    if (w == nullptr && param == "kernel" && weights.int8_node(weights_node(def)) != nullptr)
+      return weights.dequantized_kernel(weights_node(def));
     if (w == nullptr)
       throw Error(fmt::format("weight '{}.{}' is missing", weights_node(def), param))
           .at(def.loc)
@@ -331,6 +333,9 @@ void PlanBuilder::fold_batch_norms() {
     const auto* map = dynamic_cast<const ChannelAffineOp*>(norm.op.get());
     if (map == nullptr || producer.outputs.size() != 1 ||
         !producer.op->traits().accepts_channel_affine)
+      continue;
+    // An int8 kernel stays as calibrated: the normalization runs after it.
+    if (precision == Precision::int8 && weights.int8_node(weights_node(*producer.def)) != nullptr)
       continue;
     const WeightLookup lookup = lookup_for(*norm.def);
     const WeightViewLookup weight = [&lookup](const std::string& param) {
@@ -518,6 +523,7 @@ void PlanBuilder::compile_node(int i, const WeightLookup& lookup) {
   kctx.threads = plan.threads_;
   kctx.optimize = optimize;
   kctx.precision = precision;
+  if (precision == Precision::int8) kctx.int8 = weights.int8_node(weights_node(def));
   if (affine != affine_of.end()) kctx.channel_affine = &affine->second;
   const auto fused = activation_of.find(i);
   if (fused != activation_of.end()) kctx.fused_activation = fused->second;
@@ -549,6 +555,7 @@ void PlanBuilder::compile_node(int i, const WeightLookup& lookup) {
     step.precision = precision_name(built.precision);
   else if (!built.precision_fallback.empty())
     step.precision = "f32: " + built.precision_fallback;
+  if (!built.precision_detail.empty()) step.precision += ", " + built.precision_detail;
   for (size_t k = 0; k < n.inputs.size(); ++k) {
     step.srcs.push_back(input_in_layout(def.name, n.inputs[k], built.src_descs[k]));
     step.src_masks.push_back(plan.mask_buffer_[n.inputs[k]]);

@@ -46,7 +46,7 @@ float bfloat16_to_float(uint16_t b) {
 
 namespace {
 
-const std::vector<std::string> kDtypes = {"F32", "F16", "BF16"};
+const std::vector<std::string> kDtypes = {"F32", "F16", "BF16", "I32", "I8"};
 
 struct Entry {
   std::string name;
@@ -145,7 +145,7 @@ Entry parse_entry(const std::string& name, const JsonValue& v, uint64_t data_siz
   } catch (const Error&) {
     throw error(fmt::format("shape {} has too many elements", format_shape(e.shape)));
   }
-  uint64_t item = e.dtype == "F32" ? 4 : 2;
+  const uint64_t item = e.dtype == "F32" || e.dtype == "I32" ? 4 : e.dtype == "I8" ? 1 : 2;
   uint64_t count_u = static_cast<uint64_t>(count);
   if (count_u > data_size / item || count_u * item != e.end - e.begin) {
     throw error(
@@ -188,6 +188,14 @@ void check_layout(std::vector<Entry>& entries, uint64_t data_size, const std::st
 Tensor make_tensor(const Entry& e, const unsigned char* data,
                    const std::shared_ptr<const FileContents>& file) {
   const unsigned char* src = data + e.begin;
+  if (e.dtype == "I8") return Tensor::borrow(DType::i8, e.shape, src, file);
+  if (e.dtype == "I32") {
+    if (reinterpret_cast<uintptr_t>(src) % 4 == 0)
+      return Tensor::borrow(DType::i32, e.shape, src, file);
+    Tensor t(DType::i32, e.shape);
+    std::memcpy(t.mutable_data<int32_t>(), src, t.bytes());
+    return t;
+  }
   if (e.dtype == "F32" && reinterpret_cast<uintptr_t>(src) % 4 == 0)
     return Tensor::borrow(DType::f32, e.shape, src, file);
   Tensor t(DType::f32, e.shape);
@@ -301,16 +309,11 @@ void write_safetensors(const std::string& path, const std::map<std::string, Tens
   for (const auto& [name, t] : tensors) {
     if (name == "__metadata__")
       throw Error("'__metadata__' is reserved and cannot name a tensor").in_file(path);
-    if (t.dtype() != DType::f32) {
-      throw Error(fmt::format("cannot write a {} tensor: safetensors output is F32 only",
-                              dtype_name(t.dtype())))
-          .in_file(path)
-          .tensor(name);
-    }
+    const char* dtype = t.dtype() == DType::f32 ? "F32" : t.dtype() == DType::i8 ? "I8" : "I32";
     if (t.raw() == nullptr || static_cast<size_t>(num_elements(t.shape())) != t.size())
       throw Error("cannot write an empty (default-constructed) tensor").in_file(path).tensor(name);
     json[name] = {
-        {"dtype", "F32"}, {"shape", t.shape()}, {"data_offsets", {offset, offset + t.bytes()}}};
+        {"dtype", dtype}, {"shape", t.shape()}, {"data_offsets", {offset, offset + t.bytes()}}};
     offset += t.bytes();
     parts.emplace_back(static_cast<const char*>(t.raw()), t.bytes());
   }

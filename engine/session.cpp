@@ -65,11 +65,11 @@ void check_options(const CompileOptions& o) {
                             o.max_idle_states, kMaxIdleStates));
 }
 
-ModelOptions model_options(const CompileOptions& o) {
+ModelOptions model_options(const CompileOptions& o, const WeightStore& weights) {
   ModelOptions m;
   m.threads = o.threads;
   m.optimize = o.optimize;
-  m.precision = o.precision;
+  m.precision = o.precision.value_or(weights.is_quantized() ? Precision::int8 : Precision::f32);
   m.max_memory = o.max_memory;
   m.max_cached_plans = o.max_cached_plans;
   m.max_cached_plan_bytes = o.max_cached_plan_bytes;
@@ -148,7 +148,8 @@ Session::Session(std::shared_ptr<const GraphDef> graph, const CompileOptions& op
   WeightStore weights = weights_for(*graph_, options);
   load_times_.weights_ms = ms_since(start);
   start = std::chrono::steady_clock::now();
-  model_ = std::make_shared<Model>(graph_, std::move(weights), model_options(options));
+  ModelOptions model = model_options(options, weights);
+  model_ = std::make_shared<Model>(graph_, std::move(weights), std::move(model));
   load_times_.model_ms = ms_since(start);
 }
 

@@ -27,8 +27,8 @@ WeightStore WeightStore::load_safetensors(const std::string& path) {
   }
   if (dropped) {
     for (auto& [key, t] : contents.tensors) {
-      Tensor owned(DType::f32, t.shape());
-      std::memcpy(owned.mutable_data<float>(), t.data<float>(), t.bytes());
+      Tensor owned(t.dtype(), t.shape());
+      std::memcpy(owned.mutable_data<char>(), t.raw(), t.bytes());
       t = std::move(owned);
     }
     contents.file.reset();
@@ -38,6 +38,7 @@ WeightStore WeightStore::load_safetensors(const std::string& path) {
   store.source_ = path;
   store.metadata_ = std::move(contents.metadata);
   store.metadata_.erase("fusiongraph.training");  // the state of the dropped training tensors
+  store.take_int8_nodes();
   store.warnings_ = check_finite(store.tensors_, path);
   return store;
 }
@@ -82,7 +83,10 @@ const Tensor* WeightStore::find(const std::string& key) const {
 }
 
 void WeightStore::save_safetensors(const std::string& path) const {
-  write_safetensors(path, tensors_, metadata_);
+  if (int8_nodes_.empty())
+    write_safetensors(path, tensors_, metadata_);
+  else
+    write_safetensors(path, tensors_with_int8(), metadata_with_int8());
 }
 
 void WeightStore::validate(const CompiledGraph& graph) const {
@@ -112,7 +116,13 @@ void WeightStore::validate(const SpecList& specs) const {
     expected.push_back(key);
     const std::string where = fmt::format("node '{}', param '{}'", node_of(key, spec), spec.param);
     const Tensor* t = find(key);
-    if (t == nullptr) {
+    const Int8Node* int8 = spec.param == "kernel" ? int8_node(node_of(key, spec)) : nullptr;
+    if (int8 != nullptr) {
+      if (int8->kernel.shape() != spec.shape)
+        problems.push_back(fmt::format("int8 kernel of node '{}': expected shape {}, found {}",
+                                       node_of(key, spec), format_shape(spec.shape),
+                                       format_shape(int8->kernel.shape())));
+    } else if (t == nullptr) {
       ++missing;
       problems.push_back(fmt::format("missing tensor '{}' ({}): expected Keras shape {}", key,
                                      where, format_shape(spec.shape)));
@@ -129,6 +139,10 @@ void WeightStore::validate(const SpecList& specs) const {
     }
   }
   const std::set<std::string> expected_set(expected.begin(), expected.end());
+  for (const auto& [node, int8] : int8_nodes_)
+    if (!expected_set.count(node + ".kernel"))
+      problems.push_back(fmt::format(
+          "int8 node '{}' has no kernel in the graph (a quantized file of another graph?)", node));
   for (const auto& [key, tensor] : tensors_) {
     if (expected_set.count(key)) continue;
     std::string guess = closest_match(key, expected);

@@ -3,11 +3,13 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "framework/compiler.hpp"
+#include "kernels/int8_weights.hpp"
 #include "kernels/tensor.hpp"
 
 namespace fg {
@@ -22,7 +24,9 @@ class WeightStore {
  public:
   WeightStore() = default;
   // Reads a safetensors file into owned memory (F32 borrowed from it, F16/BF16 converted to
-  // f32); the file is not read again afterwards. Throws fg::Error.
+  // f32); the file is not read again afterwards. An int8-quantized file (`graph-runner
+  // quantize`, the "fusiongraph.quantization" metadata, docs/quantization.md) gives int8_nodes():
+  // their kernels are not among tensors(). Throws fg::Error.
   static WeightStore load_safetensors(const std::string& path);
   // Deterministic Keras-style initial weights (graph-runner init).
   static WeightStore initialize(const CompiledGraph& graph, uint64_t seed);
@@ -46,11 +50,24 @@ class WeightStore {
     metadata_[key] = std::move(value);
   }
 
+  // int8 weights by node (its weights node: the owner of shared weights), see
+  // kernels/int8_weights.hpp. A node here has no "<node>.kernel" among tensors().
+  const std::map<std::string, Int8Node>& int8_nodes() const { return int8_nodes_; }
+  const Int8Node* int8_node(const std::string& node) const;
+  // Adds (or replaces) a node's int8 form and drops its f32 kernel; the quantization metadata
+  // (method, sample count) is set_metadata's "fusiongraph.quantization" key, rewritten on save.
+  void set_int8_node(const std::string& node, Int8Node int8);
+  bool is_quantized() const { return !int8_nodes_.empty(); }
+  // An int8 node's kernel in float32 (q * scale), made on first use and kept by the store (its
+  // copies share it): for plans that run the node in float. Thread-safe.
+  const Tensor& dequantized_kernel(const std::string& node) const;
+
   // Checks the store against the graph's weight specs; reports every problem at once
   // (missing, unexpected, wrong shape) in one fg::Error.
   void validate(const CompiledGraph& graph) const;
 
-  // Writes all tensors as F32 safetensors, atomically (temp file + rename).
+  // Writes all tensors as F32 safetensors (int8 nodes as I8 kernels, F32 scales, I32 zero
+  // points), atomically (temp file + rename).
   void save_safetensors(const std::string& path) const;
 
   // The same checks and initial values for an explicit list of "<node>.<param>" -> spec
@@ -60,7 +77,15 @@ class WeightStore {
   static WeightStore initialize(const SpecList& specs, uint64_t seed);
 
  private:
+  // The int8 part of a loaded file: moves each quantized node's tensors out of `tensors_`.
+  void take_int8_nodes();
+  std::map<std::string, Tensor> tensors_with_int8() const;
+  std::map<std::string, std::string> metadata_with_int8() const;
+
   std::map<std::string, Tensor> tensors_;
+  std::map<std::string, Int8Node> int8_nodes_;
+  struct DequantizedKernels;
+  std::shared_ptr<DequantizedKernels> dequantized_;
   std::shared_ptr<const FileContents> file_;  // set when loaded from a safetensors file
   std::string source_ = "<weights>";
   std::map<std::string, std::string> metadata_;

@@ -14,12 +14,14 @@ std::string_view dtype_name(DType dtype) {
       return "float32";
     case DType::i32:
       return "int32";
+    case DType::i8:
+      return "int8";
   }
   return "?";
 }
 
-size_t dtype_size(DType) {
-  return 4;
+size_t dtype_size(DType dtype) {
+  return dtype == DType::i8 ? 1 : 4;
 }
 
 bool TensorType::is_concrete() const {

@@ -11,9 +11,10 @@
 
 namespace fg {
 
-enum class DType { f32, i32 };
+// i8 only holds int8-quantized weights (engine/weights.hpp); graph tensors are f32 or i32.
+enum class DType { f32, i32, i8 };
 
-std::string_view dtype_name(DType dtype);  // "float32", "int32"
+std::string_view dtype_name(DType dtype);  // "float32", "int32", "int8"
 size_t dtype_size(DType dtype);
 
 using Dim = int64_t;

@@ -39,6 +39,7 @@ namespace fg {
 
 class WeightCache;
 class Kernel;
+struct Int8Node;
 
 // A per-channel affine map y * scale[c] + shift[c] (batch normalization at inference) that the
 // plan folds into the op producing its input (Op::accepts_channel_affine).
@@ -59,10 +60,12 @@ struct KernelBuild {
   std::vector<dnnl::memory::desc> temp_descs;  // temporaries, ExecContext::temps in this order
   size_t scratchpad_bytes = 0;                 // the largest scratchpad of the kernel's primitives
   // The precision the kernel computes in, for ops that honour KernelContext::precision (dense,
-  // conv): what they got, bf16 or f32, and when they asked for bf16 and got f32, why
-  // (`precision_fallback`, e.g. "no bf16 kernel for avx2"). Shown by --per-node.
+  // conv): what they got, bf16, int8 or f32, and when they asked for another and got f32, why
+  // (`precision_fallback`, e.g. "no native bf16 on avx2"). Shown by --per-node, with
+  // `precision_detail` after it (int8: "u8 input", "dynamic u8 input").
   Precision precision = Precision::f32;
   std::string precision_fallback;
+  std::string precision_detail;
 
   // Records that a primitive built from `pd` (with onednn::make_attr()) runs in this kernel.
   void add_scratchpad(const dnnl::primitive_desc_base& pd);
@@ -89,6 +92,11 @@ struct KernelContext {
   // bf16 where oneDNN has a native kernel for the CPU (onednn::native_bf16_isa()) and report
   // what they got in KernelBuild::precision; the others run in f32.
   Precision precision = Precision::f32;
+  // With precision int8: the node's int8 weights and input quantization when the weights file
+  // holds them (`graph-runner quantize`), else nullptr (dense then quantizes its kernel itself
+  // and its input per run; conv runs in f32). weight("kernel") still returns an f32 kernel (the
+  // dequantized one) for kernels that fall back to float.
+  const Int8Node* int8 = nullptr;
   // Set when the plan folded a following batch normalization into this op: weight("kernel")
   // and weight("bias") then return the folded tensors (kernel scaled along its last, output
   // axis; bias = bias * scale + shift), and the op must apply a bias even without use_bias.

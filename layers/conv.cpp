@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "framework/registry.hpp"
+#include "kernels/int8_weights.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
 #include "kernels/onednn/window_training.hpp"
@@ -210,6 +211,17 @@ class Conv final : public Op {
                           strides_ == std::vector<int64_t>{1, 1} &&
                           dilation_ == std::vector<int64_t>{1, 1} && cin >= kWinogradMinChannels &&
                           !plain_dst;
+    if (ctx.precision == Precision::int8) {
+      if (!onednn::native_int8_isa())
+        build.precision_fallback = onednn::no_native_int8_reason();
+      else if (ctx.int8 == nullptr || ctx.int8->input == Int8Node::Input::dynamic)
+        build.precision_fallback = "no calibrated input scale (graph-runner quantize)";
+      else if (compile_int8(ctx, build, src_given, dst_user, dst_any, wei_dims, g, ops, activation))
+        return build;
+      else
+        build.precision_fallback = fmt::format(
+            "no fast int8 convolution in oneDNN for this shape on {}", onednn::cpu_isa_name());
+    }
     if (ctx.precision == Precision::bf16) {
       if (!onednn::native_bf16_isa())
         build.precision_fallback = onednn::no_native_bf16_reason();
@@ -276,6 +288,73 @@ class Conv final : public Op {
         activation, CallArg::dst(0), CallArg::dst(0), build.dst_descs.at(0), calls, build);
     if (!unfused.empty()) impl += " + " + unfused;
     build.precision = Precision::bf16;
+    build.kernel = std::make_unique<PrimitiveSequenceKernel>(std::move(calls), impl);
+    return true;
+  }
+
+  // int8 (KernelContext::precision, a calibrated node of a quantized weights file, on a VNNI
+  // ISA): the direct convolution with the input quantized by its calibrated scale (u8 or s8,
+  // reordered into a temporary by the kernel's first call), s8 weights (reordered once, in the
+  // weight cache), s32 accumulation, output scales input_scale * kernel_scale[c] with the bias
+  // divided by them (oneDNN 2.x adds the bias before scaling), f32 output in the layout oneDNN
+  // picks. Returns false (leaving `build` as it was) when oneDNN has no primitive for it or
+  // only its reference kernel.
+  bool compile_int8(const KernelContext& ctx, KernelBuild& build, const memory::desc& src_given,
+                    const memory::desc& dst_user, const memory::desc& dst_any,
+                    const memory::dims& wei_dims, const onednn::WindowGeometry& g,
+                    const dnnl::post_ops& ops, const std::string& activation) const {
+    const Int8Node& q = *ctx.int8;
+    Dims keras_kernel(kernel_.begin(), kernel_.end());
+    keras_kernel.push_back(ctx.inputs.at(0).shape.back());
+    keras_kernel.push_back(filters_);
+    if (q.kernel.shape() != keras_kernel)
+      throw ctx.error(fmt::format("the int8 kernel has shape {}, expected {}",
+                                  format_shape(q.kernel.shape()), format_shape(keras_kernel)));
+    std::vector<float> scales(static_cast<size_t>(filters_));
+    for (size_t c = 0; c < scales.size(); ++c) scales[c] = q.input_scale * q.kernel_scales[c];
+    const auto src_type = q.input == Int8Node::Input::u8 ? onednn::dt::u8 : onednn::dt::s8;
+    const memory::desc bias_desc =
+        use_bias_ ? memory::desc({filters_}, onednn::dt::f32, onednn::tag::a) : memory::desc();
+    dnnl::convolution_forward::primitive_desc pd;
+    try {
+      pd = onednn::make_conv_pd(memory::desc(src_given.dims(), src_type, onednn::tag::any),
+                                memory::desc(wei_dims, onednn::dt::s8, onednn::tag::any), bias_desc,
+                                dst_any, g, onednn::int8_output_attr(ops, 1, scales), ctx.engine);
+    } catch (const dnnl::error&) {
+      return false;
+    }
+    if (onednn::is_reference_impl(pd)) return false;
+    PrimitiveSequence calls;
+    const CallArg src = CallArg::temp(build.add_temp(pd.src_desc()));
+    calls.add(onednn::make_quantize_pd(src_given, pd.src_desc(), q.input_scale),
+              {{DNNL_ARG_FROM, CallArg::src(0, src_given)}, {DNNL_ARG_TO, src}}, build);
+    const memory::desc user = onednn::keras_conv_kernel_desc(keras_kernel);
+    std::vector<std::pair<int, CallArg>> args{
+        {DNNL_ARG_SRC, src},
+        {DNNL_ARG_WEIGHTS,
+         CallArg::constant(ctx.constant(
+             "int8.kernel", pd.weights_desc(),
+             [&] { return onednn::int8_weights(user, q.kernel.raw(), pd.weights_desc()); }))},
+        {DNNL_ARG_DST, CallArg::dst(0)}};
+    if (use_bias_) {
+      const memory::desc b_desc = pd.bias_desc();
+      args.push_back({DNNL_ARG_BIAS, CallArg::constant(ctx.constant("int8.bias", b_desc, [&] {
+                        memory m(b_desc, ctx.engine);
+                        const float* b = ctx.weight("bias").data<float>();
+                        auto* dst = static_cast<float*>(m.get_data_handle());
+                        for (size_t c = 0; c < scales.size(); ++c) dst[c] = b[c] / scales[c];
+                        return m;
+                      }))});
+    }
+    calls.add(pd, std::move(args), build);
+    // A blocked output stays blocked for consumers that accept it (the plan decides).
+    if (pd.dst_desc() != dst_user) build.dst_descs.at(0) = pd.dst_desc();
+    std::string impl = onednn::impl_name(pd);
+    const std::string unfused = append_unfused_activation(
+        activation, CallArg::dst(0), CallArg::dst(0), build.dst_descs.at(0), calls, build);
+    if (!unfused.empty()) impl += " + " + unfused;
+    build.precision = Precision::int8;
+    build.precision_detail = fmt::format("{} input", int8_input_name(q.input));
     build.kernel = std::make_unique<PrimitiveSequenceKernel>(std::move(calls), impl);
     return true;
   }

@@ -5,9 +5,12 @@
 // log_softmax, softsign).
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cmath>
 #include <optional>
 
 #include "framework/registry.hpp"
+#include "kernels/int8_weights.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/onednn/onednn.hpp"
 #include "kernels/training_kernel.hpp"
@@ -16,6 +19,53 @@
 
 namespace fg::layers {
 namespace {
+
+// Dense with dynamic int8 quantization: per run, s = max |x| / 127 (1 when the input is all
+// zeros), q = saturate(round_half_even(x / s)) into an s8 temporary and the output scales
+// s * kernel_scale[c] into an f32 temporary, then the int8 primitive (and any unfused activation).
+class DynamicInt8Kernel final : public Kernel {
+ public:
+  DynamicInt8Kernel(PrimitiveSequence calls, std::string impl, int quantized, int scales,
+                    std::vector<float> kernel_scales)
+      : calls_(std::move(calls)),
+        impl_(std::move(impl)),
+        quantized_(quantized),
+        scales_(scales),
+        kernel_scales_(std::move(kernel_scales)) {}
+
+  std::unique_ptr<KernelBinding> bind(const StepBuffers& buffers) const override {
+    return calls_.bind(buffers);
+  }
+
+  void execute(ExecContext& ctx) const override {
+    const dnnl::memory& src = ctx.srcs[0];
+    const auto* x = static_cast<const float*>(src.get_data_handle());
+    const auto n = static_cast<int64_t>(src.get_desc().get_size() / sizeof(float));
+    float max_abs = 0;
+#pragma omp parallel for num_threads(ctx.threads) reduction(max : max_abs) if (n > 65536)
+    for (int64_t i = 0; i < n; ++i) max_abs = std::max(max_abs, std::fabs(x[i]));
+    const float scale = max_abs > 0 && std::isfinite(max_abs) ? max_abs / 127.f : 1.f;
+    auto* q = static_cast<int8_t*>(ctx.temps[quantized_].get_data_handle());
+#pragma omp parallel for num_threads(ctx.threads) if (n > 65536)
+    for (int64_t i = 0; i < n; ++i) {
+      const float v = std::nearbyint(x[i] / scale);
+      q[i] = static_cast<int8_t>(v > 127.f ? 127.f : v < -127.f ? -127.f : v == v ? v : 0.f);
+    }
+    auto* scales = static_cast<float*>(ctx.temps[scales_].get_data_handle());
+    for (size_t c = 0; c < kernel_scales_.size(); ++c) scales[c] = scale * kernel_scales_[c];
+    calls_.run(ctx, *static_cast<const PrimitiveSequence::Binding*>(ctx.binding));
+  }
+
+  std::string impl_info() const override {
+    return impl_;
+  }
+
+ private:
+  PrimitiveSequence calls_;
+  std::string impl_;
+  int quantized_, scales_;
+  std::vector<float> kernel_scales_;
+};
 
 class Dense final : public Op {
  public:
@@ -140,7 +190,9 @@ class Dense final : public Op {
 
   // Inference. With KernelContext::precision bf16 (and a native bf16 ISA): the input reordered
   // to bf16 in a temporary, the kernel stored in bf16 once (the weight cache), f32 accumulation,
-  // f32 bias and output; otherwise, or when oneDNN has no fast bf16 kernel for the shape, f32.
+  // f32 bias and output. With int8 (and VNNI): the calibrated int8 product (add_static_int8)
+  // when the weights file holds the node's input scale, else dynamic quantization
+  // (compile_dynamic_int8). Otherwise, or when oneDNN has no fast kernel for the shape, f32.
   KernelBuild compile(const KernelContext& ctx) const override {
     KernelBuild build = ctx.start_build();
     dnnl::post_ops ops;
@@ -149,6 +201,18 @@ class Dense final : public Op {
     attr.set_post_ops(ops);
 
     PrimitiveSequence calls;
+    if (ctx.precision == Precision::int8) {
+      if (!onednn::native_int8_isa()) {
+        build.precision_fallback = onednn::no_native_int8_reason();
+      } else if (ctx.int8 == nullptr || ctx.int8->input == Int8Node::Input::dynamic) {
+        if (compile_dynamic_int8(ctx, build)) return build;
+        build.precision_fallback = fmt::format("no fast int8 kernel in oneDNN for this shape on {}",
+                                               onednn::cpu_isa_name());
+      } else if (!add_static_int8(ctx, ops, calls, build)) {
+        build.precision_fallback = fmt::format("no fast int8 kernel in oneDNN for this shape on {}",
+                                               onednn::cpu_isa_name());
+      }
+    }
     if (ctx.precision == Precision::bf16) {
       if (!onednn::native_bf16_isa())
         build.precision_fallback = onednn::no_native_bf16_reason();
@@ -216,6 +280,129 @@ class Dense final : public Op {
       args.push_back({DNNL_ARG_BIAS, CallArg::constant(ctx.weight_memory("bias", bias_user,
                                                                          pd->weights_desc(1)))});
     calls.add(*pd, std::move(args), build);
+    return true;
+  }
+
+  // The kernel's s8 form: from the quantized weights file, or quantized here (dynamic inputs
+  // without one).
+  Int8Node int8_kernel(const KernelContext& ctx) const {
+    Int8Node q = ctx.int8 != nullptr ? *ctx.int8 : quantize_kernel(ctx.weight("kernel"));
+    const Dims want{ctx.inputs[0].shape.back(), units_};
+    if (q.kernel.shape() != want)
+      throw ctx.error(fmt::format("the int8 kernel has shape {}, expected {}",
+                                  format_shape(q.kernel.shape()), format_shape(want)));
+    return q;
+  }
+
+  dnnl::memory int8_kernel_memory(const KernelContext& ctx, const Int8Node& q,
+                                  const dnnl::memory::desc& want) const {
+    const int rank = ctx.inputs[0].rank();
+    const Dim in = ctx.inputs[0].shape.back();
+    const dnnl::memory::desc user = rank == 2 ? onednn::dense_kernel_desc(in, units_)
+                                              : onednn::dense_matmul_kernel_desc(rank, in, units_);
+    return ctx.constant("int8.kernel", want,
+                        [&] { return onednn::int8_weights(user, q.kernel.raw(), want); });
+  }
+
+  // x @ kernel + bias with the input quantized by its calibrated scale (u8 or s8, a reorder into
+  // a temporary), s8 weights, s32 accumulation, and output scales input_scale * kernel_scale[c]
+  // with the bias divided by them (oneDNN 2.x adds the bias before scaling), f32 output.
+  bool add_static_int8(const KernelContext& ctx, const dnnl::post_ops& ops,
+                       PrimitiveSequence& calls, KernelBuild& build) const {
+    const Int8Node q = int8_kernel(ctx);
+    const int rank = ctx.inputs[0].rank();
+    std::vector<float> scales(static_cast<size_t>(units_));
+    for (size_t c = 0; c < scales.size(); ++c) scales[c] = q.input_scale * q.kernel_scales[c];
+    const dnnl::primitive_attr attr = onednn::int8_output_attr(ops, rank - 1, scales);
+    const auto src_type = q.input == Int8Node::Input::u8 ? onednn::dt::u8 : onednn::dt::s8;
+    const dnnl::memory::desc src = onednn::with_data_type(build.src_descs[0], src_type);
+    const std::optional<dnnl::primitive_desc> pd = int8_product_pd(ctx, src, build, attr);
+    if (!pd) return false;
+    const CallArg quantized = CallArg::temp(build.add_temp(pd->src_desc()));
+    calls.add(onednn::make_quantize_pd(build.src_descs[0], pd->src_desc(), q.input_scale),
+              {{DNNL_ARG_FROM, CallArg::src(0)}, {DNNL_ARG_TO, quantized}}, build);
+    std::vector<std::pair<int, CallArg>> args{
+        {DNNL_ARG_SRC, quantized},
+        {DNNL_ARG_DST, CallArg::dst(0)},
+        {DNNL_ARG_WEIGHTS, CallArg::constant(int8_kernel_memory(ctx, q, pd->weights_desc()))}};
+    if (use_bias_) {
+      const dnnl::memory::desc bias_desc = pd->weights_desc(1);
+      args.push_back({DNNL_ARG_BIAS, CallArg::constant(ctx.constant("int8.bias", bias_desc, [&] {
+                        dnnl::memory m(bias_desc, ctx.engine);
+                        const float* b = ctx.weight("bias").data<float>();
+                        auto* dst = static_cast<float*>(m.get_data_handle());
+                        for (size_t c = 0; c < scales.size(); ++c) dst[c] = b[c] / scales[c];
+                        return m;
+                      }))});
+    }
+    calls.add(*pd, std::move(args), build);
+    build.precision = Precision::int8;
+    build.precision_detail = fmt::format("{} input", int8_input_name(q.input));
+    return true;
+  }
+
+  // The int8 inner product (rank 2) or matmul (rank >= 3) for an s8 / u8 `src`, or nothing
+  // when oneDNN has none or only its reference kernel.
+  std::optional<dnnl::primitive_desc> int8_product_pd(const KernelContext& ctx,
+                                                      const dnnl::memory::desc& src,
+                                                      const KernelBuild& build,
+                                                      const dnnl::primitive_attr& attr,
+                                                      bool bias_argument = true) const {
+    const bool bias = use_bias_ && bias_argument;
+    try {
+      dnnl::primitive_desc pd = ctx.inputs[0].rank() == 2
+                                    ? dnnl::primitive_desc(onednn::make_inner_product_pd(
+                                          src, build.dst_descs[0], bias, attr, onednn::dt::s8))
+                                    : dnnl::primitive_desc(onednn::make_dense_matmul_pd(
+                                          src, build.dst_descs[0], bias, attr, onednn::dt::s8));
+      if (onednn::is_reference_impl(pd)) return std::nullopt;
+      return pd;
+    } catch (const dnnl::error&) {
+      return std::nullopt;
+    }
+  }
+
+  // Dynamic quantization (no calibrated input scale): each run quantizes the input by its own
+  // max |x| / 127 to s8 (DynamicInt8Kernel), then the int8 product with run-time output scales;
+  // the bias (a binary post-op, after the scales) and the activation follow as post-ops.
+  bool compile_dynamic_int8(const KernelContext& ctx, KernelBuild& build) const {
+    const Int8Node q = int8_kernel(ctx);
+    const TensorType& x = ctx.inputs[0];
+    const int rank = x.rank();
+    const dnnl::memory::desc bias_desc = rank == 2 ? onednn::plain_desc(Dims{1, units_})
+                                                   : onednn::dense_matmul_bias_desc(rank, units_);
+    dnnl::post_ops ops;
+    if (use_bias_) ops.append_binary(dnnl::algorithm::binary_add, bias_desc);
+    const bool fused = onednn::append_activation(ops, activation_);
+    const dnnl::primitive_attr attr = onednn::int8_runtime_output_attr(ops, rank - 1);
+    build.src_descs[0] = onednn::plain_desc(x);  // the kernel's loops read it in Keras order
+    const dnnl::memory::desc src = onednn::plain_desc(x.shape, DType::i8);
+    const std::optional<dnnl::primitive_desc> pd =
+        int8_product_pd(ctx, src, build, attr, /*bias_argument=*/false);
+    if (!pd || pd->src_desc() != src) return false;
+    const int quantized = build.add_temp(src);
+    const int scales = build.add_temp(onednn::plain_desc(Dims{units_}));
+    std::vector<std::pair<int, CallArg>> args{
+        {DNNL_ARG_SRC, CallArg::temp(quantized)},
+        {DNNL_ARG_DST, CallArg::dst(0)},
+        {DNNL_ARG_WEIGHTS, CallArg::constant(int8_kernel_memory(ctx, q, pd->weights_desc()))},
+        {DNNL_ARG_ATTR_OUTPUT_SCALES, CallArg::temp(scales)}};
+    if (use_bias_)
+      args.push_back({DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
+                      CallArg::constant(ctx.weight_memory("bias", onednn::plain_desc(Dims{units_}),
+                                                          onednn::plain_desc(Dims{units_})))});
+    PrimitiveSequence calls;
+    calls.add(*pd, std::move(args), build);
+    std::string impl = calls.impl();
+    if (!fused) {
+      const std::string unfused = append_unfused_activation(
+          activation_, CallArg::dst(0), CallArg::dst(0), build.dst_descs[0], calls, build);
+      if (!unfused.empty()) impl += " + " + unfused;
+    }
+    build.precision = Precision::int8;
+    build.precision_detail = "dynamic s8 input";
+    build.kernel = std::make_unique<DynamicInt8Kernel>(std::move(calls), impl, quantized, scales,
+                                                       q.kernel_scales);
     return true;
   }
 

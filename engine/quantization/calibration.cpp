@@ -25,17 +25,6 @@ fg::Error observer_error(const std::string& tensor_name, std::string message) {
   return e;
 }
 
-// Checks the kernel / channel sizes shared by weight_scales and quantize_weights.
-void check_kernel_shape(const float* kernel, size_t count, size_t channels) {
-  if (channels == 0 || count == 0 || count % channels != 0)
-    throw fg::Error(
-        fmt::format("weight quantization: a kernel of {} values is not a whole number of "
-                    "rows of {} output channels",
-                    count, channels))
-        .hint("pass the size of the kernel's last axis (Keras layout: the output channels)");
-  if (kernel == nullptr) throw fg::Error("weight quantization: the kernel pointer is null");
-}
-
 // The KL divergence of the TensorRT entropy calibration for the first `bins` bins of `hist` as
 // candidate threshold: P is those bins with the outliers beyond them added to the last one; Q
 // is the same bins (without the outliers) merged into `levels` groups, each group's count
@@ -216,57 +205,6 @@ ActivationQuantization activation_quantization(const TensorObserver& obs, Calibr
   q.scale = std::max(t / (q.is_unsigned ? 255.0f : 127.0f), kSmallestScale);
   q.zero_point = 0;
   return q;
-}
-
-std::vector<float> weight_scales(const float* kernel, size_t count, size_t channels) {
-  check_kernel_shape(kernel, count, channels);
-  std::vector<float> max_abs(channels, 0.0f);
-  for (size_t i = 0; i < count; ++i) {
-    if (!std::isfinite(kernel[i]))
-      throw fg::Error(
-          fmt::format("weight quantization: the kernel has a non-finite value ({} at "
-                      "index {})",
-                      kernel[i], i));
-    const size_t c = i % channels;
-    max_abs[c] = std::max(max_abs[c], std::fabs(kernel[i]));
-  }
-  std::vector<float> scales(channels);
-  for (size_t c = 0; c < channels; ++c)
-    scales[c] = max_abs[c] > 0 ? std::max(max_abs[c] / 127.0f, kSmallestScale) : 1.0f;
-  return scales;
-}
-
-std::vector<int8_t> quantize_weights(const float* kernel, size_t count, size_t channels,
-                                     const std::vector<float>& scales) {
-  check_kernel_shape(kernel, count, channels);
-  if (scales.size() != channels)
-    throw fg::Error(fmt::format("weight quantization: {} scales for {} output channels",
-                                scales.size(), channels));
-  for (size_t c = 0; c < channels; ++c)
-    if (!(std::isfinite(scales[c]) && scales[c] > 0))
-      throw fg::Error(fmt::format(
-          "weight quantization: the scale of output channel {} is {}, expected finite and > 0", c,
-          scales[c]));
-  std::vector<int8_t> q(count);
-  for (size_t i = 0; i < count; ++i) {
-    if (!std::isfinite(kernel[i]))
-      throw fg::Error(
-          fmt::format("weight quantization: the kernel has a non-finite value ({} at "
-                      "index {})",
-                      kernel[i], i));
-    const float r = round_half_to_even(kernel[i] / scales[i % channels]);
-    q[i] = static_cast<int8_t>(std::clamp(r, -127.0f, 127.0f));
-  }
-  return q;
-}
-
-float round_half_to_even(float v) {
-  if (!std::isfinite(v)) return v;
-  const float down = std::floor(v);
-  const float fraction = v - down;  // exact for floats
-  if (fraction > 0.5f) return down + 1;
-  if (fraction < 0.5f) return down;
-  return std::fmod(down, 2.0f) == 0 ? down : down + 1;
 }
 
 int32_t quantize_value(float x, const ActivationQuantization& q) {

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "kernels/int8_weights.hpp"  // weight_scales, quantize_weights, round_half_to_even
+
 namespace fg::quantization {
 
 enum class CalibrationMethod { minmax, percentile, entropy };
@@ -83,21 +85,6 @@ struct ActivationQuantization {
 ActivationQuantization activation_quantization(const TensorObserver& obs, CalibrationMethod m,
                                                double percentile = 99.99);
 
-// Per-output-channel symmetric s8 weights. The kernel is f32 row-major with the output channel
-// as its LAST axis (Keras layout: dense [in, units], conv2d [kh, kw, in, out], conv1d
-// [k, in, out]); `channels` = size of that last axis, `count` = all values of the kernel.
-// scale[c] = max_i |w[i, c]| / 127 (all-zero channel: scale 1; at least FLT_MIN, so a channel of
-// denormal weights cannot give a scale of 0).
-// Throws fg::Error when count is not a positive multiple of channels or a weight is not finite.
-std::vector<float> weight_scales(const float* kernel, size_t count, size_t channels);
-// q = clamp(round_half_to_even(w / scale[c]), -127, 127). Throws fg::Error when the sizes do not
-// match (as weight_scales) or a scale is not finite and > 0.
-std::vector<int8_t> quantize_weights(const float* kernel, size_t count, size_t channels,
-                                     const std::vector<float>& scales);
-
-// Rounds to the nearest integer, ties to the even one (2.5 -> 2, -2.5 -> -2, 3.5 -> 4), whatever
-// the floating-point rounding mode.
-float round_half_to_even(float v);
 // f32 -> u8/s8 as oneDNN's reorder does it: round half to even of x / scale + zero_point (in
 // f32), saturated to [0, 255] (is_unsigned) or [-128, 127]. NaN throws fg::Error; +-inf
 // saturate.

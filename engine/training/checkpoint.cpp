@@ -126,6 +126,11 @@ void TrainingSession::resume(const std::string& path) {
   auto it = file.metadata.find("fusiongraph.training");
   if (it == file.metadata.end())
     throw not_a_checkpoint(path, "it holds no training state (a plain weights file?)");
+  for (const auto& [key, t] : file.tensors)
+    if (t.dtype() != DType::f32)
+      throw not_a_checkpoint(
+          path, fmt::format("tensor '{}' is {}: a checkpoint holds float32 tensors only", key,
+                            dtype_name(t.dtype())));
   try {
     const Json state = Json::parse(it->second);
     if (state.at("format").get<std::string>() != kFormat)

@@ -154,7 +154,6 @@ TrainingSession::TrainingSession(std::shared_ptr<const GraphDef> def,
     throw Error(fmt::format("threads must be 0 (all cores) or 1..{}, got {}", kMaxTrainingThreads,
                             options.threads));
   threads_ = options.threads == 0 ? omp_get_num_procs() : options.threads;
-  evaluate_precision_ = options.evaluate_precision;
   const int weight_sources = (options.weights_file.empty() ? 0 : 1) + (options.init_seed ? 1 : 0) +
                              (options.weights ? 1 : 0);
   if (weight_sources > 1)
@@ -174,6 +173,11 @@ TrainingSession::TrainingSession(std::shared_ptr<const GraphDef> def,
   set_data_options(options.workers, options.cache_dir, options.skip_bad_rows);
   preprocessors_ = std::make_shared<Preprocessors>(Preprocessors::for_graph(*def));
   WeightStore initial = initial_weights(*graph_, options, seed_);
+  int8_nodes_ = initial.int8_nodes();
+  for (const auto& [node, int8] : int8_nodes_)
+    initial.set(node + ".kernel", int8.dequantized_kernel());
+  evaluate_precision_ =
+      options.evaluate_precision.value_or(int8_nodes_.empty() ? Precision::f32 : Precision::int8);
   auto state = initial.metadata().find(kPreprocessingMetadataKey);
   if (state != initial.metadata().end()) {
     preprocessors_->load_state_json(
@@ -446,12 +450,25 @@ void TrainingSession::check_monitors(bool validation) const {
           "reduce_on_plateau");
 }
 
+void TrainingSession::refuse_int8_training() const {
+  if (int8_nodes_.empty()) return;
+  throw Error(fmt::format("the initial weights are int8-quantized ({} node{}, e.g. '{}'): they can "
+                          "be evaluated but not trained",
+                          int8_nodes_.size(), int8_nodes_.size() == 1 ? "" : "s",
+                          int8_nodes_.begin()->first))
+      .hint(
+          "train from the float32 weights, then quantize the result with `graph-runner "
+          "quantize`");
+}
+
 FitResult TrainingSession::fit(const std::string& data_dir, const FitOptions& options) {
+  refuse_int8_training();
   adapt_preprocessing(data_dir);
   return fit_dataset(open_data(data_dir), options);
 }
 
 FitResult TrainingSession::fit(const ArrayData& data, const FitOptions& options) {
+  refuse_int8_training();
   return fit_dataset(open_arrays(data), options);
 }
 
@@ -520,6 +537,20 @@ FitResult TrainingSession::fit_dataset(const Dataset& all, const FitOptions& opt
   return result;
 }
 
+void TrainingSession::for_each_input_batch(
+    const std::string& data_dir, int64_t max_rows,
+    const std::function<void(const std::map<std::string, Tensor>&)>& visit) const {
+  Dataset data = open_data(data_dir);
+  if (max_rows > 0 && max_rows < data.size()) data = data.slice(0, max_rows);
+  BatchPrefetcher batches(data, epoch_order(data.size(), seed_, 0, /*shuffle=*/false),
+                          config_.batch_size, workers_);
+  while (const Batch* b = batches.next()) {
+    std::map<std::string, Tensor> inputs;
+    for (size_t i = 0; i < b->input_names.size(); ++i) inputs[b->input_names[i]] = b->inputs[i];
+    visit(inputs);
+  }
+}
+
 // Keras's evaluate: inference mode (dropout off, moving statistics), batches of batch_size,
 // losses from the model's outputs as returned (probabilities: clipped as Keras's backends
 // without cached logits do).
@@ -527,7 +558,10 @@ EvaluateResult TrainingSession::evaluate_dataset(const Dataset& data, Precision 
   ModelOptions mo;
   mo.threads = threads_;
   mo.precision = precision;
-  Model model(graph_, params_->to_weight_store(), mo);
+  WeightStore weights = params_->to_weight_store();
+  if (precision == Precision::int8)
+    for (const auto& [node, int8] : int8_nodes_) weights.set_int8_node(node, int8);
+  Model model(graph_, std::move(weights), mo);
   EpochState state(outputs_);
   const int64_t n = data.size(), batch = config_.batch_size;
   BatchPrefetcher batches(data, epoch_order(n, seed_, 0, /*shuffle=*/false), batch, workers_);
@@ -670,6 +704,11 @@ FitResult Trainer::fit(const ArrayData& data, const FitOptions& options) {
 }
 EvaluateResult Trainer::evaluate(const ArrayData& data) const {
   return impl_->evaluate(data);
+}
+void Trainer::for_each_input_batch(
+    const std::string& data_dir, int64_t max_rows,
+    const std::function<void(const std::map<std::string, Tensor>&)>& visit) const {
+  impl_->for_each_input_batch(data_dir, max_rows, visit);
 }
 RawInputs Trainer::raw_inputs() const {
   return RawInputs(impl_->graph(), impl_->preprocessors());

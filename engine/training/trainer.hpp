@@ -66,6 +66,9 @@ class TrainingSession {
   // The estimated FLOPs of one training step at these inputs' shapes (0 before a step ran).
   double step_flops(const std::map<std::string, Tensor>& inputs);
   void save(const std::string& path) const;
+  void for_each_input_batch(
+      const std::string& data_dir, int64_t max_rows,
+      const std::function<void(const std::map<std::string, Tensor>&)>& visit) const;
   void resume(const std::string& checkpoint);
   // Trainer::set_fit_overrides: epochs, batch size, shuffle and validation split anew.
   void set_fit_overrides(const TrainingOverrides& overrides);
@@ -101,6 +104,7 @@ class TrainingSession {
   double add_losses_and_metrics(const Batch& batch, TrainingPlan& plan, bool with_gradient,
                                 EpochState& state);
   void copy_batch_to_plan(const Batch& batch, TrainingPlan& plan) const;
+  void refuse_int8_training() const;
   // Validation during fit runs in f32; evaluate() in TrainerOptions::evaluate_precision.
   EvaluateResult evaluate_dataset(const Dataset& data, Precision precision = Precision::f32) const;
   TrainingLogs epoch_logs(const EpochState& state, const std::string& prefix) const;
@@ -137,6 +141,9 @@ class TrainingSession {
   TrainingProgress progress_;
   int threads_ = 1;
   Precision evaluate_precision_ = Precision::f32;
+  // The int8 nodes of a quantized weights file (evaluate runs them; fit refuses them). The
+  // parameters hold their dequantized kernels.
+  std::map<std::string, Int8Node> int8_nodes_;
   int workers_ = 1;  // batch decode threads (BatchPrefetcher)
   std::string cache_dir_;
   bool skip_bad_rows_ = false;

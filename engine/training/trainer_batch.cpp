@@ -54,6 +54,7 @@ Batch batch_of(const CompiledGraph& graph, const std::vector<TrainedOutput>& out
 TrainingLogs TrainingSession::train_on_batch(const std::map<std::string, Tensor>& inputs,
                                              const std::map<std::string, Tensor>& targets,
                                              std::vector<StepTiming>* profile) {
+  refuse_int8_training();
   const ScopedFlushDenormals flush(threads_);
   const Batch batch = batch_of(*graph_, outputs_, inputs, targets);
   TrainingPlan& plan = plan_for(batch);

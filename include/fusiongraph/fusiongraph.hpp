@@ -50,12 +50,18 @@ struct CompileOptions {
   // Graph-level plan optimizations (views instead of copies, ...); false gives the plain
   // one-kernel-per-node plan.
   bool optimize = true;
-  // Arithmetic precision (kernels/precision.hpp): f32 (the default) or bf16, where dense,
-  // conv1d and conv2d run with bf16 inputs and weights (weights converted once when a plan is
-  // built; f32 accumulation, bias and outputs) on CPUs with native bf16 (AVX-512 BF16), and
-  // every other op in f32. Without native bf16 everything runs in f32 and
-  // Session::precision_warning() says so. Graph inputs and outputs stay f32.
-  Precision precision = Precision::f32;
+  // Arithmetic precision (kernels/precision.hpp); unset: int8 for an int8-quantized weights
+  // file (`graph-runner quantize`), else f32.
+  //   bf16: dense, conv1d and conv2d run with bf16 inputs and weights (weights converted once
+  //         when a plan is built; f32 accumulation, bias and outputs) on CPUs with native bf16
+  //         (AVX-512 BF16), every other op in f32.
+  //   int8: dense, conv1d and conv2d run with u8 / s8 inputs and s8 weights (s32 accumulation,
+  //         f32 bias and outputs) on CPUs with VNNI: the nodes a quantized file holds with its
+  //         calibrated input scales, other dense layers quantized dynamically (per run), other
+  //         ops in f32 (docs/quantization.md).
+  // Without the native instructions those ops run in f32 and Session::precision_warning() says
+  // so. Graph inputs and outputs stay f32.
+  std::optional<Precision> precision;
   // The weights ("<node>.<param>", Keras shapes): at most one of the three sources. A graph
   // without weights needs none; a graph with weights and no source is an error.
   std::string weights_file;            // a safetensors file (read once into owned memory)

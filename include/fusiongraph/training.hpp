@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -56,8 +57,10 @@ struct TrainerOptions {
   // or the hardware threads when fewer); the batches do not depend on it.
   int workers = 0;
   // The precision evaluate() runs the inference plan in (CompileOptions::precision: bf16 where
-  // the CPU has native bf16); training and fit's validation always run in f32.
-  Precision evaluate_precision = Precision::f32;
+  // the CPU has native bf16, int8 where it has VNNI); unset: int8 for an int8-quantized
+  // weights_file, else f32. Training and fit's validation always run in f32, and a quantized
+  // weights file can be evaluated but not trained (fit throws).
+  std::optional<Precision> evaluate_precision;
   std::string cache_dir;       // preprocessed shards ("" = decode every epoch)
   bool skip_bad_rows = false;  // skip rows that fail to decode (listed in skipped_rows)
 };
@@ -171,6 +174,12 @@ class Trainer {
   // Validation: FitOptions::validation_arrays or validation_data, else the configured split.
   FitResult fit(const ArrayData& data, const FitOptions& options = {});
   EvaluateResult evaluate(const ArrayData& data) const;
+  // The graph inputs of the first `max_rows` samples of a data folder or table (all of them
+  // for 0), batch by batch (the configured batch size, file order), decoded and preprocessed
+  // as evaluate() does: what `graph-runner quantize` calibrates on.
+  void for_each_input_batch(
+      const std::string& data_dir, int64_t max_rows,
+      const std::function<void(const std::map<std::string, Tensor>&)>& visit) const;
 
   // Keras's train_on_batch: one optimizer step on in-memory tensors (inputs by input name,
   // targets by output name, batch first); returns the batch's loss and metrics. `profile`, when

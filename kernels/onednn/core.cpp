@@ -11,6 +11,7 @@ const dnnl::engine& cpu_engine() {
 }
 
 memory::data_type to_dnnl(DType dtype) {
+  if (dtype == DType::i8) return dt::s8;
   return dtype == DType::i32 ? dt::s32 : dt::f32;
 }
 

@@ -47,6 +47,29 @@ std::string cpu_isa_name();
 bool native_bf16_isa();
 // "no native bf16 on avx2" (naming the ISA oneDNN found): why an op asked for bf16 runs in f32.
 std::string no_native_bf16_reason();
+// True when that ISA has VNNI (avx512_core_vnni or later, or avx2_vnni): u8 / s8 dot products
+// in one instruction, exact s32 accumulation. Without it oneDNN 2.6's int8 kernels halve the
+// weights to avoid 16-bit saturation (and some compute s8 inputs wrongly from pre-quantized
+// weights), so the int8 ops run in f32 with the dequantized weights instead.
+bool native_int8_isa();
+// "no VNNI on avx2": why an op asked for int8 runs in f32.
+std::string no_native_int8_reason();
+// int8 (kernels/onednn/int8.cpp). Quantization x -> q = saturate(round_half_even(x / scale))
+// is a reorder with output scale 1 / scale (f32 src, u8 or s8 dst in any layout).
+dnnl::reorder::primitive_desc make_quantize_pd(const memory::desc& src, const memory::desc& dst,
+                                               float scale);
+// The attributes of an int8 convolution / inner product / matmul with f32 output: per-channel
+// output scales (on logical dim `channel_dim`) and `ops` after them. oneDNN 2.x computes
+// dst = post_ops(scale[c] * (sum of q_src * q_wei + bias[c])): the bias is in the accumulator's
+// units, so an f32 bias b is passed as b / scale[c].
+dnnl::primitive_attr int8_output_attr(const dnnl::post_ops& ops, int channel_dim,
+                                      const std::vector<float>& scales);
+// The same with the scales given at run time (DNNL_ARG_ATTR_OUTPUT_SCALES, f32 {channels}).
+dnnl::primitive_attr int8_runtime_output_attr(const dnnl::post_ops& ops, int channel_dim);
+// s8 weights in Keras bytes (described by `keras_desc_f32`, an f32 desc of the same layout)
+// reordered once into `want` (the primitive's s8 weights desc, with any compensation it needs).
+memory int8_weights(const memory::desc& keras_desc_f32, const void* keras_s8,
+                    const memory::desc& want);
 // The same desc (dims, layout or `any`) with another data type.
 memory::desc with_data_type(const memory::desc& desc, memory::data_type type);
 // True for oneDNN's reference implementations ("ref:any"), 100x slower than the jit ones.

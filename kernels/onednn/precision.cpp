@@ -1,4 +1,4 @@
-// The CPU's bf16 support as oneDNN 2.6 sees it, and descs in another data type.
+// The CPU's bf16 and int8 (VNNI) support as oneDNN 2.6 sees it, and descs in another data type.
 #include <string>
 
 #include "kernels/onednn/onednn.hpp"
@@ -42,6 +42,18 @@ bool native_bf16_isa() {
 
 std::string no_native_bf16_reason() {
   return "no native bf16 on " + cpu_isa_name();
+}
+
+bool native_int8_isa() {
+  const auto has = [](dnnl::cpu_isa want) {
+    const auto bits = static_cast<unsigned>(want);
+    return (static_cast<unsigned>(dnnl::get_effective_cpu_isa()) & bits) == bits;
+  };
+  return has(dnnl::cpu_isa::avx512_core_vnni) || has(dnnl::cpu_isa::avx2_vnni);
+}
+
+std::string no_native_int8_reason() {
+  return "no VNNI on " + cpu_isa_name();
 }
 
 memory::desc with_data_type(const memory::desc& desc, memory::data_type type) {
