@@ -70,9 +70,10 @@ namespace {
 using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using RowVector = Eigen::Matrix<float, 1, Eigen::Dynamic>;
 
-// The oneDNN call's bound arguments, and the row lengths of the mask (sized once).
+// The oneDNN calls' bound arguments, and the row lengths of the mask (sized once).
 struct RecurrentBinding final : KernelBinding {
   std::unique_ptr<PrimitiveSequence::Binding> onednn_call;
+  std::unique_ptr<PrimitiveSequence::Binding> projection_call;  // lstm only
   std::vector<int64_t> lengths;
 };
 
@@ -82,8 +83,14 @@ class RecurrentKernel final : public Kernel {
   int64_t batch = 0, steps = 0, features = 0, units = 0;
   int gates = 0;
   bool has_onednn = false;
+  // lstm: the projected path (lstm_uses_projected_path) runs every call, not only those
+  // lstm_forward cannot take (other activations, masks with holes).
+  bool projected_first = false;
   onednn::RnnPrimitive prim;
-  PrimitiveSequence onednn_call;  // prim with its arguments (weights in oneDNN layouts)
+  PrimitiveSequence onednn_call;      // prim with its arguments (weights in oneDNN layouts)
+  PrimitiveSequence projection_call;  // lstm: the matmul x W + b of every row and step
+  LstmLoop loop;                      // lstm: the recurrence after projection_call
+  int temp_projection = -1;           // lstm: [batch * steps, 4 units]
   dnnl::memory kernel_plain, recurrent_plain;  // Keras layouts, for the plain path
   std::vector<float> bias_in, bias_rec;        // [G*U] each (bias_rec only for reset_after)
   ActFn act = nullptr, rec_act = nullptr;
@@ -93,7 +100,8 @@ class RecurrentKernel final : public Kernel {
 
   std::unique_ptr<KernelBinding> bind(const StepBuffers& buffers) const override {
     auto binding = std::make_unique<RecurrentBinding>();
-    binding->onednn_call = onednn_call.bind(buffers);
+    if (!onednn_call.empty()) binding->onednn_call = onednn_call.bind(buffers);
+    if (!projection_call.empty()) binding->projection_call = projection_call.bind(buffers);
     binding->lengths.reserve(static_cast<size_t>(batch));
     return binding;
   }
@@ -106,13 +114,23 @@ class RecurrentKernel final : public Kernel {
     const bool right_padded = mask == nullptr || right_padded_lengths(mask, batch, steps, lengths);
     bool full = true;
     for (int64_t len : lengths) full = full && len == steps;
-    if (has_onednn && right_padded)
+    if (has_onednn && !projected_first && right_padded)
       run_onednn(ctx, *binding.onednn_call, (mask != nullptr && !full) ? &lengths : nullptr);
+    else if (cfg.cell == RecurrentCell::lstm && binding.projection_call)
+      run_projected(ctx, *binding.projection_call, mask);
+    else if (cfg.cell == RecurrentCell::lstm)
+      throw Error("internal: lstm got a mask with holes for an input inferred unmasked");
     else
       run_plain(ctx, mask);
   }
 
   std::string impl_info() const override {
+    if (cfg.cell == RecurrentCell::lstm) {
+      const std::string projected = "matmul " + projection_call.impl() + " + c++ loop";
+      if (!has_onednn || projected_first) return projected;
+      return projection_call.empty() ? prim.impl
+                                     : prim.impl + " (" + projected + " for masks with holes)";
+    }
     return has_onednn ? prim.impl + " (c++ for masks with holes)" : "c++";
   }
 
@@ -153,6 +171,25 @@ class RecurrentKernel final : public Kernel {
     }
   }
 
+  // lstm: the input projections of all rows and steps in one matmul, then each row's recurrence
+  // (rows in parallel; one row is a chain of dependent small steps, best on one thread).
+  void run_projected(ExecContext& ctx, const PrimitiveSequence::Binding& call,
+                     const uint8_t* mask) const {
+    projection_call.run(ctx, call);
+    ctx.stream.wait();
+    const float* projection = static_cast<const float*>(
+        ctx.temps[static_cast<size_t>(temp_projection)].get_data_handle());
+    float* dst = static_cast<float*>(ctx.dsts[0].get_data_handle());
+    float* scratch =
+        static_cast<float*>(ctx.temps[static_cast<size_t>(temp_scratch)].get_data_handle());
+    const int64_t out_row = cfg.return_sequences ? steps * units : units;
+#pragma omp parallel for num_threads(ctx.threads) schedule(static) if (batch > 1)
+    for (int64_t b = 0; b < batch; ++b)
+      run_lstm_row(loop, projection + b * steps * gates * units,
+                   mask == nullptr ? nullptr : mask + b * steps, dst + b * out_row,
+                   scratch + b * scratch_per_row());
+  }
+
   void run_plain(ExecContext& ctx, const uint8_t* mask) const {
     ctx.stream.wait();
     const float* src = static_cast<const float*>(ctx.srcs[0].get_data_handle());
@@ -163,8 +200,8 @@ class RecurrentKernel final : public Kernel {
     for (int64_t b = 0; b < batch; ++b) run_row(b, src, dst, scratch + b * scratch_per_row(), mask);
   }
 
-  // One batch row, exact Keras semantics: masked steps keep the state and repeat the output
-  // (zeros with zero_output_for_mask).
+  // One batch row of gru / simple_rnn (lstm: run_projected), exact Keras semantics: masked steps
+  // keep the state and repeat the output (zeros with zero_output_for_mask).
   void run_row(int64_t b, const float* src, float* dst, float* scratch, const uint8_t* mask) const {
     const int64_t U = units, GU = gates * units;
     Eigen::Map<const RowMatrix> W(static_cast<const float*>(kernel_plain.get_data_handle()),
@@ -173,7 +210,7 @@ class RecurrentKernel final : public Kernel {
                                   GU);
     Eigen::Map<const RowVector> b_in(bias_in.data(), GU), b_rec(bias_rec.data(), GU);
     float* h = scratch;
-    float* aux = h + U;  // LSTM: cell state c; GRU (reset_after=False): r * h
+    float* aux = h + U;  // GRU (reset_after=False): r * h
     float* gx = aux + U;
     float* gh = gx + GU;
     Eigen::Map<RowVector> hv(h, U), auxv(aux, U), gxv(gx, GU), ghv(gh, GU);
@@ -188,16 +225,6 @@ class RecurrentKernel final : public Kernel {
         if (cfg.cell == RecurrentCell::simple_rnn) {
           ghv.noalias() = hv * R;
           for (int64_t j = 0; j < U; ++j) h[j] = act(gx[j] + gh[j]);
-        } else if (cfg.cell == RecurrentCell::lstm) {
-          ghv.noalias() = hv * R;
-          for (int64_t j = 0; j < U; ++j) {
-            const float i = rec_act(gx[j] + gh[j]);
-            const float f = rec_act(gx[U + j] + gh[U + j]);
-            const float cc = act(gx[2 * U + j] + gh[2 * U + j]);
-            const float o = rec_act(gx[3 * U + j] + gh[3 * U + j]);
-            aux[j] = f * aux[j] + i * cc;
-            h[j] = o * act(aux[j]);
-          }
         } else if (cfg.reset_after) {
           ghv.noalias() = hv * R;
           ghv += b_rec;
@@ -306,7 +333,46 @@ void add_onednn_call(const KernelContext& ctx, KernelBuild& build, RecurrentKern
   k.onednn_call.add(prim.prim, std::move(args));
 }
 
+// lstm's projected path: the matmul [batch * steps, features] x kernel [features, 4 units] +
+// bias into a temporary, and the loop's constants.
+void add_projection_call(const KernelContext& ctx, KernelBuild& build, RecurrentKernel& k) {
+  const int64_t rows = k.batch * k.steps, GU = k.gates * k.units;
+  const auto src = onednn::plain_desc(Dims{rows, k.features});
+  const auto weights = onednn::plain_desc(Dims{k.features, GU});
+  const auto bias_desc = onednn::plain_desc(Dims{1, GU});
+  const auto dst = onednn::plain_desc(Dims{rows, GU});
+  dnnl::memory bias = ctx.constant("projection_bias", bias_desc, [&]() {
+    dnnl::memory m(bias_desc, ctx.engine);
+    std::copy(k.bias_in.begin(), k.bias_in.end(), static_cast<float*>(m.get_data_handle()));
+    return m;
+  });
+  k.temp_projection = build.add_temp(dst);
+  k.projection_call.add(
+      onednn::make_matmul_pd(src, weights, bias_desc, dst),
+      {{DNNL_ARG_SRC, CallArg::src(0, src)},
+       {DNNL_ARG_WEIGHTS, CallArg::constant(ctx.weight_memory("kernel", weights, weights))},
+       {DNNL_ARG_BIAS, CallArg::constant(bias)},
+       {DNNL_ARG_DST, CallArg::temp(k.temp_projection)}},
+      build);
+  k.loop.steps = k.steps;
+  k.loop.units = k.units;
+  k.loop.recurrent = static_cast<const float*>(k.recurrent_plain.get_data_handle());
+  k.loop.act = k.act;
+  k.loop.rec_act = k.rec_act;
+  k.loop.tanh_sigmoid = k.cfg.activation == "tanh" && k.cfg.recurrent_activation == "sigmoid";
+  k.loop.return_sequences = k.cfg.return_sequences;
+  k.loop.zero_output_for_mask = k.cfg.zero_output_for_mask;
+}
+
 }  // namespace
+
+bool lstm_uses_projected_path(int64_t batch, int64_t units) {
+  // Measured (docs/ops/recurrent_embedding.md): the projected path's recurrence costs about
+  // batch * units * 4 units FMAs per step on one core per row, lstm_forward's mostly a fixed
+  // per-step overhead until batch * units^2 reaches ~32 * 32^2; beyond 128 units the recurrent
+  // kernel (units * 4 units floats) leaves the L2 cache and oneDNN's blocked GEMM wins.
+  return units <= 128 && batch * units * units <= 32 * 32 * 32;
+}
 
 const char* cell_name(RecurrentCell cell) {
   switch (cell) {
@@ -471,7 +537,15 @@ KernelBuild compile_recurrent(const KernelContext& ctx, const RecurrentConfig& c
   k->has_onednn = config.cell == RecurrentCell::simple_rnn
                       ? vanilla_activation(config.activation, alg)
                       : config.activation == "tanh" && config.recurrent_activation == "sigmoid";
-  if (k->has_onednn) add_onednn_call(ctx, build, *k, keras_kernel, keras_recurrent);
+  if (config.cell == RecurrentCell::lstm) {
+    k->projected_first = lstm_uses_projected_path(k->batch, k->units);
+    // With lstm_forward, the projected path (and its [batch * steps, 4 units] temporary) only
+    // serves masks with holes, so only a masked input needs it.
+    if (k->projected_first || !k->has_onednn || ctx.inputs.at(0).masked)
+      add_projection_call(ctx, build, *k);
+  }
+  if (k->has_onednn && !k->projected_first)
+    add_onednn_call(ctx, build, *k, keras_kernel, keras_recurrent);
   k->temp_scratch = build.add_temp(onednn::plain_desc(Dims{k->batch, k->scratch_per_row()}));
   build.kernel = std::move(k);
   return build;
@@ -519,7 +593,8 @@ class Recurrent final : public Op {
 
 OpInfo lstm_op() {
   return {"lstm", [] { return std::make_unique<Recurrent>(RecurrentCell::lstm); },
-          "long short-term memory layer (oneDNN lstm_forward), Keras LSTM"};
+          "long short-term memory layer (oneDNN lstm_forward, or matmul + C++ recurrence for small "
+          "batch x units), Keras LSTM"};
 }
 
 OpInfo gru_op() {

@@ -226,7 +226,10 @@ TEST_CASE("the reference graph runs on oneDNN primitives (ONEDNN_VERBOSE)") {
   CHECK(kinds.count("convolution"));
   CHECK((kinds.count("pooling") || kinds.count("pooling_v2")));
   CHECK((kinds.count("inner_product") || kinds.count("matmul")));
-  CHECK(kinds.count("rnn"));
+  // text_lstm at batch 1 takes the projected path (layers/recurrent.hpp): a matmul for the input
+  // projection, then a C++ recurrence, no rnn primitive (lstm_forward runs for large batch x
+  // units).
+  CHECK(kinds.count("matmul"));
   CHECK((kinds.count("softmax") || kinds.count("softmax_v2")));
   CHECK(kinds.count("concat"));
 }

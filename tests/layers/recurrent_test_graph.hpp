@@ -23,19 +23,20 @@ struct RnnCase {
   bool reset_after = true;
   std::string activation = "tanh", recurrent_activation = "sigmoid";
   bool use_bias = true;
-  int mask = 0;  // 0 none, 1 right-padded (row 1 all masked), 2 holes (row 1 all masked)
+  int mask = 0;             // 0 none, 1 right-padded (row 1 all masked), 2 holes (row 1 all masked)
+  float input_range = 1.f;  // inputs (or embedding rows) uniform in [-input_range, input_range)
   uint64_t seed = 1;
 };
 
 inline std::string describe(const RnnCase& c) {
   return fmt::format(
       "{} B={} T={} F={} units={} return_sequences={} reset_after={} {}/{} bias={} mask={} "
-      "zero_output_for_mask={}",
+      "zero_output_for_mask={} input_range={}",
       c.simple_rnn ? "simple_rnn"
       : c.lstm     ? "lstm"
                    : "gru",
       c.batch, c.steps, c.features, c.units, c.return_sequences, c.reset_after, c.activation,
-      c.recurrent_activation, c.use_bias, c.mask, c.zero_output_for_mask);
+      c.recurrent_activation, c.use_bias, c.mask, c.zero_output_for_mask, c.input_range);
 }
 
 // The [B, T] validity pattern of a case.
@@ -91,7 +92,7 @@ inline void check_rnn(const RnnCase& c) {
         "{}}}\n"
         "outputs: [r]\n",
         c.steps, c.features, op, attrs);
-    x = random_tensor({c.batch, c.steps, c.features}, c.seed + 4);
+    x = random_tensor({c.batch, c.steps, c.features}, c.seed + 4, -c.input_range, c.input_range);
     inputs["x"] = x;
   } else {
     // ids -> embedding(mask_zero) -> rnn; masked steps carry id 0.
@@ -100,7 +101,7 @@ inline void check_rnn(const RnnCase& c) {
     Tensor ids = random_ints({c.batch, c.steps}, c.seed + 5, 1, vocab - 1);
     for (size_t i = 0; i < mask.size(); ++i)
       if (!mask[i]) ids.mutable_data<int32_t>()[i] = 0;
-    Tensor table = random_tensor({vocab, c.features}, c.seed + 6);
+    Tensor table = random_tensor({vocab, c.features}, c.seed + 6, -c.input_range, c.input_range);
     weights["e.embeddings"] = table;
     inputs["ids"] = ids;
     yaml = fmt::format(

@@ -1,6 +1,8 @@
 // lstm against the naive Keras-formula reference (tests/reference/recurrent.hpp).
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
+#include "engine/model.hpp"
 #include "framework/compiler.hpp"
 #include "framework/yaml_loader.hpp"
 #include "layers/recurrent.hpp"
@@ -34,7 +36,95 @@ std::string one_node(const std::string& node) {
   return kHeader + "  - " + node + "\noutputs: [r]\n";
 }
 
+// impl_info() of the optimized plan's lstm step for these sizes: "matmul ... + c++ loop" for the
+// projected path, oneDNN lstm_forward's implementation name otherwise.
+std::string lstm_impl(int64_t batch, int64_t steps, int64_t features, int64_t units,
+                      const std::string& extra_attrs = "") {
+  auto graph = fg::test::compile_yaml(
+      fmt::format("name: t\ninputs:\n  x: {{shape: [{}, {}]}}\nnodes:\n  - {{name: r, op: lstm, "
+                  "input: x, units: {}{}}}\noutputs: [r]\n",
+                  steps, features, units, extra_attrs));
+  fg::WeightStore weights = fg::WeightStore::initialize(*graph, 1);
+  fg::Model model(graph, weights, fg::ModelOptions{});
+  return fg::test::step_impl(*model.plan_for({{batch, steps, features}}), "r");
+}
+
+bool projected_impl(const std::string& impl) {
+  return impl.rfind("matmul", 0) == 0;
+}
+
 }  // namespace
+
+TEST_CASE("lstm picks the projected path for small batch x units, lstm_forward beyond") {
+  using fg::layers::lstm_uses_projected_path;
+  CHECK(lstm_uses_projected_path(1, 32));
+  CHECK(lstm_uses_projected_path(32, 32));
+  CHECK_FALSE(lstm_uses_projected_path(33, 32));
+  CHECK(lstm_uses_projected_path(8, 64));
+  CHECK_FALSE(lstm_uses_projected_path(9, 64));
+  CHECK(lstm_uses_projected_path(2, 127));
+  CHECK_FALSE(lstm_uses_projected_path(3, 127));
+  CHECK(lstm_uses_projected_path(2, 128));
+  CHECK_FALSE(lstm_uses_projected_path(1, 129));
+  // The kernel follows the rule (lstm_forward compiles the projected path too only for a masked
+  // input, for masks with holes); other activations always take the projected path.
+  CHECK(projected_impl(lstm_impl(1, 100, 64, 32)));
+  CHECK(projected_impl(lstm_impl(2, 13, 13, 127)));
+  const std::string onednn = lstm_impl(3, 13, 13, 127);
+  CAPTURE(onednn);
+  CHECK_FALSE(projected_impl(onednn));
+  CHECK(onednn.find("matmul") == std::string::npos);
+  CHECK(projected_impl(lstm_impl(40, 7, 3, 32, ", recurrent_activation: hard_sigmoid")));
+}
+
+TEST_CASE("lstm's projected path matches the reference on odd shapes, masks and outputs") {
+  // (batch, units) pairs on the projected side of the rule.
+  const std::pair<int64_t, int64_t> sizes[] = {{1, 7},  {3, 7},   {1, 13},
+                                               {3, 13}, {1, 127}, {2, 127}};
+  for (bool seq : {false, true})
+    for (auto [batch, units] : sizes)
+      for (int64_t steps : {1, 13}) {
+        REQUIRE(fg::layers::lstm_uses_projected_path(batch, units));
+        const int64_t features = units == 127 ? 13 : 127;
+        for (int mask : {0, 1, 2})
+          for (bool zero_output : {false, true}) {
+            if (mask == 0 && zero_output) continue;
+            RnnCase c = lstm_case(batch, steps, features, units, seq, mask);
+            c.zero_output_for_mask = zero_output;
+            check_rnn(c);
+          }
+      }
+}
+
+TEST_CASE("lstm's projected path: saturated gates and other activations") {
+  // Inputs up to +-30: preactivations far into the saturated (and clamped) range of tanh and
+  // sigmoid, and through every range of the vectorised exp.
+  for (float range : {4.f, 30.f})
+    for (int64_t units : {7, 13, 32}) {
+      RnnCase c = lstm_case(1, 13, 13, units, true);
+      c.input_range = range;
+      check_rnn(c);
+    }
+  for (const char* act : {"relu", "softsign", "tanh"})
+    for (const char* rec : {"hard_sigmoid", "sigmoid", "hard_sigmoid_keras3"}) {
+      RnnCase c = lstm_case(3, 13, 7, 13, true, 2);
+      c.activation = act;
+      c.recurrent_activation = rec;
+      check_rnn(c);
+      c.mask = 0;
+      c.batch = 1;
+      check_rnn(c);
+    }
+}
+
+TEST_CASE("lstm's lstm_forward path (large batch x units) matches the reference") {
+  for (bool seq : {false, true})
+    for (int mask : {0, 1, 2}) {
+      // Holes: the kernel compiled for lstm_forward runs the projected path for that call.
+      check_rnn(lstm_case(3, 13, 13, 127, seq, mask));
+      check_rnn(lstm_case(40, 7, 3, 32, seq, mask));
+    }
+}
 
 TEST_CASE("lstm matches the reference on odd and round shapes without a mask") {
   for (bool seq : {false, true}) {
