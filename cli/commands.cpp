@@ -196,11 +196,11 @@ void add_precision_option(CLI::App* command, std::string& precision) {
                   fmt::join(precision_names(), " or ")));
 }
 
-Precision parse_precision_option(const std::string& name) {
+Precision parse_precision_option(const std::string& name, const std::string& flag) {
   try {
     return parse_precision(name);
   } catch (const Error&) {
-    throw UsageError(fmt::format("--precision: unknown precision '{}'; expected one of: {}", name,
+    throw UsageError(fmt::format("{}: unknown precision '{}'; expected one of: {}", flag, name,
                                  fmt::join(precision_names(), ", ")));
   }
 }

@@ -102,7 +102,10 @@ class TrainingSession {
                                 EpochState& state);
   void copy_batch_to_plan(const Batch& batch, TrainingPlan& plan) const;
   // Validation during fit runs in f32; evaluate() in TrainerOptions::evaluate_precision.
-  EvaluateResult evaluate_dataset(const Dataset& data, Precision precision = Precision::f32) const;
+  EvaluateResult evaluate_dataset(const Dataset& data, Precision precision = Precision::f32,
+                                  std::optional<Precision> against = std::nullopt) const;
+  void add_batch_logs(const Batch& batch, const std::map<std::string, Tensor>& outs,
+                      EpochState& state) const;
   TrainingLogs epoch_logs(const EpochState& state, const std::string& prefix) const;
   // fit's body, for every kind of training data: the validation data (FitOptions, else the
   // split of `all`), the epochs, the checkpoints.
@@ -137,6 +140,7 @@ class TrainingSession {
   TrainingProgress progress_;
   int threads_ = 1;
   Precision evaluate_precision_ = Precision::f32;
+  std::optional<Precision> evaluate_against_;
   int workers_ = 1;  // batch decode threads (BatchPrefetcher)
   std::string cache_dir_;
   bool skip_bad_rows_ = false;
