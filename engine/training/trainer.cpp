@@ -607,10 +607,11 @@ struct OutputComparison {
 EvaluateResult TrainingSession::evaluate_dataset(const Dataset& data, Precision precision,
                                                  std::optional<Precision> against) const {
   if (against && *against == precision)
-    throw Error(fmt::format("evaluate: --against {} is the precision evaluated (--precision {})",
-                            precision_name(*against), precision_name(precision)))
-        .hint(fmt::format("compare two different precisions, e.g. --precision bf16 --against f32 "
-                          "(choices: {})",
+    throw Error(fmt::format("evaluate: the precision to compare against (evaluate_against, "
+                            "--against) is {}, the precision evaluated itself",
+                            precision_name(*against)))
+        .hint(fmt::format("compare two different precisions, e.g. evaluate_precision bf16 "
+                          "against f32 (--precision bf16 --against f32; choices: {})",
                           fmt::join(precision_names(), ", ")));
   const WeightStore weights = params_->to_weight_store();
   auto model_in = [&](Precision p) {

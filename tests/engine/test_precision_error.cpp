@@ -166,7 +166,8 @@ TEST_CASE("Trainer::evaluate against another precision: both logs and each outpu
   TrainerOptions same = f32_options;
   same.evaluate_against = Precision::f32;
   const std::string error = error_of([&] { Trainer(def, same).evaluate(data); });
-  CHECK(error.find("--against f32 is the precision evaluated") != std::string::npos);
+  CHECK(error.find("(evaluate_against, --against) is f32, the precision evaluated") !=
+        std::string::npos);
   CHECK(error.find("choices: f32, bf16") != std::string::npos);
 }
 
