@@ -200,12 +200,12 @@ void add_precision_option(CLI::App* command, std::string& precision) {
                   fmt::join(precision_names(), " or ")));
 }
 
-std::optional<Precision> parse_precision_option(const std::string& name) {
+std::optional<Precision> parse_precision_option(const std::string& name, const std::string& flag) {
   if (name.empty()) return std::nullopt;
   try {
     return parse_precision(name);
   } catch (const Error&) {
-    throw UsageError(fmt::format("--precision: unknown precision '{}'; expected one of: {}", name,
+    throw UsageError(fmt::format("{}: unknown precision '{}'; expected one of: {}", flag, name,
                                  fmt::join(precision_names(), ", ")));
   }
 }

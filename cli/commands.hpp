@@ -38,9 +38,10 @@ void add_max_memory_option(CLI::App* command, std::string& max_memory);
 // --precision f32|bf16|int8 (default: int8 for an int8-quantized weights file, else f32); parse
 // it with parse_precision_option.
 void add_precision_option(CLI::App* command, std::string& precision);
-// The precision named by --precision; an unknown name is a UsageError listing the choices.
-// "" (not given) -> nullopt.
-std::optional<Precision> parse_precision_option(const std::string& name);
+// The precision named by --precision (or `flag`); "" (not given) -> nullopt; an unknown name
+// is a UsageError naming the flag and listing the choices.
+std::optional<Precision> parse_precision_option(const std::string& name,
+                                                const std::string& flag = "--precision");
 void add_seed_option(CLI::App* command, uint64_t& seed, const std::string& description);
 
 // run.cpp, bench.cpp and train.cpp.

@@ -1,7 +1,9 @@
 // graph-runner train and evaluate: clients of fg::Trainer (include/fusiongraph/training.hpp).
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fusiongraph/training.hpp>
 #include <iostream>
 #include <memory>
@@ -29,6 +31,7 @@ struct EvaluateCommandOptions {
   int threads = 0;
   bool json = false;
   std::string precision;
+  std::string against;  // "": no comparison
   DataPipelineOptions pipeline;
 };
 
@@ -101,26 +104,102 @@ int cmd_train(const TrainCommandOptions& o) {
   return 0;
 }
 
+// Accuracy-like metrics (fractions) differ in points; other values (losses, errors) as they are.
+bool is_fraction_metric(const std::string& name) {
+  return name.find("accuracy") != std::string::npos || name == "acc" ||
+         (name.size() > 4 && name.compare(name.size() - 4, 4, "_acc") == 0);
+}
+
+std::string format_difference(const std::string& name, double difference) {
+  return is_fraction_metric(name) ? fmt::format("{:+.2f} points", 100 * difference)
+                                  : fmt::format("{:+.4g}", difference);
+}
+
+// evaluate --against, as text: the logs of both plans side by side with their difference, then
+// per graph output the top-1 agreement and the relative errors.
+void print_comparison(const EvaluateResult& r, Precision precision) {
+  const PrecisionComparison& c = *r.against;
+  const std::string p = precision_name(precision), q = precision_name(c.precision);
+  std::cout << fmt::format("{} against {}:\n", p, q);
+  size_t width = 6;
+  for (const auto& [name, value] : r.logs) width = std::max(width, name.size());
+  for (const auto& o : c.outputs) width = std::max(width, o.output.size());
+  std::cout << fmt::format("  {:<{}}  {:>10}  {:>10}  {}\n", "", width, p, q, "difference");
+  for (size_t i = 0; i < r.logs.size(); ++i) {
+    const auto& [name, value] = r.logs[i];
+    const double other = c.logs[i].second;
+    std::cout << fmt::format("  {:<{}}  {:>10.4f}  {:>10.4f}  {}\n", name, width, value, other,
+                             format_difference(name, value - other));
+  }
+  std::cout << fmt::format("  {:<{}}  {:>15}  {:>14}  {:>15}\n", "output", width, "top-1 agreement",
+                           "max rel. error", "mean rel. error");
+  for (const OutputAgreement& o : c.outputs)
+    std::cout << fmt::format(
+        "  {:<{}}  {:>15}  {:>14.3e}  {:>15.3e}\n", o.output, width,
+        o.top1_agreement ? fmt::format("{:.2f} %", 100 * *o.top1_agreement) : "-",
+        o.max_relative_error, o.mean_relative_error);
+  std::cout << fmt::format("  (relative error: |{} - {}| / max(|{}|, {:g}) per value)\n", p, q, q,
+                           c.relative_error_floor);
+}
+
+nlohmann::ordered_json comparison_json(const EvaluateResult& r) {
+  const PrecisionComparison& c = *r.against;
+  nlohmann::ordered_json j;
+  j["precision"] = precision_name(c.precision);
+  for (const auto& [k, v] : c.logs) j[k] = v;
+  nlohmann::ordered_json difference = nlohmann::ordered_json::object();
+  for (size_t i = 0; i < r.logs.size(); ++i)
+    difference[r.logs[i].first] = r.logs[i].second - c.logs[i].second;
+  j["difference"] = difference;  // the --precision plan's value minus this one's
+  nlohmann::ordered_json outputs = nlohmann::ordered_json::object();
+  for (const OutputAgreement& o : c.outputs) {
+    nlohmann::ordered_json out;
+    out["top1_agreement"] = o.top1_agreement ? nlohmann::ordered_json(*o.top1_agreement)
+                                             : nlohmann::ordered_json(nullptr);
+    out["max_relative_error"] = o.max_relative_error;
+    out["mean_relative_error"] = o.mean_relative_error;
+    outputs[o.output] = out;
+  }
+  j["outputs"] = outputs;
+  j["relative_error_floor"] = c.relative_error_floor;
+  return j;
+}
+
 int cmd_evaluate(const EvaluateCommandOptions& o) {
   TrainerOptions options;
   options.threads = o.threads;
   options.weights_file = o.weights;
   options.evaluate_precision = parse_precision_option(o.precision);
+  if (!o.against.empty()) {
+    options.evaluate_against = *parse_precision_option(o.against, "--against");
+    if (options.evaluate_against == options.evaluate_precision)
+      throw UsageError(fmt::format(
+          "--against {}: the same precision as --precision; compare two different ones, e.g. "
+          "--precision bf16 --against f32 (choices: {})",
+          o.against, fmt::join(precision_names(), ", ")));
+  }
   apply(o.pipeline, options);
   if (o.batch_size > 0) options.overrides.batch_size = o.batch_size;
-  if (const std::string w = precision_warning(options.evaluate_precision.value_or(Precision::f32));
-      !w.empty())
-    std::cerr << "warning: " << w << "\n";
   Trainer trainer(o.graph, options);
   const EvaluateResult r = trainer.evaluate(o.data);
+  for (const Precision p : {r.precision, r.against ? r.against->precision : r.precision})
+    if (const std::string w = precision_warning(p); !w.empty()) {
+      std::cerr << "warning: " << w << "\n";
+      break;
+    }
   report_skipped(r.skipped_rows);
   if (o.json) {
     nlohmann::ordered_json j;
     j["samples"] = r.samples;
     for (const auto& [k, v] : r.logs) j[k] = v;
+    if (r.against) {
+      j["precision"] = precision_name(r.precision);
+      j["against"] = comparison_json(r);
+    }
     std::cout << json_text(j);
   } else {
     std::cout << fmt::format("{} samples{}\n", r.samples, format_log_values(r.logs));
+    if (r.against) print_comparison(r, r.precision);
   }
   return 0;
 }
@@ -183,6 +262,12 @@ Command add_evaluate_command(CLI::App& app) {
   c->add_flag("--json", o->json, "Print JSON");
   add_threads_option(c, o->threads);
   add_precision_option(c, o->precision);
+  c->add_option("--against", o->against,
+                fmt::format("Also run the data in this precision ({}) and compare: both plans' "
+                            "metrics and their difference, per output the top-1 agreement and "
+                            "the max and mean relative error (e.g. --precision bf16 --against "
+                            "f32)",
+                            fmt::join(precision_names(), ", ")));
   add_data_pipeline_options(c, o->pipeline);
   return {c, [o] { return cmd_evaluate(*o); }};
 }

@@ -1,6 +1,7 @@
 #include "engine/training/trainer.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include "engine/data/table.hpp"
 #include "engine/data/table_source.hpp"
 #include "engine/model.hpp"
+#include "engine/output_difference.hpp"
 #include "engine/scoped_flush_denormals.hpp"
 #include "engine/scoped_omp_threads.hpp"
 #include "engine/training/dataset.hpp"
@@ -154,6 +156,7 @@ TrainingSession::TrainingSession(std::shared_ptr<const GraphDef> def,
     throw Error(fmt::format("threads must be 0 (all cores) or 1..{}, got {}", kMaxTrainingThreads,
                             options.threads));
   threads_ = options.threads == 0 ? omp_get_num_procs() : options.threads;
+  evaluate_against_ = options.evaluate_against;
   const int weight_sources = (options.weights_file.empty() ? 0 : 1) + (options.init_seed ? 1 : 0) +
                              (options.weights ? 1 : 0);
   if (weight_sources > 1)
@@ -176,8 +179,8 @@ TrainingSession::TrainingSession(std::shared_ptr<const GraphDef> def,
   int8_nodes_ = initial.int8_nodes();
   for (const auto& [node, int8] : int8_nodes_)
     initial.set(node + ".kernel", int8.dequantized_kernel());
-  evaluate_precision_ =
-      options.evaluate_precision.value_or(int8_nodes_.empty() ? Precision::f32 : Precision::int8);
+  evaluate_precision_ = options.evaluate_precision.value_or(int8_nodes_.empty() ? Precision::f32
+                                                                                 : Precision::int8);
   auto state = initial.metadata().find(kPreprocessingMetadataKey);
   if (state != initial.metadata().end()) {
     preprocessors_->load_state_json(
@@ -456,9 +459,8 @@ void TrainingSession::refuse_int8_training() const {
                           "be evaluated but not trained",
                           int8_nodes_.size(), int8_nodes_.size() == 1 ? "" : "s",
                           int8_nodes_.begin()->first))
-      .hint(
-          "train from the float32 weights, then quantize the result with `graph-runner "
-          "quantize`");
+      .hint("train from the float32 weights, then quantize the result with `graph-runner "
+            "quantize`");
 }
 
 FitResult TrainingSession::fit(const std::string& data_dir, const FitOptions& options) {
@@ -537,6 +539,83 @@ FitResult TrainingSession::fit_dataset(const Dataset& all, const FitOptions& opt
   return result;
 }
 
+// One batch's losses and metrics of every trained output, from the model's outputs `outs`.
+void TrainingSession::add_batch_logs(const Batch& b, const std::map<std::string, Tensor>& outs,
+                                     EpochState& state) const {
+  const int64_t count = b.rows;
+  double total = 0;
+  for (size_t k = 0; k < outputs_.size(); ++k) {
+    const TrainedOutput& o = outputs_[k];
+    const Tensor& pred = outs.at(o.spec.output);
+    const Tensor& target = *b.target(o.spec.output);
+    LossInput in;
+    in.prediction = pred.data<float>();
+    in.shape = pred.shape();
+    in.output = o.spec.output;
+    if (is_sparse(*o.spec.loss)) {
+      in.ids = target.data<int32_t>();
+      in.ids_shape = target.shape();
+    } else {
+      in.target = target.data<float>();
+    }
+    const double loss = compute_loss(*o.spec.loss, in, nullptr);
+    total += o.spec.loss_weight * loss;
+    state.output_losses[k].add(loss * count, static_cast<double>(count));
+    MetricInput mi;
+    mi.prediction = in.prediction;
+    mi.shape = in.shape;
+    mi.target = in.target;
+    mi.ids = in.ids;
+    mi.ids_shape = in.ids_shape;
+    mi.output = o.spec.output;
+    for (size_t m = 0; m < o.spec.metrics.size(); ++m) {
+      Metric metric(o.spec.metrics[m],
+                    resolve_metric(o.spec.metrics[m].name, pred.shape(), target.shape()));
+      metric.update(mi);
+      state.metrics[k][m].add(metric.accumulator().total, metric.accumulator().count);
+    }
+  }
+  state.loss.add(total * count, static_cast<double>(count));
+  state.samples += count;
+}
+
+namespace {
+
+// evaluate --against: the running differences of one graph output between the two plans.
+struct OutputComparison {
+  std::string output;
+  std::optional<LossSpec> loss;  // of a trained output: crossentropies get a top-1 agreement
+  RelativeError error;
+  Top1Agreement agreement;
+
+  void add(const Tensor& got, const Tensor& reference) {
+    if (got.shape() != reference.shape() || got.dtype() != DType::f32)
+      throw Error(
+          fmt::format("evaluate --against: output '{}' is {} in one plan and {} in the other",
+                      output, format_shape(got.shape()), format_shape(reference.shape())));
+    error.add(got.data<float>(), reference.data<float>(), got.size());
+    if (!classification()) return;
+    const bool binary = loss->kind == LossKind::binary_crossentropy;
+    const int64_t classes = binary || got.shape().empty() ? 1 : got.shape().back();
+    const double threshold = loss->from_logits ? 0.0 : 0.5;
+    agreement.add(got.data<float>(), reference.data<float>(),
+                  static_cast<int64_t>(got.size()) / std::max<int64_t>(classes, 1), classes,
+                  threshold);
+  }
+  bool classification() const {
+    return loss && (loss->kind == LossKind::categorical_crossentropy ||
+                    loss->kind == LossKind::sparse_categorical_crossentropy ||
+                    loss->kind == LossKind::binary_crossentropy);
+  }
+  OutputAgreement result() const {
+    OutputAgreement r{output, error.max(), error.mean(), std::nullopt};
+    if (classification()) r.top1_agreement = agreement.fraction();
+    return r;
+  }
+};
+
+}  // namespace
+
 void TrainingSession::for_each_input_batch(
     const std::string& data_dir, int64_t max_rows,
     const std::function<void(const std::map<std::string, Tensor>&)>& visit) const {
@@ -553,60 +632,58 @@ void TrainingSession::for_each_input_batch(
 
 // Keras's evaluate: inference mode (dropout off, moving statistics), batches of batch_size,
 // losses from the model's outputs as returned (probabilities: clipped as Keras's backends
-// without cached logits do).
-EvaluateResult TrainingSession::evaluate_dataset(const Dataset& data, Precision precision) const {
-  ModelOptions mo;
-  mo.threads = threads_;
-  mo.precision = precision;
-  WeightStore weights = params_->to_weight_store();
-  if (precision == Precision::int8)
-    for (const auto& [node, int8] : int8_nodes_) weights.set_int8_node(node, int8);
-  Model model(graph_, std::move(weights), mo);
-  EpochState state(outputs_);
+// without cached logits do). With `against`, every batch also runs through a plan in that
+// precision, which gets its own logs, and each graph output of the two is compared.
+EvaluateResult TrainingSession::evaluate_dataset(const Dataset& data, Precision precision,
+                                                 std::optional<Precision> against) const {
+  if (against && *against == precision)
+    throw Error(fmt::format("evaluate: the precision to compare against (evaluate_against, "
+                            "--against) is {}, the precision evaluated itself",
+                            precision_name(*against)))
+        .hint(fmt::format("compare two different precisions, e.g. evaluate_precision bf16 "
+                          "against f32 (--precision bf16 --against f32; choices: {})",
+                          fmt::join(precision_names(), ", ")));
+  const WeightStore weights = params_->to_weight_store();
+  auto model_in = [&](Precision p) {
+    ModelOptions mo;
+    mo.threads = threads_;
+    mo.precision = p;
+    WeightStore store = weights;
+    if (p == Precision::int8)
+      for (const auto& [node, int8] : int8_nodes_) store.set_int8_node(node, int8);
+    return std::make_unique<Model>(graph_, std::move(store), mo);
+  };
+  const std::unique_ptr<Model> model = model_in(precision);
+  const std::unique_ptr<Model> reference = against ? model_in(*against) : nullptr;
+  EpochState state(outputs_), reference_state(outputs_);
+  std::vector<OutputComparison> comparisons;
+  for (const std::string& name : graph_->def().outputs) {
+    OutputComparison c{name, std::nullopt, {}, {}};
+    for (const TrainedOutput& o : outputs_)
+      if (o.spec.output == name) c.loss = o.spec.loss;
+    comparisons.push_back(std::move(c));
+  }
   const int64_t n = data.size(), batch = config_.batch_size;
   BatchPrefetcher batches(data, epoch_order(n, seed_, 0, /*shuffle=*/false), batch, workers_);
   while (const Batch* next = batches.next()) {
     const Batch& b = *next;
-    const int64_t count = b.rows;
     std::map<std::string, Tensor> inputs;
     for (size_t i = 0; i < b.input_names.size(); ++i) inputs[b.input_names[i]] = b.inputs[i];
-    auto outs = model.run(inputs);
-    double total = 0;
-    for (size_t k = 0; k < outputs_.size(); ++k) {
-      const TrainedOutput& o = outputs_[k];
-      const Tensor& pred = outs.at(o.spec.output);
-      const Tensor& target = *b.target(o.spec.output);
-      LossInput in;
-      in.prediction = pred.data<float>();
-      in.shape = pred.shape();
-      in.output = o.spec.output;
-      if (is_sparse(*o.spec.loss)) {
-        in.ids = target.data<int32_t>();
-        in.ids_shape = target.shape();
-      } else {
-        in.target = target.data<float>();
-      }
-      const double loss = compute_loss(*o.spec.loss, in, nullptr);
-      total += o.spec.loss_weight * loss;
-      state.output_losses[k].add(loss * count, static_cast<double>(count));
-      MetricInput mi;
-      mi.prediction = in.prediction;
-      mi.shape = in.shape;
-      mi.target = in.target;
-      mi.ids = in.ids;
-      mi.ids_shape = in.ids_shape;
-      mi.output = o.spec.output;
-      for (size_t m = 0; m < o.spec.metrics.size(); ++m) {
-        Metric metric(o.spec.metrics[m],
-                      resolve_metric(o.spec.metrics[m].name, pred.shape(), target.shape()));
-        metric.update(mi);
-        state.metrics[k][m].add(metric.accumulator().total, metric.accumulator().count);
-      }
-    }
-    state.loss.add(total * count, static_cast<double>(count));
-    state.samples += count;
+    const auto outs = model->run(inputs);
+    add_batch_logs(b, outs, state);
+    if (!reference) continue;
+    const auto reference_outs = reference->run(inputs);
+    add_batch_logs(b, reference_outs, reference_state);
+    for (OutputComparison& c : comparisons) c.add(outs.at(c.output), reference_outs.at(c.output));
   }
-  return {epoch_logs(state, ""), state.samples, data.skipped()};
+  EvaluateResult result{precision, epoch_logs(state, ""), state.samples, data.skipped(),
+                        std::nullopt};
+  if (against) {
+    PrecisionComparison pc{*against, epoch_logs(reference_state, ""), {}, kRelativeErrorFloor};
+    for (const OutputComparison& c : comparisons) pc.outputs.push_back(c.result());
+    result.against = std::move(pc);
+  }
+  return result;
 }
 
 EvaluateResult TrainingSession::evaluate(const std::string& data_dir) const {
@@ -618,11 +695,11 @@ EvaluateResult TrainingSession::evaluate(const std::string& data_dir) const {
         .hint(
             "evaluate with weights written by `graph-runner train --save` on a table, or list "
             "the classes / give a vocabulary file in the graph");
-  return evaluate_dataset(open_data(data_dir), evaluate_precision_);
+  return evaluate_dataset(open_data(data_dir), evaluate_precision_, evaluate_against_);
 }
 
 EvaluateResult TrainingSession::evaluate(const ArrayData& data) const {
-  return evaluate_dataset(open_arrays(data), evaluate_precision_);
+  return evaluate_dataset(open_arrays(data), evaluate_precision_, evaluate_against_);
 }
 
 std::vector<OutputTraining> TrainingSession::output_specs() const {

@@ -106,7 +106,10 @@ class TrainingSession {
   void copy_batch_to_plan(const Batch& batch, TrainingPlan& plan) const;
   void refuse_int8_training() const;
   // Validation during fit runs in f32; evaluate() in TrainerOptions::evaluate_precision.
-  EvaluateResult evaluate_dataset(const Dataset& data, Precision precision = Precision::f32) const;
+  EvaluateResult evaluate_dataset(const Dataset& data, Precision precision = Precision::f32,
+                                  std::optional<Precision> against = std::nullopt) const;
+  void add_batch_logs(const Batch& batch, const std::map<std::string, Tensor>& outs,
+                      EpochState& state) const;
   TrainingLogs epoch_logs(const EpochState& state, const std::string& prefix) const;
   // fit's body, for every kind of training data: the validation data (FitOptions, else the
   // split of `all`), the epochs, the checkpoints.
@@ -141,6 +144,7 @@ class TrainingSession {
   TrainingProgress progress_;
   int threads_ = 1;
   Precision evaluate_precision_ = Precision::f32;
+  std::optional<Precision> evaluate_against_;
   // The int8 nodes of a quantized weights file (evaluate runs them; fit refuses them). The
   // parameters hold their dequantized kernels.
   std::map<std::string, Int8Node> int8_nodes_;

@@ -14,7 +14,6 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -57,10 +56,14 @@ struct TrainerOptions {
   // or the hardware threads when fewer); the batches do not depend on it.
   int workers = 0;
   // The precision evaluate() runs the inference plan in (CompileOptions::precision: bf16 where
-  // the CPU has native bf16, int8 where it has VNNI); unset: int8 for an int8-quantized
-  // weights_file, else f32. Training and fit's validation always run in f32, and a quantized
-  // weights file can be evaluated but not trained (fit throws).
+  // the CPU has native bf16); training and fit's validation always run in f32.
+  // Unset: int8 for an int8-quantized weights_file (`graph-runner quantize`), else f32. A
+  // quantized file can be evaluated but not trained (fit and train_on_batch throw).
   std::optional<Precision> evaluate_precision;
+  // When set, evaluate() runs every batch through a second plan in this precision (same weights,
+  // same samples) and compares the two (EvaluateResult::against): graph-runner evaluate
+  // --against. Equal to evaluate_precision is an fg::Error.
+  std::optional<Precision> evaluate_against;
   std::string cache_dir;       // preprocessed shards ("" = decode every epoch)
   bool skip_bad_rows = false;  // skip rows that fail to decode (listed in skipped_rows)
 };
@@ -96,10 +99,34 @@ struct FitResult {
   std::vector<std::string> skipped_rows;
 };
 
+// One output of the evaluate_precision plan against the same output of the evaluate_against
+// plan (engine/output_difference.hpp): relative error |a - b| / max(|b|, 1e-3) over every value
+// (b from the evaluate_against plan), and for outputs trained with a crossentropy the top-1
+// agreement, the fraction of rows (samples; positions of a sequence output) whose class is the
+// same in both: the argmax over the class axis (categorical losses), or for binary crossentropy
+// each value's side of 0.5 (0 from logits).
+struct OutputAgreement {
+  std::string output;
+  double max_relative_error = 0;
+  double mean_relative_error = 0;
+  std::optional<double> top1_agreement;  // none: not a classification output
+};
+
+// evaluate() with TrainerOptions::evaluate_against: the second plan's loss and metrics (the
+// names of EvaluateResult::logs) and how each graph output differs, in output order.
+struct PrecisionComparison {
+  Precision precision = Precision::f32;  // evaluate_against
+  TrainingLogs logs;
+  std::vector<OutputAgreement> outputs;
+  double relative_error_floor = 0;  // the eps of the relative errors (kRelativeErrorFloor)
+};
+
 struct EvaluateResult {
+  Precision precision = Precision::f32;  // what the logs were computed in (evaluate_precision)
   TrainingLogs logs;
   int64_t samples = 0;
-  std::vector<std::string> skipped_rows;  // skip_bad_rows: the rows left out
+  std::vector<std::string> skipped_rows;       // skip_bad_rows: the rows left out
+  std::optional<PrecisionComparison> against;  // set with TrainerOptions::evaluate_against
 };
 
 // Called by fit() on the thread that trains. Exceptions they throw stop training.

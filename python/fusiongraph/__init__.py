@@ -24,8 +24,8 @@ from . import _core
 from ._core import GraphError
 from .callbacks import Callback, CallbackList, History, StopTraining
 
-__all__ = ["load", "load_string", "validate", "Model", "TensorSpec", "GraphError",
-           "Callback", "History", "__version__"]
+__all__ = ["load", "load_string", "validate", "precision_names", "Model", "TensorSpec",
+           "GraphError", "Callback", "History", "__version__"]
 
 __version__: str = _core.version()
 
@@ -58,7 +58,8 @@ def _path(value: Any) -> Optional[str]:
 
 
 def load(path: PathLike, weights: Optional[PathLike] = None, *, threads: int = 0,
-         init_seed: Optional[int] = None, optimize: bool = True) -> "Model":
+         init_seed: Optional[int] = None, optimize: bool = True,
+         precision: str = "f32") -> "Model":
     """Reads and compiles a graph file.
 
     Args:
@@ -70,20 +71,32 @@ def load(path: PathLike, weights: Optional[PathLike] = None, *, threads: int = 0
         threads: OpenMP threads for the primitives; 0 = all cores.
         init_seed: Keras-style initial weights from this seed (instead of ``weights``).
         optimize: graph-level plan optimizations (False: one kernel per node).
+        precision: the arithmetic, one of :func:`precision_names` (``"f32"``, ``"bf16"``).
+            ``"bf16"`` runs dense, conv1d and conv2d with bfloat16 inputs and weights (f32
+            accumulation; inputs, outputs and every other op stay f32) where the CPU has native
+            bf16 (AVX-512 BF16); elsewhere the model runs in f32 and :meth:`Model.warnings`
+            says so. ``evaluate`` runs in it too; ``fit`` always trains in f32. Outputs differ
+            from f32 by bf16's roundings (about 0.2 % per value: docs/performance.md).
 
     Raises:
-        GraphError: the graph or the weights are wrong (file, line, column, node, op, hint).
+        GraphError: the graph or the weights are wrong (file, line, column, node, op, hint), or
+            ``precision`` is not one of the names (the message lists them).
     """
     w = _path(weights) or ""
-    return Model(_core.load(os.fspath(path), w, init_seed, threads, optimize))
+    return Model(_core.load(os.fspath(path), w, init_seed, threads, optimize, precision))
 
 
 def load_string(yaml: str, weights: Optional[PathLike] = None, *, threads: int = 0,
                 init_seed: Optional[int] = None, optimize: bool = True,
-                file: str = "<string>") -> "Model":
+                file: str = "<string>", precision: str = "f32") -> "Model":
     """As :func:`load`, for YAML text (``file`` names it in messages)."""
     w = _path(weights) or ""
-    return Model(_core.load_string(yaml, w, init_seed, threads, optimize, file))
+    return Model(_core.load_string(yaml, w, init_seed, threads, optimize, file, precision))
+
+
+def precision_names() -> List[str]:
+    """The precisions :func:`load` accepts, f32 first (``["f32", "bf16"]``)."""
+    return list(_core.precision_names())
 
 
 def validate(path: PathLike) -> List[str]:
@@ -139,6 +152,11 @@ class Model:
     @property
     def threads(self) -> int:
         return self._impl.threads
+
+    @property
+    def precision(self) -> str:
+        """The precision the model was loaded with (``load(..., precision=...)``)."""
+        return self._impl.precision
 
     @property
     def inputs(self) -> List[TensorSpec]:
@@ -341,9 +359,9 @@ class Model:
                  workers: int = 0, cache: Optional[PathLike] = None,
                  skip_bad_rows: bool = False) -> Union[float, List[float], Dict[str, float]]:
         """Keras's evaluate: the loss and metrics over ``x`` (arrays and ``y``, or a data
-        path) in inference mode. A float when there is only the loss, else a list in Keras's
-        order (or a dict with ``return_dict=True``). ``workers``, ``cache``, ``skip_bad_rows``:
-        as in :meth:`fit`."""
+        path) in inference mode, in the model's :attr:`precision`. A float when there is only
+        the loss, else a list in Keras's order (or a dict with ``return_dict=True``).
+        ``workers``, ``cache``, ``skip_bad_rows``: as in :meth:`fit`."""
         data_x, data_y = self._data(x, y)
         call = _core.FitCall()
         call.batch_size, call.workers = batch_size, workers

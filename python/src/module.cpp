@@ -15,13 +15,16 @@ namespace {
 
 // Without weights, a model starts from Keras-style initial weights of the graph's
 // training.seed (else 0), as `graph-runner train` does, so that fit matches it.
+// `precision` is a name ("f32", "bf16"); another is an fg::Error (GraphError) listing the choices.
 LoadOptions load_options(const GraphDef& graph, const std::string& weights,
-                         std::optional<uint64_t> init_seed, int threads, bool optimize) {
+                         std::optional<uint64_t> init_seed, int threads, bool optimize,
+                         const std::string& precision) {
   LoadOptions options;
   options.weights = weights;
   options.init_seed = init_seed;
   options.threads = threads;
   options.optimize = optimize;
+  options.precision = parse_precision(precision);
   if (weights.empty() && !init_seed) {
     std::optional<int64_t> seed;
     if (graph.training) seed = parse_training_config(*graph.training).seed;
@@ -32,20 +35,21 @@ LoadOptions load_options(const GraphDef& graph, const std::string& weights,
 
 std::unique_ptr<PythonModel> load_file(const std::string& path, const std::string& weights,
                                        std::optional<uint64_t> init_seed, int threads,
-                                       bool optimize) {
+                                       bool optimize, const std::string& precision) {
   py::gil_scoped_release released;
   std::shared_ptr<const GraphDef> graph = read_graph(path);
-  return std::make_unique<PythonModel>(graph,
-                                       load_options(*graph, weights, init_seed, threads, optimize));
+  return std::make_unique<PythonModel>(
+      graph, load_options(*graph, weights, init_seed, threads, optimize, precision));
 }
 
 std::unique_ptr<PythonModel> load_text(const std::string& yaml, const std::string& weights,
                                        std::optional<uint64_t> init_seed, int threads,
-                                       bool optimize, const std::string& file) {
+                                       bool optimize, const std::string& file,
+                                       const std::string& precision) {
   py::gil_scoped_release released;
   std::shared_ptr<const GraphDef> graph = read_graph_string(yaml, file);
-  return std::make_unique<PythonModel>(graph,
-                                       load_options(*graph, weights, init_seed, threads, optimize));
+  return std::make_unique<PythonModel>(
+      graph, load_options(*graph, weights, init_seed, threads, optimize, precision));
 }
 
 std::vector<std::string> validate_file(const std::string& path) {
@@ -77,6 +81,7 @@ void bind_model(py::module_& m) {
   py::class_<M>(m, "Model", "A compiled graph with its weights (internal: use fusiongraph.load).")
       .def_property_readonly("name", &M::name)
       .def_property_readonly("threads", &M::threads)
+      .def_property_readonly("precision", &M::precision)
       .def("inputs", &M::inputs)
       .def("outputs", &M::outputs)
       .def("warnings", &M::warnings)
@@ -107,10 +112,12 @@ PYBIND11_MODULE(_core, m) {
   bind_fit_call(m);
   bind_model(m);
   m.def("load", &load_file, py::arg("path"), py::arg("weights") = "",
-        py::arg("init_seed") = py::none(), py::arg("threads") = 0, py::arg("optimize") = true);
+        py::arg("init_seed") = py::none(), py::arg("threads") = 0, py::arg("optimize") = true,
+        py::arg("precision") = "f32");
   m.def("load_string", &load_text, py::arg("yaml"), py::arg("weights") = "",
         py::arg("init_seed") = py::none(), py::arg("threads") = 0, py::arg("optimize") = true,
-        py::arg("file") = "<string>");
+        py::arg("file") = "<string>", py::arg("precision") = "f32");
+  m.def("precision_names", &fg::precision_names);
   m.def("validate", &validate_file, py::arg("path"));
   m.def("version", [] { return std::string(fg::version()); });
   // Keras's progress texts, for predict's bar (engine/training/progress_bar.hpp)

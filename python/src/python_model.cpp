@@ -60,6 +60,7 @@ CompileOptions compile_options(const LoadOptions& options) {
   CompileOptions co;
   co.threads = options.threads;
   co.optimize = options.optimize;
+  co.precision = options.precision;
   co.weights_file = options.weights;
   co.init_seed = options.init_seed;
   return co;
@@ -90,6 +91,9 @@ std::string PythonModel::name() const {
 int PythonModel::threads() const {
   return state()->session.threads();
 }
+std::string PythonModel::precision() const {
+  return precision_name(state()->session.precision());
+}
 
 py::list PythonModel::inputs() const {
   auto st = state();
@@ -117,6 +121,8 @@ py::list PythonModel::warnings() const {
   py::list out;
   const auto st = state();  // kept for the loop: fit may swap the model's state meanwhile
   for (const Diagnostic& d : st->session.warnings()) out.append(d.format());
+  if (const std::string w = st->session.precision_warning(); !w.empty())
+    out.append("warning: " + w);
   return out;
 }
 

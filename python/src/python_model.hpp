@@ -27,6 +27,9 @@ struct LoadOptions {
   std::optional<uint64_t> init_seed;
   int threads = 0;
   bool optimize = true;
+  // CompileOptions::precision: bf16 runs dense and convolutions in bfloat16 where the CPU has
+  // native bf16; evaluate() runs in it too, fit always trains in f32.
+  Precision precision = Precision::f32;
 };
 
 // Settings of one fit call (None = the graph's `training:` value).
@@ -51,6 +54,9 @@ class PythonModel {
   py::list inputs() const;   // [(name, shape with None, dtype, takes_raw)]
   py::list outputs() const;  // [(name, shape with None, dtype, class names)]
   int threads() const;
+  std::string precision() const;  // "f32", "bf16"
+  // The compiler's and the weights' warnings; for bf16 on a CPU without native bf16 also the
+  // precision warning (the ISA oneDNN found; the model runs in f32).
   py::list warnings() const;
 
   // inputs: name -> ndarray (or, for inputs that declare preprocessing, a str or a sequence of

@@ -142,6 +142,7 @@ Trainer& PythonModel::trainer(const FitCall& call) {
     TrainerOptions options;
     options.threads = st->session.threads();
     options.weights = st->session.weights();
+    options.evaluate_precision = options_.precision;
     py::gil_scoped_release released;
     trainer_ = std::make_unique<Trainer>(graph_, options);
   }
@@ -154,6 +155,7 @@ void PythonModel::refresh_from_trainer() {
   CompileOptions options;
   options.threads = state()->session.threads();
   options.optimize = options_.optimize;
+  options.precision = options_.precision;
   RawInputs raw = trainer_->raw_inputs();
   WeightStore weights = trainer_->weights();
   if (!raw.preprocessors().config().empty())  // a trainer made from them again learns nothing anew

@@ -250,6 +250,51 @@ TEST_CASE(
                 " --precision f16")
             .code == 2);
 
+  // --against f32: both plans' values, their difference, and per output the agreement and the
+  // relative errors; the f32 side is exactly the plain evaluate's.
+  const auto compared = run_cli("evaluate " + f.graph + " --weights " + f.save + " --data " +
+                                    f.data + " --json --precision bf16 --against f32",
+                                /*merge_stderr=*/false);
+  REQUIRE_MESSAGE(compared.code == 0, compared.out);
+  CAPTURE(compared.out);
+  const size_t against_at = compared.out.find("\"against\"");
+  REQUIRE(against_at != std::string::npos);
+  CHECK(loss_of(compared.out) == loss_of(eval_bf16.out));
+  CHECK(loss_of(compared.out.substr(against_at)) == loss_of(eval.out));
+  for (const char* key :
+       {"\"precision\": \"bf16\"", "\"precision\": \"f32\"", "\"difference\"", "\"top1_agreement\"",
+        "\"max_relative_error\"", "\"mean_relative_error\"", "\"relative_error_floor\": 0.001"})
+    CHECK_MESSAGE(has(compared.out, key), "missing: " << key);
+  const auto value_after = [&](const std::string& key) {
+    const size_t at = compared.out.find("\"" + key + "\": ", against_at);
+    REQUIRE(at != std::string::npos);
+    return std::stod(compared.out.substr(at + key.size() + 4));
+  };
+  // 32 samples, 3 classes, softmax of a 16-unit layer: bf16's roundings (0.4 % per input) may
+  // move a near tie, so at least 30 of 32 agree; every probability within 10 % (relative,
+  // floor 1e-3); under ONEDNN_MAX_CPU_ISA=AVX2 both plans are f32 and agree exactly.
+  CHECK(value_after("top1_agreement") >= 30.0 / 32);
+  CHECK(value_after("max_relative_error") <= 0.1);
+  CHECK(value_after("mean_relative_error") <= value_after("max_relative_error"));
+  const auto text = run_cli("evaluate " + f.graph + " --weights " + f.save + " --data " + f.data +
+                                " --precision bf16 --against f32",
+                            /*merge_stderr=*/false);
+  REQUIRE_MESSAGE(text.code == 0, text.out);
+  CAPTURE(text.out);
+  for (const char* part : {"bf16 against f32:", "difference", "points", "top-1 agreement",
+                           "max rel. error", "mean rel. error", "max(|f32|, 0.001)"})
+    CHECK_MESSAGE(has(text.out, part), "missing: " << part);
+  // Bad --against: the same precision, an unknown one (usage errors naming the flag and the
+  // choices).
+  const auto same = run_cli("evaluate " + f.graph + " --weights " + f.save + " --data " + f.data +
+                            " --precision bf16 --against bf16");
+  CHECK(same.code == 2);
+  CHECK(has(same.out, "--against bf16: the same precision as --precision"));
+  const auto unknown = run_cli("evaluate " + f.graph + " --weights " + f.save + " --data " +
+                               f.data + " --against f64");
+  CHECK(unknown.code == 2);
+  CHECK(has(unknown.out, "--against: unknown precision 'f64'; expected one of: f32, bf16"));
+
   // Resuming to 3 epochs appends epoch 2 to the CSV.
   const auto resumed = run_cli("train " + f.graph + " --data " + f.data + " --save " + f.save +
                                " --log " + log + " --resume " + f.save + " --epochs 3");
