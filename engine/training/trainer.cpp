@@ -179,8 +179,8 @@ TrainingSession::TrainingSession(std::shared_ptr<const GraphDef> def,
   int8_nodes_ = initial.int8_nodes();
   for (const auto& [node, int8] : int8_nodes_)
     initial.set(node + ".kernel", int8.dequantized_kernel());
-  evaluate_precision_ = options.evaluate_precision.value_or(int8_nodes_.empty() ? Precision::f32
-                                                                                 : Precision::int8);
+  evaluate_precision_ =
+      options.evaluate_precision.value_or(int8_nodes_.empty() ? Precision::f32 : Precision::int8);
   auto state = initial.metadata().find(kPreprocessingMetadataKey);
   if (state != initial.metadata().end()) {
     preprocessors_->load_state_json(
@@ -459,8 +459,9 @@ void TrainingSession::refuse_int8_training() const {
                           "be evaluated but not trained",
                           int8_nodes_.size(), int8_nodes_.size() == 1 ? "" : "s",
                           int8_nodes_.begin()->first))
-      .hint("train from the float32 weights, then quantize the result with `graph-runner "
-            "quantize`");
+      .hint(
+          "train from the float32 weights, then quantize the result with `graph-runner "
+          "quantize`");
 }
 
 FitResult TrainingSession::fit(const std::string& data_dir, const FitOptions& options) {

@@ -282,15 +282,33 @@ TEST_CASE("reading a missing file or a directory as safetensors fails clearly") 
   check_error([&] { fg::read_safetensors(dir.path().string()); }, {"is a directory"});
 }
 
-TEST_CASE("safetensors writing refuses int32 tensors and leaves no file") {
+TEST_CASE("safetensors writes and reads int32 and int8 tensors (quantized weights files)") {
   TempDir dir;
   Tensor ints(DType::i32, {3});
+  Tensor bytes(DType::i8, {7});
+  for (int i = 0; i < 3; ++i) ints.mutable_data<int32_t>()[i] = -100000 * i + 7;
+  for (int i = 0; i < 7; ++i) bytes.mutable_data<int8_t>()[i] = static_cast<int8_t>(i * 37 - 127);
+  const std::string path = dir.file("i.safetensors");
+  fg::write_safetensors(path, {{"t.ids", ints}, {"t.q", bytes}});
+  const std::string raw = fg::test::read_bytes(path);
+  CHECK(raw.find("\"I32\"") != std::string::npos);
+  CHECK(raw.find("\"I8\"") != std::string::npos);
+  const auto back = fg::read_safetensors(path);
+  REQUIRE(back.tensors.at("t.ids").dtype() == DType::i32);
+  REQUIRE(back.tensors.at("t.q").dtype() == DType::i8);
+  for (int i = 0; i < 3; ++i) CHECK(back.tensors.at("t.ids").data<int32_t>()[i] == -100000 * i + 7);
+  for (int i = 0; i < 7; ++i)
+    CHECK(back.tensors.at("t.q").data<int8_t>()[i] == static_cast<int8_t>(i * 37 - 127));
+  // An I8 entry whose byte count does not fit its shape is refused.
   check_error(
       [&] {
-        fg::write_safetensors(dir.file("i.safetensors"), {{"t.ids", ints}});
+        const std::string header =
+            R"({"q": {"dtype": "I8", "shape": [4], "data_offsets": [0, 3]}})";
+        fg::test::write_bytes(dir.file("bad.safetensors"),
+                              fg::test::le_bytes(header.size(), 8) + header + "abc");
+        fg::read_safetensors(dir.file("bad.safetensors"));
       },
-      {"tensor 't.ids'", "int32", "F32 only"});
-  CHECK(dir.entries().empty());
+      {"shape (4,) of I8 needs 4 x 1 bytes"});
 }
 
 TEST_CASE("safetensors writes are atomic") {
