@@ -72,10 +72,10 @@ Int8Node read_node(std::map<std::string, Tensor>& tensors, const std::string& no
   Int8Node n;
   n.input = input;
   n.kernel = take(tensors, node, "kernel", DType::i8, 0, path);
-  if (n.kernel.shape().empty())
-    throw bad_file(path, fmt::format("tensor '{}.kernel' is a scalar: expected the Keras kernel "
-                                     "shape",
-                                     node));
+  if (n.kernel.shape().empty() || n.kernel.size() == 0)
+    throw bad_file(path, fmt::format("tensor '{}.kernel' has shape {}: expected the Keras kernel "
+                                     "shape (output channels last, no empty axis)",
+                                     node, format_shape(n.kernel.shape())));
   const auto channels = static_cast<size_t>(n.kernel.shape().back());
   const Tensor scales = take(tensors, node, "kernel_scale", DType::f32, channels, path);
   n.kernel_scales = positive_scales(scales, node + ".kernel_scale", path);

@@ -512,6 +512,12 @@ TEST_CASE("quantized weights file: malformed files are clear errors") {
     check_error([&] { WeightStore::load_safetensors(write(t, meta)); },
                 {"n.input_zero_point", "is 3", "zero point 0"});
   }
+  {
+    auto t = tensors;
+    t["d1.kernel"] = Tensor(DType::i8, {13, 0});
+    check_error([&] { WeightStore::load_safetensors(write(t, meta)); },
+                {"d1.kernel", "has shape (13, 0)", "no empty axis"});
+  }
   check_error([&] { WeightStore::load_safetensors(write(tensors, "{not json")); },
               {"quantization metadata is not JSON"});
   check_error(
