@@ -144,7 +144,8 @@ Command add_quantize_command(CLI::App& app) {
   c->add_option("--calibration-data", o->data, "Calibration data: a data folder or table")
       ->check(CLI::ExistingPath);
   c->add_option("-o,--output", o->output, "The quantized weights file to write")->required();
-  c->add_option("--method", o->method, "Calibration: percentile (default, with --percentile), entropy or minmax")
+  c->add_option("--method", o->method,
+                "Calibration: percentile (default, with --percentile), entropy or minmax")
       ->check(CLI::IsMember({"minmax", "percentile", "entropy"}));
   c->add_option("--percentile", o->percentile,
                 "For --method percentile: the percentile of |x| kept (default 99.99)")
